@@ -1,0 +1,192 @@
+/**
+ * The gateway role: the HTTP edge. REST at /v1/... generated from the proto's
+ * google.api.http rules (JSON = protobuf JSON mapping), the seed's legacy
+ * routes, /healthz and /readyz. It calls ingest and query over gRPC.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
+import { IngestService } from '../gen/tally/v1/ingest_pb.js';
+import { QueryService } from '../gen/tally/v1/query_pb.js';
+import { AppError, Code } from '../infra/app-error.ts';
+import type { ServiceClient } from '../infra/grpc/grpc-service.ts';
+import { type HttpRoute, httpRoutes } from '../infra/http/http-rules.ts';
+import { parseJson, readBody, sendError, sendJson } from '../infra/http/http-server.ts';
+import type { Stoppable } from '../infra/lifecycle.ts';
+import type { Logger } from '../infra/logger.ts';
+import { legacyRoutes } from './legacy-routes.ts';
+
+export interface GatewayConfig {
+  host: string;
+  port: number;
+  maxBodyBytes: number;
+  /** Whole-request bound, body included: a trickled body times out. */
+  requestTimeoutMs: number;
+  drainTimeoutMs: number;
+}
+
+export interface GatewayDeps {
+  ingest: ServiceClient<(typeof IngestService)['method']>;
+  query: ServiceClient<(typeof QueryService)['method']>;
+  logger: Logger;
+}
+
+/** A running gateway; `port` is the bound port (useful with port 0). */
+export interface Gateway extends Stoppable {
+  readonly port: number;
+}
+
+/** What a route handler gets. */
+export interface RequestContext {
+  request: IncomingMessage;
+  response: ServerResponse;
+  /** The caller's address, forwarded to ingest. */
+  clientIp: string;
+  /** Reads and parses the JSON body (bounded). */
+  json(): Promise<unknown>;
+}
+
+export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<Gateway> {
+  const logger = deps.logger.child({ role: 'gateway' });
+  const clients: Record<string, Record<string, (request: unknown, options?: unknown) => Promise<unknown>>> = {
+    [IngestService.typeName]: deps.ingest as never,
+    [QueryService.typeName]: deps.query as never,
+  };
+  const routes = httpRoutes([IngestService, QueryService]);
+  const legacy = legacyRoutes(deps);
+  let accepting = true;
+
+  const handleRest = async (route: HttpRoute, match: RegExpExecArray, ctx: RequestContext, url: URL) => {
+    const json: Record<string, JsonValue> = {};
+    if (route.body === '*') {
+      const body = await ctx.json();
+      if (!isObject(body)) throw AppError.invalidField('body', 'must be a JSON object');
+      Object.assign(json, body);
+    } else {
+      if (route.body !== '') json[route.body] = (await ctx.json()) as JsonValue;
+      for (const [key, value] of url.searchParams) {
+        if (key in json) throw AppError.invalidField(key, 'is given more than once');
+        json[key] = value;
+      }
+    }
+    route.pathFields.forEach((field, i) => {
+      json[field] = decodeURIComponent(match[i + 1] ?? '');
+    });
+    let request: unknown;
+    try {
+      request = fromJson(route.method.input, json, { ignoreUnknownFields: false });
+    } catch (error) {
+      throw jsonError(error, route.body);
+    }
+    const call = clients[route.service.typeName]?.[route.method.localName];
+    if (!call) throw new AppError(Code.UNIMPLEMENTED, `${route.method.name} is not served here`);
+    const result = await call(request, {
+      metadata: { 'x-forwarded-for': ctx.clientIp },
+      timeoutMs: config.requestTimeoutMs,
+    });
+    sendJson(ctx.response, 200, toJson(route.method.output, result as never, { alwaysEmitImplicit: true }));
+  };
+
+  const handle = async (request: IncomingMessage, response: ServerResponse) => {
+    const url = new URL(request.url ?? '/', 'http://gateway');
+    const path = url.pathname;
+    const verb = request.method ?? 'GET';
+    let bodyRead: Promise<unknown> | undefined;
+    const ctx: RequestContext = {
+      request,
+      response,
+      clientIp: (request.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, ''),
+      json: () => {
+        bodyRead ??= readBody(request, config.maxBodyBytes).then(parseJson);
+        return bodyRead;
+      },
+    };
+    try {
+      if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
+      if (path === '/readyz')
+        return accepting
+          ? sendJson(response, 200, { status: 'ready' })
+          : sendJson(response, 503, { status: 'draining' });
+      if (!accepting)
+        throw new AppError(Code.UNAVAILABLE, 'server is shutting down, retry on another instance');
+
+      const legacyRoute = legacy.find((r) => r.paths.includes(path));
+      if (legacyRoute) {
+        if (legacyRoute.verb !== verb) return methodNotAllowed(response, [legacyRoute.verb], path);
+        return await legacyRoute.handle(ctx);
+      }
+      const candidates = routes
+        .map((route) => ({ route, match: route.pattern.exec(path) }))
+        .filter((c): c is { route: HttpRoute; match: RegExpExecArray } => c.match !== null);
+      const hit = candidates.find((c) => c.route.verb === verb);
+      if (hit) return await handleRest(hit.route, hit.match, ctx, url);
+      if (candidates.length > 0)
+        return methodNotAllowed(
+          response,
+          candidates.map((c) => c.route.verb),
+          path,
+        );
+      throw new AppError(Code.NOT_FOUND, `no route for ${verb} ${path}`);
+    } catch (error) {
+      // Drain an unread body so the connection stays usable, unless it is the body that was refused.
+      sendError(response, error, logger);
+    }
+  };
+
+  const server: Server = createServer(
+    { requestTimeout: config.requestTimeoutMs, headersTimeout: Math.min(config.requestTimeoutMs, 10_000) },
+    (request, response) => {
+      void handle(request, response);
+    },
+  );
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  logger.info('gateway listening', { host: config.host, port });
+
+  return {
+    name: 'gateway',
+    port,
+    async stop() {
+      accepting = false;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const force = setTimeout(() => server.closeAllConnections(), config.drainTimeoutMs);
+      await closed;
+      clearTimeout(force);
+    },
+  };
+}
+
+function methodNotAllowed(response: ServerResponse, verbs: string[], path: string): void {
+  const allow = [...new Set(verbs)].join(', ');
+  sendJson(
+    response,
+    405,
+    { error: { code: 405, status: 'METHOD_NOT_ALLOWED', message: `${path} accepts ${allow}` } },
+    { allow },
+  );
+}
+
+function isObject(value: unknown): value is Record<string, JsonValue> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** protobuf-es JSON errors → INVALID_ARGUMENT naming the field where the message allows it. */
+function jsonError(error: unknown, bodyField: string): AppError {
+  const message = error instanceof Error ? error.message : String(error);
+  const unknownKey = /key "([^"]+)" is unknown/.exec(message);
+  const badField = /cannot decode field [\w.]*\.(\w+) from JSON/.exec(message);
+  const field = unknownKey?.[1] ?? badField?.[1];
+  const prefix = bodyField !== '' && bodyField !== '*' ? `${bodyField}.` : '';
+  const detail = message.replace(/^cannot decode (message|field) [\w.]+ from JSON: /, '');
+  return field
+    ? AppError.invalidField(prefix + field, unknownKey ? 'is not a known field' : detail)
+    : AppError.invalidField('body', detail);
+}

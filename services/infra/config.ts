@@ -1,0 +1,151 @@
+/**
+ * Configuration: parsed once from the environment with a schema into a frozen
+ * object. A bad value fails at start-up with a message naming the variable.
+ * Every variable is listed, with its default, in the README.
+ */
+import { z } from 'zod';
+import { defaultEventLimits } from '../domain/event-rules.ts';
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const list = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== ''),
+);
+const bool = z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1');
+const name = z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits and . _ - only');
+
+/** Each variable with its default; the README's configuration table lists the same. */
+const schema = z.object({
+  TALLY_KAFKA_BROKERS: list.optional(),
+  TALLY_KAFKA_CLIENT_ID: name.default('tally'),
+  TALLY_REDIS_URL: z.string().url().optional(),
+  TALLY_PG_URL: z.string().url().optional(),
+  TALLY_PG_READ_URLS: list.optional(),
+  TALLY_PG_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/, 'a lower-case SQL identifier')
+    .default('public'),
+  TALLY_PG_POOL_SIZE: int(1, 1000).default(10),
+  TALLY_PG_MIGRATE: bool.default(true),
+  TALLY_BIND_HOST: z.string().min(1).default('0.0.0.0'),
+  TALLY_HTTP_PORT: int(0, 65535).default(8080),
+  TALLY_GRPC_PORT: int(0, 65535).default(50051),
+  TALLY_INGEST_ADDR: z.string().min(1).default('127.0.0.1:50051'),
+  TALLY_QUERY_ADDR: z.string().min(1).default('127.0.0.1:50051'),
+  TALLY_EVENTS_TOPIC: name.default('events'),
+  TALLY_EVENTS_PARTITIONS: int(1, 10_000).default(12),
+  TALLY_DLQ_TOPIC: name.default('events.dlq'),
+  TALLY_GROUP_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]*$/)
+    .default(''),
+  TALLY_REDIS_PREFIX: name.default('tally'),
+  TALLY_MAX_LATENESS_MS: int(0).default(defaultEventLimits.maxLatenessMs),
+  TALLY_MAX_FUTURE_MS: int(0).default(defaultEventLimits.maxFutureMs),
+  TALLY_MAX_BATCH_EVENTS: int(1, 100_000).default(1000),
+  TALLY_HTTP_MAX_BODY_BYTES: int(1024).default(1024 * 1024),
+  TALLY_HTTP_REQUEST_TIMEOUT_MS: int(100).default(30_000),
+  TALLY_GRPC_MAX_MESSAGE_BYTES: int(1024).default(4 * 1024 * 1024),
+  TALLY_PRODUCE_LINGER_MS: int(0, 1000).default(5),
+  TALLY_PRODUCE_MAX_BATCH_EVENTS: int(1, 100_000).default(5000),
+  TALLY_PRODUCE_TIMEOUT_MS: int(100).default(10_000),
+  TALLY_CONSUMER_MAX_WAIT_MS: int(1, 30_000).default(100),
+  TALLY_DEDUP_WINDOW_MS: int(1000).default(24 * 3600_000),
+  TALLY_DRAIN_TIMEOUT_MS: int(0).default(15_000),
+  TALLY_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+});
+
+/** Everything a process needs to know, frozen. */
+export interface TallyConfig {
+  kafka: { brokers: string[] | undefined; clientId: string };
+  redis: { url: string | undefined; keyPrefix: string; dedupWindowMs: number };
+  pg: { url: string | undefined; readUrls: string[]; schema: string; poolSize: number; migrate: boolean };
+  http: { host: string; port: number; maxBodyBytes: number; requestTimeoutMs: number };
+  grpc: { host: string; port: number; maxMessageBytes: number; ingestAddr: string; queryAddr: string };
+  topics: { events: string; eventsPartitions: number; dlq: string };
+  groupPrefix: string;
+  ingest: {
+    maxLatenessMs: number;
+    maxFutureMs: number;
+    maxBatchEvents: number;
+    lingerMs: number;
+    maxProduceBatchEvents: number;
+    produceTimeoutMs: number;
+  };
+  consumer: { maxWaitMs: number };
+  drainTimeoutMs: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+/** Thrown when the environment holds a bad value; the message names every bad variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses `env` (default: process.env) into a frozen TallyConfig. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): TallyConfig {
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([k, v]) => k.startsWith('TALLY_') && v !== ''),
+  );
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  return deepFreeze({
+    kafka: { brokers: e.TALLY_KAFKA_BROKERS, clientId: e.TALLY_KAFKA_CLIENT_ID },
+    redis: {
+      url: e.TALLY_REDIS_URL,
+      keyPrefix: e.TALLY_REDIS_PREFIX,
+      dedupWindowMs: e.TALLY_DEDUP_WINDOW_MS,
+    },
+    pg: {
+      url: e.TALLY_PG_URL,
+      readUrls: e.TALLY_PG_READ_URLS ?? [],
+      schema: e.TALLY_PG_SCHEMA,
+      poolSize: e.TALLY_PG_POOL_SIZE,
+      migrate: e.TALLY_PG_MIGRATE,
+    },
+    http: {
+      host: e.TALLY_BIND_HOST,
+      port: e.TALLY_HTTP_PORT,
+      maxBodyBytes: e.TALLY_HTTP_MAX_BODY_BYTES,
+      requestTimeoutMs: e.TALLY_HTTP_REQUEST_TIMEOUT_MS,
+    },
+    grpc: {
+      host: e.TALLY_BIND_HOST,
+      port: e.TALLY_GRPC_PORT,
+      maxMessageBytes: e.TALLY_GRPC_MAX_MESSAGE_BYTES,
+      ingestAddr: e.TALLY_INGEST_ADDR,
+      queryAddr: e.TALLY_QUERY_ADDR,
+    },
+    topics: {
+      events: e.TALLY_EVENTS_TOPIC,
+      eventsPartitions: e.TALLY_EVENTS_PARTITIONS,
+      dlq: e.TALLY_DLQ_TOPIC,
+    },
+    groupPrefix: e.TALLY_GROUP_PREFIX,
+    ingest: {
+      maxLatenessMs: e.TALLY_MAX_LATENESS_MS,
+      maxFutureMs: e.TALLY_MAX_FUTURE_MS,
+      maxBatchEvents: e.TALLY_MAX_BATCH_EVENTS,
+      lingerMs: e.TALLY_PRODUCE_LINGER_MS,
+      maxProduceBatchEvents: e.TALLY_PRODUCE_MAX_BATCH_EVENTS,
+      produceTimeoutMs: e.TALLY_PRODUCE_TIMEOUT_MS,
+    },
+    consumer: { maxWaitMs: e.TALLY_CONSUMER_MAX_WAIT_MS },
+    drainTimeoutMs: e.TALLY_DRAIN_TIMEOUT_MS,
+    logLevel: e.TALLY_LOG_LEVEL,
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

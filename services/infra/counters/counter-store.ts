@@ -1,0 +1,33 @@
+/**
+ * The counter store port: live counts and sums per (target, type), applied
+ * exactly once per event id. Adapters: Redis standalone or Cluster
+ * (redis-counter-store.ts); an embedded one can plug in without touching a role.
+ */
+
+/** One event's contribution to its (target, type) counter. */
+export interface CounterIncrement {
+  eventId: string;
+  target: string;
+  type: string;
+  /** Added to the sum; absent counts as 0. */
+  value: number | undefined;
+}
+
+export interface TypeCounter {
+  type: string;
+  count: number;
+  sum: number;
+}
+
+export interface CounterStore {
+  /** Which adapter, for the start-up log. */
+  readonly description: string;
+  /**
+   * Applies each increment unless its (target, event id) was already applied
+   * within the deduplication window; atomic per target. Returns how many were new.
+   */
+  apply(increments: readonly CounterIncrement[]): Promise<number>;
+  /** Every type counted for `target`, ordered by type. */
+  read(target: string): Promise<TypeCounter[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,121 @@
+/**
+ * Counters in Redis (standalone or Cluster), through ioredis.
+ *
+ * Per target, in one hash slot (hash tag = a digest of the target, since a
+ * target may itself contain braces):
+ *   <prefix>:{<tag>}:n        hash type → count
+ *   <prefix>:{<tag>}:s        hash type → sum of values
+ *   <prefix>:{<tag>}:e:<id>   marker: event <id> was applied (expires after the dedup window)
+ * One Lua script per target applies a batch's increments and sets the markers
+ * atomically, so a redelivered or re-sent event is never counted twice, and the
+ * script touches only keys of one slot, as Redis Cluster requires.
+ */
+import { createHash } from 'node:crypto';
+import { Cluster, Redis } from 'ioredis';
+import { AppError, Code } from '../app-error.ts';
+import type { CounterIncrement, CounterStore, TypeCounter } from './counter-store.ts';
+
+// KEYS[1] counts hash, KEYS[2] sums hash, KEYS[3..] one marker per event.
+// ARGV[1] marker ttl in ms, then per event: type, value ('' when none).
+const APPLY_SCRIPT = `
+local applied = 0
+local ttl = ARGV[1]
+for i = 3, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'PX', ttl) then
+    local type = ARGV[(i - 3) * 2 + 2]
+    local value = ARGV[(i - 3) * 2 + 3]
+    redis.call('HINCRBY', KEYS[1], type, 1)
+    if value ~= '' then redis.call('HINCRBYFLOAT', KEYS[2], type, value) end
+    applied = applied + 1
+  end
+end
+return applied
+`;
+
+export interface RedisCounterStoreOptions {
+  /** `redis://host:port` for a standalone server. */
+  url?: string;
+  /** `host:port` of some Cluster nodes; set instead of `url` for Redis Cluster. */
+  clusterNodes?: readonly string[];
+  keyPrefix: string;
+  dedupWindowMs: number;
+}
+
+type Client = Redis | Cluster;
+type ClientWithApply = Client & {
+  tallyApply(numKeys: number, ...args: (string | number)[]): Promise<number>;
+};
+
+export function createRedisCounterStore(options: RedisCounterStoreOptions): CounterStore {
+  const common = { lazyConnect: false, maxRetriesPerRequest: 3, enableOfflineQueue: true } as const;
+  let client: Client;
+  let where: string;
+  if (options.clusterNodes && options.clusterNodes.length > 0) {
+    client = new Cluster(
+      options.clusterNodes.map((n) => {
+        const [host, port] = n.split(':');
+        return { host: host ?? '127.0.0.1', port: Number(port ?? 6379) };
+      }),
+      { redisOptions: common },
+    );
+    where = `cluster ${options.clusterNodes.join(',')}`;
+  } else if (options.url) {
+    client = new Redis(options.url, common);
+    where = options.url.replace(/\/\/[^@]*@/, '//');
+  } else {
+    throw new Error('Redis counter store needs a url or cluster nodes');
+  }
+  client.on('error', () => {}); // surfaced per command; ioredis reconnects by itself
+  client.defineCommand('tallyApply', { lua: APPLY_SCRIPT });
+  const redis = client as ClientWithApply;
+  const keysFor = (target: string) => {
+    const tag = createHash('sha256').update(target).digest('base64url').slice(0, 22);
+    const base = `${options.keyPrefix}:{${tag}}`;
+    return { counts: `${base}:n`, sums: `${base}:s`, marker: (id: string) => `${base}:e:${id}` };
+  };
+
+  return {
+    description: `redis (ioredis, ${where})`,
+
+    async apply(increments: readonly CounterIncrement[]): Promise<number> {
+      const byTarget = new Map<string, CounterIncrement[]>();
+      for (const inc of increments) {
+        const list = byTarget.get(inc.target);
+        if (list) list.push(inc);
+        else byTarget.set(inc.target, [inc]);
+      }
+      const calls = [...byTarget].map(([target, incs]) => {
+        const keys = keysFor(target);
+        const args: (string | number)[] = [keys.counts, keys.sums];
+        for (const inc of incs) args.push(keys.marker(inc.eventId));
+        args.push(options.dedupWindowMs);
+        for (const inc of incs) args.push(inc.type, inc.value === undefined ? '' : String(inc.value));
+        return redis.tallyApply(2 + incs.length, ...args);
+      });
+      try {
+        const applied = await Promise.all(calls);
+        return applied.reduce((a, b) => a + Number(b), 0);
+      } catch (error) {
+        throw new AppError(Code.UNAVAILABLE, 'Redis write failed', { cause: error });
+      }
+    },
+
+    async read(target: string): Promise<TypeCounter[]> {
+      const keys = keysFor(target);
+      let counts: Record<string, string>;
+      let sums: Record<string, string>;
+      try {
+        [counts, sums] = await Promise.all([redis.hgetall(keys.counts), redis.hgetall(keys.sums)]);
+      } catch (error) {
+        throw new AppError(Code.UNAVAILABLE, 'Redis read failed', { cause: error });
+      }
+      return Object.keys(counts)
+        .sort()
+        .map((type) => ({ type, count: Number(counts[type]), sum: Number(sums[type] ?? 0) }));
+    },
+
+    async close(): Promise<void> {
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

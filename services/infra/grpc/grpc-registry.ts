@@ -1,0 +1,48 @@
+/**
+ * Collects the gRPC services of the roles running in one process, so that
+ * they share one server and port; refuses new calls once draining.
+ */
+import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../logger.ts';
+import {
+  type GrpcServer,
+  type GrpcServerOptions,
+  grpcService,
+  type ServiceImpl,
+  startGrpcServer,
+} from './grpc-service.ts';
+
+export class GrpcRegistry {
+  readonly #services: { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation }[] =
+    [];
+  readonly #logger: Logger;
+  #accepting = true;
+
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
+
+  /** Adds a service; call before {@link listen}. */
+  register<T extends GenServiceMethods>(service: GenService<T>, impl: ServiceImpl<T>): void {
+    this.#services.push(
+      grpcService(service, impl, {
+        logger: this.#logger.child({ service: service.typeName }),
+        accepting: () => this.#accepting,
+      }),
+    );
+  }
+
+  get isEmpty(): boolean {
+    return this.#services.length === 0;
+  }
+
+  /** New calls from now on get UNAVAILABLE. */
+  drain(): void {
+    this.#accepting = false;
+  }
+
+  listen(options: GrpcServerOptions): Promise<GrpcServer> {
+    return startGrpcServer(this.#services, options);
+  }
+}

@@ -1,0 +1,287 @@
+/**
+ * gRPC with protobuf-es messages on @grpc/grpc-js: service definitions built
+ * from the generated descriptors (no proto-loader, no protobufjs).
+ * Requests are decoded inside the handler so that a malformed message is
+ * INVALID_ARGUMENT, not the INTERNAL grpc-js would answer for a failing deserializer.
+ */
+import {
+  create,
+  type DescMessage,
+  type DescMethod,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from '@bufbuild/protobuf';
+import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import * as grpc from '@grpc/grpc-js';
+import { AppError, Code, toAppError } from '../app-error.ts';
+import type { Logger } from '../logger.ts';
+
+/** What a handler knows of its call. */
+export interface CallContext {
+  metadata: grpc.Metadata;
+  /** `ip:port` of the caller. */
+  peer: string;
+}
+
+type MethodImpl<M> = M extends { methodKind: 'unary'; input: infer I; output: infer O }
+  ? I extends DescMessage
+    ? O extends DescMessage
+      ? (request: MessageShape<I>, context: CallContext) => Promise<MessageInitShape<O>>
+      : never
+    : never
+  : M extends { methodKind: 'client_streaming'; input: infer I; output: infer O }
+    ? I extends DescMessage
+      ? O extends DescMessage
+        ? (requests: AsyncIterable<MessageShape<I>>, context: CallContext) => Promise<MessageInitShape<O>>
+        : never
+      : never
+    : never;
+
+/** One async function per method of the service. */
+export type ServiceImpl<T extends GenServiceMethods> = { [K in keyof T]: MethodImpl<T[K]> };
+
+const identity = (b: Buffer): Buffer => b;
+
+/** The grpc-js definition and handlers for `service` served by `impl`. */
+export function grpcService<T extends GenServiceMethods>(
+  service: GenService<T>,
+  impl: ServiceImpl<T>,
+  options: { logger: Logger; accepting: () => boolean },
+): { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation } {
+  const definition: Record<string, grpc.MethodDefinition<Buffer, unknown>> = {};
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    const fn = (impl as Record<string, unknown>)[method.localName] as (
+      request: unknown,
+      context: CallContext,
+    ) => Promise<MessageInitShape<DescMessage>>;
+    const clientStreaming = method.methodKind === 'client_streaming';
+    if (method.methodKind !== 'unary' && !clientStreaming)
+      throw new Error(`unsupported method kind: ${method.name}`);
+    definition[method.name] = {
+      path: `/${service.typeName}/${method.name}`,
+      requestStream: clientStreaming,
+      responseStream: false,
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: (m: unknown) => Buffer.from(toBinary(method.output, m as MessageShape<DescMessage>)),
+      responseDeserialize: identity,
+    };
+    const respond = (
+      callback: grpc.sendUnaryData<unknown>,
+      work: () => Promise<MessageInitShape<DescMessage>>,
+    ): void => {
+      work().then(
+        (init) => callback(null, create(method.output, init)),
+        (error: unknown) => callback(toServiceError(error, method, options.logger)),
+      );
+    };
+    handlers[method.name] = clientStreaming
+      ? (call: grpc.ServerReadableStream<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+          respond(callback, async () => {
+            refuseWhenDraining(options.accepting);
+            return fn(decodeStream(call, method.input), contextOf(call));
+          })
+      : (call: grpc.ServerUnaryCall<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+          respond(callback, async () => {
+            refuseWhenDraining(options.accepting);
+            return fn(decode(method.input, call.request, ''), contextOf(call));
+          });
+  }
+  return { definition, handlers };
+}
+
+function refuseWhenDraining(accepting: () => boolean): void {
+  if (!accepting())
+    throw new AppError(Code.UNAVAILABLE, 'server is shutting down, retry on another instance');
+}
+
+function contextOf(call: grpc.ServerUnaryCall<Buffer, unknown> | grpc.ServerReadableStream<Buffer, unknown>) {
+  return { metadata: call.metadata, peer: call.getPeer() };
+}
+
+function decode<D extends DescMessage>(schema: D, bytes: Buffer, where: string): MessageShape<D> {
+  try {
+    return fromBinary(schema, bytes);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new AppError(Code.INVALID_ARGUMENT, `malformed ${schema.typeName}${where}: ${reason}`);
+  }
+}
+
+async function* decodeStream<D extends DescMessage>(
+  call: AsyncIterable<Buffer>,
+  schema: D,
+): AsyncGenerator<MessageShape<D>> {
+  let index = 0;
+  for await (const chunk of call) {
+    yield decode(schema, chunk, ` at stream message ${index}`);
+    index++;
+  }
+}
+
+function toServiceError(error: unknown, method: DescMethod, logger: Logger): Partial<grpc.StatusObject> {
+  const appError = toAppError(error);
+  if (appError.code === Code.INTERNAL || appError.code === Code.UNKNOWN) {
+    logger.error('rpc failed', { method: method.name, error });
+  } else if (appError.code === Code.UNAVAILABLE) {
+    logger.warn('rpc unavailable', { method: method.name, error: appError.message, cause: appError.cause });
+  }
+  const metadata = new grpc.Metadata();
+  if (appError.field) metadata.set('tally-field', appError.field);
+  return { code: appError.code as number as grpc.status, details: appError.message, metadata };
+}
+
+/** A started gRPC server. */
+export interface GrpcServer {
+  readonly port: number;
+  /** Refuses new calls (UNAVAILABLE), waits up to `timeoutMs` for calls in flight, then closes. */
+  shutdown(timeoutMs: number): Promise<void>;
+}
+
+export interface GrpcServerOptions {
+  host: string;
+  port: number;
+  maxMessageBytes: number;
+}
+
+/** Binds `services` on host:port (port 0 picks a free one). */
+export async function startGrpcServer(
+  services: readonly { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation }[],
+  options: GrpcServerOptions,
+): Promise<GrpcServer> {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': options.maxMessageBytes,
+    'grpc.max_send_message_length': options.maxMessageBytes,
+  });
+  for (const s of services) server.addService(s.definition, s.handlers);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(
+      `${options.host}:${options.port}`,
+      grpc.ServerCredentials.createInsecure(),
+      (error, bound) => (error ? reject(error) : resolve(bound)),
+    ),
+  );
+  return {
+    port,
+    shutdown: (timeoutMs: number) =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, timeoutMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}
+
+type ClientMethod<M> = M extends { methodKind: 'unary'; input: infer I; output: infer O }
+  ? I extends DescMessage
+    ? O extends DescMessage
+      ? (request: MessageInitShape<I>, options?: CallOptions) => Promise<MessageShape<O>>
+      : never
+    : never
+  : M extends { methodKind: 'client_streaming'; input: infer I; output: infer O }
+    ? I extends DescMessage
+      ? O extends DescMessage
+        ? (
+            requests: AsyncIterable<MessageInitShape<I>> | Iterable<MessageInitShape<I>>,
+            options?: CallOptions,
+          ) => Promise<MessageShape<O>>
+        : never
+      : never
+    : never;
+
+/** A typed client: one async function per method, plus `close()`. */
+export type ServiceClient<T extends GenServiceMethods> = { [K in keyof T]: ClientMethod<T[K]> } & {
+  close(): void;
+};
+
+export interface CallOptions {
+  metadata?: Record<string, string>;
+  /** Per-call deadline. */
+  timeoutMs?: number;
+}
+
+/** A client of `service` at `address` (host:port), plaintext. Errors arrive as AppError with the status code. */
+export function createGrpcClient<T extends GenServiceMethods>(
+  service: GenService<T>,
+  address: string,
+  options: { maxMessageBytes?: number; defaultTimeoutMs?: number } = {},
+): ServiceClient<T> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
+    'grpc.max_send_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
+  });
+  const out: Record<string, unknown> = { close: () => client.close() };
+  for (const method of service.methods) {
+    const path = `/${service.typeName}/${method.name}`;
+    const serialize = (init: MessageInitShape<DescMessage>) =>
+      Buffer.from(toBinary(method.input, create(method.input, init)));
+    const deserialize = (bytes: Buffer) => fromBinary(method.output, bytes);
+    const setup = (callOptions?: CallOptions) => {
+      const metadata = new grpc.Metadata();
+      for (const [k, v] of Object.entries(callOptions?.metadata ?? {})) metadata.set(k, v);
+      const timeoutMs = callOptions?.timeoutMs ?? options.defaultTimeoutMs;
+      return { metadata, grpcOptions: timeoutMs ? { deadline: Date.now() + timeoutMs } : {} };
+    };
+    const settle =
+      (resolve: (v: unknown) => void, reject: (e: unknown) => void) =>
+      (error: grpc.ServiceError | null, value?: unknown) =>
+        error ? reject(fromServiceError(error)) : resolve(value);
+    if (method.methodKind === 'unary') {
+      out[method.localName] = (request: MessageInitShape<DescMessage>, callOptions?: CallOptions) =>
+        new Promise((resolve, reject) => {
+          const { metadata, grpcOptions } = setup(callOptions);
+          client.makeUnaryRequest(
+            path,
+            serialize,
+            deserialize,
+            request,
+            metadata,
+            grpcOptions,
+            settle(resolve, reject),
+          );
+        });
+    } else if (method.methodKind === 'client_streaming') {
+      out[method.localName] = (
+        requests: AsyncIterable<MessageInitShape<DescMessage>> | Iterable<MessageInitShape<DescMessage>>,
+        callOptions?: CallOptions,
+      ) =>
+        new Promise((resolve, reject) => {
+          const { metadata, grpcOptions } = setup(callOptions);
+          const call = client.makeClientStreamRequest(
+            path,
+            serialize,
+            deserialize,
+            metadata,
+            grpcOptions,
+            settle(resolve, reject),
+          );
+          (async () => {
+            for await (const request of requests) {
+              if (!call.write(request)) await new Promise((r) => call.once('drain', r));
+            }
+            call.end();
+          })().catch((error: unknown) => {
+            call.cancel();
+            reject(error);
+          });
+        });
+    }
+  }
+  return out as ServiceClient<T>;
+}
+
+function fromServiceError(error: grpc.ServiceError): AppError {
+  const field = error.metadata?.get('tally-field')[0];
+  return new AppError(error.code as number as Code, error.details || error.message, {
+    cause: error,
+    field: typeof field === 'string' ? field : undefined,
+  });
+}

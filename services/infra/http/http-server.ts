@@ -1,0 +1,98 @@
+/**
+ * Plain node:http plumbing for the edge: bounded body reading, JSON answers,
+ * and errors rendered from AppError codes through the one code→status table.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AppError, Code, codeName, httpStatusFor, toAppError } from '../app-error.ts';
+import type { Logger } from '../logger.ts';
+
+/** Reads the whole body; 413 past `maxBytes`, 400 when the client aborts. */
+export async function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const declared = Number(request.headers['content-length'] ?? Number.NaN);
+  if (declared > maxBytes) throw tooLarge(maxBytes);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) throw tooLarge(maxBytes);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+function tooLarge(maxBytes: number): AppError {
+  return new AppError(Code.RESOURCE_EXHAUSTED, `body: must be at most ${maxBytes} bytes`, { field: 'body' });
+}
+
+/** Parses a JSON body; 400 naming the problem when it is not JSON. */
+export function parseJson(body: Buffer): unknown {
+  if (body.length === 0) throw AppError.invalidField('body', 'is empty; expected a JSON object');
+  const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+  let decoded: string;
+  try {
+    decoded = text.decode(body);
+  } catch {
+    throw AppError.invalidField('body', 'is not valid UTF-8');
+  }
+  try {
+    return JSON.parse(decoded);
+  } catch (error) {
+    throw AppError.invalidField('body', `malformed JSON: ${(error as Error).message}`);
+  }
+}
+
+export function sendJson(
+  response: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  response.end(text);
+}
+
+export function sendText(response: ServerResponse, status: number, text: string): void {
+  response.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  response.end(text);
+}
+
+/**
+ * Renders any error as `{"error":{"code","status","message","field"?}}` with the
+ * HTTP status of its code. Body-size errors are 413; unknown errors are a logged 500
+ * with a generic message.
+ */
+export function sendError(response: ServerResponse, error: unknown, logger: Logger): void {
+  const appError = toAppError(error);
+  let status = httpStatusFor(appError.code);
+  if (appError.code === Code.RESOURCE_EXHAUSTED && appError.field === 'body') status = 413;
+  if (status >= 500)
+    logger[status === 503 ? 'warn' : 'error']('request failed', { error: appError, cause: appError.cause });
+  const headers: Record<string, string> = {};
+  if (status === 503) headers['retry-after'] = '1';
+  if (status === 413) headers.connection = 'close';
+  if (response.headersSent) {
+    response.destroy();
+    return;
+  }
+  sendJson(
+    response,
+    status,
+    {
+      error: {
+        code: status,
+        status: codeName(appError.code),
+        message: appError.message,
+        ...(appError.field ? { field: appError.field } : {}),
+      },
+    },
+    headers,
+  );
+}

@@ -1,0 +1,89 @@
+/**
+ * The event log port: partitioned topics, keyed records, consumer groups with
+ * committed offsets. Adapters: Kafka (kafka-event-log.ts); an embedded one can
+ * plug in without touching a role.
+ */
+
+/** A record to append. Records with the same key land in the same partition, in order. */
+export interface LogRecord {
+  key: string | null;
+  value: Uint8Array;
+  headers?: Readonly<Record<string, string>>;
+}
+
+/** A record read back, with its position. */
+export interface ConsumedRecord {
+  key: string | null;
+  value: Uint8Array;
+  headers: Readonly<Record<string, string>>;
+  offset: bigint;
+  /** Broker append time (or producer create time), epoch ms. */
+  timestampMs: number;
+}
+
+/** Consecutive records of one partition, in offset order. */
+export interface ConsumedBatch {
+  topic: string;
+  partition: number;
+  records: readonly ConsumedRecord[];
+}
+
+export interface TopicSpec {
+  name: string;
+  partitions: number;
+}
+
+export interface LogProducer {
+  /**
+   * Appends records to `topic`; resolves once the log acknowledged every one
+   * (Kafka: acks=all, idempotent). Rejects with an AppError(UNAVAILABLE) when
+   * the log does not answer in time: some records may then have been written.
+   */
+  send(topic: string, records: readonly LogRecord[]): Promise<void>;
+}
+
+export interface ConsumerOptions {
+  groupId: string;
+  topics: readonly string[];
+  /** Where a group without committed offsets starts (default: earliest). */
+  fromBeginning?: boolean;
+  /** Longest wait for new records before an empty fetch returns. */
+  maxWaitMs: number;
+}
+
+export interface BatchContext {
+  /** Keeps group membership alive during a long batch. */
+  heartbeat(): Promise<void>;
+  /** False once the consumer is stopping or lost the partition: finish up, the batch will be redelivered. */
+  isActive(): boolean;
+}
+
+/**
+ * The handler of one batch. Resolving means the sink holds every record's
+ * effect: the consumer then commits past the batch. Throwing means an
+ * infrastructure failure: nothing is committed and the batch is redelivered.
+ */
+export type BatchHandler = (batch: ConsumedBatch, context: BatchContext) => Promise<void>;
+
+export interface LogConsumer {
+  /** Joins the group and starts calling `handler`; resolves once consuming has started. */
+  run(handler: BatchHandler): Promise<void>;
+  /** Stops fetching, waits for the batch in hand to finish and commit, leaves the group. */
+  stop(): Promise<void>;
+}
+
+export interface EventLog {
+  /** Which adapter, for the start-up log. */
+  readonly description: string;
+  /** Creates missing topics; existing ones are left as they are. */
+  ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
+  /** The process's producer (one per log, shared). */
+  producer(): LogProducer;
+  consumer(options: ConsumerOptions): LogConsumer;
+  /** Next offset to be written, per partition. */
+  endOffsets(topic: string): Promise<Map<number, bigint>>;
+  /** Offsets committed by a group, per partition (absent when none). */
+  committedOffsets(groupId: string, topic: string): Promise<Map<number, bigint>>;
+  /** Flushes and disconnects everything this log opened. */
+  close(): Promise<void>;
+}

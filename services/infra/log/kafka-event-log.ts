@@ -1,0 +1,251 @@
+/**
+ * The event log on Apache Kafka, through kafkajs: an idempotent producer with
+ * acks=all, consumer groups with manual commits after the sink holds the effect.
+ */
+import { type Admin, type Consumer, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
+import { AppError, Code } from '../app-error.ts';
+import { withTimeout } from '../lifecycle.ts';
+import type { Logger } from '../logger.ts';
+import type {
+  BatchHandler,
+  ConsumerOptions,
+  EventLog,
+  LogConsumer,
+  LogProducer,
+  LogRecord,
+  TopicSpec,
+} from './event-log.ts';
+
+export interface KafkaEventLogOptions {
+  brokers: readonly string[];
+  clientId: string;
+  /** Longest wait for the broker's acknowledgement of one send before UNAVAILABLE. */
+  produceTimeoutMs: number;
+  logger: Logger;
+}
+
+/** Creates the Kafka adapter; connections open lazily on first use. */
+export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
+  const log = options.logger.child({ component: 'kafka' });
+  const kafka = new Kafka({
+    clientId: options.clientId,
+    brokers: [...options.brokers],
+    logLevel: logLevel.WARN,
+    logCreator:
+      () =>
+      ({ level, log: entry }) => {
+        const { message, ...rest } = entry;
+        const fields = { ...rest, timestamp: undefined, logger: undefined };
+        if (level <= logLevel.ERROR) log.error(message, fields);
+        else log.warn(message, fields);
+      },
+    retry: { initialRetryTime: 100, retries: 8, maxRetryTime: 5_000 },
+    connectionTimeout: 3_000,
+  });
+
+  let admin: Promise<Admin> | undefined;
+  const getAdmin = (): Promise<Admin> => {
+    admin ??= (async () => {
+      const a = kafka.admin();
+      await a.connect();
+      return a;
+    })().catch((error: unknown) => {
+      admin = undefined;
+      throw unavailable('Kafka admin connection failed', error);
+    });
+    return admin;
+  };
+
+  let producer: KafkaLogProducer | undefined;
+  const consumers = new Set<KafkaLogConsumer>();
+
+  return {
+    description: `kafka (kafkajs, brokers ${options.brokers.join(',')})`,
+
+    async ensureTopics(topics: readonly TopicSpec[]): Promise<void> {
+      const a = await getAdmin();
+      const existing = new Set(await a.listTopics());
+      const missing = topics.filter((t) => !existing.has(t.name));
+      if (missing.length === 0) return;
+      try {
+        await a.createTopics({
+          waitForLeaders: true,
+          topics: missing.map((t) => ({ topic: t.name, numPartitions: t.partitions })),
+        });
+      } catch (error) {
+        // Another process may have created it in between: only a still-missing topic is an error.
+        const now = new Set(await a.listTopics());
+        if (missing.some((t) => !now.has(t.name))) throw error;
+      }
+      log.info('created topics', { topics: missing });
+    },
+
+    producer(): LogProducer {
+      producer ??= new KafkaLogProducer(kafka.producer(producerConfig()), options.produceTimeoutMs);
+      return producer;
+    },
+
+    consumer(consumerOptions: ConsumerOptions): LogConsumer {
+      const c = new KafkaLogConsumer(kafka, consumerOptions, log, () => consumers.delete(c));
+      consumers.add(c);
+      return c;
+    },
+
+    async endOffsets(topic: string): Promise<Map<number, bigint>> {
+      const a = await getAdmin();
+      const offsets = await a.fetchTopicOffsets(topic);
+      return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+    },
+
+    async committedOffsets(groupId: string, topic: string): Promise<Map<number, bigint>> {
+      const a = await getAdmin();
+      const [entry] = await a.fetchOffsets({ groupId, topics: [topic] });
+      const result = new Map<number, bigint>();
+      for (const p of entry?.partitions ?? [])
+        if (p.offset !== '-1') result.set(p.partition, BigInt(p.offset));
+      return result;
+    },
+
+    async close(): Promise<void> {
+      await Promise.all([...consumers].map((c) => c.stop()));
+      await producer?.close();
+      if (admin) await (await admin.catch(() => undefined))?.disconnect();
+    },
+  };
+}
+
+function producerConfig() {
+  return {
+    idempotent: true,
+    // One request in flight per broker keeps idempotent retries in order.
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  };
+}
+
+class KafkaLogProducer implements LogProducer {
+  readonly #producer: Producer;
+  readonly #timeoutMs: number;
+  #connecting: Promise<void> | undefined;
+
+  constructor(producer: Producer, timeoutMs: number) {
+    this.#producer = producer;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  async send(topic: string, records: readonly LogRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const work = (async () => {
+      this.#connecting ??= this.#producer.connect().catch((error: unknown) => {
+        this.#connecting = undefined;
+        throw error;
+      });
+      await this.#connecting;
+      await this.#producer.send({
+        topic,
+        acks: -1,
+        messages: records.map((r) => ({
+          key: r.key,
+          value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength),
+          headers: r.headers ? { ...r.headers } : undefined,
+        })),
+      });
+    })();
+    try {
+      await withTimeout(work, this.#timeoutMs, () =>
+        unavailable(`Kafka did not acknowledge within ${this.#timeoutMs} ms`),
+      );
+    } catch (error) {
+      work.catch(() => {}); // a late failure of a timed-out send was already reported
+      if (error instanceof AppError) throw error;
+      throw unavailable('Kafka write failed', error);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#connecting) await this.#producer.disconnect();
+  }
+}
+
+class KafkaLogConsumer implements LogConsumer {
+  readonly #consumer: Consumer;
+  readonly #options: ConsumerOptions;
+  readonly #log: Logger;
+  readonly #onStop: () => void;
+  #stopping: Promise<void> | undefined;
+  #connected = false;
+
+  constructor(kafka: Kafka, options: ConsumerOptions, log: Logger, onStop: () => void) {
+    this.#options = options;
+    this.#log = log.child({ group: options.groupId });
+    this.#onStop = onStop;
+    this.#consumer = kafka.consumer({
+      groupId: options.groupId,
+      maxWaitTimeInMs: options.maxWaitMs,
+      allowAutoTopicCreation: false,
+      // Rejoin rather than give up when the broker is away for a while.
+      retry: { initialRetryTime: 200, retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5_000 },
+    });
+  }
+
+  async run(handler: BatchHandler): Promise<void> {
+    await this.#consumer.connect();
+    this.#connected = true;
+    for (const topic of this.#options.topics) {
+      await this.#consumer.subscribe({ topic, fromBeginning: this.#options.fromBeginning ?? true });
+    }
+    await this.#consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
+        if (batch.messages.length === 0) return;
+        const records = batch.messages.map((m) => ({
+          key: m.key ? m.key.toString('utf8') : null,
+          value: new Uint8Array(
+            m.value?.buffer ?? new ArrayBuffer(0),
+            m.value?.byteOffset ?? 0,
+            m.value?.byteLength ?? 0,
+          ),
+          headers: headersOf(m.headers),
+          offset: BigInt(m.offset),
+          timestampMs: Number(m.timestamp),
+        }));
+        await handler(
+          { topic: batch.topic, partition: batch.partition, records },
+          { heartbeat, isActive: () => isRunning() && !isStale() },
+        );
+        const last = batch.messages[batch.messages.length - 1]!.offset;
+        resolveOffset(last);
+        if (isStale()) return; // the partition moved: its new owner re-reads, the sinks dedup
+        await this.#consumer.commitOffsets([
+          { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
+        ]);
+      },
+    });
+    this.#log.info('consumer started', { topics: this.#options.topics });
+  }
+
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      if (this.#connected) await this.#consumer.disconnect(); // waits for the batch in hand
+      this.#onStop();
+      this.#log.info('consumer stopped');
+    })();
+    return this.#stopping;
+  }
+}
+
+function headersOf(headers: Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined) {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(headers ?? {})) {
+    if (value === undefined) continue;
+    const first = Array.isArray(value) ? value[0] : value;
+    if (first !== undefined) out[key] = first.toString();
+  }
+  return out;
+}
+
+function unavailable(message: string, cause?: unknown): AppError {
+  return new AppError(Code.UNAVAILABLE, message, { cause });
+}

@@ -1,0 +1,103 @@
+/**
+ * PostgreSQL through pg: a pool on the primary for writes and transactions,
+ * pools on read replicas (round robin) for reads that tolerate lag.
+ */
+import pg from 'pg';
+import { AppError, Code } from '../app-error.ts';
+import type { SqlDatabase, SqlExecutor } from './sql-database.ts';
+
+export interface PgDatabaseOptions {
+  url: string;
+  readUrls: readonly string[];
+  /** Schema every connection uses (search_path). */
+  schema: string;
+  poolSize: number;
+}
+
+// bigint (int8) and numeric arrive as strings by default; counts fit in a double.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+export function createPgDatabase(options: PgDatabaseOptions): SqlDatabase {
+  const pool = (url: string) => {
+    const p = new pg.Pool({
+      connectionString: url,
+      max: options.poolSize,
+      options: `-c search_path=${options.schema}`,
+      connectionTimeoutMillis: 5_000,
+    });
+    p.on('error', () => {}); // an idle client's error; the next query reports its own
+    return p;
+  };
+  const primary = pool(options.url);
+  const replicas = options.readUrls.map(pool);
+  let next = 0;
+
+  const run = async <Row extends object>(
+    on: pg.Pool | pg.PoolClient,
+    text: string,
+    params?: readonly unknown[],
+  ): Promise<Row[]> => {
+    try {
+      const result = await on.query(text, params as unknown[] | undefined);
+      return result.rows as Row[];
+    } catch (error) {
+      throw classify(error);
+    }
+  };
+
+  const reader: SqlExecutor = {
+    query: (text, params) => {
+      if (replicas.length === 0) return run(primary, text, params);
+      const replica = replicas[next++ % replicas.length]!;
+      return run(replica, text, params);
+    },
+  };
+
+  return {
+    description: `postgresql (pg, ${redact(options.url)}${replicas.length ? ` + ${replicas.length} read replica(s)` : ''}, schema ${options.schema})`,
+    query: (text, params) => run(primary, text, params),
+    reader,
+    async transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      let client: pg.PoolClient;
+      try {
+        client = await primary.connect();
+      } catch (error) {
+        throw classify(error);
+      }
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        const result = await work({ query: (text, params) => run(client, text, params) });
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        throw classify(error);
+      } finally {
+        client.release(broken);
+      }
+    },
+    async close(): Promise<void> {
+      await Promise.all([primary.end(), ...replicas.map((r) => r.end())]);
+    },
+  };
+}
+
+/** Connection-level failures are UNAVAILABLE (retry later); SQL errors keep their SQLSTATE in the cause. */
+function classify(error: unknown): unknown {
+  if (error instanceof AppError) return error;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
+    // Class 08 connection exception, 53 insufficient resources, 57P01-03 shutdown, 40001/40P01 retry.
+    if (/^(08|53|57P0)/.test(code) || code === '40001' || code === '40P01')
+      return new AppError(Code.UNAVAILABLE, 'PostgreSQL unavailable', { cause: error });
+    return error;
+  }
+  return new AppError(Code.UNAVAILABLE, 'PostgreSQL unavailable', { cause: error });
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]*)(:[^@/]*)?@/, '//$1@');
+}

@@ -1,0 +1,58 @@
+/**
+ * Turns an incoming event into a log record: fills server-side fields (id,
+ * received_at, ip), applies the rules, and encodes it.
+ */
+import { type EventLimits, isIpAddress, validateEvent } from '../domain/event-rules.ts';
+import type { Event } from '../gen/tally/v1/event_pb.js';
+import { AppError } from '../infra/app-error.ts';
+import { encodeEvent, msToTimestamp, partitionKey, toEventInput } from '../infra/event-codec.ts';
+import type { CallContext } from '../infra/grpc/grpc-service.ts';
+import { uuidv7 } from '../infra/ids.ts';
+import type { LogRecord } from '../infra/log/event-log.ts';
+
+export interface AdmittedEvent {
+  id: string;
+  record: LogRecord;
+}
+
+export class EventAdmission {
+  readonly #limits: EventLimits;
+  readonly #now: () => number;
+
+  constructor(limits: EventLimits, now: () => number) {
+    this.#limits = limits;
+    this.#now = now;
+  }
+
+  /** Validates `event` (reported as `path`) and encodes it; throws INVALID_ARGUMENT naming the field. */
+  admit(event: Event | undefined, path: string, context: CallContext): AdmittedEvent {
+    if (!event) throw AppError.invalidField(path, 'is required');
+    const now = this.#now();
+    const violation = validateEvent(toEventInput(event), this.#limits, now, `${path}.`);
+    if (violation) throw AppError.invalidField(violation.field, violation.description);
+    if (event.id === '') event.id = uuidv7(now);
+    if (event.ip === '') event.ip = callerIp(context);
+    event.receivedAt = msToTimestamp(now);
+    return { id: event.id, record: { key: partitionKey(event), value: encodeEvent(event) } };
+  }
+
+  checkBatchSize(count: number, max: number): void {
+    if (count > max)
+      throw AppError.invalidField('events', `must hold at most ${max} events per call (got ${count})`);
+  }
+}
+
+/** The client address: the gateway's x-forwarded-for, else the gRPC peer. */
+function callerIp(context: CallContext): string {
+  const forwarded = context.metadata.get('x-forwarded-for')[0];
+  if (typeof forwarded === 'string' && forwarded !== '') {
+    const first = forwarded.split(',')[0]!.trim();
+    if (isIpAddress(first)) return first;
+  }
+  // peer looks like "ipv4:127.0.0.1:5000", "127.0.0.1:5000" or "[::1]:5000"
+  const peer = context.peer.replace(/^ipv[46]:/, '');
+  const bracketed = /^\[([^\]]+)\]:\d+$/.exec(peer);
+  const v4 = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(peer);
+  const ip = bracketed ? bracketed[1]! : (v4?.[1] ?? '');
+  return isIpAddress(ip) ? ip : '';
+}

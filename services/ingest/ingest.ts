@@ -1,0 +1,107 @@
+/**
+ * The ingest role: tally.v1.IngestService over gRPC. Validates every event,
+ * appends it to the `events` topic keyed by user (else target), and answers OK
+ * only once Kafka acknowledged it.
+ */
+import type { EventLimits } from '../domain/event-rules.ts';
+import { IngestService } from '../gen/tally/v1/ingest_pb.js';
+import { AppError, Code } from '../infra/app-error.ts';
+import type { GrpcRegistry } from '../infra/grpc/grpc-registry.ts';
+import type { Stoppable } from '../infra/lifecycle.ts';
+import { BatchingProducer } from '../infra/log/batching-producer.ts';
+import type { EventLog } from '../infra/log/event-log.ts';
+import type { Logger } from '../infra/logger.ts';
+import { type AdmittedEvent, EventAdmission } from './event-admission.ts';
+
+export interface IngestConfig {
+  eventsTopic: string;
+  eventsPartitions: number;
+  /** Most events in one PublishBatch (and per chunk of a stream). */
+  maxBatchEvents: number;
+  limits: EventLimits;
+  lingerMs: number;
+  maxProduceBatchEvents: number;
+}
+
+export interface IngestDeps {
+  log: EventLog;
+  grpc: GrpcRegistry;
+  logger: Logger;
+  /** Epoch ms; injectable for tests. */
+  now?: () => number;
+}
+
+export async function start(deps: IngestDeps, config: IngestConfig): Promise<Stoppable> {
+  await deps.log.ensureTopics([{ name: config.eventsTopic, partitions: config.eventsPartitions }]);
+  const producer = new BatchingProducer(deps.log.producer(), {
+    topic: config.eventsTopic,
+    lingerMs: config.lingerMs,
+    maxBatchRecords: config.maxProduceBatchEvents,
+  });
+  const admission = new EventAdmission(config.limits, deps.now ?? Date.now);
+
+  deps.grpc.register(IngestService, {
+    async publish(request, context) {
+      const record = admission.admit(request.event, 'event', context);
+      await producer.append([record.record]);
+      return { id: record.id };
+    },
+
+    async publishBatch(request, context) {
+      admission.checkBatchSize(request.events.length, config.maxBatchEvents);
+      const admitted = request.events.map((event, i) => admission.admit(event, `events[${i}]`, context));
+      await producer.append(admitted.map((a) => a.record));
+      return { ids: admitted.map((a) => a.id) };
+    },
+
+    async publishStream(requests, context) {
+      let index = 0;
+      let chunk: AdmittedEvent[] = [];
+      const inFlight: Promise<number>[] = [];
+      const send = () => {
+        const records = chunk.map((a) => a.record);
+        inFlight.push(producer.append(records).then(() => records.length));
+        chunk = [];
+      };
+      let streamError: unknown;
+      try {
+        for await (const request of requests) {
+          chunk.push(admission.admit(request.event, `events[${index}]`, context));
+          index++;
+          if (chunk.length >= config.maxBatchEvents) {
+            send();
+            // Bound what a fast stream can hold unacknowledged.
+            if (inFlight.length >= 4) await inFlight[inFlight.length - 4];
+          }
+        }
+        if (chunk.length > 0) send();
+      } catch (error) {
+        streamError = error;
+        if (chunk.length > 0) send(); // the events before the bad one are accepted, as documented
+      }
+      // Whatever was handed to the producer is acknowledged (or failed) before the call answers.
+      const results = await Promise.allSettled(inFlight);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      const accepted = results.reduce((n, r) => n + (r.status === 'fulfilled' ? r.value : 0), 0);
+      if (streamError instanceof AppError && streamError.code === Code.INVALID_ARGUMENT)
+        throw new AppError(
+          Code.INVALID_ARGUMENT,
+          `${streamError.message} (the ${accepted} events before it were accepted)`,
+          {
+            field: streamError.field,
+          },
+        );
+      if (streamError !== undefined) throw streamError;
+      return { accepted: BigInt(accepted) };
+    },
+  });
+
+  deps.logger.info('ingest ready', { topic: config.eventsTopic });
+  return {
+    name: 'ingest',
+    async stop() {
+      await producer.flush();
+    },
+  };
+}

@@ -1,0 +1,297 @@
+/**
+ * `tally <role…>` / `tally all`: wires configuration → adapters → roles in one
+ * process, and drains on SIGTERM/SIGINT. `tally migrate` applies the SQL schema.
+ */
+import * as aggregator from './aggregator/aggregator.ts';
+import * as counter from './counter/counter.ts';
+import { defaultEventLimits } from './domain/event-rules.ts';
+import * as gateway from './gateway/gateway.ts';
+import { IngestService } from './gen/tally/v1/ingest_pb.js';
+import { QueryService } from './gen/tally/v1/query_pb.js';
+import { ConfigError, loadConfig, type TallyConfig } from './infra/config.ts';
+import type { CounterStore } from './infra/counters/counter-store.ts';
+import { createRedisCounterStore } from './infra/counters/redis-counter-store.ts';
+import { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
+import { createGrpcClient, type GrpcServer } from './infra/grpc/grpc-service.ts';
+import type { Stoppable } from './infra/lifecycle.ts';
+import type { EventLog } from './infra/log/event-log.ts';
+import { createKafkaEventLog } from './infra/log/kafka-event-log.ts';
+import { createLogger, type Logger } from './infra/logger.ts';
+import { migrate } from './infra/sql/migrate.ts';
+import { createPgDatabase } from './infra/sql/pg-database.ts';
+import type { SqlDatabase } from './infra/sql/sql-database.ts';
+import * as ingest from './ingest/ingest.ts';
+import * as persister from './persister/persister.ts';
+import * as query from './query/query.ts';
+
+export const ROLES = ['gateway', 'ingest', 'query', 'persister', 'counter', 'aggregator'] as const;
+export type Role = (typeof ROLES)[number];
+
+const USAGE = `usage: tally <role...> | tally all | tally migrate
+roles: ${ROLES.join(', ')}
+configuration: TALLY_* environment variables (see README.md)`;
+
+/** Thrown for a command line or environment that cannot run; exit status 2. */
+class UsageError extends Error {}
+
+function parseRoles(args: readonly string[]): Role[] {
+  if (args.length === 0) throw new UsageError('no role given');
+  if (args.includes('all')) return [...ROLES];
+  const unknown = args.filter((a) => !(ROLES as readonly string[]).includes(a));
+  if (unknown.length > 0) throw new UsageError(`unknown role: ${unknown.join(', ')}`);
+  return [...new Set(args as Role[])];
+}
+
+interface Backends {
+  log?: EventLog;
+  counters?: CounterStore;
+  sql?: SqlDatabase;
+}
+
+function requireSetting<T>(value: T | undefined, variable: string, roles: string): T {
+  if (value === undefined || (Array.isArray(value) && value.length === 0))
+    throw new UsageError(
+      `${roles} needs ${variable}; for local servers run \`make services-up\` and \`source scripts/services-env.sh\``,
+    );
+  return value;
+}
+
+function openBackends(roles: readonly Role[], config: TallyConfig, logger: Logger): Backends {
+  const uses = (...names: Role[]) => names.filter((n) => roles.includes(n));
+  const backends: Backends = {};
+  const logUsers = uses('ingest', 'persister', 'counter', 'aggregator');
+  if (logUsers.length > 0) {
+    backends.log = createKafkaEventLog({
+      brokers: requireSetting(config.kafka.brokers, 'TALLY_KAFKA_BROKERS', logUsers.join(', ')),
+      clientId: config.kafka.clientId,
+      produceTimeoutMs: config.ingest.produceTimeoutMs,
+      logger,
+    });
+  }
+  const counterUsers = uses('counter', 'query');
+  if (counterUsers.length > 0) {
+    backends.counters = createRedisCounterStore({
+      url: requireSetting(config.redis.url, 'TALLY_REDIS_URL', counterUsers.join(', ')),
+      keyPrefix: config.redis.keyPrefix,
+      dedupWindowMs: config.redis.dedupWindowMs,
+    });
+  }
+  const sqlUsers = uses('persister', 'aggregator', 'query');
+  if (sqlUsers.length > 0) {
+    backends.sql = createPgDatabase({
+      url: requireSetting(config.pg.url, 'TALLY_PG_URL', sqlUsers.join(', ')),
+      readUrls: config.pg.readUrls,
+      schema: config.pg.schema,
+      poolSize: config.pg.poolSize,
+    });
+  }
+  return backends;
+}
+
+/** A running process: its roles, servers and backends, stopped in drain order. */
+export interface Running {
+  httpPort?: number;
+  grpcPort?: number;
+  stop(): Promise<void>;
+}
+
+/** Starts `roles` in this process. */
+export async function run(roles: readonly Role[], config: TallyConfig, logger: Logger): Promise<Running> {
+  const backends = openBackends(roles, config, logger);
+  for (const [port, backend] of Object.entries(backends)) {
+    logger.info('backend', { port, adapter: (backend as { description: string }).description });
+  }
+  const started: Stoppable[] = [];
+  const has = (role: Role) => roles.includes(role);
+  const consumerBase = {
+    eventsTopic: config.topics.events,
+    dlqTopic: config.topics.dlq,
+    maxWaitMs: config.consumer.maxWaitMs,
+  };
+  let grpcServer: GrpcServer | undefined;
+  let gatewayRole: gateway.Gateway | undefined;
+  const registry = new GrpcRegistry(logger);
+  const clients: { close(): void }[] = [];
+
+  const stop = async () => {
+    await gatewayRole?.stop();
+    registry.drain();
+    await grpcServer?.shutdown(config.drainTimeoutMs);
+    for (const c of clients) c.close();
+    for (const role of started.reverse()) {
+      await role.stop();
+      logger.info('role stopped', { role: role.name });
+    }
+    await Promise.allSettled([backends.log?.close(), backends.counters?.close(), backends.sql?.close()]);
+  };
+
+  try {
+    if (backends.sql && config.pg.migrate) {
+      const applied = await migrate(backends.sql, config.pg.schema);
+      if (applied.length > 0) logger.info('applied migrations', { applied });
+    }
+    if (backends.log) {
+      await backends.log.ensureTopics([
+        { name: config.topics.events, partitions: config.topics.eventsPartitions },
+        { name: config.topics.dlq, partitions: config.topics.eventsPartitions },
+      ]);
+    }
+    if (has('ingest')) {
+      started.push(
+        await ingest.start(
+          { log: backends.log!, grpc: registry, logger },
+          {
+            eventsTopic: config.topics.events,
+            eventsPartitions: config.topics.eventsPartitions,
+            maxBatchEvents: config.ingest.maxBatchEvents,
+            limits: {
+              ...defaultEventLimits,
+              maxLatenessMs: config.ingest.maxLatenessMs,
+              maxFutureMs: config.ingest.maxFutureMs,
+            },
+            lingerMs: config.ingest.lingerMs,
+            maxProduceBatchEvents: config.ingest.maxProduceBatchEvents,
+          },
+        ),
+      );
+    }
+    if (has('query')) {
+      started.push(
+        await query.start(
+          { counters: backends.counters!, sql: backends.sql!, grpc: registry, logger },
+          { maxTargetChars: defaultEventLimits.maxTargetChars },
+        ),
+      );
+    }
+    if (!registry.isEmpty) {
+      grpcServer = await registry.listen(config.grpc);
+      logger.info('grpc listening', { host: config.grpc.host, port: grpcServer.port });
+    }
+    if (has('persister')) {
+      started.push(
+        await persister.start(
+          { log: backends.log!, sql: backends.sql!, logger },
+          { ...consumerBase, groupId: `${config.groupPrefix}group_persistence` },
+        ),
+      );
+    }
+    if (has('counter')) {
+      started.push(
+        await counter.start(
+          { log: backends.log!, counters: backends.counters!, logger },
+          { ...consumerBase, groupId: `${config.groupPrefix}group_realtimecounter` },
+        ),
+      );
+    }
+    if (has('aggregator')) {
+      started.push(
+        await aggregator.start(
+          { log: backends.log!, sql: backends.sql!, logger },
+          {
+            ...consumerBase,
+            groupId: `${config.groupPrefix}group_aggregation`,
+            dedupWindowMs: config.redis.dedupWindowMs,
+          },
+        ),
+      );
+    }
+    if (has('gateway')) {
+      const local = grpcServer ? `127.0.0.1:${grpcServer.port}` : undefined;
+      const clientOptions = { maxMessageBytes: config.grpc.maxMessageBytes };
+      const ingestClient = createGrpcClient(
+        IngestService,
+        has('ingest') ? local! : config.grpc.ingestAddr,
+        clientOptions,
+      );
+      const queryClient = createGrpcClient(
+        QueryService,
+        has('query') ? local! : config.grpc.queryAddr,
+        clientOptions,
+      );
+      clients.push(ingestClient, queryClient);
+      gatewayRole = await gateway.start(
+        { ingest: ingestClient, query: queryClient, logger },
+        { ...config.http, drainTimeoutMs: config.drainTimeoutMs },
+      );
+    }
+  } catch (error) {
+    await stop().catch(() => {});
+    throw error;
+  }
+  logger.info('tally started', { roles });
+  return { httpPort: gatewayRole?.port, grpcPort: grpcServer?.port, stop };
+}
+
+async function main(args: readonly string[]): Promise<void> {
+  let config: TallyConfig;
+  let roles: Role[];
+  try {
+    config = loadConfig();
+    if (args[0] === 'migrate') {
+      const logger = createLogger(config.logLevel);
+      const db = createPgDatabase({
+        url: requireSetting(config.pg.url, 'TALLY_PG_URL', 'migrate'),
+        readUrls: [],
+        schema: config.pg.schema,
+        poolSize: 1,
+      });
+      const applied = await migrate(db, config.pg.schema);
+      logger.info('migrations applied', { applied, schema: config.pg.schema });
+      await db.close();
+      return;
+    }
+    roles = parseRoles(args);
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      process.stderr.write(`tally: ${error.message}\n${error instanceof UsageError ? `${USAGE}\n` : ''}`);
+      process.exitCode = 2;
+      return;
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel, { pid: process.pid });
+  let running: Running;
+  try {
+    running = await run(roles, config, logger);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`tally: ${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    logger.error('start-up failed', { error });
+    process.exitCode = 1;
+    return;
+  }
+
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.error('second signal: exiting without draining', { signal });
+      process.exit(130);
+    }
+    stopping = true;
+    logger.info('draining', { signal, drainTimeoutMs: config.drainTimeoutMs });
+    const force = setTimeout(() => {
+      logger.error('drain timed out: exiting', { drainTimeoutMs: config.drainTimeoutMs });
+      process.exit(1);
+    }, config.drainTimeoutMs + 5_000);
+    force.unref();
+    running.stop().then(
+      () => {
+        logger.info('stopped');
+        process.exitCode = 0;
+      },
+      (error: unknown) => {
+        logger.error('stop failed', { error });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+if (import.meta.main) {
+  await main(process.argv.slice(2));
+}

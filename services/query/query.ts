@@ -1,0 +1,75 @@
+/**
+ * The query role: tally.v1.QueryService over gRPC. Counters come from the
+ * counter store (Redis), reports from the hourly summaries (PostgreSQL, read
+ * replicas when configured).
+ */
+import { buildDayReport, type HourTypeTotal, parseReportDate } from '../domain/report.ts';
+import { QueryService } from '../gen/tally/v1/query_pb.js';
+import { AppError } from '../infra/app-error.ts';
+import type { CounterStore } from '../infra/counters/counter-store.ts';
+import type { GrpcRegistry } from '../infra/grpc/grpc-registry.ts';
+import type { Stoppable } from '../infra/lifecycle.ts';
+import type { Logger } from '../infra/logger.ts';
+import type { SqlDatabase } from '../infra/sql/sql-database.ts';
+
+export interface QueryConfig {
+  maxTargetChars: number;
+}
+
+export interface QueryDeps {
+  counters: CounterStore;
+  sql: SqlDatabase;
+  grpc: GrpcRegistry;
+  logger: Logger;
+}
+
+export async function start(deps: QueryDeps, config: QueryConfig): Promise<Stoppable> {
+  const checkTarget = (target: string): void => {
+    if (target === '') throw AppError.invalidField('target', 'is required');
+    if (target.length > config.maxTargetChars)
+      throw AppError.invalidField('target', `must be at most ${config.maxTargetChars} characters`);
+  };
+
+  deps.grpc.register(QueryService, {
+    async getCounters(request) {
+      checkTarget(request.target);
+      const counts = await deps.counters.read(request.target);
+      return { target: request.target, counts: counts.map((c) => ({ ...c, count: BigInt(c.count) })) };
+    },
+
+    async getReport(request) {
+      checkTarget(request.target);
+      const day = parseReportDate(request.date);
+      if ('field' in day) throw AppError.invalidField(day.field, day.description);
+      const rows = await deps.sql.reader.query<{
+        hour_ms: number;
+        type: string;
+        count: number;
+        sum_value: number;
+      }>(
+        `SELECT (extract(epoch FROM hour) * 1000)::float8 AS hour_ms, type, count, sum_value
+           FROM event_summary
+          WHERE target = $1 AND hour >= to_timestamp($2 / 1000.0) AND hour < to_timestamp($3 / 1000.0)`,
+        [request.target, day.startMs, day.endMs],
+      );
+      const totals: HourTypeTotal[] = rows.map((r) => ({
+        hourStartMs: r.hour_ms,
+        type: r.type,
+        count: r.count,
+        sum: r.sum_value,
+      }));
+      const report = buildDayReport(day.startMs, totals);
+      return {
+        target: request.target,
+        date: request.date,
+        hours: report.hours.map((h) => ({
+          hour: h.hour,
+          counts: h.counts.map((c) => ({ type: c.type, count: BigInt(c.count), sum: c.sum })),
+        })),
+      };
+    },
+  });
+
+  deps.logger.info('query ready');
+  return { name: 'query', stop: async () => {} };
+}

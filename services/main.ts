@@ -17,6 +17,7 @@ import type { Stoppable } from './infra/lifecycle.ts';
 import type { EventLog } from './infra/log/event-log.ts';
 import { createKafkaEventLog } from './infra/log/kafka-event-log.ts';
 import { createLogger, type Logger } from './infra/logger.ts';
+import { handleProcessWarnings } from './infra/node-warnings.ts';
 import { migrate } from './infra/sql/migrate.ts';
 import { createPgDatabase } from './infra/sql/pg-database.ts';
 import type { SqlDatabase } from './infra/sql/sql-database.ts';
@@ -250,6 +251,7 @@ async function main(args: readonly string[]): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel, { pid: process.pid });
+  handleProcessWarnings(logger);
   let running: Running;
   try {
     running = await run(roles, config, logger);

@@ -77,6 +77,8 @@ export interface EventLog {
   readonly description: string;
   /** Creates missing topics; existing ones are left as they are. */
   ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
+  /** Deletes topics and their records (missing ones are ignored). */
+  deleteTopics(names: readonly string[]): Promise<void>;
   /** The process's producer (one per log, shared). */
   producer(): LogProducer;
   consumer(options: ConsumerOptions): LogConsumer;

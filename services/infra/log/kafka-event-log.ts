@@ -36,8 +36,8 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
       ({ level, log: entry }) => {
         const { message, ...rest } = entry;
         const fields = { ...rest, timestamp: undefined, logger: undefined };
-        if (level <= logLevel.ERROR) log.error(message, fields);
-        else log.warn(message, fields);
+        // kafkajs logs at ERROR what it then retries; what it gives up on reaches us as a rejection.
+        if (level <= logLevel.WARN) log.warn(message, fields);
       },
     retry: { initialRetryTime: 100, retries: 8, maxRetryTime: 5_000 },
     connectionTimeout: 3_000,
@@ -80,6 +80,13 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
       log.info('created topics', { topics: missing });
     },
 
+    async deleteTopics(names: readonly string[]): Promise<void> {
+      const a = await getAdmin();
+      const existing = new Set(await a.listTopics());
+      const present = names.filter((n) => existing.has(n));
+      if (present.length > 0) await a.deleteTopics({ topics: present });
+    },
+
     producer(): LogProducer {
       producer ??= new KafkaLogProducer(kafka.producer(producerConfig()), options.produceTimeoutMs);
       return producer;
@@ -117,6 +124,8 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
 function producerConfig() {
   return {
     idempotent: true,
+    // Retried until acknowledged; the caller's wait is bounded by produceTimeoutMs.
+    retry: { initialRetryTime: 100, retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5_000 },
     // One request in flight per broker keeps idempotent retries in order.
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,

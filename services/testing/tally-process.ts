@@ -1,0 +1,85 @@
+/**
+ * Test support: runs `tally <roles…>` as a child process, as a user would,
+ * and learns its bound ports from its start-up log.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const TALLY = join(import.meta.dirname, '..', '..', 'bin', 'tally');
+
+export interface TallyProcess {
+  readonly child: ChildProcess;
+  httpPort?: number;
+  grpcPort?: number;
+  /** Every log line so far (JSON lines parsed where possible). */
+  readonly lines: string[];
+  /** Sends `signal` and resolves with the exit code. */
+  kill(signal: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code once the process exits. */
+  exited: Promise<number | null>;
+}
+
+/** Starts tally and resolves once it logged "tally started". */
+export async function startTally(
+  roles: string[],
+  env: Record<string, string>,
+  startTimeoutMs = 60_000,
+): Promise<TallyProcess> {
+  const child = spawn(TALLY, roles, {
+    env: { ...process.env, TALLY_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  const proc: TallyProcess = {
+    child,
+    lines,
+    exited,
+    async kill(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  const started = new Promise<void>((resolve, reject) => {
+    const onLine = (line: string) => {
+      lines.push(line);
+      if (process.env.TALLY_TEST_VERBOSE) process.stderr.write(`[tally ${child.pid}] ${line}\n`);
+      let entry: { msg?: string; port?: number } | undefined;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (entry?.msg === 'gateway listening') proc.httpPort = entry.port;
+      if (entry?.msg === 'grpc listening') proc.grpcPort = entry.port;
+      if (entry?.msg === 'tally started') resolve();
+    };
+    createInterface({ input: child.stdout! }).on('line', onLine);
+    createInterface({ input: child.stderr! }).on('line', onLine);
+    exited.then((code) =>
+      reject(
+        new Error(
+          `tally ${roles.join(' ')} exited with ${code} before starting:\n${lines.slice(-20).join('\n')}`,
+        ),
+      ),
+    );
+    setTimeout(
+      () =>
+        reject(
+          new Error(
+            `tally ${roles.join(' ')} did not start in ${startTimeoutMs} ms:\n${lines.slice(-20).join('\n')}`,
+          ),
+        ),
+      startTimeoutMs,
+    ).unref();
+  });
+  try {
+    await started;
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  return proc;
+}

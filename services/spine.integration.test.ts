@@ -146,8 +146,11 @@ describe('the spine on real Kafka, Redis and PostgreSQL', () => {
         const want = TYPES.map((type) => {
           let count = 0;
           let sum = 0;
-          for (const [k, t] of expected)
-            if (k.startsWith(`${target}|${type}|`)) (count += t.count), (sum += t.sum);
+          for (const [k, t] of expected) {
+            if (!k.startsWith(`${target}|${type}|`)) continue;
+            count += t.count;
+            sum += t.sum;
+          }
           return { type, count: BigInt(count), sum };
         });
         assert.deepEqual(

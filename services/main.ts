@@ -71,8 +71,16 @@ function openBackends(roles: readonly Role[], config: TallyConfig, logger: Logge
   }
   const counterUsers = uses('counter', 'query');
   if (counterUsers.length > 0) {
+    const cluster = config.redis.clusterNodes.length > 0;
     backends.counters = createRedisCounterStore({
-      url: requireSetting(config.redis.url, 'TALLY_REDIS_URL', counterUsers.join(', ')),
+      clusterNodes: config.redis.clusterNodes,
+      url: cluster
+        ? undefined
+        : requireSetting(
+            config.redis.url,
+            'TALLY_REDIS_URL (or TALLY_REDIS_CLUSTER_NODES)',
+            counterUsers.join(', '),
+          ),
       keyPrefix: config.redis.keyPrefix,
       dedupWindowMs: config.redis.dedupWindowMs,
     });

@@ -21,6 +21,7 @@ const schema = z.object({
   TALLY_KAFKA_BROKERS: list.optional(),
   TALLY_KAFKA_CLIENT_ID: name.default('tally'),
   TALLY_REDIS_URL: z.string().url().optional(),
+  TALLY_REDIS_CLUSTER_NODES: list.optional(),
   TALLY_PG_URL: z.string().url().optional(),
   TALLY_PG_READ_URLS: list.optional(),
   TALLY_PG_SCHEMA: z
@@ -60,7 +61,7 @@ const schema = z.object({
 /** Everything a process needs to know, frozen. */
 export interface TallyConfig {
   kafka: { brokers: string[] | undefined; clientId: string };
-  redis: { url: string | undefined; keyPrefix: string; dedupWindowMs: number };
+  redis: { url: string | undefined; clusterNodes: string[]; keyPrefix: string; dedupWindowMs: number };
   pg: { url: string | undefined; readUrls: string[]; schema: string; poolSize: number; migrate: boolean };
   http: { host: string; port: number; maxBodyBytes: number; requestTimeoutMs: number };
   grpc: { host: string; port: number; maxMessageBytes: number; ingestAddr: string; queryAddr: string };
@@ -99,6 +100,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     kafka: { brokers: e.TALLY_KAFKA_BROKERS, clientId: e.TALLY_KAFKA_CLIENT_ID },
     redis: {
       url: e.TALLY_REDIS_URL,
+      clusterNodes: e.TALLY_REDIS_CLUSTER_NODES ?? [],
       keyPrefix: e.TALLY_REDIS_PREFIX,
       dedupWindowMs: e.TALLY_DEDUP_WINDOW_MS,
     },

@@ -1,0 +1,45 @@
+# Tally: the everyday commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+NPM ?= npm
+
+.PHONY: help install dev test test-unit lint format generate services-up services-down services-purge migrate
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+node_modules/.package-lock.json: package.json package-lock.json
+	$(NPM) ci
+
+install: node_modules/.package-lock.json ## Install dependencies (Node 24 comes with them)
+
+services-up: ## Start Kafka, Redis and PostgreSQL on loopback (installs what is missing)
+	scripts/services-up.sh
+
+services-down: ## Stop the local servers (data kept)
+	scripts/services-down.sh
+
+services-purge: ## Stop the local servers and delete their data
+	scripts/services-down.sh --purge
+
+dev: install services-up ## Run every role in one process against the local servers
+	source scripts/services-env.sh && bin/tally all
+
+migrate: install services-up ## Apply the PostgreSQL schema
+	source scripts/services-env.sh && bin/tally migrate
+
+test: install services-up ## Lint, then every test (unit and real-server integration)
+	$(NPM) run lint
+	source scripts/services-env.sh && $(NPM) test
+
+test-unit: install ## Unit tests only (no servers needed)
+	$(NPM) run test:unit
+
+lint: install ## Formatting, lint, import boundaries, proto lint and type check
+	$(NPM) run lint
+
+format: install ## Rewrite files to the project's formatting
+	$(NPM) run format
+
+generate: install ## Regenerate services/gen from proto/
+	$(NPM) run generate

@@ -1,0 +1,135 @@
+/**
+ * SIGTERM during a steady stream: each process drains and exits 0, and after
+ * restarts every acknowledged event is counted exactly once in every sink.
+ */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { after, test } from 'node:test';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { HOUR_MS, hourStart } from './domain/report.ts';
+import { type AppError, Code } from './infra/app-error.ts';
+import { requireRealServers, testNamespace, waitFor } from './testing/real-servers.ts';
+import { Backends, ingestClient, mapLimit, queryClient } from './testing/tally-client.ts';
+import { startTally, type TallyProcess } from './testing/tally-process.ts';
+
+await requireRealServers();
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+test('SIGTERM mid-stream drains ingest and consumers; after restarts nothing is missing or doubled', async (t) => {
+  const ns = testNamespace(4);
+  const backends = new Backends(ns);
+  const grpcPort = await freePort();
+  const edgeEnv = { ...ns.env, TALLY_GRPC_PORT: String(grpcPort) };
+  const running = new Set<TallyProcess>();
+  const start = async (roles: string[], env: Record<string, string>) => {
+    const p = await startTally(roles, env);
+    running.add(p);
+    return p;
+  };
+  after(async () => {
+    for (const p of running) await p.kill('SIGKILL');
+    await backends.cleanup();
+  });
+
+  let edge = await start(['ingest'], edgeEnv);
+  let sinks = await start(['persister', 'counter', 'aggregator'], ns.env);
+
+  const TOTAL = 6_000;
+  const hour = hourStart(Date.now()) - HOUR_MS;
+  const targets = ['https://drain.example/a', 'https://drain.example/b'];
+  const ingest = ingestClient(grpcPort);
+  t.after(() => ingest.close());
+  let acknowledged = 0;
+  let retries = 0;
+
+  /** A well-behaved client: retries UNAVAILABLE with the same id until acknowledged. */
+  const publish = async (i: number) => {
+    const event = {
+      id: `${ns.id}-${i}`,
+      type: 'CLICK',
+      target: targets[i % 2]!,
+      userId: `u${i % 31}`,
+      occurredAt: timestampFromMs(hour + (i % 3600) * 1000),
+    };
+    for (;;) {
+      try {
+        await ingest.publish({ event }, { timeoutMs: 5_000 });
+        acknowledged++;
+        return;
+      } catch (error) {
+        const code = (error as AppError).code;
+        if (code !== Code.UNAVAILABLE && code !== Code.DEADLINE_EXCEEDED) throw error;
+        retries++;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  };
+
+  const faults = (async () => {
+    await waitFor(
+      () => acknowledged > TOTAL / 4,
+      () => `only ${acknowledged} acknowledged`,
+    );
+    assert.equal(await sinks.kill('SIGTERM'), 0, 'the consumers drain and exit 0');
+    running.delete(sinks);
+    assert.ok(
+      sinks.lines.some((l) => l.includes('"consumer stopped"')),
+      'the consumers reported stopping',
+    );
+    sinks = await start(['persister', 'counter', 'aggregator'], ns.env);
+
+    await waitFor(
+      () => acknowledged > TOTAL / 2,
+      () => `only ${acknowledged} acknowledged`,
+    );
+    assert.equal(await edge.kill('SIGTERM'), 0, 'ingest drains and exits 0');
+    running.delete(edge);
+    edge = await start(['ingest'], edgeEnv);
+  })();
+
+  await mapLimit(
+    Array.from({ length: TOTAL }, (_, i) => i),
+    8,
+    publish,
+  );
+  await faults;
+  assert.equal(acknowledged, TOTAL);
+
+  await waitFor(
+    () => backends.caughtUp(),
+    () => 'consumers behind',
+    120_000,
+  );
+  // The edge process serves ingest only: read the counters through a query role.
+  const reader = await start(['query'], { ...ns.env });
+  const readerClient = queryClient(reader.grpcPort!);
+  t.after(() => readerClient.close());
+  for (const target of targets) {
+    const counters = await readerClient.getCounters({ target });
+    assert.deepEqual(
+      counters.counts.map((c) => [c.type, c.count]),
+      [['CLICK', BigInt(TOTAL / 2)]],
+      `Redis counter of ${target}`,
+    );
+  }
+  const [rows] = await backends.rows<{ n: number; distinct_ids: number }>(
+    'SELECT count(*)::int AS n, count(DISTINCT id)::int AS distinct_ids FROM event',
+  );
+  assert.deepEqual(rows, { n: TOTAL, distinct_ids: TOTAL }, 'event rows');
+  const summary = await backends.rows<{ target: string; count: number }>(
+    'SELECT target, sum(count)::int AS count FROM event_summary GROUP BY target ORDER BY target',
+  );
+  assert.deepEqual(
+    summary.map((r) => [r.target, r.count]),
+    targets.map((target) => [target, TOTAL / 2]),
+    'event_summary',
+  );
+  t.diagnostic(`${retries} client retries during the restarts`);
+});

@@ -70,7 +70,8 @@ export class Backends {
       produceTimeoutMs: 10_000,
       logger: createLogger('error'),
     });
-    this.redis = new Redis(realServers.redisUrl);
+    this.redis = new Redis(realServers.redisUrl, { maxRetriesPerRequest: 2 });
+    this.redis.on('error', () => {}); // a failing command reports its own error
   }
 
   async rows<R>(sql: string, params: unknown[] = []): Promise<R[]> {

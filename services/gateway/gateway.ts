@@ -128,7 +128,6 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
         );
       throw new AppError(Code.NOT_FOUND, `no route for ${verb} ${path}`);
     } catch (error) {
-      // Drain an unread body so the connection stays usable, unless it is the body that was refused.
       sendError(response, error, logger);
     }
   };

@@ -58,6 +58,9 @@ const schema = z.object({
   TALLY_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 });
 
+/** The names of every variable the schema reads (the README's configuration table lists each). */
+export const configVariables: readonly string[] = Object.freeze(Object.keys(schema.shape));
+
 /** Everything a process needs to know, frozen. */
 export interface TallyConfig {
   kafka: { brokers: string[] | undefined; clientId: string };

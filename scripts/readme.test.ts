@@ -10,7 +10,7 @@ import { configVariables, loadConfig } from '../services/infra/config.ts';
 const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
 const table = /<!-- config-table:start -->([\s\S]*?)<!-- config-table:end -->/.exec(readme)?.[1] ?? '';
 const rows = new Map(
-  [...table.matchAll(/^\| `(TALLY_[A-Z0-9_]+)` \| ([^|]*) \|/gm)].map((m) => [m[1]!, m[2]!.trim()]),
+  [...table.matchAll(/^\|\s*`(TALLY_[A-Z0-9_]+)`\s*\|\s*([^|]*?)\s*\|/gm)].map((m) => [m[1]!, m[2]!]),
 );
 
 test('the README configuration table lists every variable, and only those', () => {

@@ -64,9 +64,12 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
       Object.assign(json, body);
     } else {
       if (route.body !== '') json[route.body] = (await ctx.json()) as JsonValue;
-      for (const [key, value] of url.searchParams) {
-        if (key in json) throw AppError.invalidField(key, 'is given more than once');
-        json[key] = value;
+      for (const key of new Set(url.searchParams.keys())) {
+        const values = url.searchParams.getAll(key);
+        const field = route.method.input.fields.find((f) => f.name === key || f.jsonName === key);
+        if (field?.fieldKind === 'list') json[key] = values;
+        else if (values.length > 1) throw AppError.invalidField(key, 'is given more than once');
+        else json[key] = values[0] ?? '';
       }
     }
     route.pathFields.forEach((field, i) => {

@@ -31,6 +31,22 @@ export async function start(deps: QueryDeps, config: QueryConfig): Promise<Stopp
   };
 
   deps.grpc.register(QueryService, {
+    async topTargets(request) {
+      const limit = request.limit === 0 ? 10 : request.limit;
+      if (limit > 100) throw AppError.invalidField('limit', 'must be at most 100');
+      request.types.forEach((type, i) => {
+        if (type === '' || type.length > 64)
+          throw AppError.invalidField(`types[${i}]`, 'must be 1 to 64 characters');
+      });
+      const leaders = await deps.counters.top(request.types, limit);
+      return {
+        leaders: leaders.map((l) => ({
+          type: l.type,
+          targets: l.targets.map((t) => ({ target: t.target, count: BigInt(t.count) })),
+        })),
+      };
+    },
+
     async getCounters(request) {
       checkTarget(request.target);
       const counts = await deps.counters.read(request.target);

@@ -19,6 +19,13 @@ export interface TypeCounter {
   sum: number;
 }
 
+/** The leaderboard of one type. */
+export interface TypeLeaders {
+  type: string;
+  /** Highest count first. */
+  targets: { target: string; count: number }[];
+}
+
 export interface CounterStore {
   /** Which adapter, for the start-up log. */
   readonly description: string;
@@ -29,5 +36,10 @@ export interface CounterStore {
   apply(increments: readonly CounterIncrement[]): Promise<number>;
   /** Every type counted for `target`, ordered by type. */
   read(target: string): Promise<TypeCounter[]>;
+  /**
+   * The `limit` most counted targets of each type in `types` (every type counted so far when
+   * empty), ordered by type. Counts may trail `read` by the batch being applied, never exceed it.
+   */
+  top(types: readonly string[], limit: number): Promise<TypeLeaders[]>;
   close(): Promise<void>;
 }

@@ -24,7 +24,7 @@ export async function migrate(db: SqlDatabase, schema: string): Promise<string[]
     const applied: string[] = [];
     for (const file of files) {
       if (done.has(file)) continue;
-      await tx.query(await readFile(new URL(file, MIGRATIONS_DIR), 'utf8'));
+      await tx.exec(await readFile(new URL(file, MIGRATIONS_DIR), 'utf8'));
       await tx.query('INSERT INTO schema_migration (name) VALUES ($1)', [file]);
       applied.push(file);
     }

@@ -46,6 +46,7 @@ export function createPgDatabase(options: PgDatabaseOptions): SqlDatabase {
   };
 
   const reader: SqlExecutor = {
+    exec: async (script) => void (await run(primary, script)),
     query: (text, params) => {
       if (replicas.length === 0) return run(primary, text, params);
       const replica = replicas[next++ % replicas.length]!;
@@ -56,6 +57,7 @@ export function createPgDatabase(options: PgDatabaseOptions): SqlDatabase {
   return {
     description: `postgresql (pg, ${redact(options.url)}${replicas.length ? ` + ${replicas.length} read replica(s)` : ''}, schema ${options.schema})`,
     query: (text, params) => run(primary, text, params),
+    exec: async (script) => void (await run(primary, script)),
     reader,
     async transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       let client: pg.PoolClient;
@@ -66,15 +68,18 @@ export function createPgDatabase(options: PgDatabaseOptions): SqlDatabase {
       }
       let broken = false;
       try {
-        await client.query('BEGIN');
-        const result = await work({ query: (text, params) => run(client, text, params) });
-        await client.query('COMMIT');
+        await run(client, 'BEGIN');
+        const result = await work({
+          query: (text, params) => run(client, text, params),
+          exec: async (script) => void (await run(client, script)),
+        });
+        await run(client, 'COMMIT');
         return result;
       } catch (error) {
         await client.query('ROLLBACK').catch(() => {
           broken = true;
         });
-        throw classify(error);
+        throw error; // statements were classified by run(); the work's own errors pass as they are
       } finally {
         client.release(broken);
       }

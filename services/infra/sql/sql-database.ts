@@ -1,6 +1,6 @@
 /**
  * The SQL port: PostgreSQL dialect, positional parameters ($1...). Adapters:
- * PostgreSQL through pg (pg-database.ts); PGlite can plug in without touching a role.
+ * PostgreSQL through pg (pg-database.ts), PGlite in the process (pglite-database.ts).
  */
 
 export interface SqlExecutor {
@@ -9,6 +9,8 @@ export interface SqlExecutor {
     text: string,
     params?: readonly unknown[],
   ): Promise<Row[]>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(script: string): Promise<void>;
 }
 
 export interface SqlDatabase extends SqlExecutor {

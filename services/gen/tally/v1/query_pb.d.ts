@@ -154,6 +154,93 @@ export declare type GetReportResponse = Message<"tally.v1.GetReportResponse"> & 
 export declare const GetReportResponseSchema: GenMessage<GetReportResponse>;
 
 /**
+ * @generated from message tally.v1.TopTargetsRequest
+ */
+export declare type TopTargetsRequest = Message<"tally.v1.TopTargetsRequest"> & {
+  /**
+   * The types to rank; empty means every type counted so far.
+   *
+   * @generated from field: repeated string types = 1;
+   */
+  types: string[];
+
+  /**
+   * Targets per type, 1..100; 0 means 10.
+   *
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message tally.v1.TopTargetsRequest.
+ * Use `create(TopTargetsRequestSchema)` to create a new message.
+ */
+export declare const TopTargetsRequestSchema: GenMessage<TopTargetsRequest>;
+
+/**
+ * @generated from message tally.v1.TargetCount
+ */
+export declare type TargetCount = Message<"tally.v1.TargetCount"> & {
+  /**
+   * @generated from field: string target = 1;
+   */
+  target: string;
+
+  /**
+   * @generated from field: uint64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message tally.v1.TargetCount.
+ * Use `create(TargetCountSchema)` to create a new message.
+ */
+export declare const TargetCountSchema: GenMessage<TargetCount>;
+
+/**
+ * @generated from message tally.v1.TypeLeaders
+ */
+export declare type TypeLeaders = Message<"tally.v1.TypeLeaders"> & {
+  /**
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * Highest count first; ties by target.
+   *
+   * @generated from field: repeated tally.v1.TargetCount targets = 2;
+   */
+  targets: TargetCount[];
+};
+
+/**
+ * Describes the message tally.v1.TypeLeaders.
+ * Use `create(TypeLeadersSchema)` to create a new message.
+ */
+export declare const TypeLeadersSchema: GenMessage<TypeLeaders>;
+
+/**
+ * @generated from message tally.v1.TopTargetsResponse
+ */
+export declare type TopTargetsResponse = Message<"tally.v1.TopTargetsResponse"> & {
+  /**
+   * Ordered by type.
+   *
+   * @generated from field: repeated tally.v1.TypeLeaders leaders = 1;
+   */
+  leaders: TypeLeaders[];
+};
+
+/**
+ * Describes the message tally.v1.TopTargetsResponse.
+ * Use `create(TopTargetsResponseSchema)` to create a new message.
+ */
+export declare const TopTargetsResponseSchema: GenMessage<TopTargetsResponse>;
+
+/**
  * Reads counters (Redis) and reports (the hourly summaries in PostgreSQL).
  *
  * @generated from service tally.v1.QueryService
@@ -179,6 +266,16 @@ export declare const QueryService: GenService<{
     methodKind: "unary";
     input: typeof GetReportRequestSchema;
     output: typeof GetReportResponseSchema;
+  },
+  /**
+   * The most counted targets of each type (the leaderboards), highest first.
+   *
+   * @generated from rpc tally.v1.QueryService.TopTargets
+   */
+  topTargets: {
+    methodKind: "unary";
+    input: typeof TopTargetsRequestSchema;
+    output: typeof TopTargetsResponseSchema;
   },
 }>;
 

@@ -9,7 +9,7 @@ import { file_google_api_annotations } from "../../google/api/annotations_pb.js"
  * Describes the file tally/v1/query.proto.
  */
 export const file_tally_v1_query = /*@__PURE__*/
-  fileDesc("ChR0YWxseS92MS9xdWVyeS5wcm90bxIIdGFsbHkudjEiJAoSR2V0Q291bnRlcnNSZXF1ZXN0Eg4KBnRhcmdldBgBIAEoCSI1CglUeXBlQ291bnQSDAoEdHlwZRgBIAEoCRINCgVjb3VudBgCIAEoBBILCgNzdW0YAyABKAEiSgoTR2V0Q291bnRlcnNSZXNwb25zZRIOCgZ0YXJnZXQYASABKAkSIwoGY291bnRzGAIgAygLMhMudGFsbHkudjEuVHlwZUNvdW50IjAKEEdldFJlcG9ydFJlcXVlc3QSDgoGdGFyZ2V0GAEgASgJEgwKBGRhdGUYAiABKAkiPwoKSG91ckNvdW50cxIMCgRob3VyGAEgASgNEiMKBmNvdW50cxgCIAMoCzITLnRhbGx5LnYxLlR5cGVDb3VudCJWChFHZXRSZXBvcnRSZXNwb25zZRIOCgZ0YXJnZXQYASABKAkSDAoEZGF0ZRgCIAEoCRIjCgVob3VycxgDIAMoCzIULnRhbGx5LnYxLkhvdXJDb3VudHMyygEKDFF1ZXJ5U2VydmljZRJgCgtHZXRDb3VudGVycxIcLnRhbGx5LnYxLkdldENvdW50ZXJzUmVxdWVzdBodLnRhbGx5LnYxLkdldENvdW50ZXJzUmVzcG9uc2UiFILT5JMCDhIML3YxL2NvdW50ZXJzElgKCUdldFJlcG9ydBIaLnRhbGx5LnYxLkdldFJlcG9ydFJlcXVlc3QaGy50YWxseS52MS5HZXRSZXBvcnRSZXNwb25zZSISgtPkkwIMEgovdjEvcmVwb3J0YgZwcm90bzM", [file_google_api_annotations]);
+  fileDesc("ChR0YWxseS92MS9xdWVyeS5wcm90bxIIdGFsbHkudjEiJAoSR2V0Q291bnRlcnNSZXF1ZXN0Eg4KBnRhcmdldBgBIAEoCSI1CglUeXBlQ291bnQSDAoEdHlwZRgBIAEoCRINCgVjb3VudBgCIAEoBBILCgNzdW0YAyABKAEiSgoTR2V0Q291bnRlcnNSZXNwb25zZRIOCgZ0YXJnZXQYASABKAkSIwoGY291bnRzGAIgAygLMhMudGFsbHkudjEuVHlwZUNvdW50IjAKEEdldFJlcG9ydFJlcXVlc3QSDgoGdGFyZ2V0GAEgASgJEgwKBGRhdGUYAiABKAkiPwoKSG91ckNvdW50cxIMCgRob3VyGAEgASgNEiMKBmNvdW50cxgCIAMoCzITLnRhbGx5LnYxLlR5cGVDb3VudCJWChFHZXRSZXBvcnRSZXNwb25zZRIOCgZ0YXJnZXQYASABKAkSDAoEZGF0ZRgCIAEoCRIjCgVob3VycxgDIAMoCzIULnRhbGx5LnYxLkhvdXJDb3VudHMiMQoRVG9wVGFyZ2V0c1JlcXVlc3QSDQoFdHlwZXMYASADKAkSDQoFbGltaXQYAiABKA0iLAoLVGFyZ2V0Q291bnQSDgoGdGFyZ2V0GAEgASgJEg0KBWNvdW50GAIgASgEIkMKC1R5cGVMZWFkZXJzEgwKBHR5cGUYASABKAkSJgoHdGFyZ2V0cxgCIAMoCzIVLnRhbGx5LnYxLlRhcmdldENvdW50IjwKElRvcFRhcmdldHNSZXNwb25zZRImCgdsZWFkZXJzGAEgAygLMhUudGFsbHkudjEuVHlwZUxlYWRlcnMypAIKDFF1ZXJ5U2VydmljZRJgCgtHZXRDb3VudGVycxIcLnRhbGx5LnYxLkdldENvdW50ZXJzUmVxdWVzdBodLnRhbGx5LnYxLkdldENvdW50ZXJzUmVzcG9uc2UiFILT5JMCDhIML3YxL2NvdW50ZXJzElgKCUdldFJlcG9ydBIaLnRhbGx5LnYxLkdldFJlcG9ydFJlcXVlc3QaGy50YWxseS52MS5HZXRSZXBvcnRSZXNwb25zZSISgtPkkwIMEgovdjEvcmVwb3J0ElgKClRvcFRhcmdldHMSGy50YWxseS52MS5Ub3BUYXJnZXRzUmVxdWVzdBocLnRhbGx5LnYxLlRvcFRhcmdldHNSZXNwb25zZSIPgtPkkwIJEgcvdjEvdG9wYgZwcm90bzM", [file_google_api_annotations]);
 
 /**
  * Describes the message tally.v1.GetCountersRequest.
@@ -52,6 +52,34 @@ export const HourCountsSchema = /*@__PURE__*/
  */
 export const GetReportResponseSchema = /*@__PURE__*/
   messageDesc(file_tally_v1_query, 5);
+
+/**
+ * Describes the message tally.v1.TopTargetsRequest.
+ * Use `create(TopTargetsRequestSchema)` to create a new message.
+ */
+export const TopTargetsRequestSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_query, 6);
+
+/**
+ * Describes the message tally.v1.TargetCount.
+ * Use `create(TargetCountSchema)` to create a new message.
+ */
+export const TargetCountSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_query, 7);
+
+/**
+ * Describes the message tally.v1.TypeLeaders.
+ * Use `create(TypeLeadersSchema)` to create a new message.
+ */
+export const TypeLeadersSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_query, 8);
+
+/**
+ * Describes the message tally.v1.TopTargetsResponse.
+ * Use `create(TopTargetsResponseSchema)` to create a new message.
+ */
+export const TopTargetsResponseSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_query, 9);
 
 /**
  * Reads counters (Redis) and reports (the hourly summaries in PostgreSQL).

@@ -1,0 +1,149 @@
+/**
+ * The SQL port contract: every adapter (PostgreSQL, PGlite) runs the same
+ * statements with the same results. `environment()` gives a fresh schema;
+ * `open` may be called again on it (a restart).
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { migrate } from './migrate.ts';
+import type { SqlDatabase } from './sql-database.ts';
+
+export interface SqlEnvironment {
+  schema: string;
+  open(): Promise<SqlDatabase>;
+  cleanup(): Promise<void>;
+}
+
+export function sqlDatabaseContract(adapter: string, environment: () => Promise<SqlEnvironment>): void {
+  describe(`SQL contract: ${adapter}`, () => {
+    const withDb = async (t: { after(fn: () => Promise<void>): void }) => {
+      const env = await environment();
+      const db = await env.open();
+      t.after(async () => {
+        await db.close();
+        await env.cleanup();
+      });
+      await migrate(db, env.schema);
+      return { db, env };
+    };
+
+    test('migrations create the tables once; running them again applies nothing', async (t) => {
+      const { db, env } = await withDb(t);
+      assert.deepEqual(await migrate(db, env.schema), []);
+      const tables = await db.query<{ table_name: string }>(
+        `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`,
+        [env.schema],
+      );
+      assert.deepEqual(
+        tables.map((r) => r.table_name),
+        ['consumer_offset', 'event', 'event_summary', 'schema_migration', 'summary_event_seen'],
+      );
+    });
+
+    test('array parameters, unnest, upserts and value types round-trip', async (t) => {
+      const { db } = await withDb(t);
+      const upsert = `INSERT INTO event_summary (target, hour, type, count, sum_value)
+         SELECT t, to_timestamp(h / 1000.0), ty, c, s
+           FROM unnest($1::text[], $2::float8[], $3::text[], $4::int8[], $5::float8[]) AS u(t, h, ty, c, s)
+         ON CONFLICT (target, hour, type) DO UPDATE SET count = event_summary.count + EXCLUDED.count`;
+      // Two rows for one key in one statement are refused by DO UPDATE, on every adapter.
+      await assert.rejects(
+        db.query(upsert, [
+          ['a', 'a'],
+          [0, 0],
+          ['X', 'X'],
+          [1, 1],
+          [0, 0],
+        ]),
+        (error: Error & { code?: string }) => error.code === '21000',
+      );
+      await db.query(
+        `INSERT INTO event_summary (target, hour, type, count, sum_value)
+         SELECT t, to_timestamp(h / 1000.0), ty, c, s
+           FROM unnest($1::text[], $2::float8[], $3::text[], $4::int8[], $5::float8[]) AS u(t, h, ty, c, s)`,
+        [
+          ['a', 'b'],
+          [3_600_000, 0],
+          ['X', 'Y'],
+          [2, 4_000_000_000],
+          [1.5, -2],
+        ],
+      );
+      const rows = await db.query<{
+        target: string;
+        hour: Date;
+        count: number;
+        sum_value: number;
+        n: string;
+      }>(`SELECT target, hour, count, sum_value, 'x' || count AS n FROM event_summary ORDER BY target`);
+      assert.deepEqual(rows, [
+        { target: 'a', hour: new Date(3_600_000), count: 2, sum_value: 1.5, n: 'x2' },
+        { target: 'b', hour: new Date(0), count: 4_000_000_000, sum_value: -2, n: 'x4000000000' },
+      ]);
+    });
+
+    test('a transaction commits as a whole or not at all', async (t) => {
+      const { db } = await withDb(t);
+      await db.transaction(async (tx) => {
+        await tx.query(`INSERT INTO summary_event_seen (id) VALUES ('kept')`);
+      });
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.query(`INSERT INTO summary_event_seen (id) VALUES ('gone')`);
+          throw new Error('abort');
+        }),
+        /abort/,
+      );
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.query(`INSERT INTO summary_event_seen (id) VALUES ('gone-too')`);
+          await tx.query(`INSERT INTO summary_event_seen (id) VALUES ('kept')`); // unique violation
+        }),
+        (error: Error & { code?: string }) => error.code === '23505',
+      );
+      const ids = await db.query<{ id: string }>('SELECT id FROM summary_event_seen ORDER BY id');
+      assert.deepEqual(ids, [{ id: 'kept' }]);
+    });
+
+    test('concurrent transactions locking one row serialize: every increment lands', async (t) => {
+      const { db } = await withDb(t);
+      await db.query(
+        `INSERT INTO consumer_offset (group_id, topic, partition, next_offset) VALUES ('g', 't', 0, 0)`,
+      );
+      await Promise.all(
+        Array.from({ length: 20 }, () =>
+          db.transaction(async (tx) => {
+            const [row] = await tx.query<{ next_offset: number }>(
+              `SELECT next_offset FROM consumer_offset WHERE group_id = 'g' FOR UPDATE`,
+            );
+            await tx.query(`UPDATE consumer_offset SET next_offset = $1 WHERE group_id = 'g'`, [
+              (row?.next_offset ?? 0) + 1,
+            ]);
+          }),
+        ),
+      );
+      const [row] = await db.reader.query<{ next_offset: number }>(`SELECT next_offset FROM consumer_offset`);
+      assert.equal(row?.next_offset, 20);
+    });
+
+    test('a reopened database keeps what was committed', async (t) => {
+      const env = await environment();
+      t.after(() => env.cleanup());
+      const first = await env.open();
+      await migrate(first, env.schema);
+      await first.query(`INSERT INTO summary_event_seen (id) VALUES ('durable')`);
+      await first.close();
+      const second = await env.open();
+      t.after(() => second.close());
+      assert.deepEqual(await second.query('SELECT id FROM summary_event_seen'), [{ id: 'durable' }]);
+    });
+
+    test('a bad statement rejects with the database error', async (t) => {
+      const { db } = await withDb(t);
+      await assert.rejects(db.query('SELECT * FROM no_such_table'), (error: Error & { code?: string }) => {
+        assert.equal(error.code, '42P01');
+        return true;
+      });
+    });
+  });
+}

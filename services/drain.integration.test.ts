@@ -3,24 +3,15 @@
  * restarts every acknowledged event is counted exactly once in every sink.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, test } from 'node:test';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { HOUR_MS, hourStart } from './domain/report.ts';
 import { type AppError, Code } from './infra/app-error.ts';
 import { requireRealServers, testNamespace, waitFor } from './testing/real-servers.ts';
 import { Backends, ingestClient, mapLimit, queryClient } from './testing/tally-client.ts';
-import { startTally, type TallyProcess } from './testing/tally-process.ts';
+import { freePort, startTally, type TallyProcess } from './testing/tally-process.ts';
 
 await requireRealServers();
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 test('SIGTERM mid-stream drains ingest and consumers; after restarts nothing is missing or doubled', async (t) => {
   const ns = testNamespace(4);

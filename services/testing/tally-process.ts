@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -27,8 +28,11 @@ export async function startTally(
   env: Record<string, string>,
   startTimeoutMs = 60_000,
 ): Promise<TallyProcess> {
+  // Only what the test passes: a TALLY_* variable of the test's own environment (say, the local
+  // servers' addresses) must not switch a port the test wants embedded to a server.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TALLY_')));
   const child = spawn(TALLY, roles, {
-    env: { ...process.env, TALLY_LOG_LEVEL: 'info', ...env },
+    env: { ...inherited, TALLY_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
@@ -82,4 +86,13 @@ export async function startTally(
     throw error;
   }
   return proc;
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1 (for a process that must keep its port across restarts). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

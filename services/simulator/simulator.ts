@@ -1,0 +1,460 @@
+/**
+ * The simulator: sends a scenario's events to Tally on a fixed schedule (an open model).
+ *
+ * Event k of the run is due at k / rate seconds, whatever the response times; due events wait
+ * in a backlog until a request slot is free (at most `concurrency` requests in flight) and leave
+ * it in requests of `batchSize`. When every slot stays busy until the backlog is full (one second
+ * of events, at least one request per slot), further due events are not generated and are
+ * counted as `missed`, and so are events still queued one second after the duration ends: the
+ * summary reports the shortfall, and how late requests left (`sendLag`), instead of silently
+ * sending slower. `--total` runs send exactly their events, however late.
+ *
+ * One user's events are never in two requests at once: Tally keeps a user's events in order
+ * (its partition key), but only in the order requests reach it, and concurrent requests can
+ * overtake each other. An event whose user has a request in flight waits for it (and so do
+ * that user's later events), while other users' events go ahead.
+ */
+import { LatencyHistogram } from './latency-histogram.ts';
+import { createScenario, type ScenarioName } from './scenarios.ts';
+import type { SimEvent } from './sim-event.ts';
+import { type SimulateOptions, simulateCommandLine } from './simulate-args.ts';
+import { formatProgress, formatSummary } from './simulation-report.ts';
+import { createTransport, type SendOutcome } from './transport.ts';
+
+export interface SimulationIo {
+  /** Receives the summary. */
+  out: NodeJS.WritableStream;
+  /** Receives the live progress line and the first distinct error messages. */
+  err: NodeJS.WritableStream;
+  /** Abort (e.g. on SIGINT) to stop scheduling; requests in flight get a short grace period. */
+  signal?: AbortSignal;
+}
+
+export interface TypeCounts {
+  sent: number;
+  acknowledged: number;
+}
+
+/** Acknowledged events of one (target, type), and the sum of their values. */
+export interface CounterTally {
+  count: number;
+  sum: number;
+}
+
+export interface ErrorTally {
+  requests: number;
+  events: number;
+  /** The first few distinct messages for this code. */
+  messages: string[];
+}
+
+export interface LatencySummary {
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  meanMs: number;
+}
+
+/** What a run did. Every event sent is exactly one of acknowledged or failed. */
+export interface SimulationSummary {
+  scenario: ScenarioName;
+  /** `http://host:port` or `grpc://host:port`. */
+  target: string;
+  /** e.g. `REST POST /v1/events:batch`, `gRPC Publish`. */
+  transport: string;
+  seed: number;
+  runId: string;
+  /** `tally simulate …` flags that repeat the run (same seed, a new run id). */
+  repeatCommand: string;
+  stoppedBy: 'duration' | 'total' | 'signal';
+  elapsedMs: number;
+  targetRatePerSecond: number;
+  /** Events sent per second over the run. */
+  achievedRatePerSecond: number;
+  /** Events the schedule called for: sent + missed. */
+  scheduled: number;
+  /** Events put in a request. */
+  sent: number;
+  /** Events in requests Tally answered OK (each id checked). */
+  acknowledged: number;
+  /**
+   * Events in requests that failed. Their effect is unknown in general: a batch that failed
+   * part-way in Kafka may have been partly written (Tally deduplicates a retry by id).
+   */
+  failed: number;
+  /** Due events never sent: skipped while every request slot was busy, or queued when stopped. */
+  missed: number;
+  requests: { sent: number; acknowledged: number; failed: number };
+  /** Failures by code: HTTP status (`503`), gRPC code (`UNAVAILABLE`), or `timeout`, `ECONNREFUSED`, … */
+  errors: Record<string, ErrorTally>;
+  byType: Record<string, TypeCounts>;
+  /** Acknowledged events per target, then per type: what Tally's counters should show for this run. */
+  acknowledgedByTarget: Record<string, Record<string, CounterTally>>;
+  /** Round trip of each request. */
+  latency: LatencySummary;
+  /**
+   * How late each request left after the due time of its newest event: near zero (timer
+   * resolution) while the run keeps up, large when every request slot was busy.
+   */
+  sendLag: LatencySummary;
+}
+
+/** Distinct error messages printed as they happen (all are counted). */
+const PRINTED_ERROR_MESSAGES = 5;
+/** How long requests in flight may still answer after the stop signal. */
+const STOP_GRACE_MS = 5000;
+/** The backlog holds this much of the schedule before due events are counted as missed. */
+const BACKLOG_SECONDS = 1;
+/** How long after the end of a duration run queued events may still leave. */
+const END_GRACE_MS = 1000;
+
+interface Pending {
+  event: SimEvent;
+  dueMs: number;
+}
+
+interface InFlight {
+  events: SimEvent[];
+  startedAt: number;
+  settled: boolean;
+}
+
+/** Tally's partition key: the user, else the target. */
+function orderKey(event: SimEvent): string {
+  return event.userId !== '' ? event.userId : `target:${event.target}`;
+}
+
+/** Runs the simulation to its end (duration, total, or `io.signal`), prints and returns the summary. */
+export async function runSimulation(options: SimulateOptions, io: SimulationIo): Promise<SimulationSummary> {
+  const rate = options.ratePerSecond;
+  const batchSize = options.batchSize;
+  const source = createScenario(options.scenario, {
+    seed: options.seed,
+    ratePerSecond: rate,
+    targets: options.targets,
+    users: options.users,
+    idPrefix: options.runId,
+  });
+  const transport = createTransport(options.target, {
+    batchSize,
+    requestTimeoutMs: options.requestTimeoutMs,
+  });
+  const stats = new RunStats();
+  const tty = (io.err as { isTTY?: boolean }).isTTY === true;
+
+  const maxSlots =
+    options.durationMs === undefined
+      ? Number.POSITIVE_INFINITY
+      : Math.floor((options.durationMs * rate) / 1000 + 1e-9);
+  const total = options.total ?? Number.POSITIVE_INFINITY;
+  const backlogLimit = Math.max(batchSize * options.concurrency, Math.ceil(rate * BACKLOG_SECONDS));
+
+  let backlog: Pending[] = [];
+  const busyKeys = new Map<string, number>();
+  const inFlight = new Set<InFlight>();
+  let slots = 0;
+  let generated = 0;
+  let missed = 0;
+  let scheduling = true;
+  let stoppedBy: SimulationSummary['stoppedBy'] = 'duration';
+  let timer: NodeJS.Timeout | undefined;
+  let endTimer: NodeJS.Timeout | undefined;
+  let stopTimer: NodeJS.Timeout | undefined;
+  const startedAt = performance.now();
+  const elapsed = (): number => performance.now() - startedAt;
+  const slotTime = (slot: number): number => (slot * 1000) / rate;
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+
+  const maybeFinish = (): void => {
+    if (!scheduling && backlog.length === 0 && inFlight.size === 0) finish();
+  };
+
+  const tick = (): void => {
+    timer = undefined;
+    if (!scheduling) return;
+    const now = elapsed();
+    const due = Math.min(maxSlots, Math.floor((now * rate) / 1000 + 1e-9));
+    while (slots < due && generated < total) {
+      if (backlog.length >= backlogLimit) {
+        missed += due - slots;
+        slots = due;
+        break;
+      }
+      slots++;
+      generated++;
+      backlog.push({ event: source.next(), dueMs: slotTime(slots) });
+    }
+    if (generated >= total || slots >= maxSlots) {
+      scheduling = false;
+      stoppedBy = generated >= total ? 'total' : 'duration';
+      if (stoppedBy === 'duration')
+        endTimer = setTimeout(() => {
+          missed += backlog.length;
+          backlog = [];
+          maybeFinish();
+        }, END_GRACE_MS);
+    }
+    pump();
+    if (scheduling) {
+      // Wake when the backlog holds a full batch (or a batch later, when it already does), or at the end.
+      const missing = batchSize - backlog.length;
+      const nextSlot = Math.min(
+        slots + (missing > 0 ? missing : batchSize),
+        maxSlots,
+        slots + (total - generated),
+      );
+      timer = setTimeout(tick, Math.max(0, slotTime(nextSlot) - elapsed()));
+    } else maybeFinish();
+  };
+
+  /** Events for one request, oldest first, skipping (in order) users that have a request in flight. */
+  const takeBatch = (): Pending[] => {
+    const taken: Pending[] = [];
+    const held = new Set<string>();
+    const kept: Pending[] = [];
+    let i = 0;
+    for (; i < backlog.length && taken.length < batchSize; i++) {
+      const pending = backlog[i]!;
+      const key = orderKey(pending.event);
+      if (busyKeys.has(key) || held.has(key)) {
+        held.add(key);
+        kept.push(pending);
+      } else taken.push(pending);
+    }
+    if (kept.length === 0) backlog.splice(0, i);
+    else backlog = kept.concat(backlog.slice(i));
+    return taken;
+  };
+
+  const pump = (): void => {
+    // A request leaves with a full batch; only the end of the schedule sends a short one. (A batch
+    // may also be short when some of its users still have a request in flight.)
+    while (inFlight.size < options.concurrency && backlog.length > 0) {
+      if (scheduling && backlog.length < batchSize) return;
+      const batch = takeBatch();
+      if (batch.length === 0) return;
+      send(batch);
+    }
+  };
+
+  const send = (batch: Pending[]): void => {
+    // How late the request leaves after its newest event came due.
+    stats.lag(Math.max(0, elapsed() - batch[batch.length - 1]!.dueMs));
+    const events = batch.map((pending) => pending.event);
+    for (const event of events) {
+      const key = orderKey(event);
+      busyKeys.set(key, (busyKeys.get(key) ?? 0) + 1);
+    }
+    const request: InFlight = { events, startedAt: performance.now(), settled: false };
+    inFlight.add(request);
+    stats.sent(events);
+    transport.send(events, Date.now()).then(
+      (outcome) => settle(request, outcome),
+      (error: unknown) => settle(request, { ok: false, code: 'internal', message: String(error) }),
+    );
+  };
+
+  const settle = (request: InFlight, outcome: SendOutcome): void => {
+    if (request.settled) return;
+    request.settled = true;
+    inFlight.delete(request);
+    for (const event of request.events) {
+      const key = orderKey(event);
+      const left = (busyKeys.get(key) ?? 1) - 1;
+      if (left === 0) busyKeys.delete(key);
+      else busyKeys.set(key, left);
+    }
+    stats.latency(performance.now() - request.startedAt);
+    if (outcome.ok) stats.acknowledged(request.events);
+    else if (stats.failed(request.events, outcome.code, outcome.message))
+      printError(outcome.code, outcome.message);
+    pump();
+    maybeFinish();
+  };
+
+  let printedErrors = 0;
+  const printError = (code: string, message: string): void => {
+    if (printedErrors > PRINTED_ERROR_MESSAGES) return;
+    const text =
+      printedErrors++ < PRINTED_ERROR_MESSAGES
+        ? `error ${code}: ${message}`
+        : 'further error messages are counted, not printed';
+    io.err.write(`${tty ? '\r\x1b[2K' : ''}${text}\n`);
+  };
+
+  let lastProgress = { atMs: 0, sent: 0 };
+  const printProgress = (): void => {
+    const now = elapsed();
+    const windowSeconds = Math.max(0.001, (now - lastProgress.atMs) / 1000);
+    const line = formatProgress({
+      elapsedMs: now,
+      sent: stats.sentEvents,
+      acknowledged: stats.acknowledgedEvents,
+      failed: stats.failedEvents,
+      errorsByCode: [...stats.errors].map(([code, e]) => [code, e.events]),
+      ratePerSecond: (stats.sentEvents - lastProgress.sent) / windowSeconds,
+      p50Ms: stats.window.percentile(0.5),
+      p99Ms: stats.window.percentile(0.99),
+      inFlight: inFlight.size,
+      missed,
+    });
+    stats.window.reset();
+    lastProgress = { atMs: now, sent: stats.sentEvents };
+    if (tty) {
+      const columns = (io.err as { columns?: number }).columns ?? 0;
+      io.err.write(`\r\x1b[2K${columns > 1 ? line.slice(0, columns - 1) : line}`);
+    } else io.err.write(`${line}\n`);
+  };
+  const progressTimer = setInterval(printProgress, tty ? 1000 : 5000);
+
+  const onAbort = (): void => {
+    if (scheduling) stoppedBy = 'signal';
+    scheduling = false;
+    clearTimeout(timer);
+    missed += backlog.length;
+    backlog = [];
+    stopTimer ??= setTimeout(() => {
+      const message = `no answer ${STOP_GRACE_MS / 1000} s after the stop signal; outcome unknown`;
+      for (const request of [...inFlight]) settle(request, { ok: false, code: 'no-answer', message });
+    }, STOP_GRACE_MS);
+    maybeFinish();
+  };
+  if (io.signal?.aborted) onAbort();
+  else {
+    io.signal?.addEventListener('abort', onAbort, { once: true });
+    tick();
+  }
+
+  try {
+    await finished;
+  } finally {
+    io.signal?.removeEventListener('abort', onAbort);
+    clearTimeout(timer);
+    clearTimeout(endTimer);
+    clearTimeout(stopTimer);
+    clearInterval(progressTimer);
+    transport.close();
+    if (tty) io.err.write('\r\x1b[2K');
+  }
+
+  const elapsedMs = elapsed();
+  const summary: SimulationSummary = {
+    scenario: options.scenario,
+    target: options.target.protocol === 'rest' ? options.target.url : `grpc://${options.target.address}`,
+    transport: transport.description,
+    seed: options.seed,
+    runId: options.runId,
+    repeatCommand: simulateCommandLine(options),
+    stoppedBy,
+    elapsedMs,
+    targetRatePerSecond: rate,
+    achievedRatePerSecond: elapsedMs > 0 ? (stats.sentEvents * 1000) / elapsedMs : 0,
+    scheduled: stats.sentEvents + missed,
+    sent: stats.sentEvents,
+    acknowledged: stats.acknowledgedEvents,
+    failed: stats.failedEvents,
+    missed,
+    requests: {
+      sent: stats.sentRequests,
+      acknowledged: stats.acknowledgedRequests,
+      failed: stats.failedRequests,
+    },
+    errors: Object.fromEntries(stats.errors),
+    byType: Object.fromEntries(stats.byType),
+    acknowledgedByTarget: Object.fromEntries(
+      [...stats.byTarget].map(([target, types]) => [target, Object.fromEntries(types)]),
+    ),
+    latency: latencySummary(stats.all),
+    sendLag: latencySummary(stats.sendLag),
+  };
+  io.out.write(formatSummary(summary, options));
+  return summary;
+}
+
+function latencySummary(histogram: LatencyHistogram): LatencySummary {
+  return {
+    p50Ms: histogram.percentile(0.5),
+    p90Ms: histogram.percentile(0.9),
+    p99Ms: histogram.percentile(0.99),
+    maxMs: histogram.maxMs,
+    meanMs: histogram.meanMs,
+  };
+}
+
+/** Counts of a run; `failed` returns true when the (code, message) pair is new and worth printing. */
+class RunStats {
+  sentEvents = 0;
+  acknowledgedEvents = 0;
+  failedEvents = 0;
+  sentRequests = 0;
+  acknowledgedRequests = 0;
+  failedRequests = 0;
+  readonly byType = new Map<string, TypeCounts>();
+  readonly byTarget = new Map<string, Map<string, CounterTally>>();
+  readonly errors = new Map<string, ErrorTally>();
+  readonly all = new LatencyHistogram();
+  /** Since the last progress line. */
+  readonly window = new LatencyHistogram();
+  readonly sendLag = new LatencyHistogram();
+
+  sent(events: readonly SimEvent[]): void {
+    this.sentRequests++;
+    this.sentEvents += events.length;
+    for (const event of events) this.#type(event.type).sent++;
+  }
+
+  acknowledged(events: readonly SimEvent[]): void {
+    this.acknowledgedRequests++;
+    this.acknowledgedEvents += events.length;
+    for (const event of events) {
+      this.#type(event.type).acknowledged++;
+      let types = this.byTarget.get(event.target);
+      if (!types) {
+        types = new Map();
+        this.byTarget.set(event.target, types);
+      }
+      const tally = types.get(event.type);
+      if (tally) {
+        tally.count++;
+        tally.sum += event.value ?? 0;
+      } else types.set(event.type, { count: 1, sum: event.value ?? 0 });
+    }
+  }
+
+  failed(events: readonly SimEvent[], code: string, message: string): boolean {
+    this.failedRequests++;
+    this.failedEvents += events.length;
+    let tally = this.errors.get(code);
+    if (!tally) {
+      tally = { requests: 0, events: 0, messages: [] };
+      this.errors.set(code, tally);
+    }
+    tally.requests++;
+    tally.events += events.length;
+    if (tally.messages.includes(message) || tally.messages.length >= PRINTED_ERROR_MESSAGES) return false;
+    tally.messages.push(message);
+    return true;
+  }
+
+  latency(ms: number): void {
+    this.all.record(ms);
+    this.window.record(ms);
+  }
+
+  lag(ms: number): void {
+    this.sendLag.record(ms);
+  }
+
+  #type(type: string): TypeCounts {
+    let counts = this.byType.get(type);
+    if (!counts) {
+      counts = { sent: 0, acknowledged: 0 };
+      this.byType.set(type, counts);
+    }
+    return counts;
+  }
+}

@@ -4,6 +4,7 @@
 #     /usr/lib/postgresql/*/bin/postgres exists; a Java 17+ runtime and Maven if absent.
 #   - Apache Kafka server + CLI jars from Maven Central (scripts/kafka/pom.xml), copied into
 #     $TALLY_KAFKA_HOME/libs (default ~/.cache/tally/kafka-<version>/libs).
+#   - Debian's chromium when absent, for the dashboard's browser test.
 # Non-interactive (fine with CI=true and no stdin). Needs root (or passwordless sudo) only when a
 # Debian package is missing.
 #
@@ -16,8 +17,8 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/lib.sh"
 usage() {
   cat <<EOF
 usage: scripts/install-deps.sh
-Installs redis-server/redis-tools (and postgresql, java, maven when absent) from Debian, and the
-Kafka $TALLY_KAFKA_VERSION jars into $TALLY_KAFKA_LIBS. Safe to run repeatedly.
+Installs redis-server/redis-tools (and postgresql, java, maven, chromium when absent) from Debian,
+and the Kafka $TALLY_KAFKA_VERSION jars into $TALLY_KAFKA_LIBS. Safe to run repeatedly.
 EOF
 }
 case "${1:-}" in
@@ -79,8 +80,9 @@ java_major="${java_major%%.*}"
 tally_log "deps: redis $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), postgresql $("$(tally_pg_bin)/postgres" --version | awk '{print $3}'), java $java_major"
 
 # ---------------------------------------------------------------------------------------------
-# Kafka jars from Maven Central
+# Kafka jars from Maven Central (in a subshell: its early `exit 0` ends only this block)
 
+(
 marker="$TALLY_KAFKA_LIBS/.tally-complete"
 stamp="$TALLY_KAFKA_VERSION $(sha256sum "$TALLY_KAFKA_POM" | cut -c1-16)"
 if [[ -f "$marker" && "$(cat "$marker")" == "$stamp" && -f "$TALLY_KAFKA_LIBS/kafka_2.13-$TALLY_KAFKA_VERSION.jar" ]]; then
@@ -115,3 +117,17 @@ rm -rf "$TALLY_KAFKA_LIBS"
 mv "$tmp" "$TALLY_KAFKA_LIBS"
 trap - EXIT
 tally_log "kafka: $(find "$TALLY_KAFKA_LIBS" -name '*.jar' | wc -l) jars ($(du -sh "$TALLY_KAFKA_LIBS" | cut -f1)) in $((SECONDS - start))s"
+)
+
+# ---------------------------------------------------------------------------------------------
+# Chromium for the dashboard's browser test (services/gateway/dashboard.integration.test.ts):
+# Debian's package, driven by playwright-core, which never downloads a browser of its own.
+
+if command -v chromium >/dev/null 2>&1; then
+  tally_log "chromium: present ($(command -v chromium))"
+else
+  tally_log "chromium: installing Debian's chromium for the dashboard's browser test"
+  apt_install chromium fonts-liberation
+  command -v chromium >/dev/null 2>&1 || tally_die "chromium still not found after install"
+  tally_log "chromium: installed ($(command -v chromium))"
+fi

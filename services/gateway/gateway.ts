@@ -1,10 +1,13 @@
 /**
  * The gateway role: the HTTP edge. REST at /v1/... generated from the proto's
  * google.api.http rules (JSON = protobuf JSON mapping), the seed's legacy
- * routes, /healthz and /readyz. It calls ingest and query over gRPC.
+ * routes, /healthz and /readyz, the live dashboard at / and its WebSocket
+ * /v1/stream. It calls ingest and query over gRPC, and reads the events topic
+ * itself (its own consumer group) for the live feed.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { QueryService } from '../gen/tally/v1/query_pb.js';
@@ -14,7 +17,13 @@ import { type HttpRoute, httpRoutes } from '../infra/http/http-rules.ts';
 import { parseJson, readBody, sendError, sendJson } from '../infra/http/http-server.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { Logger } from '../infra/logger.ts';
+import { loadDashboardAssets } from './dashboard-assets.ts';
 import { legacyRoutes } from './legacy-routes.ts';
+import type { LiveFeedSource } from './live-feed.ts';
+import { createStreamServer } from './stream-server.ts';
+
+/** The WebSocket endpoint (docs/stream.md). */
+export const STREAM_PATH = '/v1/stream';
 
 export interface GatewayConfig {
   host: string;
@@ -29,6 +38,8 @@ export interface GatewayDeps {
   ingest: ServiceClient<(typeof IngestService)['method']>;
   query: ServiceClient<(typeof QueryService)['method']>;
   logger: Logger;
+  /** Where the dashboard's live feed reads; without it the dashboard says live data is unavailable. */
+  live?: LiveFeedSource;
 }
 
 /** A running gateway; `port` is the bound port (useful with port 0). */
@@ -54,6 +65,7 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
   };
   const routes = httpRoutes([IngestService, QueryService]);
   const legacy = legacyRoutes(deps);
+  const dashboard = loadDashboardAssets();
   let accepting = true;
 
   const handleRest = async (route: HttpRoute, match: RegExpExecArray, ctx: RequestContext, url: URL) => {
@@ -91,7 +103,8 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
   };
 
   const handle = async (request: IncomingMessage, response: ServerResponse) => {
-    const url = new URL(request.url ?? '/', 'http://gateway');
+    const url = requestUrl(request.url);
+    if (!url) return sendError(response, badTarget(request.url), logger);
     const path = url.pathname;
     const verb = request.method ?? 'GET';
     let bodyRead: Promise<unknown> | undefined;
@@ -112,6 +125,21 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
           : sendJson(response, 503, { status: 'draining' });
       if (!accepting)
         throw new AppError(Code.UNAVAILABLE, 'server is shutting down, retry on another instance');
+
+      if (dashboard.owns(path)) return dashboard.serve(request, response, url);
+      if (path === STREAM_PATH)
+        return sendJson(
+          response,
+          426,
+          {
+            error: {
+              code: 426,
+              status: 'UPGRADE_REQUIRED',
+              message: `${STREAM_PATH} is a WebSocket: connect with Upgrade: websocket (see docs/stream.md)`,
+            },
+          },
+          { upgrade: 'websocket', connection: 'Upgrade' },
+        );
 
       const legacyRoute = legacy.find((r) => r.paths.includes(path));
       if (legacyRoute) {
@@ -142,13 +170,41 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
     },
   );
   server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
+
+  const stream = createStreamServer({ query: deps.query, live: deps.live, logger });
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => {}); // a reset during the handshake is the client's business
+    const path = requestUrl(request.url)?.pathname;
+    const refuse = (status: string, message: string) => {
+      socket.end(
+        `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(message)}\r\n\r\n${message}`,
+      );
+    };
+    if (path !== STREAM_PATH) {
+      const message = `no WebSocket at ${path ?? 'this request target'} (the stream is ${STREAM_PATH})`;
+      return refuse('404 Not Found', JSON.stringify({ error: { code: 404, status: 'NOT_FOUND', message } }));
+    }
+    if (!accepting) {
+      const message = 'server is shutting down, retry on another instance';
+      return refuse(
+        '503 Service Unavailable',
+        JSON.stringify({ error: { code: 503, status: 'UNAVAILABLE', message } }),
+      );
+    }
+    stream.handleUpgrade(request, socket, head);
   });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    await stream.stop(); // its timers and live feed would otherwise outlive the failed start
+    throw error;
+  }
   const port = (server.address() as AddressInfo).port;
   logger.info('gateway listening', { host: config.host, port });
 
@@ -157,6 +213,7 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
     port,
     async stop() {
       accepting = false;
+      await stream.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const force = setTimeout(() => server.closeAllConnections(), config.drainTimeoutMs);
@@ -164,6 +221,22 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
       clearTimeout(force);
     },
   };
+}
+
+/** The URL of a request target (origin-form `/path?query` or absolute-form); undefined when malformed. */
+function requestUrl(target: string | undefined): URL | undefined {
+  const raw = target ?? '/';
+  try {
+    // Not `new URL(raw, base)`: that reads `//x` as a host, and throws on a path such as `//`.
+    return raw.startsWith('/') ? new URL(`http://gateway${raw}`) : new URL(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+function badTarget(target: string | undefined): AppError {
+  const shown = JSON.stringify((target ?? '').slice(0, 100));
+  return AppError.invalidField('path', `is not a valid request target: ${shown}`);
 }
 
 function methodNotAllowed(response: ServerResponse, verbs: string[], path: string): void {

@@ -1,0 +1,476 @@
+// Tally's live dashboard: one WebSocket to /v1/stream (protocol: docs/stream.md), plain DOM, no build.
+// Everything from the server is written with textContent: targets and types are user input.
+
+const STREAM_PATH = '/v1/stream';
+const STALE_AFTER_MS = 5_000; // the server sends a dashboard message about every 500 ms
+const MAX_BACKOFF_MS = 15_000;
+const LOCALE = undefined; // the browser's
+
+const numberFormat = new Intl.NumberFormat(LOCALE);
+const rateFormat = new Intl.NumberFormat(LOCALE, { maximumFractionDigits: 1 });
+const timeFormat = new Intl.DateTimeFormat(LOCALE, {
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+  hour12: false,
+});
+const motion = !window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+
+const $ = (id) => {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`dashboard: #${id} is missing`);
+  return element;
+};
+
+function el(tag, className, text) {
+  const element = document.createElement(tag);
+  if (className) element.className = className;
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+/** A stable colour class per type name. */
+function hueClass(type) {
+  let hash = 0;
+  for (let i = 0; i < type.length; i++) hash = (hash * 31 + type.charCodeAt(i)) | 0;
+  return `hue-${Math.abs(hash) % 8}`;
+}
+
+// ---- connection ----------------------------------------------------------------------------------
+
+const connection = {
+  socket: null,
+  attempts: 0,
+  lastMessageAt: 0,
+  retryAt: 0,
+  retryTimer: 0,
+  live: null,
+};
+
+function connect() {
+  clearTimeout(connection.retryTimer);
+  connection.retryAt = 0;
+  const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws';
+  const socket = new WebSocket(`${scheme}://${window.location.host}${STREAM_PATH}`);
+  connection.socket = socket;
+  connection.lastMessageAt = Date.now();
+  renderStatus();
+  socket.addEventListener('open', () => {
+    socket.send(JSON.stringify({ op: 'subscribe', channel: 'dashboard' }));
+  });
+  socket.addEventListener('message', (event) => {
+    if (connection.socket !== socket) return;
+    connection.lastMessageAt = Date.now();
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    onMessage(message);
+  });
+  socket.addEventListener('close', () => {
+    if (connection.socket === socket) dropConnection();
+  });
+}
+
+/** Forgets the socket and schedules a reconnect with exponential backoff and jitter. */
+function dropConnection() {
+  const socket = connection.socket;
+  connection.socket = null;
+  connection.live = null;
+  if (socket && socket.readyState <= WebSocket.OPEN) socket.close();
+  const base = Math.min(MAX_BACKOFF_MS, 500 * 2 ** connection.attempts);
+  const delay = Math.round(base * (0.75 + Math.random() * 0.5));
+  connection.attempts++;
+  connection.retryAt = Date.now() + delay;
+  connection.retryTimer = setTimeout(connect, delay);
+  renderStatus();
+}
+
+setInterval(() => {
+  const socket = connection.socket;
+  // A silent server or a dead network path (a handshake may take a little longer).
+  const limit = socket?.readyState === WebSocket.OPEN ? STALE_AFTER_MS : 2 * STALE_AFTER_MS;
+  if (socket && Date.now() - connection.lastMessageAt > limit) dropConnection();
+  if (!connection.socket) renderStatus(); // countdown
+}, 1_000);
+
+window.addEventListener('online', () => {
+  if (!connection.socket) connect();
+});
+
+function onMessage(message) {
+  switch (message.channel) {
+    case 'dashboard':
+      connection.attempts = 0;
+      connection.live = message.live ?? null;
+      renderStatus();
+      renderDashboard(message);
+      break;
+    case 'error':
+      console.warn('tally stream:', message.message);
+      break;
+    default:
+      break; // hello, subscribed: nothing to show
+  }
+}
+
+// ---- status ----------------------------------------------------------------------------------------
+
+function renderStatus() {
+  const status = $('status');
+  const text = $('status-text');
+  const notice = $('notice');
+  let state = 'connecting';
+  let label = 'Connecting…';
+  let detail = '';
+  const socket = connection.socket;
+  if (!socket) {
+    state = 'offline';
+    const seconds = Math.max(0, Math.ceil((connection.retryAt - Date.now()) / 1000));
+    label = seconds > 0 ? `Disconnected · retrying in ${seconds} s` : 'Disconnected · retrying…';
+  } else if (socket.readyState === WebSocket.OPEN && connection.live) {
+    const live = connection.live;
+    if (live.state === 'live') {
+      state = 'live';
+      label = 'Live';
+    } else if (live.state === 'starting') {
+      label = 'Joining the event log…';
+    } else {
+      state = 'degraded';
+      label = 'Live data unavailable';
+      detail =
+        live.state === 'off'
+          ? 'Live data is unavailable: this gateway has no live feed configured. Leaderboards still update.'
+          : `Live data is unavailable: ${live.reason ?? 'the event log cannot be reached'}. Retrying; leaderboards still update.`;
+    }
+  } else if (connection.attempts > 0) {
+    label = 'Reconnecting…';
+  }
+  status.dataset.state = state;
+  document.body.dataset.connection = state;
+  text.textContent = label;
+  notice.hidden = detail === '';
+  notice.textContent = detail;
+}
+
+// ---- numbers ---------------------------------------------------------------------------------------
+
+/** Shows `value` in `element`, counting up (or down) from the value shown before. */
+function setNumber(element, value, format = numberFormat) {
+  const previous = Number(element.dataset.value ?? Number.NaN);
+  element.dataset.value = String(value);
+  if (!motion || !Number.isFinite(previous) || previous === value) {
+    element.textContent = format.format(value);
+    return false;
+  }
+  const start = performance.now();
+  const duration = 500;
+  const step = (now) => {
+    if (element.dataset.value !== String(value)) return; // a newer value took over
+    const t = Math.min(1, (now - start) / duration);
+    const eased = 1 - (1 - t) ** 3;
+    const shown = t === 1 ? value : previous + (value - previous) * eased;
+    element.textContent = format.format(Number.isInteger(value) ? Math.round(shown) : shown);
+    if (t < 1) requestAnimationFrame(step);
+  };
+  requestAnimationFrame(step);
+  return true;
+}
+
+function flash(element) {
+  if (!motion) return;
+  element.animate([{ backgroundColor: 'var(--flash)' }, { backgroundColor: 'transparent' }], {
+    duration: 900,
+    easing: 'ease-out',
+  });
+}
+
+// ---- dashboard -------------------------------------------------------------------------------------
+
+function renderDashboard(d) {
+  // Without a live feed the gateway counts nothing itself: show no numbers rather than zeros.
+  const feed = d.live?.state !== 'off';
+  document.body.dataset.feed = feed ? 'on' : 'off';
+  if (feed) {
+    renderRate(d.rate, Date.parse(d.totals.since), Date.parse(d.at));
+    renderTotals(d.totals);
+  } else {
+    for (const id of ['rate-value', 'total-value', 'types-value']) {
+      $(id).textContent = '–';
+      delete $(id).dataset.value;
+    }
+    $('rate-note').textContent = 'no live feed on this gateway';
+    $('total-note').textContent = 'no live feed on this gateway';
+  }
+  $('latest-empty').textContent = feed
+    ? 'Events appear here as they are ingested.'
+    : 'No live feed on this gateway: the latest events are not shown.';
+  renderBoards(d.top);
+  renderLatest(d.latest);
+  renderAlerts(d.alerts);
+}
+
+function renderRate(rate, sinceMs, atMs) {
+  const value = $('rate-value');
+  const perSecond = rate.perSecond;
+  value.dataset.value = String(perSecond);
+  value.textContent = rateFormat.format(perSecond);
+  const history = rate.history;
+  const peak = Math.max(...history, 0);
+  const averaged = `${Math.max(1, Math.round(rate.windowSeconds))} s average`;
+  $('rate-note').textContent =
+    peak > 0
+      ? `${averaged} · peak ${numberFormat.format(peak)}/s in the last minute`
+      : `${averaged} · last minute`;
+  drawSparkline(history, sinceMs, atMs);
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** One bar per second, the current (partial) second last; before the gateway started, a dashed line. */
+function drawSparkline(history, sinceMs, atMs) {
+  const width = 240;
+  const height = 44;
+  const slot = width / history.length;
+  const top = Math.max(...history, 1);
+  const group = $('spark-bars');
+  if (group.children.length !== history.length) {
+    group.replaceChildren(
+      ...history.map(() => {
+        const bar = document.createElementNS(SVG_NS, 'rect');
+        bar.setAttribute('class', 'spark-bar');
+        return bar;
+      }),
+    );
+  }
+  history.forEach((count, i) => {
+    const bar = group.children[i];
+    const barHeight = count > 0 ? Math.max(1.5, (count / top) * (height - 3)) : 0;
+    bar.setAttribute('x', (i * slot + 0.4).toFixed(2));
+    bar.setAttribute('width', (slot - 0.8).toFixed(2));
+    bar.setAttribute('y', (height - barHeight).toFixed(2));
+    bar.setAttribute('height', barHeight.toFixed(2));
+    bar.classList.toggle('is-now', i === history.length - 1);
+  });
+  const firstSecond = Math.floor(atMs / 1000) - history.length + 1;
+  const started = Math.min(width, Math.max(0, (Math.floor(sinceMs / 1000) - firstSecond) * slot));
+  $('spark-nodata').setAttribute('x2', started.toFixed(2));
+  $('spark-base').setAttribute('x1', started.toFixed(2));
+  $('sparkline').dataset.history = history.join(',');
+}
+
+function renderTotals(totals) {
+  if (setNumber($('total-value'), totals.events)) flash($('total-value'));
+  const since = new Date(totals.since);
+  const note = $('total-note');
+  note.textContent = `since ${timeFormat.format(since)}`;
+  note.title = `Counted by this gateway since it started at ${since.toLocaleString()}`;
+  const types = totals.types;
+  setNumber($('types-value'), types.length + (totals.otherTypes > 0 ? 1 : 0));
+  const chips = $('type-chips');
+  const shown = types.slice(0, 6);
+  const signature = JSON.stringify(shown);
+  if (chips.dataset.signature === signature) return;
+  chips.dataset.signature = signature;
+  chips.replaceChildren(
+    ...shown.map(({ type, count }) => {
+      const chip = el('li', `type-chip ${hueClass(type)}`);
+      chip.title = type;
+      chip.append(
+        el('span', 'type-dot'),
+        el('span', 'chip-name', type),
+        el('b', '', numberFormat.format(count)),
+      );
+      return chip;
+    }),
+  );
+  if (types.length > shown.length)
+    chips.append(el('li', 'type-chip', `+${types.length - shown.length} more`));
+}
+
+// -- leaderboards
+
+const boards = new Map(); // type -> { card, list, sum, rows: Map<target, row> }
+
+function renderBoards(top) {
+  const grid = $('boards');
+  $('boards-empty').hidden = top.types.length > 0;
+  const note = $('boards-note');
+  note.classList.toggle('is-warning', Boolean(top.error));
+  note.textContent = top.error
+    ? top.error
+    : `all-time counts · top ${top.limit} per type${top.typesOmitted > 0 ? ` · ${top.typesOmitted} more types not shown` : ''}`;
+
+  const seen = new Set();
+  top.types.forEach((leaders, index) => {
+    seen.add(leaders.type);
+    let board = boards.get(leaders.type);
+    if (!board) {
+      board = createBoard(leaders.type);
+      boards.set(leaders.type, board);
+    }
+    if (grid.children[index] !== board.card) grid.insertBefore(board.card, grid.children[index] ?? null);
+    updateBoard(board, leaders.targets, top.limit);
+  });
+  for (const [type, board] of boards) {
+    if (!seen.has(type)) {
+      board.card.remove();
+      boards.delete(type);
+    }
+  }
+}
+
+function createBoard(type) {
+  const card = el('article', `board ${hueClass(type)}`);
+  card.dataset.type = type;
+  const head = el('header', 'board-head');
+  const title = el('h3', 'board-title', type);
+  title.title = type;
+  const sum = el('span', 'board-sum');
+  head.append(el('span', 'type-dot'), title, sum);
+  const list = el('ol', 'board-rows');
+  card.append(head, list);
+  return { card, list, sum, rows: new Map() };
+}
+
+function updateBoard(board, targets, limit) {
+  const max = Math.max(1, ...targets.map((t) => t.count));
+  const before = new Map();
+  for (const [target, row] of board.rows) before.set(target, row.element.getBoundingClientRect().top);
+
+  const keep = new Set();
+  targets.forEach(({ target, count }, index) => {
+    keep.add(target);
+    let row = board.rows.get(target);
+    const isNew = !row;
+    if (!row) {
+      row = createRow(target);
+      board.rows.set(target, row);
+    }
+    row.rank.textContent = String(index + 1);
+    row.bar.style.setProperty('--share', (count / max).toFixed(4));
+    if (board.list.children[index] !== row.element)
+      board.list.insertBefore(row.element, board.list.children[index] ?? null);
+    if (setNumber(row.count, count) && !isNew) flash(row.count);
+    if (isNew && motion && before.size > 0)
+      row.element.animate([{ opacity: 0 }, { opacity: 1 }], { duration: 400, easing: 'ease-out' });
+  });
+  for (const [target, row] of board.rows) {
+    if (!keep.has(target)) {
+      row.element.remove();
+      board.rows.delete(target);
+    }
+  }
+  board.sum.textContent =
+    targets.length >= limit
+      ? `top ${limit}`
+      : targets.length === 1
+        ? '1 target'
+        : `${targets.length} targets`;
+
+  // FLIP: rows that moved glide from where they were.
+  if (!motion) return;
+  for (const [target, top] of before) {
+    const row = board.rows.get(target);
+    if (!row) continue;
+    const delta = top - row.element.getBoundingClientRect().top;
+    if (Math.abs(delta) > 1)
+      row.element.animate([{ transform: `translateY(${delta}px)` }, { transform: 'none' }], {
+        duration: 450,
+        easing: 'cubic-bezier(0.2, 0.8, 0.2, 1)',
+      });
+  }
+}
+
+function createRow(target) {
+  const element = el('li', 'row');
+  element.dataset.target = target;
+  const bar = el('span', 'row-bar');
+  const rank = el('span', 'rank');
+  const name = el('span', 'target', target);
+  name.title = target;
+  const count = el('span', 'count');
+  element.append(bar, rank, name, count);
+  return { element, bar, rank, count };
+}
+
+// -- latest events
+
+const latestRows = new Map(); // key -> element
+
+function renderLatest(latest) {
+  const list = $('latest');
+  $('latest-empty').hidden = latest.length > 0;
+  $('latest-note').textContent = latest.length > 0 ? 'newest first' : '';
+  const keys = new Set();
+  latest.forEach((event, index) => {
+    const key = event.id || `${event.time}|${event.type}|${event.target}|${index}`;
+    keys.add(key);
+    let row = latestRows.get(key);
+    if (!row) {
+      row = createEventRow(event);
+      latestRows.set(key, row);
+      if (motion && list.children.length > 0)
+        row.animate(
+          [
+            { opacity: 0, transform: 'translateY(-4px)' },
+            { opacity: 1, transform: 'none' },
+          ],
+          { duration: 350, easing: 'ease-out' },
+        );
+    }
+    if (list.children[index] !== row) list.insertBefore(row, list.children[index] ?? null);
+  });
+  for (const [key, row] of latestRows) {
+    if (!keys.has(key)) {
+      row.remove();
+      latestRows.delete(key);
+    }
+  }
+}
+
+function createEventRow(event) {
+  const row = el('li', `event ${hueClass(event.type)}`);
+  const time = el('time', 'event-time', event.time ? timeFormat.format(new Date(event.time)) : '–');
+  if (event.time) time.dateTime = event.time;
+  const type = el('span', 'type-pill');
+  type.title = event.type;
+  type.append(el('span', 'type-dot'), el('span', '', event.type));
+  const target = el('span', 'target', event.target);
+  target.title = event.target;
+  const meta = [];
+  if (event.userId) meta.push(`user ${event.userId}`);
+  if (event.value !== null && event.value !== undefined)
+    meta.push(`value ${numberFormat.format(event.value)}`);
+  row.append(time, type, target);
+  if (meta.length > 0) row.append(el('span', 'event-meta', meta.join(' · ')));
+  return row;
+}
+
+// -- alerts (an empty feed until an alerting role exists; the shape is in docs/stream.md)
+
+function renderAlerts(alerts) {
+  const list = $('alerts');
+  $('alerts-empty').hidden = alerts.length > 0;
+  list.replaceChildren(
+    ...alerts.map((alert) => {
+      const item = el('li', 'alert');
+      item.dataset.severity = alert.severity ?? 'info';
+      const when = alert.at ? ` · ${timeFormat.format(new Date(alert.at))}` : '';
+      item.append(
+        el('span', 'type-dot'),
+        el('span', 'alert-title', alert.title ?? 'Alert'),
+        el('span', 'alert-text', `${alert.message ?? ''}${when}`),
+      );
+      return item;
+    }),
+  );
+}
+
+// ---- start -----------------------------------------------------------------------------------------
+
+$('boards-hint').textContent =
+  `curl -X POST ${window.location.host}/v1/events -d '{"type":"click","target":"home","userId":"u1"}'`;
+connect();

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseClientMessage } from './stream-protocol.ts';
+
+const limits = { maxTargets: 3, maxTargetChars: 10 };
+const parse = (value: unknown) =>
+  parseClientMessage(typeof value === 'string' ? value : JSON.stringify(value), limits);
+
+test('well-formed messages parse, duplicate targets fold, the id is kept', () => {
+  assert.deepEqual(parse({ op: 'subscribe', channel: 'dashboard' }), {
+    op: 'subscribe',
+    channel: 'dashboard',
+  });
+  assert.deepEqual(parse({ op: 'subscribe', channel: 'counters', targets: ['a', 'b', 'a'], id: 7 }), {
+    op: 'subscribe',
+    channel: 'counters',
+    targets: ['a', 'b'],
+    id: 7,
+  });
+  assert.deepEqual(parse({ op: 'unsubscribe', channel: 'counters' }), {
+    op: 'unsubscribe',
+    channel: 'counters',
+  });
+  assert.deepEqual(parse({ op: 'unsubscribe', channel: 'counters', targets: ['a'] }), {
+    op: 'unsubscribe',
+    channel: 'counters',
+    targets: ['a'],
+  });
+});
+
+test('bad messages are refused with a reason naming the field', () => {
+  const cases: [unknown, string, RegExp][] = [
+    ['{nope', 'message', /^message: is not valid JSON/],
+    [[1], 'message', /^message: must be a JSON object/],
+    ['"text"', 'message', /^message: must be a JSON object/],
+    [{ channel: 'dashboard' }, 'op', /^op: is required/],
+    [
+      { op: 'listen', channel: 'dashboard' },
+      'op',
+      /^op: must be "subscribe" or "unsubscribe", not "listen"$/,
+    ],
+    [{ op: 'subscribe' }, 'channel', /^channel: is required/],
+    [
+      { op: 'subscribe', channel: 7 },
+      'channel',
+      /^channel: must be "dashboard" or "counters", not number 7$/,
+    ],
+    [{ op: 'subscribe', channel: 'counters' }, 'targets', /^targets: is required with channel "counters"/],
+    [{ op: 'subscribe', channel: 'counters', targets: 'a' }, 'targets', /^targets: must be an array/],
+    [{ op: 'subscribe', channel: 'counters', targets: [] }, 'targets', /^targets: must not be empty$/],
+    [
+      { op: 'subscribe', channel: 'counters', targets: ['a', 'b', 'c', 'd'] },
+      'targets',
+      /^targets: must hold at most 3 targets \(got 4\)/,
+    ],
+    [
+      { op: 'subscribe', channel: 'counters', targets: ['a', 5] },
+      'targets[1]',
+      /^targets\[1\]: must be a string, not number 5$/,
+    ],
+    [
+      { op: 'subscribe', channel: 'counters', targets: [''] },
+      'targets[0]',
+      /^targets\[0\]: must not be empty$/,
+    ],
+    [
+      { op: 'subscribe', channel: 'counters', targets: ['x'.repeat(11)] },
+      'targets[0]',
+      /^targets\[0\]: must be at most 10 characters$/,
+    ],
+    [
+      { op: 'subscribe', channel: 'dashboard', targets: ['a'] },
+      'targets',
+      /only allowed with channel "counters"/,
+    ],
+    [{ op: 'subscribe', channel: 'dashboard', topic: 'x' }, 'topic', /^topic: is not a known field/],
+    [{ op: 'subscribe', channel: 'dashboard', id: { a: 1 } }, 'id', /^id: must be a string/],
+  ];
+  for (const [input, field, message] of cases) {
+    const result = parse(input);
+    assert.ok('field' in result, `${JSON.stringify(input)} should be refused`);
+    assert.equal(result.field, field, JSON.stringify(input));
+    assert.match(result.message, message);
+  }
+});
+
+test('a refusal echoes the id of the message when it had a valid one', () => {
+  assert.deepEqual(parse({ op: 'nope', channel: 'dashboard', id: 'req-1' }), {
+    field: 'op',
+    message: 'op: must be "subscribe" or "unsubscribe", not "nope"',
+    id: 'req-1',
+  });
+});

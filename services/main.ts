@@ -2,6 +2,7 @@
  * `tally <role…>` / `tally all`: wires configuration → adapters → roles in one
  * process, and drains on SIGTERM/SIGINT. `tally migrate` applies the SQL schema.
  */
+import { join } from 'node:path';
 import * as aggregator from './aggregator/aggregator.ts';
 import * as counter from './counter/counter.ts';
 import { defaultEventLimits } from './domain/event-rules.ts';
@@ -10,27 +11,33 @@ import { IngestService } from './gen/tally/v1/ingest_pb.js';
 import { QueryService } from './gen/tally/v1/query_pb.js';
 import { ConfigError, loadConfig, type TallyConfig } from './infra/config.ts';
 import type { CounterStore } from './infra/counters/counter-store.ts';
+import { createEmbeddedCounterStore } from './infra/counters/embedded-counter-store.ts';
 import { createRedisCounterStore } from './infra/counters/redis-counter-store.ts';
+import { DataDirInUseError, lockDataDir } from './infra/data-dir.ts';
 import { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
 import { createGrpcClient, type GrpcServer } from './infra/grpc/grpc-service.ts';
 import type { Stoppable } from './infra/lifecycle.ts';
+import { createEmbeddedEventLog } from './infra/log/embedded-event-log.ts';
 import type { EventLog } from './infra/log/event-log.ts';
 import { createKafkaEventLog } from './infra/log/kafka-event-log.ts';
 import { createLogger, type Logger } from './infra/logger.ts';
 import { handleProcessWarnings } from './infra/node-warnings.ts';
 import { migrate } from './infra/sql/migrate.ts';
 import { createPgDatabase } from './infra/sql/pg-database.ts';
+import { createPgliteDatabase } from './infra/sql/pglite-database.ts';
 import type { SqlDatabase } from './infra/sql/sql-database.ts';
 import * as ingest from './ingest/ingest.ts';
 import * as persister from './persister/persister.ts';
 import * as query from './query/query.ts';
+import { simulateCommand } from './simulator/simulate-command.ts';
 
 export const ROLES = ['gateway', 'ingest', 'query', 'persister', 'counter', 'aggregator'] as const;
 export type Role = (typeof ROLES)[number];
 
-const USAGE = `usage: tally <role...> | tally all | tally migrate
+const USAGE = `usage: tally <role...> | tally all | tally migrate | tally simulate [flags] (--help for its flags)
 roles: ${ROLES.join(', ')}
-configuration: TALLY_* environment variables (see README.md)`;
+configuration: TALLY_* environment variables (see README.md); with none set, every port
+uses its embedded adapter under TALLY_DATA_DIR (default ./data)`;
 
 /** Thrown for a command line or environment that cannot run; exit status 2. */
 class UsageError extends Error {}
@@ -47,54 +54,67 @@ interface Backends {
   log?: EventLog;
   counters?: CounterStore;
   sql?: SqlDatabase;
+  /** Set when an embedded adapter locked the data directory. */
+  releaseDataDir?: () => void;
 }
 
-function requireSetting<T>(value: T | undefined, variable: string, roles: string): T {
-  if (value === undefined || (Array.isArray(value) && value.length === 0))
-    throw new UsageError(
-      `${roles} needs ${variable}; for local servers run \`make services-up\` and \`source scripts/services-env.sh\``,
-    );
-  return value;
-}
-
-function openBackends(roles: readonly Role[], config: TallyConfig, logger: Logger): Backends {
+/**
+ * Opens the adapter of each port the roles use: the server's when its TALLY_*
+ * variable is set, else the embedded one under TALLY_DATA_DIR (locked to this process).
+ */
+async function openBackends(
+  roles: readonly Role[],
+  config: TallyConfig,
+  logger: Logger,
+  ports: readonly ('log' | 'counters' | 'sql')[] = ['log', 'counters', 'sql'],
+): Promise<Backends> {
   const uses = (...names: Role[]) => names.filter((n) => roles.includes(n));
   const backends: Backends = {};
-  const logUsers = uses('ingest', 'persister', 'counter', 'aggregator');
-  if (logUsers.length > 0) {
-    backends.log = createKafkaEventLog({
-      brokers: requireSetting(config.kafka.brokers, 'TALLY_KAFKA_BROKERS', logUsers.join(', ')),
-      clientId: config.kafka.clientId,
-      produceTimeoutMs: config.ingest.produceTimeoutMs,
-      logger,
-    });
-  }
-  const counterUsers = uses('counter', 'query');
-  if (counterUsers.length > 0) {
-    const cluster = config.redis.clusterNodes.length > 0;
-    backends.counters = createRedisCounterStore({
-      clusterNodes: config.redis.clusterNodes,
-      url: cluster
-        ? undefined
-        : requireSetting(
-            config.redis.url,
-            'TALLY_REDIS_URL (or TALLY_REDIS_CLUSTER_NODES)',
-            counterUsers.join(', '),
-          ),
-      keyPrefix: config.redis.keyPrefix,
-      dedupWindowMs: config.redis.dedupWindowMs,
-    });
-  }
-  const sqlUsers = uses('persister', 'aggregator', 'query');
-  if (sqlUsers.length > 0) {
-    backends.sql = createPgDatabase({
-      url: requireSetting(config.pg.url, 'TALLY_PG_URL', sqlUsers.join(', ')),
-      readUrls: config.pg.readUrls,
-      schema: config.pg.schema,
-      poolSize: config.pg.poolSize,
-    });
+  const dataDir = (port: string) => {
+    backends.releaseDataDir ??= lockDataDir(config.dataDir);
+    return join(config.dataDir, port);
+  };
+  try {
+    const logUsers = uses('ingest', 'persister', 'counter', 'aggregator', 'gateway');
+    if (logUsers.length > 0 && ports.includes('log')) {
+      backends.log = config.kafka.brokers
+        ? createKafkaEventLog({
+            brokers: config.kafka.brokers,
+            clientId: config.kafka.clientId,
+            produceTimeoutMs: config.ingest.produceTimeoutMs,
+            logger,
+          })
+        : await createEmbeddedEventLog({ dataDir: dataDir('log'), logger });
+    }
+    const counterUsers = uses('counter', 'query');
+    if (counterUsers.length > 0 && ports.includes('counters')) {
+      const { url, clusterNodes, keyPrefix, dedupWindowMs } = config.redis;
+      backends.counters =
+        url || clusterNodes.length > 0
+          ? createRedisCounterStore({ url, clusterNodes, keyPrefix, dedupWindowMs })
+          : createEmbeddedCounterStore({ dataDir: dataDir('counters'), dedupWindowMs });
+    }
+    const sqlUsers = uses('persister', 'aggregator', 'query');
+    if (sqlUsers.length > 0 && ports.includes('sql')) {
+      backends.sql = config.pg.url
+        ? createPgDatabase({
+            url: config.pg.url,
+            readUrls: config.pg.readUrls,
+            schema: config.pg.schema,
+            poolSize: config.pg.poolSize,
+          })
+        : await createPgliteDatabase({ dataDir: dataDir('pg'), schema: config.pg.schema });
+    }
+  } catch (error) {
+    await closeBackends(backends);
+    throw error;
   }
   return backends;
+}
+
+async function closeBackends(backends: Backends): Promise<void> {
+  await Promise.allSettled([backends.log?.close(), backends.counters?.close(), backends.sql?.close()]);
+  backends.releaseDataDir?.();
 }
 
 /** A running process: its roles, servers and backends, stopped in drain order. */
@@ -106,9 +126,10 @@ export interface Running {
 
 /** Starts `roles` in this process. */
 export async function run(roles: readonly Role[], config: TallyConfig, logger: Logger): Promise<Running> {
-  const backends = openBackends(roles, config, logger);
-  for (const [port, backend] of Object.entries(backends)) {
-    logger.info('backend', { port, adapter: (backend as { description: string }).description });
+  const backends = await openBackends(roles, config, logger);
+  for (const port of ['log', 'counters', 'sql'] as const) {
+    const backend = backends[port];
+    if (backend) logger.info('backend', { port, adapter: backend.description });
   }
   const started: Stoppable[] = [];
   const has = (role: Role) => roles.includes(role);
@@ -131,7 +152,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
       await role.stop();
       logger.info('role stopped', { role: role.name });
     }
-    await Promise.allSettled([backends.log?.close(), backends.counters?.close(), backends.sql?.close()]);
+    await closeBackends(backends);
   };
 
   try {
@@ -218,8 +239,20 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
         clientOptions,
       );
       clients.push(ingestClient, queryClient);
+      const { hostname } = await import('node:os');
       gatewayRole = await gateway.start(
-        { ingest: ingestClient, query: queryClient, logger },
+        {
+          ingest: ingestClient,
+          query: queryClient,
+          logger,
+          // The dashboard's live feed: this process's own group, reading from the end of the log.
+          live: {
+            log: backends.log!,
+            eventsTopic: config.topics.events,
+            groupId: `${config.groupPrefix}gateway-live-${hostname()}-${process.pid}`,
+            maxWaitMs: config.consumer.maxWaitMs,
+          },
+        },
         { ...config.http, drainTimeoutMs: config.drainTimeoutMs },
       );
     }
@@ -236,22 +269,33 @@ async function main(args: readonly string[]): Promise<void> {
   let roles: Role[];
   try {
     config = loadConfig();
+    if (args[0] === 'simulate') {
+      const aborter = new AbortController();
+      const onSignal = () => aborter.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      process.exitCode = await simulateCommand(args.slice(1), {
+        out: process.stdout,
+        err: process.stderr,
+        signal: aborter.signal,
+      });
+      return;
+    }
     if (args[0] === 'migrate') {
       const logger = createLogger(config.logLevel);
-      const db = createPgDatabase({
-        url: requireSetting(config.pg.url, 'TALLY_PG_URL', 'migrate'),
-        readUrls: [],
+      const backends = await openBackends(['persister'], config, logger, ['sql']);
+      const applied = await migrate(backends.sql!, config.pg.schema);
+      logger.info('migrations applied', {
+        applied,
         schema: config.pg.schema,
-        poolSize: 1,
+        adapter: backends.sql!.description,
       });
-      const applied = await migrate(db, config.pg.schema);
-      logger.info('migrations applied', { applied, schema: config.pg.schema });
-      await db.close();
+      await closeBackends(backends);
       return;
     }
     roles = parseRoles(args);
   } catch (error) {
-    if (error instanceof UsageError || error instanceof ConfigError) {
+    if (error instanceof UsageError || error instanceof ConfigError || error instanceof DataDirInUseError) {
       process.stderr.write(`tally: ${error.message}\n${error instanceof UsageError ? `${USAGE}\n` : ''}`);
       process.exitCode = 2;
       return;
@@ -264,7 +308,7 @@ async function main(args: readonly string[]): Promise<void> {
   try {
     running = await run(roles, config, logger);
   } catch (error) {
-    if (error instanceof UsageError) {
+    if (error instanceof UsageError || error instanceof DataDirInUseError) {
       process.stderr.write(`tally: ${error.message}\n`);
       process.exitCode = 2;
       return;

@@ -146,6 +146,24 @@ describe('the spine on real Kafka, Redis and PostgreSQL', () => {
     );
   });
 
+  test('/v1/top ranks the targets of each type by their counts', async () => {
+    const r = await http(tally.httpPort!, 'GET', '/v1/top?types=VIEW&types=CLICK&limit=2');
+    assert.equal(r.status, 200, r.text);
+    const leaders = TYPES.map((type) => {
+      const ranked = targets
+        .map((target) => ({
+          target,
+          count: [...expected]
+            .filter(([k]) => k.startsWith(`${target}|${type}|`))
+            .reduce((n, [, t]) => n + t.count, 0),
+        }))
+        .sort((a, b) => b.count - a.count || (a.target < b.target ? 1 : -1))
+        .slice(0, 2);
+      return { type, targets: ranked.map((t) => ({ target: t.target, count: String(t.count) })) };
+    });
+    assert.deepEqual(r.body, { leaders });
+  });
+
   test('re-sending 1,000 of those events with the same ids changes no count anywhere', async () => {
     const before = await backends.totalEndOffset();
     const again = events.filter((_, i) => i % 10 === 3 || i % 10 === 6).slice(0, 1000);

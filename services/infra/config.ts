@@ -18,6 +18,7 @@ const name = z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits and . _ - on
 
 /** Each variable with its default; the README's configuration table lists the same. */
 const schema = z.object({
+  TALLY_DATA_DIR: z.string().min(1).default('./data'),
   TALLY_KAFKA_BROKERS: list.optional(),
   TALLY_KAFKA_CLIENT_ID: name.default('tally'),
   TALLY_REDIS_URL: z.string().url().optional(),
@@ -63,6 +64,8 @@ export const configVariables: readonly string[] = Object.freeze(Object.keys(sche
 
 /** Everything a process needs to know, frozen. */
 export interface TallyConfig {
+  /** Where the embedded adapters keep their files (ports without a server configured). */
+  dataDir: string;
   kafka: { brokers: string[] | undefined; clientId: string };
   redis: { url: string | undefined; clusterNodes: string[]; keyPrefix: string; dedupWindowMs: number };
   pg: { url: string | undefined; readUrls: string[]; schema: string; poolSize: number; migrate: boolean };
@@ -100,6 +103,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   return deepFreeze({
+    dataDir: e.TALLY_DATA_DIR,
     kafka: { brokers: e.TALLY_KAFKA_BROKERS, clientId: e.TALLY_KAFKA_CLIENT_ID },
     redis: {
       url: e.TALLY_REDIS_URL,

@@ -84,11 +84,13 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
       const a = await getAdmin();
       const existing = new Set(await a.listTopics());
       const present = names.filter((n) => existing.has(n));
-      if (present.length > 0) await a.deleteTopics({ topics: present });
+      if (present.length === 0) return;
+      await a.deleteTopics({ topics: present });
+      await producer?.reset();
     },
 
     producer(): LogProducer {
-      producer ??= new KafkaLogProducer(kafka.producer(producerConfig()), options.produceTimeoutMs);
+      producer ??= new KafkaLogProducer(() => kafka.producer(producerConfig()), options.produceTimeoutMs);
       return producer;
     },
 
@@ -134,13 +136,27 @@ function producerConfig() {
 }
 
 class KafkaLogProducer implements LogProducer {
-  readonly #producer: Producer;
+  readonly #create: () => Producer;
+  #producer: Producer;
   readonly #timeoutMs: number;
   #connecting: Promise<void> | undefined;
 
-  constructor(producer: Producer, timeoutMs: number) {
-    this.#producer = producer;
+  constructor(create: () => Producer, timeoutMs: number) {
+    this.#create = create;
+    this.#producer = create();
     this.#timeoutMs = timeoutMs;
+  }
+
+  /**
+   * Starts over with a new kafkajs producer. kafkajs refreshes the metadata of every topic a
+   * producer ever wrote to, so once one of them is deleted every later send would time out.
+   */
+  async reset(): Promise<void> {
+    const old = this.#producer;
+    const wasConnected = this.#connecting !== undefined;
+    this.#producer = this.#create();
+    this.#connecting = undefined;
+    if (wasConnected) await old.disconnect().catch(() => {});
   }
 
   async send(topic: string, records: readonly LogRecord[]): Promise<void> {
@@ -207,7 +223,14 @@ class KafkaLogConsumer implements LogConsumer {
     await this.#consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
+      eachBatch: async ({
+        batch,
+        heartbeat,
+        isRunning,
+        isStale,
+        resolveOffset,
+        commitOffsetsIfNecessary,
+      }) => {
         if (batch.messages.length === 0) return;
         const records = batch.messages.map((m) => ({
           key: m.key ? m.key.toString('utf8') : null,
@@ -227,9 +250,16 @@ class KafkaLogConsumer implements LogConsumer {
         const last = batch.messages[batch.messages.length - 1]!.offset;
         resolveOffset(last);
         if (isStale()) return; // the partition moved: its new owner re-reads, the sinks dedup
-        await this.#consumer.commitOffsets([
-          { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
-        ]);
+        // The batch's own commit: consumer.commitOffsets() is a silent no-op once a stop has
+        // begun, which would lose the last batch's commit of a draining consumer.
+        await commitOffsetsIfNecessary({
+          topics: [
+            {
+              topic: batch.topic,
+              partitions: [{ partition: batch.partition, offset: (BigInt(last) + 1n).toString() }],
+            },
+          ],
+        });
       },
     });
     this.#log.info('consumer started', { topics: this.#options.topics });

@@ -55,7 +55,10 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
   const markerKey = (target: string, id: string) => `${target}\u0000${id}`;
   const add = (target: string, type: string, value: number | null) => {
     let types = counts.get(target);
-    if (!types) counts.set(target, (types = new Map()));
+    if (!types) {
+      types = new Map();
+      counts.set(target, types);
+    }
     const c = types.get(type) ?? { count: 0, sum: 0 };
     c.count += 1;
     c.sum += value ?? 0;
@@ -180,7 +183,10 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
         for (const [type, c] of byType) {
           if (types.length > 0 && !boards.has(type)) continue;
           let board = boards.get(type);
-          if (!board) boards.set(type, (board = []));
+          if (!board) {
+            board = [];
+            boards.set(type, board);
+          }
           board.push({ target, count: c.count });
         }
       }

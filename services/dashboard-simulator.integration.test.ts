@@ -1,0 +1,108 @@
+/**
+ * The newcomer's path in a real browser: open the dashboard, run the simulator,
+ * and watch the page's leaderboards reach exactly what the simulator had
+ * acknowledged (Debian's Chromium through playwright-core, `tally all` on the real servers).
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { parseSimulateArgs } from './simulator/simulate-args.ts';
+import { runSimulation } from './simulator/simulator.ts';
+import { requireRealServers, testNamespace, waitFor } from './testing/real-servers.ts';
+import { Backends } from './testing/tally-client.ts';
+import { startTally } from './testing/tally-process.ts';
+
+await requireRealServers();
+
+const CHROMIUM = '/usr/bin/chromium';
+const READ_BOARDS = `(() => {
+  const boards = {};
+  for (const board of document.querySelectorAll('.board')) {
+    boards[board.dataset.type] = [...board.querySelectorAll('.row')].map((row) => [
+      row.dataset.target,
+      Number((row.querySelector('.count')?.textContent ?? '').replace(/\\D/g, '')),
+    ]);
+  }
+  return { status: document.getElementById('status').dataset.state, boards };
+})()`;
+
+test('the simulator runs and the dashboard counters reach what it sent', { timeout: 240_000 }, async (t) => {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/install-deps.sh`);
+  const ns = testNamespace(6);
+  const backends = new Backends(ns);
+  const tally = await startTally(['all'], ns.env);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+      '--disable-gpu',
+    ],
+  });
+  t.after(async () => {
+    await browser.close();
+    await tally.kill('SIGTERM');
+    await backends.cleanup();
+  });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  await page.goto(`http://127.0.0.1:${tally.httpPort}/`);
+  const read = () =>
+    page.evaluate<{ status: string; boards: Record<string, [string, number][]> }>(READ_BOARDS);
+  await waitFor(
+    async () => (await read()).status === 'live',
+    async () => `status ${(await read()).status}`,
+  );
+
+  const options = parseSimulateArgs([
+    '--scenario',
+    'clickstream',
+    '--total',
+    '1500',
+    '--rate',
+    '500',
+    '--seed',
+    '7',
+    '--targets',
+    '40',
+    '--target',
+    `http://127.0.0.1:${tally.httpPort}`,
+  ]);
+  const quiet = new Writable({ write: (_chunk, _encoding, done) => done() });
+  const summary = await runSimulation(options, { out: quiet, err: quiet });
+  assert.equal(summary.acknowledged, 1500, JSON.stringify(summary.errors));
+
+  // The page shows each type's top 10: every shown count is the simulator's, and they are its 10 highest.
+  const want = new Map<string, Map<string, number>>();
+  for (const [target, byType] of Object.entries(summary.acknowledgedByTarget)) {
+    for (const [type, { count }] of Object.entries(byType)) {
+      if (!want.has(type)) want.set(type, new Map());
+      want.get(type)!.set(target, count);
+    }
+  }
+  const matches = (boards: Record<string, [string, number][]>) =>
+    [...want].every(([type, counts]) => {
+      const shown = boards[type] ?? [];
+      const top = [...counts.values()].sort((a, b) => b - a).slice(0, 10);
+      return (
+        shown.length === top.length &&
+        shown.every(([target, count]) => counts.get(target) === count) &&
+        JSON.stringify(shown.map(([, c]) => c)) === JSON.stringify(top)
+      );
+    });
+  await waitFor(
+    async () => matches((await read()).boards),
+    async () => `the page shows ${JSON.stringify((await read()).boards)}`,
+    60_000,
+  );
+  assert.deepEqual([...want.keys()].sort(), ['CLICK', 'VIEW']);
+  assert.deepEqual(errors, []);
+});

@@ -31,7 +31,8 @@ dev: install services-up ## Run every role in one process against the local serv
 migrate: install services-up ## Apply the PostgreSQL schema
 	source scripts/services-env.sh && bin/tally migrate
 
-test: install services-up ## Lint, then every test (unit and real-server integration)
+test: install ## Lint, then every test (unit, and integration on the real servers, Redis Cluster included)
+	scripts/services-up.sh --redis-cluster
 	$(NPM) run lint
 	source scripts/services-env.sh && $(NPM) test
 

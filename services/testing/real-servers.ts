@@ -10,6 +10,10 @@ export const realServers = Object.freeze({
   kafkaBrokers: process.env.TALLY_KAFKA_BROKERS ?? '127.0.0.1:19092',
   redisUrl: process.env.TALLY_REDIS_URL ?? 'redis://127.0.0.1:16379',
   pgUrl: process.env.TALLY_PG_URL ?? 'postgres://tally:tally@127.0.0.1:15432/tally',
+  /** The 3-master Redis Cluster of `scripts/services-up.sh --redis-cluster`. */
+  redisClusterNodes: (
+    process.env.TALLY_REDIS_CLUSTER_NODES ?? '127.0.0.1:17001,127.0.0.1:17002,127.0.0.1:17003'
+  ).split(','),
 });
 
 /** Names no other test uses. */

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { realServers, requireRealServers, testNamespace } from '../../testing/real-servers.ts';
 import { counterStoreContract } from './counter-store.contract.ts';
 import { createRedisCounterStore } from './redis-counter-store.ts';
@@ -51,4 +51,30 @@ test('every key of a target shares one hash slot, whatever the target contains',
   const tags = new Set(keys.map((k) => /\{([^}]*)\}/.exec(k)?.[1]));
   assert.equal(tags.size, 1);
   assert.match([...tags][0] ?? '', /^[A-Za-z0-9_-]{22}$/);
+});
+
+// The same contract on a 3-master Redis Cluster: each target's script stays within one slot.
+counterStoreContract('redis cluster', async () => {
+  const ns = testNamespace();
+  return {
+    open: async ({ dedupWindowMs }) =>
+      createRedisCounterStore({
+        clusterNodes: realServers.redisClusterNodes,
+        keyPrefix: ns.redisPrefix,
+        dedupWindowMs,
+      }),
+    cleanup: async () => {
+      const cluster = new Cluster(
+        realServers.redisClusterNodes.map((n) => ({ host: n.split(':')[0]!, port: Number(n.split(':')[1]) })),
+      );
+      try {
+        for (const node of cluster.nodes('master')) {
+          const keys = await node.keys(`${ns.redisPrefix}:*`);
+          for (const key of keys) await node.del(key);
+        }
+      } finally {
+        await cluster.quit();
+      }
+    },
+  };
 });

@@ -4,19 +4,17 @@
  * acknowledged (Debian's Chromium through playwright-core, `tally all` on the real servers).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { parseSimulateArgs } from './simulator/simulate-args.ts';
 import { runSimulation } from './simulator/simulator.ts';
+import { launchChromium } from './testing/browser.ts';
 import { requireRealServers, testNamespace, waitFor } from './testing/real-servers.ts';
 import { Backends } from './testing/tally-client.ts';
 import { startTally } from './testing/tally-process.ts';
 
 await requireRealServers();
 
-const CHROMIUM = '/usr/bin/chromium';
 const READ_BOARDS = `(() => {
   const boards = {};
   for (const board of document.querySelectorAll('.board')) {
@@ -29,20 +27,10 @@ const READ_BOARDS = `(() => {
 })()`;
 
 test('the simulator runs and the dashboard counters reach what it sent', { timeout: 240_000 }, async (t) => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/install-deps.sh`);
   const ns = testNamespace(6);
   const backends = new Backends(ns);
   const tally = await startTally(['all'], ns.env);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-gpu',
-    ],
-  });
+  const browser = await launchChromium();
   t.after(async () => {
     await browser.close();
     await tally.kill('SIGTERM');

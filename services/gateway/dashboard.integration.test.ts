@@ -7,17 +7,16 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../testing/browser.ts';
 import { requireRealServers, testNamespace, waitFor } from '../testing/real-servers.ts';
 import { Backends, http } from '../testing/tally-client.ts';
 import { startTally, type TallyProcess } from '../testing/tally-process.ts';
 
 await requireRealServers();
 
-const CHROMIUM = '/usr/bin/chromium';
 const DOCS = join(import.meta.dirname, '..', '..', 'docs');
 
 const LONG_URL =
@@ -154,10 +153,6 @@ function leaderboards(events: readonly PlannedEvent[]): Record<string, [string, 
 }
 
 test('the dashboard shows exact live counts in a real browser', { timeout: 240_000 }, async (t) => {
-  assert.ok(
-    existsSync(CHROMIUM),
-    `${CHROMIUM} is missing: run scripts/install-deps.sh (apt-get install chromium)`,
-  );
   const ns = testNamespace(6);
   const backends = new Backends(ns);
   let tally: TallyProcess | undefined;
@@ -172,16 +167,7 @@ test('the dashboard shows exact live counts in a real browser', { timeout: 240_0
   tally = await startTally(['all'], ns.env);
   const port = tally.httpPort!;
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-gpu',
-    ],
-  });
+  browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
   const page = await context.newPage();
   const problems: string[] = [];

@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import * as aggregator from './aggregator/aggregator.ts';
 import * as counter from './counter/counter.ts';
+import { replayDeadLetters } from './dlq/replay.ts';
 import { defaultEventLimits } from './domain/event-rules.ts';
 import * as gateway from './gateway/gateway.ts';
 import { IngestService } from './gen/tally/v1/ingest_pb.js';
@@ -35,6 +36,7 @@ export const ROLES = ['gateway', 'ingest', 'query', 'persister', 'counter', 'agg
 export type Role = (typeof ROLES)[number];
 
 const USAGE = `usage: tally <role...> | tally all | tally migrate | tally simulate [flags] (--help for its flags)
+       tally dlq-replay [--from-group <group>]   send dead-lettered events back to the events topic
 roles: ${ROLES.join(', ')}
 configuration: TALLY_* environment variables (see README.md); with none set, every port
 uses its embedded adapter under TALLY_DATA_DIR (default ./data)`;
@@ -279,6 +281,32 @@ async function main(args: readonly string[]): Promise<void> {
         err: process.stderr,
         signal: aborter.signal,
       });
+      return;
+    }
+    if (args[0] === 'dlq-replay') {
+      const flags = args.slice(1);
+      const at = flags.indexOf('--from-group');
+      const fromGroup = at >= 0 ? flags[at + 1] : undefined;
+      if ((at >= 0 && !fromGroup) || flags.some((f, i) => f !== '--from-group' && i !== at + 1))
+        throw new UsageError(`dlq-replay: unknown or incomplete flags: ${flags.join(' ')}`);
+      const logger = createLogger(config.logLevel);
+      const backends = await openBackends(['ingest'], config, logger, ['log']);
+      try {
+        const summary = await replayDeadLetters({
+          log: backends.log!,
+          logger,
+          dlqTopic: config.topics.dlq,
+          eventsTopic: config.topics.events,
+          groupId: `${config.groupPrefix}dlq-replay`,
+          fromGroup:
+            fromGroup === undefined || fromGroup.startsWith(config.groupPrefix)
+              ? fromGroup
+              : config.groupPrefix + fromGroup,
+        });
+        process.stdout.write(`${JSON.stringify(summary)}\n`);
+      } finally {
+        await closeBackends(backends);
+      }
       return;
     }
     if (args[0] === 'migrate') {

@@ -4,6 +4,8 @@
  * acknowledged (Debian's Chromium through playwright-core, `tally all` on the real servers).
  */
 import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { parseSimulateArgs } from './simulator/simulate-args.ts';
@@ -93,4 +95,7 @@ test('the simulator runs and the dashboard counters reach what it sent', { timeo
   );
   assert.deepEqual([...want.keys()].sort(), ['CLICK', 'VIEW']);
   assert.deepEqual(errors, []);
+  const screenshot = join(tmpdir(), `tally-dashboard-simulated-${ns.id}.png`);
+  await page.screenshot({ path: screenshot });
+  t.diagnostic(`screenshot: ${screenshot}`);
 });

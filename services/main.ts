@@ -183,6 +183,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
             },
             lingerMs: config.ingest.lingerMs,
             maxProduceBatchEvents: config.ingest.maxProduceBatchEvents,
+            produceTimeoutMs: config.ingest.produceTimeoutMs,
           },
         ),
       );

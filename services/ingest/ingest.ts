@@ -21,6 +21,8 @@ export interface IngestConfig {
   limits: EventLimits;
   lingerMs: number;
   maxProduceBatchEvents: number;
+  /** Longest a call waits for the log's acknowledgement before UNAVAILABLE. */
+  produceTimeoutMs: number;
 }
 
 export interface IngestDeps {
@@ -37,6 +39,7 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
     topic: config.eventsTopic,
     lingerMs: config.lingerMs,
     maxBatchRecords: config.maxProduceBatchEvents,
+    timeoutMs: config.produceTimeoutMs,
   });
   const admission = new EventAdmission(config.limits, deps.now ?? Date.now);
 

@@ -2,19 +2,30 @@
  * Groups appends from many concurrent callers into few log writes: records
  * wait at most `lingerMs` (or until `maxBatchRecords` are queued), then go out
  * in one send. One send is in flight at a time, so records keep their order.
+ *
+ * Every append is bounded by `timeoutMs` from the moment it is queued: when the
+ * log is slow or away, callers get UNAVAILABLE in time instead of waiting behind
+ * earlier sends. Records still queued when their caller gave up are not sent;
+ * records already in a send may still be written (the caller retries with the
+ * same event ids, which the sinks deduplicate).
  */
+import { AppError, Code } from '../app-error.ts';
 import type { LogProducer, LogRecord } from './event-log.ts';
 
 export interface BatchingProducerOptions {
   topic: string;
   lingerMs: number;
   maxBatchRecords: number;
+  /** Longest an append may wait for the log's acknowledgement, queueing included. */
+  timeoutMs: number;
 }
 
 interface Pending {
   records: readonly LogRecord[];
   resolve: () => void;
   reject: (error: unknown) => void;
+  timer: NodeJS.Timeout;
+  settled: boolean;
 }
 
 export class BatchingProducer {
@@ -34,7 +45,36 @@ export class BatchingProducer {
   append(records: readonly LogRecord[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ records, resolve, reject });
+      const pending: Pending = {
+        records,
+        settled: false,
+        resolve: () => {
+          if (pending.settled) return;
+          pending.settled = true;
+          clearTimeout(pending.timer);
+          resolve();
+        },
+        reject: (error) => {
+          if (pending.settled) return;
+          pending.settled = true;
+          clearTimeout(pending.timer);
+          reject(error);
+        },
+        timer: setTimeout(() => {
+          const queued = this.#queue.indexOf(pending);
+          if (queued >= 0) {
+            this.#queue.splice(queued, 1); // never sent: nothing written
+            this.#queuedRecords -= records.length;
+          }
+          pending.reject(
+            new AppError(
+              Code.UNAVAILABLE,
+              `the event log did not acknowledge within ${this.#options.timeoutMs} ms`,
+            ),
+          );
+        }, this.#options.timeoutMs),
+      };
+      this.#queue.push(pending);
       this.#queuedRecords += records.length;
       if (this.#queuedRecords >= this.#options.maxBatchRecords) this.#kick();
       else this.#timer ??= setTimeout(() => this.#kick(), this.#options.lingerMs);

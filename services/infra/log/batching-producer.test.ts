@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { AppError, Code } from '../app-error.ts';
+import { BatchingProducer } from './batching-producer.ts';
+import type { LogProducer, LogRecord } from './event-log.ts';
+
+const record = (n: number): LogRecord => ({ key: `k${n}`, value: Uint8Array.of(n) });
+
+/** A log whose sends wait until released; it records what was sent, in order. */
+function gatedLog() {
+  const sent: number[][] = [];
+  let release: () => void = () => {};
+  let gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const log: LogProducer = {
+    async send(_topic, records) {
+      await gate;
+      sent.push(records.map((r) => r.value[0]!));
+    },
+  };
+  return {
+    log,
+    sent,
+    open: () => release(),
+    close: () => {
+      gate = new Promise<void>((r) => {
+        release = r;
+      });
+    },
+  };
+}
+
+test('appends are gathered into ordered sends and each resolves once acknowledged', async () => {
+  const gated = gatedLog();
+  gated.open();
+  const producer = new BatchingProducer(gated.log, {
+    topic: 't',
+    lingerMs: 5,
+    maxBatchRecords: 3,
+    timeoutMs: 5_000,
+  });
+  await Promise.all([1, 2, 3, 4, 5].map((n) => producer.append([record(n)])));
+  assert.deepEqual(gated.sent.flat(), [1, 2, 3, 4, 5]);
+  assert.ok(gated.sent.every((batch) => batch.length <= 3));
+});
+
+test('a log that does not answer fails every append within the timeout; what never left is never sent', async () => {
+  const gated = gatedLog();
+  const producer = new BatchingProducer(gated.log, {
+    topic: 't',
+    lingerMs: 1,
+    maxBatchRecords: 1,
+    timeoutMs: 400,
+  });
+  const started = Date.now();
+  const results = await Promise.allSettled([1, 2, 3].map((n) => producer.append([record(n)])));
+  const elapsed = Date.now() - started;
+  for (const r of results) {
+    assert.equal(r.status, 'rejected');
+    assert.ok((r as PromiseRejectedResult).reason instanceof AppError);
+    assert.equal(((r as PromiseRejectedResult).reason as AppError).code, Code.UNAVAILABLE);
+  }
+  // One after another would take 3 × 400 ms: each append has its own deadline.
+  assert.ok(elapsed < 1_100, `all three answered in ${elapsed} ms, not one timeout after another`);
+  gated.open();
+  await producer.flush();
+  assert.deepEqual(gated.sent, [[1]], 'only the record already in flight reached the log');
+  await producer.append([record(4)]);
+  assert.deepEqual(gated.sent, [[1], [4]]);
+});

@@ -164,7 +164,13 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
   };
 
   const server: Server = createServer(
-    { requestTimeout: config.requestTimeoutMs, headersTimeout: Math.min(config.requestTimeoutMs, 10_000) },
+    {
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: Math.min(config.requestTimeoutMs, 10_000),
+      // Node checks both timeouts only every connectionsCheckingInterval (30 s by default), so a
+      // trickled body would outlive a short requestTimeout by up to that much.
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(config.requestTimeoutMs / 4))),
+    },
     (request, response) => {
       void handle(request, response);
     },

@@ -12,10 +12,16 @@ export async function readBody(request: IncomingMessage, maxBytes: number): Prom
   if (declared > maxBytes) throw tooLarge(maxBytes);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) throw tooLarge(maxBytes);
-    chunks.push(chunk);
+  try {
+    for await (const chunk of request as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxBytes) throw tooLarge(maxBytes);
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    // The client went away (or the request timed out) mid-body: its problem, not a 500.
+    throw AppError.invalidField('body', `was cut off after ${size} bytes (${(error as Error).message})`);
   }
   return Buffer.concat(chunks, size);
 }

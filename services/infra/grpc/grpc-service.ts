@@ -130,7 +130,12 @@ function toServiceError(error: unknown, method: DescMethod, logger: Logger): Par
     logger.warn('rpc unavailable', { method: method.name, error: appError.message, cause: appError.cause });
   }
   const metadata = new grpc.Metadata();
-  if (appError.field) metadata.set('tally-field', appError.field);
+  if (appError.field) {
+    // Text metadata must be printable ASCII (grpc-js throws otherwise, which crashed the process on
+    // a field naming a non-ASCII attribute key): such a field travels as UTF-8 in binary metadata.
+    if (/^[\x20-\x7e]*$/.test(appError.field)) metadata.set('tally-field', appError.field);
+    else metadata.set('tally-field-bin', Buffer.from(appError.field, 'utf8'));
+  }
   return { code: appError.code as number as grpc.status, details: appError.message, metadata };
 }
 
@@ -279,9 +284,9 @@ export function createGrpcClient<T extends GenServiceMethods>(
 }
 
 function fromServiceError(error: grpc.ServiceError): AppError {
-  const field = error.metadata?.get('tally-field')[0];
+  const field = error.metadata?.get('tally-field')[0] ?? error.metadata?.get('tally-field-bin')[0];
   return new AppError(error.code as number as Code, error.details || error.message, {
     cause: error,
-    field: typeof field === 'string' ? field : undefined,
+    field: typeof field === 'string' ? field : Buffer.isBuffer(field) ? field.toString('utf8') : undefined,
   });
 }

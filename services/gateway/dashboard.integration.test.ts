@@ -2,11 +2,13 @@
  * The live dashboard in a real browser (Debian's Chromium through playwright-core)
  * against `tally all` on the real servers: 300 events in bursts over REST, and
  * the page shows the exact leaderboard counts, a moving events/s tile, the
- * latest events and no console errors. Saves docs/dashboard.png (1280×800) and
- * docs/dashboard-phone.png (390×844).
+ * latest events and no console errors. Saves dashboard.png (1280×800) and
+ * dashboard-phone.png (390×844): to docs/ with TALLY_UPDATE_SCREENSHOTS=1, else to a scratch directory.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
@@ -17,7 +19,10 @@ import { startTally, type TallyProcess } from '../testing/tally-process.ts';
 
 await requireRealServers();
 
-const DOCS = join(import.meta.dirname, '..', '..', 'docs');
+// The screenshots go to a scratch directory; TALLY_UPDATE_SCREENSHOTS=1 writes docs/'s instead.
+const SHOTS = process.env.TALLY_UPDATE_SCREENSHOTS
+  ? join(import.meta.dirname, '..', '..', 'docs')
+  : mkdtempSync(join(tmpdir(), 'tally-screenshots-'));
 
 const LONG_URL =
   'https://shop.example.com/products/aurora-wireless-noise-cancelling-headphones?color=midnight&utm_source=newsletter&utm_campaign=autumn-sale';
@@ -259,7 +264,8 @@ test('the dashboard shows exact live counts in a real browser', { timeout: 240_0
   );
 
   await settle(page);
-  await page.screenshot({ path: join(DOCS, 'dashboard.png') });
+  await page.screenshot({ path: join(SHOTS, 'dashboard.png') });
+  t.diagnostic(`screenshot: ${join(SHOTS, 'dashboard.png')}`);
 
   await page.setViewportSize({ width: 390, height: 844 });
   await untilTrue(
@@ -273,7 +279,7 @@ test('the dashboard shows exact live counts in a real browser', { timeout: 240_0
     'nothing overflows sideways at phone width',
   );
   await settle(page);
-  await page.screenshot({ path: join(DOCS, 'dashboard-phone.png') });
+  await page.screenshot({ path: join(SHOTS, 'dashboard-phone.png') });
 
   assert.deepEqual(problems, [], 'no console errors, page errors or failed requests');
 });

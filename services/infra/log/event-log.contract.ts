@@ -350,6 +350,26 @@ export function eventLogContract(adapterName: string, open: () => Promise<Opened
       assert.deepEqual(sortedEntries(await log.committedOffsets(groupId, topic)), [[0, last + 1n]]);
     });
 
+    contractTest('a consumer stopped while it is still starting never consumes', async (t) => {
+      const scope = await scopeOf(t);
+      const { log } = scope;
+      const topic = await scope.topic(1);
+      await log.producer().send(topic, keyedRecords('early', 5));
+      const groupId = `g-${randomUUID()}`;
+      let handled = 0;
+      const consumer = log.consumer({ groupId, topics: [topic], fromBeginning: true, maxWaitMs: 100 });
+      const running = consumer.run(async (batch) => {
+        handled += batch.records.length;
+      });
+      await consumer.stop();
+      await running.catch(() => {});
+      await log.producer().send(topic, keyedRecords('late', 5));
+      // Long enough for a consumer left running by mistake to fetch and commit.
+      await new Promise((r) => setTimeout(r, 3_000));
+      assert.equal(handled, 0, 'no batch reached the handler after stop()');
+      assert.equal((await log.committedOffsets(groupId, topic)).size, 0, 'nothing was committed');
+    });
+
     contractTest('a new group with fromBeginning false starts at the end', async (t) => {
       const scope = await scopeOf(t);
       const { log } = scope;

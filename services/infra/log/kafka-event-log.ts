@@ -199,7 +199,8 @@ class KafkaLogConsumer implements LogConsumer {
   readonly #log: Logger;
   readonly #onStop: () => void;
   #stopping: Promise<void> | undefined;
-  #connected = false;
+  /** The start in progress or done, so that a stop during start-up waits for it. */
+  #starting: Promise<void> | undefined;
 
   constructor(kafka: Kafka, options: ConsumerOptions, log: Logger, onStop: () => void) {
     this.#options = options;
@@ -214,9 +215,14 @@ class KafkaLogConsumer implements LogConsumer {
     });
   }
 
-  async run(handler: BatchHandler): Promise<void> {
+  run(handler: BatchHandler): Promise<void> {
+    if (this.#stopping) return Promise.reject(new Error('consumer is stopped'));
+    this.#starting = this.#start(handler);
+    return this.#starting;
+  }
+
+  async #start(handler: BatchHandler): Promise<void> {
     await this.#consumer.connect();
-    this.#connected = true;
     for (const topic of this.#options.topics) {
       await this.#consumer.subscribe({ topic, fromBeginning: this.#options.fromBeginning ?? true });
     }
@@ -267,7 +273,9 @@ class KafkaLogConsumer implements LogConsumer {
 
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      if (this.#connected) await this.#consumer.disconnect(); // waits for the batch in hand
+      // A stop during start-up waits for the start, so no consumer is left running after it.
+      await this.#starting?.catch(() => {});
+      if (this.#starting) await this.#consumer.disconnect(); // waits for the batch in hand
       this.#onStop();
       this.#log.info('consumer stopped');
     })();

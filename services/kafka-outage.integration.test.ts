@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { AppError, Code } from './infra/app-error.ts';
 import { createPrivateKafka } from './testing/private-kafka.ts';
 import { requireRealServers, testNamespace, waitFor } from './testing/real-servers.ts';
-import { Backends, http, ingestClient, queryClient } from './testing/tally-client.ts';
+import { Backends, countOf, http, ingestClient } from './testing/tally-client.ts';
 import { startTally } from './testing/tally-process.ts';
 
 await requireRealServers();
@@ -36,14 +36,7 @@ test('Kafka stopped: 503/UNAVAILABLE in bounded time; after it returns every ack
   });
   const target = `https://outage.example/${ns.id}`;
   const event = (id: string) => ({ id, type: 'VIEW', target, userId: `u-${id.length % 7}` });
-  const counted = async () => {
-    const query = queryClient(tally.grpcPort!);
-    try {
-      return Number((await query.getCounters({ target })).counts[0]?.count ?? 0n);
-    } finally {
-      query.close();
-    }
-  };
+  const counted = () => countOf(tally.grpcPort!, target);
 
   const before = Array.from({ length: 300 }, (_, i) => event(`${ns.id}-a${i}`));
   const batch = await http(tally.httpPort!, 'POST', '/v1/events:batch', { events: before });

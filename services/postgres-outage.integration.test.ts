@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import pg from 'pg';
 import { createPrivatePostgres } from './testing/private-postgres.ts';
 import { requireRealServers, testNamespace, waitFor } from './testing/real-servers.ts';
-import { Backends, http, queryClient } from './testing/tally-client.ts';
+import { Backends, countOf, http } from './testing/tally-client.ts';
 import { startTally } from './testing/tally-process.ts';
 
 await requireRealServers();
@@ -48,14 +48,7 @@ test('PostgreSQL stopped: the SQL sinks pause, then hold every event once when i
       await client.end();
     }
   };
-  const counted = async () => {
-    const query = queryClient(tally.grpcPort!);
-    try {
-      return Number((await query.getCounters({ target })).counts[0]?.count ?? 0n);
-    } finally {
-      query.close();
-    }
-  };
+  const counted = () => countOf(tally.grpcPort!, target);
 
   await send('a');
   await waitFor(

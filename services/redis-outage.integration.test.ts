@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createPrivateRedis } from './testing/private-redis.ts';
 import { requireRealServers, testNamespace, waitFor } from './testing/real-servers.ts';
-import { Backends, http, queryClient } from './testing/tally-client.ts';
+import { Backends, countOf, http } from './testing/tally-client.ts';
 import { startTally } from './testing/tally-process.ts';
 
 await requireRealServers();
@@ -34,16 +34,8 @@ test('Redis stopped: the counter consumer pauses, then counts every event once w
     const r = await http(tally.httpPort!, 'POST', '/v1/events:batch', { events });
     assert.equal(r.status, 200, r.text);
   };
-  const counted = async () => {
-    const query = queryClient(tally.grpcPort!);
-    try {
-      return Number((await query.getCounters({ target })).counts[0]?.count ?? 0n);
-    } catch {
-      return -1; // Redis away: the query answers UNAVAILABLE
-    } finally {
-      query.close();
-    }
-  };
+  // Redis away: the query answers UNAVAILABLE.
+  const counted = () => countOf(tally.grpcPort!, target).catch(() => -1);
 
   await send('a');
   await waitFor(

@@ -126,3 +126,13 @@ export async function mapLimit<T, R>(
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
 }
+
+/** The count of `target`'s first (only) type, through a query role's GetCounters; 0 when none. */
+export async function countOf(grpcPort: number, target: string): Promise<number> {
+  const query = queryClient(grpcPort);
+  try {
+    return Number((await query.getCounters({ target })).counts[0]?.count ?? 0n);
+  } finally {
+    query.close();
+  }
+}

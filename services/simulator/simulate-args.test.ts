@@ -40,6 +40,8 @@ describe('parseSimulateArgs', () => {
       targets: SCENARIO_DEFAULTS.clickstream.targets,
       users: SCENARIO_DEFAULTS.clickstream.users,
       requestTimeoutMs: 30_000,
+      retryForMs: 0,
+      ledgerPath: undefined,
     } satisfies Omit<SimulateOptions, 'seed' | 'runId'>);
     assert.ok(Number.isSafeInteger(seed) && seed >= 0 && seed < 2 ** 32);
     assert.match(runId, /^[a-z0-9]{8}$/);
@@ -66,6 +68,9 @@ describe('parseSimulateArgs', () => {
       'Replay1',
       '--timeout',
       '1500ms',
+      '--retry-for=2m',
+      '--ledger',
+      '/tmp/acked.ndjson',
     ]);
     assert.deepEqual(options, {
       scenario: 'orders',
@@ -80,6 +85,8 @@ describe('parseSimulateArgs', () => {
       users: 7,
       runId: 'Replay1',
       requestTimeoutMs: 1500,
+      retryForMs: 120_000,
+      ledgerPath: '/tmp/acked.ndjson',
     });
   });
 
@@ -166,6 +173,9 @@ describe('parseSimulateArgs', () => {
     for (const total of ['0', '-10', '1.5']) rejects(['--total', total], '--total');
     for (const runId of ['', 'has-dash', 'x'.repeat(17), 'é']) rejects([`--run-id=${runId}`], '--run-id');
     rejects(['--timeout', '0'], '--timeout');
+    rejects(['--retry-for', 'soon'], '--retry-for');
+    rejects(['--retry-for', '-5s'], '--retry-for');
+    rejects(['--ledger='], '--ledger');
   });
 
   test('structural mistakes name the flag too', () => {
@@ -184,6 +194,7 @@ describe('parseSimulateArgs', () => {
       ['--scenario', 'orders', '--total', '500', '--target', 'grpc://127.0.0.1:50051', '--batch', '7'],
       ['--duration', '1500ms', '--concurrency', '3', '--users', '9', '--targets', '11', '--seed', '0'],
       ['--timeout', '2.5s', '--rate', '1'],
+      ['--retry-for', '90s', '--total', '10'],
     ]) {
       const options = parseSimulateArgs(argv);
       const again = parseSimulateArgs(simulateCommandLine(options).split(' ').slice(2));

@@ -41,6 +41,13 @@ export interface SimulateOptions {
   runId: string;
   /** Deadline of one request. */
   requestTimeoutMs: number;
+  /**
+   * How long a request that failed for a transient reason (503, UNAVAILABLE, a timeout, a refused
+   * connection) is sent again, with the same events, ids and time, before it counts as failed; 0: never.
+   */
+  retryForMs: number;
+  /** File that receives every acknowledged event as a JSON line; undefined: none. */
+  ledgerPath: string | undefined;
 }
 
 /** A bad command line; `message` names the flag. `helpRequested` for `--help` / `-h`. */
@@ -103,6 +110,12 @@ flags:
   --run-id ID         prefix of the event ids, 1-16 letters or digits (default random); the same
                         seed and run id send identical events, which Tally counts only once
   --timeout D         deadline of one request (default 30s)
+  --retry-for D       send a request that failed for a transient reason (503, UNAVAILABLE, a
+                        timeout, a refused connection) again, with the same events, ids and
+                        time, with backoff, for up to D before it counts as failed (default 0:
+                        no retries); Tally counts a retried event once
+  --ledger FILE       write every acknowledged event to FILE as a JSON line (id, type,
+                        target, userId, value, occurredAtMs), to check Tally's figures against
   -h, --help          this text
 `;
 
@@ -122,7 +135,9 @@ type Flag =
   | 'targets'
   | 'users'
   | 'run-id'
-  | 'timeout';
+  | 'timeout'
+  | 'retry-for'
+  | 'ledger';
 
 const FLAGS: readonly Flag[] = [
   'scenario',
@@ -137,6 +152,8 @@ const FLAGS: readonly Flag[] = [
   'users',
   'run-id',
   'timeout',
+  'retry-for',
+  'ledger',
 ];
 
 function isFlag(name: string): name is Flag {
@@ -208,6 +225,10 @@ export function parseSimulateArgs(argv: readonly string[]): SimulateOptions {
     throw new SimulateArgsError(`--run-id: must be 1 to 16 letters or digits; got ${quote(runId)}`);
 
   const timeoutText = given.get('timeout');
+  const retryForText = given.get('retry-for');
+  const ledgerPath = given.get('ledger');
+  if (ledgerPath !== undefined && ledgerPath.trim() === '')
+    throw new SimulateArgsError('--ledger: must be a file path; got ""');
   return {
     scenario,
     ratePerSecond,
@@ -225,6 +246,9 @@ export function parseSimulateArgs(argv: readonly string[]): SimulateOptions {
     runId,
     requestTimeoutMs:
       timeoutText === undefined ? SIMULATE_DEFAULTS.requestTimeoutMs : parseDuration('timeout', timeoutText),
+    retryForMs:
+      retryForText === undefined || retryForText === '0' ? 0 : parseDuration('retry-for', retryForText),
+    ledgerPath,
   };
 }
 
@@ -316,6 +340,7 @@ export function simulateCommandLine(options: SimulateOptions, withRunId = false)
   ];
   if (options.requestTimeoutMs !== SIMULATE_DEFAULTS.requestTimeoutMs)
     parts.push(`--timeout ${formatDurationFlag(options.requestTimeoutMs)}`);
+  if (options.retryForMs > 0) parts.push(`--retry-for ${formatDurationFlag(options.retryForMs)}`);
   if (withRunId) parts.push(`--run-id ${options.runId}`);
   return `tally simulate ${parts.join(' ')}`;
 }

@@ -23,6 +23,12 @@ export async function simulateCommand(argv: readonly string[], io: SimulationIo)
     io.err.write(`tally simulate: ${error.message}\n\n${SIMULATE_USAGE}`);
     return 2;
   }
-  const summary = await runSimulation(options, io);
-  return summary.failed > 0 ? 1 : 0;
+  try {
+    const summary = await runSimulation(options, io);
+    return summary.failed > 0 ? 1 : 0;
+  } catch (error) {
+    if (!(error instanceof SimulateArgsError)) throw error;
+    io.err.write(`tally simulate: ${error.message}\n`);
+    return 2;
+  }
 }

@@ -9,6 +9,8 @@ export interface ProgressSnapshot {
   sent: number;
   acknowledged: number;
   failed: number;
+  /** Events sent again after a transient failure (each attempt counted). */
+  retried: number;
   /** Failed events per code, in order of first appearance. */
   errorsByCode: [string, number][];
   /** Events sent per second since the previous line. */
@@ -43,6 +45,7 @@ export function formatProgress(s: ProgressSnapshot): string {
     `[${(s.elapsedMs / 1000).toFixed(1).padStart(6)}s] sent ${count(s.sent)}`,
     `acked ${count(s.acknowledged)}`,
     `errors ${errors}`,
+    ...(s.retried > 0 ? [`retried ${count(s.retried)}`] : []),
     `${formatRate(s.ratePerSecond)}/s`,
     `p50 ${formatMs(s.p50Ms)}`,
     `p99 ${formatMs(s.p99Ms)}`,
@@ -103,6 +106,15 @@ export function formatSummary(s: SimulationSummary, options: SimulateOptions): s
       `${code}: ${count(e.events)} events in ${count(e.requests)} requests — ${e.messages.map((m) => JSON.stringify(m)).join(', ')}`,
     );
   });
+  if (s.retries.requests > 0)
+    row(
+      'retries',
+      `${count(s.retries.events)} events in ${count(s.retries.requests)} attempts sent again after ` +
+        Object.entries(s.retries.byCode)
+          .map(([code, n]) => `${code}×${count(n)}`)
+          .join(' '),
+    );
+  if (s.ledgerPath !== undefined) row('ledger', `acknowledged events written to ${s.ledgerPath}`);
   if (s.missed > 0 && s.stoppedBy !== 'signal')
     row(
       'shortfall',

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, type TestContext, test } from 'node:test';
 import { fromJson, type JsonValue } from '@bufbuild/protobuf';
@@ -12,6 +15,7 @@ import { AppError, Code } from '../infra/app-error.ts';
 import { grpcService, startGrpcServer } from '../infra/grpc/grpc-service.ts';
 import { createLogger } from '../infra/logger.ts';
 import { parseSimulateArgs } from './simulate-args.ts';
+import { simulateCommand } from './simulate-command.ts';
 import { formatProgress } from './simulation-report.ts';
 import { runSimulation, type SimulationSummary } from './simulator.ts';
 
@@ -400,6 +404,78 @@ describe('runSimulation over REST', { concurrency: true }, () => {
     assert.equal(summary.errors.ECONNREFUSED?.requests, 3);
     assert.match(err, /^error ECONNREFUSED: /m);
   });
+  test('--retry-for sends a transiently failed request again, same ids and time, in user order; --ledger lists what was acknowledged', async (t) => {
+    // Every third request is refused with 503 on its first attempt; one request is refused for good (400).
+    const attempts = new Map<string, number>();
+    let firstRefused: string | undefined;
+    const tally = await startFakeTally(t, (index, events) => {
+      const key = events[0]!.id;
+      const n = (attempts.get(key) ?? 0) + 1;
+      attempts.set(key, n);
+      if (index === 4) {
+        firstRefused = key;
+        return { status: 400, message: 'events[0].type: bad' };
+      }
+      if (key === firstRefused) return { status: 400, message: 'events[0].type: bad' };
+      return n === 1 && index % 3 === 0 ? { status: 503, message: 'Kafka unavailable' } : { status: 200 };
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'tally-ledger-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const ledgerPath = join(dir, 'acked.ndjson');
+    const { summary, out } = await simulate([
+      '--scenario=transactions',
+      '--rate=2000',
+      '--total=400',
+      '--batch=20',
+      '--concurrency=4',
+      '--users=15',
+      '--retry-for=30s',
+      `--ledger=${ledgerPath}`,
+      `--target=${tally.url}`,
+    ]);
+    assert.equal(summary.sent, 400);
+    assert.equal(summary.failed, 20, 'the 400 is final: not retried');
+    assert.equal(summary.acknowledged, 380, 'every 503 was retried until acknowledged');
+    assert.ok(summary.retries.requests >= 5, `retries: ${JSON.stringify(summary.retries)}`);
+    assert.deepEqual(Object.keys(summary.retries.byCode), ['503']);
+    assert.match(out, /retries .* sent again after 503×/);
+    assert.equal(tally.overlaps(), 0, 'a retried request keeps its users: none overtakes it');
+
+    // A retry repeats the events exactly: same ids, same occurred_at.
+    const byId = new Map<string, Event[]>();
+    for (const e of tally.events()) byId.set(e.id, [...(byId.get(e.id) ?? []), e]);
+    let repeated = 0;
+    for (const copies of byId.values())
+      if (copies.length > 1) {
+        repeated++;
+        for (const copy of copies) assert.deepEqual(copy, copies[0]);
+      }
+    assert.ok(repeated >= 5 * 20);
+
+    // The ledger holds exactly the acknowledged events, each once.
+    const lines = readFileSync(ledgerPath, 'utf8').trimEnd().split('\n');
+    const entries = lines.map(
+      (line) => JSON.parse(line) as { id: string; type: string; occurredAtMs: number },
+    );
+    assert.equal(entries.length, 380);
+    assert.equal(new Set(entries.map((e) => e.id)).size, 380);
+    const acknowledgedIds = new Set(
+      tally.received.filter((r) => r.status === 200).flatMap((r) => r.events.map((e) => e.id)),
+    );
+    assert.deepEqual(new Set(entries.map((e) => e.id)), acknowledgedIds);
+    for (const entry of entries)
+      assert.equal(entry.occurredAtMs, timestampMs(byId.get(entry.id)![0]!.occurredAt!));
+  });
+
+  test('--ledger to a path that cannot be written is refused before anything is sent', async () => {
+    const err = new Capture();
+    const code = await simulateCommand(['--ledger=/nonexistent-dir/x.ndjson', '--total=5'], {
+      out: new Capture(),
+      err,
+    });
+    assert.equal(code, 2);
+    assert.match(err.text, /^tally simulate: --ledger: cannot write "\/nonexistent-dir\/x.ndjson": ENOENT/);
+  });
 });
 
 describe('runSimulation over gRPC', () => {
@@ -491,6 +567,7 @@ describe('progress', () => {
       sent: 2400,
       acknowledged: 2350,
       failed: 50,
+      retried: 0,
       errorsByCode: [
         ['503', 40],
         ['400', 10],

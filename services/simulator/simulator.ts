@@ -13,11 +13,18 @@
  * (its partition key), but only in the order requests reach it, and concurrent requests can
  * overtake each other. An event whose user has a request in flight waits for it (and so do
  * that user's later events), while other users' events go ahead.
+ *
+ * With `retryForMs`, a request that failed for a transient reason is sent again after a backoff,
+ * with the same events, ids and time, until it is acknowledged or the retry time is up; it keeps
+ * its request slot and its users meanwhile, so a user's order holds through retries too. Every
+ * acknowledged event can be written to a ledger file (one JSON line each) for checking Tally's
+ * figures against what it acknowledged.
  */
+import { createWriteStream, openSync } from 'node:fs';
 import { LatencyHistogram } from './latency-histogram.ts';
 import { createScenario, type ScenarioName } from './scenarios.ts';
 import type { SimEvent } from './sim-event.ts';
-import { type SimulateOptions, simulateCommandLine } from './simulate-args.ts';
+import { SimulateArgsError, type SimulateOptions, simulateCommandLine } from './simulate-args.ts';
 import { formatProgress, formatSummary } from './simulation-report.ts';
 import { createTransport, type SendOutcome } from './transport.ts';
 
@@ -39,6 +46,13 @@ export interface TypeCounts {
 export interface CounterTally {
   count: number;
   sum: number;
+}
+
+/** Requests sent again after a transient failure, and why. */
+export interface RetryTally {
+  requests: number;
+  events: number;
+  byCode: Record<string, number>;
 }
 
 export interface ErrorTally {
@@ -86,6 +100,10 @@ export interface SimulationSummary {
   /** Due events never sent: skipped while every request slot was busy, or queued when stopped. */
   missed: number;
   requests: { sent: number; acknowledged: number; failed: number };
+  /** Attempts that failed for a transient reason and were sent again (`--retry-for`). */
+  retries: RetryTally;
+  /** The ledger file written, if any. */
+  ledgerPath: string | undefined;
   /** Failures by code: HTTP status (`503`), gRPC code (`UNAVAILABLE`), or `timeout`, `ECONNREFUSED`, … */
   errors: Record<string, ErrorTally>;
   byType: Record<string, TypeCounts>;
@@ -108,6 +126,30 @@ const STOP_GRACE_MS = 5000;
 const BACKLOG_SECONDS = 1;
 /** How long after the end of a duration run queued events may still leave. */
 const END_GRACE_MS = 1000;
+/** Backoff before the first retry of a request, doubled each attempt up to RETRY_MAX_DELAY_MS. */
+const RETRY_FIRST_DELAY_MS = 100;
+const RETRY_MAX_DELAY_MS = 2000;
+
+/**
+ * Failures whose request may succeed if sent again: server overload or outage, timeouts and
+ * connection errors. A refused event (400, INVALID_ARGUMENT, 413…) or a malformed answer is final.
+ */
+export function isTransientFailure(code: string): boolean {
+  if (/^\d{3}$/.test(code)) return code === '408' || code === '429' || code >= '500';
+  return !FINAL_CODES.has(code);
+}
+const FINAL_CODES = new Set([
+  'INVALID_ARGUMENT',
+  'OUT_OF_RANGE',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'FAILED_PRECONDITION',
+  'PERMISSION_DENIED',
+  'UNAUTHENTICATED',
+  'UNIMPLEMENTED',
+  'bad-response',
+  'cancelled',
+]);
 
 interface Pending {
   event: SimEvent;
@@ -116,8 +158,17 @@ interface Pending {
 
 interface InFlight {
   events: SimEvent[];
+  /** `occurred_at` of every event of the request, the same on each attempt. */
+  occurredAtMs: number;
+  /** When the first attempt left. */
+  firstSentAt: number;
+  /** When the current attempt left. */
   startedAt: number;
   settled: boolean;
+  /** Set while the request waits to be sent again. */
+  retryTimer?: NodeJS.Timeout;
+  attempts: number;
+  lastFailure?: SendOutcome;
 }
 
 /** Tally's partition key: the user, else the target. */
@@ -141,6 +192,7 @@ export async function runSimulation(options: SimulateOptions, io: SimulationIo):
     requestTimeoutMs: options.requestTimeoutMs,
   });
   const stats = new RunStats();
+  const ledger = options.ledgerPath === undefined ? undefined : openLedger(options.ledgerPath);
   const tty = (io.err as { isTTY?: boolean }).isTTY === true;
 
   const maxSlots =
@@ -249,18 +301,56 @@ export async function runSimulation(options: SimulateOptions, io: SimulationIo):
       const key = orderKey(event);
       busyKeys.set(key, (busyKeys.get(key) ?? 0) + 1);
     }
-    const request: InFlight = { events, startedAt: performance.now(), settled: false };
+    const now = performance.now();
+    const request: InFlight = {
+      events,
+      occurredAtMs: Date.now(),
+      firstSentAt: now,
+      startedAt: now,
+      settled: false,
+      attempts: 0,
+    };
     inFlight.add(request);
     stats.sent(events);
-    transport.send(events, Date.now()).then(
-      (outcome) => settle(request, outcome),
-      (error: unknown) => settle(request, { ok: false, code: 'internal', message: String(error) }),
+    attempt(request);
+  };
+
+  const attempt = (request: InFlight): void => {
+    request.retryTimer = undefined;
+    request.attempts++;
+    request.startedAt = performance.now();
+    transport.send(request.events, request.occurredAtMs).then(
+      (outcome) => answered(request, outcome),
+      (error: unknown) => answered(request, { ok: false, code: 'internal', message: String(error) }),
     );
+  };
+
+  /** One attempt's answer: settle the request, or send it again after a backoff. */
+  const answered = (request: InFlight, outcome: SendOutcome): void => {
+    if (request.settled) return;
+    const now = performance.now();
+    stats.latency(now - request.startedAt);
+    if (
+      !outcome.ok &&
+      !stopping &&
+      options.retryForMs > 0 &&
+      isTransientFailure(outcome.code) &&
+      now - request.firstSentAt < options.retryForMs
+    ) {
+      request.lastFailure = outcome;
+      if (stats.retried(request.events, outcome.code))
+        printError(outcome.code, `${outcome.message} (retrying)`);
+      const delay = Math.min(RETRY_MAX_DELAY_MS, RETRY_FIRST_DELAY_MS * 2 ** (request.attempts - 1));
+      request.retryTimer = setTimeout(() => attempt(request), delay * (0.5 + Math.random() / 2));
+      return;
+    }
+    settle(request, outcome);
   };
 
   const settle = (request: InFlight, outcome: SendOutcome): void => {
     if (request.settled) return;
     request.settled = true;
+    clearTimeout(request.retryTimer);
     inFlight.delete(request);
     for (const event of request.events) {
       const key = orderKey(event);
@@ -268,9 +358,10 @@ export async function runSimulation(options: SimulateOptions, io: SimulationIo):
       if (left === 0) busyKeys.delete(key);
       else busyKeys.set(key, left);
     }
-    stats.latency(performance.now() - request.startedAt);
-    if (outcome.ok) stats.acknowledged(request.events);
-    else if (stats.failed(request.events, outcome.code, outcome.message))
+    if (outcome.ok) {
+      stats.acknowledged(request.events);
+      ledger?.write(request.events, request.occurredAtMs);
+    } else if (stats.failed(request.events, outcome.code, outcome.message))
       printError(outcome.code, outcome.message);
     pump();
     maybeFinish();
@@ -295,6 +386,7 @@ export async function runSimulation(options: SimulateOptions, io: SimulationIo):
       sent: stats.sentEvents,
       acknowledged: stats.acknowledgedEvents,
       failed: stats.failedEvents,
+      retried: stats.retriedEvents,
       errorsByCode: [...stats.errors].map(([code, e]) => [code, e.events]),
       ratePerSecond: (stats.sentEvents - lastProgress.sent) / windowSeconds,
       p50Ms: stats.window.percentile(0.5),
@@ -311,9 +403,15 @@ export async function runSimulation(options: SimulateOptions, io: SimulationIo):
   };
   const progressTimer = setInterval(printProgress, tty ? 1000 : 5000);
 
+  let stopping = false;
   const onAbort = (): void => {
     if (scheduling) stoppedBy = 'signal';
     scheduling = false;
+    stopping = true;
+    // A request waiting to be sent again ends now, with the failure it had.
+    for (const request of [...inFlight])
+      if (request.retryTimer !== undefined)
+        settle(request, request.lastFailure ?? { ok: false, code: 'cancelled', message: 'stopped' });
     clearTimeout(timer);
     missed += backlog.length;
     backlog = [];
@@ -339,6 +437,7 @@ export async function runSimulation(options: SimulateOptions, io: SimulationIo):
     clearInterval(progressTimer);
     transport.close();
     if (tty) io.err.write('\r\x1b[2K');
+    await ledger?.close();
   }
 
   const elapsedMs = elapsed();
@@ -363,6 +462,12 @@ export async function runSimulation(options: SimulateOptions, io: SimulationIo):
       acknowledged: stats.acknowledgedRequests,
       failed: stats.failedRequests,
     },
+    retries: {
+      requests: stats.retriedRequests,
+      events: stats.retriedEvents,
+      byCode: Object.fromEntries(stats.retryCodes),
+    },
+    ledgerPath: options.ledgerPath,
     errors: Object.fromEntries(stats.errors),
     byType: Object.fromEntries(stats.byType),
     acknowledgedByTarget: Object.fromEntries(
@@ -393,6 +498,9 @@ class RunStats {
   sentRequests = 0;
   acknowledgedRequests = 0;
   failedRequests = 0;
+  retriedRequests = 0;
+  retriedEvents = 0;
+  readonly retryCodes = new Map<string, number>();
   readonly byType = new Map<string, TypeCounts>();
   readonly byTarget = new Map<string, Map<string, CounterTally>>();
   readonly errors = new Map<string, ErrorTally>();
@@ -440,6 +548,15 @@ class RunStats {
     return true;
   }
 
+  /** Counts a retry; true when its code is new (worth printing). */
+  retried(events: readonly SimEvent[], code: string): boolean {
+    this.retriedRequests++;
+    this.retriedEvents += events.length;
+    const seen = this.retryCodes.get(code);
+    this.retryCodes.set(code, (seen ?? 0) + events.length);
+    return seen === undefined;
+  }
+
   latency(ms: number): void {
     this.all.record(ms);
     this.window.record(ms);
@@ -457,4 +574,39 @@ class RunStats {
     }
     return counts;
   }
+}
+
+interface Ledger {
+  write(events: readonly SimEvent[], occurredAtMs: number): void;
+  /** Flushes and closes; rejects if any write failed. */
+  close(): Promise<void>;
+}
+
+/** The acknowledged events, one JSON line each, in the order they were acknowledged. */
+function openLedger(path: string): Ledger {
+  let fd: number;
+  try {
+    fd = openSync(path, 'w');
+  } catch (error) {
+    throw new SimulateArgsError(
+      `--ledger: cannot write ${JSON.stringify(path)}: ${(error as Error).message}`,
+    );
+  }
+  const stream = createWriteStream('', { fd });
+  let failure: Error | undefined;
+  stream.on('error', (error) => {
+    failure ??= error;
+  });
+  return {
+    write(events, occurredAtMs) {
+      let text = '';
+      for (const e of events)
+        text += `${JSON.stringify({ id: e.id, type: e.type, target: e.target, userId: e.userId, value: e.value ?? 0, occurredAtMs })}\n`;
+      stream.write(text);
+    },
+    async close() {
+      await new Promise<void>((resolve) => stream.end(resolve));
+      if (failure) throw new Error(`--ledger ${path}: ${failure.message}`);
+    },
+  };
 }

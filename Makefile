@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM ?= npm
 
-.PHONY: help install dev test test-unit lint format generate services-up services-down services-purge migrate
+.PHONY: help install dev test test-unit chaos lint format generate services-up services-down services-purge migrate
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -38,6 +38,10 @@ test: install ## Lint, then every test (unit, and integration on the real server
 
 test-unit: install ## Unit tests only (no servers needed)
 	$(NPM) run test:unit
+
+chaos: install ## Kill, rebalance and restart everything under load, then check every sink (CHAOS_EVENTS=100000)
+	scripts/install-deps.sh
+	$(NPM) run chaos
 
 lint: install ## Formatting, lint, import boundaries, proto lint and type check
 	$(NPM) run lint

@@ -124,3 +124,29 @@ test('SIGTERM mid-stream drains ingest and consumers; after restarts nothing is 
   );
   t.diagnostic(`${retries} client retries during the restarts`);
 });
+
+test('SIGTERM while the group waits on a dead member: the consumer does not wait for the coordinator, exits 0', async (t) => {
+  const ns = testNamespace(2);
+  const backends = new Backends(ns);
+  const env = { ...ns.env, TALLY_DRAIN_TIMEOUT_MS: '4000' };
+  const dead = await startTally(['persister'], env);
+  const draining = await startTally(['persister'], env);
+  let joining: Promise<TallyProcess> | undefined;
+  t.after(async () => {
+    await Promise.all([dead.kill('SIGKILL'), draining.kill('SIGKILL')]);
+    await joining?.then((p) => p.kill('SIGKILL')).catch(() => {});
+    await backends.cleanup();
+  });
+  // A member dies without leaving; a new one asks to join. The group now waits for the dead
+  // member until its session times out (30 s), and every live member's rejoin waits with it.
+  await dead.kill('SIGKILL');
+  joining = startTally(['persister'], env, 120_000);
+  joining.catch(() => {});
+  await new Promise((resolve) => setTimeout(resolve, 6_000));
+  const code = await draining.kill('SIGTERM');
+  assert.equal(code, 0, `exit ${code}:\n${draining.lines.slice(-6).join('\n')}`);
+  assert.ok(
+    !draining.lines.some((line) => line.includes('drain timed out')),
+    'the drain finished before its deadline',
+  );
+});

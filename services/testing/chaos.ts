@@ -166,6 +166,7 @@ class Fleet {
   readonly #problems: string[];
   readonly #say: (line: string) => void;
   readonly #serial = new Map<string, number>();
+  readonly #pending = new Set<Promise<void>>();
   #closing = false;
 
   constructor(env: Record<string, string>, problems: string[], say: (line: string) => void) {
@@ -188,27 +189,61 @@ class Fleet {
       );
       this.#say(`${member.name} exited on its own; restarting it, as an orchestrator would`);
       this.#drop(member);
-      if (!this.#closing)
-        sleep(1000)
-          .then(() => this.start(role, extraEnv, member.name))
-          .catch((error: unknown) => this.#problems.push(`restarting ${member.name}: ${String(error)}`));
+      this.#restart(role, extraEnv, member.name);
     });
     return member;
+  }
+
+  /**
+   * Starts `name` again in the background, as an orchestrator would: a second later, and again
+   * every 2 s while it fails to start (a backend it needs at start-up may be away), for 3 minutes.
+   */
+  #restart(role: Member['role'], extraEnv: Record<string, string>, name: string): void {
+    if (this.#closing) return;
+    const restart = (async () => {
+      const deadline = performance.now() + 180_000;
+      await sleep(1000);
+      for (;;) {
+        if (this.#closing) return;
+        try {
+          await this.start(role, extraEnv, name);
+          return;
+        } catch (error) {
+          const why = String(error).split('\n')[0];
+          if (performance.now() > deadline) {
+            this.#problems.push(`${name} could not be started again for 3 minutes: ${why}`);
+            return;
+          }
+          this.#say(`${name} failed to start (${why}); trying again in 2 s`);
+          await sleep(2000);
+        }
+      }
+    })();
+    this.#pending.add(restart);
+    restart.finally(() => this.#pending.delete(restart));
   }
 
   consumers(role?: ConsumerRole): Member[] {
     return this.members.filter((m) => m.role !== 'ingest' && (role === undefined || m.role === role));
   }
 
-  /** SIGKILL, then the same role again under the same name. */
+  /**
+   * SIGKILL, then the same role again under the same name, a second later, in the background:
+   * the new process joins its group only once the group gave up on the dead one (its session
+   * timeout), and the run goes on meanwhile.
+   */
   async kill(member: Member): Promise<void> {
     member.expectedExit = true;
     member.proc.child.kill('SIGKILL');
     await member.proc.exited;
     this.#drop(member);
     this.killed++;
-    await sleep(1000);
-    await this.start(member.role, {}, member.name);
+    this.#restart(member.role, {}, member.name);
+  }
+
+  /** Resolves once every restart under way is done. */
+  async settled(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all(this.#pending);
   }
 
   /** SIGTERM: the process drains and leaves its group; a non-zero exit is a problem. */
@@ -226,6 +261,7 @@ class Fleet {
 
   async close(): Promise<void> {
     this.#closing = true;
+    await Promise.allSettled(this.#pending);
     await Promise.all(
       this.members.map((m) => {
         m.expectedExit = true;
@@ -543,6 +579,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     if (simulatorCode !== 0)
       problems.push(`the simulator exited with ${simulatorCode}: not every event was acknowledged`);
     await faultsDone;
+    await fleet.settled();
+    for (const role of CONSUMER_ROLES)
+      if (fleet.consumers(role).length !== options.replicas)
+        problems.push(
+          `${fleet.consumers(role).length} ${role} processes at the end, not ${options.replicas}`,
+        );
     if (faults.length < plan.length)
       problems.push(`only ${faults.length} of ${plan.length} faults were carried out`);
     if (faults.length > 0 && faults[faults.length - 1]!.atSeconds > sendSeconds)
@@ -594,9 +636,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     }
     const catchUpSeconds = seconds(catchUpStarted);
     await sampler.stop();
-    say(
-      `every group caught up ${catchUpSeconds.toFixed(1)} s after the last event was sent; checking the sinks`,
-    );
+    say(`every group caught up (${catchUpSeconds.toFixed(1)} s after the last fault); checking the sinks`);
 
     const dlqEnd = await log.current.endOffsets('events.dlq').catch(() => new Map<number, bigint>());
     const dlqRecords = [...dlqEnd.values()].reduce((a, b) => a + b, 0n);
@@ -744,7 +784,7 @@ export function formatChaosReport(result: ChaosResult, options: Omit<ChaosOption
     `Chaos run: ${n(options.events)} ${options.scenario} events at ${n(options.rate)}/s offered, ` +
       `${options.replicas} processes per consumer role, ${options.partitions} partitions, seed ${options.seed}.`,
     '',
-    `Sending took ${result.sendSeconds.toFixed(1)} s; the consumer groups caught up ${result.catchUpSeconds.toFixed(1)} s later; ` +
+    `Sending took ${result.sendSeconds.toFixed(1)} s; the consumer groups caught up ${result.catchUpSeconds.toFixed(1)} s after the last fault; ` +
       `${result.processes.started} processes started, ${result.processes.killed} killed with SIGKILL, ${result.processes.removed} removed with SIGTERM.`,
     '',
     '| at (s) | fault | acknowledged before |',

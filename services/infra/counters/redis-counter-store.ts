@@ -138,7 +138,15 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
       let counts: Record<string, string>;
       let sums: Record<string, string>;
       try {
-        [counts, sums] = await Promise.all([redis.hgetall(keys.counts), redis.hgetall(keys.sums)]);
+        // One transaction (both keys share the target's slot), so a count and its sum are read
+        // at the same moment: never a count from before an apply and a sum from after it.
+        const replies = await redis.multi().hgetall(keys.counts).hgetall(keys.sums).exec();
+        if (!replies) throw new Error('read transaction aborted');
+        for (const [error] of replies) if (error) throw error;
+        [counts, sums] = replies.map(([, reply]) => reply) as [
+          Record<string, string>,
+          Record<string, string>,
+        ];
       } catch (error) {
         throw unavailable('read', error);
       }

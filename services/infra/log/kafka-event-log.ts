@@ -2,7 +2,15 @@
  * The event log on Apache Kafka, through kafkajs: an idempotent producer with
  * acks=all, consumer groups with manual commits after the sink holds the effect.
  */
-import { type Admin, type Consumer, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
+import {
+  type Admin,
+  type Consumer,
+  type EachBatchPayload,
+  Kafka,
+  logLevel,
+  Partitioners,
+  type Producer,
+} from 'kafkajs';
 import { AppError, Code } from '../app-error.ts';
 import { withTimeout } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
@@ -193,6 +201,9 @@ class KafkaLogProducer implements LogProducer {
   }
 }
 
+/** How long a stop with no batch in hand waits for the group coordinator before going on. */
+const LEAVE_GRACE_MS = 3_000;
+
 class KafkaLogConsumer implements LogConsumer {
   readonly #consumer: Consumer;
   readonly #options: ConsumerOptions;
@@ -201,6 +212,8 @@ class KafkaLogConsumer implements LogConsumer {
   #stopping: Promise<void> | undefined;
   /** The start in progress or done, so that a stop during start-up waits for it. */
   #starting: Promise<void> | undefined;
+  /** The batch being handled and committed, if any: what a stop must wait for. */
+  #inHand: Promise<void> | undefined;
 
   constructor(kafka: Kafka, options: ConsumerOptions, log: Logger, onStop: () => void) {
     this.#options = options;
@@ -229,53 +242,82 @@ class KafkaLogConsumer implements LogConsumer {
     await this.#consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      eachBatch: async ({
-        batch,
-        heartbeat,
-        isRunning,
-        isStale,
-        resolveOffset,
-        commitOffsetsIfNecessary,
-      }) => {
-        if (batch.messages.length === 0) return;
-        const records = batch.messages.map((m) => ({
-          key: m.key ? m.key.toString('utf8') : null,
-          value: new Uint8Array(
-            m.value?.buffer ?? new ArrayBuffer(0),
-            m.value?.byteOffset ?? 0,
-            m.value?.byteLength ?? 0,
-          ),
-          headers: headersOf(m.headers),
-          offset: BigInt(m.offset),
-          timestampMs: Number(m.timestamp),
-        }));
-        await handler(
-          { topic: batch.topic, partition: batch.partition, records },
-          { heartbeat, isActive: () => isRunning() && !isStale() },
-        );
-        const last = batch.messages[batch.messages.length - 1]!.offset;
-        resolveOffset(last);
-        if (isStale()) return; // the partition moved: its new owner re-reads, the sinks dedup
-        // The batch's own commit: consumer.commitOffsets() is a silent no-op once a stop has
-        // begun, which would lose the last batch's commit of a draining consumer.
-        await commitOffsetsIfNecessary({
-          topics: [
-            {
-              topic: batch.topic,
-              partitions: [{ partition: batch.partition, offset: (BigInt(last) + 1n).toString() }],
-            },
-          ],
+      eachBatch: async (payload) => {
+        if (payload.batch.messages.length === 0) return;
+        let done!: () => void;
+        this.#inHand = new Promise<void>((resolve) => {
+          done = resolve;
         });
+        try {
+          await this.#handle(payload, handler);
+        } finally {
+          this.#inHand = undefined;
+          done();
+        }
       },
     });
     this.#log.info('consumer started', { topics: this.#options.topics });
+  }
+
+  /** One batch: to the handler, then its commit. */
+  async #handle(payload: EachBatchPayload, handler: BatchHandler): Promise<void> {
+    const { batch, heartbeat, isRunning, isStale, resolveOffset, commitOffsetsIfNecessary } = payload;
+    const records = batch.messages.map((m) => ({
+      key: m.key ? m.key.toString('utf8') : null,
+      value: new Uint8Array(
+        m.value?.buffer ?? new ArrayBuffer(0),
+        m.value?.byteOffset ?? 0,
+        m.value?.byteLength ?? 0,
+      ),
+      headers: headersOf(m.headers),
+      offset: BigInt(m.offset),
+      timestampMs: Number(m.timestamp),
+    }));
+    await handler(
+      { topic: batch.topic, partition: batch.partition, records },
+      { heartbeat, isActive: () => isRunning() && !isStale() },
+    );
+    const last = batch.messages[batch.messages.length - 1]!.offset;
+    resolveOffset(last);
+    if (isStale()) return; // the partition moved: its new owner re-reads, the sinks dedup
+    // The batch's own commit: consumer.commitOffsets() is a silent no-op once a stop has
+    // begun, which would lose the last batch's commit of a draining consumer.
+    await commitOffsetsIfNecessary({
+      topics: [
+        {
+          topic: batch.topic,
+          partitions: [{ partition: batch.partition, offset: (BigInt(last) + 1n).toString() }],
+        },
+      ],
+    });
   }
 
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       // A stop during start-up waits for the start, so no consumer is left running after it.
       await this.#starting?.catch(() => {});
-      if (this.#starting) await this.#consumer.disconnect(); // waits for the batch in hand
+      if (this.#starting) {
+        const disconnected = this.#consumer.disconnect().then(
+          () => true,
+          () => true,
+        );
+        // The batch in hand is handled and committed before anything else…
+        await this.#inHand;
+        // …but leaving the group may wait on the coordinator (a rejoin blocked until a dead
+        // member's session times out, a broker coming back): with no batch in hand nothing is
+        // left to commit, so the stop goes on after LEAVE_GRACE_MS and the group notices the
+        // departure at the session timeout instead.
+        let timer: NodeJS.Timeout | undefined;
+        const left = await Promise.race([
+          disconnected,
+          new Promise<false>((resolve) => {
+            timer = setTimeout(() => resolve(false), LEAVE_GRACE_MS);
+          }),
+        ]);
+        clearTimeout(timer);
+        if (!left)
+          this.#log.warn('left without waiting for the group coordinator', { waitedMs: LEAVE_GRACE_MS });
+      }
       this.#onStop();
       this.#log.info('consumer stopped');
     })();

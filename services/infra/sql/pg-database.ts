@@ -67,6 +67,13 @@ export function createPgDatabase(options: PgDatabaseOptions): SqlDatabase {
         throw classify(error);
       }
       let broken = false;
+      // A checked-out client has no listener of the pool's: a server that goes away between two
+      // statements (a restart, a failover) would emit an unhandled 'error' and end the process.
+      // The statement in flight, or the next one, fails on its own and the transaction rolls back.
+      const onError = () => {
+        broken = true;
+      };
+      client.on('error', onError);
       try {
         await run(client, 'BEGIN');
         const result = await work({
@@ -81,6 +88,7 @@ export function createPgDatabase(options: PgDatabaseOptions): SqlDatabase {
         });
         throw error; // statements were classified by run(); the work's own errors pass as they are
       } finally {
+        client.removeListener('error', onError);
         client.release(broken);
       }
     },

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM ?= npm
 
-.PHONY: help install dev test test-unit chaos lint format generate services-up services-down services-purge migrate
+.PHONY: help install dev test test-unit chaos loadtest lint format generate services-up services-down services-purge migrate
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ test-unit: install ## Unit tests only (no servers needed)
 chaos: install ## Kill, rebalance and restart everything under load, then check every sink (CHAOS_EVENTS=100000)
 	scripts/install-deps.sh
 	$(NPM) run chaos
+
+loadtest: install ## Load tests (k6) against a running Tally; SCENARIOS="rest-single grpc-unary" picks some
+	scripts/install-k6.sh
+	scripts/loadtest.sh $(SCENARIOS)
 
 lint: install ## Formatting, lint, import boundaries, proto lint and type check
 	$(NPM) run lint

@@ -17,11 +17,13 @@ import { createRedisCounterStore } from './infra/counters/redis-counter-store.ts
 import { DataDirInUseError, lockDataDir } from './infra/data-dir.ts';
 import { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
 import { createGrpcClient, type GrpcServer } from './infra/grpc/grpc-service.ts';
+import { type MetricsServer, startMetricsServer } from './infra/http/metrics-server.ts';
 import type { Stoppable } from './infra/lifecycle.ts';
 import { createEmbeddedEventLog } from './infra/log/embedded-event-log.ts';
 import type { EventLog } from './infra/log/event-log.ts';
 import { createKafkaEventLog } from './infra/log/kafka-event-log.ts';
 import { createLogger, type Logger } from './infra/logger.ts';
+import { createMetricsRegistry, type Registry } from './infra/metrics.ts';
 import { handleProcessWarnings } from './infra/node-warnings.ts';
 import { migrate } from './infra/sql/migrate.ts';
 import { createPgDatabase } from './infra/sql/pg-database.ts';
@@ -69,6 +71,7 @@ async function openBackends(
   config: TallyConfig,
   logger: Logger,
   ports: readonly ('log' | 'counters' | 'sql')[] = ['log', 'counters', 'sql'],
+  metrics?: Registry,
 ): Promise<Backends> {
   const uses = (...names: Role[]) => names.filter((n) => roles.includes(n));
   const backends: Backends = {};
@@ -93,7 +96,7 @@ async function openBackends(
       const { url, clusterNodes, keyPrefix, dedupWindowMs } = config.redis;
       backends.counters =
         url || clusterNodes.length > 0
-          ? createRedisCounterStore({ url, clusterNodes, keyPrefix, dedupWindowMs })
+          ? createRedisCounterStore({ url, clusterNodes, keyPrefix, dedupWindowMs, metrics })
           : createEmbeddedCounterStore({ dataDir: dataDir('counters'), dedupWindowMs });
     }
     const sqlUsers = uses('persister', 'aggregator', 'query');
@@ -104,6 +107,7 @@ async function openBackends(
             readUrls: config.pg.readUrls,
             schema: config.pg.schema,
             poolSize: config.pg.poolSize,
+            metrics,
           })
         : await createPgliteDatabase({ dataDir: dataDir('pg'), schema: config.pg.schema });
     }
@@ -123,29 +127,48 @@ async function closeBackends(backends: Backends): Promise<void> {
 export interface Running {
   httpPort?: number;
   grpcPort?: number;
+  /** Where /metrics is served: the gateway's HTTP port, else the metrics server's. */
+  metricsPort: number;
   stop(): Promise<void>;
 }
 
 /** Starts `roles` in this process. */
 export async function run(roles: readonly Role[], config: TallyConfig, logger: Logger): Promise<Running> {
-  const backends = await openBackends(roles, config, logger);
+  const has = (role: Role) => roles.includes(role);
+  // One registry for the process: roles running together share each metric.
+  const metrics = createMetricsRegistry();
+  let ready = false;
+  // Without a gateway, /metrics gets a server of its own, up first so that a taken port fails fast.
+  const metricsServer: MetricsServer | undefined = has('gateway')
+    ? undefined
+    : await startMetricsServer({ ...config.metrics, registry: metrics, ready: () => ready });
+  if (metricsServer)
+    logger.info('metrics listening', { host: config.metrics.host, port: metricsServer.port });
+  let backends: Backends;
+  try {
+    backends = await openBackends(roles, config, logger, undefined, metrics);
+  } catch (error) {
+    await metricsServer?.close();
+    throw error;
+  }
   for (const port of ['log', 'counters', 'sql'] as const) {
     const backend = backends[port];
     if (backend) logger.info('backend', { port, adapter: backend.description });
   }
   const started: Stoppable[] = [];
-  const has = (role: Role) => roles.includes(role);
   const consumerBase = {
     eventsTopic: config.topics.events,
     dlqTopic: config.topics.dlq,
     maxWaitMs: config.consumer.maxWaitMs,
+    lagIntervalMs: config.consumer.lagIntervalMs,
   };
   let grpcServer: GrpcServer | undefined;
   let gatewayRole: gateway.Gateway | undefined;
-  const registry = new GrpcRegistry(logger);
+  const registry = new GrpcRegistry(logger, metrics);
   const clients: { close(): void }[] = [];
 
   const stop = async () => {
+    ready = false;
     await gatewayRole?.stop();
     registry.drain();
     await grpcServer?.shutdown(config.drainTimeoutMs);
@@ -155,6 +178,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
       logger.info('role stopped', { role: role.name });
     }
     await closeBackends(backends);
+    await metricsServer?.close(); // last: the drain itself can be watched
   };
 
   try {
@@ -171,7 +195,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
     if (has('ingest')) {
       started.push(
         await ingest.start(
-          { log: backends.log!, grpc: registry, logger },
+          { log: backends.log!, grpc: registry, logger, metrics },
           {
             eventsTopic: config.topics.events,
             eventsPartitions: config.topics.eventsPartitions,
@@ -203,7 +227,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
     if (has('persister')) {
       started.push(
         await persister.start(
-          { log: backends.log!, sql: backends.sql!, logger },
+          { log: backends.log!, sql: backends.sql!, logger, metrics },
           { ...consumerBase, groupId: `${config.groupPrefix}group_persistence` },
         ),
       );
@@ -211,7 +235,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
     if (has('counter')) {
       started.push(
         await counter.start(
-          { log: backends.log!, counters: backends.counters!, logger },
+          { log: backends.log!, counters: backends.counters!, logger, metrics },
           { ...consumerBase, groupId: `${config.groupPrefix}group_realtimecounter` },
         ),
       );
@@ -219,7 +243,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
     if (has('aggregator')) {
       started.push(
         await aggregator.start(
-          { log: backends.log!, sql: backends.sql!, logger },
+          { log: backends.log!, sql: backends.sql!, logger, metrics },
           {
             ...consumerBase,
             groupId: `${config.groupPrefix}group_aggregation`,
@@ -248,6 +272,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
           ingest: ingestClient,
           query: queryClient,
           logger,
+          metrics,
           // The dashboard's live feed: this process's own group, reading from the end of the log.
           live: {
             log: backends.log!,
@@ -263,8 +288,12 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
     await stop().catch(() => {});
     throw error;
   }
+  const metricsPort = metricsServer?.port ?? gatewayRole!.port;
+  if (!metricsServer)
+    logger.info('metrics listening', { host: config.http.host, port: metricsPort, on: 'gateway' });
+  ready = true;
   logger.info('tally started', { roles });
-  return { httpPort: gatewayRole?.port, grpcPort: grpcServer?.port, stop };
+  return { httpPort: gatewayRole?.port, grpcPort: grpcServer?.port, metricsPort, stop };
 }
 
 async function main(args: readonly string[]): Promise<void> {

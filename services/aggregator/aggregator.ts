@@ -13,6 +13,7 @@ import { type EventBatch, startEventConsumer } from '../infra/event-consumer.ts'
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { EventLog } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
+import type { Registry } from '../infra/metrics.ts';
 import type { SqlDatabase } from '../infra/sql/sql-database.ts';
 
 export interface AggregatorConfig {
@@ -20,6 +21,8 @@ export interface AggregatorConfig {
   eventsTopic: string;
   dlqTopic: string;
   maxWaitMs: number;
+  /** How often the group's lag is sampled, ms. */
+  lagIntervalMs: number;
   /** How long event ids are remembered for deduplication. */
   dedupWindowMs: number;
   /** How often expired ids are pruned. */
@@ -30,6 +33,7 @@ export interface AggregatorDeps {
   log: EventLog;
   sql: SqlDatabase;
   logger: Logger;
+  metrics: Registry;
 }
 
 const UPSERT_SUMMARY = `
@@ -116,6 +120,8 @@ export async function start(deps: AggregatorDeps, config: AggregatorConfig): Pro
     topic: config.eventsTopic,
     dlqTopic: config.dlqTopic,
     maxWaitMs: config.maxWaitMs,
+    lagIntervalMs: config.lagIntervalMs,
+    metrics: deps.metrics,
     sink: async (batch) => {
       await aggregateBatch(deps.sql, config.groupId, batch);
     },

@@ -7,18 +7,22 @@ import { startEventConsumer } from '../infra/event-consumer.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { EventLog } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
+import type { Registry } from '../infra/metrics.ts';
 
 export interface CounterConfig {
   groupId: string;
   eventsTopic: string;
   dlqTopic: string;
   maxWaitMs: number;
+  /** How often the group's lag is sampled, ms. */
+  lagIntervalMs: number;
 }
 
 export interface CounterDeps {
   log: EventLog;
   counters: CounterStore;
   logger: Logger;
+  metrics: Registry;
 }
 
 export async function start(deps: CounterDeps, config: CounterConfig): Promise<Stoppable> {
@@ -30,6 +34,8 @@ export async function start(deps: CounterDeps, config: CounterConfig): Promise<S
     topic: config.eventsTopic,
     dlqTopic: config.dlqTopic,
     maxWaitMs: config.maxWaitMs,
+    lagIntervalMs: config.lagIntervalMs,
+    metrics: deps.metrics,
     sink: async (batch) => {
       if (batch.events.length === 0) return;
       await deps.counters.apply(

@@ -1,9 +1,9 @@
 /**
  * The gateway role: the HTTP edge. REST at /v1/... generated from the proto's
  * google.api.http rules (JSON = protobuf JSON mapping), the seed's legacy
- * routes, /healthz and /readyz, the live dashboard at / and its WebSocket
- * /v1/stream. It calls ingest and query over gRPC, and reads the events topic
- * itself (its own consumer group) for the live feed.
+ * routes, /healthz, /readyz and /metrics (the process's registry), the live
+ * dashboard at / and its WebSocket /v1/stream. It calls ingest and query over
+ * gRPC, and reads the events topic itself (its own consumer group) for the live feed.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,9 +14,17 @@ import { QueryService } from '../gen/tally/v1/query_pb.js';
 import { AppError, Code } from '../infra/app-error.ts';
 import type { ServiceClient } from '../infra/grpc/grpc-service.ts';
 import { type HttpRoute, httpRoutes } from '../infra/http/http-rules.ts';
-import { parseJson, readBody, sendError, sendJson } from '../infra/http/http-server.ts';
+import {
+  observeRequest,
+  parseJson,
+  readBody,
+  sendError,
+  sendJson,
+  sendMetrics,
+} from '../infra/http/http-server.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { Logger } from '../infra/logger.ts';
+import { createMetricsRegistry, httpMetrics, type Registry } from '../infra/metrics.ts';
 import { loadDashboardAssets } from './dashboard-assets.ts';
 import { legacyRoutes } from './legacy-routes.ts';
 import type { LiveFeedSource } from './live-feed.ts';
@@ -38,6 +46,8 @@ export interface GatewayDeps {
   ingest: ServiceClient<(typeof IngestService)['method']>;
   query: ServiceClient<(typeof QueryService)['method']>;
   logger: Logger;
+  /** The process's metrics, served at /metrics, where every request is counted and timed (default: a registry of its own). */
+  metrics?: Registry;
   /** Where the dashboard's live feed reads; without it the dashboard says live data is unavailable. */
   live?: LiveFeedSource;
 }
@@ -66,6 +76,8 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
   const routes = httpRoutes([IngestService, QueryService]);
   const legacy = legacyRoutes(deps);
   const dashboard = loadDashboardAssets();
+  const metrics = deps.metrics ?? createMetricsRegistry({ defaultMetrics: false });
+  const requestMetrics = httpMetrics(metrics);
   let accepting = true;
 
   const handleRest = async (route: HttpRoute, match: RegExpExecArray, ctx: RequestContext, url: URL) => {
@@ -102,7 +114,14 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
     sendJson(ctx.response, 200, toJson(route.method.output, result as never, { alwaysEmitImplicit: true }));
   };
 
-  const handle = async (request: IncomingMessage, response: ServerResponse) => {
+  /** `matched.route` is set to the route's template (the metrics label) as soon as it is known. */
+  const handle = async (request: IncomingMessage, response: ServerResponse, matched: { route: string }) => {
+    /** Names the route; refuses the request when draining. */
+    const enter = (route: string) => {
+      matched.route = route;
+      if (!accepting)
+        throw new AppError(Code.UNAVAILABLE, 'server is shutting down, retry on another instance');
+    };
     const url = requestUrl(request.url);
     if (!url) return sendError(response, badTarget(request.url), logger);
     const path = url.pathname;
@@ -118,16 +137,20 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
       },
     };
     try {
+      if (path === '/healthz' || path === '/readyz' || path === '/metrics') matched.route = path;
       if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
       if (path === '/readyz')
         return accepting
           ? sendJson(response, 200, { status: 'ready' })
           : sendJson(response, 503, { status: 'draining' });
-      if (!accepting)
-        throw new AppError(Code.UNAVAILABLE, 'server is shutting down, retry on another instance');
+      if (path === '/metrics') return await sendMetrics(response, metrics);
 
-      if (dashboard.owns(path)) return dashboard.serve(request, response, url);
-      if (path === STREAM_PATH)
+      if (dashboard.owns(path)) {
+        enter('dashboard');
+        return dashboard.serve(request, response, url);
+      }
+      if (path === STREAM_PATH) {
+        enter(STREAM_PATH);
         return sendJson(
           response,
           426,
@@ -140,9 +163,11 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
           },
           { upgrade: 'websocket', connection: 'Upgrade' },
         );
+      }
 
       const legacyRoute = legacy.find((r) => r.paths.includes(path));
       if (legacyRoute) {
+        enter(legacyRoute.paths[0]!);
         if (legacyRoute.verb !== verb) return methodNotAllowed(response, [legacyRoute.verb], path);
         return await legacyRoute.handle(ctx);
       }
@@ -150,7 +175,11 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
         .map((route) => ({ route, match: route.pattern.exec(path) }))
         .filter((c): c is { route: HttpRoute; match: RegExpExecArray } => c.match !== null);
       const hit = candidates.find((c) => c.route.verb === verb);
-      if (hit) return await handleRest(hit.route, hit.match, ctx, url);
+      if (hit) {
+        enter(hit.route.template);
+        return await handleRest(hit.route, hit.match, ctx, url);
+      }
+      enter(candidates[0]?.route.template ?? 'unmatched');
       if (candidates.length > 0)
         return methodNotAllowed(
           response,
@@ -172,7 +201,9 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(config.requestTimeoutMs / 4))),
     },
     (request, response) => {
-      void handle(request, response);
+      const matched = { route: 'unmatched' };
+      observeRequest(requestMetrics, request, response, () => matched.route);
+      void handle(request, response, matched);
     },
   );
   server.keepAliveTimeout = 5_000;

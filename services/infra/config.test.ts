@@ -11,6 +11,8 @@ test('defaults apply when nothing is set, and the result is frozen', () => {
   assert.equal(config.ingest.maxLatenessMs, 7 * 24 * 3600_000);
   assert.equal(config.ingest.maxFutureMs, 5 * 60_000);
   assert.equal(config.kafka.brokers, undefined);
+  assert.equal(config.metrics.port, 9464);
+  assert.equal(config.consumer.lagIntervalMs, 5_000);
   assert.ok(Object.isFrozen(config) && Object.isFrozen(config.http));
 });
 
@@ -20,19 +22,33 @@ test('values are parsed with their units and lists split', () => {
     TALLY_HTTP_PORT: '9000',
     TALLY_PG_MIGRATE: 'false',
     TALLY_REDIS_CLUSTER_NODES: '127.0.0.1:1,127.0.0.1:2',
+    TALLY_METRICS_PORT: '0',
+    TALLY_CONSUMER_LAG_INTERVAL_MS: '1000',
+    TALLY_BIND_HOST: '127.0.0.1',
     OTHER: 'ignored',
   });
   assert.deepEqual(config.kafka.brokers, ['a:1', 'b:2']);
   assert.equal(config.http.port, 9000);
   assert.equal(config.pg.migrate, false);
   assert.deepEqual(config.redis.clusterNodes, ['127.0.0.1:1', '127.0.0.1:2']);
+  assert.deepEqual(config.metrics, { host: '127.0.0.1', port: 0 });
+  assert.equal(config.consumer.lagIntervalMs, 1000);
 });
 
 test('a bad value fails naming every bad variable', () => {
   assert.throws(
-    () => loadConfig({ TALLY_HTTP_PORT: 'eighty', TALLY_PG_SCHEMA: 'Bad-Schema', TALLY_LOG_LEVEL: 'loud' }),
+    () =>
+      loadConfig({
+        TALLY_HTTP_PORT: 'eighty',
+        TALLY_PG_SCHEMA: 'Bad-Schema',
+        TALLY_LOG_LEVEL: 'loud',
+        TALLY_METRICS_PORT: '70000',
+        TALLY_CONSUMER_LAG_INTERVAL_MS: '5',
+      }),
     (error: unknown) => {
       assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /TALLY_METRICS_PORT/);
+      assert.match(error.message, /TALLY_CONSUMER_LAG_INTERVAL_MS/);
       assert.match(error.message, /TALLY_HTTP_PORT/);
       assert.match(error.message, /TALLY_PG_SCHEMA/);
       assert.match(error.message, /TALLY_LOG_LEVEL/);

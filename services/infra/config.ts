@@ -34,6 +34,7 @@ const schema = z.object({
   TALLY_BIND_HOST: z.string().min(1).default('0.0.0.0'),
   TALLY_HTTP_PORT: int(0, 65535).default(8080),
   TALLY_GRPC_PORT: int(0, 65535).default(50051),
+  TALLY_METRICS_PORT: int(0, 65535).default(9464),
   TALLY_INGEST_ADDR: z.string().min(1).default('127.0.0.1:50051'),
   TALLY_QUERY_ADDR: z.string().min(1).default('127.0.0.1:50051'),
   TALLY_EVENTS_TOPIC: name.default('events'),
@@ -54,6 +55,7 @@ const schema = z.object({
   TALLY_PRODUCE_MAX_BATCH_EVENTS: int(1, 100_000).default(5000),
   TALLY_PRODUCE_TIMEOUT_MS: int(100).default(10_000),
   TALLY_CONSUMER_MAX_WAIT_MS: int(1, 30_000).default(100),
+  TALLY_CONSUMER_LAG_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   TALLY_DEDUP_WINDOW_MS: int(1000).default(24 * 3600_000),
   TALLY_DRAIN_TIMEOUT_MS: int(0).default(15_000),
   TALLY_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
@@ -71,6 +73,8 @@ export interface TallyConfig {
   pg: { url: string | undefined; readUrls: string[]; schema: string; poolSize: number; migrate: boolean };
   http: { host: string; port: number; maxBodyBytes: number; requestTimeoutMs: number };
   grpc: { host: string; port: number; maxMessageBytes: number; ingestAddr: string; queryAddr: string };
+  /** The /metrics server of a process without a gateway (a gateway serves /metrics on its HTTP port). */
+  metrics: { host: string; port: number };
   topics: { events: string; eventsPartitions: number; dlq: string };
   groupPrefix: string;
   ingest: {
@@ -81,7 +85,7 @@ export interface TallyConfig {
     maxProduceBatchEvents: number;
     produceTimeoutMs: number;
   };
-  consumer: { maxWaitMs: number };
+  consumer: { maxWaitMs: number; lagIntervalMs: number };
   drainTimeoutMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -131,6 +135,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ingestAddr: e.TALLY_INGEST_ADDR,
       queryAddr: e.TALLY_QUERY_ADDR,
     },
+    metrics: { host: e.TALLY_BIND_HOST, port: e.TALLY_METRICS_PORT },
     topics: {
       events: e.TALLY_EVENTS_TOPIC,
       eventsPartitions: e.TALLY_EVENTS_PARTITIONS,
@@ -145,7 +150,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxProduceBatchEvents: e.TALLY_PRODUCE_MAX_BATCH_EVENTS,
       produceTimeoutMs: e.TALLY_PRODUCE_TIMEOUT_MS,
     },
-    consumer: { maxWaitMs: e.TALLY_CONSUMER_MAX_WAIT_MS },
+    consumer: { maxWaitMs: e.TALLY_CONSUMER_MAX_WAIT_MS, lagIntervalMs: e.TALLY_CONSUMER_LAG_INTERVAL_MS },
     drainTimeoutMs: e.TALLY_DRAIN_TIMEOUT_MS,
     logLevel: e.TALLY_LOG_LEVEL,
   });

@@ -8,6 +8,7 @@ import { decodeEvent, type Event, toEventInput } from './event-codec.ts';
 import type { Stoppable } from './lifecycle.ts';
 import type { ConsumedBatch, ConsumedRecord, EventLog } from './log/event-log.ts';
 import type { Logger } from './logger.ts';
+import { consumerMetrics, type Registry, secondsSince, startLagMonitor } from './metrics.ts';
 
 /** A decoded event and where it was read from. */
 export interface LoggedEvent {
@@ -35,6 +36,10 @@ export interface EventConsumerOptions {
   maxWaitMs: number;
   /** Applies a batch to the sink; resolves when the sink holds every effect, throws on infrastructure failure. */
   sink: (batch: EventBatch) => Promise<void>;
+  /** Where the consumer's metrics go (docs/metrics.md); the sink label is `name`. */
+  metrics: Registry;
+  /** How often the group's lag is sampled, ms. */
+  lagIntervalMs: number;
 }
 
 // Stored events passed ingest's rules when they were written; only their time may have aged since.
@@ -54,13 +59,19 @@ export async function startEventConsumer(options: EventConsumerOptions): Promise
     maxWaitMs: options.maxWaitMs,
   });
   const dlq = options.log.producer();
+  const metrics = consumerMetrics(options.metrics);
+  const group = { group: options.groupId };
+  const batchEvents = metrics.batchEvents.labels(group);
+  const batchDuration = metrics.batchDuration.labels(group);
+  const sinkEvents = metrics.sinkEvents.labels({ sink: options.name });
+  const visibleLatency = metrics.visibleLatency.labels({ sink: options.name });
 
-  await consumer.run(async (batch: ConsumedBatch) => {
+  const handle = async (batch: ConsumedBatch): Promise<void> => {
     const events: LoggedEvent[] = [];
-    const poison: { record: ConsumedRecord; reason: string }[] = [];
+    const poison: { record: ConsumedRecord; rejection: Rejection }[] = [];
     for (const record of batch.records) {
       const checked = checkRecord(record);
-      if (typeof checked === 'string') poison.push({ record, reason: checked });
+      if (checked instanceof Rejection) poison.push({ record, rejection: checked });
       else events.push({ event: checked, partition: batch.partition, offset: record.offset });
     }
     if (poison.length > 0) {
@@ -68,16 +79,16 @@ export async function startEventConsumer(options: EventConsumerOptions): Promise
         count: poison.length,
         partition: batch.partition,
         offsets: poison.map((p) => p.record.offset.toString()),
-        reason: poison[0]?.reason,
+        reason: poison[0]?.rejection.message,
       });
       await dlq.send(
         options.dlqTopic,
-        poison.map(({ record, reason }) => ({
+        poison.map(({ record, rejection }) => ({
           key: record.key,
           value: record.value,
           headers: {
             ...record.headers,
-            'tally-error': reason,
+            'tally-error': rejection.message,
             'tally-group': options.groupId,
             'tally-source-topic': batch.topic,
             'tally-source-partition': String(batch.partition),
@@ -86,27 +97,71 @@ export async function startEventConsumer(options: EventConsumerOptions): Promise
           },
         })),
       );
+      for (const { rejection } of poison)
+        metrics.dlqRecords.inc({ group: options.groupId, reason: rejection.reason });
     }
     const lastOffset = batch.records[batch.records.length - 1]!.offset;
     await options.sink({ topic: batch.topic, partition: batch.partition, lastOffset, events });
+    // Visible from here: observe each event's time since ingest wrote it (dead-lettered records excepted).
+    sinkEvents.inc(events.length);
+    const nowMs = Date.now();
+    const dead = poison.length > 0 ? new Set(poison.map((p) => p.record)) : undefined;
+    for (const record of batch.records)
+      if (!dead?.has(record)) visibleLatency.observe(Math.max(0, nowMs - record.timestampMs) / 1000);
+  };
+
+  await consumer.run(async (batch: ConsumedBatch) => {
+    const startMs = performance.now();
+    batchEvents.observe(batch.records.length);
+    try {
+      await handle(batch);
+    } catch (error) {
+      metrics.batchFailures.inc(group);
+      throw error;
+    } finally {
+      batchDuration.observe(secondsSince(startMs));
+    }
+  });
+  const lag = startLagMonitor({
+    log: options.log,
+    groupId: options.groupId,
+    topic: options.topic,
+    intervalMs: options.lagIntervalMs,
+    gauge: metrics.lag,
+    logger,
   });
 
   return {
     name: options.name,
-    stop: () => consumer.stop(),
+    stop: async () => {
+      await Promise.all([lag.stop(), consumer.stop()]);
+    },
   };
 }
 
+/** Why a record goes to the dead-letter topic: a bounded class (a metric label) and the details. */
+class Rejection {
+  readonly reason: 'undecodable' | 'invalid';
+  /** `<reason>: <what is wrong>`, the record's `tally-error` header. */
+  readonly message: string;
+
+  constructor(reason: 'undecodable' | 'invalid', what: string) {
+    this.reason = reason;
+    this.message = `${reason}: ${what}`;
+  }
+}
+
 /** The event, or why the record cannot be applied. */
-function checkRecord(record: ConsumedRecord): Event | string {
+function checkRecord(record: ConsumedRecord): Event | Rejection {
+  const invalid = (what: string) => new Rejection('invalid', what);
   let event: Event;
   try {
     event = decodeEvent(record.value);
   } catch (error) {
-    return `undecodable: ${error instanceof Error ? error.message : String(error)}`;
+    return new Rejection('undecodable', error instanceof Error ? error.message : String(error));
   }
-  if (!event.receivedAt) return 'invalid: received_at is missing';
-  if (event.id === '') return 'invalid: id is missing';
+  if (!event.receivedAt) return invalid('received_at is missing');
+  if (event.id === '') return invalid('id is missing');
   const violation = validateEvent(toEventInput(event), storedEventLimits, Date.now());
-  return violation ? `invalid: ${violation.field}: ${violation.description}` : event;
+  return violation ? invalid(`${violation.field}: ${violation.description}`) : event;
 }

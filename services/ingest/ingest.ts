@@ -11,6 +11,7 @@ import type { Stoppable } from '../infra/lifecycle.ts';
 import { BatchingProducer } from '../infra/log/batching-producer.ts';
 import type { EventLog } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
+import { ingestMetrics, produceMetrics, type Registry } from '../infra/metrics.ts';
 import { type AdmittedEvent, EventAdmission } from './event-admission.ts';
 
 export interface IngestConfig {
@@ -29,6 +30,7 @@ export interface IngestDeps {
   log: EventLog;
   grpc: GrpcRegistry;
   logger: Logger;
+  metrics: Registry;
   /** Epoch ms; injectable for tests. */
   now?: () => number;
 }
@@ -40,13 +42,21 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
     lingerMs: config.lingerMs,
     maxBatchRecords: config.maxProduceBatchEvents,
     timeoutMs: config.produceTimeoutMs,
+    metrics: produceMetrics(deps.metrics),
   });
+  const ingested = ingestMetrics(deps.metrics).events;
+  const acceptedBy = {
+    publish: ingested.labels({ method: 'Publish' }),
+    publishBatch: ingested.labels({ method: 'PublishBatch' }),
+    publishStream: ingested.labels({ method: 'PublishStream' }),
+  };
   const admission = new EventAdmission(config.limits, deps.now ?? Date.now);
 
   deps.grpc.register(IngestService, {
     async publish(request, context) {
       const record = admission.admit(request.event, 'event', context);
       await producer.append([record.record]);
+      acceptedBy.publish.inc();
       return { id: record.id };
     },
 
@@ -54,6 +64,7 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
       admission.checkBatchSize(request.events.length, config.maxBatchEvents);
       const admitted = request.events.map((event, i) => admission.admit(event, `events[${i}]`, context));
       await producer.append(admitted.map((a) => a.record));
+      acceptedBy.publishBatch.inc(admitted.length);
       return { ids: admitted.map((a) => a.id) };
     },
 
@@ -87,6 +98,7 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       const accepted = results.reduce((n, r) => n + (r.status === 'fulfilled' ? r.value : 0), 0);
+      acceptedBy.publishStream.inc(accepted);
       if (streamError instanceof AppError && streamError.code === Code.INVALID_ARGUMENT)
         throw new AppError(
           Code.INVALID_ARGUMENT,

@@ -7,6 +7,7 @@ import { type EventBatch, startEventConsumer } from '../infra/event-consumer.ts'
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { EventLog } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
+import type { Registry } from '../infra/metrics.ts';
 import type { SqlExecutor } from '../infra/sql/sql-database.ts';
 
 export interface PersisterConfig {
@@ -14,12 +15,15 @@ export interface PersisterConfig {
   eventsTopic: string;
   dlqTopic: string;
   maxWaitMs: number;
+  /** How often the group's lag is sampled, ms. */
+  lagIntervalMs: number;
 }
 
 export interface PersisterDeps {
   log: EventLog;
   sql: SqlExecutor;
   logger: Logger;
+  metrics: Registry;
 }
 
 const INSERT_EVENTS = `
@@ -82,6 +86,8 @@ export async function start(deps: PersisterDeps, config: PersisterConfig): Promi
     topic: config.eventsTopic,
     dlqTopic: config.dlqTopic,
     maxWaitMs: config.maxWaitMs,
+    lagIntervalMs: config.lagIntervalMs,
+    metrics: deps.metrics,
     sink: (batch) => persistBatch(deps.sql, batch),
   });
 }

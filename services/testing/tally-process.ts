@@ -14,6 +14,8 @@ export interface TallyProcess {
   readonly child: ChildProcess;
   httpPort?: number;
   grpcPort?: number;
+  /** Where /metrics is served (the gateway's port, or the metrics server's). */
+  metricsPort?: number;
   /** Every log line so far (JSON lines parsed where possible). */
   readonly lines: string[];
   /** Sends `signal` and resolves with the exit code. */
@@ -22,7 +24,11 @@ export interface TallyProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts tally and resolves once it logged "tally started". */
+/**
+ * Starts tally and resolves once it logged "tally started". The metrics server
+ * takes any free port (TALLY_METRICS_PORT=0) unless `env` says otherwise, so
+ * that several processes can run side by side.
+ */
 export async function startTally(
   roles: string[],
   env: Record<string, string>,
@@ -32,7 +38,7 @@ export async function startTally(
   // servers' addresses) must not switch a port the test wants embedded to a server.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TALLY_')));
   const child = spawn(TALLY, roles, {
-    env: { ...inherited, TALLY_LOG_LEVEL: 'info', ...env },
+    env: { ...inherited, TALLY_LOG_LEVEL: 'info', TALLY_METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
@@ -58,6 +64,7 @@ export async function startTally(
       }
       if (entry?.msg === 'gateway listening') proc.httpPort = entry.port;
       if (entry?.msg === 'grpc listening') proc.grpcPort = entry.port;
+      if (entry?.msg === 'metrics listening') proc.metricsPort = entry.port;
       if (entry?.msg === 'tally started') resolve();
     };
     createInterface({ input: child.stdout! }).on('line', onLine);

@@ -20,6 +20,7 @@
 import { createHash } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { AppError, Code } from '../app-error.ts';
+import { type Registry, redisMetrics, secondsSince } from '../metrics.ts';
 import type { CounterIncrement, CounterStore, TypeCounter, TypeLeaders } from './counter-store.ts';
 
 // KEYS[1] counts hash, KEYS[2] sums hash, KEYS[3..] one marker per event.
@@ -53,6 +54,8 @@ export interface RedisCounterStoreOptions {
   clusterNodes?: readonly string[];
   keyPrefix: string;
   dedupWindowMs: number;
+  /** Times each call (apply, read, top) there when given (docs/metrics.md). */
+  metrics?: Registry;
 }
 
 type Client = Redis | Cluster;
@@ -93,8 +96,15 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
 
   const unavailable = (what: string, cause: unknown) =>
     new AppError(Code.UNAVAILABLE, `Redis ${what} failed`, { cause });
+  const duration = options.metrics && redisMetrics(options.metrics).duration;
+  /** `work`, timed as `operation` (failures included). */
+  const timed = <T>(operation: 'apply' | 'read' | 'top', work: () => Promise<T>): Promise<T> => {
+    if (!duration) return work();
+    const startMs = performance.now();
+    return work().finally(() => duration.observe({ operation }, secondsSince(startMs)));
+  };
 
-  return {
+  const store: CounterStore = {
     description: `redis (ioredis, ${where})`,
 
     async apply(increments: readonly CounterIncrement[]): Promise<number> {
@@ -176,5 +186,11 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
     async close(): Promise<void> {
       await redis.quit().catch(() => redis.disconnect());
     },
+  };
+  return {
+    ...store,
+    apply: (increments) => timed('apply', () => store.apply(increments)),
+    read: (target) => timed('read', () => store.read(target)),
+    top: (types, limit) => timed('top', () => store.top(types, limit)),
   };
 }

@@ -5,6 +5,7 @@
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../logger.ts';
+import { grpcMetrics, type Registry } from '../metrics.ts';
 import {
   type GrpcServer,
   type GrpcServerOptions,
@@ -17,10 +18,13 @@ export class GrpcRegistry {
   readonly #services: { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation }[] =
     [];
   readonly #logger: Logger;
+  readonly #metrics: Registry | undefined;
   #accepting = true;
 
-  constructor(logger: Logger) {
+  /** With `metrics`, every call is counted and timed there (docs/metrics.md). */
+  constructor(logger: Logger, metrics?: Registry) {
     this.#logger = logger;
+    this.#metrics = metrics;
   }
 
   /** Adds a service; call before {@link listen}. */
@@ -29,6 +33,7 @@ export class GrpcRegistry {
       grpcService(service, impl, {
         logger: this.#logger.child({ service: service.typeName }),
         accepting: () => this.#accepting,
+        metrics: this.#metrics && grpcMetrics(this.#metrics),
       }),
     );
   }

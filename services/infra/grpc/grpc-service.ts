@@ -15,8 +15,9 @@ import {
 } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import * as grpc from '@grpc/grpc-js';
-import { AppError, Code, toAppError } from '../app-error.ts';
+import { AppError, Code, codeName, toAppError } from '../app-error.ts';
 import type { Logger } from '../logger.ts';
+import { type GrpcMetrics, secondsSince } from '../metrics.ts';
 
 /** What a handler knows of its call. */
 export interface CallContext {
@@ -44,11 +45,11 @@ export type ServiceImpl<T extends GenServiceMethods> = { [K in keyof T]: MethodI
 
 const identity = (b: Buffer): Buffer => b;
 
-/** The grpc-js definition and handlers for `service` served by `impl`. */
+/** The grpc-js definition and handlers for `service` served by `impl`; each call is counted and timed in `metrics` when given. */
 export function grpcService<T extends GenServiceMethods>(
   service: GenService<T>,
   impl: ServiceImpl<T>,
-  options: { logger: Logger; accepting: () => boolean },
+  options: { logger: Logger; accepting: () => boolean; metrics?: GrpcMetrics },
 ): { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation } {
   const definition: Record<string, grpc.MethodDefinition<Buffer, unknown>> = {};
   const handlers: grpc.UntypedServiceImplementation = {};
@@ -69,13 +70,26 @@ export function grpcService<T extends GenServiceMethods>(
       responseSerialize: (m: unknown) => Buffer.from(toBinary(method.output, m as MessageShape<DescMessage>)),
       responseDeserialize: identity,
     };
+    const labels = { service: service.typeName, method: method.name };
+    const duration = options.metrics?.duration.labels(labels);
+    const count = (code: Code) => options.metrics?.requests.inc({ ...labels, code: codeName(code) });
     const respond = (
       callback: grpc.sendUnaryData<unknown>,
       work: () => Promise<MessageInitShape<DescMessage>>,
     ): void => {
+      const startMs = performance.now();
       work().then(
-        (init) => callback(null, create(method.output, init)),
-        (error: unknown) => callback(toServiceError(error, method, options.logger)),
+        (init) => {
+          callback(null, create(method.output, init));
+          duration?.observe(secondsSince(startMs));
+          count(Code.OK);
+        },
+        (error: unknown) => {
+          const status = toServiceError(error, method, options.logger);
+          callback(status);
+          duration?.observe(secondsSince(startMs));
+          count(status.code as number as Code);
+        },
       );
     };
     handlers[method.name] = clientStreaming

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError, Code, codeName, httpStatusFor, toAppError } from '../app-error.ts';
 import type { Logger } from '../logger.ts';
+import { type HttpMetrics, httpMethodLabel, type Registry, secondsSince } from '../metrics.ts';
 
 /** Reads the whole body; 413 past `maxBytes`, 400 when the client aborts. */
 export async function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
@@ -101,4 +102,33 @@ export function sendError(response: ServerResponse, error: unknown, logger: Logg
     },
     headers,
   );
+}
+
+/** Answers a scrape: every metric of `registry` in the Prometheus text format. */
+export async function sendMetrics(response: ServerResponse, registry: Registry): Promise<void> {
+  const text = await registry.metrics();
+  response.writeHead(200, {
+    'content-type': registry.contentType,
+    'content-length': Buffer.byteLength(text),
+  });
+  response.end(text);
+}
+
+/**
+ * Counts and times a request in `metrics` once its response ends, under the
+ * route `route()` names by then (a template, never the raw path). A response
+ * the client abandoned before it was complete counts with code 499.
+ */
+export function observeRequest(
+  metrics: HttpMetrics,
+  request: IncomingMessage,
+  response: ServerResponse,
+  route: () => string,
+): void {
+  const startMs = performance.now();
+  response.once('close', () => {
+    const labels = { route: route(), method: httpMethodLabel(request.method) };
+    metrics.duration.observe(labels, secondsSince(startMs));
+    metrics.requests.inc({ ...labels, code: String(response.writableFinished ? response.statusCode : 499) });
+  });
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AppError, Code } from '../app-error.ts';
+import { createMetricsRegistry, produceMetrics } from '../metrics.ts';
 import { BatchingProducer } from './batching-producer.ts';
 import type { LogProducer, LogRecord } from './event-log.ts';
 
@@ -68,4 +69,41 @@ test('a log that does not answer fails every append within the timeout; what nev
   assert.deepEqual(gated.sent, [[1]], 'only the record already in flight reached the log');
   await producer.append([record(4)]);
   assert.deepEqual(gated.sent, [[1], [4]]);
+});
+
+test('each write is observed: its events, its duration, and a failure', async () => {
+  const registry = createMetricsRegistry({ defaultMetrics: false });
+  const metrics = produceMetrics(registry);
+  let fail = false;
+  const sizes: number[] = [];
+  const producer = new BatchingProducer(
+    {
+      async send(_topic, records) {
+        if (fail) throw new AppError(Code.UNAVAILABLE, 'the log is away (a test failure on purpose)');
+        sizes.push(records.length);
+      },
+    },
+    { topic: 't', lingerMs: 5, maxBatchRecords: 3, timeoutMs: 5_000, metrics },
+  );
+  await Promise.all([1, 2, 3, 4, 5].map((n) => producer.append([record(n)])));
+  fail = true;
+  await assert.rejects(producer.append([record(6)]));
+
+  const values = async (name: string) => (await registry.getSingleMetric(name)!.get()).values;
+  const sample = async (name: string, metricName: string) =>
+    (await values(name)).find((v) => (v as { metricName?: string }).metricName === metricName)?.value;
+  const writes = sizes.length + 1;
+  assert.equal(
+    await sample('tally_kafka_produce_batch_events', 'tally_kafka_produce_batch_events_count'),
+    writes,
+  );
+  assert.equal(await sample('tally_kafka_produce_batch_events', 'tally_kafka_produce_batch_events_sum'), 6);
+  assert.equal(
+    await sample('tally_kafka_produce_duration_seconds', 'tally_kafka_produce_duration_seconds_count'),
+    writes,
+  );
+  assert.deepEqual(
+    (await values('tally_kafka_produce_failures_total')).map((v) => v.value),
+    [1],
+  );
 });

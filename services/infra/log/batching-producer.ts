@@ -10,6 +10,7 @@
  * same event ids, which the sinks deduplicate).
  */
 import { AppError, Code } from '../app-error.ts';
+import { type ProduceMetrics, secondsSince } from '../metrics.ts';
 import type { LogProducer, LogRecord } from './event-log.ts';
 
 export interface BatchingProducerOptions {
@@ -18,6 +19,8 @@ export interface BatchingProducerOptions {
   maxBatchRecords: number;
   /** Longest an append may wait for the log's acknowledgement, queueing included. */
   timeoutMs: number;
+  /** Observes each write (its duration and events) when given. */
+  metrics?: ProduceMetrics;
 }
 
 interface Pending {
@@ -113,6 +116,9 @@ export class BatchingProducer {
         count += next.records.length;
       }
       this.#queuedRecords -= count;
+      const metrics = this.#options.metrics;
+      const startMs = performance.now();
+      metrics?.batchEvents.observe(count);
       try {
         await this.#producer.send(
           this.#options.topic,
@@ -120,7 +126,10 @@ export class BatchingProducer {
         );
         for (const p of batch) p.resolve();
       } catch (error) {
+        metrics?.failures.inc();
         for (const p of batch) p.reject(error);
+      } finally {
+        metrics?.duration.observe(secondsSince(startMs));
       }
     }
   }

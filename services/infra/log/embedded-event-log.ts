@@ -27,6 +27,7 @@ import type {
   LogConsumer,
   LogProducer,
   LogRecord,
+  PartitionOffsets,
   TopicSpec,
 } from './event-log.ts';
 
@@ -340,6 +341,18 @@ export function createEmbeddedEventLog(options: EmbeddedEventLogOptions): EventL
       const state = await ready();
       const topic = existing(state, topicName);
       return state.offsets.committed(groupId, topic.name, topic.id);
+    },
+
+    async groupOffsets(groupId: string, topicName: string): Promise<PartitionOffsets[]> {
+      const state = await ready();
+      const topic = existing(state, topicName);
+      const committed = state.offsets.committed(groupId, topic.name, topic.id);
+      return topic.partitions.map((p) => ({
+        partition: p.partition,
+        start: p.logStartOffset,
+        end: p.endOffset,
+        committed: committed.get(p.partition),
+      }));
     },
 
     close(): Promise<void> {

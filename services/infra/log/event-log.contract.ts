@@ -81,6 +81,55 @@ export function eventLogContract(adapterName: string, open: () => Promise<Opened
     );
 
     contractTest(
+      "groupOffsets gives every partition's start, end and the group's commit, and rejects for a missing topic",
+      async (t) => {
+        const scope = await scopeOf(t);
+        const { log } = scope;
+        const topic = await scope.topic(3);
+        const groupId = `g-${randomUUID()}`;
+        const offsetsOf = async () =>
+          (await log.groupOffsets(groupId, topic)).map((p) => ({
+            partition: p.partition,
+            start: p.start,
+            end: p.end,
+            committed: p.committed,
+          }));
+        const fresh = [0, 1, 2].map((partition) => ({ partition, start: 0n, end: 0n, committed: undefined }));
+        assert.deepEqual(await offsetsOf(), fresh);
+
+        const sent = keyedRecords('offsets', 20);
+        await log.producer().send(topic, sent);
+        const ends = sortedEntries(await log.endOffsets(topic));
+        assert.deepEqual(
+          await offsetsOf(),
+          ends.map(([partition, end]) => ({ partition, start: 0n, end, committed: undefined })),
+          'nothing committed yet',
+        );
+
+        const tracker = new Tracker();
+        await scope.run({ groupId, topics: [topic] }, tracker.handler('c'));
+        await tracker.until(
+          () => tracker.count() >= sent.length,
+          () => `${sent.length} records`,
+        );
+        // A partition the group read is committed at its end; one without records stays uncommitted.
+        const caughtUp = ends.map(([partition, end]) => ({
+          partition,
+          start: 0n,
+          end,
+          committed: end > 0n ? end : undefined,
+        }));
+        await poll(
+          async () => deepEquals(await offsetsOf(), caughtUp),
+          () => 'the commits of every handled batch',
+        );
+        await scope.stopConsumers();
+        assert.deepEqual(await offsetsOf(), caughtUp);
+        await assert.rejects(log.groupOffsets(groupId, `t-${randomUUID()}`));
+      },
+    );
+
+    contractTest(
       'records with one key keep their order in one partition; a group gets every record once, byte for byte',
       async (t) => {
         const scope = await scopeOf(t);

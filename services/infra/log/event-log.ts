@@ -28,6 +28,17 @@ export interface ConsumedBatch {
   records: readonly ConsumedRecord[];
 }
 
+/** Where a partition's log starts and ends, and how far a group committed on it. */
+export interface PartitionOffsets {
+  partition: number;
+  /** First offset still in the log (retention moves it forward). */
+  start: bigint;
+  /** Next offset to be written. */
+  end: bigint;
+  /** The group's committed offset: the next record it will read; undefined when it never committed. */
+  committed: bigint | undefined;
+}
+
 export interface TopicSpec {
   name: string;
   partitions: number;
@@ -86,6 +97,11 @@ export interface EventLog {
   endOffsets(topic: string): Promise<Map<number, bigint>>;
   /** Offsets committed by a group, per partition (absent when none). */
   committedOffsets(groupId: string, topic: string): Promise<Map<number, bigint>>;
+  /**
+   * Every partition of `topic` with its start and end offsets and `groupId`'s committed offset,
+   * in partition order (what lag monitoring reads). Rejects for a missing topic.
+   */
+  groupOffsets(groupId: string, topic: string): Promise<PartitionOffsets[]>;
   /** Flushes and disconnects everything this log opened. */
   close(): Promise<void>;
 }

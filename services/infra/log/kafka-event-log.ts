@@ -21,6 +21,7 @@ import type {
   LogConsumer,
   LogProducer,
   LogRecord,
+  PartitionOffsets,
   TopicSpec,
 } from './event-log.ts';
 
@@ -98,7 +99,11 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
     },
 
     producer(): LogProducer {
-      producer ??= new KafkaLogProducer(() => kafka.producer(producerConfig()), options.produceTimeoutMs);
+      producer ??= new KafkaLogProducer(
+        () => kafka.producer(producerConfig()),
+        options.produceTimeoutMs,
+        log,
+      );
       return producer;
     },
 
@@ -121,6 +126,26 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
       for (const p of entry?.partitions ?? [])
         if (p.offset !== '-1') result.set(p.partition, BigInt(p.offset));
       return result;
+    },
+
+    async groupOffsets(groupId: string, topic: string): Promise<PartitionOffsets[]> {
+      const a = await getAdmin();
+      // The commits first: they fail at once for a missing topic (the offsets would retry), and read
+      // before the end offsets they can never be ahead of them.
+      const [committed] = await a.fetchOffsets({ groupId, topics: [topic] });
+      const ends = await a.fetchTopicOffsets(topic);
+      const byPartition = new Map((committed?.partitions ?? []).map((p) => [p.partition, p.offset]));
+      return ends
+        .map((o) => {
+          const c = byPartition.get(o.partition);
+          return {
+            partition: o.partition,
+            start: BigInt(o.low),
+            end: BigInt(o.high),
+            committed: c === undefined || c === '-1' ? undefined : BigInt(c),
+          };
+        })
+        .sort((x, y) => x.partition - y.partition);
     },
 
     async close(): Promise<void> {
@@ -147,17 +172,20 @@ class KafkaLogProducer implements LogProducer {
   readonly #create: () => Producer;
   #producer: Producer;
   readonly #timeoutMs: number;
+  readonly #log: Logger;
   #connecting: Promise<void> | undefined;
 
-  constructor(create: () => Producer, timeoutMs: number) {
+  constructor(create: () => Producer, timeoutMs: number, log: Logger) {
     this.#create = create;
     this.#producer = create();
     this.#timeoutMs = timeoutMs;
+    this.#log = log;
   }
 
   /**
-   * Starts over with a new kafkajs producer. kafkajs refreshes the metadata of every topic a
-   * producer ever wrote to, so once one of them is deleted every later send would time out.
+   * Starts over with a new kafkajs producer: after a send kafkajs gave up on, and after a topic
+   * deletion (kafkajs refreshes the metadata of every topic a producer ever wrote to, so once one
+   * of them is deleted every later send would time out).
    */
   async reset(): Promise<void> {
     const old = this.#producer;
@@ -169,13 +197,14 @@ class KafkaLogProducer implements LogProducer {
 
   async send(topic: string, records: readonly LogRecord[]): Promise<void> {
     if (records.length === 0) return;
+    const producer = this.#producer;
     const work = (async () => {
-      this.#connecting ??= this.#producer.connect().catch((error: unknown) => {
+      this.#connecting ??= producer.connect().catch((error: unknown) => {
         this.#connecting = undefined;
         throw error;
       });
       await this.#connecting;
-      await this.#producer.send({
+      await producer.send({
         topic,
         acks: -1,
         messages: records.map((r) => ({
@@ -192,6 +221,16 @@ class KafkaLogProducer implements LogProducer {
     } catch (error) {
       work.catch(() => {}); // a late failure of a timed-out send was already reported
       if (error instanceof AppError) throw error;
+      // kafkajs gave up on this send (it retries what it can): a producer that has failed once
+      // can stay failed for good — after a broker restart it may call itself disconnected, or
+      // its idempotence sequence numbers no longer match the broker's (OUT_OF_ORDER_SEQUENCE_NUMBER
+      // is not retriable). The next send goes through a new producer, with a new producer id.
+      if (this.#producer === producer) {
+        this.#log.warn('Kafka write failed; the next send uses a new producer', {
+          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        });
+        void this.reset();
+      }
       throw unavailable('Kafka write failed', error);
     }
   }

@@ -4,6 +4,7 @@
  */
 import pg from 'pg';
 import { AppError, Code } from '../app-error.ts';
+import { pgMetrics, type Registry, secondsSince, sqlOperation } from '../metrics.ts';
 import type { SqlDatabase, SqlExecutor } from './sql-database.ts';
 
 export interface PgDatabaseOptions {
@@ -12,6 +13,8 @@ export interface PgDatabaseOptions {
   /** Schema every connection uses (search_path). */
   schema: string;
   poolSize: number;
+  /** Times each statement there when given (docs/metrics.md). */
+  metrics?: Registry;
 }
 
 // bigint (int8) and numeric arrive as strings by default; counts fit in a double.
@@ -31,22 +34,28 @@ export function createPgDatabase(options: PgDatabaseOptions): SqlDatabase {
   const primary = pool(options.url);
   const replicas = options.readUrls.map(pool);
   let next = 0;
+  const duration = options.metrics && pgMetrics(options.metrics).duration;
 
+  /** One statement (`script`: a script of several, timed as `script`). */
   const run = async <Row extends object>(
     on: pg.Pool | pg.PoolClient,
     text: string,
     params?: readonly unknown[],
+    script = false,
   ): Promise<Row[]> => {
+    const startMs = performance.now();
     try {
       const result = await on.query(text, params as unknown[] | undefined);
       return result.rows as Row[];
     } catch (error) {
       throw classify(error);
+    } finally {
+      duration?.observe({ operation: script ? 'script' : sqlOperation(text) }, secondsSince(startMs));
     }
   };
 
   const reader: SqlExecutor = {
-    exec: async (script) => void (await run(primary, script)),
+    exec: async (script) => void (await run(primary, script, undefined, true)),
     query: (text, params) => {
       if (replicas.length === 0) return run(primary, text, params);
       const replica = replicas[next++ % replicas.length]!;
@@ -57,7 +66,7 @@ export function createPgDatabase(options: PgDatabaseOptions): SqlDatabase {
   return {
     description: `postgresql (pg, ${redact(options.url)}${replicas.length ? ` + ${replicas.length} read replica(s)` : ''}, schema ${options.schema})`,
     query: (text, params) => run(primary, text, params),
-    exec: async (script) => void (await run(primary, script)),
+    exec: async (script) => void (await run(primary, script, undefined, true)),
     reader,
     async transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       let client: pg.PoolClient;
@@ -78,7 +87,7 @@ export function createPgDatabase(options: PgDatabaseOptions): SqlDatabase {
         await run(client, 'BEGIN');
         const result = await work({
           query: (text, params) => run(client, text, params),
-          exec: async (script) => void (await run(client, script)),
+          exec: async (script) => void (await run(client, script, undefined, true)),
         });
         await run(client, 'COMMIT');
         return result;

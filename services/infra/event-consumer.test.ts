@@ -1,0 +1,127 @@
+/**
+ * The consumer loop's metrics on the embedded event log: batches, events each
+ * sink holds, their visible latency, dead-lettered records by reason, failed
+ * batches, and the group's lag back to 0 once it caught up.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { encodeEvent, newEvent } from './event-codec.ts';
+import { type EventBatch, startEventConsumer } from './event-consumer.ts';
+import { createEmbeddedEventLog } from './log/embedded-event-log.ts';
+import { createLogger } from './logger.ts';
+import { createMetricsRegistry, type Registry } from './metrics.ts';
+
+const logger = createLogger('error');
+
+/** Sum of the samples of `name` (a histogram's `_count` or `_sum` with `suffix`) matching `labels`. */
+async function value(registry: Registry, name: string, labels: Record<string, string>, suffix = '') {
+  const metric = registry.getSingleMetric(name);
+  assert.ok(metric, `${name} is registered`);
+  let total = 0;
+  for (const s of (await metric.get()).values) {
+    if (suffix !== '' && (s as { metricName?: string }).metricName !== `${name}${suffix}`) continue;
+    if (Object.entries(labels).every(([k, v]) => s.labels[k] === v)) total += s.value;
+  }
+  return total;
+}
+
+async function until(probe: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+test('a consumer counts its batches, the events its sink holds, their latency, and dead letters by reason', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'tally-consumer-'));
+  const log = createEmbeddedEventLog({ dataDir, logger });
+  t.after(async () => {
+    await log.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  const topic = `t-${randomUUID()}`;
+  const dlqTopic = `${topic}.dlq`;
+  const groupId = `g-${randomUUID()}`;
+  await log.ensureTopics([
+    { name: topic, partitions: 2 },
+    { name: dlqTopic, partitions: 1 },
+  ]);
+  const now = Date.now();
+  const good = (i: number) => ({
+    key: `u${i % 4}`,
+    value: encodeEvent(
+      newEvent({
+        id: `e${i}`,
+        type: 'CLICK',
+        target: 'a',
+        userId: `u${i % 4}`,
+        receivedAt: timestampFromMs(now),
+      }),
+    ),
+  });
+  const invalid = encodeEvent(
+    newEvent({ id: 'bad', type: '', target: 'a', receivedAt: timestampFromMs(now) }),
+  );
+  await log
+    .producer()
+    .send(topic, [
+      ...Array.from({ length: 20 }, (_, i) => good(i)),
+      { key: 'u0', value: Uint8Array.from([0x0a, 0xff, 0x01]) },
+      { key: 'u1', value: invalid },
+      { key: 'u2', value: invalid },
+    ]);
+
+  const registry = createMetricsRegistry({ defaultMetrics: false });
+  let failOnce = true;
+  let held = 0;
+  const consumer = await startEventConsumer({
+    name: 'test-sink',
+    log,
+    logger,
+    groupId,
+    topic,
+    dlqTopic,
+    maxWaitMs: 50,
+    lagIntervalMs: 100,
+    metrics: registry,
+    sink: async (batch: EventBatch) => {
+      if (failOnce) {
+        failOnce = false;
+        throw new Error('the sink is down (a test failure on purpose)');
+      }
+      held += batch.events.length;
+    },
+  });
+  t.after(() => consumer.stop());
+
+  await until(async () => held >= 20, '20 events held');
+  const sink = { sink: 'test-sink' };
+  const group = { group: groupId };
+  assert.equal(await value(registry, 'tally_sink_events_total', sink), 20);
+  assert.equal(await value(registry, 'tally_sink_visible_latency_seconds', sink, '_count'), 20);
+  assert.ok((await value(registry, 'tally_sink_visible_latency_seconds', sink, '_sum')) >= 0);
+  // The failed batch is redelivered, and its poison records dead-lettered again: the counts match the topic.
+  const undecodable = await value(registry, 'tally_dlq_records_total', { ...group, reason: 'undecodable' });
+  const invalidCount = await value(registry, 'tally_dlq_records_total', { ...group, reason: 'invalid' });
+  assert.ok(undecodable >= 1 && invalidCount >= 2, `${undecodable} undecodable, ${invalidCount} invalid`);
+  let dead = 0n;
+  for (const end of (await log.endOffsets(dlqTopic)).values()) dead += end;
+  assert.equal(undecodable + invalidCount, Number(dead));
+  assert.equal(await value(registry, 'tally_consumer_batch_failures_total', group), 1);
+  const batches = await value(registry, 'tally_consumer_batch_events', group, '_count');
+  assert.ok(batches >= 2, `${batches} batches: a failed one and its redelivery at least`);
+  assert.equal(await value(registry, 'tally_consumer_batch_duration_seconds', group, '_count'), batches);
+  // Every record of every batch handed over, the failed one included.
+  assert.ok((await value(registry, 'tally_consumer_batch_events', group, '_sum')) >= 23);
+
+  await until(async () => {
+    const lag = (await registry.getSingleMetric('tally_consumer_lag_messages')?.get())?.values ?? [];
+    return lag.length === 2 && lag.every((s) => s.value === 0 && s.labels.group === groupId);
+  }, 'the lag of both partitions back to 0');
+});

@@ -1,0 +1,67 @@
+/**
+ * The HTTP server of a process without a gateway: `/metrics` (Prometheus text
+ * format), `/healthz` (alive) and `/readyz` (started and not draining).
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from '../metrics.ts';
+import { sendJson, sendMetrics } from './http-server.ts';
+
+export interface MetricsServerOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  registry: Registry;
+  /** Whether `/readyz` answers 200 (else 503). */
+  ready: () => boolean;
+}
+
+export interface MetricsServer {
+  readonly port: number;
+  /** Stops listening and closes every connection. */
+  close(): Promise<void>;
+}
+
+/** Listens on host:port; rejects when the port cannot be bound. */
+export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+  const server = createServer((request, response) => {
+    const path = (request.url ?? '/').split('?', 1)[0];
+    if (path === '/metrics') {
+      sendMetrics(response, options.registry).catch(() => {
+        if (response.headersSent) response.destroy();
+        else
+          sendJson(response, 500, {
+            error: { code: 500, status: 'INTERNAL', message: 'collecting metrics failed' },
+          });
+      });
+    } else if (path === '/healthz') sendJson(response, 200, { status: 'ok' });
+    else if (path === '/readyz')
+      options.ready()
+        ? sendJson(response, 200, { status: 'ready' })
+        : sendJson(response, 503, { status: 'not ready' });
+    else
+      sendJson(response, 404, {
+        error: {
+          code: 404,
+          status: 'NOT_FOUND',
+          message: `no route for ${path}: /metrics, /healthz, /readyz`,
+        },
+      });
+  });
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,396 @@
+/**
+ * Prometheus metrics (prom-client). One `Registry` per process, created by
+ * main.ts and handed to each component through its deps; a component asks the
+ * registry for its instruments (`httpMetrics(registry)`, …), which creates
+ * them on first use and returns the same ones afterwards, so roles sharing a
+ * process share each metric. docs/metrics.md lists every metric.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { EventLog, PartitionOffsets } from './log/event-log.ts';
+import type { Logger } from './logger.ts';
+
+export { Registry };
+
+/** Seconds: calls and queries, 0.5 ms to 10 s. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Seconds: from acceptance to visibility in a sink, 5 ms to 5 min. */
+const VISIBLE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+/** Events per batch, 1 to 10,000. */
+const BATCH_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+
+/**
+ * A registry with prom-client's default metrics under their standard names
+ * (`process_*`, `nodejs_*`: event-loop delay, heap, GC, CPU, file descriptors).
+ */
+export function createMetricsRegistry(options: { defaultMetrics?: boolean } = {}): Registry {
+  const registry = new Registry();
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+/** The metric `name` of `registry`, created by `create` when the registry does not hold it yet. */
+function once<T>(registry: Registry, name: string, create: (registers: Registry[]) => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? create([registry]);
+}
+
+/** REST requests of the gateway. */
+export interface HttpMetrics {
+  requests: Counter<'route' | 'method' | 'code'>;
+  duration: Histogram<'route' | 'method'>;
+}
+
+export function httpMetrics(registry: Registry): HttpMetrics {
+  return {
+    requests: once(
+      registry,
+      'tally_http_requests_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_http_requests_total',
+          help: 'HTTP requests answered, by route template, method and status code',
+          labelNames: ['route', 'method', 'code'],
+          registers,
+        }),
+    ),
+    duration: once(
+      registry,
+      'tally_http_request_duration_seconds',
+      (registers) =>
+        new Histogram({
+          name: 'tally_http_request_duration_seconds',
+          help: 'Time from a request to the end of its answer, by route template and method',
+          labelNames: ['route', 'method'],
+          buckets: LATENCY_BUCKETS,
+          registers,
+        }),
+    ),
+  };
+}
+
+const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** The method as a label: the standard ones as they are, anything a client invents as `other`. */
+export function httpMethodLabel(method: string | undefined): string {
+  return method !== undefined && HTTP_METHODS.has(method) ? method : 'other';
+}
+
+/** gRPC calls served by ingest and query. */
+export interface GrpcMetrics {
+  requests: Counter<'service' | 'method' | 'code'>;
+  duration: Histogram<'service' | 'method'>;
+}
+
+export function grpcMetrics(registry: Registry): GrpcMetrics {
+  return {
+    requests: once(
+      registry,
+      'tally_grpc_requests_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_grpc_requests_total',
+          help: 'gRPC calls answered, by service, method and status code name',
+          labelNames: ['service', 'method', 'code'],
+          registers,
+        }),
+    ),
+    duration: once(
+      registry,
+      'tally_grpc_request_duration_seconds',
+      (registers) =>
+        new Histogram({
+          name: 'tally_grpc_request_duration_seconds',
+          help: 'Time from a call (a whole client stream) to its answer, by service and method',
+          labelNames: ['service', 'method'],
+          buckets: LATENCY_BUCKETS,
+          registers,
+        }),
+    ),
+  };
+}
+
+/** Events ingest accepted: acknowledged by the log. */
+export function ingestMetrics(registry: Registry): { events: Counter<'method'> } {
+  return {
+    events: once(
+      registry,
+      'tally_ingest_events_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_ingest_events_total',
+          help: 'Events accepted (acknowledged by the event log), by gRPC method',
+          labelNames: ['method'],
+          registers,
+        }),
+    ),
+  };
+}
+
+/** The writes of ingest's batching producer. */
+export interface ProduceMetrics {
+  duration: Histogram;
+  batchEvents: Histogram;
+  failures: Counter;
+}
+
+export function produceMetrics(registry: Registry): ProduceMetrics {
+  return {
+    duration: once(
+      registry,
+      'tally_kafka_produce_duration_seconds',
+      (registers) =>
+        new Histogram({
+          name: 'tally_kafka_produce_duration_seconds',
+          help: "Time of one write of gathered events to the event log, until the log's acknowledgement (failures included)",
+          buckets: LATENCY_BUCKETS,
+          registers,
+        }),
+    ),
+    batchEvents: once(
+      registry,
+      'tally_kafka_produce_batch_events',
+      (registers) =>
+        new Histogram({
+          name: 'tally_kafka_produce_batch_events',
+          help: 'Events in one write to the event log',
+          buckets: BATCH_BUCKETS,
+          registers,
+        }),
+    ),
+    failures: once(
+      registry,
+      'tally_kafka_produce_failures_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_kafka_produce_failures_total',
+          help: 'Writes to the event log that failed or were not acknowledged in time',
+          registers,
+        }),
+    ),
+  };
+}
+
+/** The sink consumers (persister, counter, aggregator). */
+export interface ConsumerMetrics {
+  lag: Gauge<'group' | 'topic' | 'partition'>;
+  batchEvents: Histogram<'group'>;
+  batchDuration: Histogram<'group'>;
+  batchFailures: Counter<'group'>;
+  sinkEvents: Counter<'sink'>;
+  visibleLatency: Histogram<'sink'>;
+  dlqRecords: Counter<'group' | 'reason'>;
+}
+
+export function consumerMetrics(registry: Registry): ConsumerMetrics {
+  return {
+    lag: once(
+      registry,
+      'tally_consumer_lag_messages',
+      (registers) =>
+        new Gauge({
+          name: 'tally_consumer_lag_messages',
+          help: 'Records of a partition not yet committed by the group (end offset − committed offset), sampled periodically',
+          labelNames: ['group', 'topic', 'partition'],
+          registers,
+        }),
+    ),
+    batchEvents: once(
+      registry,
+      'tally_consumer_batch_events',
+      (registers) =>
+        new Histogram({
+          name: 'tally_consumer_batch_events',
+          help: 'Records in one consumed batch (dead-lettered ones included), by group',
+          labelNames: ['group'],
+          buckets: BATCH_BUCKETS,
+          registers,
+        }),
+    ),
+    batchDuration: once(
+      registry,
+      'tally_consumer_batch_duration_seconds',
+      (registers) =>
+        new Histogram({
+          name: 'tally_consumer_batch_duration_seconds',
+          help: 'Time to handle one batch: decoding, dead-lettering and the sink (failures included), by group',
+          labelNames: ['group'],
+          buckets: LATENCY_BUCKETS,
+          registers,
+        }),
+    ),
+    batchFailures: once(
+      registry,
+      'tally_consumer_batch_failures_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_consumer_batch_failures_total',
+          help: 'Batches whose handling failed (to be redelivered), by group',
+          labelNames: ['group'],
+          registers,
+        }),
+    ),
+    sinkEvents: once(
+      registry,
+      'tally_sink_events_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_sink_events_total',
+          help: 'Events a sink holds after a batch (redelivered ones it deduplicated included), by sink',
+          labelNames: ['sink'],
+          registers,
+        }),
+    ),
+    visibleLatency: once(
+      registry,
+      'tally_sink_visible_latency_seconds',
+      (registers) =>
+        new Histogram({
+          name: 'tally_sink_visible_latency_seconds',
+          help: "Time from the event's record timestamp (ingest's write) to its batch being held by the sink, by sink",
+          labelNames: ['sink'],
+          buckets: VISIBLE_BUCKETS,
+          registers,
+        }),
+    ),
+    dlqRecords: once(
+      registry,
+      'tally_dlq_records_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_dlq_records_total',
+          help: 'Records sent to the dead-letter topic, by group and reason class (undecodable, invalid)',
+          labelNames: ['group', 'reason'],
+          registers,
+        }),
+    ),
+  };
+}
+
+/** Counter store calls on Redis. */
+export function redisMetrics(registry: Registry): { duration: Histogram<'operation'> } {
+  return {
+    duration: once(
+      registry,
+      'tally_redis_operation_duration_seconds',
+      (registers) =>
+        new Histogram({
+          name: 'tally_redis_operation_duration_seconds',
+          help: 'Time of one counter store call on Redis (failures included), by operation (apply, read, top)',
+          labelNames: ['operation'],
+          buckets: LATENCY_BUCKETS,
+          registers,
+        }),
+    ),
+  };
+}
+
+/** Statements on PostgreSQL. */
+export function pgMetrics(registry: Registry): { duration: Histogram<'operation'> } {
+  return {
+    duration: once(
+      registry,
+      'tally_pg_query_duration_seconds',
+      (registers) =>
+        new Histogram({
+          name: 'tally_pg_query_duration_seconds',
+          help: 'Time of one PostgreSQL statement (failures included), by operation (its leading SQL keyword)',
+          labelNames: ['operation'],
+          buckets: LATENCY_BUCKETS,
+          registers,
+        }),
+    ),
+  };
+}
+
+const SQL_OPERATIONS = new Set([
+  'select',
+  'insert',
+  'update',
+  'delete',
+  'with',
+  'begin',
+  'commit',
+  'rollback',
+]);
+
+/** A statement's operation label: its leading keyword when it is a known one, else `other`. */
+export function sqlOperation(text: string): string {
+  const keyword = /^\s*([A-Za-z]+)/.exec(text)?.[1]?.toLowerCase();
+  return keyword !== undefined && SQL_OPERATIONS.has(keyword) ? keyword : 'other';
+}
+
+/** Seconds since `startMs` (a `performance.now()` reading). */
+export function secondsSince(startMs: number): number {
+  return (performance.now() - startMs) / 1000;
+}
+
+/**
+ * A group's lag on a partition: records at or past its committed offset. A
+ * partition it never committed (or whose committed records retention removed)
+ * counts from the log start, where such a group starts reading.
+ */
+export function partitionLag(offsets: PartitionOffsets): number {
+  const from =
+    offsets.committed !== undefined && offsets.committed > offsets.start ? offsets.committed : offsets.start;
+  return offsets.end > from ? Number(offsets.end - from) : 0;
+}
+
+export interface LagMonitorOptions {
+  log: EventLog;
+  groupId: string;
+  topic: string;
+  /** How often the offsets are read, ms. */
+  intervalMs: number;
+  gauge: ConsumerMetrics['lag'];
+  logger: Logger;
+}
+
+export interface LagMonitor {
+  /** Takes a sample now, or joins the one in flight. */
+  sample(): Promise<void>;
+  /** Ends the sampling; waits up to a second for a sample in flight (whose result is dropped). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Samples `groupId`'s lag on every partition of `topic` now and every
+ * `intervalMs` into the gauge. A sample still running when the next is due
+ * is not doubled; a failed one is logged at debug (the consumer itself
+ * reports outages) and leaves the last values.
+ */
+export function startLagMonitor(options: LagMonitorOptions): LagMonitor {
+  let stopped = false;
+  let inFlight: Promise<void> | undefined;
+  const sample = (): Promise<void> => {
+    if (stopped) return Promise.resolve();
+    inFlight ??= (async () => {
+      try {
+        const offsets = await options.log.groupOffsets(options.groupId, options.topic);
+        if (stopped) return;
+        for (const p of offsets)
+          options.gauge.set(
+            { group: options.groupId, topic: options.topic, partition: String(p.partition) },
+            partitionLag(p),
+          );
+      } catch (error) {
+        options.logger.debug('consumer lag sample failed', { group: options.groupId, error });
+      } finally {
+        inFlight = undefined;
+      }
+    })();
+    return inFlight;
+  };
+  void sample();
+  const timer = setInterval(sample, options.intervalMs);
+  timer.unref();
+  return {
+    sample,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      // So that no request of a sample is still out when the log closes, unless the log hangs.
+      let wait: NodeJS.Timeout | undefined;
+      await Promise.race([inFlight, new Promise((resolve) => (wait = setTimeout(resolve, 1_000)))]);
+      clearTimeout(wait);
+    },
+  };
+}

@@ -636,7 +636,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     }
     const catchUpSeconds = seconds(catchUpStarted);
     await sampler.stop();
-    say(`every group caught up (${catchUpSeconds.toFixed(1)} s after the last fault); checking the sinks`);
+    say(
+      `every group caught up (${catchUpSeconds.toFixed(1)} s after sending and the faults had ended); checking the sinks`,
+    );
 
     const dlqEnd = await log.current.endOffsets('events.dlq').catch(() => new Map<number, bigint>());
     const dlqRecords = [...dlqEnd.values()].reduce((a, b) => a + b, 0n);
@@ -784,7 +786,7 @@ export function formatChaosReport(result: ChaosResult, options: Omit<ChaosOption
     `Chaos run: ${n(options.events)} ${options.scenario} events at ${n(options.rate)}/s offered, ` +
       `${options.replicas} processes per consumer role, ${options.partitions} partitions, seed ${options.seed}.`,
     '',
-    `Sending took ${result.sendSeconds.toFixed(1)} s; the consumer groups caught up ${result.catchUpSeconds.toFixed(1)} s after the last fault; ` +
+    `Sending took ${result.sendSeconds.toFixed(1)} s; the consumer groups caught up ${result.catchUpSeconds.toFixed(1)} s after sending and the faults had ended; ` +
       `${result.processes.started} processes started, ${result.processes.killed} killed with SIGKILL, ${result.processes.removed} removed with SIGTERM.`,
     '',
     '| at (s) | fault | acknowledged before |',

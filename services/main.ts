@@ -29,6 +29,7 @@ import { migrate } from './infra/sql/migrate.ts';
 import { createPgDatabase } from './infra/sql/pg-database.ts';
 import { createPgliteDatabase } from './infra/sql/pglite-database.ts';
 import type { SqlDatabase } from './infra/sql/sql-database.ts';
+import { serviceNamedByEnv, startTracing, type Tracing } from './infra/tracing.ts';
 import * as ingest from './ingest/ingest.ts';
 import * as persister from './persister/persister.ts';
 import * as query from './query/query.ts';
@@ -42,6 +43,9 @@ const USAGE = `usage: tally <role...> | tally all | tally migrate | tally simula
 roles: ${ROLES.join(', ')}
 configuration: TALLY_* environment variables (see README.md); with none set, every port
 uses its embedded adapter under TALLY_DATA_DIR (default ./data)`;
+
+/** Longest the stop waits for buffered spans to be exported: well within the drain's force deadline. */
+const TRACING_FLUSH_MS = 3_000;
 
 /** Thrown for a command line or environment that cannot run; exit status 2. */
 class UsageError extends Error {}
@@ -123,6 +127,12 @@ async function closeBackends(backends: Backends): Promise<void> {
   backends.releaseDataDir?.();
 }
 
+/** The default `service.name` of a process's spans: `tally-all`, or `tally-<role>-…` in the order of ROLES. */
+function serviceName(roles: readonly Role[]): string {
+  const present = ROLES.filter((r) => roles.includes(r));
+  return present.length === ROLES.length ? 'tally-all' : `tally-${present.join('-')}`;
+}
+
 /** A running process: its roles, servers and backends, stopped in drain order. */
 export interface Running {
   httpPort?: number;
@@ -144,10 +154,25 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
     : await startMetricsServer({ ...config.metrics, registry: metrics, ready: () => ready });
   if (metricsServer)
     logger.info('metrics listening', { host: config.metrics.host, port: metricsServer.port });
+  // Off unless OTEL_* asks for traces (docs/tracing.md); then every component gets the tracer.
+  let tracing: Tracing;
+  try {
+    tracing = await startTracing({ serviceName: serviceName(roles), logger });
+  } catch (error) {
+    await metricsServer?.close();
+    throw error;
+  }
+  const tracer = tracing.tracer;
+  if (tracer)
+    logger.info('tracing on', {
+      serviceName: serviceNamedByEnv() ? 'from OTEL_* variables' : serviceName(roles),
+      exporter: process.env.OTEL_TRACES_EXPORTER?.trim() || 'otlp',
+    });
   let backends: Backends;
   try {
     backends = await openBackends(roles, config, logger, undefined, metrics);
   } catch (error) {
+    await tracing.shutdown(TRACING_FLUSH_MS);
     await metricsServer?.close();
     throw error;
   }
@@ -164,7 +189,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
   };
   let grpcServer: GrpcServer | undefined;
   let gatewayRole: gateway.Gateway | undefined;
-  const registry = new GrpcRegistry(logger, metrics);
+  const registry = new GrpcRegistry(logger, metrics, tracer);
   const clients: { close(): void }[] = [];
 
   const stop = async () => {
@@ -178,6 +203,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
       logger.info('role stopped', { role: role.name });
     }
     await closeBackends(backends);
+    await tracing.shutdown(TRACING_FLUSH_MS); // exports the spans of the drain too
     await metricsServer?.close(); // last: the drain itself can be watched
   };
 
@@ -195,7 +221,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
     if (has('ingest')) {
       started.push(
         await ingest.start(
-          { log: backends.log!, grpc: registry, logger, metrics },
+          { log: backends.log!, grpc: registry, logger, metrics, tracer },
           {
             eventsTopic: config.topics.events,
             eventsPartitions: config.topics.eventsPartitions,
@@ -227,7 +253,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
     if (has('persister')) {
       started.push(
         await persister.start(
-          { log: backends.log!, sql: backends.sql!, logger, metrics },
+          { log: backends.log!, sql: backends.sql!, logger, metrics, tracer },
           { ...consumerBase, groupId: `${config.groupPrefix}group_persistence` },
         ),
       );
@@ -235,7 +261,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
     if (has('counter')) {
       started.push(
         await counter.start(
-          { log: backends.log!, counters: backends.counters!, logger, metrics },
+          { log: backends.log!, counters: backends.counters!, logger, metrics, tracer },
           { ...consumerBase, groupId: `${config.groupPrefix}group_realtimecounter` },
         ),
       );
@@ -243,7 +269,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
     if (has('aggregator')) {
       started.push(
         await aggregator.start(
-          { log: backends.log!, sql: backends.sql!, logger, metrics },
+          { log: backends.log!, sql: backends.sql!, logger, metrics, tracer },
           {
             ...consumerBase,
             groupId: `${config.groupPrefix}group_aggregation`,
@@ -254,7 +280,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
     }
     if (has('gateway')) {
       const local = grpcServer ? `127.0.0.1:${grpcServer.port}` : undefined;
-      const clientOptions = { maxMessageBytes: config.grpc.maxMessageBytes };
+      const clientOptions = { maxMessageBytes: config.grpc.maxMessageBytes, tracer };
       const ingestClient = createGrpcClient(
         IngestService,
         has('ingest') ? local! : config.grpc.ingestAddr,
@@ -273,6 +299,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
           query: queryClient,
           logger,
           metrics,
+          tracer,
           // The dashboard's live feed: this process's own group, reading from the end of the log.
           live: {
             log: backends.log!,

@@ -15,6 +15,7 @@ import type { EventLog } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Registry } from '../infra/metrics.ts';
 import type { SqlDatabase } from '../infra/sql/sql-database.ts';
+import type { Tracer } from '../infra/tracing.ts';
 
 export interface AggregatorConfig {
   groupId: string;
@@ -34,6 +35,8 @@ export interface AggregatorDeps {
   sql: SqlDatabase;
   logger: Logger;
   metrics: Registry;
+  /** Traces each batch and its write (docs/tracing.md); none when tracing is off. */
+  tracer?: Tracer;
 }
 
 const UPSERT_SUMMARY = `
@@ -122,6 +125,8 @@ export async function start(deps: AggregatorDeps, config: AggregatorConfig): Pro
     maxWaitMs: config.maxWaitMs,
     lagIntervalMs: config.lagIntervalMs,
     metrics: deps.metrics,
+    tracer: deps.tracer,
+    sinkSpanName: 'aggregator upsert',
     sink: async (batch) => {
       await aggregateBatch(deps.sql, config.groupId, batch);
     },

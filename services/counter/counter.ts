@@ -8,6 +8,7 @@ import type { Stoppable } from '../infra/lifecycle.ts';
 import type { EventLog } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Registry } from '../infra/metrics.ts';
+import type { Tracer } from '../infra/tracing.ts';
 
 export interface CounterConfig {
   groupId: string;
@@ -23,6 +24,8 @@ export interface CounterDeps {
   counters: CounterStore;
   logger: Logger;
   metrics: Registry;
+  /** Traces each batch and its write (docs/tracing.md); none when tracing is off. */
+  tracer?: Tracer;
 }
 
 export async function start(deps: CounterDeps, config: CounterConfig): Promise<Stoppable> {
@@ -36,6 +39,8 @@ export async function start(deps: CounterDeps, config: CounterConfig): Promise<S
     maxWaitMs: config.maxWaitMs,
     lagIntervalMs: config.lagIntervalMs,
     metrics: deps.metrics,
+    tracer: deps.tracer,
+    sinkSpanName: 'counter apply',
     sink: async (batch) => {
       if (batch.events.length === 0) return;
       await deps.counters.apply(

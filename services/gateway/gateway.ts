@@ -21,10 +21,12 @@ import {
   sendError,
   sendJson,
   sendMetrics,
+  traceRequest,
 } from '../infra/http/http-server.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { Logger } from '../infra/logger.ts';
 import { createMetricsRegistry, httpMetrics, type Registry } from '../infra/metrics.ts';
+import type { Tracer } from '../infra/tracing.ts';
 import { loadDashboardAssets } from './dashboard-assets.ts';
 import { legacyRoutes } from './legacy-routes.ts';
 import type { LiveFeedSource } from './live-feed.ts';
@@ -32,6 +34,9 @@ import { createStreamServer } from './stream-server.ts';
 
 /** The WebSocket endpoint (docs/stream.md). */
 export const STREAM_PATH = '/v1/stream';
+
+/** Probes and scrapes, which would bury the traces of real requests. */
+const UNTRACED = new Set(['/healthz', '/readyz', '/metrics']);
 
 export interface GatewayConfig {
   host: string;
@@ -50,6 +55,8 @@ export interface GatewayDeps {
   metrics?: Registry;
   /** Where the dashboard's live feed reads; without it the dashboard says live data is unavailable. */
   live?: LiveFeedSource;
+  /** Traces each request (docs/tracing.md) but the probes and scrapes; none when tracing is off. */
+  tracer?: Tracer;
 }
 
 /** A running gateway; `port` is the bound port (useful with port 0). */
@@ -203,7 +210,15 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
     (request, response) => {
       const matched = { route: 'unmatched' };
       observeRequest(requestMetrics, request, response, () => matched.route);
-      void handle(request, response, matched);
+      if (deps.tracer && !UNTRACED.has(request.url ?? ''))
+        void traceRequest(
+          deps.tracer,
+          request,
+          response,
+          () => matched.route,
+          () => handle(request, response, matched),
+        );
+      else void handle(request, response, matched);
     },
   );
   server.keepAliveTimeout = 5_000;

@@ -2,13 +2,18 @@
  * The loop every sink role runs: read a partition's batch of events, decode
  * and check them, hand the good ones to the sink, send poison records to the
  * dead-letter topic, and only then let the consumer commit past the batch.
+ *
+ * With a tracer, each batch is a CONSUMER span linked to the trace context in
+ * its records' headers, and the sink's write is its child (docs/tracing.md).
  */
+import { ROOT_CONTEXT, type Span, SpanKind, trace } from '@opentelemetry/api';
 import { defaultEventLimits, validateEvent } from '../domain/event-rules.ts';
 import { decodeEvent, type Event, toEventInput } from './event-codec.ts';
 import type { Stoppable } from './lifecycle.ts';
 import type { ConsumedBatch, ConsumedRecord, EventLog } from './log/event-log.ts';
 import type { Logger } from './logger.ts';
 import { consumerMetrics, type Registry, secondsSince, startLagMonitor } from './metrics.ts';
+import { errorType, extractContext, failSpan, inSpan, SpanLinks, type Tracer } from './tracing.ts';
 
 /** A decoded event and where it was read from. */
 export interface LoggedEvent {
@@ -40,6 +45,10 @@ export interface EventConsumerOptions {
   metrics: Registry;
   /** How often the group's lag is sampled, ms. */
   lagIntervalMs: number;
+  /** Traces each batch and its sink write when given (docs/tracing.md). */
+  tracer?: Tracer;
+  /** The name of the sink write's span, such as `persister insert` (default: `<name> write`). */
+  sinkSpanName?: string;
 }
 
 // Stored events passed ingest's rules when they were written; only their time may have aged since.
@@ -66,7 +75,20 @@ export async function startEventConsumer(options: EventConsumerOptions): Promise
   const sinkEvents = metrics.sinkEvents.labels({ sink: options.name });
   const visibleLatency = metrics.visibleLatency.labels({ sink: options.name });
 
-  const handle = async (batch: ConsumedBatch): Promise<void> => {
+  const sinkSpanName = options.sinkSpanName ?? `${options.name} write`;
+  /** The sink's write, in a span that is the batch span's child when tracing. */
+  const write = (eventBatch: EventBatch, batchSpan: Span | undefined): Promise<void> => {
+    if (!options.tracer || !batchSpan) return options.sink(eventBatch);
+    const parent = trace.setSpan(ROOT_CONTEXT, batchSpan);
+    const span = options.tracer.startSpan(
+      sinkSpanName,
+      { attributes: { 'tally.sink': options.name, 'tally.sink.events': eventBatch.events.length } },
+      parent,
+    );
+    return inSpan(span, parent, () => options.sink(eventBatch));
+  };
+
+  const handle = async (batch: ConsumedBatch, span: Span | undefined): Promise<void> => {
     const events: LoggedEvent[] = [];
     const poison: { record: ConsumedRecord; rejection: Rejection }[] = [];
     for (const record of batch.records) {
@@ -99,9 +121,10 @@ export async function startEventConsumer(options: EventConsumerOptions): Promise
       );
       for (const { rejection } of poison)
         metrics.dlqRecords.inc({ group: options.groupId, reason: rejection.reason });
+      span?.setAttribute('tally.dlq.records', poison.length);
     }
     const lastOffset = batch.records[batch.records.length - 1]!.offset;
-    await options.sink({ topic: batch.topic, partition: batch.partition, lastOffset, events });
+    await write({ topic: batch.topic, partition: batch.partition, lastOffset, events }, span);
     // Visible from here: observe each event's time since ingest wrote it (dead-lettered records excepted).
     sinkEvents.inc(events.length);
     const nowMs = Date.now();
@@ -113,13 +136,16 @@ export async function startEventConsumer(options: EventConsumerOptions): Promise
   await consumer.run(async (batch: ConsumedBatch) => {
     const startMs = performance.now();
     batchEvents.observe(batch.records.length);
+    const span = options.tracer && startBatchSpan(options.tracer, batch, options.groupId);
     try {
-      await handle(batch);
+      await handle(batch, span);
     } catch (error) {
       metrics.batchFailures.inc(group);
+      if (span) failSpan(span, errorType(error));
       throw error;
     } finally {
       batchDuration.observe(secondsSince(startMs));
+      span?.end();
     }
   });
   const lag = startLagMonitor({
@@ -137,6 +163,34 @@ export async function startEventConsumer(options: EventConsumerOptions): Promise
       await Promise.all([lag.stop(), consumer.stop()]);
     },
   };
+}
+
+/**
+ * A batch's span: a root of its own (its records come from many traces), linked to the span
+ * each record's headers carry — the request that wrote the event.
+ */
+function startBatchSpan(tracer: Tracer, batch: ConsumedBatch, groupId: string): Span {
+  const links = new SpanLinks();
+  for (const record of batch.records) links.add(trace.getSpanContext(extractContext(record.headers)));
+  return tracer.startSpan(
+    `process ${batch.topic}`,
+    {
+      kind: SpanKind.CONSUMER,
+      links: links.links,
+      attributes: {
+        'messaging.operation.type': 'process',
+        'messaging.operation.name': 'process',
+        'messaging.destination.name': batch.topic,
+        'messaging.destination.partition.id': String(batch.partition),
+        'messaging.consumer.group.name': groupId,
+        'messaging.batch.message_count': batch.records.length,
+        'tally.log.first_offset': Number(batch.records[0]?.offset ?? 0n),
+        'tally.log.last_offset': Number(batch.records[batch.records.length - 1]?.offset ?? 0n),
+        ...links.attributes(),
+      },
+    },
+    ROOT_CONTEXT,
+  );
 }
 
 /** Why a record goes to the dead-letter topic: a bounded class (a metric label) and the details. */

@@ -24,8 +24,16 @@ export class EventAdmission {
     this.#now = now;
   }
 
-  /** Validates `event` (reported as `path`) and encodes it; throws INVALID_ARGUMENT naming the field. */
-  admit(event: Event | undefined, path: string, context: CallContext): AdmittedEvent {
+  /**
+   * Validates `event` (reported as `path`) and encodes it into a record with `headers` (its trace
+   * context, when tracing); throws INVALID_ARGUMENT naming the field.
+   */
+  admit(
+    event: Event | undefined,
+    path: string,
+    context: CallContext,
+    headers?: Readonly<Record<string, string>>,
+  ): AdmittedEvent {
     if (!event) throw AppError.invalidField(path, 'is required');
     const now = this.#now();
     const violation = validateEvent(toEventInput(event), this.#limits, now, `${path}.`);
@@ -33,7 +41,9 @@ export class EventAdmission {
     if (event.id === '') event.id = uuidv7(now);
     if (event.ip === '') event.ip = callerIp(context);
     event.receivedAt = msToTimestamp(now);
-    return { id: event.id, record: { key: partitionKey(event), value: encodeEvent(event) } };
+    const key = partitionKey(event);
+    const value = encodeEvent(event);
+    return { id: event.id, record: headers ? { key, value, headers } : { key, value } };
   }
 
   checkBatchSize(count: number, max: number): void {

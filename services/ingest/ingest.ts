@@ -12,6 +12,7 @@ import { BatchingProducer } from '../infra/log/batching-producer.ts';
 import type { EventLog } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
 import { ingestMetrics, produceMetrics, type Registry } from '../infra/metrics.ts';
+import { recordTraceHeaders, type Tracer } from '../infra/tracing.ts';
 import { type AdmittedEvent, EventAdmission } from './event-admission.ts';
 
 export interface IngestConfig {
@@ -31,6 +32,11 @@ export interface IngestDeps {
   grpc: GrpcRegistry;
   logger: Logger;
   metrics: Registry;
+  /**
+   * Traces each write to the log, and gives each record its request's trace context
+   * (`traceparent` header) for the consumers to continue; none when tracing is off.
+   */
+  tracer?: Tracer;
   /** Epoch ms; injectable for tests. */
   now?: () => number;
 }
@@ -43,7 +49,10 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
     maxBatchRecords: config.maxProduceBatchEvents,
     timeoutMs: config.produceTimeoutMs,
     metrics: produceMetrics(deps.metrics),
+    tracer: deps.tracer,
   });
+  // Each call's records carry its span (the gRPC server span): one headers object per call.
+  const traceHeaders = deps.tracer ? () => recordTraceHeaders() : () => undefined;
   const ingested = ingestMetrics(deps.metrics).events;
   const acceptedBy = {
     publish: ingested.labels({ method: 'Publish' }),
@@ -54,7 +63,7 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
 
   deps.grpc.register(IngestService, {
     async publish(request, context) {
-      const record = admission.admit(request.event, 'event', context);
+      const record = admission.admit(request.event, 'event', context, traceHeaders());
       await producer.append([record.record]);
       acceptedBy.publish.inc();
       return { id: record.id };
@@ -62,13 +71,17 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
 
     async publishBatch(request, context) {
       admission.checkBatchSize(request.events.length, config.maxBatchEvents);
-      const admitted = request.events.map((event, i) => admission.admit(event, `events[${i}]`, context));
+      const headers = traceHeaders();
+      const admitted = request.events.map((event, i) =>
+        admission.admit(event, `events[${i}]`, context, headers),
+      );
       await producer.append(admitted.map((a) => a.record));
       acceptedBy.publishBatch.inc(admitted.length);
       return { ids: admitted.map((a) => a.id) };
     },
 
     async publishStream(requests, context) {
+      const headers = traceHeaders();
       let index = 0;
       let chunk: AdmittedEvent[] = [];
       const inFlight: Promise<number>[] = [];
@@ -80,7 +93,7 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
       let streamError: unknown;
       try {
         for await (const request of requests) {
-          chunk.push(admission.admit(request.event, `events[${index}]`, context));
+          chunk.push(admission.admit(request.event, `events[${index}]`, context, headers));
           index++;
           if (chunk.length >= config.maxBatchEvents) {
             send();

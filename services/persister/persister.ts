@@ -9,6 +9,7 @@ import type { EventLog } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Registry } from '../infra/metrics.ts';
 import type { SqlExecutor } from '../infra/sql/sql-database.ts';
+import type { Tracer } from '../infra/tracing.ts';
 
 export interface PersisterConfig {
   groupId: string;
@@ -24,6 +25,8 @@ export interface PersisterDeps {
   sql: SqlExecutor;
   logger: Logger;
   metrics: Registry;
+  /** Traces each batch and its write (docs/tracing.md); none when tracing is off. */
+  tracer?: Tracer;
 }
 
 const INSERT_EVENTS = `
@@ -88,6 +91,8 @@ export async function start(deps: PersisterDeps, config: PersisterConfig): Promi
     maxWaitMs: config.maxWaitMs,
     lagIntervalMs: config.lagIntervalMs,
     metrics: deps.metrics,
+    tracer: deps.tracer,
+    sinkSpanName: 'persister insert',
     sink: (batch) => persistBatch(deps.sql, batch),
   });
 }

@@ -6,6 +6,7 @@ import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../logger.ts';
 import { grpcMetrics, type Registry } from '../metrics.ts';
+import type { Tracer } from '../tracing.ts';
 import {
   type GrpcServer,
   type GrpcServerOptions,
@@ -19,12 +20,17 @@ export class GrpcRegistry {
     [];
   readonly #logger: Logger;
   readonly #metrics: Registry | undefined;
+  readonly #tracer: Tracer | undefined;
   #accepting = true;
 
-  /** With `metrics`, every call is counted and timed there (docs/metrics.md). */
-  constructor(logger: Logger, metrics?: Registry) {
+  /**
+   * With `metrics`, every call is counted and timed there (docs/metrics.md); with `tracer`, every
+   * call is a SERVER span continuing the caller's trace context (docs/tracing.md).
+   */
+  constructor(logger: Logger, metrics?: Registry, tracer?: Tracer) {
     this.#logger = logger;
     this.#metrics = metrics;
+    this.#tracer = tracer;
   }
 
   /** Adds a service; call before {@link listen}. */
@@ -34,6 +40,7 @@ export class GrpcRegistry {
         logger: this.#logger.child({ service: service.typeName }),
         accepting: () => this.#accepting,
         metrics: this.#metrics && grpcMetrics(this.#metrics),
+        tracer: this.#tracer,
       }),
     );
   }

@@ -15,9 +15,20 @@ import {
 } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import * as grpc from '@grpc/grpc-js';
+import {
+  type Attributes,
+  context,
+  propagation,
+  type Span,
+  SpanKind,
+  type TextMapGetter,
+  type TextMapSetter,
+  trace,
+} from '@opentelemetry/api';
 import { AppError, Code, codeName, toAppError } from '../app-error.ts';
 import type { Logger } from '../logger.ts';
 import { type GrpcMetrics, secondsSince } from '../metrics.ts';
+import { extractContext, failSpan, type Tracer } from '../tracing.ts';
 
 /** What a handler knows of its call. */
 export interface CallContext {
@@ -45,11 +56,14 @@ export type ServiceImpl<T extends GenServiceMethods> = { [K in keyof T]: MethodI
 
 const identity = (b: Buffer): Buffer => b;
 
-/** The grpc-js definition and handlers for `service` served by `impl`; each call is counted and timed in `metrics` when given. */
+/**
+ * The grpc-js definition and handlers for `service` served by `impl`; each call is counted and timed
+ * in `metrics` when given, and runs in a SERVER span continuing the caller's `traceparent` with `tracer`.
+ */
 export function grpcService<T extends GenServiceMethods>(
   service: GenService<T>,
   impl: ServiceImpl<T>,
-  options: { logger: Logger; accepting: () => boolean; metrics?: GrpcMetrics },
+  options: { logger: Logger; accepting: () => boolean; metrics?: GrpcMetrics; tracer?: Tracer },
 ): { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation } {
   const definition: Record<string, grpc.MethodDefinition<Buffer, unknown>> = {};
   const handlers: grpc.UntypedServiceImplementation = {};
@@ -73,38 +87,88 @@ export function grpcService<T extends GenServiceMethods>(
     const labels = { service: service.typeName, method: method.name };
     const duration = options.metrics?.duration.labels(labels);
     const count = (code: Code) => options.metrics?.requests.inc({ ...labels, code: codeName(code) });
+    const spanName = `${service.typeName}/${method.name}`;
+    const spanAttributes = rpcAttributes(service.typeName, method.name);
     const respond = (
+      metadata: grpc.Metadata,
       callback: grpc.sendUnaryData<unknown>,
       work: () => Promise<MessageInitShape<DescMessage>>,
     ): void => {
       const startMs = performance.now();
-      work().then(
+      let span: Span | undefined;
+      let run = work;
+      if (options.tracer) {
+        const parent = extractContext(metadata, metadataGetter);
+        const started = options.tracer.startSpan(
+          spanName,
+          { kind: SpanKind.SERVER, attributes: spanAttributes },
+          parent,
+        );
+        span = started;
+        run = () => context.with(trace.setSpan(parent, started), work);
+      }
+      run().then(
         (init) => {
           callback(null, create(method.output, init));
           duration?.observe(secondsSince(startMs));
           count(Code.OK);
+          if (span) endRpcSpan(span, Code.OK, SERVER_FAULTS);
         },
         (error: unknown) => {
           const status = toServiceError(error, method, options.logger);
           callback(status);
           duration?.observe(secondsSince(startMs));
           count(status.code as number as Code);
+          if (span) endRpcSpan(span, status.code as number as Code, SERVER_FAULTS);
         },
       );
     };
     handlers[method.name] = clientStreaming
       ? (call: grpc.ServerReadableStream<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-          respond(callback, async () => {
+          respond(call.metadata, callback, async () => {
             refuseWhenDraining(options.accepting);
             return fn(decodeStream(call, method.input), contextOf(call));
           })
       : (call: grpc.ServerUnaryCall<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-          respond(callback, async () => {
+          respond(call.metadata, callback, async () => {
             refuseWhenDraining(options.accepting);
             return fn(decode(method.input, call.request, ''), contextOf(call));
           });
   }
   return { definition, handlers };
+}
+
+/** gRPC metadata as a carrier of trace context (`traceparent`). */
+const metadataGetter: TextMapGetter<grpc.Metadata> = {
+  get(carrier, key) {
+    const values = carrier.get(key);
+    return values.length === 0 ? undefined : values.map((v) => (typeof v === 'string' ? v : v.toString()));
+  },
+  keys: (carrier) => Object.keys(carrier.getMap()),
+};
+const metadataSetter: TextMapSetter<grpc.Metadata> = {
+  set: (carrier, key, value) => carrier.set(key, value),
+};
+
+function rpcAttributes(service: string, method: string): Attributes {
+  return { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method };
+}
+
+/** The codes that fail a server span: the server's faults, not the caller's (semantic conventions). */
+const SERVER_FAULTS: ReadonlySet<Code> = new Set([
+  Code.UNKNOWN,
+  Code.DEADLINE_EXCEEDED,
+  Code.UNIMPLEMENTED,
+  Code.INTERNAL,
+  Code.UNAVAILABLE,
+  Code.DATA_LOSS,
+]);
+
+/** Ends an RPC span with its status code; `failing` codes (all but OK when undefined) fail it. */
+function endRpcSpan(span: Span, code: Code, failing?: ReadonlySet<Code>): void {
+  span.setAttribute('rpc.grpc.status_code', code);
+  if (code !== Code.OK && (failing === undefined || failing.has(code))) failSpan(span, codeName(code));
+  span.end();
 }
 
 function refuseWhenDraining(accepting: () => boolean): void {
@@ -227,11 +291,14 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
-/** A client of `service` at `address` (host:port), plaintext. Errors arrive as AppError with the status code. */
+/**
+ * A client of `service` at `address` (host:port), plaintext. Errors arrive as AppError with the status
+ * code. With `tracer`, each call is a CLIENT span, child of the active context, sent as `traceparent`.
+ */
 export function createGrpcClient<T extends GenServiceMethods>(
   service: GenService<T>,
   address: string,
-  options: { maxMessageBytes?: number; defaultTimeoutMs?: number } = {},
+  options: { maxMessageBytes?: number; defaultTimeoutMs?: number; tracer?: Tracer } = {},
 ): ServiceClient<T> {
   const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
     'grpc.max_receive_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
@@ -243,20 +310,41 @@ export function createGrpcClient<T extends GenServiceMethods>(
     const serialize = (init: MessageInitShape<DescMessage>) =>
       Buffer.from(toBinary(method.input, create(method.input, init)));
     const deserialize = (bytes: Buffer) => fromBinary(method.output, bytes);
+    const spanName = `${service.typeName}/${method.name}`;
+    const spanAttributes = rpcAttributes(service.typeName, method.name);
     const setup = (callOptions?: CallOptions) => {
       const metadata = new grpc.Metadata();
       for (const [k, v] of Object.entries(callOptions?.metadata ?? {})) metadata.set(k, v);
       const timeoutMs = callOptions?.timeoutMs ?? options.defaultTimeoutMs;
       return { metadata, grpcOptions: timeoutMs ? { deadline: Date.now() + timeoutMs } : {} };
     };
+    /** Runs the call in a CLIENT span whose context travels in `metadata`, when tracing. */
+    const traced = (tracer: Tracer, metadata: grpc.Metadata, call: () => Promise<unknown>) => {
+      const parent = context.active();
+      const span = tracer.startSpan(spanName, { kind: SpanKind.CLIENT, attributes: spanAttributes }, parent);
+      propagation.inject(trace.setSpan(parent, span), metadata, metadataSetter);
+      return call().then(
+        (value) => {
+          endRpcSpan(span, Code.OK);
+          return value;
+        },
+        (error: unknown) => {
+          endRpcSpan(span, toAppError(error).code);
+          throw error;
+        },
+      );
+    };
     const settle =
       (resolve: (v: unknown) => void, reject: (e: unknown) => void) =>
       (error: grpc.ServiceError | null, value?: unknown) =>
         error ? reject(fromServiceError(error)) : resolve(value);
     if (method.methodKind === 'unary') {
-      out[method.localName] = (request: MessageInitShape<DescMessage>, callOptions?: CallOptions) =>
+      const unary = (
+        request: MessageInitShape<DescMessage>,
+        metadata: grpc.Metadata,
+        grpcOptions: grpc.CallOptions,
+      ) =>
         new Promise((resolve, reject) => {
-          const { metadata, grpcOptions } = setup(callOptions);
           client.makeUnaryRequest(
             path,
             serialize,
@@ -267,13 +355,19 @@ export function createGrpcClient<T extends GenServiceMethods>(
             settle(resolve, reject),
           );
         });
+      out[method.localName] = (request: MessageInitShape<DescMessage>, callOptions?: CallOptions) => {
+        const { metadata, grpcOptions } = setup(callOptions);
+        return options.tracer
+          ? traced(options.tracer, metadata, () => unary(request, metadata, grpcOptions))
+          : unary(request, metadata, grpcOptions);
+      };
     } else if (method.methodKind === 'client_streaming') {
-      out[method.localName] = (
+      const stream = (
         requests: AsyncIterable<MessageInitShape<DescMessage>> | Iterable<MessageInitShape<DescMessage>>,
-        callOptions?: CallOptions,
+        metadata: grpc.Metadata,
+        grpcOptions: grpc.CallOptions,
       ) =>
         new Promise((resolve, reject) => {
-          const { metadata, grpcOptions } = setup(callOptions);
           const call = client.makeClientStreamRequest(
             path,
             serialize,
@@ -292,6 +386,15 @@ export function createGrpcClient<T extends GenServiceMethods>(
             reject(error);
           });
         });
+      out[method.localName] = (
+        requests: AsyncIterable<MessageInitShape<DescMessage>> | Iterable<MessageInitShape<DescMessage>>,
+        callOptions?: CallOptions,
+      ) => {
+        const { metadata, grpcOptions } = setup(callOptions);
+        return options.tracer
+          ? traced(options.tracer, metadata, () => stream(requests, metadata, grpcOptions))
+          : stream(requests, metadata, grpcOptions);
+      };
     }
   }
   return out as ServiceClient<T>;

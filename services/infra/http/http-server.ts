@@ -3,9 +3,11 @@
  * and errors rendered from AppError codes through the one code→status table.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { context, SpanKind, trace } from '@opentelemetry/api';
 import { AppError, Code, codeName, httpStatusFor, toAppError } from '../app-error.ts';
 import type { Logger } from '../logger.ts';
 import { type HttpMetrics, httpMethodLabel, type Registry, secondsSince } from '../metrics.ts';
+import { extractContext, failSpan, type Tracer } from '../tracing.ts';
 
 /** Reads the whole body; 413 past `maxBytes`, 400 when the client aborts. */
 export async function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
@@ -131,4 +133,52 @@ export function observeRequest(
     metrics.duration.observe(labels, secondsSince(startMs));
     metrics.requests.inc({ ...labels, code: String(response.writableFinished ? response.statusCode : 499) });
   });
+}
+
+/**
+ * Runs `handle` in a SERVER span for the request, continuing the trace context
+ * of its headers (`traceparent`) when a client sent one. The span ends with the
+ * response; it is named `<method> <route>` after the route `route()` names by
+ * then (never the raw path, which may hold a target), and fails on a 5xx; a
+ * client that goes away first leaves it with `error.type` `aborted`.
+ */
+export function traceRequest(
+  tracer: Tracer,
+  request: IncomingMessage,
+  response: ServerResponse,
+  route: () => string,
+  handle: () => Promise<void>,
+): Promise<void> {
+  const label = httpMethodLabel(request.method);
+  // The semantic conventions' names for a method outside the standard set.
+  const method = label === 'other' ? '_OTHER' : label;
+  const spanName = label === 'other' ? 'HTTP' : label;
+  const parent = extractContext(request.headers);
+  const span = tracer.startSpan(
+    spanName,
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        'http.request.method': method,
+        'url.scheme': 'http',
+        'network.protocol.version': request.httpVersion,
+      },
+    },
+    parent,
+  );
+  response.once('close', () => {
+    const template = route();
+    if (template !== 'unmatched') {
+      span.updateName(`${spanName} ${template}`);
+      span.setAttribute('http.route', template);
+    }
+    // A client that went away is not a server error: marked, with no status code since none was sent.
+    if (!response.writableFinished) span.setAttribute('error.type', 'aborted');
+    else {
+      span.setAttribute('http.response.status_code', response.statusCode);
+      if (response.statusCode >= 500) failSpan(span, String(response.statusCode));
+    }
+    span.end();
+  });
+  return context.with(trace.setSpan(parent, span), handle);
 }

@@ -8,9 +8,14 @@
  * earlier sends. Records still queued when their caller gave up are not sent;
  * records already in a send may still be written (the caller retries with the
  * same event ids, which the sinks deduplicate).
+ *
+ * With a tracer, each send is a PRODUCER span linked to the span each of its
+ * appends was made in (docs/tracing.md): many requests share one send.
  */
+import { context, ROOT_CONTEXT, type SpanContext, SpanKind, trace } from '@opentelemetry/api';
 import { AppError, Code } from '../app-error.ts';
 import { type ProduceMetrics, secondsSince } from '../metrics.ts';
+import { errorType, failSpan, SpanLinks, type Tracer } from '../tracing.ts';
 import type { LogProducer, LogRecord } from './event-log.ts';
 
 export interface BatchingProducerOptions {
@@ -21,10 +26,14 @@ export interface BatchingProducerOptions {
   timeoutMs: number;
   /** Observes each write (its duration and events) when given. */
   metrics?: ProduceMetrics;
+  /** Traces each write when given. */
+  tracer?: Tracer;
 }
 
 interface Pending {
   records: readonly LogRecord[];
+  /** The span the append was made in, when tracing. */
+  spanContext: SpanContext | undefined;
   resolve: () => void;
   reject: (error: unknown) => void;
   timer: NodeJS.Timeout;
@@ -50,6 +59,7 @@ export class BatchingProducer {
     return new Promise<void>((resolve, reject) => {
       const pending: Pending = {
         records,
+        spanContext: this.#options.tracer ? trace.getSpanContext(context.active()) : undefined,
         settled: false,
         resolve: () => {
           if (pending.settled) return;
@@ -117,6 +127,7 @@ export class BatchingProducer {
       }
       this.#queuedRecords -= count;
       const metrics = this.#options.metrics;
+      const span = this.#options.tracer && this.#startSpan(this.#options.tracer, batch, count);
       const startMs = performance.now();
       metrics?.batchEvents.observe(count);
       try {
@@ -127,10 +138,34 @@ export class BatchingProducer {
         for (const p of batch) p.resolve();
       } catch (error) {
         metrics?.failures.inc();
+        if (span) failSpan(span, errorType(error));
         for (const p of batch) p.reject(error);
       } finally {
         metrics?.duration.observe(secondsSince(startMs));
+        span?.end();
       }
     }
+  }
+
+  /** A send's span: a root of its own (it serves many traces), linked to each append's span. */
+  #startSpan(tracer: Tracer, batch: readonly Pending[], count: number) {
+    const links = new SpanLinks();
+    for (const p of batch) links.add(p.spanContext);
+    return tracer.startSpan(
+      `send ${this.#options.topic}`,
+      {
+        kind: SpanKind.PRODUCER,
+        links: links.links,
+        attributes: {
+          'messaging.operation.type': 'send',
+          'messaging.operation.name': 'send',
+          'messaging.destination.name': this.#options.topic,
+          'messaging.batch.message_count': count,
+          ...links.attributes(),
+        },
+      },
+      // Not the context the send loop happens to run in, which is the first append's.
+      ROOT_CONTEXT,
+    );
   }
 }

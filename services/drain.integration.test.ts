@@ -150,3 +150,41 @@ test('SIGTERM while the group waits on a dead member: the consumer does not wait
     'the drain finished before its deadline',
   );
 });
+
+test('TALLY_KAFKA_SESSION_TIMEOUT_MS: a SIGKILLed member’s partitions move to the others within that timeout', async (t) => {
+  const ns = testNamespace(4);
+  const backends = new Backends(ns);
+  const env = { ...ns.env, TALLY_KAFKA_SESSION_TIMEOUT_MS: '6000' };
+  const edge = await startTally(['ingest'], { ...env, TALLY_GRPC_PORT: String(await freePort()) });
+  const [survivor, victim] = await Promise.all([
+    startTally(['persister'], env),
+    startTally(['persister'], env),
+  ]);
+  t.after(async () => {
+    await Promise.all([edge.kill('SIGKILL'), survivor.kill('SIGKILL'), victim.kill('SIGKILL')]);
+    await backends.cleanup();
+  });
+  await victim.kill('SIGKILL');
+  const killedAt = Date.now();
+  const ingest = ingestClient(edge.grpcPort!);
+  t.after(() => ingest.close());
+  // Events for every partition, some of them the dead member's until the group notices.
+  await ingest.publishBatch({
+    events: Array.from({ length: 200 }, (_, i) => ({
+      id: `${ns.id}-s${i}`,
+      type: 'VIEW',
+      target: 't',
+      userId: `u${i}`,
+    })),
+  });
+  await waitFor(
+    () => backends.caughtUp(['group_persistence']),
+    () => 'the persister group did not catch up',
+    25_000,
+  );
+  const tookMs = Date.now() - killedAt;
+  // kafkajs's default session (30 s) could not have handed the partitions over this soon.
+  assert.ok(tookMs < 25_000, `caught up ${tookMs} ms after the kill`);
+  const [rows] = await backends.rows<{ n: number }>('SELECT count(*)::int AS n FROM event');
+  assert.equal(rows?.n, 200);
+});

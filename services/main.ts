@@ -91,6 +91,7 @@ async function openBackends(
             brokers: config.kafka.brokers,
             clientId: config.kafka.clientId,
             produceTimeoutMs: config.ingest.produceTimeoutMs,
+            sessionTimeoutMs: config.kafka.sessionTimeoutMs,
             logger,
           })
         : await createEmbeddedEventLog({ dataDir: dataDir('log'), logger });

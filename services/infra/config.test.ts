@@ -56,3 +56,14 @@ test('a bad value fails naming every bad variable', () => {
     },
   );
 });
+
+test('the consumer session timeout stays within what the broker accepts', () => {
+  assert.equal(loadConfig({}).kafka.sessionTimeoutMs, 30_000);
+  assert.equal(loadConfig({ TALLY_KAFKA_SESSION_TIMEOUT_MS: '10000' }).kafka.sessionTimeoutMs, 10_000);
+  for (const bad of ['1000', '600000', 'soon'])
+    assert.throws(
+      () => loadConfig({ TALLY_KAFKA_SESSION_TIMEOUT_MS: bad }),
+      (error: unknown) =>
+        error instanceof ConfigError && /TALLY_KAFKA_SESSION_TIMEOUT_MS/.test(error.message),
+    );
+});

@@ -21,6 +21,7 @@ const schema = z.object({
   TALLY_DATA_DIR: z.string().min(1).default('./data'),
   TALLY_KAFKA_BROKERS: list.optional(),
   TALLY_KAFKA_CLIENT_ID: name.default('tally'),
+  TALLY_KAFKA_SESSION_TIMEOUT_MS: int(6_000, 300_000).default(30_000),
   TALLY_REDIS_URL: z.string().url().optional(),
   TALLY_REDIS_CLUSTER_NODES: list.optional(),
   TALLY_PG_URL: z.string().url().optional(),
@@ -68,7 +69,7 @@ export const configVariables: readonly string[] = Object.freeze(Object.keys(sche
 export interface TallyConfig {
   /** Where the embedded adapters keep their files (ports without a server configured). */
   dataDir: string;
-  kafka: { brokers: string[] | undefined; clientId: string };
+  kafka: { brokers: string[] | undefined; clientId: string; sessionTimeoutMs: number };
   redis: { url: string | undefined; clusterNodes: string[]; keyPrefix: string; dedupWindowMs: number };
   pg: { url: string | undefined; readUrls: string[]; schema: string; poolSize: number; migrate: boolean };
   http: { host: string; port: number; maxBodyBytes: number; requestTimeoutMs: number };
@@ -108,7 +109,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   return deepFreeze({
     dataDir: e.TALLY_DATA_DIR,
-    kafka: { brokers: e.TALLY_KAFKA_BROKERS, clientId: e.TALLY_KAFKA_CLIENT_ID },
+    kafka: {
+      brokers: e.TALLY_KAFKA_BROKERS,
+      clientId: e.TALLY_KAFKA_CLIENT_ID,
+      sessionTimeoutMs: e.TALLY_KAFKA_SESSION_TIMEOUT_MS,
+    },
     redis: {
       url: e.TALLY_REDIS_URL,
       clusterNodes: e.TALLY_REDIS_CLUSTER_NODES ?? [],

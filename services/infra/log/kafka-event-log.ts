@@ -30,6 +30,11 @@ export interface KafkaEventLogOptions {
   clientId: string;
   /** Longest wait for the broker's acknowledgement of one send before UNAVAILABLE. */
   produceTimeoutMs: number;
+  /**
+   * How long a consumer group waits for a member that stopped heartbeating (a crashed process)
+   * before handing its partitions to the others (default 30 s; the broker accepts 6 s to 5 min).
+   */
+  sessionTimeoutMs?: number;
   logger: Logger;
 }
 
@@ -108,7 +113,13 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
     },
 
     consumer(consumerOptions: ConsumerOptions): LogConsumer {
-      const c = new KafkaLogConsumer(kafka, consumerOptions, log, () => consumers.delete(c));
+      const c = new KafkaLogConsumer(
+        kafka,
+        consumerOptions,
+        options.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
+        log,
+        () => consumers.delete(c),
+      );
       consumers.add(c);
       return c;
     },
@@ -240,6 +251,8 @@ class KafkaLogProducer implements LogProducer {
   }
 }
 
+const DEFAULT_SESSION_TIMEOUT_MS = 30_000;
+
 /** How long a stop with no batch in hand waits for the group coordinator before going on. */
 const LEAVE_GRACE_MS = 3_000;
 
@@ -254,13 +267,22 @@ class KafkaLogConsumer implements LogConsumer {
   /** The batch being handled and committed, if any: what a stop must wait for. */
   #inHand: Promise<void> | undefined;
 
-  constructor(kafka: Kafka, options: ConsumerOptions, log: Logger, onStop: () => void) {
+  constructor(
+    kafka: Kafka,
+    options: ConsumerOptions,
+    sessionTimeoutMs: number,
+    log: Logger,
+    onStop: () => void,
+  ) {
     this.#options = options;
     this.#log = log.child({ group: options.groupId });
     this.#onStop = onStop;
     this.#consumer = kafka.consumer({
       groupId: options.groupId,
       maxWaitTimeInMs: options.maxWaitMs,
+      sessionTimeout: sessionTimeoutMs,
+      // Three heartbeats or more per session, as Kafka recommends; kafkajs's default is 3 s.
+      heartbeatInterval: Math.min(3_000, Math.floor(sessionTimeoutMs / 3)),
       allowAutoTopicCreation: false,
       // Rejoin rather than give up when the broker is away for a while.
       retry: { initialRetryTime: 200, retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5_000 },

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM ?= npm
 
-.PHONY: help install dev test test-unit chaos loadtest lint format generate services-up services-down services-purge migrate
+.PHONY: help install dev test test-unit chaos loadtest observe observability lint format generate services-up services-down services-purge migrate
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ chaos: install ## Kill, rebalance and restart everything under load, then check 
 loadtest: install ## Load tests (k6) against a running Tally; SCENARIOS="rest-single grpc-unary" picks some
 	scripts/install-k6.sh
 	scripts/loadtest.sh $(SCENARIOS)
+
+observe: install ## Prometheus with Tally's rules against a running Tally (TARGETS="gateway=127.0.0.1:8080 ingest=127.0.0.1:9464")
+	scripts/observe.sh $(TARGETS)
+
+observability: install ## Re-render the dashboards and rule files from observability/*.ts
+	node_modules/.bin/node observability/render.ts
 
 lint: install ## Formatting, lint, import boundaries, proto lint and type check
 	$(NPM) run lint

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local backend servers need, and only what is missing (idempotent):
 #   - Debian packages: redis-server, redis-tools; postgresql only when no
-#     /usr/lib/postgresql/*/bin/postgres exists; a Java 17+ runtime and Maven if absent.
+#     /usr/lib/postgresql/*/bin/postgres exists; a Java 17+ runtime and Maven if absent;
+#     prometheus (with promtool) if absent, for the rules' tests and scripts/observe.sh.
 #   - Apache Kafka server + CLI jars from Maven Central (scripts/kafka/pom.xml), copied into
 #     $TALLY_KAFKA_HOME/libs (default ~/.cache/tally/kafka-<version>/libs).
 #   - Debian's chromium when absent, for the dashboard's browser test.
@@ -17,7 +18,7 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/lib.sh"
 usage() {
   cat <<EOF
 usage: scripts/install-deps.sh
-Installs redis-server/redis-tools (and postgresql, java, maven, chromium when absent) from Debian,
+Installs redis-server/redis-tools (and postgresql, java, maven, prometheus, chromium when absent) from Debian,
 and the Kafka $TALLY_KAFKA_VERSION jars into $TALLY_KAFKA_LIBS. Safe to run repeatedly.
 EOF
 }
@@ -64,13 +65,15 @@ command -v redis-cli >/dev/null 2>&1 || pkgs+=(redis-tools)
 tally_pg_bin >/dev/null || pkgs+=(postgresql)
 command -v java >/dev/null 2>&1 || pkgs+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || pkgs+=(maven)
+command -v promtool >/dev/null 2>&1 || pkgs+=(prometheus)
 if ((${#pkgs[@]})); then
   apt_install "${pkgs[@]}"
-  # Debian's postinst may have started system redis/postgresql on their default ports: they are
-  # not ours and do not clash with ours (16379/15432), so they are left alone.
+  # Debian's postinst may have started system redis/postgresql/prometheus on their default ports:
+  # they are not ours and do not clash with ours (16379/15432/19090), so they are left alone.
 fi
 command -v redis-server >/dev/null 2>&1 || tally_die "redis-server still not found after install"
 tally_pg_bin >/dev/null || tally_die "no /usr/lib/postgresql/*/bin/postgres after installing postgresql"
+command -v promtool >/dev/null 2>&1 || tally_die "promtool still not found after installing prometheus"
 
 java_major="$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')"
 java_major="${java_major%%.*}"

@@ -1,0 +1,278 @@
+/** The *Tally overview* dashboard: traffic, errors, latency, consumers and dead letters. */
+import { type Dashboard, RowBuilder } from '@grafana/grafana-foundation-sdk/dashboard';
+import {
+  COUNTER_FRESHNESS_SECONDS,
+  INGEST_LATENCY_SECONDS,
+  INGEST_SERVICE,
+  INGEST_UNARY_METHODS,
+  SUMMARY_FRESHNESS_SECONDS,
+  seconds,
+} from '../slo.ts';
+import { build, quantile, RATE, sel, statPanel, tallyDashboard, timeSeries } from './panels.ts';
+
+const ingestUnary = sel(`service="${INGEST_SERVICE}"`, `method=~"${INGEST_UNARY_METHODS.join('|')}"`);
+
+export function overviewDashboard(): Dashboard {
+  const dashboard = tallyDashboard({
+    uid: 'tally-overview',
+    title: 'Tally overview',
+    description:
+      'Is Tally taking events in, answering without errors and quickly, and are the sinks keeping up? ' +
+      'Filter by namespace, role and process (pod) at the top.',
+    filters: ['namespace', 'role', 'pod'],
+    from: 'now-3h',
+  })
+    .withRow(new RowBuilder('Traffic'))
+    .withPanel(
+      timeSeries({
+        title: 'Events accepted per second, by gRPC method',
+        description:
+          'Events that ingest accepted, i.e. that the event log (Kafka) acknowledged, per second. REST ' +
+          'requests count here too: the gateway forwards POST /v1/events to Publish and POST ' +
+          '/v1/events:batch to PublishBatch. Refused events (invalid, too large) are not counted.',
+        unit: 'cps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (method) (rate(tally_ingest_events_total${sel()}${RATE}))`,
+            legend: '{{method}}',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'REST requests per second, by route and method',
+        description:
+          "Requests the gateway answered, per route template (never a raw path) and HTTP method, whatever the outcome. 'dashboard' is the live dashboard's pages, 'unmatched' a request no route took.",
+        unit: 'reqps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (route, method) (rate(tally_http_requests_total${sel()}${RATE}))`,
+            legend: '{{method}} {{route}}',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'gRPC calls per second, by method',
+        description:
+          'Calls that ingest and query answered, per method, whatever the outcome. Calls from the gateway ' +
+          'count here as well as those of gRPC clients. A PublishStream call carries many events.',
+        unit: 'reqps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (service, method) (rate(tally_grpc_requests_total${sel()}${RATE}))`,
+            legend: '{{method}}',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'Processes up, by role',
+        description:
+          "Processes Prometheus scraped successfully, per role (its 'up' metric): a drop means a process " +
+          'is down, stuck or unreachable.',
+        unit: 'short',
+        min: 0,
+        decimals: 0,
+        queries: [{ expr: `sum by (role) (up${sel()})`, legend: '{{role}}' }],
+      }),
+    )
+    .withRow(new RowBuilder('Errors'))
+    .withPanel(
+      timeSeries({
+        title: 'REST errors per second, by status code',
+        description:
+          "Answers that were not 2xx or 3xx. 4xx are the client's mistakes (400 invalid event, 413 too " +
+          "large, 429 rate limited, 499 client gone before the answer); 5xx are Tally's (503: Kafka did not " +
+          'acknowledge in time, or the process is draining). Empty while there are none.',
+        unit: 'reqps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (code) (rate(tally_http_requests_total${sel('code!~"[23].."')}${RATE}))`,
+            legend: '{{code}}',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'gRPC errors per second, by method and code',
+        description:
+          "Calls that did not end OK. INVALID_ARGUMENT and RESOURCE_EXHAUSTED are the caller's mistakes; " +
+          "UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN and DATA_LOSS are Tally's and spend the " +
+          'availability error budget (see the SLOs dashboard). Empty while there are none.',
+        unit: 'reqps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (method, code) (rate(tally_grpc_requests_total${sel('code!="OK"')}${RATE}))`,
+            legend: '{{method}} {{code}}',
+          },
+        ],
+      }),
+    )
+    .withRow(new RowBuilder('Latency'))
+    .withPanel(
+      timeSeries({
+        title: 'Ingest latency (Publish, PublishBatch): p50, p95, p99',
+        description:
+          'Time from an ingest call to its answer, which comes only after Kafka acknowledged the events. ' +
+          `p99 is the time 99% of calls stay under; the dashed line is the ${seconds(INGEST_LATENCY_SECONDS)} ` +
+          'that 99% of calls must stay under (the latency SLO). PublishStream is left out: it lasts as ' +
+          'long as its client streams.',
+        unit: 's',
+        min: 0,
+        steps: [
+          { value: null, color: 'green' },
+          { value: INGEST_LATENCY_SECONDS, color: 'red' },
+        ],
+        queries: [0.5, 0.95, 0.99].map((q) => ({
+          expr: quantile(q, 'tally_grpc_request_duration_seconds', ingestUnary),
+          legend: `p${q * 100}`,
+        })),
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'REST latency p99, by route',
+        description:
+          'Time from a request to the end of its answer, for 99% of requests, per route. It includes the ' +
+          'call the gateway makes to ingest or query. A WebSocket (/v1/stream) counts its upgrade only.',
+        unit: 's',
+        min: 0,
+        queries: [
+          {
+            expr: quantile(0.99, 'tally_http_request_duration_seconds', sel(), ['route']),
+            legend: '{{route}}',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'gRPC latency p99, by method',
+        description:
+          'Time from a call to its answer, for 99% of calls, per method of ingest and query. A ' +
+          'PublishStream call is timed from its start to its end, however long its client streams.',
+        unit: 's',
+        min: 0,
+        width: 24,
+        queries: [
+          {
+            expr: quantile(0.99, 'tally_grpc_request_duration_seconds', sel(), ['method']),
+            legend: '{{method}}',
+          },
+        ],
+      }),
+    )
+    .withRow(new RowBuilder('Consumers and sinks'))
+    .withPanel(
+      timeSeries({
+        title: 'Consumer lag, by group',
+        description:
+          'Records of the events topic that each consumer group has not committed yet, all partitions ' +
+          'together: how far the persister (group_persistence), counter (group_realtimecounter) and ' +
+          'aggregator (group_aggregation) are behind. Near zero and flat is healthy; steady growth means a ' +
+          'sink cannot keep up or is stuck. Every process of a group reports the whole group, hence max.',
+        unit: 'short',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (group) (max by (group, topic, partition) (tally_consumer_lag_messages${sel()}))`,
+            legend: '{{group}}',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'Time until visible (end-to-end latency), by sink: p50 and p99',
+        description:
+          "How long after ingest wrote an event to the log it became readable in each sink: 'counter' is " +
+          `the live counters in Redis (objective: p99 under ${seconds(COUNTER_FRESHNESS_SECONDS)}), ` +
+          `'aggregator' the hourly summaries (p99 under ${seconds(SUMMARY_FRESHNESS_SECONDS)}), 'persister' ` +
+          'the raw event table. A consumer catching up on old records reports their full age.',
+        unit: 's',
+        min: 0,
+        queries: [0.5, 0.99].map((q) => ({
+          expr: quantile(q, 'tally_sink_visible_latency_seconds', sel(), ['sink']),
+          legend: `{{sink}} p${q * 100}`,
+        })),
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'Events held by the sinks per second',
+        description:
+          'Events each sink wrote (or already held) per second. In a steady state each sink follows the ' +
+          'accepted events; a redelivered event counts again here, but the sink applies it once.',
+        unit: 'cps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (sink) (rate(tally_sink_events_total${sel()}${RATE}))`,
+            legend: '{{sink}}',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'Dead-lettered records per second, by group and reason',
+        description:
+          "Records a consumer could not decode ('undecodable') or that broke the event rules ('invalid'), " +
+          'sent to the dead-letter topic with the reason. They reach no sink until replayed (tally ' +
+          'dlq-replay). Empty, as it should be, while there are none.',
+        unit: 'cps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (group, reason) (rate(tally_dlq_records_total${sel()}${RATE}))`,
+            legend: '{{group}} {{reason}}',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      statPanel({
+        title: 'Dead-lettered records, last 24 hours',
+        description:
+          'Records sent to the dead-letter topic over the last day, all groups. Anything above zero ' +
+          'deserves a look (docs/runbook.md, TallyDeadLetters). Shows "No data" when there were none.',
+        unit: 'short',
+        decimals: 0,
+        width: 12,
+        height: 8,
+        steps: [
+          { value: null, color: 'green' },
+          { value: 1, color: 'red' },
+        ],
+        queries: [{ expr: `sum(increase(tally_dlq_records_total${sel()}[1d]))` }],
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'Failed consumer batches per second, by group',
+        description:
+          'Batches whose sink (PostgreSQL, Redis) or dead-letter topic failed: nothing was committed and ' +
+          'the batch will be delivered again. Occasional failures during a backend restart are expected; ' +
+          'a steady rate means a backend is down. Empty while there are none.',
+        unit: 'cps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (group) (rate(tally_consumer_batch_failures_total${sel()}${RATE}))`,
+            legend: '{{group}}',
+          },
+        ],
+      }),
+    );
+  return build(dashboard);
+}

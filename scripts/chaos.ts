@@ -9,6 +9,7 @@
  *   CHAOS_SCENARIO  clickstream | social | transactions | orders (default transactions)
  *   CHAOS_SEED      picks the events and the victims (default random; printed)
  *   CHAOS_REPORT    also write the report to this file
+ *   TALLY_KAFKA_CLIENT  kafkajs | platformatic: the Kafka client of every process (default kafkajs)
  */
 import { writeFileSync } from 'node:fs';
 import { CHAOS_DEFAULTS, type ChaosOptions, formatChaosReport, runChaos } from '../services/testing/chaos.ts';
@@ -32,6 +33,13 @@ if (!scenarios.includes(scenario)) {
   );
   process.exit(2);
 }
+const kafkaClient = (process.env.TALLY_KAFKA_CLIENT || 'kafkajs') as NonNullable<ChaosOptions['kafkaClient']>;
+if (kafkaClient !== 'kafkajs' && kafkaClient !== 'platformatic') {
+  process.stderr.write(
+    `TALLY_KAFKA_CLIENT: must be kafkajs or platformatic; got ${JSON.stringify(kafkaClient)}\n`,
+  );
+  process.exit(2);
+}
 const options: Omit<ChaosOptions, 'log'> = {
   ...CHAOS_DEFAULTS,
   events: integer('CHAOS_EVENTS', CHAOS_DEFAULTS.events, 1),
@@ -39,6 +47,7 @@ const options: Omit<ChaosOptions, 'log'> = {
   replicas: integer('CHAOS_REPLICAS', CHAOS_DEFAULTS.replicas, 1),
   kills: integer('CHAOS_KILLS', CHAOS_DEFAULTS.kills, 0),
   scenario,
+  kafkaClient,
   seed: integer('CHAOS_SEED', Math.floor(Math.random() * 2 ** 31), 0),
 };
 const result = await runChaos({ ...options, log: (line) => process.stderr.write(`${line}\n`) });

@@ -22,6 +22,7 @@ import type { Stoppable } from './infra/lifecycle.ts';
 import { createEmbeddedEventLog } from './infra/log/embedded-event-log.ts';
 import type { EventLog } from './infra/log/event-log.ts';
 import { createKafkaEventLog } from './infra/log/kafka-event-log.ts';
+import { createPlatformaticEventLog } from './infra/log/platformatic-event-log.ts';
 import { createLogger, type Logger } from './infra/logger.ts';
 import { createMetricsRegistry, type Registry } from './infra/metrics.ts';
 import { handleProcessWarnings } from './infra/node-warnings.ts';
@@ -86,15 +87,19 @@ async function openBackends(
   try {
     const logUsers = uses('ingest', 'persister', 'counter', 'aggregator', 'gateway');
     if (logUsers.length > 0 && ports.includes('log')) {
-      backends.log = config.kafka.brokers
-        ? createKafkaEventLog({
-            brokers: config.kafka.brokers,
-            clientId: config.kafka.clientId,
-            produceTimeoutMs: config.ingest.produceTimeoutMs,
-            sessionTimeoutMs: config.kafka.sessionTimeoutMs,
-            logger,
-          })
-        : await createEmbeddedEventLog({ dataDir: dataDir('log'), logger });
+      if (config.kafka.brokers) {
+        const kafka = {
+          brokers: config.kafka.brokers,
+          clientId: config.kafka.clientId,
+          produceTimeoutMs: config.ingest.produceTimeoutMs,
+          sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+          logger,
+        };
+        backends.log =
+          config.kafka.client === 'platformatic'
+            ? createPlatformaticEventLog(kafka)
+            : createKafkaEventLog(kafka);
+      } else backends.log = await createEmbeddedEventLog({ dataDir: dataDir('log'), logger });
     }
     const counterUsers = uses('counter', 'query');
     if (counterUsers.length > 0 && ports.includes('counters')) {

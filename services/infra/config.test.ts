@@ -67,3 +67,12 @@ test('the consumer session timeout stays within what the broker accepts', () => 
         error instanceof ConfigError && /TALLY_KAFKA_SESSION_TIMEOUT_MS/.test(error.message),
     );
 });
+
+test('TALLY_KAFKA_CLIENT picks the Kafka client library', () => {
+  assert.equal(loadConfig({}).kafka.client, 'kafkajs');
+  assert.equal(loadConfig({ TALLY_KAFKA_CLIENT: 'platformatic' }).kafka.client, 'platformatic');
+  assert.throws(
+    () => loadConfig({ TALLY_KAFKA_CLIENT: 'librdkafka' }),
+    (error: unknown) => error instanceof ConfigError && /TALLY_KAFKA_CLIENT/.test(error.message),
+  );
+});

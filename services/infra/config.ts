@@ -22,6 +22,7 @@ const schema = z.object({
   TALLY_KAFKA_BROKERS: list.optional(),
   TALLY_KAFKA_CLIENT_ID: name.default('tally'),
   TALLY_KAFKA_SESSION_TIMEOUT_MS: int(6_000, 300_000).default(30_000),
+  TALLY_KAFKA_CLIENT: z.enum(['kafkajs', 'platformatic']).default('kafkajs'),
   TALLY_REDIS_URL: z.string().url().optional(),
   TALLY_REDIS_CLUSTER_NODES: list.optional(),
   TALLY_PG_URL: z.string().url().optional(),
@@ -69,7 +70,13 @@ export const configVariables: readonly string[] = Object.freeze(Object.keys(sche
 export interface TallyConfig {
   /** Where the embedded adapters keep their files (ports without a server configured). */
   dataDir: string;
-  kafka: { brokers: string[] | undefined; clientId: string; sessionTimeoutMs: number };
+  kafka: {
+    brokers: string[] | undefined;
+    clientId: string;
+    sessionTimeoutMs: number;
+    /** The Kafka client library behind the event log port. */
+    client: 'kafkajs' | 'platformatic';
+  };
   redis: { url: string | undefined; clusterNodes: string[]; keyPrefix: string; dedupWindowMs: number };
   pg: { url: string | undefined; readUrls: string[]; schema: string; poolSize: number; migrate: boolean };
   http: { host: string; port: number; maxBodyBytes: number; requestTimeoutMs: number };
@@ -113,6 +120,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       brokers: e.TALLY_KAFKA_BROKERS,
       clientId: e.TALLY_KAFKA_CLIENT_ID,
       sessionTimeoutMs: e.TALLY_KAFKA_SESSION_TIMEOUT_MS,
+      client: e.TALLY_KAFKA_CLIENT,
     },
     redis: {
       url: e.TALLY_REDIS_URL,

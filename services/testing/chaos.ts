@@ -47,6 +47,8 @@ export interface ChaosOptions {
   probeUsers: number;
   partitions: number;
   seed: number;
+  /** The Kafka client library of every process (TALLY_KAFKA_CLIENT); default kafkajs. */
+  kafkaClient?: 'kafkajs' | 'platformatic';
   /** Receives progress lines. */
   log: (line: string) => void;
 }
@@ -469,6 +471,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       TALLY_REDIS_URL: redis.url,
       TALLY_PG_URL: postgres.url,
       TALLY_EVENTS_PARTITIONS: String(options.partitions),
+      TALLY_KAFKA_CLIENT: options.kafkaClient ?? 'kafkajs',
       TALLY_HTTP_PORT: '0',
       TALLY_GRPC_PORT: '0',
       TALLY_BIND_HOST: '127.0.0.1',
@@ -784,7 +787,7 @@ export function formatChaosReport(result: ChaosResult, options: Omit<ChaosOption
   const lines: string[] = [];
   lines.push(
     `Chaos run: ${n(options.events)} ${options.scenario} events at ${n(options.rate)}/s offered, ` +
-      `${options.replicas} processes per consumer role, ${options.partitions} partitions, seed ${options.seed}.`,
+      `${options.replicas} processes per consumer role, ${options.partitions} partitions, Kafka client ${options.kafkaClient ?? 'kafkajs'}, seed ${options.seed}.`,
     '',
     `Sending took ${result.sendSeconds.toFixed(1)} s; the consumer groups caught up ${result.catchUpSeconds.toFixed(1)} s after sending and the faults had ended; ` +
       `${result.processes.started} processes started, ${result.processes.killed} killed with SIGKILL, ${result.processes.removed} removed with SIGTERM.`,

@@ -72,7 +72,9 @@ export async function createPrivateKafka(): Promise<PrivateKafka> {
     main,
     ...args,
   ];
-  const clusterId = randomBytes(16).toString('base64url');
+  // A cluster id starting with '-' reads as an option to StorageTool: draw again, as Kafka's own generator does.
+  let clusterId = randomBytes(16).toString('base64url');
+  while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url');
   await promisify(execFile)(
     'java',
     java('kafka.tools.StorageTool', ['format', '--standalone', '-t', clusterId, '-c', properties]),

@@ -3,10 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM ?= npm
 
-.PHONY: help install dev test test-unit chaos loadtest observe observability lint format generate services-up services-down services-purge migrate
+.PHONY: help install dev test test-unit chaos loadtest bench observe observability k8s-synth k8s-check k8s-dev lint format generate services-up services-down services-purge migrate
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 # `npm install` rather than `npm ci`: the lock file lists only the platform builds of native
 # tools (biome, buf) that the registry served, and `npm ci` refuses such a lock file.
@@ -52,6 +52,24 @@ observe: install ## Prometheus with Tally's rules against a running Tally (TARGE
 
 observability: install ## Re-render the dashboards and rule files from observability/*.ts
 	node_modules/.bin/node observability/render.ts
+
+bench: install ## Benchmark against baselines measured in the same run (~15 min on 2 cores); writes bench/RESULTS.md
+	scripts/install-k6.sh
+	scripts/services-up.sh
+	node_modules/.bin/node bench/bench.ts
+
+k8s-synth: install ## Regenerate the platform's manifests (cdk8s/dist) from cdk8s/
+	node_modules/.bin/node cdk8s/main.ts
+
+k8s-check: install ## Lint and render the chart, synth the platform, validate everything offline (builds helm once)
+	scripts/install-helm.sh >/dev/null
+	node_modules/.bin/node --test scripts/k8s.test.ts scripts/k8s-image.test.ts
+
+k8s-dev: install ## skaffold dev on kind or minikube: platform, image, Helm release, gateway on http://localhost:8080/
+	@command -v skaffold >/dev/null || { echo "skaffold not found: see docs/deploy.md"; exit 1; }
+	scripts/install-helm.sh >/dev/null
+	node_modules/.bin/node cdk8s/main.ts --size dev
+	PATH="$$(dirname "$$(scripts/install-helm.sh --print-path)"):$$PATH" skaffold dev --port-forward
 
 lint: install ## Formatting, lint, import boundaries, proto lint and type check
 	$(NPM) run lint

@@ -1,0 +1,261 @@
+/**
+ * The system under test: a fresh namespace (topics, consumer groups, Redis key prefix, PostgreSQL
+ * schema) on the local servers of scripts/services-up.sh, each Tally role in a process of its
+ * own, and direct clients of the three servers for the harness's own measurements.
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { Kafka, logLevel } from 'kafkajs';
+import pg from 'pg';
+import type { EventLog, PartitionOffsets } from '../../services/infra/log/event-log.ts';
+import { createKafkaEventLog } from '../../services/infra/log/kafka-event-log.ts';
+import { createLogger } from '../../services/infra/logger.ts';
+import { realServers } from '../../services/testing/real-servers.ts';
+import { freePort, startTally, type TallyProcess } from '../../services/testing/tally-process.ts';
+
+export const CONSUMER_ROLES = ['persister', 'counter', 'aggregator'] as const;
+export type ConsumerRole = (typeof CONSUMER_ROLES)[number];
+export type Role = 'gateway' | 'ingest' | 'query' | ConsumerRole;
+
+/** Records at or past the group's committed offset (from the log start when it never committed). */
+function partitionLag(p: PartitionOffsets): number {
+  const from = p.committed !== undefined && p.committed > p.start ? p.committed : p.start;
+  return p.end > from ? Number(p.end - from) : 0;
+}
+
+/** The consumer group of each consumer role (without the namespace's prefix). */
+export const GROUP_OF: Record<ConsumerRole, string> = {
+  persister: 'group_persistence',
+  counter: 'group_realtimecounter',
+  aggregator: 'group_aggregation',
+};
+
+export interface Namespace {
+  id: string;
+  eventsTopic: string;
+  dlqTopic: string;
+  /** The raw producer baseline's topic. */
+  rawTopic: string;
+  groupPrefix: string;
+  redisPrefix: string;
+  pgSchema: string;
+  partitions: number;
+}
+
+/** Names no other run uses: `bench-<id>…` topics, groups and keys, schema `bench_<id>`. */
+export function benchNamespace(partitions: number): Namespace {
+  const id = randomBytes(5).toString('hex');
+  return {
+    id,
+    eventsTopic: `bench-${id}-events`,
+    dlqTopic: `bench-${id}-events.dlq`,
+    rawTopic: `bench-${id}-raw`,
+    groupPrefix: `bench-${id}-`,
+    redisPrefix: `bench-${id}`,
+    pgSchema: `bench_${id}`,
+    partitions,
+  };
+}
+
+export interface Servers {
+  kafkaBrokers: string;
+  redisUrl: string;
+  pgUrl: string;
+}
+
+export const localServers: Servers = {
+  kafkaBrokers: realServers.kafkaBrokers,
+  redisUrl: realServers.redisUrl,
+  pgUrl: realServers.pgUrl,
+};
+
+/** A running role process and where it serves. */
+export interface RoleProcess {
+  role: Role;
+  proc: TallyProcess;
+  pid: number;
+  /** Where its /metrics is. */
+  metricsPort: number;
+}
+
+/**
+ * Starts and stops the role processes of one namespace, and holds the harness's clients of
+ * the servers (Kafka admin and the event log port, PostgreSQL, Redis).
+ */
+export class Deployment {
+  readonly ns: Namespace;
+  readonly servers: Servers;
+  readonly log: EventLog;
+  readonly kafka: Kafka;
+  readonly pg: pg.Pool;
+  readonly redis: Redis;
+  readonly roles = new Map<Role, RoleProcess>();
+  ingestPort = 0;
+  queryPort = 0;
+  httpPort = 0;
+  readonly #extraEnv: Record<string, string>;
+
+  constructor(ns: Namespace, servers: Servers, extraEnv: Record<string, string> = {}) {
+    this.ns = ns;
+    this.servers = servers;
+    this.#extraEnv = extraEnv;
+    const brokers = servers.kafkaBrokers.split(',');
+    this.log = createKafkaEventLog({
+      brokers,
+      clientId: 'tally-bench',
+      produceTimeoutMs: 10_000,
+      logger: createLogger('error'),
+    });
+    this.kafka = new Kafka({ clientId: 'tally-bench-admin', brokers, logLevel: logLevel.NOTHING });
+    this.pg = new pg.Pool({
+      connectionString: servers.pgUrl,
+      max: 4,
+      options: `-c search_path=${ns.pgSchema}`,
+    });
+    this.pg.on('error', () => {});
+    this.redis = new Redis(servers.redisUrl, { maxRetriesPerRequest: 2 });
+    this.redis.on('error', () => {});
+  }
+
+  /** The TALLY_* variables of every role process. */
+  env(): Record<string, string> {
+    const ns = this.ns;
+    return {
+      TALLY_KAFKA_BROKERS: this.servers.kafkaBrokers,
+      TALLY_REDIS_URL: this.servers.redisUrl,
+      TALLY_PG_URL: this.servers.pgUrl,
+      TALLY_EVENTS_TOPIC: ns.eventsTopic,
+      TALLY_EVENTS_PARTITIONS: String(ns.partitions),
+      TALLY_DLQ_TOPIC: ns.dlqTopic,
+      TALLY_GROUP_PREFIX: ns.groupPrefix,
+      TALLY_REDIS_PREFIX: ns.redisPrefix,
+      TALLY_PG_SCHEMA: ns.pgSchema,
+      TALLY_BIND_HOST: '127.0.0.1',
+      TALLY_HTTP_PORT: '0',
+      TALLY_GRPC_PORT: '0',
+      TALLY_METRICS_PORT: '0',
+      TALLY_INGEST_ADDR: `127.0.0.1:${this.ingestPort}`,
+      TALLY_QUERY_ADDR: `127.0.0.1:${this.queryPort}`,
+      ...this.#extraEnv,
+    };
+  }
+
+  /** Starts `role` in a process of its own; resolves once it logged that it started. */
+  async start(role: Role): Promise<RoleProcess> {
+    if (role === 'ingest' || role === 'query') {
+      const port = (role === 'ingest' ? this.ingestPort : this.queryPort) || (await freePort());
+      if (role === 'ingest') this.ingestPort = port;
+      else this.queryPort = port;
+    }
+    const env = this.env();
+    if (role === 'ingest') env.TALLY_GRPC_PORT = String(this.ingestPort);
+    if (role === 'query') env.TALLY_GRPC_PORT = String(this.queryPort);
+    const proc = await startTally([role], env, 120_000);
+    const metricsPort = role === 'gateway' ? proc.httpPort! : proc.metricsPort!;
+    if (role === 'gateway') this.httpPort = proc.httpPort!;
+    const running: RoleProcess = { role, proc, pid: proc.child.pid!, metricsPort };
+    this.roles.set(role, running);
+    return running;
+  }
+
+  /** SIGTERM (drains: a consumer commits its batch and leaves its group); SIGKILL after 30 s. */
+  async stop(role: Role): Promise<void> {
+    const running = this.roles.get(role);
+    if (!running) return;
+    this.roles.delete(role);
+    const force = setTimeout(() => running.proc.child.kill('SIGKILL'), 30_000);
+    await running.proc.kill('SIGTERM');
+    clearTimeout(force);
+  }
+
+  async stopAll(): Promise<void> {
+    // The gateway first, the consumers last: the order of a drain.
+    for (const role of ['gateway', 'ingest', 'query', ...CONSUMER_ROLES] as Role[]) await this.stop(role);
+  }
+
+  groupId(role: ConsumerRole): string {
+    return `${this.ns.groupPrefix}${GROUP_OF[role]}`;
+  }
+
+  /** Records of the events topic a consumer role's group has not committed yet. */
+  async lag(role: ConsumerRole): Promise<number> {
+    const offsets = await this.log.groupOffsets(this.groupId(role), this.ns.eventsTopic);
+    return offsets.reduce((n, p) => n + partitionLag(p), 0);
+  }
+
+  /** Records the group committed, summed over partitions. */
+  async committed(role: ConsumerRole): Promise<number> {
+    const offsets = await this.log.committedOffsets(this.groupId(role), this.ns.eventsTopic);
+    let total = 0n;
+    for (const o of offsets.values()) total += o;
+    return Number(total);
+  }
+
+  /** Records ever written to the events topic. */
+  async endOffset(): Promise<number> {
+    let total = 0n;
+    for (const o of (await this.log.endOffsets(this.ns.eventsTopic)).values()) total += o;
+    return Number(total);
+  }
+
+  /** Moves a stopped group's committed offsets to the end of the events topic (skips the backlog). */
+  async skipToEnd(role: ConsumerRole): Promise<void> {
+    // Explicit offsets: kafkajs's resetOffsets commits "latest" as -1, which a consumer reading
+    // from the beginning takes as no commit at all.
+    const ends = await this.log.endOffsets(this.ns.eventsTopic);
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      await admin.setOffsets({
+        groupId: this.groupId(role),
+        topic: this.ns.eventsTopic,
+        partitions: [...ends].map(([partition, offset]) => ({ partition, offset: offset.toString() })),
+      });
+    } finally {
+      await admin.disconnect();
+    }
+    const committed = await this.log.committedOffsets(this.groupId(role), this.ns.eventsTopic);
+    for (const [partition, end] of ends)
+      if ((committed.get(partition) ?? 0n) !== end)
+        throw new Error(
+          `${this.groupId(role)}: partition ${partition} committed ${committed.get(partition)}, not ${end}`,
+        );
+  }
+
+  /** Stops every process and deletes the namespace's topics, consumer groups, schema and keys. */
+  async cleanup(progress: (line: string) => void): Promise<void> {
+    await this.stopAll().catch(() => {});
+    const ns = this.ns;
+    await this.log
+      .deleteTopics([ns.eventsTopic, ns.dlqTopic, ns.rawTopic])
+      .catch((e: unknown) => progress(`could not delete the topics: ${String(e)}`));
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      const groups = (await admin.listGroups()).groups
+        .map((g) => g.groupId)
+        .filter((g) => g.startsWith(ns.groupPrefix));
+      if (groups.length > 0) await admin.deleteGroups(groups);
+    } catch (e) {
+      progress(`could not delete the consumer groups: ${String(e)}`);
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+    await this.pg
+      .query(`DROP SCHEMA IF EXISTS ${ns.pgSchema} CASCADE`)
+      .catch((e: unknown) => progress(`could not drop schema ${ns.pgSchema}: ${String(e)}`));
+    try {
+      let cursor = '0';
+      let deleted = 0;
+      do {
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${ns.redisPrefix}:*`, 'COUNT', 5000);
+        if (keys.length > 0) deleted += await this.redis.unlink(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+      progress(`deleted ${deleted} Redis keys under ${ns.redisPrefix}:`);
+    } catch (e) {
+      progress(`could not delete the Redis keys: ${String(e)}`);
+    }
+    await Promise.allSettled([this.pg.end(), this.log.close(), this.redis.quit()]);
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * The load tests' event mix (loadtest/lib/events.js) for the harness's own writers: shop pages
+ * (VIEW, CLICK), social posts (like, comment, share) and merchants (transaction, with an amount),
+ * Zipf-popular targets, users as partition keys. Encoded exactly as ingest encodes an event.
+ */
+
+import { encodeEvent, msToTimestamp, newEvent, partitionKey } from '../../services/infra/event-codec.ts';
+import type { LogRecord } from '../../services/infra/log/event-log.ts';
+
+/** Zipf ranks 1..n with P(k) ∝ k^-s, by inversion of a precomputed cumulative table. */
+export class Zipf {
+  readonly #cumulative: Float64Array;
+  readonly #random: () => number;
+
+  constructor(n: number, exponent: number, random: () => number = Math.random) {
+    this.#cumulative = new Float64Array(n);
+    let total = 0;
+    for (let k = 1; k <= n; k++) {
+      total += k ** -exponent;
+      this.#cumulative[k - 1] = total;
+    }
+    for (let i = 0; i < n; i++) this.#cumulative[i]! /= total;
+    this.#random = random;
+  }
+
+  sample(): number {
+    const u = this.#random();
+    let lo = 0;
+    let hi = this.#cumulative.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.#cumulative[mid]! < u) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo + 1;
+  }
+}
+
+interface Family {
+  share: number;
+  target: (k: number) => string;
+  types: [string, number][];
+}
+
+/** The families of the mix, as in loadtest/lib/events.js. */
+export const FAMILIES: readonly Family[] = [
+  {
+    share: 50,
+    target: (k) => `https://shop.example/p/${k}`,
+    types: [
+      ['VIEW', 80],
+      ['CLICK', 20],
+    ],
+  },
+  {
+    share: 35,
+    target: (k) => `post/${k}`,
+    types: [
+      ['like', 75],
+      ['comment', 17],
+      ['share', 8],
+    ],
+  },
+  { share: 15, target: (k) => `merchant/${k}`, types: [['transaction', 1]] },
+];
+
+function weighted<T>(pairs: readonly (readonly [T, number])[]): T {
+  let total = 0;
+  for (const [, w] of pairs) total += w;
+  let r = Math.random() * total;
+  for (const [value, w] of pairs) {
+    r -= w;
+    if (r < 0) return value;
+  }
+  return pairs[pairs.length - 1]![0];
+}
+
+const CITIES = ['Berlin', 'Paris', 'Madrid', 'Rome', 'Lisbon', 'Vienna', 'Warsaw', 'Dublin'];
+const ELEMENTS = ['add_to_cart', 'image', 'related_product', 'reviews', 'buy_now'];
+const REFERRERS = ['search', 'direct', 'social'];
+
+/** `count` log records of the mix as ingest writes them (id, received_at and ip filled in). */
+export function mixRecords(count: number, runId: string, targets = 1000, users = 100_000): LogRecord[] {
+  const targetRanks = new Zipf(targets, 1.1);
+  const userRanks = new Zipf(users, 0.7);
+  const families = FAMILIES.map((f) => [f, f.share] as const);
+  const now = Date.now();
+  const records: LogRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const family = weighted(families);
+    const type = weighted(family.types);
+    const user = userRanks.sample();
+    const h = Math.imul(user, 0x9e3779b1) >>> 0;
+    const transaction = type === 'transaction';
+    const event = newEvent({
+      id: `${runId}-raw-${i}`,
+      type,
+      target: family.target(targetRanks.sample()),
+      userId: `user-${user}`,
+      ip: `198.${18 + (h & 1)}.${(h >>> 8) & 255}.${(h >>> 16) & 255}`,
+      occurredAt: msToTimestamp(now - Math.floor(Math.random() * 2000)),
+      receivedAt: msToTimestamp(now),
+      ...(transaction ? { value: Math.round(25 * Math.exp(0.9 * gaussian()) * 100) / 100 } : {}),
+      attributes: transaction
+        ? { currency: 'EUR', city: CITIES[i % CITIES.length]! }
+        : type === 'CLICK'
+          ? { element: ELEMENTS[i % ELEMENTS.length]! }
+          : family.share === 50
+            ? { referrer: REFERRERS[i % REFERRERS.length]! }
+            : {},
+    });
+    records.push({ key: partitionKey(event), value: encodeEvent(event) });
+  }
+  return records;
+}
+
+function gaussian(): number {
+  const u = 1 - Math.random();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * Math.random());
+}

@@ -1,0 +1,874 @@
+/**
+ * Renders a run's results as bench/RESULTS.md: machine and versions, the summary of every figure
+ * against its target and its baseline, what limits the figures that miss, the tables of each
+ * phase (latency against offered load, with each process's CPU), and the method.
+ */
+import type { CpuUse } from './lib/proc.ts';
+import type { E2eStep, LoadStep, Quantiles, Results, Series } from './lib/results.ts';
+
+/** The project's targets (report only: a run never fails on them). */
+export const TARGETS = {
+  restSingleEventsPerSecond: 10_000,
+  restSingleP99MsAt70: 20,
+  batchEventsPerSecond: 50_000,
+  e2eEventsPerSecond: 25_000,
+  redisVisibleP99Ms: 250,
+  summaryVisibleP99Ms: 5_000,
+  getCountersP99Ms: 5,
+  getCountersRate: 1_000,
+  getReportP99Ms: 10,
+  getReportEvents: 10_000_000,
+  gatewayVsBareHttp: 0.4,
+  ingestVsRawProducer: 0.5,
+} as const;
+
+/** Every section heading the report has, in order (the smoke test checks them). */
+export const SECTIONS = [
+  'Machine and versions',
+  'Summary',
+  'What limits the figures that miss their target',
+  'REST single events: latency against offered load',
+  'REST batches and gRPC streams',
+  'Raw producer baseline',
+  'Sinks',
+  'End to end',
+  'Queries',
+  'Method',
+] as const;
+
+/** The rows of the summary table, by label (the smoke test checks each has a figure). */
+export const SUMMARY_ROWS = [
+  'REST single, sustained',
+  'REST single, p99 at 70 % of max',
+  'REST batch ingest',
+  'gRPC stream ingest',
+  'End to end, every group keeping up',
+  'Accepted → visible in Redis, p50',
+  'Accepted → visible in Redis, p99',
+  'Accepted → visible in the hourly summary, p99',
+  'GetCounters p99 at 1,000 calls/s',
+  'GetReport p99 on ≥ 10 M events',
+  'Persister alone (event rows)',
+  'Counter alone (Redis)',
+  'Aggregator alone (summaries)',
+] as const;
+
+/** The processes of the end-to-end path, for its tables and evidence. */
+const E2E_GROUPS = [
+  'ingest',
+  'persister',
+  'counter',
+  'aggregator',
+  'kafka',
+  'redis',
+  'postgres',
+  'simulator',
+];
+
+/** Groups whose main thread is not where their work runs (the JVM, Go, PostgreSQL's many backends). */
+export const MULTI_THREADED = new Set(['kafka', 'k6', 'postgres']);
+
+const NODE_GROUPS = new Set([
+  'gateway',
+  'ingest',
+  'query',
+  'persister',
+  'counter',
+  'aggregator',
+  'simulator',
+  'bare-http',
+  'raw-producer',
+  'harness',
+]);
+
+// ---------------------------------------------------------------------------------------------
+// Formatting
+
+const num = (n: number | undefined, digits = 0): string =>
+  n === undefined || !Number.isFinite(n)
+    ? '—'
+    : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const ms = (n: number | undefined): string =>
+  n === undefined || !Number.isFinite(n)
+    ? '—'
+    : n >= 100
+      ? `${num(n)} ms`
+      : n >= 10
+        ? `${num(n, 1)} ms`
+        : `${num(n, 2)} ms`;
+const pct = (n: number | undefined, digits = 0): string =>
+  n === undefined || !Number.isFinite(n) ? '—' : `${num(n, digits)} %`;
+const ratio = (a: number | undefined, b: number | undefined): number | undefined =>
+  a !== undefined && b !== undefined && b > 0 && Number.isFinite(a) ? a / b : undefined;
+const met = (ok: boolean | undefined): string =>
+  ok === undefined ? 'not measured' : ok ? '**met**' : '**not met**';
+
+/** A Markdown table with padded columns (as the project's formatter lays tables out). */
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(3, h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${widths.map((w, i) => (cells[i] ?? '').padEnd(w)).join(' | ')} |`;
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+function cpuCells(cpu: CpuUse | undefined, groups: string[]): string[] {
+  return [
+    ...groups.map((g) => (cpu ? pct(cpu.byGroup[g] ?? 0) : '—')),
+    cpu ? pct(cpu.otherPct) : '—',
+    cpu ? pct(cpu.machineBusyPct) : '—',
+  ];
+}
+
+function cpuHeader(groups: string[]): string[] {
+  return [...groups.map((g) => `CPU ${g}`), 'CPU other work', 'machine busy'];
+}
+
+// ---------------------------------------------------------------------------------------------
+// What limits a figure, from the CPU of the step that shows it
+
+/** A sentence on where the CPU went during `cpu`, naming saturated processes. */
+export function cpuEvidence(cpu: CpuUse | undefined, where: string): string {
+  if (!cpu || cpu.seconds === 0) return `${where}: no CPU sample.`;
+  const top = Object.entries(cpu.byGroup)
+    .filter(([, v]) => v >= 3)
+    .sort((a, b) => b[1] - a[1]);
+  const parts = top.map(([g, v]) => `${g} ${pct(v)}`);
+  if (cpu.otherPct >= 3) parts.push(`other work on the machine ${pct(cpu.otherPct)}`);
+  const saturated = top.filter(([g, v]) => NODE_GROUPS.has(g) && v >= 85).map(([g, v]) => `${g} (${pct(v)})`);
+  const machineFull = cpu.machineBusyPct >= 90;
+  const sentences = [
+    `${where}, the machine was ${pct(cpu.machineBusyPct)} busy (${cpu.cores} cores; CPU in % of one core: ${parts.join(', ') || 'nothing above 3 %'}).`,
+  ];
+  if (saturated.length > 0)
+    sentences.push(
+      `${saturated.join(' and ')} ran at about a full core: a Node.js process does its JavaScript on one thread, so ${saturated.length > 1 ? 'these processes were' : 'this process was'} saturated.`,
+    );
+  if (machineFull)
+    sentences.push(
+      'Both cores were busy: the processes of the path, the load generator and any other work competed for CPU, so the figure is bounded by the machine rather than by one component.',
+    );
+  const k6 = cpu.byGroup.k6 ?? 0;
+  const sim = cpu.byGroup.simulator ?? 0;
+  if (k6 >= 50 || sim >= 50)
+    sentences.push(
+      `The load generator itself took ${pct(Math.max(k6, sim))} of a core on the same machine: on separate load machines the service would get that CPU too.`,
+    );
+  const waited = Object.entries(cpu.waitByGroup ?? {})
+    .filter(([g, v]) => v >= 5 && !MULTI_THREADED.has(g) && (cpu.byGroup[g] ?? 0) >= 10)
+    .sort((a, b) => b[1] - a[1]);
+  if (waited.length > 0)
+    sentences.push(
+      `Main threads runnable but waiting for a core (the run queue, % of the step): ${waited.map(([g, v]) => `${g} ${pct(v)}`).join(', ')}: time lost to CPU contention, which shows as latency before any process saturates.`,
+    );
+  if (!machineFull && saturated.length === 0 && waited.length === 0)
+    sentences.push(
+      'Neither a process nor the machine was saturated on average over the step: the limit lies in waits (on the servers, the batching linger) and in stalls shorter than the CPU samples.',
+    );
+  else if (!machineFull && saturated.length === 0)
+    sentences.push(
+      `No process was saturated on average, but with ${pct(cpu.machineBusyPct)} of two cores busy the processes of the path queue for a core, and latency grows before throughput tops out.`,
+    );
+  return sentences.join(' ');
+}
+
+/** `12 µs`, `1.4 ms`. */
+function micros(us: number): string {
+  return us >= 1000 ? `${num(us / 1000, 1)} ms` : `${num(us)} µs`;
+}
+
+/**
+ * CPU per event of each process at a steady step, and the rate a full core of this machine
+ * would give that process alone (a Node.js process runs its JavaScript on one thread).
+ */
+export function costEvidence(
+  cpu: CpuUse | undefined,
+  perSecond: number | undefined,
+  groups: string[],
+  unit = 'event',
+): string {
+  if (!cpu || !(perSecond && perSecond > 0)) return '';
+  const parts = groups
+    .filter((g) => (cpu.byGroup[g] ?? 0) > 0.5)
+    .map((g) => {
+      const us = (cpu.byGroup[g]! / 100 / perSecond) * 1e6;
+      return `${g} ${micros(us)} (a full core: about ${num(1e6 / us)}/s)`;
+    });
+  return parts.length === 0 ? '' : `CPU per ${unit} at ${num(perSecond)}/s: ${parts.join(', ')}.`;
+}
+
+/** The step above the best one (where the series broke), else the best, else the last. */
+function breakingStep<S extends { passed: boolean; rate: number }>(
+  steps: S[],
+  best: S | undefined,
+): S | undefined {
+  if (best) return steps.find((s) => !s.passed && s.rate > best.rate) ?? best;
+  return steps.at(-1);
+}
+
+/** Did some step above the best one fail, i.e. was the maximum found rather than only bounded below? */
+function saturated<S extends { passed: boolean; rate: number }>(steps: S[], best: S | undefined): boolean {
+  return best !== undefined && steps.some((s) => !s.passed && s.rate > best.rate);
+}
+
+/** Where a series' figure comes from: the step that broke it, or the highest one when none did. */
+function stepEvidence<S extends { passed: boolean; rate: number; why: string; cpu: CpuUse }>(
+  steps: S[],
+  best: S | undefined,
+  offered: (s: S) => string,
+): string | undefined {
+  const step = breakingStep(steps, best);
+  if (!step) return undefined;
+  if (best && !saturated(steps, best))
+    return `No step failed: the steps stopped at ${offered(step)} (their number or the run's time budget), so the figure is a lower bound, not the maximum. ${cpuEvidence(step.cpu, `At ${offered(step)}`)}`;
+  return cpuEvidence(
+    step.cpu,
+    `At ${offered(step)} (${step.passed ? 'the highest step' : `the step that broke: ${step.why}`})`,
+  );
+}
+
+/** " (lower bound: no step failed)" when the series never broke. */
+function boundNote<S extends { passed: boolean; rate: number }>(steps: S[], best: S | undefined): string {
+  return best && !saturated(steps, best) ? ' (lower bound: no step failed)' : '';
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface SummaryRow {
+  label: (typeof SUMMARY_ROWS)[number];
+  measured: string;
+  target: string;
+  ok: boolean | undefined;
+  baseline: string;
+  ratio: string;
+  ratioTarget: string;
+  ratioOk: boolean | undefined;
+  /** Why it missed, when it did. */
+  limit?: string;
+}
+
+function rawFor(results: Results, series: Series | undefined) {
+  const mean = series?.best?.writes?.meanEvents;
+  if (mean === undefined)
+    return results.rawProducer.find((r) => r.batch === results.setup.maxProduceBatchEvents);
+  return results.rawProducer.find((r) => r.batch === Math.round(mean));
+}
+
+function summaryRows(r: Results): SummaryRow[] {
+  const rows: SummaryRow[] = [];
+  const single = r.restSingle?.best;
+  const bare = r.bareHttp?.best;
+  const singleRatio = ratio(single?.achievedEvents, bare?.achievedEvents);
+  rows.push({
+    label: 'REST single, sustained',
+    measured: single
+      ? `${num(single.achievedEvents)} events/s${boundNote(r.restSingle!.steps, single)}`
+      : '—',
+    target: `≥ ${num(TARGETS.restSingleEventsPerSecond)} events/s`,
+    ok: single ? single.achievedEvents >= TARGETS.restSingleEventsPerSecond : undefined,
+    baseline: bare ? `bare Node HTTP: ${num(bare.achievedEvents)} requests/s` : '—',
+    ratio: singleRatio === undefined ? '—' : pct(singleRatio * 100),
+    ratioTarget: `≥ ${pct(TARGETS.gatewayVsBareHttp * 100)}`,
+    ratioOk: singleRatio === undefined ? undefined : singleRatio >= TARGETS.gatewayVsBareHttp,
+    limit:
+      r.restSingle &&
+      [
+        stepEvidence(r.restSingle.steps, single, (s) => `${num(s.rate)} requests/s offered`),
+        costEvidence(single?.cpu, single?.achievedEvents, ['gateway', 'ingest', 'kafka', 'k6'], 'request'),
+        bare
+          ? `The bare HTTP server at its best step: ${costEvidence(bare.cpu, bare.achievedEvents, ['bare-http', 'k6'], 'request')}`
+          : '',
+      ]
+        .filter(Boolean)
+        .join(' '),
+  });
+  const at70 = r.at70;
+  rows.push({
+    label: 'REST single, p99 at 70 % of max',
+    measured: at70 ? `${ms(at70.latency.p99)} at ${num(at70.rate)} requests/s` : '—',
+    target: `≤ ${TARGETS.restSingleP99MsAt70} ms`,
+    ok: at70 ? at70.latency.p99 <= TARGETS.restSingleP99MsAt70 : undefined,
+    baseline: '—',
+    ratio: '—',
+    ratioTarget: '—',
+    ratioOk: undefined,
+    limit: at70
+      ? `${cpuEvidence(at70.cpu, `At ${num(at70.rate)} requests/s (70 % of the maximum)`)}${at70.writes ? ` Ingest's Kafka writes took ${ms(at70.writes.p99Ms)} at p99 (${num(at70.writes.meanEvents, 1)} events per write): the acknowledgement waits for one.` : ''}`
+      : undefined,
+  });
+  for (const [label, series] of [
+    ['REST batch ingest', r.restBatch],
+    ['gRPC stream ingest', r.grpcStream],
+  ] as const) {
+    const best = series?.best;
+    const raw = rawFor(r, series);
+    const q = ratio(best?.achievedEvents, raw?.eventsPerSecond);
+    rows.push({
+      label,
+      measured: best ? `${num(best.achievedEvents)} events/s${boundNote(series!.steps, best)}` : '—',
+      target: `≥ ${num(TARGETS.batchEventsPerSecond)} events/s`,
+      ok: best ? best.achievedEvents >= TARGETS.batchEventsPerSecond : undefined,
+      baseline: raw
+        ? `kafkajs alone, ${num(raw.batch)} records per send: ${num(raw.eventsPerSecond)} events/s`
+        : '—',
+      ratio: q === undefined ? '—' : pct(q * 100),
+      ratioTarget: `≥ ${pct(TARGETS.ingestVsRawProducer * 100)}`,
+      ratioOk: q === undefined ? undefined : q >= TARGETS.ingestVsRawProducer,
+      limit:
+        series &&
+        [
+          stepEvidence(series.steps, best, (s) => `${num(s.offeredEvents)} events/s offered`),
+          costEvidence(best?.cpu, best?.achievedEvents, series.columns),
+          raw
+            ? costEvidence(raw.cpu, raw.eventsPerSecond, ['raw-producer', 'kafka']).replace(
+                'CPU per event',
+                'The raw producer: CPU per event',
+              )
+            : '',
+        ]
+          .filter(Boolean)
+          .join(' '),
+    });
+  }
+  const e2e = r.e2e?.best;
+  const e2eBreak = r.e2e && breakingStep(r.e2e.steps, e2e);
+  rows.push({
+    label: 'End to end, every group keeping up',
+    measured: e2e ? `${num(e2e.achievedEvents)} events/s${boundNote(r.e2e!.steps, e2e)}` : '—',
+    target: `≥ ${num(TARGETS.e2eEventsPerSecond)} events/s`,
+    ok: e2e ? e2e.achievedEvents >= TARGETS.e2eEventsPerSecond : undefined,
+    baseline: '—',
+    ratio: '—',
+    ratioTarget: '—',
+    ratioOk: undefined,
+    limit:
+      r.e2e && e2eBreak
+        ? [
+            stepEvidence(r.e2e.steps, e2e, (s) => `${num(s.rate)} events/s offered`),
+            slowestGroup(e2eBreak),
+            costEvidence(e2e?.cpu, e2e?.achievedEvents, E2E_GROUPS),
+            r.catchUp.length > 0
+              ? `Alone on a backlog, the sinks went much faster (${r.catchUp.map((c) => `${c.role} ${num(c.eventsPerSecond)}/s`).join(', ')}): together, with ingest, the servers and the load generator on two cores, they share the CPU.`
+              : '',
+          ]
+            .filter(Boolean)
+            .join(' ')
+        : undefined,
+  });
+  const vis = e2e ?? r.e2e?.steps[0];
+  const where = vis ? ` (at ${num(vis.rate)} events/s)` : '';
+  const probe = (sink: string) => vis?.probes[sink];
+  const visLimit = vis
+    ? `${cpuEvidence(vis.cpu, `During the step at ${num(vis.rate)} events/s`)} ${slowestGroup(vis)}`
+    : undefined;
+  rows.push({
+    label: 'Accepted → visible in Redis, p50',
+    measured: probe('counter') ? `${ms(probe('counter')!.p50)}${where}` : '—',
+    target: '—',
+    ok: undefined,
+    baseline: '—',
+    ratio: '—',
+    ratioTarget: '—',
+    ratioOk: undefined,
+  });
+  rows.push({
+    label: 'Accepted → visible in Redis, p99',
+    measured: probe('counter') ? `${ms(probe('counter')!.p99)}${where}` : '—',
+    target: `≤ ${TARGETS.redisVisibleP99Ms} ms`,
+    ok: probe('counter') ? probe('counter')!.p99 <= TARGETS.redisVisibleP99Ms : undefined,
+    baseline: '—',
+    ratio: '—',
+    ratioTarget: '—',
+    ratioOk: undefined,
+    limit: visLimit,
+  });
+  rows.push({
+    label: 'Accepted → visible in the hourly summary, p99',
+    measured: probe('aggregator') ? `${ms(probe('aggregator')!.p99)}${where}` : '—',
+    target: `≤ ${num(TARGETS.summaryVisibleP99Ms / 1000)} s`,
+    ok: probe('aggregator') ? probe('aggregator')!.p99 <= TARGETS.summaryVisibleP99Ms : undefined,
+    baseline: '—',
+    ratio: '—',
+    ratioTarget: '—',
+    ratioOk: undefined,
+    limit: visLimit,
+  });
+  const gc = r.getCounters;
+  const redisHget = r.redisBench?.rows.find((x) => x.name === 'HGETALL, 10 clients, no pipeline');
+  rows.push({
+    label: 'GetCounters p99 at 1,000 calls/s',
+    measured: gc ? `${ms(gc.latency.p99)} at ${num(gc.rate)} calls/s` : '—',
+    target: `≤ ${TARGETS.getCountersP99Ms} ms`,
+    ok: gc ? gc.latency.p99 <= TARGETS.getCountersP99Ms && gc.rate >= TARGETS.getCountersRate : undefined,
+    baseline: redisHget
+      ? `redis-benchmark HGETALL (10 clients, no pipeline) p99 ${ms(redisHget.p99Ms)}`
+      : '—',
+    ratio: '—',
+    ratioTarget: '—',
+    ratioOk: undefined,
+    limit: gc ? cpuEvidence(gc.cpu, `At ${num(gc.rate)} calls/s`) : undefined,
+  });
+  const gr = r.getReport;
+  rows.push({
+    label: 'GetReport p99 on ≥ 10 M events',
+    measured: gr
+      ? `${ms(gr.latency.p99)} at ${num(gr.rate)} calls/s, ${num(gr.seed.rows)} summary rows of ${num(gr.seed.events)} events`
+      : '—',
+    target: `≤ ${TARGETS.getReportP99Ms} ms`,
+    ok: gr
+      ? gr.latency.p99 <= TARGETS.getReportP99Ms && gr.seed.events >= TARGETS.getReportEvents
+      : undefined,
+    baseline: '—',
+    ratio: '—',
+    ratioTarget: '—',
+    ratioOk: undefined,
+    limit: gr
+      ? `${cpuEvidence(gr.cpu, `At ${num(gr.rate)} calls/s`)}${gr.seed.events < TARGETS.getReportEvents ? ` The table summarised only ${num(gr.seed.events)} events (a smoke run's tiny table).` : ''}`
+      : undefined,
+  });
+  const catchUp = (role: string) => r.catchUp.find((c) => c.role === role);
+  const persister = catchUp('persister');
+  const copyRatio = ratio(persister?.eventsPerSecond, r.pgCopy?.rowsPerSecond);
+  rows.push({
+    label: 'Persister alone (event rows)',
+    measured: persister ? `${num(persister.eventsPerSecond)} events/s` : '—',
+    target: '—',
+    ok: undefined,
+    baseline: r.pgCopy ? `COPY of the same rows: ${num(r.pgCopy.rowsPerSecond)} rows/s` : '—',
+    ratio: copyRatio === undefined ? '—' : pct(copyRatio * 100),
+    ratioTarget: '—',
+    ratioOk: undefined,
+  });
+  const counter = catchUp('counter');
+  const apply = r.redisBench?.rows.find((x) => x.name === 'EVALSHA apply ×1');
+  const applyRatio = ratio(counter?.eventsPerSecond, apply?.eventsPerSecond);
+  rows.push({
+    label: 'Counter alone (Redis)',
+    measured: counter ? `${num(counter.eventsPerSecond)} events/s` : '—',
+    target: '—',
+    ok: undefined,
+    baseline: apply
+      ? `redis-benchmark apply script, one event per call: ${num(apply.eventsPerSecond)} events/s`
+      : '—',
+    ratio: applyRatio === undefined ? '—' : pct(applyRatio * 100),
+    ratioTarget: '—',
+    ratioOk: undefined,
+  });
+  const aggregator = catchUp('aggregator');
+  rows.push({
+    label: 'Aggregator alone (summaries)',
+    measured: aggregator ? `${num(aggregator.eventsPerSecond)} events/s` : '—',
+    target: '—',
+    ok: undefined,
+    baseline: '—',
+    ratio: '—',
+    ratioTarget: '—',
+    ratioOk: undefined,
+  });
+  return rows;
+}
+
+/** Which consumer group fell furthest behind in a step, and how far. */
+function slowestGroup(step: E2eStep): string {
+  const entries = Object.entries(step.maxLag).sort((a, b) => b[1] - a[1]);
+  const [group, lag] = entries[0] ?? ['—', 0];
+  if (!(lag > 0)) return 'No group had a lag worth naming.';
+  const cpu = step.cpu.byGroup[group];
+  return `The furthest behind was the ${group} (${num(lag)} records at most in the step's second half${cpu !== undefined ? `, its process at ${pct(cpu)} of a core` : ''}).`;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function loadTable(series: Series, unit: string): string {
+  const withWrites = series.steps.some((s) => s.writes);
+  return table(
+    [
+      `offered ${unit}/s`,
+      'offered events/s',
+      'acknowledged events/s',
+      'p50',
+      'p90',
+      'p99',
+      'max',
+      'dropped',
+      'failed',
+      ...(withWrites ? ['events per Kafka write'] : []),
+      ...cpuHeader(series.columns),
+      'verdict',
+    ],
+    series.steps.map((s) => [
+      num(s.rate),
+      num(s.offeredEvents),
+      num(s.achievedEvents),
+      ms(s.latency.p50),
+      ms(s.latency.p90),
+      ms(s.latency.p99),
+      ms(s.latency.max),
+      `${num(s.dropped)} of ${num(s.planned)}`,
+      pct(s.failedRate * 100, 2),
+      ...(withWrites ? [s.writes ? num(s.writes.meanEvents, 1) : '—'] : []),
+      ...cpuCells(s.cpu, series.columns),
+      verdict(s, series.best),
+    ]),
+  );
+}
+
+function verdict(s: LoadStep | E2eStep, best: LoadStep | E2eStep | undefined): string {
+  if (s === best) return '**max**';
+  return s.passed ? 'pass' : `fail: ${s.why}`;
+}
+
+function quant(q: Quantiles | undefined): string {
+  return q && q.n > 0 ? `${ms(q.p50)} / ${ms(q.p99)}` : '—';
+}
+
+export function renderReport(r: Results): string {
+  const out: string[] = [];
+  const push = (...lines: string[]) => out.push(...lines);
+  const started = r.startedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  push('# Tally benchmark results', '');
+  if (r.smoke)
+    push(
+      '> **Smoke run** (`node bench/bench.ts --smoke`): seconds of tiny load on tiny tables. It checks the harness; its figures mean nothing.',
+      '',
+    );
+  push(
+    `Measured by \`make bench\` (\`node bench/bench.ts\`) on ${started}, in ${num(r.seconds / 60, 1)} minutes. ` +
+      'Every figure and its baseline come from the same run, on the same machine, against the same servers. ' +
+      "Targets are the project's objectives; the run reports them and never fails on them.",
+    '',
+  );
+
+  push('## Machine and versions', '');
+  const m = r.machine;
+  const v = r.versions;
+  push(
+    table(
+      ['', ''],
+      [
+        ['CPU', `${m.cpuModel}, ${m.cores} cores`],
+        ['RAM', `${num(m.memGiB, 1)} GiB`],
+        ['kernel', m.kernel],
+        ['load average at the start (1, 5, 15 min)', m.loadAverage.map((l) => num(l, 2)).join(', ')],
+        ['Node.js', v.node],
+        ['Kafka', v.kafka],
+        ['Redis', v.redis],
+        ['PostgreSQL', v.postgres],
+        ['k6', v.k6],
+        ['kafkajs', v.kafkajs],
+        ['redis-benchmark', v.redisBenchmark],
+      ],
+    ),
+    '',
+    `The machine is shared with other work (its load average was ${num(m.loadAverage[0], 2)} when the run started, on ${m.cores} cores), ` +
+      'and the load generators (k6, the simulator) run on the same cores as Tally and its servers. Every table shows the CPU of ' +
+      'each process of the run and, as _other work_, what the rest of the machine used meanwhile (from `/proc/stat` less the ' +
+      'processes of the run). Figures from a dedicated machine, with the load generated elsewhere, would be higher.',
+    '',
+  );
+
+  push('## Summary', '');
+  const rows = summaryRows(r);
+  push(
+    table(
+      [
+        'figure',
+        'measured',
+        'target',
+        'target met',
+        'baseline (same run)',
+        'ratio to baseline',
+        'ratio target',
+        'ratio met',
+      ],
+      rows.map((row) => [
+        row.label,
+        row.measured,
+        row.target,
+        row.target === '—' ? '—' : met(row.ok),
+        row.baseline,
+        row.ratio,
+        row.ratioTarget,
+        row.ratioTarget === '—' ? '—' : met(row.ratioOk),
+      ]),
+    ),
+    '',
+  );
+
+  push('## What limits the figures that miss their target', '');
+  const missed = rows.filter((row) => row.ok === false || row.ratioOk === false);
+  if (missed.length === 0) push('Every figure that was measured met its target.', '');
+  for (const row of missed)
+    push(
+      `- **${row.label}** (${row.measured}; target ${row.target}${row.ratioOk === false ? `, ratio ${row.ratio} against ${row.ratioTarget}` : ''}): ${row.limit ?? 'no evidence recorded.'}`,
+    );
+  if (missed.length > 0) push('');
+
+  push('## REST single events: latency against offered load', '');
+  if (r.restSingle) {
+    push(
+      `\`loadtest/rest-single.js\` against the gateway (\`POST /v1/events\`, one event per request, acknowledged once Kafka holds it), ` +
+        `${r.setup.stepSeconds} s per step. A step passes when at most 1 % of its iterations were dropped (every VU busy), at most ` +
+        `0.1 % failed, and p99 stayed under ${num(r.restSingle.blowUpMs)} ms; the maximum is the best passing step.`,
+      '',
+      loadTable(r.restSingle, 'requests'),
+      '',
+    );
+  } else push('Not measured.', '');
+  if (r.at70)
+    push(
+      `At 70 % of the maximum (${num(r.at70.rate)} requests/s for ${num(r.at70.planned / Math.max(1, r.at70.rate))} s): ` +
+        `${num(r.at70.achievedEvents)} events/s acknowledged, p50 ${ms(r.at70.latency.p50)}, p90 ${ms(r.at70.latency.p90)}, ` +
+        `p99 ${ms(r.at70.latency.p99)}, max ${ms(r.at70.latency.max)}, ${num(r.at70.dropped)} dropped, ${pct(r.at70.failedRate * 100, 2)} failed` +
+        `${r.at70.writes ? `; ${num(r.at70.writes.meanEvents, 1)} events per Kafka write, ${num(r.at70.writes.perSecond)} writes/s, write p99 ${ms(r.at70.writes.p99Ms)}` : ''}. ` +
+        `CPU: ${Object.entries(r.at70.cpu.byGroup)
+          .filter(([, x]) => x >= 3)
+          .sort((a, b) => b[1] - a[1])
+          .map(([g, x]) => `${g} ${pct(x)}`)
+          .join(', ')}; machine ${pct(r.at70.cpu.machineBusyPct)} busy.`,
+      '',
+    );
+  push(
+    '### Baseline: a bare Node.js HTTP server',
+    '',
+    '`bench/baselines/bare-http.ts` answers `POST /v1/events` as the gateway does on the wire (parses the JSON, answers `{"id"}`), ' +
+      'with nothing behind it, under the same k6 script and the same steps.',
+    '',
+    r.bareHttp ? loadTable(r.bareHttp, 'requests') : 'Not measured.',
+    '',
+  );
+
+  push('## REST batches and gRPC streams', '');
+  const prebuilt =
+    "except that each VU builds its events once and each iteration only stamps its own ids into them: generating every event in k6's JavaScript costs the load generator about as much CPU as ingesting it costs Tally or more (see the comparison below), which on one machine would cap the figure";
+  for (const [title, series, how, same, script] of [
+    [
+      'REST batches',
+      r.restBatch,
+      `\`bench/rest-batch-prebuilt.js\` (\`POST /v1/events:batch\`) against the gateway: the load tests' REST batch script (the same mix, settings, checks and summary) ${prebuilt}`,
+      r.restBatchLoadtestScript,
+      'loadtest/rest-batch.js',
+    ],
+    [
+      'gRPC client streams',
+      r.grpcStream,
+      `\`bench/grpc-stream-prebuilt.js\` (\`IngestService/PublishStream\`) straight to ingest: the load tests' stream script ${prebuilt}`,
+      r.grpcStreamLoadtestScript,
+      'loadtest/grpc-stream.js',
+    ],
+  ] as const) {
+    push(`### ${title}`, '');
+    if (!series) {
+      push('Not measured.', '');
+      continue;
+    }
+    const unit = series.iteration.startsWith('batch') ? 'batches' : 'streams';
+    push(
+      `${how}. One ${series.iteration} per iteration, ${r.setup.stepSeconds} s per step; a step blows up past a p99 of ${num(series.blowUpMs)} ms (5 × the load tests' bound of 20 ms + 1 ms per event).`,
+      '',
+      loadTable(series, unit),
+      '',
+    );
+    if (same)
+      push(
+        `The load tests' own \`${script}\` at the same ${num(same.rate)} ${unit}/s: ${num(same.achievedEvents)} events/s acknowledged, ` +
+          `p99 ${ms(same.latency.p99)}, ${num(same.dropped)} of ${num(same.planned)} dropped (${same.passed ? 'pass' : `fail: ${same.why}`}); ` +
+          `k6 used ${pct(same.cpu.byGroup.k6)} of a core, against ${pct(series.best?.cpu.byGroup.k6)} with events built once.`,
+        '',
+      );
+  }
+
+  push('## Raw producer baseline', '');
+  push(
+    "`bench/baselines/raw-producer.ts`: kafkajs alone, with ingest's producer settings (idempotent, `acks=-1`, one request in " +
+      "flight, the default partitioner) and ingest's batching (one send at a time, of as many records as ingest put in one write), " +
+      "on records encoded as ingest encodes the load tests' events, to a topic of the same partitions, in a process of its own.",
+    '',
+  );
+  push(
+    r.rawProducer.length === 0
+      ? 'Not measured.'
+      : table(
+          [
+            'records per send',
+            'mirrors',
+            'events/s',
+            'send p50',
+            'send p99',
+            ...cpuHeader(['raw-producer', 'kafka']),
+          ],
+          r.rawProducer.map((x) => [
+            num(x.batch),
+            x.mirrors,
+            num(x.eventsPerSecond),
+            ms(x.sendP50Ms),
+            ms(x.sendP99Ms),
+            ...cpuCells(x.cpu, ['raw-producer', 'kafka']),
+          ]),
+        ),
+    '',
+  );
+
+  push('## Sinks', '');
+  push(
+    'Each consumer role alone (the others stopped) on the backlog the ingest phases left in the events topic, its rate counted ' +
+      "from its first commit; then the servers' own baselines on the same kind of work.",
+    '',
+  );
+  push(
+    r.catchUp.length === 0
+      ? 'Not measured.'
+      : table(
+          [
+            'role',
+            'backlog (records)',
+            'events handled',
+            'seconds',
+            'events/s',
+            'its CPU per event',
+            ...cpuHeader(['persister', 'counter', 'aggregator', 'kafka', 'redis', 'postgres']),
+          ],
+          r.catchUp.map((c) => [
+            c.role,
+            num(c.backlog),
+            num(c.events),
+            num(c.seconds, 1),
+            num(c.eventsPerSecond),
+            c.eventsPerSecond > 0
+              ? micros(((c.cpu.byGroup[c.role] ?? 0) / 100 / c.eventsPerSecond) * 1e6)
+              : '—',
+            ...cpuCells(c.cpu, ['persister', 'counter', 'aggregator', 'kafka', 'redis', 'postgres']),
+          ]),
+        ),
+    '',
+  );
+  push('### PostgreSQL COPY', '');
+  push(
+    r.pgCopy
+      ? `\`bench/baselines/pg-copy.ts\`: ${num(r.pgCopy.rows)} rows the persister wrote to \`event\` (${num(r.pgCopy.bytes / 2 ** 20, 1)} MiB as COPY text), copied back with psql's \`\\copy\` into a table of the same definition (\`LIKE event INCLUDING ALL\`: primary key and index): ${num(r.pgCopy.rowsPerSecond)} rows/s (${num(r.pgCopy.seconds, 2)} s).`
+      : 'Not measured.',
+    '',
+  );
+  push('### redis-benchmark', '');
+  if (r.redisBench)
+    push(
+      `\`bench/baselines/redis-bench.ts\`: ${r.redisBench.version}, ${num(r.redisBench.requests)} requests per command, ` +
+        `${r.redisBench.clients} clients, pipeline ${r.redisBench.pipeline} (the server's ceiling; the last row: its latency unloaded), on the counter store's own apply script (EVALSHA) and the other commands of the counter sink and GetCounters.`,
+      '',
+      table(
+        ['command', 'what it stands for', 'requests/s', 'events/s', 'p50', 'p99'],
+        r.redisBench.rows.map((x) => [
+          x.name,
+          x.what,
+          num(x.requestsPerSecond),
+          x.eventsPerRequest ? num(x.eventsPerSecond) : '—',
+          ms(x.p50Ms),
+          ms(x.p99Ms),
+        ]),
+      ),
+      '',
+    );
+  else push('Not measured.', '');
+
+  push('## End to end', '');
+  if (r.e2e) {
+    const groups = [
+      'ingest',
+      'persister',
+      'counter',
+      'aggregator',
+      'kafka',
+      'redis',
+      'postgres',
+      'simulator',
+    ];
+    push(
+      `Every role running; three simulators (\`tally simulate\`: clickstream 50 %, social 35 %, transactions 15 %, batches of 100 ` +
+        `over gRPC to ingest) offer each rate for ${r.setup.e2eStepSeconds} s. The lag of each consumer group (end offsets less ` +
+        `committed offsets, read through the event log port every second) must stay under max(2 s of events, 2,000) in the second ` +
+        `half of the step, and every group must have committed everything within a drain wait after it. Meanwhile ` +
+        `${r.setup.probesPerSecond} probe events per second, each on a target of its own, go through \`Publish\`; from each ` +
+        `acknowledgement the harness polls Redis every ${r.setup.probeRedisPollMs} ms and PostgreSQL every ${r.setup.probePgPollMs} ms ` +
+        'until the probe is readable there (p50 / p99 below).',
+      '',
+      table(
+        [
+          'offered events/s',
+          'acknowledged events/s',
+          'max lag persister / counter / aggregator',
+          'drained in',
+          '→ Redis p50 / p99',
+          '→ summary p50 / p99',
+          '→ event row p50 / p99',
+          ...cpuHeader(groups),
+          'verdict',
+        ],
+        r.e2e.steps.map((s) => [
+          num(s.rate),
+          num(s.achievedEvents),
+          ['persister', 'counter', 'aggregator'].map((g) => num(s.maxLag[g])).join(' / '),
+          s.drainSeconds === undefined ? 'not drained' : `${num(s.drainSeconds, 1)} s`,
+          quant(s.probes.counter),
+          quant(s.probes.aggregator),
+          quant(s.probes.persister),
+          ...cpuCells(s.cpu, groups),
+          verdict(s, r.e2e?.best),
+        ]),
+      ),
+      '',
+    );
+    const vis = r.e2e.best ?? r.e2e.steps[0];
+    if (vis?.histogram)
+      push(
+        `The consumers' own histogram \`tally_sink_visible_latency_seconds\` (from the record's log timestamp to the batch being ` +
+          `held; quantiles interpolated within its buckets) at ${num(vis.rate)} events/s: ` +
+          ['counter', 'aggregator', 'persister']
+            .map(
+              (s) =>
+                `${s} p50 ${ms(vis.histogram![s]?.p50)}, p99 ${ms(vis.histogram![s]?.p99)} (${num(vis.histogram![s]?.n)} events)`,
+            )
+            .join('; ') +
+          '.',
+        '',
+      );
+    else
+      push(
+        'The consumers did not export `tally_sink_visible_latency_seconds` in this run: visibility comes from the probes only.',
+        '',
+      );
+  } else push('Not measured.', '');
+
+  push('## Queries', '');
+  const gc = r.getCounters;
+  push(
+    gc
+      ? `\`bench/grpc-query.js\` (k6) calling \`QueryService/GetCounters\` on the query role at ${num(gc.rate)} calls/s for ${num(gc.seconds)} s, targets of the load tests' mix by popularity: p50 ${ms(gc.latency.p50)}, p90 ${ms(gc.latency.p90)}, p99 ${ms(gc.latency.p99)}, max ${ms(gc.latency.max)}; ${num(gc.dropped)} dropped, ${pct(gc.failedRate * 100, 2)} failed. ${cpuEvidence(gc.cpu, 'Meanwhile')}`
+      : 'GetCounters: not measured.',
+    '',
+  );
+  const gr = r.getReport;
+  push(
+    gr
+      ? `\`QueryService/GetReport\` at ${num(gr.rate)} calls/s for ${num(gr.seconds)} s, for a random target of ${num(gr.seed.targetsPerFamily * 3)} and a random day of ${gr.seed.firstDate} … ${gr.seed.lastDate}, on \`event_summary\` seeded with ${num(gr.seed.rows)} rows (${num(gr.seed.tableBytes / 2 ** 20)} MiB with its key) summarising ${num(gr.seed.events)} events (seeded in ${num(gr.seed.seconds, 1)} s): p50 ${ms(gr.latency.p50)}, p90 ${ms(gr.latency.p90)}, p99 ${ms(gr.latency.p99)}, max ${ms(gr.latency.max)}; ${num(gr.dropped)} dropped, ${pct(gr.failedRate * 100, 2)} failed. ${cpuEvidence(gr.cpu, 'Meanwhile')}`
+      : 'GetReport: not measured.',
+    '',
+  );
+
+  push('## Method', '');
+  push(
+    `- **Servers.** The local Kafka, Redis and PostgreSQL of \`scripts/services-up.sh\` (${r.setup.servers}), started by the harness when they are not running, in a namespace of the run's own (\`bench-${r.setup.namespace}\`: topics, consumer groups, Redis key prefix, schema \`bench_${r.setup.namespace}\`), deleted at the end. These are the servers the project develops and tests against, already warm and configured as documented; private servers would add a Kafka start-up to every run and differ in configuration (the test helpers run PostgreSQL without fsync and Kafka on a 384 MiB heap).`,
+    `- **Processes.** Each role is a process of its own (\`bin/tally gateway\`, \`ingest\`, \`query\`, \`persister\`, \`counter\`, \`aggregator\`), the gateway reaching ingest and query over gRPC; the events topic has ${r.setup.partitions} partitions; ingest batches Kafka writes with its defaults (linger ${r.setup.lingerMs} ms, at most ${num(r.setup.maxProduceBatchEvents)} events); the dedup window is ${num(r.setup.dedupWindowMs / 60_000)} minutes so that the run's Redis markers expire soon (the work per event is the same). The consumer roles start after the ingest phases, so the ingest figures are not shared with consumers catching up.`,
+    "- **Load.** k6 with an open model (`constant-arrival-rate`): RATE per step, VUs allocated up front for 100 ms per iteration and allowed up to the rate × the blow-up latency, so that a saturated service shows as dropped iterations. Single events use the load tests' own `loadtest/rest-single.js`, against the gateway and the bare server alike; batches and streams use `bench/rest-batch-prebuilt.js` and `bench/grpc-stream-prebuilt.js`, the load tests' scripts with each VU's events built once (the originals run once at the maximum, for comparison); queries use `bench/grpc-query.js`. The end-to-end phase uses the simulator (`tally simulate`, gRPC batches). Events are the load tests' realistic mix (Zipf-popular shop pages, posts and merchants, 100,000 users).",
+    "- **Maxima.** Steps go up by a factor while they pass and down while the first ones fail; one more step between the last pass and the first failure refines the maximum. An ingest step passes with at most 1 % of its iterations dropped, at most 0.1 % failed and p99 under its blow-up bound; an end-to-end step with every group's lag bounded, 95 % of the offered events acknowledged and everything committed soon after.",
+    "- **CPU.** Every process of the run (the roles, the servers — PostgreSQL with its backends — k6, the simulators, the baselines, the harness) is sampled from `/proc/<pid>/stat` every second and around each step; a step's CPU is its use inside the load window, in % of one core. _Other work_ is the machine's busy time (`/proc/stat`) less the run's processes; the shared servers' CPU includes what other clients made them do meanwhile. Where a process's main thread was runnable but waited for a core (the run queue, from `/proc/<pid>/task/<pid>/schedstat`), the evidence says how much of the step it waited, summed over a group's processes (three simulators can wait 120 %). _CPU per event_ divides a process's CPU by the step's rate, fixed costs (timers, polling, the gateway's live feed) included, so it overstates the cost at low rates; _a full core_ is the rate that process alone would reach with a core to itself.",
+    "- **Visibility.** Probes measure from the client's acknowledgement to readability, with the poll interval as resolution; the consumers' histogram (when exported) measures from the log write to the batch being held.",
+    "- **Baselines.** Raw producer: the Kafka client's ceiling with ingest's settings and write sizes. Bare HTTP: the ceiling of a Node.js HTTP server under the same k6 script. redis-benchmark: Redis's ceiling on the sink's commands with many pipelined clients. COPY: PostgreSQL's bulk path for the persister's rows, with the same indexes.",
+  );
+  if (r.errors.length > 0) {
+    push('## Errors', '');
+    for (const e of r.errors) push(`- ${e.phase}: ${e.error.split('\n')[0]}`);
+    push('');
+  }
+  return `${out
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`;
+}

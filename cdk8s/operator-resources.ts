@@ -1,0 +1,140 @@
+/**
+ * The custom resources of the platform's operators, as `ApiObject`s with typed specs. The
+ * interfaces hold only the fields Tally sets; `scripts/k8s.test.ts` validates every synthesized
+ * object against the operators' full JSON schemas (k8s/schemas/). Typed constructs from
+ * `cdk8s import` are not used: they declare TypeScript enums, which Node's type stripping (and
+ * this project's `erasableSyntaxOnly`) refuses.
+ */
+import { ApiObject, type ApiObjectMetadata } from 'cdk8s';
+import type { Construct } from 'constructs';
+
+/** Kubernetes resource requests and limits (`cpu: '500m'`, `memory: '1Gi'`). */
+export interface Resources {
+  requests?: { cpu?: string; memory?: string };
+  limits?: { cpu?: string; memory?: string };
+}
+
+// ---- Strimzi (kafka.strimzi.io/v1, Strimzi 0.49 or newer) ----
+
+export interface KafkaNodePoolSpec {
+  replicas: number;
+  roles: ('controller' | 'broker')[];
+  storage:
+    | { type: 'ephemeral'; sizeLimit?: string }
+    | {
+        type: 'persistent-claim';
+        size: string;
+        class?: string;
+        deleteClaim?: boolean;
+      };
+  resources?: Resources;
+}
+
+export interface KafkaListener {
+  name: string;
+  port: number;
+  type: 'internal' | 'cluster-ip' | 'nodeport' | 'loadbalancer' | 'ingress' | 'route';
+  tls: boolean;
+}
+
+export interface KafkaSpec {
+  kafka: {
+    version?: string;
+    listeners: KafkaListener[];
+    /** Broker configuration (server.properties); Strimzi takes numbers and strings. */
+    config?: Record<string, string | number | boolean>;
+  };
+  entityOperator?: { topicOperator?: Record<string, never>; userOperator?: Record<string, never> };
+}
+
+export interface KafkaTopicSpec {
+  topicName: string;
+  partitions: number;
+  replicas: number;
+  config?: Record<string, string | number>;
+}
+
+/** The label that ties node pools and topics to their Kafka cluster. */
+export const STRIMZI_CLUSTER_LABEL = 'strimzi.io/cluster';
+
+export function kafkaNodePool(
+  scope: Construct,
+  id: string,
+  props: { metadata: ApiObjectMetadata; spec: KafkaNodePoolSpec },
+): ApiObject {
+  return new ApiObject(scope, id, { apiVersion: 'kafka.strimzi.io/v1', kind: 'KafkaNodePool', ...props });
+}
+
+export function kafka(scope: Construct, id: string, props: { metadata: ApiObjectMetadata; spec: KafkaSpec }) {
+  return new ApiObject(scope, id, { apiVersion: 'kafka.strimzi.io/v1', kind: 'Kafka', ...props });
+}
+
+export function kafkaTopic(
+  scope: Construct,
+  id: string,
+  props: { metadata: ApiObjectMetadata; spec: KafkaTopicSpec },
+): ApiObject {
+  return new ApiObject(scope, id, { apiVersion: 'kafka.strimzi.io/v1', kind: 'KafkaTopic', ...props });
+}
+
+// ---- CloudNativePG (postgresql.cnpg.io/v1) ----
+
+export interface PostgresClusterSpec {
+  instances: number;
+  imageName?: string;
+  bootstrap: { initdb: { database: string; owner: string } };
+  storage: { size: string; storageClass?: string };
+  postgresql?: { parameters?: Record<string, string> };
+  resources?: Resources;
+  affinity?: {
+    enablePodAntiAffinity?: boolean;
+    topologyKey?: string;
+    podAntiAffinityType?: 'preferred' | 'required';
+  };
+  primaryUpdateStrategy?: 'supervised' | 'unsupervised';
+}
+
+export function postgresCluster(
+  scope: Construct,
+  id: string,
+  props: { metadata: ApiObjectMetadata; spec: PostgresClusterSpec },
+): ApiObject {
+  return new ApiObject(scope, id, { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', ...props });
+}
+
+// ---- OT redis-operator (redis.redis.opstreelabs.in/v1beta2) ----
+
+export interface RedisClusterSpec {
+  clusterSize: number;
+  clusterVersion?: 'v6' | 'v7';
+  persistenceEnabled?: boolean;
+  kubernetesConfig: {
+    image: string;
+    imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+    resources?: Resources;
+  };
+  redisLeader?: { replicas?: number };
+  redisFollower?: { replicas?: number };
+  podSecurityContext?: { runAsUser?: number; fsGroup?: number };
+  storage?: {
+    volumeClaimTemplate: {
+      spec: {
+        accessModes: string[];
+        storageClassName?: string;
+        resources: { requests: { storage: string } };
+      };
+    };
+  };
+}
+
+export function redisCluster(
+  scope: Construct,
+  id: string,
+  props: { metadata: ApiObjectMetadata; spec: RedisClusterSpec },
+): ApiObject {
+  return new ApiObject(scope, id, {
+    apiVersion: 'redis.redis.opstreelabs.in/v1beta2',
+    kind: 'RedisCluster',
+    ...props,
+  });
+}

@@ -1,0 +1,325 @@
+{{/*
+Names, labels, and what each role is: the roles and consumer groups of services/main.ts.
+*/}}
+
+{{- define "tally.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "tally.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The name of a role's objects: (dict "root" $ "role" "gateway") → tally-gateway */}}
+{{- define "tally.roleName" -}}
+{{- printf "%s-%s" (include "tally.fullname" .root | trunc 50 | trimSuffix "-") .role }}
+{{- end }}
+
+{{- define "tally.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "tally.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "tally.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tally.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "tally.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "tally.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: tally
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* (dict "root" $ "role" "gateway") */}}
+{{- define "tally.roleSelectorLabels" -}}
+{{ include "tally.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .role }}
+{{- end }}
+
+{{- define "tally.roleLabels" -}}
+{{ include "tally.labels" .root }}
+app.kubernetes.io/component: {{ .role }}
+{{- end }}
+
+{{/* Every role, in services/main.ts's order. */}}
+{{- define "tally.roles" -}}
+[gateway, ingest, query, persister, counter, aggregator]
+{{- end }}
+
+{{/* The consumer roles and their consumer groups (before TALLY_GROUP_PREFIX), as in services/main.ts. */}}
+{{- define "tally.consumerGroups" -}}
+persister: group_persistence
+counter: group_realtimecounter
+aggregator: group_aggregation
+{{- end }}
+
+{{/* The roles serving gRPC (ingest, query): the rest serve HTTP only. */}}
+{{- define "tally.grpcRoles" -}}
+[ingest, query]
+{{- end }}
+
+{{/* Which backends each role opens (services/main.ts openBackends). */}}
+{{- define "tally.backends" -}}
+gateway: [kafka]
+ingest: [kafka]
+query: [redis, postgres]
+persister: [kafka, postgres]
+counter: [kafka, redis]
+aggregator: [kafka, postgres]
+{{- end }}
+
+{{- define "tally.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The port where a role serves /healthz, /readyz and /metrics: (dict "root" $ "role" "gateway") */}}
+{{- define "tally.statusPort" -}}
+{{- if eq .role "gateway" }}{{ .root.Values.config.ports.http }}{{ else }}{{ .root.Values.config.ports.metrics }}{{ end }}
+{{- end }}
+
+{{/* Seconds from the pod's deletion to SIGKILL: the preStop sleep, the drain, the process's own
+force margin of 5 s (services/main.ts), and 5 s more. */}}
+{{- define "tally.terminationGracePeriodSeconds" -}}
+{{- $drain := divf .root.Values.config.drainTimeoutMs 1000 | ceil | int }}
+{{- add $drain 5 5 (int .r.preStopSleepSeconds) }}
+{{- end }}
+
+{{/* A Secret the chart makes for URLs given in values; it exists before the migration hook runs. */}}
+{{- define "tally.backendsSecretName" -}}
+{{- printf "%s-backends" (include "tally.fullname" .) }}
+{{- end }}
+
+{{- define "tally.needsBackendsSecret" -}}
+{{- $pg := .Values.postgres }}
+{{- if or (and (not $pg.urlSecret.name) $pg.url) (and (not .Values.redis.clusterNodes) (not .Values.redis.existingSecret.name) .Values.redis.url) }}true{{ end }}
+{{- end }}
+
+{{/* Which of the three PostgreSQL ways the values choose: urlSecret, url, credentials, or "". */}}
+{{- define "tally.pgMode" -}}
+{{- $pg := .Values.postgres }}
+{{- if $pg.urlSecret.name }}urlSecret
+{{- else if $pg.url }}url
+{{- else if $pg.credentialsSecret.name }}credentials
+{{- end }}
+{{- end }}
+
+{{/* The PostgreSQL variables: TALLY_PG_URL, TALLY_PG_READ_URLS, TALLY_PG_SCHEMA, TALLY_PG_POOL_SIZE. */}}
+{{- define "tally.pgEnv" -}}
+{{- $pg := .Values.postgres }}
+{{- $mode := include "tally.pgMode" . }}
+{{- if eq $mode "urlSecret" }}
+- name: TALLY_PG_URL
+  valueFrom:
+    secretKeyRef: { name: {{ $pg.urlSecret.name | quote }}, key: {{ $pg.urlSecret.urlKey | quote }} }
+{{- if $pg.urlSecret.readUrlsKey }}
+- name: TALLY_PG_READ_URLS
+  valueFrom:
+    secretKeyRef: { name: {{ $pg.urlSecret.name | quote }}, key: {{ $pg.urlSecret.readUrlsKey | quote }} }
+{{- end }}
+{{- else if eq $mode "url" }}
+- name: TALLY_PG_URL
+  valueFrom:
+    secretKeyRef: { name: {{ include "tally.backendsSecretName" . | quote }}, key: pg-url }
+{{- if $pg.readUrls }}
+- name: TALLY_PG_READ_URLS
+  valueFrom:
+    secretKeyRef: { name: {{ include "tally.backendsSecretName" . | quote }}, key: pg-read-urls }
+{{- end }}
+{{- else if eq $mode "credentials" }}
+{{- /* Kubernetes expands $(PGUSER) and $(PGPASSWORD) from the variables defined before. */}}
+- name: PGUSER
+  valueFrom:
+    secretKeyRef: { name: {{ $pg.credentialsSecret.name | quote }}, key: {{ $pg.credentialsSecret.usernameKey | quote }} }
+- name: PGPASSWORD
+  valueFrom:
+    secretKeyRef: { name: {{ $pg.credentialsSecret.name | quote }}, key: {{ $pg.credentialsSecret.passwordKey | quote }} }
+- name: TALLY_PG_URL
+  value: {{ printf "postgres://$(PGUSER):$(PGPASSWORD)@%s:%d/%s" $pg.host (int $pg.port) $pg.database | quote }}
+{{- if $pg.readHost }}
+- name: TALLY_PG_READ_URLS
+  value: {{ printf "postgres://$(PGUSER):$(PGPASSWORD)@%s:%d/%s" $pg.readHost (int $pg.port) $pg.database | quote }}
+{{- end }}
+{{- else }}
+{{- fail "postgres: the persister, aggregator and query roles and the migrations need PostgreSQL: set postgres.credentialsSecret.name (with postgres.host), postgres.url, or postgres.urlSecret.name" }}
+{{- end }}
+- name: TALLY_PG_SCHEMA
+  value: {{ $pg.schema | quote }}
+- name: TALLY_PG_POOL_SIZE
+  value: {{ $pg.poolSize | toString | quote }}
+{{- end }}
+
+{{/* The Redis variables. */}}
+{{- define "tally.redisEnv" -}}
+{{- $redis := .Values.redis }}
+{{- if $redis.clusterNodes }}
+- name: TALLY_REDIS_CLUSTER_NODES
+  value: {{ $redis.clusterNodes | quote }}
+{{- else if $redis.existingSecret.name }}
+- name: TALLY_REDIS_URL
+  valueFrom:
+    secretKeyRef: { name: {{ $redis.existingSecret.name | quote }}, key: {{ $redis.existingSecret.key | quote }} }
+{{- else if $redis.url }}
+- name: TALLY_REDIS_URL
+  valueFrom:
+    secretKeyRef: { name: {{ include "tally.backendsSecretName" . | quote }}, key: redis-url }
+{{- else }}
+{{- fail "redis: the counter and query roles need Redis: set redis.clusterNodes, redis.url or redis.existingSecret.name" }}
+{{- end }}
+- name: TALLY_REDIS_PREFIX
+  value: {{ $redis.prefix | quote }}
+{{- end }}
+
+{{/* The Kafka variables. */}}
+{{- define "tally.kafkaEnv" -}}
+{{- $kafka := .Values.kafka }}
+{{- if not $kafka.brokers }}
+{{- fail "kafka.brokers: every role but query needs Kafka: set kafka.brokers (host:port,…)" }}
+{{- end }}
+- name: TALLY_KAFKA_BROKERS
+  value: {{ $kafka.brokers | quote }}
+- name: TALLY_KAFKA_CLIENT_ID
+  value: {{ $kafka.clientId | quote }}
+- name: TALLY_EVENTS_TOPIC
+  value: {{ $kafka.eventsTopic | quote }}
+- name: TALLY_EVENTS_PARTITIONS
+  value: {{ $kafka.eventsPartitions | toString | quote }}
+- name: TALLY_DLQ_TOPIC
+  value: {{ $kafka.dlqTopic | quote }}
+{{- with $kafka.groupPrefix }}
+- name: TALLY_GROUP_PREFIX
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The TALLY_* variables the chart sets from its values: config.env and a role's env may not set them. */}}
+{{- define "tally.managedEnvNames" -}}
+[TALLY_LOG_LEVEL, TALLY_DRAIN_TIMEOUT_MS, TALLY_HTTP_PORT, TALLY_GRPC_PORT, TALLY_METRICS_PORT,
+ TALLY_INGEST_ADDR, TALLY_QUERY_ADDR, TALLY_PG_MIGRATE, TALLY_KAFKA_BROKERS, TALLY_KAFKA_CLIENT_ID,
+ TALLY_EVENTS_TOPIC, TALLY_EVENTS_PARTITIONS, TALLY_DLQ_TOPIC, TALLY_GROUP_PREFIX,
+ TALLY_REDIS_CLUSTER_NODES, TALLY_REDIS_URL, TALLY_REDIS_PREFIX, TALLY_PG_URL, TALLY_PG_READ_URLS,
+ TALLY_PG_SCHEMA, TALLY_PG_POOL_SIZE]
+{{- end }}
+
+{{/*
+A role's container environment: (dict "root" $ "role" "gateway" "r" $role-values). The chart's
+own variables, then config.env and the role's env (the role's wins), then extraEnv.
+*/}}
+{{- define "tally.env" -}}
+{{- $root := .root }}
+{{- $role := .role }}
+{{- $backends := index (include "tally.backends" $root | fromYaml) $role }}
+{{- include "tally.baseEnv" . }}
+{{- if has "kafka" $backends }}
+{{- include "tally.kafkaEnv" $root }}
+{{- end }}
+{{- if has "redis" $backends }}
+{{- include "tally.redisEnv" $root }}
+{{- end }}
+{{- if has "postgres" $backends }}
+{{- include "tally.pgEnv" $root }}
+{{- end }}
+{{- include "tally.userEnv" . }}
+{{- end }}
+
+{{/* config.env and the role's env, then extraEnv: (dict "root" $ "role" "gateway" "r" $role-values) */}}
+{{- define "tally.userEnv" -}}
+{{- $root := .root }}
+{{- $managed := include "tally.managedEnvNames" $root | fromYamlArray }}
+{{- $extra := merge (deepCopy (default dict .r.env)) (deepCopy (default dict $root.Values.config.env)) }}
+{{- range $name := keys $extra | sortAlpha }}
+{{- if has $name $managed }}
+{{- fail (printf "%s is set by the chart from its values (see values.yaml): set that value instead of config.env or roles.<role>.env" $name) }}
+{{- end }}
+- name: {{ $name }}
+  value: {{ index $extra $name | toString | quote }}
+{{- end }}
+{{- with $root.Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The variables every role gets: ports, log level, drain, migrations. */}}
+{{- define "tally.baseEnv" -}}
+{{- $root := .root }}
+{{- $ports := $root.Values.config.ports }}
+- name: TALLY_LOG_LEVEL
+  value: {{ $root.Values.config.logLevel | quote }}
+- name: TALLY_DRAIN_TIMEOUT_MS
+  value: {{ $root.Values.config.drainTimeoutMs | toString | quote }}
+{{- if eq .role "gateway" }}
+- name: TALLY_HTTP_PORT
+  value: {{ $ports.http | toString | quote }}
+- name: TALLY_INGEST_ADDR
+  value: {{ default (printf "%s:%d" (include "tally.roleName" (dict "root" $root "role" "ingest")) (int $ports.grpc)) .r.ingestAddr | quote }}
+- name: TALLY_QUERY_ADDR
+  value: {{ default (printf "%s:%d" (include "tally.roleName" (dict "root" $root "role" "query")) (int $ports.grpc)) .r.queryAddr | quote }}
+{{- else }}
+- name: TALLY_METRICS_PORT
+  value: {{ $ports.metrics | toString | quote }}
+{{- end }}
+{{- if has .role (include "tally.grpcRoles" $root | fromYamlArray) }}
+- name: TALLY_GRPC_PORT
+  value: {{ $ports.grpc | toString | quote }}
+{{- end }}
+{{- if has "postgres" (index (include "tally.backends" $root | fromYaml) .role) }}
+- name: TALLY_PG_MIGRATE
+  value: {{ ternary "false" "true" $root.Values.migrations.enabled | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod-level settings shared by the Deployments and the migration Job: (dict "root" $ "role" … "r" $role-values).
+The Job runs as a pre-install hook, before the chart's ServiceAccount exists: it keeps the namespace's default.
+*/}}
+{{- define "tally.podCommon" -}}
+{{- $root := .root }}
+{{- if ne .role "migrate" }}
+serviceAccountName: {{ include "tally.serviceAccountName" $root }}
+{{- end }}
+automountServiceAccountToken: false
+{{- /* Service links would add TALLY_<SERVICE>_* variables (from Services named tally-…) next to Tally's own. */}}
+enableServiceLinks: false
+{{- with $root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml $root.Values.podSecurityContext | nindent 2 }}
+{{- with $root.Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with (default $root.Values.nodeSelector .r.nodeSelector) }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (default $root.Values.tolerations .r.tolerations) }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (default $root.Values.affinity .r.affinity) }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,94 @@
+/**
+ * The benchmark harness (bench/bench.ts) in its smoke variant: seconds of tiny load on tiny tables,
+ * end to end — the six role processes on the local servers, k6, the simulator and every baseline —
+ * writing its report to a scratch path (never bench/RESULTS.md). Checks that the run succeeds and
+ * that the report has every section and a figure on every line of its summary. No timing is
+ * asserted: figures belong to `make bench`. Skipped when k6 is not installed or the local servers
+ * are not running (`make services-up`), saying which.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { SECTIONS, SUMMARY_ROWS } from '../bench/report.ts';
+import { requireRealServers } from '../services/testing/real-servers.ts';
+
+const repo = join(import.meta.dirname, '..');
+const k6 = execFileSync(join(repo, 'scripts', 'install-k6.sh'), ['--print-path'], {
+  encoding: 'utf8',
+}).trim();
+
+async function skipReason(): Promise<string | false> {
+  if (!existsSync(k6))
+    return process.env.CI ? false : `k6 is not installed at ${k6}: run scripts/install-k6.sh`;
+  try {
+    await requireRealServers();
+  } catch (error) {
+    return `${(error as Error).message}`;
+  }
+  return false;
+}
+
+/** The cells of the summary table's row whose first cell is `label`. */
+function summaryRow(report: string, label: string): string[] | undefined {
+  const summary = report.slice(
+    report.indexOf('## Summary'),
+    report.indexOf('\n## ', report.indexOf('## Summary') + 1),
+  );
+  for (const line of summary.split('\n')) {
+    const cells = line
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
+    if (cells[0] === label) return cells;
+  }
+  return undefined;
+}
+
+test('the benchmark harness runs its smoke variant end to end and reports every figure', {
+  skip: await skipReason(),
+}, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-bench-test-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const out = join(dir, 'RESULTS.md');
+  const committed = join(repo, 'bench', 'RESULTS.md');
+  const committedBefore = existsSync(committed) ? statSync(committed).mtimeMs : undefined;
+
+  const child = spawn(
+    process.execPath,
+    [join(repo, 'bench', 'bench.ts'), '--smoke', '--out', out, '--raw-dir', join(dir, 'raw')],
+    { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  child.stdout.on('data', (c: Buffer) => {
+    log += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    log += c.toString();
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  assert.equal(code, 0, `bench/bench.ts --smoke exited with ${code}:\n${log.slice(-6000)}`);
+
+  const report = readFileSync(out, 'utf8');
+  assert.match(report, /^# Tally benchmark results/);
+  assert.match(report, /\*\*Smoke run\*\*/);
+  for (const section of SECTIONS) assert.ok(report.includes(`\n## ${section}\n`), `no section "${section}"`);
+  assert.doesNotMatch(report, /\n## Errors\n/, 'a phase failed');
+  for (const label of SUMMARY_ROWS) {
+    const cells = summaryRow(report, label);
+    assert.ok(cells, `the summary has no row "${label}"`);
+    assert.match(cells[1]!, /\d/, `"${label}" has no figure: ${cells.join(' | ')}`);
+  }
+  for (const field of ['CPU', 'RAM', 'Node.js', 'Kafka', 'Redis', 'PostgreSQL', 'k6', 'kafkajs'])
+    assert.match(report, new RegExp(`\\| ${field} *\\| [^|]*\\w`), `machine or version "${field}" missing`);
+  // The latency table of the REST single steps, with one row per step at least.
+  const single = report.slice(report.indexOf('## REST single events'));
+  assert.match(single, /\| offered requests\/s *\|/);
+  assert.match(single, /\n\| \d[\d,]* *\| \d/);
+
+  if (committedBefore !== undefined)
+    assert.equal(statSync(committed).mtimeMs, committedBefore, 'the smoke run touched bench/RESULTS.md');
+});

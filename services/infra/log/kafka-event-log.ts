@@ -12,8 +12,8 @@ import {
   type Producer,
 } from 'kafkajs';
 import { AppError, Code } from '../app-error.ts';
-import { withTimeout } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
+import { boundedSend } from './bounded-send.ts';
 import type {
   BatchHandler,
   ConsumerOptions,
@@ -225,25 +225,12 @@ class KafkaLogProducer implements LogProducer {
         })),
       });
     })();
-    try {
-      await withTimeout(work, this.#timeoutMs, () =>
-        unavailable(`Kafka did not acknowledge within ${this.#timeoutMs} ms`),
-      );
-    } catch (error) {
-      work.catch(() => {}); // a late failure of a timed-out send was already reported
-      if (error instanceof AppError) throw error;
-      // kafkajs gave up on this send (it retries what it can): a producer that has failed once
-      // can stay failed for good — after a broker restart it may call itself disconnected, or
-      // its idempotence sequence numbers no longer match the broker's (OUT_OF_ORDER_SEQUENCE_NUMBER
-      // is not retriable). The next send goes through a new producer, with a new producer id.
-      if (this.#producer === producer) {
-        this.#log.warn('Kafka write failed; the next send uses a new producer', {
-          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-        });
-        void this.reset();
-      }
-      throw unavailable('Kafka write failed', error);
-    }
+    await boundedSend(work, {
+      timeoutMs: this.#timeoutMs,
+      log: this.#log,
+      isCurrent: () => this.#producer === producer,
+      replace: () => this.reset(),
+    });
   }
 
   async close(): Promise<void> {

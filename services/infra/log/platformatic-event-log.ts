@@ -16,8 +16,8 @@ import {
   stringSerializer,
 } from '@platformatic/kafka';
 import { AppError, Code } from '../app-error.ts';
-import { withTimeout } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
+import { boundedSend } from './bounded-send.ts';
 import type {
   BatchContext,
   BatchHandler,
@@ -282,24 +282,12 @@ class PlatformaticLogProducer implements LogProducer {
       headers: r.headers ? new Map(Object.entries(r.headers)) : undefined,
     }));
     const work = producer.send({ messages });
-    try {
-      await withTimeout(work, this.#timeoutMs, () =>
-        unavailable(`Kafka did not acknowledge within ${this.#timeoutMs} ms`),
-      );
-    } catch (error) {
-      work.catch(() => {}); // a late failure of a timed-out send was already reported
-      if (error instanceof AppError) throw error;
-      // The client retries what it can (and starts a new producer id itself when the broker lost
-      // its state): what reaches here it gave up on. Like the kafkajs adapter, the next send goes
-      // through a new client rather than one that has failed.
-      if (this.#producer === producer) {
-        this.#log.warn('Kafka write failed; the next send uses a new producer', {
-          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-        });
-        void this.reset();
-      }
-      throw unavailable('Kafka write failed', error);
-    }
+    await boundedSend(work, {
+      timeoutMs: this.#timeoutMs,
+      log: this.#log,
+      isCurrent: () => this.#producer === producer,
+      replace: () => this.reset(),
+    });
   }
 
   async close(): Promise<void> {

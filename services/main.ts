@@ -314,7 +314,15 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
             maxWaitMs: config.consumer.maxWaitMs,
           },
         },
-        { ...config.http, drainTimeoutMs: config.drainTimeoutMs },
+        {
+          ...config.http,
+          drainTimeoutMs: config.drainTimeoutMs,
+          // Calls to ingest carry at most what ingest takes in one call, well under the gRPC limit.
+          coalesce: {
+            maxBatchEvents: config.ingest.maxBatchEvents,
+            maxBatchBytes: Math.floor(config.grpc.maxMessageBytes / 2),
+          },
+        },
       );
     }
   } catch (error) {

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
+import type { PublishRequest } from '../gen/tally/v1/ingest_pb.js';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { QueryService } from '../gen/tally/v1/query_pb.js';
 import { AppError, Code } from '../infra/app-error.ts';
@@ -30,6 +31,7 @@ import type { Tracer } from '../infra/tracing.ts';
 import { loadDashboardAssets } from './dashboard-assets.ts';
 import { legacyRoutes } from './legacy-routes.ts';
 import type { LiveFeedSource } from './live-feed.ts';
+import { type CoalescerOptions, PublishCoalescer } from './publish-coalescer.ts';
 import { createStreamServer } from './stream-server.ts';
 
 /** The WebSocket endpoint (docs/stream.md). */
@@ -45,6 +47,11 @@ export interface GatewayConfig {
   /** Whole-request bound, body included: a trickled body times out. */
   requestTimeoutMs: number;
   drainTimeoutMs: number;
+  /**
+   * How single events (POST /v1/events, PUT /event_generate/) share calls to ingest
+   * (publish-coalescer.ts); default: up to 1,000 events and 2 MiB of bodies per call.
+   */
+  coalesce?: CoalescerOptions;
 }
 
 export interface GatewayDeps {
@@ -72,6 +79,10 @@ export interface RequestContext {
   clientIp: string;
   /** Reads and parses the JSON body (bounded). */
   json(): Promise<unknown>;
+  /** The body's length in bytes, once `json()` has read it. */
+  bodyBytes(): number | undefined;
+  /** Publishes one event through ingest (sharing calls with other requests'); resolves with its id. */
+  publish(event: PublishRequest['event'] | Record<string, unknown>): Promise<string>;
 }
 
 export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<Gateway> {
@@ -85,6 +96,11 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
   const dashboard = loadDashboardAssets();
   const metrics = deps.metrics ?? createMetricsRegistry({ defaultMetrics: false });
   const requestMetrics = httpMetrics(metrics);
+  const coalescer = new PublishCoalescer(
+    deps.ingest,
+    config.coalesce ?? { maxBatchEvents: 1_000, maxBatchBytes: 2 * 1024 * 1024 },
+  );
+  const publishMethod = IngestService.method.publish;
   let accepting = true;
 
   const handleRest = async (route: HttpRoute, match: RegExpExecArray, ctx: RequestContext, url: URL) => {
@@ -112,6 +128,10 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
     } catch (error) {
       throw jsonError(error, route.body);
     }
+    if (route.method === publishMethod && (request as PublishRequest).event) {
+      const id = await ctx.publish((request as PublishRequest).event);
+      return sendJson(ctx.response, 200, { id });
+    }
     const call = clients[route.service.typeName]?.[route.method.localName];
     if (!call) throw new AppError(Code.UNIMPLEMENTED, `${route.method.name} is not served here`);
     const result = await call(request, {
@@ -134,14 +154,27 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
     const path = url.pathname;
     const verb = request.method ?? 'GET';
     let bodyRead: Promise<unknown> | undefined;
+    let bodyBytes: number | undefined;
+    const clientIp = (request.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
     const ctx: RequestContext = {
       request,
       response,
-      clientIp: (request.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, ''),
+      clientIp,
       json: () => {
-        bodyRead ??= readBody(request, config.maxBodyBytes).then(parseJson);
+        bodyRead ??= readBody(request, config.maxBodyBytes).then((body) => {
+          bodyBytes = body.length;
+          return parseJson(body);
+        });
         return bodyRead;
       },
+      bodyBytes: () => bodyBytes,
+      publish: (event) =>
+        coalescer.publish({
+          event: event as never,
+          clientIp,
+          timeoutMs: config.requestTimeoutMs,
+          sizeHint: bodyBytes,
+        }),
     };
     try {
       if (path === '/healthz' || path === '/readyz' || path === '/metrics') matched.route = path;

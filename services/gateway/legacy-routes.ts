@@ -36,7 +36,7 @@ export function legacyRoutes(deps: LegacyDeps): LegacyRoute[] {
           target: optionalString(body, 'url'),
         };
         try {
-          await deps.ingest.publish({ event }, { metadata: { 'x-forwarded-for': ctx.clientIp } });
+          await ctx.publish(event);
         } catch (error) {
           throw inSeedTerms(error);
         }

@@ -10,6 +10,13 @@ import type { ConsumedBatch, EventLog, LogConsumer } from '../infra/log/event-lo
 import type { Logger } from '../infra/logger.ts';
 import type { LiveEvent } from './live-stats.ts';
 
+/**
+ * The feed's fetches wait for this much (or `maxWaitMs`): a dashboard refreshing a few times a
+ * second needs no fetch per record, and a fetch answered at once for each few records would cost
+ * the gateway more CPU than the requests it serves.
+ */
+const LIVE_FETCH_MIN_BYTES = 64 * 1024;
+
 /** What `GatewayDeps.live` carries: where the live feed reads. */
 export interface LiveFeedSource {
   log: EventLog;
@@ -82,6 +89,7 @@ export function startLiveFeed(options: LiveFeedOptions): LiveFeed {
         topics: [options.eventsTopic],
         fromBeginning: false,
         maxWaitMs: options.maxWaitMs,
+        minBytes: LIVE_FETCH_MIN_BYTES,
       });
       consumer = attempt;
       try {

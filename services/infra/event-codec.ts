@@ -6,6 +6,7 @@ import { create, fromBinary, type MessageInitShape, toBinary } from '@bufbuild/p
 import { type Timestamp, timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import type { EventInput } from '../domain/event-rules.ts';
 import { type Event, EventSchema } from '../gen/tally/v1/event_pb.js';
+import { readEvent, writeEvent } from './event-wire.ts';
 
 export type { Event };
 export { EventSchema };
@@ -47,14 +48,14 @@ export function eventTimeMs(event: Event): number {
   return at ? timestampToMs(at) : Number.NaN;
 }
 
-/** The log payload: binary protobuf. */
+/** The log payload: binary protobuf (event-wire.ts, else protobuf-es). */
 export function encodeEvent(event: Event): Uint8Array {
-  return toBinary(EventSchema, event);
+  return writeEvent(event) ?? toBinary(EventSchema, event);
 }
 
 /** Decodes a log payload; throws on bytes that are not an Event. */
 export function decodeEvent(bytes: Uint8Array): Event {
-  return fromBinary(EventSchema, bytes);
+  return readEvent(bytes) ?? fromBinary(EventSchema, bytes);
 }
 
 /** The partition key: the user, else the target (per-user order). */

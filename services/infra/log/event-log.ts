@@ -60,6 +60,12 @@ export interface ConsumerOptions {
   fromBeginning?: boolean;
   /** Longest wait for new records before an empty fetch returns. */
   maxWaitMs: number;
+  /**
+   * Bytes a fetch waits for (up to `maxWaitMs`) before it answers; default 1: a fetch answers as
+   * soon as any record is there. Larger values trade up to `maxWaitMs` of delay for fewer, fuller
+   * fetches, for readers that need not see each record at once (the gateway's live feed). The embedded log has no fetches to save and answers at once.
+   */
+  minBytes?: number;
 }
 
 export interface BatchContext {

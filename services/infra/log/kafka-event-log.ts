@@ -267,6 +267,7 @@ class KafkaLogConsumer implements LogConsumer {
     this.#consumer = kafka.consumer({
       groupId: options.groupId,
       maxWaitTimeInMs: options.maxWaitMs,
+      minBytes: options.minBytes ?? 1,
       sessionTimeout: sessionTimeoutMs,
       // Three heartbeats or more per session, as Kafka recommends; kafkajs's default is 3 s.
       heartbeatInterval: Math.min(3_000, Math.floor(sessionTimeoutMs / 3)),

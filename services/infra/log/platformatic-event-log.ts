@@ -351,6 +351,7 @@ class PlatformaticLogConsumer implements LogConsumer {
       groupId: options.groupId,
       autocommit: false,
       maxWaitTime: options.maxWaitMs,
+      minBytes: options.minBytes ?? 1,
       maxBytes: FETCH_MAX_BYTES,
       maxBytesPerPartition: FETCH_MAX_BYTES_PER_PARTITION,
       sessionTimeout: sessionTimeoutMs,

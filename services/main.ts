@@ -22,6 +22,7 @@ import type { Stoppable } from './infra/lifecycle.ts';
 import { createEmbeddedEventLog } from './infra/log/embedded-event-log.ts';
 import type { EventLog } from './infra/log/event-log.ts';
 import { createKafkaEventLog } from './infra/log/kafka-event-log.ts';
+import { kafkaSecurity } from './infra/log/kafka-security.ts';
 import { createPlatformaticEventLog } from './infra/log/platformatic-event-log.ts';
 import { createLogger, type Logger } from './infra/logger.ts';
 import { createMetricsRegistry, type Registry } from './infra/metrics.ts';
@@ -93,6 +94,7 @@ async function openBackends(
           clientId: config.kafka.clientId,
           produceTimeoutMs: config.ingest.produceTimeoutMs,
           sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+          security: kafkaSecurity(config.kafka),
           logger,
         };
         backends.log =

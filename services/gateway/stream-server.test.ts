@@ -299,12 +299,14 @@ test('the dashboard shows the live feed: rate, totals per type, leaders and the 
   const log = new FakeLog();
   const { gateway, query } = await startGateway(log);
   t.after(() => gateway.stop());
-  assert.equal(log.options?.groupId, 'gateway-live-test');
-  assert.equal(log.options?.fromBeginning, false);
-  assert.deepEqual(log.options?.topics, ['events']);
+  const opened = () => log.options; // read afresh after each step
+  assert.equal(opened(), undefined, 'nobody watches yet: no consumer');
 
   const client = await StreamClient.connect(gateway.port);
   t.after(() => client.close());
+  assert.equal(log.options?.groupId, 'gateway-live-test');
+  assert.equal(log.options?.fromBeginning, false);
+  assert.deepEqual(log.options?.topics, ['events']);
   client.send({ op: 'subscribe', channel: 'dashboard' });
   await client.next((m) => m.channel === 'subscribed' && m.subscription === 'dashboard');
   await client.next((m) => isDashboard(m) && (m.live as { state: string }).state === 'live');

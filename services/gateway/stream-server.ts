@@ -51,6 +51,11 @@ export interface StreamServerOptions {
   topLimit?: number;
   /** Most types in a dashboard message (default 12; the ones with the highest leaderboard sums). */
   maxDashboardTypes?: number;
+  /**
+   * How long the live feed keeps reading after the last socket closed, ms (default 60,000). It
+   * starts with the first socket: a gateway nobody watches does not read the events topic.
+   */
+  feedIdleMs?: number;
   /** Test hook: the clock. */
   now?: () => number;
 }
@@ -115,7 +120,7 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
   });
   const clients = new Set<Client>();
   const watches = new Map<string, TargetWatch>();
-  const stats = new LiveStats(now());
+  let stats = new LiveStats(now());
   let lastEventSeenMs = Number.NEGATIVE_INFINITY;
   let stopping = false;
 
@@ -128,9 +133,29 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
       if (watch) watch.hotUntil = at + settleMs;
     }
   };
-  const feed: LiveFeed | undefined = options.live
-    ? startLiveFeed({ ...options.live, logger: options.logger, onEvents })
-    : undefined;
+  // The live feed reads only while someone watches: each gateway would otherwise decode every
+  // event of the topic, whatever its own traffic. Its statistics count from when it started.
+  const feedIdleMs = options.feedIdleMs ?? 60_000;
+  let feed: LiveFeed | undefined;
+  let feedIdle: NodeJS.Timeout | undefined;
+  const watched = () => {
+    clearTimeout(feedIdle);
+    feedIdle = undefined;
+    if (feed || !options.live || stopping) return;
+    stats = new LiveStats(now());
+    lastEventSeenMs = Number.NEGATIVE_INFINITY;
+    feed = startLiveFeed({ ...options.live, logger: options.logger, onEvents });
+  };
+  const unwatched = () => {
+    if (clients.size > 0 || !feed) return;
+    feedIdle = setTimeout(() => {
+      feedIdle = undefined;
+      const stopped = feed;
+      feed = undefined;
+      void stopped?.stop().catch((error: unknown) => logger.warn('live feed stop failed', { error }));
+    }, feedIdleMs);
+    feedIdle.unref();
+  };
 
   // ---- sending, with backpressure -------------------------------------------------------------
 
@@ -201,7 +226,11 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
   // ---- the dashboard tick ---------------------------------------------------------------------
 
   const liveState = () =>
-    feed ? feed.state() : { state: 'off', reason: 'this gateway has no live feed configured' };
+    feed
+      ? feed.state()
+      : options.live
+        ? { state: 'starting', reason: 'the live feed starts with the first subscriber' }
+        : { state: 'off', reason: 'this gateway has no live feed configured' };
 
   const dashboardMessage = (): string => {
     const at = now();
@@ -381,6 +410,7 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
       tokensAtMs: now(),
     };
     clients.add(client);
+    watched();
     ws.on('pong', () => {
       client.alive = true;
     });
@@ -426,6 +456,7 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
     ws.on('close', () => {
       clients.delete(client);
       for (const target of [...client.targets]) unwatch(client, target);
+      unwatched();
     });
     reply(client, {
       channel: 'hello',
@@ -507,6 +538,7 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
       await Promise.all(closing);
       clearTimeout(force);
       wss.close();
+      clearTimeout(feedIdle);
       await feed?.stop();
     },
   };

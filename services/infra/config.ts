@@ -23,6 +23,11 @@ const schema = z.object({
   TALLY_KAFKA_CLIENT_ID: name.default('tally'),
   TALLY_KAFKA_SESSION_TIMEOUT_MS: int(6_000, 300_000).default(30_000),
   TALLY_KAFKA_CLIENT: z.enum(['kafkajs', 'platformatic']).default('kafkajs'),
+  TALLY_KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
+  TALLY_KAFKA_SASL_USERNAME: z.string().optional(),
+  TALLY_KAFKA_SASL_PASSWORD: z.string().optional(),
+  TALLY_KAFKA_TLS: bool.default(false),
+  TALLY_KAFKA_TLS_CA_FILE: z.string().min(1).optional(),
   TALLY_REDIS_URL: z.string().url().optional(),
   TALLY_REDIS_CLUSTER_NODES: list.optional(),
   TALLY_PG_URL: z.string().url().optional(),
@@ -76,6 +81,12 @@ export interface TallyConfig {
     sessionTimeoutMs: number;
     /** The Kafka client library behind the event log port. */
     client: 'kafkajs' | 'platformatic';
+    /** SASL authentication, when the brokers ask for it. */
+    sasl:
+      | { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string }
+      | undefined;
+    /** TLS to the brokers; `caFile`: a PEM bundle trusted besides the system's CAs. */
+    tls: { caFile: string | undefined } | undefined;
   };
   redis: { url: string | undefined; clusterNodes: string[]; keyPrefix: string; dedupWindowMs: number };
   pg: { url: string | undefined; readUrls: string[]; schema: string; poolSize: number; migrate: boolean };
@@ -114,6 +125,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  const missing = e.TALLY_KAFKA_SASL_MECHANISM
+    ? (['TALLY_KAFKA_SASL_USERNAME', 'TALLY_KAFKA_SASL_PASSWORD'] as const).filter((k) => e[k] === undefined)
+    : [];
+  if (missing.length > 0)
+    throw new ConfigError(
+      `invalid configuration:\n${missing.map((k) => `  ${k}: required with TALLY_KAFKA_SASL_MECHANISM`).join('\n')}`,
+    );
   return deepFreeze({
     dataDir: e.TALLY_DATA_DIR,
     kafka: {
@@ -121,6 +139,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       clientId: e.TALLY_KAFKA_CLIENT_ID,
       sessionTimeoutMs: e.TALLY_KAFKA_SESSION_TIMEOUT_MS,
       client: e.TALLY_KAFKA_CLIENT,
+      sasl: e.TALLY_KAFKA_SASL_MECHANISM
+        ? {
+            mechanism: e.TALLY_KAFKA_SASL_MECHANISM,
+            username: e.TALLY_KAFKA_SASL_USERNAME!,
+            password: e.TALLY_KAFKA_SASL_PASSWORD!,
+          }
+        : undefined,
+      tls: e.TALLY_KAFKA_TLS || e.TALLY_KAFKA_TLS_CA_FILE ? { caFile: e.TALLY_KAFKA_TLS_CA_FILE } : undefined,
     },
     redis: {
       url: e.TALLY_REDIS_URL,

@@ -6,7 +6,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,6 +23,8 @@ const LOG4J2 = join(import.meta.dirname, '..', '..', 'scripts', 'kafka', 'log4j2
 export interface PrivateKafka {
   /** `host:port` for TALLY_KAFKA_BROKERS. */
   readonly brokers: string;
+  /** With `secure`: the listeners that ask for SASL and for TLS, the user and the CA. */
+  readonly secure?: SecureListeners;
   start(): Promise<void>;
   /** SIGTERM, and waits for the broker to exit. */
   stop(): Promise<void>;
@@ -30,24 +32,84 @@ export interface PrivateKafka {
   cleanup(): Promise<void>;
 }
 
-export async function createPrivateKafka(): Promise<PrivateKafka> {
+export interface SecureListeners {
+  /** SASL over plaintext: PLAIN and SCRAM-SHA-512 for `user`. */
+  saslBrokers: string;
+  /** TLS (a self-signed certificate for 127.0.0.1), no authentication. */
+  tlsBrokers: string;
+  user: { username: string; password: string };
+  /** The PEM file of the certificate the TLS listener presents (its own CA). */
+  caFile: string;
+}
+
+/**
+ * `secure`: besides the plaintext listener, one that asks for SASL (PLAIN, SCRAM-SHA-512) and one
+ * that speaks TLS with a certificate made for the occasion (openssl).
+ */
+export async function createPrivateKafka(options: { secure?: boolean } = {}): Promise<PrivateKafka> {
   const libs = join(HOME, 'libs');
   if (!existsSync(join(libs, '.tally-complete')))
     throw new Error(`Kafka jars missing in ${libs}: run scripts/install-deps.sh`);
   const dir = mkdtempSync(join(tmpdir(), 'tally-kafka-'));
   const [port, controllerPort] = [await freePort(), await freePort()];
   const properties = join(dir, 'server.properties');
+  let listeners = `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`;
+  let secure: SecureListeners | undefined;
+  const secureProperties: string[] = [];
+  const formatArgs: string[] = [];
+  if (options.secure) {
+    const [saslPort, tlsPort] = [await freePort(), await freePort()];
+    const user = { username: 'tally', password: `pw-${randomBytes(6).toString('hex')}` };
+    const caFile = join(dir, 'cert.pem');
+    const keystore = join(dir, 'keystore.pem');
+    await promisify(execFile)('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      caFile,
+    ]);
+    // Kafka's PEM key store: the private key (PKCS#8, unencrypted) and the certificate chain.
+    writeFileSync(keystore, readFileSync(join(dir, 'key.pem'), 'utf8') + readFileSync(caFile, 'utf8'));
+    listeners += `,SASL_PLAINTEXT://127.0.0.1:${saslPort},SSL://127.0.0.1:${tlsPort}`;
+    secureProperties.push(
+      'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512',
+      `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${user.username}="${user.password}";`,
+      'listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
+      'listener.name.ssl.ssl.keystore.type=PEM',
+      `listener.name.ssl.ssl.keystore.location=${keystore}`,
+      'listener.name.ssl.ssl.client.auth=none',
+    );
+    formatArgs.push('--add-scram', `SCRAM-SHA-512=[name=${user.username},password=${user.password}]`);
+    secure = {
+      saslBrokers: `127.0.0.1:${saslPort}`,
+      tlsBrokers: `127.0.0.1:${tlsPort}`,
+      user,
+      caFile,
+    };
+  }
   writeFileSync(
     properties,
     [
       'process.roles=broker,controller',
       'node.id=1',
       `controller.quorum.bootstrap.servers=127.0.0.1:${controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+      `listeners=${listeners}`,
+      `advertised.listeners=${listeners}`,
       'inter.broker.listener.name=PLAINTEXT',
       'controller.listener.names=CONTROLLER',
-      'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+      'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL',
+      ...secureProperties,
       `log.dirs=${join(dir, 'data')}`,
       'num.network.threads=2',
       'num.io.threads=2',
@@ -77,7 +139,15 @@ export async function createPrivateKafka(): Promise<PrivateKafka> {
   while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url');
   await promisify(execFile)(
     'java',
-    java('kafka.tools.StorageTool', ['format', '--standalone', '-t', clusterId, '-c', properties]),
+    java('kafka.tools.StorageTool', [
+      'format',
+      '--standalone',
+      '-t',
+      clusterId,
+      '-c',
+      properties,
+      ...formatArgs,
+    ]),
   );
 
   let child: ChildProcess | undefined;
@@ -101,6 +171,7 @@ export async function createPrivateKafka(): Promise<PrivateKafka> {
   };
   const kafka: PrivateKafka = {
     brokers,
+    ...(secure && { secure }),
     async start() {
       child = spawn('java', java('kafka.Kafka', [properties]), { stdio: 'ignore' });
       await waitFor(

@@ -10,6 +10,7 @@ import {
   logLevel,
   Partitioners,
   type Producer,
+  type SASLOptions,
 } from 'kafkajs';
 import { AppError, Code } from '../app-error.ts';
 import type { Logger } from '../logger.ts';
@@ -24,6 +25,7 @@ import type {
   PartitionOffsets,
   TopicSpec,
 } from './event-log.ts';
+import { describeSecurity, type KafkaSecurity } from './kafka-security.ts';
 
 export interface KafkaEventLogOptions {
   brokers: readonly string[];
@@ -35,6 +37,8 @@ export interface KafkaEventLogOptions {
    * before handing its partitions to the others (default 30 s; the broker accepts 6 s to 5 min).
    */
   sessionTimeoutMs?: number;
+  /** SASL and TLS to the brokers (none: plaintext, unauthenticated). */
+  security?: KafkaSecurity;
   logger: Logger;
 }
 
@@ -55,6 +59,8 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
       },
     retry: { initialRetryTime: 100, retries: 8, maxRetryTime: 5_000 },
     connectionTimeout: 3_000,
+    ...(options.security?.tls && { ssl: options.security.tls.ca ? { ca: [options.security.tls.ca] } : true }),
+    ...(options.security?.sasl && { sasl: { ...options.security.sasl } as SASLOptions }),
   });
 
   let admin: Promise<Admin> | undefined;
@@ -74,7 +80,7 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
   const consumers = new Set<KafkaLogConsumer>();
 
   return {
-    description: `kafka (kafkajs, brokers ${options.brokers.join(',')})`,
+    description: `kafka (kafkajs, brokers ${options.brokers.join(',')}, ${describeSecurity(options.security)})`,
 
     async ensureTopics(topics: readonly TopicSpec[]): Promise<void> {
       const a = await getAdmin();

@@ -30,6 +30,7 @@ import type {
   PartitionOffsets,
   TopicSpec,
 } from './event-log.ts';
+import { describeSecurity, type KafkaSecurity } from './kafka-security.ts';
 
 export interface PlatformaticEventLogOptions {
   brokers: readonly string[];
@@ -41,6 +42,8 @@ export interface PlatformaticEventLogOptions {
    * before handing its partitions to the others (default 30 s; the broker accepts 6 s to 5 min).
    */
   sessionTimeoutMs?: number;
+  /** SASL and TLS to the brokers (none: plaintext, unauthenticated). */
+  security?: KafkaSecurity;
   logger: Logger;
 }
 
@@ -69,6 +72,8 @@ interface ClientBase {
   bootstrapBrokers: string[];
   connectTimeout: number;
   retryDelay: (client: unknown, operation: string, attempt: number) => number;
+  tls?: { ca?: string };
+  sasl?: { mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512'; username: string; password: string };
 }
 
 /** Creates the Kafka adapter; connections open lazily on first use. */
@@ -80,6 +85,14 @@ export function createPlatformaticEventLog(options: PlatformaticEventLogOptions)
     connectTimeout: 3_000,
     retryDelay: (_client, _operation, attempt) => backoffMs(attempt),
   };
+  const { tls, sasl } = options.security ?? {};
+  if (tls) base.tls = tls.ca ? { ca: tls.ca } : {};
+  if (sasl)
+    base.sasl = {
+      mechanism: sasl.mechanism.toUpperCase() as 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512',
+      username: sasl.username,
+      password: sasl.password,
+    };
 
   let admin: Admin | undefined;
   const getAdmin = (): Admin => {
@@ -133,7 +146,7 @@ export function createPlatformaticEventLog(options: PlatformaticEventLogOptions)
   };
 
   return {
-    description: `kafka (@platformatic/kafka, brokers ${options.brokers.join(',')})`,
+    description: `kafka (@platformatic/kafka, brokers ${options.brokers.join(',')}, ${describeSecurity(options.security)})`,
 
     async ensureTopics(topics: readonly TopicSpec[]): Promise<void> {
       const a = getAdmin();

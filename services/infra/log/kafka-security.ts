@@ -1,0 +1,44 @@
+/**
+ * How the Kafka clients authenticate and encrypt: SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and
+ * TLS, from TALLY_KAFKA_SASL_* and TALLY_KAFKA_TLS* (README). Both adapters take the same shape.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError, type TallyConfig } from '../config.ts';
+
+export interface KafkaSecurity {
+  sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
+  /** TLS to the brokers; `ca`: PEM certificates trusted besides the system's CAs. */
+  tls?: { ca?: string };
+}
+
+/** The security settings of `config`, the CA bundle read from its file. */
+export function kafkaSecurity(config: TallyConfig['kafka']): KafkaSecurity {
+  const security: KafkaSecurity = {};
+  if (config.sasl) security.sasl = { ...config.sasl };
+  if (config.tls) {
+    security.tls = {};
+    const file = config.tls.caFile;
+    if (file !== undefined) {
+      try {
+        security.tls.ca = readFileSync(file, 'utf8');
+      } catch (error) {
+        throw new ConfigError(
+          `invalid configuration:\n  TALLY_KAFKA_TLS_CA_FILE: cannot read ${file} (${(error as Error).message})`,
+        );
+      }
+      if (!security.tls.ca.includes('-----BEGIN CERTIFICATE-----'))
+        throw new ConfigError(
+          `invalid configuration:\n  TALLY_KAFKA_TLS_CA_FILE: ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+        );
+    }
+  }
+  return security;
+}
+
+/** What the logs say about the connection (never the password). */
+export function describeSecurity(security: KafkaSecurity | undefined): string {
+  const parts = [security?.tls ? 'TLS' : 'plaintext'];
+  if (security?.sasl)
+    parts.push(`SASL ${security.sasl.mechanism.toUpperCase()} as ${security.sasl.username}`);
+  return parts.join(', ');
+}

@@ -3,7 +3,7 @@
  * the cdk8s platform synthesized fresh, every object validated (core kinds with kubernetes-models,
  * custom resources with the schemas in k8s/schemas/), skaffold.yaml against its schema; and the
  * chart held to the code — roles, consumer groups and topics, configuration variables, probe
- * ports and paths, metrics named by the shipped rules and dashboards.
+ * ports and paths (gRPC health for the gRPC roles), metrics named by the shipped rules and dashboards.
  *
  * Needs helm (scripts/install-helm.sh): skipped without it, except under CI=true where that fails.
  */
@@ -24,13 +24,16 @@ import {
   consumerRoles,
   consumersReadFromBeginning,
   exportedSeries,
+  grpcHealth,
+  grpcRoles,
   loadConfig,
   localKafkaVersion,
   ROLES,
   roleBackends,
+  roleGrpcServices,
   roleUsesEventConsumer,
-  servesGrpcHealth,
 } from './k8s/code-facts.ts';
+import { grpcHealthCheck } from './k8s/grpc-probe.ts';
 import { CHART, findHelm, helm, helmTemplate, renderChart, type ValueSet, valueArgs } from './k8s/helm.ts';
 import {
   ajvErrors,
@@ -81,6 +84,7 @@ const VALUE_SETS: Record<string, ValueSet> = {
   monitoring: { files: ['ci/monitoring-values.yaml'], set: withoutMissingFiles },
   HA: { files: ['ci/ha-values.yaml'], set: withoutMissingFiles },
   'external backends': { files: ['ci/external-values.yaml'] },
+  'HTTP probes': { set: { 'probes.grpc': 'false' } },
 };
 
 const renders = new Map<string, K8sObject[]>();
@@ -148,6 +152,7 @@ function resolvedEnv(objects: readonly K8sObject[], container: Container): Recor
     TALLY_PG_URL: 'postgres://user:password@pg.example:5432/tally',
     TALLY_PG_READ_URLS: 'postgres://user:password@pg-ro.example:5432/tally',
     TALLY_REDIS_URL: 'redis://redis.example:6379',
+    TALLY_KAFKA_SASL_PASSWORD: 'kafka-password',
     PGUSER: 'tally',
     PGPASSWORD: 'password',
   };
@@ -323,6 +328,20 @@ describe('charts/tally', needsHelm, () => {
         }
         const uses = role === 'migrate' ? new Set(['postgres']) : backends.get(role)!;
         if (uses.has('kafka')) assert.ok(config.kafka.brokers?.length, `${where}: needs TALLY_KAFKA_BROKERS`);
+        const caFile = config.kafka.tls?.caFile;
+        if (caFile !== undefined) {
+          // The CA file the code reads is in a volume of the Secret the values name.
+          const mount = container.volumeMounts?.find((m) => caFile.startsWith(`${m.mountPath}/`));
+          assert.ok(mount, `${where}: TALLY_KAFKA_TLS_CA_FILE ${caFile} is in no mounted volume`);
+          const volume = (
+            podSpec(o) as { volumes?: { name: string; secret?: { secretName: string } }[] }
+          ).volumes?.find((v) => v.name === mount.name);
+          assert.ok(volume?.secret?.secretName, `${where}: the CA volume is not a Secret`);
+        }
+        if (setName === 'external backends' && uses.has('kafka')) {
+          assert.equal(config.kafka.sasl?.mechanism, 'scram-sha-512', `${where}: SASL from the values`);
+          assert.ok(config.kafka.tls?.caFile, `${where}: TLS with the CA from the values`);
+        }
         if (uses.has('redis'))
           assert.ok(config.redis.url || config.redis.clusterNodes.length > 0, `${where}: needs Redis`);
         if (uses.has('postgres')) assert.ok(config.pg.url, `${where}: needs TALLY_PG_URL`);
@@ -358,8 +377,24 @@ describe('charts/tally', needsHelm, () => {
     );
   });
 
-  test("probes ask each role's status server, on the port the role serves it", () => {
-    const grpcHealth = servesGrpcHealth();
+  test('the code serves the standard gRPC health service on every gRPC server', () => {
+    const health = grpcHealth();
+    assert.equal(health.typeName, 'grpc.health.v1.Health', 'the name kubelet and grpc_health_probe call');
+    assert.deepEqual(health.methods, ['Check', 'Watch']);
+    assert.ok(
+      health.servedByEveryServer.includes(health.typeName),
+      'GrpcRegistry (every gRPC server of the code) serves grpc.health.v1.Health',
+    );
+    // The chart's gRPC roles (a `grpc` container port) are those main.ts gives the gRPC server.
+    const withGrpcPort = [...deployments(rendered('defaults'))]
+      .filter(([, d]) => podSpec(d).containers[0]!.ports?.some((p) => p.name === 'grpc'))
+      .map(([role]) => role);
+    assert.deepEqual(withGrpcPort.sort(), grpcRoles().sort());
+  });
+
+  test("probes ask each role's status server: gRPC health on a gRPC role's gRPC port, else HTTP where the role serves it", async () => {
+    const health = grpcHealth();
+    const servers = new Set(grpcRoles());
     for (const setName of Object.keys(VALUE_SETS)) {
       const objects = rendered(setName);
       for (const [role, d] of deployments(objects)) {
@@ -370,18 +405,30 @@ describe('charts/tally', needsHelm, () => {
         const portNumber = (port: string | number) =>
           typeof port === 'number' ? port : container.ports?.find((p) => p.name === port)?.containerPort;
         const where = `${setName}: ${role}`;
-        for (const [kind, path] of [
+        const kinds = [
           ['startupProbe', '/healthz'],
           ['livenessProbe', '/healthz'],
           ['readinessProbe', '/readyz'],
-        ] as const) {
+        ] as const;
+        // probes.grpc switches a gRPC role's three probes together: on by default, off in 'HTTP probes'.
+        const grpcProbes = servers.has(role) && setName !== 'HTTP probes';
+        for (const [kind, path] of kinds) {
           const probe = container[kind];
           assert.ok(probe, `${where}: no ${kind}`);
-          if (probe.grpc) {
-            assert.ok(grpcHealth, `${where}: a gRPC ${kind}, but no role serves grpc.health.v1.Health`);
-            assert.equal(probe.grpc.port, config.grpc.port, `${where}: ${kind} port`);
+          if (grpcProbes) {
+            assert.ok(probe.grpc, `${where}: ${kind} should be a gRPC probe (grpc.health.v1)`);
+            assert.equal(probe.httpGet, undefined, `${where}: ${kind}`);
+            assert.equal(probe.grpc.port, config.grpc.port, `${where}: ${kind} port is TALLY_GRPC_PORT`);
+            assert.equal(portNumber('grpc'), config.grpc.port, `${where}: the container's grpc port`);
+            const service = probe.grpc.service ?? '';
+            if (service !== '')
+              assert.ok(
+                [...(await roleGrpcServices(role)), health.typeName].includes(service),
+                `${where}: ${kind} asks for ${service}, which ${role} does not serve`,
+              );
             continue;
           }
+          assert.equal(probe.grpc, undefined, `${where}: ${kind}: ${role} is probed over HTTP`);
           assert.equal(probe.httpGet?.path, path, `${where}: ${kind} path`);
           assert.equal(portNumber(probe.httpGet!.port), statusPort, `${where}: ${kind} port`);
         }
@@ -389,10 +436,10 @@ describe('charts/tally', needsHelm, () => {
     }
   });
 
-  test('the probed paths answer 200 on a running gateway, ingest and counter (embedded backends)', async (t) => {
+  test('the probes pass on a running gateway, ingest and counter (embedded backends): HTTP 200, gRPC SERVING', async (t) => {
     const { run } = await import('../services/main.ts');
     const { createLogger } = await import('../services/infra/logger.ts');
-    const byRole = deployments(rendered('defaults'));
+    let grpcProbes = 0;
     for (const role of ['gateway', 'ingest', 'counter'] as const) {
       const dataDir = mkdtempSync(join(tmpdir(), `tally-probe-${role}-`));
       t.after(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -406,19 +453,34 @@ describe('charts/tally', needsHelm, () => {
       });
       const running = await run([role], config, createLogger('error'));
       try {
-        const port = role === 'gateway' ? running.httpPort! : running.metricsPort;
-        const container = podSpec(byRole.get(role)!).containers[0]!;
-        for (const probe of [container.startupProbe, container.livenessProbe, container.readinessProbe]) {
-          const path = probe?.httpGet?.path;
-          assert.ok(path, `${role}: an HTTP probe`);
-          const response = await fetch(`http://127.0.0.1:${port}${path}`);
-          assert.equal(response.status, 200, `${role} ${path}`);
-          await response.body?.cancel();
+        for (const setName of ['defaults', 'HTTP probes']) {
+          const container = podSpec(deployments(rendered(setName)).get(role)!).containers[0]!;
+          for (const probe of [container.startupProbe, container.livenessProbe, container.readinessProbe]) {
+            const where = `${setName}: ${role}`;
+            if (probe?.grpc) {
+              assert.ok(running.grpcPort, `${where}: a gRPC probe, but the process serves no gRPC`);
+              const service = probe.grpc.service ?? '';
+              assert.equal(
+                await grpcHealthCheck(`127.0.0.1:${running.grpcPort}`, service),
+                'SERVING',
+                `${where}: gRPC health of ${JSON.stringify(service)}`,
+              );
+              grpcProbes++;
+              continue;
+            }
+            const path = probe?.httpGet?.path;
+            assert.ok(path, `${where}: an HTTP probe`);
+            const port = role === 'gateway' ? running.httpPort! : running.metricsPort;
+            const response = await fetch(`http://127.0.0.1:${port}${path}`);
+            assert.equal(response.status, 200, `${where} ${path}`);
+            await response.body?.cancel();
+          }
         }
       } finally {
         await running.stop();
       }
     }
+    assert.equal(grpcProbes, 3, "ingest's three probes are gRPC by default");
   });
 
   test('pods run locked down: non-root, read-only root, no capabilities, RuntimeDefault seccomp', () => {

@@ -202,6 +202,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
 
   const stop = async () => {
     ready = false;
+    registry.setServing(false); // gRPC health: NOT_SERVING from the first moment of the drain
     await gatewayRole?.stop();
     registry.drain();
     await grpcServer?.shutdown(config.drainTimeoutMs);
@@ -335,6 +336,7 @@ export async function run(roles: readonly Role[], config: TallyConfig, logger: L
   if (!metricsServer)
     logger.info('metrics listening', { host: config.http.host, port: metricsPort, on: 'gateway' });
   ready = true;
+  registry.setServing(true);
   logger.info('tally started', { roles });
   return { httpPort: gatewayRole?.port, grpcPort: grpcServer?.port, metricsPort, stop };
 }

@@ -5,6 +5,9 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Health } from '../../services/gen/grpc/health/v1/health_pb.js';
+import { GrpcRegistry } from '../../services/infra/grpc/grpc-registry.ts';
+import { createLogger } from '../../services/infra/logger.ts';
 import { ROLES } from '../../services/main.ts';
 import { REPO } from './manifests.ts';
 
@@ -83,19 +86,54 @@ export function roleUsesEventConsumer(role: string): boolean {
   return source.includes('startEventConsumer(');
 }
 
-/** Whether the code serves the standard gRPC health service (grpc.health.v1.Health) anywhere. */
-export function servesGrpcHealth(): boolean {
-  const search = (dir: string): boolean =>
-    readdirSync(dir, { withFileTypes: true }).some((entry) => {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) return entry.name !== 'testing' && search(path);
-      return (
-        /\.(ts|js)$/.test(entry.name) &&
-        !entry.name.includes('.test.') &&
-        /grpc\.health\.v1/.test(readFileSync(path, 'utf8'))
-      );
-    });
-  return search(join(REPO, 'services'));
+/** The roles main.ts gives the process's gRPC server (`grpc: registry` in their block): the gRPC roles. */
+export function grpcRoles(): string[] {
+  return ROLES.filter((role) => roleBlock(role)?.includes('grpc: registry'));
+}
+
+/**
+ * The full names of the gRPC services a role's module registers (`deps.grpc.register(XService, …)`),
+ * looked up among the generated services.
+ */
+export async function roleGrpcServices(role: string): Promise<string[]> {
+  const source = readFileSync(join(REPO, 'services', role, `${role}.ts`), 'utf8');
+  const names = [...source.matchAll(/\.grpc\.register\(\s*([A-Za-z0-9_]+)\s*,/g)].map((m) => m[1]!);
+  const generated = new Map<string, string>();
+  for (const path of generatedModules(join(REPO, 'services', 'gen'))) {
+    for (const [name, value] of Object.entries(await import(path)))
+      if ((value as { kind?: string }).kind === 'service')
+        generated.set(name, (value as { typeName: string }).typeName);
+  }
+  return names.map((name) => {
+    const typeName = generated.get(name);
+    if (!typeName) throw new Error(`services/${role}/${role}.ts registers ${name}, not a generated service`);
+    return typeName;
+  });
+}
+
+function generatedModules(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return generatedModules(path);
+    return entry.name.endsWith('_pb.js') ? [path] : [];
+  });
+}
+
+export interface GrpcHealthFacts {
+  /** The generated health service's full name and methods, as the wire calls them. */
+  typeName: string;
+  methods: string[];
+  /** The services every gRPC server of the code serves besides the roles' own (GrpcRegistry's). */
+  servedByEveryServer: readonly string[];
+}
+
+/** The standard gRPC health service as the code generates and registers it. */
+export function grpcHealth(): GrpcHealthFacts {
+  return {
+    typeName: Health.typeName,
+    methods: Health.methods.map((m) => m.name),
+    servedByEveryServer: new GrpcRegistry(createLogger('error')).serviceNames,
+  };
 }
 
 /** docs/metrics.md's table: metric name → type (`counter`, `gauge`, `histogram`). */

@@ -211,6 +211,30 @@ force margin of 5 s (services/main.ts), and 5 s more. */}}
 - name: TALLY_GROUP_PREFIX
   value: {{ . | quote }}
 {{- end }}
+{{- with $kafka.sasl }}
+{{- if .mechanism }}
+- name: TALLY_KAFKA_SASL_MECHANISM
+  value: {{ .mechanism | quote }}
+- name: TALLY_KAFKA_SASL_USERNAME
+  value: {{ .username | quote }}
+- name: TALLY_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef: { name: {{ .passwordSecret.name | quote }}, key: {{ .passwordSecret.key | quote }} }
+{{- end }}
+{{- end }}
+{{- if or $kafka.tls.enabled $kafka.tls.caSecret.name }}
+- name: TALLY_KAFKA_TLS
+  value: "true"
+{{- end }}
+{{- if $kafka.tls.caSecret.name }}
+- name: TALLY_KAFKA_TLS_CA_FILE
+  value: {{ include "tally.kafkaCaFile" . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Where the Kafka CA certificate is mounted (kafka.tls.caSecret). */}}
+{{- define "tally.kafkaCaFile" -}}
+/etc/tally/kafka-ca/{{ .Values.kafka.tls.caSecret.key }}
 {{- end }}
 
 {{/* The TALLY_* variables the chart sets from its values: config.env and a role's env may not set them. */}}
@@ -219,7 +243,8 @@ force margin of 5 s (services/main.ts), and 5 s more. */}}
  TALLY_INGEST_ADDR, TALLY_QUERY_ADDR, TALLY_PG_MIGRATE, TALLY_KAFKA_BROKERS, TALLY_KAFKA_CLIENT_ID,
  TALLY_EVENTS_TOPIC, TALLY_EVENTS_PARTITIONS, TALLY_DLQ_TOPIC, TALLY_GROUP_PREFIX,
  TALLY_REDIS_CLUSTER_NODES, TALLY_REDIS_URL, TALLY_REDIS_PREFIX, TALLY_PG_URL, TALLY_PG_READ_URLS,
- TALLY_PG_SCHEMA, TALLY_PG_POOL_SIZE]
+ TALLY_PG_SCHEMA, TALLY_PG_POOL_SIZE, TALLY_KAFKA_SASL_MECHANISM, TALLY_KAFKA_SASL_USERNAME,
+ TALLY_KAFKA_SASL_PASSWORD, TALLY_KAFKA_TLS, TALLY_KAFKA_TLS_CA_FILE]
 {{- end }}
 
 {{/*

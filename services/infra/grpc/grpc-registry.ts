@@ -1,12 +1,14 @@
 /**
  * Collects the gRPC services of the roles running in one process, so that
- * they share one server and port; refuses new calls once draining.
+ * they share one server and port; refuses new calls once draining. Every server
+ * also serves the standard health service (grpc.health.v1.Health, grpc-health.ts).
  */
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../logger.ts';
 import { grpcMetrics, type Registry } from '../metrics.ts';
 import type { Tracer } from '../tracing.ts';
+import { Health, HealthStatus, healthService } from './grpc-health.ts';
 import {
   type GrpcServer,
   type GrpcServerOptions,
@@ -18,6 +20,8 @@ import {
 export class GrpcRegistry {
   readonly #services: { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation }[] =
     [];
+  readonly #names: string[] = [];
+  readonly #health = new HealthStatus();
   readonly #logger: Logger;
   readonly #metrics: Registry | undefined;
   readonly #tracer: Tracer | undefined;
@@ -25,7 +29,8 @@ export class GrpcRegistry {
 
   /**
    * With `metrics`, every call is counted and timed there (docs/metrics.md); with `tracer`, every
-   * call is a SERVER span continuing the caller's trace context (docs/tracing.md).
+   * call is a SERVER span continuing the caller's trace context (docs/tracing.md). Health checks
+   * are neither: probes would bury the real traffic.
    */
   constructor(logger: Logger, metrics?: Registry, tracer?: Tracer) {
     this.#logger = logger;
@@ -43,18 +48,40 @@ export class GrpcRegistry {
         tracer: this.#tracer,
       }),
     );
+    this.#names.push(service.typeName);
+    this.#health.addService(service.typeName);
   }
 
+  /** Whether no role registered a service (the health service does not count). */
   get isEmpty(): boolean {
     return this.#services.length === 0;
   }
 
-  /** New calls from now on get UNAVAILABLE. */
+  /** The full names of the services {@link listen} serves, the health service's included. */
+  get serviceNames(): readonly string[] {
+    return [...this.#names, Health.typeName];
+  }
+
+  /**
+   * Whether the process is ready (its roles started) and so health checks answer SERVING; until
+   * then they answer NOT_SERVING. Ignored once draining.
+   */
+  setServing(serving: boolean): void {
+    this.#health.setServing(serving);
+  }
+
+  /** New calls from now on get UNAVAILABLE; health checks answer NOT_SERVING, and watches end. */
   drain(): void {
     this.#accepting = false;
+    this.#health.shutdown();
   }
 
   listen(options: GrpcServerOptions): Promise<GrpcServer> {
-    return startGrpcServer(this.#services, options);
+    // Answers while draining (NOT_SERVING), and stays out of the request metrics and traces.
+    const health = grpcService(Health, healthService(this.#health), {
+      logger: this.#logger.child({ service: Health.typeName }),
+      accepting: () => true,
+    });
+    return startGrpcServer([...this.#services, health], options);
   }
 }

@@ -4,6 +4,8 @@
  * Requests are decoded inside the handler so that a malformed message is
  * INVALID_ARGUMENT, not the INTERNAL grpc-js would answer for a failing deserializer.
  */
+
+import { once } from 'node:events';
 import {
   create,
   type DescMessage,
@@ -37,6 +39,12 @@ export interface CallContext {
   peer: string;
 }
 
+/** What a server-streaming handler knows of its call: also when the caller goes away. */
+export interface StreamCallContext extends CallContext {
+  /** Aborted when the call is cancelled (by the caller, or its deadline): stop producing. */
+  signal: AbortSignal;
+}
+
 type MethodImpl<M> = M extends { methodKind: 'unary'; input: infer I; output: infer O }
   ? I extends DescMessage
     ? O extends DescMessage
@@ -49,16 +57,27 @@ type MethodImpl<M> = M extends { methodKind: 'unary'; input: infer I; output: in
         ? (requests: AsyncIterable<MessageShape<I>>, context: CallContext) => Promise<MessageInitShape<O>>
         : never
       : never
-    : never;
+    : M extends { methodKind: 'server_streaming'; input: infer I; output: infer O }
+      ? I extends DescMessage
+        ? O extends DescMessage
+          ? (request: MessageShape<I>, context: StreamCallContext) => AsyncIterable<MessageInitShape<O>>
+          : never
+        : never
+      : never;
 
-/** One async function per method of the service. */
+/**
+ * One function per method of the service: an async function for a unary or client-streaming
+ * method, an async iterable of the answers for a server-streaming one (the call ends OK when it
+ * ends, with the error's status when it throws).
+ */
 export type ServiceImpl<T extends GenServiceMethods> = { [K in keyof T]: MethodImpl<T[K]> };
 
 const identity = (b: Buffer): Buffer => b;
 
 /**
  * The grpc-js definition and handlers for `service` served by `impl`; each call is counted and timed
- * in `metrics` when given, and runs in a SERVER span continuing the caller's `traceparent` with `tracer`.
+ * in `metrics` when given, and runs in a SERVER span continuing the caller's `traceparent` with `tracer`
+ * (a server stream: from its request to its end). While `accepting()` is false, new calls get UNAVAILABLE.
  */
 export function grpcService<T extends GenServiceMethods>(
   service: GenService<T>,
@@ -73,12 +92,13 @@ export function grpcService<T extends GenServiceMethods>(
       context: CallContext,
     ) => Promise<MessageInitShape<DescMessage>>;
     const clientStreaming = method.methodKind === 'client_streaming';
-    if (method.methodKind !== 'unary' && !clientStreaming)
+    const serverStreaming = method.methodKind === 'server_streaming';
+    if (method.methodKind !== 'unary' && !clientStreaming && !serverStreaming)
       throw new Error(`unsupported method kind: ${method.name}`);
     definition[method.name] = {
       path: `/${service.typeName}/${method.name}`,
       requestStream: clientStreaming,
-      responseStream: false,
+      responseStream: serverStreaming,
       requestSerialize: identity,
       requestDeserialize: identity,
       responseSerialize: (m: unknown) => Buffer.from(toBinary(method.output, m as MessageShape<DescMessage>)),
@@ -89,10 +109,11 @@ export function grpcService<T extends GenServiceMethods>(
     const count = (code: Code) => options.metrics?.requests.inc({ ...labels, code: codeName(code) });
     const spanName = `${service.typeName}/${method.name}`;
     const spanAttributes = rpcAttributes(service.typeName, method.name);
-    const respond = (
+    /** Runs `work` as the call, then answers through `settle`: OK with its value, else its error's status. */
+    const respond = <R>(
       metadata: grpc.Metadata,
-      callback: grpc.sendUnaryData<unknown>,
-      work: () => Promise<MessageInitShape<DescMessage>>,
+      settle: (status: Partial<grpc.StatusObject> | null, value?: R) => Code,
+      work: () => Promise<R>,
     ): void => {
       const startMs = performance.now();
       let span: Span | undefined;
@@ -108,34 +129,91 @@ export function grpcService<T extends GenServiceMethods>(
         run = () => context.with(trace.setSpan(parent, started), work);
       }
       run().then(
-        (init) => {
-          callback(null, create(method.output, init));
+        (value) => {
+          const code = settle(null, value);
           duration?.observe(secondsSince(startMs));
-          count(Code.OK);
-          if (span) endRpcSpan(span, Code.OK, SERVER_FAULTS);
+          count(code);
+          if (span) endRpcSpan(span, code, SERVER_FAULTS);
         },
         (error: unknown) => {
-          const status = toServiceError(error, method, options.logger);
-          callback(status);
+          const code = settle(toServiceError(error, method, options.logger));
           duration?.observe(secondsSince(startMs));
-          count(status.code as number as Code);
-          if (span) endRpcSpan(span, status.code as number as Code, SERVER_FAULTS);
+          count(code);
+          if (span) endRpcSpan(span, code, SERVER_FAULTS);
         },
       );
     };
+    const unaryAnswer =
+      (callback: grpc.sendUnaryData<unknown>) =>
+      (status: Partial<grpc.StatusObject> | null, init?: MessageInitShape<DescMessage>): Code => {
+        if (status) {
+          callback(status);
+          return status.code as number as Code;
+        }
+        callback(null, create(method.output, init!));
+        return Code.OK;
+      };
+    if (serverStreaming) {
+      const stream = impl as Record<string, unknown> as Record<
+        string,
+        (request: unknown, context: StreamCallContext) => AsyncIterable<MessageInitShape<DescMessage>>
+      >;
+      handlers[method.name] = (call: grpc.ServerWritableStream<Buffer, unknown>) => {
+        const cancelled = new AbortController();
+        call.on('cancelled', () => cancelled.abort());
+        respond(call.metadata, streamEnd(call, cancelled.signal), async () => {
+          refuseWhenDraining(options.accepting);
+          const request = decode(method.input, call.request, '');
+          const answers = stream[method.localName]!(request, {
+            ...contextOf(call),
+            signal: cancelled.signal,
+          });
+          for await (const init of answers) {
+            if (cancelled.signal.aborted) break;
+            if (!call.write(create(method.output, init))) await drained(call, cancelled.signal);
+          }
+        });
+      };
+      continue;
+    }
     handlers[method.name] = clientStreaming
       ? (call: grpc.ServerReadableStream<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-          respond(call.metadata, callback, async () => {
+          respond(call.metadata, unaryAnswer(callback), async () => {
             refuseWhenDraining(options.accepting);
             return fn(decodeStream(call, method.input), contextOf(call));
           })
       : (call: grpc.ServerUnaryCall<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-          respond(call.metadata, callback, async () => {
+          respond(call.metadata, unaryAnswer(callback), async () => {
             refuseWhenDraining(options.accepting);
             return fn(decode(method.input, call.request, ''), contextOf(call));
           });
   }
   return { definition, handlers };
+}
+
+/** Ends a server stream with the status of its handler; a cancelled call has nobody to answer. */
+function streamEnd(call: grpc.ServerWritableStream<Buffer, unknown>, cancelled: AbortSignal) {
+  return (status: Partial<grpc.StatusObject> | null): Code => {
+    if (cancelled.aborted) return Code.CANCELLED;
+    if (status) {
+      call.emit('error', status); // grpc-js's way to end a server stream with a status
+      return status.code as number as Code;
+    }
+    call.end();
+    return Code.OK;
+  };
+}
+
+/** Resolves once `call` takes writes again, or at once when the call is cancelled. */
+async function drained(
+  call: grpc.ServerWritableStream<Buffer, unknown>,
+  cancelled: AbortSignal,
+): Promise<void> {
+  try {
+    await once(call, 'drain', { signal: cancelled });
+  } catch (error) {
+    if (!cancelled.aborted) throw error;
+  }
 }
 
 /** gRPC metadata as a carrier of trace context (`traceparent`). */
@@ -176,7 +254,12 @@ function refuseWhenDraining(accepting: () => boolean): void {
     throw new AppError(Code.UNAVAILABLE, 'server is shutting down, retry on another instance');
 }
 
-function contextOf(call: grpc.ServerUnaryCall<Buffer, unknown> | grpc.ServerReadableStream<Buffer, unknown>) {
+function contextOf(
+  call:
+    | grpc.ServerUnaryCall<Buffer, unknown>
+    | grpc.ServerReadableStream<Buffer, unknown>
+    | grpc.ServerWritableStream<Buffer, unknown>,
+): CallContext {
   return { metadata: call.metadata, peer: call.getPeer() };
 }
 

@@ -48,22 +48,33 @@ export interface DayReport {
 
 /** Zero-filled 24-hour report of the day starting at `dayStartMs` from its summary rows. */
 export function buildDayReport(dayStartMs: number, rows: readonly HourTypeTotal[]): DayReport {
-  const types = [...new Set(rows.map((r) => r.type))].sort();
-  const byHourType = new Map<string, HourTypeTotal>();
+  // Every type of the rows, ordered; then one cell per (hour, type), rows of an hour added up.
+  const column = new Map<string, number>();
+  for (const row of rows) column.set(row.type, 0);
+  const types = [...column.keys()].sort();
+  for (let i = 0; i < types.length; i++) column.set(types[i]!, i);
+  const width = types.length;
+  const counts = new Float64Array(24 * width);
+  const sums = new Float64Array(24 * width);
+  const seen = new Uint8Array(24 * width);
   for (const row of rows) {
     const hour = Math.floor((row.hourStartMs - dayStartMs) / HOUR_MS);
     if (hour < 0 || hour > 23) continue;
-    const key = `${hour}\u0000${row.type}`;
-    const seen = byHourType.get(key);
-    byHourType.set(key, seen ? { ...seen, count: seen.count + row.count, sum: seen.sum + row.sum } : row);
+    const cell = hour * width + column.get(row.type)!;
+    // The first row of a cell as it is, the next ones added to it.
+    counts[cell] = seen[cell] ? counts[cell]! + row.count : row.count;
+    sums[cell] = seen[cell] ? sums[cell]! + row.sum : row.sum;
+    seen[cell] = 1;
   }
-  const hours = Array.from({ length: 24 }, (_, hour) => ({
-    hour,
-    counts: types.map((type) => {
-      const total = byHourType.get(`${hour}\u0000${type}`);
-      return { type, count: total?.count ?? 0, sum: total?.sum ?? 0 };
-    }),
-  }));
+  const hours: DayReport['hours'] = new Array(24);
+  for (let hour = 0; hour < 24; hour++) {
+    const totals: TypeTotal[] = new Array(width);
+    for (let i = 0; i < width; i++) {
+      const cell = hour * width + i;
+      totals[i] = { type: types[i]!, count: counts[cell]!, sum: sums[cell]! };
+    }
+    hours[hour] = { hour, counts: totals };
+  }
   return { hours };
 }
 

@@ -8,7 +8,9 @@
  *   <prefix>:{<tag>}:e:<id>   marker: event <id> was applied (expires after the dedup window)
  * One Lua script per target applies a batch's increments and sets the markers
  * atomically, so a redelivered or re-sent event is never counted twice, and the
- * script touches only keys of one slot, as Redis Cluster requires.
+ * script touches only keys of one slot, as Redis Cluster requires. Another reads
+ * both hashes of a target in one command, so a count and its sum come from the
+ * same moment.
  *
  * Leaderboards live apart (another slot per type):
  *   <prefix>:top:{<type>}     sorted set target → count
@@ -47,6 +49,13 @@ end
 return out
 `;
 
+// KEYS[1] counts hash, KEYS[2] sums hash. Returns { counts as HGETALL, sums as HGETALL }: one
+// command (one round trip, nothing to parse but two flat arrays) and atomic, as a script is.
+const READ_SCRIPT = `return { redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]) }`;
+
+/** Targets whose key names are kept, so that reading a popular target again skips its digest. */
+const KEY_CACHE_SIZE = 4096;
+
 export interface RedisCounterStoreOptions {
   /** `redis://host:port` for a standalone server. */
   url?: string;
@@ -59,8 +68,9 @@ export interface RedisCounterStoreOptions {
 }
 
 type Client = Redis | Cluster;
-type ClientWithApply = Client & {
+type ClientWithScripts = Client & {
   tallyApply(numKeys: number, ...args: (string | number)[]): Promise<(number | string)[]>;
+  tallyRead(countsKey: string, sumsKey: string): Promise<[string[], string[]]>;
 };
 
 export function createRedisCounterStore(options: RedisCounterStoreOptions): CounterStore {
@@ -84,12 +94,22 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
   }
   client.on('error', () => {}); // surfaced per command; ioredis reconnects by itself
   client.defineCommand('tallyApply', { lua: APPLY_SCRIPT });
-  const redis = client as ClientWithApply;
+  client.defineCommand('tallyRead', { lua: READ_SCRIPT, numberOfKeys: 2 });
+  const redis = client as ClientWithScripts;
   const prefix = options.keyPrefix;
+  // The same target's keys again (dashboards ask for a few popular targets): a bounded map,
+  // the oldest entry out first.
+  const keyCache = new Map<string, { counts: string; sums: string; marker: (id: string) => string }>();
   const keysFor = (target: string) => {
-    const tag = createHash('sha256').update(target).digest('base64url').slice(0, 22);
-    const base = `${prefix}:{${tag}}`;
-    return { counts: `${base}:n`, sums: `${base}:s`, marker: (id: string) => `${base}:e:${id}` };
+    let keys = keyCache.get(target);
+    if (keys === undefined) {
+      const tag = createHash('sha256').update(target).digest('base64url').slice(0, 22);
+      const base = `${prefix}:{${tag}}`;
+      keys = { counts: `${base}:n`, sums: `${base}:s`, marker: (id: string) => `${base}:e:${id}` };
+      if (keyCache.size >= KEY_CACHE_SIZE) keyCache.delete(keyCache.keys().next().value as string);
+      keyCache.set(target, keys);
+    }
+    return keys;
   };
   const topKey = (type: string) => `${prefix}:top:{${type}}`;
   const typesKey = `${prefix}:types`;
@@ -97,11 +117,26 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
   const unavailable = (what: string, cause: unknown) =>
     new AppError(Code.UNAVAILABLE, `Redis ${what} failed`, { cause });
   const duration = options.metrics && redisMetrics(options.metrics).duration;
+  const timers = duration && {
+    apply: duration.labels({ operation: 'apply' }),
+    read: duration.labels({ operation: 'read' }),
+    top: duration.labels({ operation: 'top' }),
+  };
   /** `work`, timed as `operation` (failures included). */
   const timed = <T>(operation: 'apply' | 'read' | 'top', work: () => Promise<T>): Promise<T> => {
-    if (!duration) return work();
+    if (!timers) return work();
+    const timer = timers[operation];
     const startMs = performance.now();
-    return work().finally(() => duration.observe({ operation }, secondsSince(startMs)));
+    return work().then(
+      (value) => {
+        timer.observe(secondsSince(startMs));
+        return value;
+      },
+      (error: unknown) => {
+        timer.observe(secondsSince(startMs));
+        throw error;
+      },
+    );
   };
 
   const store: CounterStore = {
@@ -145,24 +180,14 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
 
     async read(target: string): Promise<TypeCounter[]> {
       const keys = keysFor(target);
-      let counts: Record<string, string>;
-      let sums: Record<string, string>;
+      let counts: string[];
+      let sums: string[];
       try {
-        // One transaction (both keys share the target's slot), so a count and its sum are read
-        // at the same moment: never a count from before an apply and a sum from after it.
-        const replies = await redis.multi().hgetall(keys.counts).hgetall(keys.sums).exec();
-        if (!replies) throw new Error('read transaction aborted');
-        for (const [error] of replies) if (error) throw error;
-        [counts, sums] = replies.map(([, reply]) => reply) as [
-          Record<string, string>,
-          Record<string, string>,
-        ];
+        [counts, sums] = await redis.tallyRead(keys.counts, keys.sums);
       } catch (error) {
         throw unavailable('read', error);
       }
-      return Object.keys(counts)
-        .sort()
-        .map((type) => ({ type, count: Number(counts[type]), sum: Number(sums[type] ?? 0) }));
+      return countersOf(counts, sums);
     },
 
     async top(types: readonly string[], limit: number): Promise<TypeLeaders[]> {
@@ -193,4 +218,17 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
     read: (target) => timed('read', () => store.read(target)),
     top: (types, limit) => timed('top', () => store.top(types, limit)),
   };
+}
+
+/** The counters of a target from its two hashes as flat [field, value, ...] lists, ordered by type. */
+function countersOf(counts: readonly string[], sums: readonly string[]): TypeCounter[] {
+  const sumOf = new Map<string, string>();
+  for (let i = 0; i + 1 < sums.length; i += 2) sumOf.set(sums[i]!, sums[i + 1]!);
+  const counters: TypeCounter[] = [];
+  for (let i = 0; i + 1 < counts.length; i += 2) {
+    const type = counts[i]!;
+    counters.push({ type, count: Number(counts[i + 1]), sum: Number(sumOf.get(type) ?? 0) });
+  }
+  // Code unit order, as Array.prototype.sort orders strings.
+  return counters.sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
 }

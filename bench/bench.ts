@@ -3,8 +3,10 @@
  * Redis and PostgreSQL (scripts/services-up.sh) in a namespace of its own, drives them with k6
  * (loadtest/rest-single.js; bench/'s variants of the batch and stream scripts, whose events are
  * built once per VU; bench/grpc-query.js) and the simulator, measures the baselines in the same
- * run (kafkajs producing directly, a bare Node HTTP server, redis-benchmark, PostgreSQL COPY),
- * samples every process's CPU, and writes bench/RESULTS.md.
+ * run (the Kafka client producing directly, a bare Node HTTP server, redis-benchmark, PostgreSQL
+ * COPY), samples every process's CPU, and writes bench/RESULTS.md. Then it compares the two Kafka
+ * clients (TALLY_KAFKA_CLIENT: the roles restarted with each) and measures what tracing and
+ * metrics cost the ingest path.
  *
  *   node bench/bench.ts [--smoke] [--out FILE] [--raw-dir DIR] [--phases a,b,…] [--render FILE]
  *
@@ -12,10 +14,12 @@
  *   --out       the report (default bench/RESULTS.md)
  *   --raw-dir   where k6 summaries and outputs go (default: a new temporary directory)
  *   --phases    run only these phases (for working on the harness): seed, bare-http, rest-single,
- *               rest-batch, grpc-stream, raw-producer, sinks, e2e, queries
+ *               rest-batch, grpc-stream, raw-producer, sinks, e2e, queries, kafka-clients, overhead
  *   --render    render the report of a previous run's results.json (in its raw directory) and exit
  *
- * Progress goes to stderr. Exits 1 when a phase failed (the report says which, and why).
+ * The roles use the service's default Kafka client unless TALLY_KAFKA_CLIENT is set in the
+ * harness's environment. Progress goes to stderr. Exits 1 when a phase failed (the report says
+ * which, and why).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -29,8 +33,10 @@ import { handleProcessWarnings } from '../services/infra/node-warnings.ts';
 import { requireRealServers } from '../services/testing/real-servers.ts';
 import { runPgCopy } from './baselines/pg-copy.ts';
 import { runRedisBenchmark } from './baselines/redis-bench.ts';
+import { attribute, METRICS_CODE, monotonicMicros, readProfileOf } from './lib/cpu-profile.ts';
 import {
   benchNamespace,
+  COMPILE_CACHE,
   CONSUMER_ROLES,
   type ConsumerRole,
   Deployment,
@@ -42,10 +48,28 @@ import { machine, versions } from './lib/machine.ts';
 import { type ProbeStats, SINKS, VisibilityProbes } from './lib/probes.ts';
 import { CpuSampler, type CpuUse, pidListeningOn, processTree } from './lib/proc.ts';
 import { has, histogram, histogramDelta, quantile, type Scrape, scrape, sumOf } from './lib/prom.ts';
-import type { CatchUp, E2eStep, LoadStep, Quantiles, QueryRun, Results, Series } from './lib/results.ts';
+import {
+  type CatchUp,
+  type E2eSeries,
+  type E2eStep,
+  KAFKA_CLIENTS,
+  KAFKA_LIBRARY,
+  type KafkaClient,
+  type KafkaClientRun,
+  type KafkaClientsResult,
+  type LoadStep,
+  type MetricsProfile,
+  type OverheadResult,
+  type OverheadStage,
+  type Quantiles,
+  type QueryRun,
+  type RawProducerRun,
+  type Results,
+  type Series,
+} from './lib/results.ts';
 import { seedReportTable } from './lib/seed-report.ts';
 import { niceRate, searchMax } from './lib/steps.ts';
-import { FULL, type Plan, SMOKE } from './plan.ts';
+import { FULL, type Plan, SMOKE, type Stepping } from './plan.ts';
 import { MULTI_THREADED, renderReport } from './report.ts';
 
 handleProcessWarnings();
@@ -60,6 +84,10 @@ const PHASES = [
   'sinks',
   'e2e',
   'queries',
+  // The last two restart ingest and the gateway with settings of their own, and stop the
+  // consumers: no phase after them uses the deployment.
+  'kafka-clients',
+  'overhead',
 ] as const;
 type Phase = (typeof PHASES)[number];
 
@@ -122,6 +150,7 @@ async function spawnNode(
 ): Promise<{ child: ChildProcess; first: string; next: () => Promise<string>; exited: Promise<unknown> }> {
   const child = spawn(process.execPath, [join(repo, script), ...scriptArgs], {
     cwd: repo,
+    env: { ...process.env, NODE_COMPILE_CACHE: COMPILE_CACHE },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   track(group, child);
@@ -171,7 +200,11 @@ async function main(): Promise<number> {
   const m = machine();
   const ns = benchNamespace(12);
   const dedupWindowMs = 3_600_000;
-  const deployment = new Deployment(ns, localServers, { TALLY_DEDUP_WINDOW_MS: String(dedupWindowMs) });
+  const deployment = new Deployment(ns, localServers, {
+    TALLY_DEDUP_WINDOW_MS: String(dedupWindowMs),
+    // The role processes get no TALLY_* variable of the harness's environment but this one.
+    ...(process.env.TALLY_KAFKA_CLIENT ? { TALLY_KAFKA_CLIENT: process.env.TALLY_KAFKA_CLIENT } : {}),
+  });
   const sampler = new CpuSampler(m.cores);
   const portOf = (url: string, fallback: number) => Number(new URL(url).port || fallback);
   const kafkaPid = pidListeningOn(Number(localServers.kafkaBrokers.split(',')[0]!.split(':')[1]));
@@ -188,7 +221,15 @@ async function main(): Promise<number> {
   sampler.add({ name: 'kafka', pids: () => (kafkaPid ? [kafkaPid] : []) });
   sampler.add({ name: 'redis', pids: () => (redisPid ? [redisPid] : []) });
   sampler.add({ name: 'postgres', pids: () => (pgPid ? processTree(pgPid) : []) });
-  for (const group of ['k6', 'simulator', 'bare-http', 'raw-producer', 'redis-benchmark', 'psql'])
+  for (const group of [
+    'k6',
+    'simulator',
+    'bare-http',
+    'raw-producer',
+    'redis-benchmark',
+    'psql',
+    'otlp-sink',
+  ])
     sampler.add({ name: group, pids: () => [...(children.get(group) ?? [])] });
   sampler.add({ name: 'harness', pids: () => [process.pid] });
   sampler.start(500);
@@ -221,6 +262,7 @@ async function main(): Promise<number> {
       probeRedisPollMs: 5,
       probePgPollMs: 20,
       probesPerSecond: plan.probesPerSecond,
+      kafkaClient: roleConfig.kafka.client,
     },
     rawProducer: [],
     catchUp: [],
@@ -294,7 +336,9 @@ async function main(): Promise<number> {
       label: string;
       script: string;
       latencyMetric: string;
-      stepping: { start: number; factor: number; maxSteps: number };
+      stepping: Stepping;
+      /** Of each step (default: the plan's). */
+      seconds?: number;
       eventsPerIteration: number;
       iteration: string;
       blowUpMs: number;
@@ -389,6 +433,7 @@ async function main(): Promise<number> {
         why: judged.why,
         // The samples inside the load (k6's start-up and its VUs' initialisation left out).
         cpu: sampler.use(result.loadFromMs + 300, result.loadToMs - 300),
+        loadMs: { from: result.loadFromMs, to: result.loadToMs },
         writes,
       };
     };
@@ -432,33 +477,65 @@ async function main(): Promise<number> {
     });
 
     const gatewayUrl = () => `http://127.0.0.1:${deployment.httpPort}`;
+
+    // The ingest loads, as the phases below run them (the Kafka client and overhead phases too).
+    const restSingleLoad = {
+      script: 'loadtest/rest-single.js',
+      latencyMetric: 'http_req_duration',
+      eventsPerIteration: 1,
+      iteration: 'request',
+      blowUpMs: 100,
+      env: restEnv(gatewayUrl, 100),
+      columns: ['gateway', 'ingest', 'kafka', 'k6'],
+      withIngest: true,
+    };
+    const batchSize = plan.restBatch.batchSize;
+    const batchBlowUpMs = 5 * (20 + batchSize);
+    // The bodies are built once per VU: k6 generating every event costs about what ingesting it does.
+    const restBatchLoad = {
+      script: 'bench/rest-batch-prebuilt.js',
+      latencyMetric: 'http_req_duration',
+      eventsPerIteration: batchSize,
+      iteration: `batch of ${batchSize}`,
+      blowUpMs: batchBlowUpMs,
+      env: (rate: number) => ({
+        ...restEnv(gatewayUrl, batchBlowUpMs)(rate),
+        ...vus(rate, batchBlowUpMs, 200),
+        BATCH_SIZE: String(batchSize),
+      }),
+      columns: ['gateway', 'ingest', 'kafka', 'k6'],
+      withIngest: true,
+    };
+    const streamEvents = plan.grpcStream.streamEvents;
+    const streamBlowUpMs = 5 * (20 + streamEvents);
+    // The events are built once per VU, as for the REST batches.
+    const grpcStreamLoad = {
+      script: 'bench/grpc-stream-prebuilt.js',
+      latencyMetric: 'tally_stream_duration',
+      eventsPerIteration: streamEvents,
+      iteration: `stream of ${streamEvents}`,
+      blowUpMs: streamBlowUpMs,
+      env: (rate: number) => ({
+        TALLY_GRPC: `127.0.0.1:${deployment.ingestPort}`,
+        STREAM_EVENTS: String(streamEvents),
+        ...vus(rate, streamBlowUpMs, 500),
+        P99_MS: String(streamBlowUpMs),
+      }),
+      columns: ['ingest', 'kafka', 'k6'],
+      withIngest: true,
+    };
+
     await phase('rest-single', async () => {
-      const series = await k6Series({
-        label: 'rest-single',
-        script: 'loadtest/rest-single.js',
-        latencyMetric: 'http_req_duration',
-        stepping: plan.restSingle,
-        eventsPerIteration: 1,
-        iteration: 'request',
-        blowUpMs: 100,
-        env: restEnv(gatewayUrl, 100),
-        columns: ['gateway', 'ingest', 'kafka', 'k6'],
-        withIngest: true,
-      });
+      const series = await k6Series({ label: 'rest-single', stepping: plan.restSingle, ...restSingleLoad });
       results.restSingle = series;
       if (!series.best) return;
       const rate = niceRate(series.best.rate * 0.7);
       progress(`rest-single at 70 % of the maximum: ${fmt(rate)} requests/s for ${plan.at70Seconds} s`);
       results.at70 = await k6Step({
         name: 'rest-single-70pct',
-        script: 'loadtest/rest-single.js',
-        latencyMetric: 'http_req_duration',
         rate,
         seconds: plan.at70Seconds,
-        eventsPerIteration: 1,
-        blowUpMs: 100,
-        env: restEnv(gatewayUrl, 100),
-        withIngest: true,
+        ...restSingleLoad,
       });
       progress(
         `  70 %: ${fmt(results.at70.achievedEvents)} events/s, p50 ${fmt(results.at70.latency.p50, 1)} ms, p99 ${fmt(results.at70.latency.p99, 1)} ms; cpu: ${describeCpu(results.at70.cpu, ['gateway', 'ingest', 'kafka', 'k6'])}`,
@@ -466,39 +543,16 @@ async function main(): Promise<number> {
     });
 
     await phase('rest-batch', async () => {
-      const size = plan.restBatch.batchSize;
-      const blowUpMs = 5 * (20 + size);
-      const env = (rate: number) => ({
-        ...restEnv(gatewayUrl, blowUpMs)(rate),
-        ...vus(rate, blowUpMs, 200),
-        BATCH_SIZE: String(size),
-      });
-      // The bodies are built once per VU: k6 generating every event costs about what ingesting it does.
-      const series = await k6Series({
-        label: 'rest-batch',
-        script: 'bench/rest-batch-prebuilt.js',
-        latencyMetric: 'http_req_duration',
-        stepping: plan.restBatch,
-        eventsPerIteration: size,
-        iteration: `batch of ${size}`,
-        blowUpMs,
-        env,
-        columns: ['gateway', 'ingest', 'kafka', 'k6'],
-        withIngest: true,
-      });
+      const series = await k6Series({ label: 'rest-batch', stepping: plan.restBatch, ...restBatchLoad });
       results.restBatch = series;
       if (!series.best) return;
       // The load tests' own script at the same rate, for the generator's cost.
       const rate = series.best.rate;
       const step = await k6Step({
         name: 'rest-batch-loadtest-script',
-        script: 'loadtest/rest-batch.js',
-        latencyMetric: 'http_req_duration',
         rate,
-        eventsPerIteration: size,
-        blowUpMs,
-        env,
-        withIngest: true,
+        ...restBatchLoad,
+        script: 'loadtest/rest-batch.js',
       });
       results.restBatchLoadtestScript = step;
       progress(
@@ -507,39 +561,15 @@ async function main(): Promise<number> {
     });
 
     await phase('grpc-stream', async () => {
-      const size = plan.grpcStream.streamEvents;
-      const blowUpMs = 5 * (20 + size);
-      const env = (rate: number) => ({
-        TALLY_GRPC: `127.0.0.1:${deployment.ingestPort}`,
-        STREAM_EVENTS: String(size),
-        ...vus(rate, blowUpMs, 500),
-        P99_MS: String(blowUpMs),
-      });
-      // The events are built once per VU, as for the REST batches.
-      const series = await k6Series({
-        label: 'grpc-stream',
-        script: 'bench/grpc-stream-prebuilt.js',
-        latencyMetric: 'tally_stream_duration',
-        stepping: plan.grpcStream,
-        eventsPerIteration: size,
-        iteration: `stream of ${size}`,
-        blowUpMs,
-        env,
-        columns: ['ingest', 'kafka', 'k6'],
-        withIngest: true,
-      });
+      const series = await k6Series({ label: 'grpc-stream', stepping: plan.grpcStream, ...grpcStreamLoad });
       results.grpcStream = series;
       if (!series.best) return;
       const rate = series.best.rate;
       const step = await k6Step({
         name: 'grpc-stream-loadtest-script',
-        script: 'loadtest/grpc-stream.js',
-        latencyMetric: 'tally_stream_duration',
         rate,
-        eventsPerIteration: size,
-        blowUpMs,
-        env,
-        withIngest: true,
+        ...grpcStreamLoad,
+        script: 'loadtest/grpc-stream.js',
       });
       results.grpcStreamLoadtestScript = step;
       progress(
@@ -547,63 +577,108 @@ async function main(): Promise<number> {
       );
     });
 
-    await phase('raw-producer', async () => {
-      // The batch sizes ingest wrote at its best steps, and the most it may write at once.
+    /**
+     * The batch sizes of ingest's writes at the best steps of `series`, and (unless left out) the
+     * most it may write at once, each with what it mirrors, smallest first.
+     */
+    const writeSizes = (series: [string, Series | undefined][], largest = true): [number, string][] => {
       const sizes = new Map<number, string>();
-      const mirror = (series: Series | undefined, what: string) => {
-        const mean = series?.best?.writes?.meanEvents;
+      for (const [what, s] of series) {
+        const mean = s?.best?.writes?.meanEvents;
         if (mean && mean >= 1) sizes.set(Math.round(mean), `${what}: ingest's mean write at its best step`);
-      };
-      mirror(results.restBatch, 'REST batch');
-      mirror(results.grpcStream, 'gRPC stream');
-      mirror(results.restSingle, 'REST single');
-      sizes.set(results.setup.maxProduceBatchEvents, 'TALLY_PRODUCE_MAX_BATCH_EVENTS: the largest write');
-      for (const [batch, mirrors] of [...sizes].sort((a, b) => a[0] - b[0])) {
-        const { exited, next } = await spawnNode('raw-producer', 'bench/baselines/raw-producer.ts', [
-          '--brokers',
-          localServers.kafkaBrokers,
-          '--topic',
-          ns.rawTopic,
-          '--partitions',
-          String(ns.partitions),
-          '--batch',
-          String(batch),
-          '--seconds',
-          String(plan.rawProducerSeconds),
-        ]);
-        // The first line says the measured sends start.
-        const cpu = cpuWindow(100, plan.rawProducerSeconds * 1000 - 300);
-        const r = JSON.parse(await next()) as {
-          eventsPerSecond: number;
-          sendP50Ms: number;
-          sendP99Ms: number;
-        };
-        await exited;
-        const run = { batch, mirrors, ...r, cpu: await cpu() };
-        results.rawProducer.push(run);
-        progress(
-          `raw producer, ${fmt(batch)} records per send (${mirrors}): ${fmt(r.eventsPerSecond)} events/s, send p50 ${fmt(r.sendP50Ms, 1)} ms, p99 ${fmt(r.sendP99Ms, 1)} ms; cpu: ${describeCpu(run.cpu, ['raw-producer', 'kafka'])}`,
-        );
       }
+      if (largest || sizes.size === 0)
+        sizes.set(results.setup.maxProduceBatchEvents, 'TALLY_PRODUCE_MAX_BATCH_EVENTS: the largest write');
+      return [...sizes].sort((a, b) => a[0] - b[0]);
+    };
+
+    /** The raw producer baseline: `client`'s library alone, `batch` records per send. */
+    const rawProducerRun = async (
+      client: KafkaClient,
+      batch: number,
+      mirrors: string,
+      seconds: number,
+    ): Promise<RawProducerRun> => {
+      const { exited, next } = await spawnNode('raw-producer', 'bench/baselines/raw-producer.ts', [
+        '--client',
+        client,
+        '--brokers',
+        localServers.kafkaBrokers,
+        '--topic',
+        ns.rawTopic,
+        '--partitions',
+        String(ns.partitions),
+        '--batch',
+        String(batch),
+        '--seconds',
+        String(seconds),
+      ]);
+      // The first line says the measured sends start.
+      const cpu = cpuWindow(100, seconds * 1000 - 300);
+      const r = JSON.parse(await next()) as {
+        eventsPerSecond: number;
+        sendP50Ms: number;
+        sendP99Ms: number;
+      };
+      await exited;
+      const run: RawProducerRun = {
+        client,
+        batch,
+        mirrors,
+        eventsPerSecond: r.eventsPerSecond,
+        sendP50Ms: r.sendP50Ms,
+        sendP99Ms: r.sendP99Ms,
+        cpu: await cpu(),
+      };
+      progress(
+        `raw producer (${KAFKA_LIBRARY[client]}), ${fmt(batch)} records per send (${mirrors}): ${fmt(r.eventsPerSecond)} events/s, send p50 ${fmt(r.sendP50Ms, 1)} ms, p99 ${fmt(r.sendP99Ms, 1)} ms; cpu: ${describeCpu(run.cpu, ['raw-producer', 'kafka'])}`,
+      );
+      return run;
+    };
+
+    await phase('raw-producer', async () => {
+      // The batch sizes ingest wrote at its best steps, and the most it may write at once, with
+      // the roles' own Kafka client.
+      const client = results.setup.kafkaClient ?? 'kafkajs';
+      for (const [batch, mirrors] of writeSizes([
+        ['REST batch', results.restBatch],
+        ['gRPC stream', results.grpcStream],
+        ['REST single', results.restSingle],
+      ]))
+        results.rawProducer.push(await rawProducerRun(client, batch, mirrors, plan.rawProducerSeconds));
     });
+
+    /**
+     * Starts a consumer role alone on the backlog of its group (the deployment's prefix) and
+     * measures its catch-up; stops it after.
+     */
+    const catchUpAlone = async (
+      role: ConsumerRole,
+      seconds: number,
+      env: Record<string, string> = {},
+      label: string = role,
+    ): Promise<CatchUp | undefined> => {
+      const end = await deployment.endOffset();
+      const committedBefore = await deployment.committed(role);
+      const backlog = end - committedBefore;
+      if (backlog <= 0) {
+        progress(`${label}: no backlog to catch up on`);
+        return undefined;
+      }
+      await deployment.start(role, env);
+      const r = await measureCatchUp(deployment, role, backlog, seconds, sampler);
+      await deployment.stop(role);
+      progress(
+        `${label} alone: ${fmt(r.eventsPerSecond)} events/s over ${fmt(r.seconds, 1)} s (${fmt(r.events)} of a backlog of ${fmt(backlog)}); cpu: ${describeCpu(r.cpu, [role, role === 'counter' ? 'redis' : 'postgres', 'kafka'])}`,
+      );
+      return r;
+    };
 
     // ── the sinks, each alone on the backlog the ingest phases left, then their baselines
     await phase('sinks', async () => {
       for (const role of CONSUMER_ROLES) {
-        const end = await deployment.endOffset();
-        const committedBefore = await deployment.committed(role);
-        const backlog = end - committedBefore;
-        if (backlog <= 0) {
-          progress(`${role}: no backlog to catch up on`);
-          continue;
-        }
-        await deployment.start(role);
-        const r = await measureCatchUp(deployment, role, backlog, plan.catchUpSeconds, sampler);
-        await deployment.stop(role);
-        results.catchUp.push(r);
-        progress(
-          `${role} alone: ${fmt(r.eventsPerSecond)} events/s over ${fmt(r.seconds, 1)} s (${fmt(r.events)} of a backlog of ${fmt(backlog)}); cpu: ${describeCpu(r.cpu, [role, role === 'counter' ? 'redis' : 'postgres', 'kafka'])}`,
-        );
+        const r = await catchUpAlone(role, plan.catchUpSeconds);
+        if (r) results.catchUp.push(r);
       }
       results.pgCopy = await runPgCopy(deployment.pg, localServers.pgUrl, ns.pgSchema, plan.pgCopyMaxRows);
       if (results.pgCopy)
@@ -627,13 +702,26 @@ async function main(): Promise<number> {
         );
     });
 
+    /** Every consumer role's /metrics. */
+    const consumerScrape = async (): Promise<Map<ConsumerRole, Scrape>> =>
+      new Map(
+        await Promise.all(
+          CONSUMER_ROLES.map(async (r) => [r, await scrape(deployment.roles.get(r)?.metricsPort)] as const),
+        ),
+      );
+
+    type E2eStepping = Plan['e2e'];
+
+    /** One end-to-end step: the simulators at `rate` events/s for the stepping's seconds. */
     const e2eStep = async (
       rate: number,
-      n: number,
+      name: string,
+      label: string,
+      stepping: E2eStepping,
       probes: VisibilityProbes,
-      consumerScrape: () => Promise<Map<ConsumerRole, Scrape>>,
     ): Promise<E2eStep> => {
-      const seconds = plan.e2e.stepSeconds;
+      const seconds = stepping.stepSeconds;
+      const drainTimeoutSeconds = stepping.drainTimeoutSeconds;
       const before = await consumerScrape();
       const spawnedMs = Date.now();
       const sims = SCENARIO_SHARES.map(({ scenario, share }) =>
@@ -642,7 +730,7 @@ async function main(): Promise<number> {
           rate * share,
           seconds,
           deployment.ingestPort,
-          join(rawDir, `e2e-${n}-${rate}-${scenario}.out`),
+          join(rawDir, `${name}-${scenario}.out`),
         ),
       );
       // The step starts when ingest sees the simulators' first batches (they take a second or two to start).
@@ -657,7 +745,7 @@ async function main(): Promise<number> {
       while (Date.now() < waitUntil && (!exported || (await accepted()) === acceptedBefore)) await sleep(50);
       const startMs = Date.now();
       progress(
-        `  e2e ${fmt(rate)} events/s: the simulators' first batches arrived after ${fmt((startMs - spawnedMs) / 1000, 1)} s`,
+        `  ${label} ${fmt(rate)} events/s: the simulators' first batches arrived after ${fmt((startMs - spawnedMs) / 1000, 1)} s`,
       );
       probes.start(plan.probesPerSecond);
       const cpu = cpuWindow(500, seconds * 1000 - 1500);
@@ -682,17 +770,14 @@ async function main(): Promise<number> {
       // Drain: every group commits everything (probes still being collected meanwhile).
       const drainStart = Date.now();
       const drain = (async () => {
-        while (Date.now() - drainStart < plan.e2e.drainTimeoutSeconds * 1000) {
+        while (Date.now() - drainStart < drainTimeoutSeconds * 1000) {
           const remaining = await Promise.all(CONSUMER_ROLES.map((r) => deployment.lag(r).catch(() => 1)));
           if (remaining.every((l) => l === 0)) return (Date.now() - drainStart) / 1000;
           await sleep(250);
         }
         return undefined;
       })();
-      const [drainSeconds, stats] = await Promise.all([
-        drain,
-        probes.stop(plan.e2e.drainTimeoutSeconds * 1000),
-      ]);
+      const [drainSeconds, stats] = await Promise.all([drain, probes.stop(drainTimeoutSeconds * 1000)]);
       const after = await consumerScrape();
       const second = lags.filter((l) => l.atMs >= startMs + (seconds * 1000) / 2);
       const maxLag: Record<string, number> = {};
@@ -710,8 +795,7 @@ async function main(): Promise<number> {
         reasons.push(`${fmt(achievedEvents)} of ${fmt(offeredEvents)} events/s acknowledged`);
       if (failedEvents > 0.001 * offeredEvents * seconds)
         reasons.push(`${fmt(failedEvents)} events failed or missed`);
-      if (drainSeconds === undefined)
-        reasons.push(`not drained ${plan.e2e.drainTimeoutSeconds} s after the load`);
+      if (drainSeconds === undefined) reasons.push(`not drained ${drainTimeoutSeconds} s after the load`);
       const step: E2eStep = {
         rate,
         offeredEvents,
@@ -729,7 +813,7 @@ async function main(): Promise<number> {
       };
       const p = step.probes;
       progress(
-        `e2e ${fmt(rate)} events/s: ${fmt(achievedEvents)} acknowledged; max lag ${CONSUMER_ROLES.map((r) => `${r} ${fmt(maxLag[r]!)}`).join(', ')}; ` +
+        `${label} ${fmt(rate)} events/s: ${fmt(achievedEvents)} acknowledged; max lag ${CONSUMER_ROLES.map((r) => `${r} ${fmt(maxLag[r]!)}`).join(', ')}; ` +
           `drained in ${drainSeconds === undefined ? '—' : `${fmt(drainSeconds, 1)} s`}; visible p50/p99: Redis ${fmt(p.counter!.p50)}/${fmt(p.counter!.p99)} ms, ` +
           `summary ${fmt(p.aggregator!.p50)}/${fmt(p.aggregator!.p99)} ms, event ${fmt(p.persister!.p50)}/${fmt(p.persister!.p99)} ms → ${step.passed ? 'pass' : `FAIL (${step.why})`}`,
       );
@@ -739,51 +823,64 @@ async function main(): Promise<number> {
       return step;
     };
 
-    // ── end to end: every consumer running, the simulator stepping its rate
-    await phase('e2e', async () => {
-      for (const role of CONSUMER_ROLES) await deployment.skipToEnd(role);
-      await Promise.all(CONSUMER_ROLES.map((role) => deployment.start(role)));
+    /**
+     * Steps the simulators' rate with every consumer role running (the caller started them),
+     * probes going through; `onReady` runs once the first probe showed in every sink.
+     */
+    const e2eSearch = async (options: {
+      label: string;
+      runId: string;
+      stepping: E2eStepping;
+      onReady?: () => Promise<void>;
+    }): Promise<E2eSeries> => {
       const probes = new VisibilityProbes({
         ingestAddr: `127.0.0.1:${deployment.ingestPort}`,
         queryAddr: `127.0.0.1:${deployment.queryPort}`,
         redis: deployment.redis,
         pg: deployment.pg,
         redisPrefix: ns.redisPrefix,
-        runId: `b${ns.id}`,
+        runId: options.runId,
         redisPollMs: results.setup.probeRedisPollMs,
         pgPollMs: results.setup.probePgPollMs,
       });
       try {
         await probes.verify();
-        const consumerScrape = async () =>
-          new Map(
-            await Promise.all(
-              CONSUMER_ROLES.map(
-                async (r) => [r, await scrape(deployment.roles.get(r)?.metricsPort)] as const,
-              ),
-            ),
-          );
-        const first = await consumerScrape();
-        results.metrics.lagGauge = [...first.values()].some((s) => has(s, 'tally_consumer_lag_messages'));
-        results.metrics.visibleHistogram = [...first.values()].some((s) =>
-          has(s, 'tally_sink_visible_latency_seconds_bucket'),
-        );
+        await options.onReady?.();
         let n = 0;
         const search = await searchMax<E2eStep>({
-          ...plan.e2e,
+          ...options.stepping,
           minRate: plan.smoke ? 5 : 200,
           maxRate: 200_000,
           refine: !plan.smoke,
           outOfTime,
           run: async (rate) => {
-            const step = await e2eStep(rate, ++n, probes, consumerScrape);
+            const name = `${options.label}-${++n}-${rate}`;
+            const step = await e2eStep(rate, name, options.label, options.stepping, probes);
             return { rate, step, passed: step.passed, why: step.why };
           },
         });
-        results.e2e = { steps: search.steps.map((s) => s.step), best: search.best?.step };
+        return { steps: search.steps.map((s) => s.step), best: search.best?.step };
       } finally {
         probes.close();
       }
+    };
+
+    // ── end to end: every consumer running, the simulator stepping its rate
+    await phase('e2e', async () => {
+      for (const role of CONSUMER_ROLES) await deployment.skipToEnd(role);
+      await Promise.all(CONSUMER_ROLES.map((role) => deployment.start(role)));
+      results.e2e = await e2eSearch({
+        label: 'e2e',
+        runId: `b${ns.id}`,
+        stepping: plan.e2e,
+        onReady: async () => {
+          const first = await consumerScrape();
+          results.metrics.lagGauge = [...first.values()].some((s) => has(s, 'tally_consumer_lag_messages'));
+          results.metrics.visibleHistogram = [...first.values()].some((s) =>
+            has(s, 'tally_sink_visible_latency_seconds_bucket'),
+          );
+        },
+      });
     });
 
     // ── the query path
@@ -835,6 +932,245 @@ async function main(): Promise<number> {
         };
       else progress('get-report skipped: the seed phase did not run');
     });
+
+    /** `stepping` from a step below `best`'s rate, when there is one. */
+    const below = (stepping: Stepping, best: { rate: number } | undefined): Stepping => ({
+      ...stepping,
+      start: best ? best.rate / stepping.factor : stepping.start,
+    });
+
+    /**
+     * Restarts ingest and the gateway with `env` over the deployment's variables, side by side
+     * (the gateway reaches ingest lazily, at its port that a restart keeps).
+     */
+    const restartIngestPath = async (env: Record<string, string>) => {
+      await Promise.all([deployment.stop('gateway'), deployment.stop('ingest')]);
+      await Promise.all([deployment.start('ingest', env), deployment.start('gateway', env)]);
+    };
+
+    /** Fails unless the role's start-up log has a line with every one of `parts` (say, its Kafka adapter). */
+    const expectLogged = (role: Role, parts: string[], what: string) => {
+      const lines = deployment.roles.get(role)?.proc.lines ?? [];
+      if (!lines.some((line) => parts.every((part) => line.includes(part))))
+        throw new Error(`${role} did not log ${what}:\n${lines.slice(-10).join('\n')}`);
+    };
+
+    // ── the Kafka clients: the roles restarted with each in turn, on the same figures
+    await phase('kafka-clients', async () => {
+      const kc = plan.kafkaClients;
+      // Left running by the end-to-end phase: the sinks below catch up alone.
+      await Promise.all(CONSUMER_ROLES.map((role) => deployment.stop(role)));
+      const comparison: KafkaClientsResult = {
+        stepSeconds: kc.stepSeconds,
+        e2eStepSeconds: kc.e2e?.stepSeconds,
+        runs: [],
+      };
+      results.kafkaClients = comparison;
+      // Both clients start a step below the maxima this run found (else the plan's), in finer steps.
+      const grpcStepping = below(kc.grpcStream, results.grpcStream?.best);
+      const batchStepping = below(kc.restBatch, results.restBatch?.best);
+      const e2eStepping = kc.e2e && { ...kc.e2e, start: results.e2e?.best?.rate ?? kc.e2e.start };
+      const versionOf = (client: KafkaClient) =>
+        client === 'platformatic' ? results.versions.platformaticKafka : results.versions.kafkajs;
+      try {
+        for (const client of KAFKA_CLIENTS) {
+          const library = KAFKA_LIBRARY[client];
+          const env = { TALLY_KAFKA_CLIENT: client };
+          const run: KafkaClientRun = {
+            client,
+            library: `${library} ${versionOf(client) ?? ''}`.trim(),
+            catchUp: [],
+            rawProducer: [],
+          };
+          comparison.runs.push(run);
+          // This client's consumer groups start at the end of the events topic: they catch up on
+          // what its own ingest steps write, events no sink has seen (no dedup marker, no row yet).
+          deployment.groupPrefix = `${ns.groupPrefix}${client}-`;
+          for (const role of CONSUMER_ROLES) await deployment.skipToEnd(role);
+          progress(`${library}: restarting ingest and the gateway with TALLY_KAFKA_CLIENT=${client}`);
+          await restartIngestPath(env);
+          for (const role of ['ingest', 'gateway'] as const)
+            expectLogged(role, ['"port":"log"', `kafka (${library},`], `the ${library} adapter`);
+          run.grpcStream = await k6Series({
+            label: `${client}-grpc-stream`,
+            stepping: grpcStepping,
+            seconds: kc.stepSeconds,
+            ...grpcStreamLoad,
+          });
+          run.restBatch = await k6Series({
+            label: `${client}-rest-batch`,
+            stepping: batchStepping,
+            seconds: kc.stepSeconds,
+            ...restBatchLoad,
+          });
+          for (const role of kc.catchUpRoles) {
+            const r = await catchUpAlone(role, kc.catchUpSeconds, env, `${role} (${library})`);
+            if (r) run.catchUp.push(r);
+          }
+          if (e2eStepping) {
+            for (const role of CONSUMER_ROLES) await deployment.skipToEnd(role);
+            await Promise.all(CONSUMER_ROLES.map((role) => deployment.start(role, env)));
+            try {
+              run.e2e = await e2eSearch({
+                label: `${client}-e2e`,
+                runId: `b${ns.id}${client}`,
+                stepping: e2eStepping,
+              });
+            } finally {
+              await Promise.all(CONSUMER_ROLES.map((role) => deployment.stop(role)));
+            }
+          }
+        }
+      } finally {
+        deployment.groupPrefix = ns.groupPrefix;
+      }
+      // The libraries alone, one after the other at each size: the first client's ingest writes
+      // (the raw producer phase has the largest write, the library's ceiling).
+      const first = comparison.runs[0]!;
+      const by = KAFKA_LIBRARY[first.client];
+      for (const [batch, mirrors] of writeSizes(
+        [
+          [`REST batch with ${by}`, first.restBatch],
+          [`gRPC stream with ${by}`, first.grpcStream],
+        ],
+        false,
+      ))
+        for (const run of comparison.runs)
+          run.rawProducer.push(await rawProducerRun(run.client, batch, mirrors, kc.rawProducerSeconds));
+    });
+
+    // ── what tracing and metrics cost the ingest path
+    await phase('overhead', async () => {
+      const o = plan.overhead;
+      // Only ingest's path runs: consumers would take CPU from it.
+      await Promise.all(CONSUMER_ROLES.map((role) => deployment.stop(role)));
+      const receiver = await spawnNode('otlp-sink', 'bench/lib/otlp-sink.ts', []);
+      try {
+        const port = (JSON.parse(receiver.first) as { port: number }).port;
+        const received = async () =>
+          (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as {
+            requests: number;
+            bytes: number;
+          };
+        const tracingEnv = {
+          OTEL_TRACES_EXPORTER: 'otlp',
+          OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+          OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${port}/v1/traces`,
+          OTEL_TRACES_SAMPLER: 'always_on',
+        };
+        // Both stages start a step below the maxima this run found (else the plan's): a step at the
+        // same rate that both pass compares their CPU per event.
+        const grpcStepping = below(o.grpcStream, results.grpcStream?.best);
+        const singleStepping = below(o.restSingle, results.restSingle?.best);
+        const stage = async (tracing: boolean): Promise<OverheadStage> => {
+          const name = `tracing-${tracing ? 'on' : 'off'}`;
+          progress(
+            `tracing ${tracing ? "on (every span exported to the harness's OTLP receiver)" : 'off'}: restarting ingest and the gateway`,
+          );
+          await restartIngestPath(tracing ? tracingEnv : {});
+          if (tracing)
+            for (const role of ['ingest', 'gateway'] as const)
+              expectLogged(role, ['"msg":"tracing on"'], 'that tracing is on');
+          const before = await received();
+          const grpcStream = await k6Series({
+            label: `${name}-grpc-stream`,
+            stepping: grpcStepping,
+            seconds: o.stepSeconds,
+            ...grpcStreamLoad,
+            columns: [...grpcStreamLoad.columns, 'otlp-sink'],
+          });
+          const restSingle = await k6Series({
+            label: `${name}-rest-single`,
+            stepping: singleStepping,
+            seconds: o.stepSeconds,
+            ...restSingleLoad,
+            columns: [...restSingleLoad.columns, 'otlp-sink'],
+          });
+          // Stopped here, so that the spans still buffered are exported (and counted) as they exit.
+          const procs = (['gateway', 'ingest'] as const).map((role) => deployment.roles.get(role)?.proc);
+          await Promise.all([deployment.stop('gateway'), deployment.stop('ingest')]);
+          const after = await received();
+          const droppedSpans = procs.reduce((n, proc) => n + droppedSpansIn(proc?.lines ?? []), 0);
+          const exported = { requests: after.requests - before.requests, bytes: after.bytes - before.bytes };
+          progress(
+            `${name}: ${fmt(exported.requests)} OTLP exports (${fmt(exported.bytes / 2 ** 20, 1)} MiB), ${fmt(droppedSpans)} spans dropped`,
+          );
+          return { tracing, grpcStream, restSingle, exported, droppedSpans };
+        };
+        const profileDir = join(rawDir, 'cpu-profiles');
+        const overhead: OverheadResult = {
+          stepSeconds: o.stepSeconds,
+          off: await stage(false),
+          tracingEnv,
+          profileShare: o.profileShare,
+          profiles: [],
+          profileDir,
+        };
+        results.overhead = overhead;
+        overhead.on = await stage(true);
+
+        // Metrics are always on: their cost is their share of the CPU profile of a fixed-load step.
+        mkdirSync(profileDir, { recursive: true });
+        const quoted = `"${profileDir.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+        const nodeOptions = [process.env.NODE_OPTIONS, '--cpu-prof', `--cpu-prof-dir=${quoted}`];
+        progress('metrics: restarting ingest and the gateway under the CPU profiler (--cpu-prof)');
+        await restartIngestPath({ NODE_OPTIONS: nodeOptions.filter(Boolean).join(' ') });
+        const pids = new Map(
+          (['gateway', 'ingest'] as const).map((role) => [role, deployment.roles.get(role)!.pid]),
+        );
+        const steps: { load: MetricsProfile['load']; roles: Role[]; step: LoadStep }[] = [];
+        for (const [load, roles, series, stepping, spec] of [
+          ['REST single', ['gateway', 'ingest'], overhead.off.restSingle, singleStepping, restSingleLoad],
+          ['gRPC stream', ['ingest'], overhead.off.grpcStream, grpcStepping, grpcStreamLoad],
+        ] as const) {
+          const rate = niceRate(o.profileShare * (series?.best?.rate ?? stepping.start));
+          const step = await k6Step({
+            name: `profile-${load.replace(' ', '-').toLowerCase()}`,
+            rate,
+            seconds: o.stepSeconds,
+            ...spec,
+          });
+          steps.push({ load, roles: [...roles], step });
+          progress(
+            `profiled ${load} at ${fmt(rate)} ${spec.iteration}/s: ${fmt(step.achievedEvents)} events/s, p99 ${fmt(step.latency.p99, 1)} ms → ${step.passed ? 'pass' : `FAIL (${step.why})`}`,
+          );
+        }
+        // A role writes its profile as it exits.
+        await Promise.all([deployment.stop('gateway'), deployment.stop('ingest')]);
+        for (const { load, roles, step } of steps) {
+          const profile: MetricsProfile = { load, step, processes: [] };
+          for (const role of roles) {
+            const pid = pids.get(role as 'gateway' | 'ingest')!;
+            const cpuProfile = readProfileOf(profileDir, pid);
+            if (!cpuProfile) throw new Error(`no CPU profile of ${role} (pid ${pid}) in ${profileDir}`);
+            // The samples inside the load, as for the step's CPU.
+            const window = step.loadMs!;
+            const a = attribute(
+              cpuProfile,
+              METRICS_CODE,
+              monotonicMicros(window.from + 300),
+              monotonicMicros(window.to - 300),
+            );
+            const own = a.self.promClient! + a.self.metricsModule!;
+            profile.processes.push({
+              role,
+              samples: a.samples,
+              busy: a.busy,
+              promClient: a.self.promClient!,
+              metricsModule: a.self.metricsModule!,
+              inclusive: a.inclusive,
+              share: a.busy > 0 ? own / a.busy : Number.NaN,
+            });
+            progress(
+              `  ${load}, ${role}: metrics ${fmt(a.busy > 0 ? (own / a.busy) * 100 : Number.NaN, 1)}% of ${fmt(a.busy)} busy samples (prom-client ${fmt(a.self.promClient!)}, metrics.ts ${fmt(a.self.metricsModule!)}; with what they call ${fmt(a.inclusive)})`,
+            );
+          }
+          overhead.profiles.push(profile);
+        }
+      } finally {
+        receiver.child.kill('SIGTERM');
+      }
+    });
   } finally {
     progress('cleaning up: stopping the roles, deleting the namespace');
     sampler.stop();
@@ -858,6 +1194,16 @@ function judgeLoad(r: K6Result, blowUpMs: number): { passed: boolean; why: strin
   if (!(r.latency.p99 <= blowUpMs)) reasons.push(`p99 ${fmt(r.latency.p99)} ms > ${fmt(blowUpMs)} ms`);
   if (r.iterations === 0) reasons.push('no iteration ran');
   return { passed: reasons.length === 0, why: reasons.join('; ') };
+}
+
+/** Spans a role's batch span processor dropped, from its warnings ("Dropped N spans because maxQueueSize reached"). */
+function droppedSpansIn(lines: string[]): number {
+  let dropped = 0;
+  for (const line of lines) {
+    const m = /Dropped (\d+) spans/.exec(line);
+    if (m) dropped += Number(m[1]);
+  }
+  return dropped;
 }
 
 /** Measures a consumer role catching up alone: committed records per second once it started committing. */
@@ -937,7 +1283,11 @@ async function runSimulator(
       '--timeout',
       '10s',
     ],
-    { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      cwd: repo,
+      env: { ...process.env, NODE_COMPILE_CACHE: COMPILE_CACHE },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   track('simulator', child);
   let out = '';

@@ -1,7 +1,8 @@
 /**
- * The run's settings: the full run (`make bench`, about 12–18 minutes on 2 cores) and the smoke
+ * The run's settings: the full run (`make bench`, about 25–30 minutes on 2 cores) and the smoke
  * variant (`--smoke`: seconds of tiny load on tiny tables, to check the harness end to end).
  */
+import { CONSUMER_ROLES, type ConsumerRole } from './lib/deployment.ts';
 
 /** A stepped search: the first rate (iterations/s), the factor between steps, at most so many steps. */
 export interface Stepping {
@@ -29,6 +30,35 @@ export interface Plan {
   getCounters: { rate: number; seconds: number };
   getReport: { rate: number; seconds: number };
   seed: { targetsPerFamily: number; days: number };
+  /**
+   * The Kafka clients compared, one after the other with the same steps. The ingest searches
+   * start a step below this run's maxima when it measured them (else at `start`, a step below the
+   * last full run's), in finer steps than the phases above: the two clients differ by less than
+   * their factor. End to end starts at this run's maximum.
+   */
+  kafkaClients: {
+    stepSeconds: number;
+    grpcStream: Stepping;
+    restBatch: Stepping;
+    rawProducerSeconds: number;
+    /** The consumer roles that catch up alone with each client, and for how long at most, s. */
+    catchUpRoles: readonly ConsumerRole[];
+    catchUpSeconds: number;
+    /** End to end with each client (events/s); left out when undefined. */
+    e2e?: Stepping & { stepSeconds: number; drainTimeoutSeconds: number };
+  };
+  /**
+   * The cost of tracing and metrics: the gRPC stream and REST single searches with tracing off
+   * and on (starting a step below this run's maxima when measured, so that both pass a step at
+   * the same rate), then one profiled step of each.
+   */
+  overhead: {
+    stepSeconds: number;
+    grpcStream: Stepping;
+    restSingle: Stepping;
+    /** The profiled steps' rate, as a share of the maximum with tracing off. */
+    profileShare: number;
+  };
   /** Past this many seconds, no further step starts (every phase still runs its first). */
   budgetSeconds: number;
 }
@@ -49,7 +79,24 @@ export const FULL: Plan = {
   getCounters: { rate: 1000, seconds: 20 },
   getReport: { rate: 200, seconds: 20 },
   seed: { targetsPerFamily: 1000, days: 30 },
-  budgetSeconds: 17 * 60,
+  // About 8–9 minutes: per client 2 searches of up to 4 steps, 3 catch-ups, 2 end-to-end steps.
+  kafkaClients: {
+    stepSeconds: 10,
+    grpcStream: { start: 22, factor: 1.15, maxSteps: 4 },
+    restBatch: { start: 180, factor: 1.15, maxSteps: 4 },
+    rawProducerSeconds: 6,
+    catchUpRoles: CONSUMER_ROLES,
+    catchUpSeconds: 15,
+    e2e: { start: 5300, factor: 1.2, maxSteps: 2, stepSeconds: 20, drainTimeoutSeconds: 20 },
+  },
+  // About 3–4 minutes: 2 searches of up to 3 steps each way, 2 profiled steps.
+  overhead: {
+    stepSeconds: 10,
+    grpcStream: { start: 22, factor: 1.15, maxSteps: 3 },
+    restSingle: { start: 960, factor: 1.15, maxSteps: 3 },
+    profileShare: 0.7,
+  },
+  budgetSeconds: 30 * 60,
 };
 
 export const SMOKE: Plan = {
@@ -57,16 +104,32 @@ export const SMOKE: Plan = {
   stepSeconds: 2,
   at70Seconds: 2,
   restSingle: { start: 10, factor: 2, maxSteps: 2 },
-  restBatch: { start: 2, factor: 2, maxSteps: 2, batchSize: 10 },
-  grpcStream: { start: 1, factor: 2, maxSteps: 2, streamEvents: 10 },
+  // One step each: rest-single and bare-http exercise the stepping.
+  restBatch: { start: 2, factor: 2, maxSteps: 1, batchSize: 10 },
+  grpcStream: { start: 1, factor: 2, maxSteps: 1, streamEvents: 10 },
   rawProducerSeconds: 1,
   catchUpSeconds: 3,
   pgCopyMaxRows: 10_000,
   redisBench: { requests: 2000, clients: 4, pipeline: 4 },
-  e2e: { start: 40, factor: 2, maxSteps: 2, stepSeconds: 3, drainTimeoutSeconds: 20 },
+  e2e: { start: 40, factor: 2, maxSteps: 1, stepSeconds: 3, drainTimeoutSeconds: 20 },
   probesPerSecond: 5,
   getCounters: { rate: 20, seconds: 2 },
   getReport: { rate: 10, seconds: 2 },
   seed: { targetsPerFamily: 5, days: 2 },
+  kafkaClients: {
+    stepSeconds: 1,
+    grpcStream: { start: 1, factor: 2, maxSteps: 1 },
+    restBatch: { start: 2, factor: 2, maxSteps: 1 },
+    rawProducerSeconds: 1,
+    catchUpRoles: ['counter'],
+    catchUpSeconds: 2,
+  },
+  // Steps of 2 s: a step's CPU window leaves out 300 ms at each end, the sampler takes one every 500 ms.
+  overhead: {
+    stepSeconds: 2,
+    grpcStream: { start: 1, factor: 2, maxSteps: 1 },
+    restSingle: { start: 5, factor: 2, maxSteps: 1 },
+    profileShare: 0.7,
+  },
   budgetSeconds: 10 * 60,
 };

@@ -4,7 +4,19 @@
  * phase (latency against offered load, with each process's CPU), and the method.
  */
 import type { CpuUse } from './lib/proc.ts';
-import type { E2eStep, LoadStep, Quantiles, Results, Series } from './lib/results.ts';
+import {
+  type E2eSeries,
+  type E2eStep,
+  KAFKA_LIBRARY,
+  type KafkaClient,
+  type KafkaClientRun,
+  type KafkaClientsResult,
+  type LoadStep,
+  type OverheadResult,
+  type Quantiles,
+  type Results,
+  type Series,
+} from './lib/results.ts';
 
 /** The project's targets (report only: a run never fails on them). */
 export const TARGETS = {
@@ -20,6 +32,8 @@ export const TARGETS = {
   getReportEvents: 10_000_000,
   gatewayVsBareHttp: 0.4,
   ingestVsRawProducer: 0.5,
+  /** What tracing and metrics may cost, as a share of the throughput without them. */
+  observabilityCost: 0.1,
 } as const;
 
 /** Every section heading the report has, in order (the smoke test checks them). */
@@ -33,6 +47,8 @@ export const SECTIONS = [
   'Sinks',
   'End to end',
   'Queries',
+  'Kafka client: kafkajs against @platformatic/kafka',
+  'Cost of tracing and metrics',
   'Method',
 ] as const;
 
@@ -51,6 +67,8 @@ export const SUMMARY_ROWS = [
   'Persister alone (event rows)',
   'Counter alone (Redis)',
   'Aggregator alone (summaries)',
+  'Kafka client, @platformatic/kafka ÷ kafkajs',
+  'Tracing and metrics on, cost in throughput',
 ] as const;
 
 /** The processes of the end-to-end path, for its tables and evidence. */
@@ -87,7 +105,11 @@ const NODE_GROUPS = new Set([
 const num = (n: number | undefined, digits = 0): string =>
   n === undefined || !Number.isFinite(n)
     ? '—'
-    : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+    : // + 0: a value that rounds to zero reads 0, not -0.
+      (Number(n.toFixed(digits)) + 0).toLocaleString('en-US', {
+        maximumFractionDigits: digits,
+        minimumFractionDigits: digits,
+      });
 const ms = (n: number | undefined): string =>
   n === undefined || !Number.isFinite(n)
     ? '—'
@@ -171,7 +193,8 @@ export function cpuEvidence(cpu: CpuUse | undefined, where: string): string {
 }
 
 /** `12 µs`, `1.4 ms`. */
-function micros(us: number): string {
+function micros(us: number | undefined): string {
+  if (us === undefined || !Number.isFinite(us)) return '—';
   return us >= 1000 ? `${num(us / 1000, 1)} ms` : `${num(us)} µs`;
 }
 
@@ -228,6 +251,248 @@ function stepEvidence<S extends { passed: boolean; rate: number; why: string; cp
 /** " (lower bound: no step failed)" when the series never broke. */
 function boundNote<S extends { passed: boolean; rate: number }>(steps: S[], best: S | undefined): string {
   return best && !saturated(steps, best) ? ' (lower bound: no step failed)' : '';
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Kafka clients compared, and the cost of tracing and metrics
+
+/**
+ * Two figures closer than this (as a ratio) count as even: the searches' steps are 15 % apart,
+ * and the machine is shared.
+ */
+export const EVEN_WITHIN = 0.1;
+
+/** One figure of both clients (a rate: higher is better). */
+export interface ClientFigure {
+  figure: string;
+  /** Ingest, sinks and end to end; the libraries alone are not. */
+  service: boolean;
+  /** Records per send, for the libraries alone. */
+  batch?: number;
+  kafkajs: number | undefined;
+  platformatic: number | undefined;
+  /** Each client's figure is only a lower bound (a search none of whose steps failed). */
+  kafkajsBound?: boolean;
+  platformaticBound?: boolean;
+}
+
+const runOf = (k: KafkaClientsResult, client: KafkaClient): KafkaClientRun | undefined =>
+  k.runs.find((r) => r.client === client);
+
+/** A search's maximum, and whether it is only a lower bound. */
+function maximum<S extends { passed: boolean; rate: number; achievedEvents: number }>(
+  series: { steps: S[]; best?: S } | undefined,
+): { value: number | undefined; bound: boolean } {
+  const best = series?.best;
+  return { value: best?.achievedEvents, bound: best !== undefined && !saturated(series!.steps, best) };
+}
+
+/** Every figure measured with both clients, in the report's order. */
+export function clientFigures(k: KafkaClientsResult): ClientFigure[] {
+  const a = runOf(k, 'kafkajs');
+  const b = runOf(k, 'platformatic');
+  const out: ClientFigure[] = [];
+  for (const raw of a?.rawProducer ?? [])
+    out.push({
+      figure: `raw producer, ${num(raw.batch)} records per send`,
+      service: false,
+      batch: raw.batch,
+      kafkajs: raw.eventsPerSecond,
+      platformatic: b?.rawProducer.find((x) => x.batch === raw.batch)?.eventsPerSecond,
+    });
+  const searches = [
+    ['gRPC stream ingest', (r: KafkaClientRun | undefined) => r?.grpcStream],
+    ['REST batch ingest', (r: KafkaClientRun | undefined) => r?.restBatch],
+  ] as const;
+  for (const [figure, of] of searches) {
+    const x = maximum(of(a));
+    const y = maximum(of(b));
+    out.push({
+      figure,
+      service: true,
+      kafkajs: x.value,
+      platformatic: y.value,
+      kafkajsBound: x.bound,
+      platformaticBound: y.bound,
+    });
+  }
+  for (const c of a?.catchUp ?? [])
+    out.push({
+      figure: `${c.role} alone`,
+      service: true,
+      kafkajs: c.eventsPerSecond,
+      platformatic: b?.catchUp.find((x) => x.role === c.role)?.eventsPerSecond,
+    });
+  if (a?.e2e || b?.e2e) {
+    const x = maximum(a?.e2e);
+    const y = maximum(b?.e2e);
+    out.push({
+      figure: 'end to end',
+      service: true,
+      kafkajs: x.value,
+      platformatic: y.value,
+      kafkajsBound: x.bound,
+      platformaticBound: y.bound,
+    });
+  }
+  return out;
+}
+
+/**
+ * Which client a figure favours, `even` within EVEN_WITHIN, `undecided` when a lower bound
+ * leaves it open (a client whose search never failed may be faster than it shows).
+ */
+export function faster(f: ClientFigure): KafkaClient | 'even' | 'undecided' | undefined {
+  const q = ratio(f.platformatic, f.kafkajs);
+  if (q === undefined || !Number.isFinite(q)) return undefined;
+  const verdict = q >= 1 + EVEN_WITHIN ? 'platformatic' : q <= 1 / (1 + EVEN_WITHIN) ? 'kafkajs' : 'even';
+  // A bound holds only for the client it is below: the other can only be ahead by more.
+  if (f.kafkajsBound && f.platformaticBound) return 'undecided';
+  if (f.platformaticBound && verdict !== 'platformatic') return 'undecided';
+  if (f.kafkajsBound && verdict !== 'kafkajs') return 'undecided';
+  return verdict;
+}
+
+/** `115 %`, `≥ 115 %` (platformatic's figure a lower bound), `≤ 90 %` (kafkajs's). */
+export function clientRatio(f: ClientFigure): string {
+  const q = ratio(f.platformatic, f.kafkajs);
+  if (q === undefined) return '—';
+  if (f.kafkajsBound && f.platformaticBound) return `${pct(q * 100)} (both lower bounds)`;
+  return `${f.platformaticBound ? '≥ ' : f.kafkajsBound ? '≤ ' : ''}${pct(q * 100)}`;
+}
+
+/** The verdict line: which client is faster on which figure, and what the service's figures favour. */
+export function clientVerdict(figures: ClientFigure[]): string {
+  const judged = figures.filter((f) => faster(f) !== undefined);
+  if (judged.length === 0) return 'No figure was measured with both clients.';
+  const list = (who: ReturnType<typeof faster>) =>
+    judged
+      .filter((f) => faster(f) === who)
+      .map((f) => `${f.figure} at ${clientRatio(f)}`)
+      .join(', ');
+  const parts = [
+    list('platformatic') && `${KAFKA_LIBRARY.platformatic} faster on ${list('platformatic')}`,
+    list('kafkajs') && `kafkajs faster on ${list('kafkajs')}`,
+    list('even') && `even (within ${pct(EVEN_WITHIN * 100)}) on ${list('even')}`,
+    list('undecided') && `undecided (a search found no maximum) on ${list('undecided')}`,
+  ].filter(Boolean);
+  // The service's own figures decide; a library alone is not what the roles do.
+  const service = judged.filter((f) => f.service && faster(f) !== 'undecided');
+  const wins = (who: KafkaClient) => service.filter((f) => faster(f) === who).length;
+  const p = wins('platformatic');
+  const k = wins('kafkajs');
+  const on = `On the service's own figures (ingest, sinks, end to end: ${service.length} decided)`;
+  const conclusion =
+    service.length === 0
+      ? 'No figure of the service itself decides between them.'
+      : p > 0 && k === 0
+        ? `${on} the run favours ${KAFKA_LIBRARY.platformatic}: faster on ${p}, slower on none.`
+        : k > 0 && p === 0
+          ? `${on} the run favours kafkajs: faster on ${k}, slower on none.`
+          : p === 0 && k === 0
+            ? `${on} neither client is faster by more than ${pct(EVEN_WITHIN * 100)}.`
+            : `${on} the run is mixed: ${KAFKA_LIBRARY.platformatic} faster on ${p}, kafkajs on ${k}.`;
+  return `${parts.join('; ')}. ${conclusion}`;
+}
+
+/** What tracing and metrics cost one load, as shares of the throughput without them. */
+export interface ObservabilityCost {
+  load: 'gRPC stream' | 'REST single';
+  /** 1 − (CPU per event of the path with tracing off ÷ with it on), at the same offered rate. */
+  tracingCpu: number | undefined;
+  /** 1 − (maximum with tracing on ÷ maximum with it off), when both searches found their maximum. */
+  tracingMax: number | undefined;
+  /** The one held against the target: by CPU when measured, else by the maxima. */
+  tracing: number | undefined;
+  /** The share of the path's busy CPU spent in metrics code (its processes' samples together). */
+  metrics: number | undefined;
+  /** 1 − (1 − tracing) × (1 − metrics), a negative tracing cost counted as none. */
+  combined: number | undefined;
+}
+
+/** The processes of each load's path. */
+export const PATH_OF: Record<ObservabilityCost['load'], readonly string[]> = {
+  'gRPC stream': ['ingest'],
+  'REST single': ['gateway', 'ingest'],
+};
+
+export function observabilityCosts(o: OverheadResult): ObservabilityCost[] {
+  return (['gRPC stream', 'REST single'] as const).map((load) => {
+    const key = loadKey(load);
+    const pair = commonStep(o.off[key], o.on?.[key]);
+    const cpuOff = cpuPerEvent(pair?.[0], PATH_OF[load]);
+    const cpuOn = cpuPerEvent(pair?.[1], PATH_OF[load]);
+    const qCpu = ratio(cpuOff, cpuOn);
+    const off = maximum(o.off[key]);
+    const on = maximum(o.on?.[key]);
+    const qMax = off.bound || on.bound ? undefined : ratio(on.value, off.value);
+    const tracingCpu = qCpu === undefined ? undefined : 1 - qCpu;
+    const tracingMax = qMax === undefined ? undefined : 1 - qMax;
+    const tracing = tracingCpu ?? tracingMax;
+    const processes = o.profiles.find((p) => p.load === load)?.processes ?? [];
+    const busy = processes.reduce((n, p) => n + p.busy, 0);
+    const own = processes.reduce((n, p) => n + p.promClient + p.metricsModule, 0);
+    const metrics = busy > 0 ? own / busy : undefined;
+    const combined =
+      tracing === undefined || metrics === undefined
+        ? undefined
+        : 1 - (1 - Math.max(0, tracing)) * (1 - metrics);
+    return { load, tracingCpu, tracingMax, tracing, metrics, combined };
+  });
+}
+
+/** Met when every load's combined cost is within the target; undefined when one was not measured. */
+export function observabilityMet(costs: ObservabilityCost[]): boolean | undefined {
+  if (costs.length === 0 || costs.some((c) => c.combined === undefined)) return undefined;
+  return costs.every((c) => c.combined! <= TARGETS.observabilityCost);
+}
+
+/**
+ * The step of each series at the highest rate both offered and both passed (else the highest
+ * both offered): where their CPU per event compares at the same load.
+ */
+export function commonStep(a: Series | undefined, b: Series | undefined): [LoadStep, LoadStep] | undefined {
+  if (!a || !b) return undefined;
+  const pairs = a.steps
+    .map((x) => [x, b.steps.find((y) => y.rate === x.rate)] as const)
+    .filter((p): p is readonly [LoadStep, LoadStep] => p[1] !== undefined)
+    .sort((p, q) => q[0].rate - p[0].rate);
+  const pair = pairs.find(([x, y]) => x.passed && y.passed) ?? pairs[0];
+  return pair && [pair[0], pair[1]];
+}
+
+const loadKey = (load: ObservabilityCost['load']) => (load === 'gRPC stream' ? 'grpcStream' : 'restSingle');
+
+/** The unit of a load's iterations. */
+const UNIT_OF: Record<ObservabilityCost['load'], string> = {
+  'gRPC stream': 'streams',
+  'REST single': 'requests',
+};
+
+/** Where the cost of tracing and metrics comes from, per load. */
+function overheadEvidence(o: OverheadResult, costs: ObservabilityCost[]): string {
+  const parts = costs.map((c) => {
+    const key = loadKey(c.load);
+    const pair = commonStep(o.off[key], o.on?.[key]);
+    const path = PATH_OF[c.load];
+    const cpu = pair
+      ? ` At ${num(pair[0].rate)} ${UNIT_OF[c.load]}/s, ${path.join(' and ')} used ${micros(cpuPerEvent(pair[0], path))} of CPU per event with tracing off, ${micros(cpuPerEvent(pair[1], path))} with it on: tracing costs ${pct((c.tracingCpu ?? Number.NaN) * 100, 1)} of what a CPU-bound path serves.`
+      : '';
+    const maxima = ` The maxima: ${num(o.off[key]?.best?.achievedEvents)} events/s with tracing off, ${num(o.on?.[key]?.best?.achievedEvents)} on${c.tracingMax === undefined ? ' (a search found no maximum: no cost from them)' : `, ${pct(c.tracingMax * 100, 1)} lower`}.`;
+    return `${c.load}: ${pct((c.combined ?? Number.NaN) * 100, 1)} in all; metrics took ${pct((c.metrics ?? Number.NaN) * 100, 1)} of the path's busy CPU in the profile.${cpu}${maxima}`;
+  });
+  if (o.on && o.on.droppedSpans > 0)
+    parts.push(
+      `The batch span processors dropped ${num(o.on.droppedSpans)} spans (queue full, OTEL_BSP_* defaults): the exporter did not keep up, so tracing cost less than exporting every span would.`,
+    );
+  return parts.join(' ');
+}
+
+/** CPU per event of `groups` together at a step, µs. */
+function cpuPerEvent(step: LoadStep | undefined, groups: readonly string[]): number | undefined {
+  if (!step || !(step.achievedEvents > 0) || step.cpu.seconds === 0) return undefined;
+  const total = groups.reduce((t, g) => t + (step.cpu.byGroup[g] ?? 0), 0);
+  return (total / 100 / step.achievedEvents) * 1e6;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -307,7 +572,7 @@ function summaryRows(r: Results): SummaryRow[] {
       target: `≥ ${num(TARGETS.batchEventsPerSecond)} events/s`,
       ok: best ? best.achievedEvents >= TARGETS.batchEventsPerSecond : undefined,
       baseline: raw
-        ? `kafkajs alone, ${num(raw.batch)} records per send: ${num(raw.eventsPerSecond)} events/s`
+        ? `${KAFKA_LIBRARY[raw.client ?? 'kafkajs']} alone, ${num(raw.batch)} records per send: ${num(raw.eventsPerSecond)} events/s`
         : '—',
       ratio: q === undefined ? '—' : pct(q * 100),
       ratioTarget: `≥ ${pct(TARGETS.ingestVsRawProducer * 100)}`,
@@ -463,6 +728,40 @@ function summaryRows(r: Results): SummaryRow[] {
     ratioTarget: '—',
     ratioOk: undefined,
   });
+  const figures = r.kafkaClients ? clientFigures(r.kafkaClients) : [];
+  const service = figures.filter((f) => f.service);
+  const raws = figures.filter((f) => !f.service);
+  rows.push({
+    label: 'Kafka client, @platformatic/kafka ÷ kafkajs',
+    measured: service.length > 0 ? service.map((f) => `${f.figure} ${clientRatio(f)}`).join(', ') : '—',
+    target: '—',
+    ok: undefined,
+    baseline:
+      raws.length > 0
+        ? `the libraries alone, records per send: ${raws.map((f) => `${num(f.batch)} ${clientRatio(f)}`).join(', ')}`
+        : '—',
+    ratio: '—',
+    ratioTarget: '—',
+    ratioOk: undefined,
+  });
+  const costs = r.overhead ? observabilityCosts(r.overhead) : [];
+  const measuredCosts = costs.filter((c) => c.combined !== undefined);
+  rows.push({
+    label: 'Tracing and metrics on, cost in throughput',
+    measured:
+      measuredCosts.length > 0
+        ? measuredCosts.map((c) => `${c.load} ${pct(c.combined! * 100, 1)}`).join(', ')
+        : '—',
+    target: `≤ ${pct(TARGETS.observabilityCost * 100)}`,
+    ok: observabilityMet(costs),
+    baseline: r.overhead
+      ? `tracing off: ${costs.map((c) => `${c.load} ${num(r.overhead!.off[loadKey(c.load)]?.best?.achievedEvents)} events/s`).join(', ')}`
+      : '—',
+    ratio: '—',
+    ratioTarget: '—',
+    ratioOk: undefined,
+    limit: r.overhead && overheadEvidence(r.overhead, costs),
+  });
   return rows;
 }
 
@@ -520,6 +819,326 @@ function quant(q: Quantiles | undefined): string {
   return q && q.n > 0 ? `${ms(q.p50)} / ${ms(q.p99)}` : '—';
 }
 
+type Push = (...lines: string[]) => void;
+
+/** `26 pass, 30 pass, 34 fail`: a search's steps, compactly. */
+function stepList(steps: { rate: number; passed: boolean }[]): string {
+  return steps.map((s) => `${num(s.rate)} ${s.passed ? 'pass' : 'fail'}`).join(', ');
+}
+
+/** A row of ratios: `platformatic ÷ kafkajs`, each cell the quotient of the two runs' cells. */
+function ratioCell(a: number | undefined, b: number | undefined): string {
+  const q = ratio(b, a);
+  return q === undefined ? '—' : pct(q * 100);
+}
+
+function renderKafkaClients(r: Results, push: Push): void {
+  push('## Kafka client: kafkajs against @platformatic/kafka', '');
+  const k = r.kafkaClients;
+  if (!k || k.runs.length === 0) {
+    push('Not measured.', '');
+    return;
+  }
+  const a = runOf(k, 'kafkajs');
+  const b = runOf(k, 'platformatic');
+  const name = (run: KafkaClientRun) => run.library;
+  push(
+    `The roles restarted with each client in turn (\`TALLY_KAFKA_CLIENT=kafkajs\`, then \`platformatic\`: ${k.runs.map(name).join(', ')}), ` +
+      `on the same figures with the same steps: ingest's maxima (gRPC streams straight to ingest, REST batches through the gateway, ${num(k.stepSeconds)} s per step, ` +
+      "starting a step below the maxima of the phases above, in finer steps); each consumer role alone on the backlog that client's own ingest steps wrote " +
+      "(in consumer groups of the client's own, set to the end of the events topic before its ingest steps: events no sink had seen)" +
+      `${k.e2eStepSeconds ? `; end to end with the simulators (${num(k.e2eStepSeconds)} s per step)` : ''}; ` +
+      "and each library's producer alone (`bench/baselines/raw-producer.ts --client`) at the sizes of ingest's writes with the first client. The clients ran one after the other, so a shared machine's other work weighs on each differently; " +
+      `a ratio within ${pct(EVEN_WITHIN * 100)} of 100 % counts as even.`,
+    '',
+  );
+  const figures = clientFigures(k);
+  push(`**Verdict.** ${clientVerdict(figures)}`, '');
+
+  push('### Raw producer', '');
+  const sizes = a?.rawProducer ?? [];
+  push(
+    sizes.length === 0
+      ? 'Not measured.'
+      : table(
+          [
+            'records per send',
+            'mirrors',
+            'kafkajs events/s',
+            '@platformatic/kafka events/s',
+            'platformatic ÷ kafkajs',
+            'send p99 kafkajs / platformatic',
+            'producer CPU per event kafkajs / platformatic',
+          ],
+          sizes.map((x) => {
+            const y = b?.rawProducer.find((z) => z.batch === x.batch);
+            const perEvent = (run: typeof x | undefined) =>
+              run && run.eventsPerSecond > 0 && run.cpu.seconds > 0
+                ? micros(((run.cpu.byGroup['raw-producer'] ?? 0) / 100 / run.eventsPerSecond) * 1e6)
+                : '—';
+            return [
+              num(x.batch),
+              x.mirrors,
+              num(x.eventsPerSecond),
+              num(y?.eventsPerSecond),
+              ratioCell(x.eventsPerSecond, y?.eventsPerSecond),
+              `${ms(x.sendP99Ms)} / ${ms(y?.sendP99Ms)}`,
+              `${perEvent(x)} / ${perEvent(y)}`,
+            ];
+          }),
+        ),
+    '',
+  );
+
+  for (const [title, figureName, key, unit, groups] of [
+    ['Ingest: gRPC streams', 'gRPC stream ingest', 'grpcStream', 'streams', ['ingest', 'kafka']],
+    ['Ingest: REST batches', 'REST batch ingest', 'restBatch', 'batches', ['gateway', 'ingest', 'kafka']],
+  ] as const) {
+    push(`### ${title}`, '');
+    const sa = a?.[key];
+    const sb = b?.[key];
+    if (!sa && !sb) {
+      push('Not measured.', '');
+      continue;
+    }
+    const row = (run: KafkaClientRun | undefined) => {
+      const series = run?.[key];
+      const best = series?.best;
+      return [
+        run ? KAFKA_LIBRARY[run.client] : '—',
+        best ? `${num(best.achievedEvents)}${boundNote(series!.steps, best) ? ' (lower bound)' : ''}` : '—',
+        ms(best?.latency.p99),
+        best?.writes ? num(best.writes.meanEvents, 1) : '—',
+        ...groups.map((g) =>
+          best && best.achievedEvents > 0 && best.cpu.seconds > 0
+            ? micros(((best.cpu.byGroup[g] ?? 0) / 100 / best.achievedEvents) * 1e6)
+            : '—',
+        ),
+        series ? stepList(series.steps) : '—',
+      ];
+    };
+    const figure = figures.find((f) => f.figure === figureName);
+    push(
+      table(
+        [
+          'client',
+          'max events/s',
+          'p99 at the max',
+          'events per Kafka write',
+          ...groups.map((g) => `${g} CPU per event`),
+          `steps (offered ${unit}/s)`,
+        ],
+        [
+          row(a),
+          row(b),
+          ['platformatic ÷ kafkajs', figure ? clientRatio(figure) : '—', '', '', ...groups.map(() => ''), ''],
+        ],
+      ),
+      '',
+    );
+  }
+
+  push('### Sinks', '');
+  const roles = a?.catchUp ?? [];
+  push(
+    roles.length === 0
+      ? 'Not measured.'
+      : table(
+          [
+            'role',
+            'kafkajs events/s',
+            '@platformatic/kafka events/s',
+            'platformatic ÷ kafkajs',
+            'its CPU per event kafkajs / platformatic',
+            'events handled kafkajs / platformatic',
+          ],
+          roles.map((x) => {
+            const y = b?.catchUp.find((z) => z.role === x.role);
+            const perEvent = (c: typeof x | undefined) =>
+              c && c.eventsPerSecond > 0
+                ? micros(((c.cpu.byGroup[c.role] ?? 0) / 100 / c.eventsPerSecond) * 1e6)
+                : '—';
+            return [
+              x.role,
+              num(x.eventsPerSecond),
+              num(y?.eventsPerSecond),
+              ratioCell(x.eventsPerSecond, y?.eventsPerSecond),
+              `${perEvent(x)} / ${perEvent(y)}`,
+              `${num(x.events)} / ${num(y?.events)}`,
+            ];
+          }),
+        ),
+    '',
+  );
+
+  push('### End to end', '');
+  if (!a?.e2e && !b?.e2e) push('Not measured (left out of this plan).', '');
+  else {
+    const row = (run: KafkaClientRun | undefined) => {
+      const e2e: E2eSeries | undefined = run?.e2e;
+      const best = e2e?.best;
+      return [
+        run ? KAFKA_LIBRARY[run.client] : '—',
+        best ? `${num(best.achievedEvents)}${boundNote(e2e!.steps, best) ? ' (lower bound)' : ''}` : '—',
+        quant(best?.probes.counter),
+        quant(best?.probes.aggregator),
+        quant(best?.probes.persister),
+        e2e ? stepList(e2e.steps) : '—',
+      ];
+    };
+    push(
+      table(
+        [
+          'client',
+          'max events/s',
+          '→ Redis p50 / p99',
+          '→ summary p50 / p99',
+          '→ event row p50 / p99',
+          'steps (offered events/s)',
+        ],
+        [
+          row(a),
+          row(b),
+          [
+            'platformatic ÷ kafkajs',
+            ((f) => (f ? clientRatio(f) : '—'))(figures.find((f) => f.figure === 'end to end')),
+            '',
+            '',
+            '',
+            '',
+          ],
+        ],
+      ),
+      '',
+    );
+  }
+}
+
+function renderOverhead(r: Results, push: Push): void {
+  push('## Cost of tracing and metrics', '');
+  const o = r.overhead;
+  if (!o) {
+    push('Not measured.', '');
+    return;
+  }
+  const costs = observabilityCosts(o);
+  const ok = observabilityMet(costs);
+  const tracingVariables = Object.entries(o.tracingEnv)
+    .map(([key, value]) => `\`${key}=${value.replace(/\/\/127\.0\.0\.1:\d+/, '//127.0.0.1:<port>')}\``)
+    .join(', ');
+  push(
+    `Target: tracing and metrics on cost at most ${pct(TARGETS.observabilityCost * 100)} of throughput. Ingest and the gateway restarted ` +
+      `with tracing off (no OTEL_* variable: the SDK is not even loaded), then on (${tracingVariables}), every span exported to a ` +
+      'receiver the harness runs that discards it (`bench/lib/otlp-sink.ts`), through the default batch span processor; the same gRPC ' +
+      `stream and REST single searches each way, ${num(o.stepSeconds)} s per step, starting a step below the maxima of the phases above. ` +
+      "Tracing's cost is read from the CPU per event of the path's processes at the same offered rate (a CPU-bound path serves in " +
+      'inverse proportion to it), the maxima corroborating when both searches found theirs. Metrics cannot be switched off: ingest and ' +
+      `the gateway ran once more under V8's CPU profiler (\`--cpu-prof\`, profiles in \`${o.profileDir}\`) for one fixed-load step of each ` +
+      `path at ${pct(o.profileShare * 100)} of its maximum without tracing, and the share of their busy samples running in \`prom-client\` ` +
+      'or `services/infra/metrics.ts` is what metrics cost them. Both together: 1 − (1 − tracing) × (1 − metrics).',
+    '',
+  );
+  push(
+    `**Metrics and tracing on cost ≤ ${pct(TARGETS.observabilityCost * 100)} of throughput: ${ok === undefined ? 'not measured' : ok ? 'met' : 'not met'}** ` +
+      `(${costs.map((c) => `${c.load} ${pct((c.combined ?? Number.NaN) * 100, 1)}: tracing ${pct((c.tracing ?? Number.NaN) * 100, 1)}${c.tracingCpu === undefined && c.tracingMax !== undefined ? ' by the maxima' : ''}, metrics ${pct((c.metrics ?? Number.NaN) * 100, 1)}`).join('; ')}).`,
+    '',
+  );
+
+  push('### Tracing', '');
+  const rows: string[][] = [];
+  for (const c of costs) {
+    const key = loadKey(c.load);
+    const path = PATH_OF[c.load];
+    const off = o.off[key];
+    const on = o.on?.[key];
+    const pair = commonStep(off, on);
+    const perEvent = pair?.map((step) => cpuPerEvent(step, path)) ?? [];
+    const stage = (series: Series | undefined, tracing: string, us: number | undefined) => [
+      c.load,
+      tracing,
+      series?.best
+        ? `${num(series.best.achievedEvents)}${boundNote(series.steps, series.best) ? ' (lower bound)' : ''}`
+        : '—',
+      ms(series?.best?.latency.p99),
+      micros(us),
+      series ? stepList(series.steps) : '—',
+    ];
+    rows.push(stage(off, 'off', perEvent[0]));
+    rows.push(stage(on, 'on', perEvent[1]));
+    rows.push([
+      c.load,
+      'on ÷ off, and the cost',
+      c.tracingMax === undefined
+        ? '— (a search found no maximum)'
+        : `${pct((1 - c.tracingMax) * 100, 1)}: ${pct(c.tracingMax * 100, 1)} less`,
+      '',
+      c.tracingCpu === undefined
+        ? '—'
+        : `${pct((ratio(perEvent[1], perEvent[0]) ?? Number.NaN) * 100, 1)} at ${num(pair![0].rate)} ${UNIT_OF[c.load]}/s: ${pct(c.tracingCpu * 100, 1)} of the throughput`,
+      '',
+    ]);
+  }
+  push(
+    table(
+      [
+        'load',
+        'tracing',
+        'max events/s',
+        'p99 at the max',
+        "CPU per event of the path's processes",
+        'steps (offered/s)',
+      ],
+      rows,
+    ),
+    '',
+  );
+  if (o.on)
+    push(
+      `The path's processes: ingest, and the gateway for REST; their CPU per event is at the highest rate both stages passed, fixed costs included. ` +
+        `With tracing on, the receiver got ${num(o.on.exported.requests)} export requests (${num(o.on.exported.bytes / 2 ** 20, 1)} MiB) ` +
+        `and the roles logged ${num(o.on.droppedSpans)} spans dropped by their batch span processors${o.on.droppedSpans > 0 ? ' (queue full: a dropped span costs less than an exported one, so the cost of exporting every span is higher)' : ''}.`,
+      '',
+    );
+
+  push('### Metrics', '');
+  push(
+    o.profiles.length === 0
+      ? 'Not measured.'
+      : table(
+          [
+            'load',
+            'offered/s',
+            'acknowledged events/s',
+            'process',
+            'busy samples',
+            'prom-client',
+            'metrics.ts',
+            'share of busy CPU',
+            'with what they call',
+          ],
+          o.profiles.flatMap((p) =>
+            p.processes.map((x) => [
+              p.load,
+              num(p.step.rate),
+              num(p.step.achievedEvents),
+              x.role,
+              num(x.busy),
+              num(x.promClient),
+              num(x.metricsModule),
+              pct(x.share * 100, 1),
+              pct(x.busy > 0 ? (x.inclusive / x.busy) * 100 : Number.NaN, 1),
+            ]),
+          ),
+        ),
+    '',
+  );
+  if (o.profiles.length > 0)
+    push(
+      '_Share of busy CPU_ counts the busy samples whose running function is metrics code (self time); _with what they call_ counts those with metrics code anywhere on the stack, the functions and built-ins it calls included (an upper bound).',
+      '',
+    );
+}
+
 export function renderReport(r: Results): string {
   const out: string[] = [];
   const push = (...lines: string[]) => out.push(...lines);
@@ -554,6 +1173,7 @@ export function renderReport(r: Results): string {
         ['PostgreSQL', v.postgres],
         ['k6', v.k6],
         ['kafkajs', v.kafkajs],
+        ['@platformatic/kafka', v.platformaticKafka ?? '—'],
         ['redis-benchmark', v.redisBenchmark],
       ],
     ),
@@ -678,8 +1298,8 @@ export function renderReport(r: Results): string {
 
   push('## Raw producer baseline', '');
   push(
-    "`bench/baselines/raw-producer.ts`: kafkajs alone, with ingest's producer settings (idempotent, `acks=-1`, one request in " +
-      "flight, the default partitioner) and ingest's batching (one send at a time, of as many records as ingest put in one write), " +
+    `\`bench/baselines/raw-producer.ts\`: ${KAFKA_LIBRARY[r.setup.kafkaClient ?? 'kafkajs']} (the roles' client) alone, with ingest's producer settings (idempotent, \`acks=-1\`, one request in ` +
+      "flight, the Java client's partitioner) and ingest's batching (one send at a time, of as many records as ingest put in one write), " +
       "on records encoded as ingest encodes the load tests' events, to a topic of the same partitions, in a process of its own.",
     '',
   );
@@ -852,14 +1472,20 @@ export function renderReport(r: Results): string {
     '',
   );
 
+  renderKafkaClients(r, push);
+  renderOverhead(r, push);
+
   push('## Method', '');
   push(
     `- **Servers.** The local Kafka, Redis and PostgreSQL of \`scripts/services-up.sh\` (${r.setup.servers}), started by the harness when they are not running, in a namespace of the run's own (\`bench-${r.setup.namespace}\`: topics, consumer groups, Redis key prefix, schema \`bench_${r.setup.namespace}\`), deleted at the end. These are the servers the project develops and tests against, already warm and configured as documented; private servers would add a Kafka start-up to every run and differ in configuration (the test helpers run PostgreSQL without fsync and Kafka on a 384 MiB heap).`,
-    `- **Processes.** Each role is a process of its own (\`bin/tally gateway\`, \`ingest\`, \`query\`, \`persister\`, \`counter\`, \`aggregator\`), the gateway reaching ingest and query over gRPC; the events topic has ${r.setup.partitions} partitions; ingest batches Kafka writes with its defaults (linger ${r.setup.lingerMs} ms, at most ${num(r.setup.maxProduceBatchEvents)} events); the dedup window is ${num(r.setup.dedupWindowMs / 60_000)} minutes so that the run's Redis markers expire soon (the work per event is the same). The consumer roles start after the ingest phases, so the ingest figures are not shared with consumers catching up.`,
+    `- **Processes.** Each role is a process of its own (\`bin/tally gateway\`, \`ingest\`, \`query\`, \`persister\`, \`counter\`, \`aggregator\`), the gateway reaching ingest and query over gRPC, on Kafka through ${KAFKA_LIBRARY[r.setup.kafkaClient ?? 'kafkajs']} (\`TALLY_KAFKA_CLIENT\`) except in the comparison of the clients, started with Node's compile cache (\`NODE_COMPILE_CACHE\`: it only spares compiling the sources at start-up); the events topic has ${r.setup.partitions} partitions; ingest batches Kafka writes with its defaults (linger ${r.setup.lingerMs} ms, at most ${num(r.setup.maxProduceBatchEvents)} events); the dedup window is ${num(r.setup.dedupWindowMs / 60_000)} minutes so that the run's Redis markers expire soon (the work per event is the same). The consumer roles start after the ingest phases, so the ingest figures are not shared with consumers catching up.`,
     "- **Load.** k6 with an open model (`constant-arrival-rate`): RATE per step, VUs allocated up front for 100 ms per iteration and allowed up to the rate × the blow-up latency, so that a saturated service shows as dropped iterations. Single events use the load tests' own `loadtest/rest-single.js`, against the gateway and the bare server alike; batches and streams use `bench/rest-batch-prebuilt.js` and `bench/grpc-stream-prebuilt.js`, the load tests' scripts with each VU's events built once (the originals run once at the maximum, for comparison); queries use `bench/grpc-query.js`. The end-to-end phase uses the simulator (`tally simulate`, gRPC batches). Events are the load tests' realistic mix (Zipf-popular shop pages, posts and merchants, 100,000 users).",
     "- **Maxima.** Steps go up by a factor while they pass and down while the first ones fail; one more step between the last pass and the first failure refines the maximum. An ingest step passes with at most 1 % of its iterations dropped, at most 0.1 % failed and p99 under its blow-up bound; an end-to-end step with every group's lag bounded, 95 % of the offered events acknowledged and everything committed soon after.",
     "- **CPU.** Every process of the run (the roles, the servers — PostgreSQL with its backends — k6, the simulators, the baselines, the harness) is sampled from `/proc/<pid>/stat` every second and around each step; a step's CPU is its use inside the load window, in % of one core. _Other work_ is the machine's busy time (`/proc/stat`) less the run's processes; the shared servers' CPU includes what other clients made them do meanwhile. Where a process's main thread was runnable but waited for a core (the run queue, from `/proc/<pid>/task/<pid>/schedstat`), the evidence says how much of the step it waited, summed over a group's processes (three simulators can wait 120 %). _CPU per event_ divides a process's CPU by the step's rate, fixed costs (timers, polling, the gateway's live feed) included, so it overstates the cost at low rates; _a full core_ is the rate that process alone would reach with a core to itself.",
     "- **Visibility.** Probes measure from the client's acknowledgement to readability, with the poll interval as resolution; the consumers' histogram (when exported) measures from the log write to the batch being held.",
+    "- **Kafka clients.** The last phases restart ingest and the gateway (side by side, fresh processes) for each configuration they compare, and stop the consumers: the two Kafka clients one after the other with the same steps, then tracing off and on. Their ingest searches start a step below the maxima the phases above found (else below the last full run's) and go in finer steps; a ratio closer to 1 than " +
+      `${pct(EVEN_WITHIN * 100)} counts as even.`,
+    "- **Tracing and metrics.** Tracing is off unless OTEL_* variables ask for it (`services/infra/tracing.ts`): the stage with it on sets them for an OTLP/HTTP exporter and the `always_on` sampler, to a receiver the harness runs that discards everything (`bench/lib/otlp-sink.ts`). Metrics cannot be switched off: their cost is read from V8 CPU profiles (`--cpu-prof`, sampling every millisecond) of one fixed-load step, as the share of the busy samples (those not idle) whose running function is in `prom-client` or `services/infra/metrics.ts`, within the step's load window. Tracing's cost is the share of the path's CPU per event it adds at the same offered rate (what a CPU-bound path loses in throughput), the maxima of the two searches corroborating; the cost of both together on a load is 1 − (1 − tracing's) × (1 − metrics').",
     "- **Baselines.** Raw producer: the Kafka client's ceiling with ingest's settings and write sizes. Bare HTTP: the ceiling of a Node.js HTTP server under the same k6 script. redis-benchmark: Redis's ceiling on the sink's commands with many pipelined clients. COPY: PostgreSQL's bulk path for the persister's rows, with the same indexes.",
   );
   if (r.errors.length > 0) {

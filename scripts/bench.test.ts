@@ -1,10 +1,12 @@
 /**
  * The benchmark harness (bench/bench.ts) in its smoke variant: seconds of tiny load on tiny tables,
- * end to end — the six role processes on the local servers, k6, the simulator and every baseline —
+ * end to end — the six role processes on the local servers, k6, the simulator and every baseline,
+ * then the roles restarted with each Kafka client and with tracing on and under the CPU profiler —
  * writing its report to a scratch path (never bench/RESULTS.md). Checks that the run succeeds and
- * that the report has every section and a figure on every line of its summary. No timing is
- * asserted: figures belong to `make bench`. Skipped when k6 is not installed or the local servers
- * are not running (`make services-up`), saying which.
+ * that the report has every section, a figure on every line of its summary, the Kafka clients'
+ * verdict and the observability target's line. No timing is asserted: figures belong to
+ * `make bench`. Skipped when k6 is not installed or the local servers are not running
+ * (`make services-up`), saying which.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -82,12 +84,35 @@ test('the benchmark harness runs its smoke variant end to end and reports every 
     assert.ok(cells, `the summary has no row "${label}"`);
     assert.match(cells[1]!, /\d/, `"${label}" has no figure: ${cells.join(' | ')}`);
   }
-  for (const field of ['CPU', 'RAM', 'Node.js', 'Kafka', 'Redis', 'PostgreSQL', 'k6', 'kafkajs'])
+  for (const field of [
+    'CPU',
+    'RAM',
+    'Node.js',
+    'Kafka',
+    'Redis',
+    'PostgreSQL',
+    'k6',
+    'kafkajs',
+    '@platformatic/kafka',
+  ])
     assert.match(report, new RegExp(`\\| ${field} *\\| [^|]*\\w`), `machine or version "${field}" missing`);
   // The latency table of the REST single steps, with one row per step at least.
   const single = report.slice(report.indexOf('## REST single events'));
   assert.match(single, /\| offered requests\/s *\|/);
   assert.match(single, /\n\| \d[\d,]* *\| \d/);
+  // Both Kafka clients measured, and a verdict drawn from their figures.
+  const clients = report.slice(report.indexOf('## Kafka client: kafkajs against @platformatic/kafka'));
+  assert.match(clients, /\*\*Verdict\.\*\* \S/);
+  for (const library of ['kafkajs', '@platformatic/kafka'])
+    assert.match(clients, new RegExp(`\\| ${library} *\\| \\d`), `no ingest maximum with ${library}`);
+  // Tracing off and on, the metrics' profile, and the target's line.
+  const overhead = report.slice(report.indexOf('## Cost of tracing and metrics'));
+  assert.match(overhead, /\*\*Metrics and tracing on cost ≤ 10 % of throughput: (met|not met)\*\*/);
+  assert.match(
+    overhead,
+    /\| REST single *\| \d+ *\| \d[\d,]* *\| gateway *\| [1-9]/,
+    'no profiled gateway samples',
+  );
 
   if (committedBefore !== undefined)
     assert.equal(statSync(committed).mtimeMs, committedBefore, 'the smoke run touched bench/RESULTS.md');

@@ -42,6 +42,8 @@ export interface Versions {
   postgres: string;
   k6: string;
   kafkajs: string;
+  /** Absent in runs from before the Kafka client comparison. */
+  platformaticKafka?: string;
   redisBenchmark: string;
 }
 
@@ -102,6 +104,7 @@ export async function versions(options: {
     postgres: pgRow?.v ?? 'unknown',
     k6,
     kafkajs: packageVersion(options.repo, 'kafkajs'),
+    platformaticKafka: packageVersion(options.repo, '@platformatic/kafka'),
     redisBenchmark: rb,
   };
 }

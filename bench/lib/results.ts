@@ -23,6 +23,8 @@ export interface LoadStep {
   passed: boolean;
   why: string;
   cpu: CpuUse;
+  /** When the offered load ran (epoch ms). */
+  loadMs?: { from: number; to: number };
   /** Ingest's Kafka writes during the step, when ingest was in the path. */
   writes?: { meanEvents: number; perSecond: number; p99Ms: number };
 }
@@ -40,7 +42,18 @@ export interface Series {
   columns: string[];
 }
 
+/** The Kafka client libraries behind the event log port (TALLY_KAFKA_CLIENT). */
+export const KAFKA_CLIENTS = ['kafkajs', 'platformatic'] as const;
+export type KafkaClient = (typeof KAFKA_CLIENTS)[number];
+/** Each client's library, by its package name. */
+export const KAFKA_LIBRARY: Record<KafkaClient, string> = {
+  kafkajs: 'kafkajs',
+  platformatic: '@platformatic/kafka',
+};
+
 export interface RawProducerRun {
+  /** The library that produced (kafkajs when absent: runs before the comparison existed). */
+  client?: KafkaClient;
   batch: number;
   /** Which ingest figure this batch size mirrors. */
   mirrors: string;
@@ -87,6 +100,80 @@ export interface E2eStep {
   cpu: CpuUse;
 }
 
+/** A stepped search of the end-to-end rate. */
+export interface E2eSeries {
+  steps: E2eStep[];
+  best?: E2eStep;
+}
+
+/** One Kafka client's figures: its roles' ingest maxima, sinks' catch-up and end to end. */
+export interface KafkaClientRun {
+  client: KafkaClient;
+  /** The library's package and version. */
+  library: string;
+  grpcStream?: Series;
+  restBatch?: Series;
+  /** Each consumer role alone on the backlog this client's ingest steps wrote. */
+  catchUp: CatchUp[];
+  e2e?: E2eSeries;
+  /** The library's own producer at the batch sizes of ingest's writes. */
+  rawProducer: RawProducerRun[];
+}
+
+/** The Kafka clients compared on the same figures, one after the other. */
+export interface KafkaClientsResult {
+  stepSeconds: number;
+  e2eStepSeconds?: number;
+  runs: KafkaClientRun[];
+}
+
+/** The ingest loads of one stage of the overhead phase (tracing off, or on). */
+export interface OverheadStage {
+  tracing: boolean;
+  grpcStream?: Series;
+  restSingle?: Series;
+  /** What the harness's OTLP receiver got meanwhile: export requests and their bytes. */
+  exported: { requests: number; bytes: number };
+  /** Spans the roles' batch span processors dropped, from their warnings. */
+  droppedSpans: number;
+}
+
+/** The CPU profile of one role process over one fixed-load step. */
+export interface ProcessProfile {
+  role: string;
+  /** Samples in the step's window, and those not idle. */
+  samples: number;
+  busy: number;
+  /** Busy samples running (self time) in prom-client, and in services/infra/metrics.ts. */
+  promClient: number;
+  metricsModule: number;
+  /** Busy samples with a frame of either anywhere on the stack (what they call included). */
+  inclusive: number;
+  /** (promClient + metricsModule) / busy. */
+  share: number;
+}
+
+/** One fixed-load step with gateway and ingest under the CPU profiler. */
+export interface MetricsProfile {
+  load: 'REST single' | 'gRPC stream';
+  step: LoadStep;
+  processes: ProcessProfile[];
+}
+
+/** What tracing (off against on) and metrics (by CPU profile) cost the ingest path. */
+export interface OverheadResult {
+  stepSeconds: number;
+  off: OverheadStage;
+  on?: OverheadStage;
+  /** The OTEL_* variables of the stage with tracing on. */
+  tracingEnv: Record<string, string>;
+  /** The profiled steps' rate, as a share of the maximum with tracing off. */
+  profileShare: number;
+  profiles: MetricsProfile[];
+  /** Where the .cpuprofile files are (the raw directory). */
+  profileDir: string;
+}
+
 export interface QueryRun {
   rate: number;
   seconds: number;
@@ -116,6 +203,8 @@ export interface Results {
     probeRedisPollMs: number;
     probePgPollMs: number;
     probesPerSecond: number;
+    /** The Kafka client of the roles (TALLY_KAFKA_CLIENT); kafkajs when absent. */
+    kafkaClient?: KafkaClient;
   };
   restSingle?: Series;
   bareHttp?: Series;
@@ -130,9 +219,11 @@ export interface Results {
   catchUp: CatchUp[];
   pgCopy?: PgCopyResult;
   redisBench?: RedisBenchResult;
-  e2e?: { steps: E2eStep[]; best?: E2eStep };
+  e2e?: E2eSeries;
   getCounters?: QueryRun;
   getReport?: QueryRun & { seed: SeedResult };
+  kafkaClients?: KafkaClientsResult;
+  overhead?: OverheadResult;
   /** Whether the consumers export these metrics (docs/metrics.md). */
   metrics: { lagGauge: boolean; visibleHistogram: boolean };
   /** Phases that failed, with their error. */

@@ -307,10 +307,15 @@ export interface GrpcServer {
   shutdown(timeoutMs: number): Promise<void>;
 }
 
+/** How long a client's connection to a gRPC server lasts before the server asks it to reconnect. */
+export const MAX_CONNECTION_AGE_MS = 5 * 60_000;
+
 export interface GrpcServerOptions {
   host: string;
   port: number;
   maxMessageBytes: number;
+  /** Default {@link MAX_CONNECTION_AGE_MS}. */
+  maxConnectionAgeMs?: number;
 }
 
 /** Binds `services` on host:port (port 0 picks a free one). */
@@ -321,6 +326,10 @@ export async function startGrpcServer(
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxMessageBytes,
     'grpc.max_send_message_length': options.maxMessageBytes,
+    // A connection older than this is asked to go away (GOAWAY; grpc-js adds ±10 % jitter): its
+    // calls in flight, streams included, run to their end, and the client connects again after
+    // resolving its target anew, which is how a round_robin client finds pods added since.
+    'grpc.max_connection_age_ms': options.maxConnectionAgeMs ?? MAX_CONNECTION_AGE_MS,
   });
   for (const s of services) server.addService(s.definition, s.handlers);
   const port = await new Promise<number>((resolve, reject) =>
@@ -375,8 +384,26 @@ export interface CallOptions {
 }
 
 /**
- * A client of `service` at `address` (host:port), plaintext. Errors arrive as AppError with the status
- * code. With `tracer`, each call is a CLIENT span, child of the active context, sent as `traceparent`.
+ * Every client balances its calls over all the addresses its target resolves to (`round_robin`),
+ * not only the first one (grpc-js's default, `pick_first`): a headless Service's name
+ * (`dns:///tally-ingest-headless:50051`) or a list (`ipv4:10.0.0.1:50051,10.0.0.2:50051`) spreads the
+ * calls over every server, and one address is the same as before. An address whose connection drops
+ * leaves the rotation at once (its calls not yet sent go to the others) and a `dns:` name is resolved
+ * again; the service config given here is the only one (none is looked up in DNS TXT records).
+ */
+const BALANCING_OPTIONS: grpc.ChannelOptions = {
+  'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+  'grpc.service_config_disable_resolution': 1,
+  // A dropped connection asks for the name again, at most this often (grpc-js's default, 30 s, lets a
+  // rolling update replace every pod the client knows before it learns of the new ones).
+  'grpc.dns_min_time_between_resolutions_ms': 5_000,
+};
+
+/**
+ * A client of `service` at `address`, plaintext: `host:port`, or a gRPC target such as
+ * `dns:///name:port` or `ipv4:host:port,host:port`, its calls balanced over every address
+ * ({@link BALANCING_OPTIONS}). Errors arrive as AppError with the status code. With `tracer`, each
+ * call is a CLIENT span, child of the active context, sent as `traceparent`.
  */
 export function createGrpcClient<T extends GenServiceMethods>(
   service: GenService<T>,
@@ -384,6 +411,7 @@ export function createGrpcClient<T extends GenServiceMethods>(
   options: { maxMessageBytes?: number; defaultTimeoutMs?: number; tracer?: Tracer } = {},
 ): ServiceClient<T> {
   const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+    ...BALANCING_OPTIONS,
     'grpc.max_receive_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
     'grpc.max_send_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
   });

@@ -72,7 +72,13 @@ test('the benchmark harness runs its smoke variant end to end and reports every 
     log += c.toString();
   });
   const [code] = (await once(child, 'exit')) as [number | null];
-  assert.equal(code, 0, `bench/bench.ts --smoke exited with ${code}:\n${log.slice(-6000)}`);
+  // Each phase that failed, in full (its stack can be long), then the end of the log.
+  const failures = log.split('\n').filter((line) => / failed: /.test(line));
+  assert.equal(
+    code,
+    0,
+    `bench/bench.ts --smoke exited with ${code}:\n${failures.join('\n')}\n…\n${log.slice(-4000)}`,
+  );
 
   const report = readFileSync(out, 'utf8');
   assert.match(report, /^# Tally benchmark results/);

@@ -16,6 +16,21 @@ import { createLogger } from '../../services/infra/logger.ts';
 import { realServers } from '../../services/testing/real-servers.ts';
 import { freePort, startTally, type TallyProcess } from '../../services/testing/tally-process.ts';
 
+/**
+ * An admin read, tried again up to 4 times over ~10 s: on a busy machine the group coordinator
+ * can be loading or moving, and the client's own retries give up sooner than a run should.
+ */
+async function again<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      if (attempt >= 5) throw error;
+      await new Promise((r) => setTimeout(r, 500 * 2 ** (attempt - 1)));
+    }
+  }
+}
+
 export const CONSUMER_ROLES = ['persister', 'counter', 'aggregator'] as const;
 export type ConsumerRole = (typeof CONSUMER_ROLES)[number];
 export type Role = 'gateway' | 'ingest' | 'query' | ConsumerRole;
@@ -203,13 +218,13 @@ export class Deployment {
 
   /** Records of the events topic a consumer role's group has not committed yet. */
   async lag(role: ConsumerRole): Promise<number> {
-    const offsets = await this.log.groupOffsets(this.groupId(role), this.ns.eventsTopic);
+    const offsets = await again(() => this.log.groupOffsets(this.groupId(role), this.ns.eventsTopic));
     return offsets.reduce((n, p) => n + partitionLag(p), 0);
   }
 
   /** Records the group committed, summed over partitions. */
   async committed(role: ConsumerRole): Promise<number> {
-    const offsets = await this.log.committedOffsets(this.groupId(role), this.ns.eventsTopic);
+    const offsets = await again(() => this.log.committedOffsets(this.groupId(role), this.ns.eventsTopic));
     let total = 0n;
     for (const o of offsets.values()) total += o;
     return Number(total);
@@ -218,7 +233,7 @@ export class Deployment {
   /** Records ever written to the events topic. */
   async endOffset(): Promise<number> {
     let total = 0n;
-    for (const o of (await this.log.endOffsets(this.ns.eventsTopic)).values()) total += o;
+    for (const o of (await again(() => this.log.endOffsets(this.ns.eventsTopic))).values()) total += o;
     return Number(total);
   }
 

@@ -328,19 +328,26 @@ describe('charts/tally', needsHelm, () => {
         }
         const uses = role === 'migrate' ? new Set(['postgres']) : backends.get(role)!;
         if (uses.has('kafka')) assert.ok(config.kafka.brokers?.length, `${where}: needs TALLY_KAFKA_BROKERS`);
-        const caFile = config.kafka.tls?.caFile;
-        if (caFile !== undefined) {
+        for (const [variable, caFile] of [
+          ['TALLY_KAFKA_TLS_CA_FILE', config.kafka.tls?.caFile],
+          ['TALLY_REDIS_TLS_CA_FILE', config.redis.tls?.caFile],
+        ] as const) {
+          if (caFile === undefined) continue;
           // The CA file the code reads is in a volume of the Secret the values name.
           const mount = container.volumeMounts?.find((m) => caFile.startsWith(`${m.mountPath}/`));
-          assert.ok(mount, `${where}: TALLY_KAFKA_TLS_CA_FILE ${caFile} is in no mounted volume`);
+          assert.ok(mount, `${where}: ${variable} ${caFile} is in no mounted volume`);
           const volume = (
             podSpec(o) as { volumes?: { name: string; secret?: { secretName: string } }[] }
           ).volumes?.find((v) => v.name === mount.name);
-          assert.ok(volume?.secret?.secretName, `${where}: the CA volume is not a Secret`);
+          assert.ok(volume?.secret?.secretName, `${where}: the CA volume of ${variable} is not a Secret`);
         }
         if (setName === 'external backends' && uses.has('kafka')) {
           assert.equal(config.kafka.sasl?.mechanism, 'scram-sha-512', `${where}: SASL from the values`);
           assert.ok(config.kafka.tls?.caFile, `${where}: TLS with the CA from the values`);
+        }
+        if (setName === 'external backends' && uses.has('redis')) {
+          assert.equal(config.redis.auth?.username, 'tally', `${where}: the Redis ACL user from the values`);
+          assert.ok(config.redis.tls?.caFile, `${where}: Redis TLS with the CA from the values`);
         }
         if (uses.has('redis'))
           assert.ok(config.redis.url || config.redis.clusterNodes.length > 0, `${where}: needs Redis`);
@@ -353,9 +360,12 @@ describe('charts/tally', needsHelm, () => {
             if (!byRole.has(target)) continue;
             const service = named(objects, 'Service', byRole.get(target)!.metadata.name);
             const port = (service?.spec as { ports: { port: number }[] } | undefined)?.ports[0]?.port;
+            // With a headless Service, its DNS name, which lists every ready pod, for the client's
+            // round_robin over them; else the ClusterIP Service.
+            const headless = named(objects, 'Service', `${service?.metadata.name}-headless`);
             assert.equal(
               addr,
-              `${service?.metadata.name}:${port}`,
+              headless ? `dns:///${headless.metadata.name}:${port}` : `${service?.metadata.name}:${port}`,
               `${where}: TALLY_${target.toUpperCase()}_ADDR`,
             );
           }
@@ -609,6 +619,11 @@ describe('charts/tally', needsHelm, () => {
         /need PostgreSQL: set postgres.credentialsSecret.name/,
       ],
       [{ set: { 'redis.clusterNodes': '' } }, /need Redis: set redis.clusterNodes/],
+      [{ set: { 'redis.auth.username': 'tally' } }, /\/redis\/auth\/passwordSecret\/name/],
+      [
+        { set: { 'config.env.TALLY_REDIS_PASSWORD': 'x' } },
+        /TALLY_REDIS_PASSWORD is set by the chart from its values/,
+      ],
       [{ set: { 'postgres.url': 'mysql://x' } }, /\/postgres\/url/],
       [
         { set: { 'roles.gateway.resources.requests': 'null' } },

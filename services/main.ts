@@ -13,7 +13,7 @@ import { QueryService } from './gen/tally/v1/query_pb.js';
 import { ConfigError, loadConfig, type TallyConfig } from './infra/config.ts';
 import type { CounterStore } from './infra/counters/counter-store.ts';
 import { createEmbeddedCounterStore } from './infra/counters/embedded-counter-store.ts';
-import { createRedisCounterStore } from './infra/counters/redis-counter-store.ts';
+import { createRedisCounterStore, redisSecurity } from './infra/counters/redis-counter-store.ts';
 import { DataDirInUseError, lockDataDir } from './infra/data-dir.ts';
 import { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
 import { createGrpcClient, type GrpcServer } from './infra/grpc/grpc-service.ts';
@@ -108,7 +108,14 @@ async function openBackends(
       const { url, clusterNodes, keyPrefix, dedupWindowMs } = config.redis;
       backends.counters =
         url || clusterNodes.length > 0
-          ? createRedisCounterStore({ url, clusterNodes, keyPrefix, dedupWindowMs, metrics })
+          ? createRedisCounterStore({
+              url,
+              clusterNodes,
+              security: redisSecurity(config.redis),
+              keyPrefix,
+              dedupWindowMs,
+              metrics,
+            })
           : createEmbeddedCounterStore({ dataDir: dataDir('counters'), dedupWindowMs });
     }
     const sqlUsers = uses('persister', 'aggregator', 'query');

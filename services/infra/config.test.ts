@@ -76,3 +76,46 @@ test('TALLY_KAFKA_CLIENT picks the Kafka client library', () => {
     (error: unknown) => error instanceof ConfigError && /TALLY_KAFKA_CLIENT/.test(error.message),
   );
 });
+
+test('Redis credentials and TLS: none by default, from TALLY_REDIS_* or a rediss:// URL', () => {
+  const none = loadConfig({ TALLY_REDIS_URL: 'redis://:in-url@127.0.0.1:6379' });
+  assert.equal(none.redis.auth, undefined, 'the URL keeps its own credentials');
+  assert.equal(none.redis.tls, undefined);
+  const cluster = loadConfig({
+    TALLY_REDIS_CLUSTER_NODES: 'a:1,b:2',
+    TALLY_REDIS_USERNAME: 'tally',
+    TALLY_REDIS_PASSWORD: 's3cret',
+    TALLY_REDIS_TLS: 'true',
+    TALLY_REDIS_TLS_CA_FILE: '/etc/tally/redis-ca/ca.crt',
+  });
+  assert.deepEqual(cluster.redis.auth, { username: 'tally', password: 's3cret' });
+  assert.deepEqual(cluster.redis.tls, { caFile: '/etc/tally/redis-ca/ca.crt' });
+  assert.deepEqual(loadConfig({ TALLY_REDIS_PASSWORD: 'p' }).redis.auth, {
+    username: undefined,
+    password: 'p',
+  });
+  const rediss = loadConfig({
+    TALLY_REDIS_URL: 'rediss://redis.example:6380',
+    TALLY_REDIS_TLS_CA_FILE: '/ca.pem',
+  });
+  assert.deepEqual(rediss.redis.tls, { caFile: '/ca.pem' });
+  assert.deepEqual(loadConfig({ TALLY_REDIS_TLS: '1' }).redis.tls, { caFile: undefined });
+});
+
+test('Redis settings that do not go together fail naming the variable', () => {
+  const fails = (env: Record<string, string>, message: RegExp) =>
+    assert.throws(
+      () => loadConfig(env),
+      (error: unknown) => error instanceof ConfigError && message.test(error.message),
+    );
+  fails(
+    { TALLY_REDIS_TLS_CA_FILE: '/ca.pem' },
+    /TALLY_REDIS_TLS_CA_FILE: set without TLS: set TALLY_REDIS_TLS=true/,
+  );
+  fails(
+    { TALLY_REDIS_URL: 'redis://r:6379', TALLY_REDIS_TLS: 'false', TALLY_REDIS_TLS_CA_FILE: '/ca.pem' },
+    /TALLY_REDIS_TLS_CA_FILE/,
+  );
+  fails({ TALLY_REDIS_USERNAME: 'tally' }, /TALLY_REDIS_PASSWORD: required with TALLY_REDIS_USERNAME/);
+  fails({ TALLY_REDIS_TLS: 'yes' }, /TALLY_REDIS_TLS/);
+});

@@ -30,6 +30,10 @@ const schema = z.object({
   TALLY_KAFKA_TLS_CA_FILE: z.string().min(1).optional(),
   TALLY_REDIS_URL: z.string().url().optional(),
   TALLY_REDIS_CLUSTER_NODES: list.optional(),
+  TALLY_REDIS_USERNAME: z.string().min(1).optional(),
+  TALLY_REDIS_PASSWORD: z.string().optional(),
+  TALLY_REDIS_TLS: bool.default(false),
+  TALLY_REDIS_TLS_CA_FILE: z.string().min(1).optional(),
   TALLY_PG_URL: z.string().url().optional(),
   TALLY_PG_READ_URLS: list.optional(),
   TALLY_PG_SCHEMA: z
@@ -88,7 +92,16 @@ export interface TallyConfig {
     /** TLS to the brokers; `caFile`: a PEM bundle trusted besides the system's CAs. */
     tls: { caFile: string | undefined } | undefined;
   };
-  redis: { url: string | undefined; clusterNodes: string[]; keyPrefix: string; dedupWindowMs: number };
+  redis: {
+    url: string | undefined;
+    clusterNodes: string[];
+    keyPrefix: string;
+    dedupWindowMs: number;
+    /** AUTH as `username` (an ACL user; absent: `default`); applies over credentials in the URL. */
+    auth: { username: string | undefined; password: string } | undefined;
+    /** TLS to Redis (also on for a `rediss://` URL); `caFile`: a PEM bundle trusted besides the system's CAs. */
+    tls: { caFile: string | undefined } | undefined;
+  };
   pg: { url: string | undefined; readUrls: string[]; schema: string; poolSize: number; migrate: boolean };
   http: { host: string; port: number; maxBodyBytes: number; requestTimeoutMs: number };
   grpc: { host: string; port: number; maxMessageBytes: number; ingestAddr: string; queryAddr: string };
@@ -128,10 +141,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const missing = e.TALLY_KAFKA_SASL_MECHANISM
     ? (['TALLY_KAFKA_SASL_USERNAME', 'TALLY_KAFKA_SASL_PASSWORD'] as const).filter((k) => e[k] === undefined)
     : [];
-  if (missing.length > 0)
-    throw new ConfigError(
-      `invalid configuration:\n${missing.map((k) => `  ${k}: required with TALLY_KAFKA_SASL_MECHANISM`).join('\n')}`,
+  const conflicts = missing.map((k) => `${k}: required with TALLY_KAFKA_SASL_MECHANISM`);
+  const redisTls = e.TALLY_REDIS_TLS || e.TALLY_REDIS_URL?.startsWith('rediss://') === true;
+  if (e.TALLY_REDIS_USERNAME !== undefined && e.TALLY_REDIS_PASSWORD === undefined)
+    conflicts.push('TALLY_REDIS_PASSWORD: required with TALLY_REDIS_USERNAME');
+  if (e.TALLY_REDIS_TLS_CA_FILE !== undefined && !redisTls)
+    conflicts.push(
+      'TALLY_REDIS_TLS_CA_FILE: set without TLS: set TALLY_REDIS_TLS=true (or a rediss:// TALLY_REDIS_URL)',
     );
+  if (conflicts.length > 0)
+    throw new ConfigError(`invalid configuration:\n${conflicts.map((c) => `  ${c}`).join('\n')}`);
   return deepFreeze({
     dataDir: e.TALLY_DATA_DIR,
     kafka: {
@@ -153,6 +172,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       clusterNodes: e.TALLY_REDIS_CLUSTER_NODES ?? [],
       keyPrefix: e.TALLY_REDIS_PREFIX,
       dedupWindowMs: e.TALLY_DEDUP_WINDOW_MS,
+      auth:
+        e.TALLY_REDIS_PASSWORD !== undefined
+          ? { username: e.TALLY_REDIS_USERNAME, password: e.TALLY_REDIS_PASSWORD }
+          : undefined,
+      tls: redisTls ? { caFile: e.TALLY_REDIS_TLS_CA_FILE } : undefined,
     },
     pg: {
       url: e.TALLY_PG_URL,

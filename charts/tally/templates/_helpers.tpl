@@ -189,6 +189,30 @@ force margin of 5 s (services/main.ts), and 5 s more. */}}
 {{- end }}
 - name: TALLY_REDIS_PREFIX
   value: {{ $redis.prefix | quote }}
+{{- with $redis.auth }}
+{{- if .passwordSecret.name }}
+{{- with .username }}
+- name: TALLY_REDIS_USERNAME
+  value: {{ . | quote }}
+{{- end }}
+- name: TALLY_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef: { name: {{ .passwordSecret.name | quote }}, key: {{ .passwordSecret.key | quote }} }
+{{- end }}
+{{- end }}
+{{- if or $redis.tls.enabled $redis.tls.caSecret.name }}
+- name: TALLY_REDIS_TLS
+  value: "true"
+{{- end }}
+{{- if $redis.tls.caSecret.name }}
+- name: TALLY_REDIS_TLS_CA_FILE
+  value: {{ include "tally.redisCaFile" . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Where the Redis CA certificate is mounted (redis.tls.caSecret). */}}
+{{- define "tally.redisCaFile" -}}
+/etc/tally/redis-ca/{{ .Values.redis.tls.caSecret.key }}
 {{- end }}
 
 {{/* The Kafka variables. */}}
@@ -244,7 +268,8 @@ force margin of 5 s (services/main.ts), and 5 s more. */}}
  TALLY_EVENTS_TOPIC, TALLY_EVENTS_PARTITIONS, TALLY_DLQ_TOPIC, TALLY_GROUP_PREFIX,
  TALLY_REDIS_CLUSTER_NODES, TALLY_REDIS_URL, TALLY_REDIS_PREFIX, TALLY_PG_URL, TALLY_PG_READ_URLS,
  TALLY_PG_SCHEMA, TALLY_PG_POOL_SIZE, TALLY_KAFKA_SASL_MECHANISM, TALLY_KAFKA_SASL_USERNAME,
- TALLY_KAFKA_SASL_PASSWORD, TALLY_KAFKA_TLS, TALLY_KAFKA_TLS_CA_FILE]
+ TALLY_KAFKA_SASL_PASSWORD, TALLY_KAFKA_TLS, TALLY_KAFKA_TLS_CA_FILE, TALLY_REDIS_USERNAME,
+ TALLY_REDIS_PASSWORD, TALLY_REDIS_TLS, TALLY_REDIS_TLS_CA_FILE]
 {{- end }}
 
 {{/*
@@ -296,10 +321,14 @@ own variables, then config.env and the role's env (the role's wins), then extraE
 {{- if eq .role "gateway" }}
 - name: TALLY_HTTP_PORT
   value: {{ $ports.http | toString | quote }}
-- name: TALLY_INGEST_ADDR
-  value: {{ default (printf "%s:%d" (include "tally.roleName" (dict "root" $root "role" "ingest")) (int $ports.grpc)) .r.ingestAddr | quote }}
-- name: TALLY_QUERY_ADDR
-  value: {{ default (printf "%s:%d" (include "tally.roleName" (dict "root" $root "role" "query")) (int $ports.grpc)) .r.queryAddr | quote }}
+{{- /* A headless Service lists every ready pod: the gateway's round_robin client balances calls over them. */}}
+{{- range $target := list "ingest" "query" }}
+{{- $name := include "tally.roleName" (dict "root" $root "role" $target) }}
+{{- $headless := default false (dig "service" "headless" false (index $root.Values.roles $target)) }}
+{{- $addr := ternary (printf "dns:///%s-headless:%d" $name (int $ports.grpc)) (printf "%s:%d" $name (int $ports.grpc)) $headless }}
+- name: TALLY_{{ upper $target }}_ADDR
+  value: {{ default $addr (get $.r (printf "%sAddr" $target)) | quote }}
+{{- end }}
 {{- else }}
 - name: TALLY_METRICS_PORT
   value: {{ $ports.metrics | toString | quote }}

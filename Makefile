@@ -53,7 +53,7 @@ observe: install ## Prometheus with Tally's rules against a running Tally (TARGE
 observability: install ## Re-render the dashboards and rule files from observability/*.ts
 	node_modules/.bin/node observability/render.ts
 
-bench: install ## Benchmark against baselines measured in the same run (~15 min on 2 cores); writes bench/RESULTS.md
+bench: install ## Benchmark against baselines measured in the same run (~25 min on 2 cores); writes bench/RESULTS.md
 	scripts/install-k6.sh
 	scripts/services-up.sh
 	node_modules/.bin/node bench/bench.ts

@@ -1152,7 +1152,9 @@ export function renderReport(r: Results): string {
   push(
     `Measured by \`make bench\` (\`node bench/bench.ts\`) on ${started}, in ${num(r.seconds / 60, 1)} minutes. ` +
       'Every figure and its baseline come from the same run, on the same machine, against the same servers. ' +
-      "Targets are the project's objectives; the run reports them and never fails on them.",
+      "Targets are the project's objectives; the run reports them and never fails on them. " +
+      'What was profiled and optimised, what bounds the figures that miss, and how the default Kafka client was ' +
+      'chosen: [docs/performance.md](../docs/performance.md).',
     '',
   );
 

@@ -676,6 +676,41 @@ describe('charts/tally', needsHelm, () => {
       }
     });
 
+    test('monitoring.prometheusRule.runbookUrl points every alert at that runbook, nothing else changed', {
+      skip: MISSING_RULES,
+    }, () => {
+      const url = 'https://git.example.com/tally/blob/v1.2.0/docs/runbook.md';
+      const rules = ofKind(
+        renderChart(helmBinary(), {
+          ...VALUE_SETS.monitoring,
+          set: { ...VALUE_SETS.monitoring!.set, 'monitoring.prometheusRule.runbookUrl': url },
+        }),
+        'PrometheusRule',
+      );
+      type Rules = { groups: { rules: { alert?: string; annotations?: Record<string, string> }[] }[] };
+      let alerts = 0;
+      for (const file of RULE_FILES) {
+        const source = `observability/prometheus/${file}`;
+        const rule = rules.find((r) => r.metadata.annotations?.['tally/source'] === source);
+        assert.ok(rule, `a PrometheusRule from ${source}`);
+        const expected = parseYaml(readFileSync(join(REPO, source), 'utf8')) as Rules;
+        for (const group of expected.groups)
+          for (const r of group.rules) {
+            if (!r.annotations?.runbook_url) continue;
+            alerts++;
+            assert.match(r.annotations.runbook_url, /^docs\/runbook\.md#[a-z0-9-]+$/, `${source} ${r.alert}`);
+            r.annotations.runbook_url = r.annotations.runbook_url.replace('docs/runbook.md', url);
+          }
+        assert.deepEqual(rule.spec, expected, source);
+      }
+      assert.ok(alerts > 0, 'the rules have alerts with a runbook_url');
+      const bad = helmTemplate(helmBinary(), {
+        set: { 'monitoring.prometheusRule.runbookUrl': 'runbook.md' },
+      });
+      assert.notEqual(bad.status, 0, 'a runbookUrl that is no http(s) URL is refused');
+      assert.match(bad.stderr, /runbookUrl/);
+    });
+
     test('each dashboard is a ConfigMap for the Grafana sidecar, unchanged', {
       skip: MISSING_DASHBOARDS,
     }, () => {

@@ -139,7 +139,9 @@ test('a multi-address target: calls spread evenly over every server; deadlines a
 });
 
 /** A TCP relay to `port` on 127.0.0.1 whose `drop()` cuts every connection, as a vanished pod's do. */
-async function relay(port: number): Promise<{ port: number; connections: () => number; drop(): void }> {
+async function relay(
+  port: number,
+): Promise<{ port: number; connections: () => number; drop(): void; freeze(): void }> {
   const sockets = new Set<Socket>();
   let connections = 0;
   const server = createServer((incoming) => {
@@ -159,6 +161,14 @@ async function relay(port: number): Promise<{ port: number; connections: () => n
   return {
     port: (server.address() as AddressInfo).port,
     connections: () => connections,
+    /** Forwards nothing more, either way, and keeps every connection open: a host gone silent. */
+    freeze() {
+      server.close();
+      for (const socket of sockets) {
+        socket.unpipe();
+        socket.pause();
+      }
+    },
     drop() {
       server.close();
       for (const socket of sockets) socket.resetAndDestroy();
@@ -249,6 +259,36 @@ test('the server ends old connections (max connection age): the client reconnect
     toA.connections() >= 2,
     `the client used ${toA.connections()} connection(s) over ~2 s at a 400 ms age`,
   );
+});
+
+test('a server gone silent (no close, no answer) leaves the rotation once keepalive finds it out', async (t) => {
+  const a = await startBackend('a');
+  const b = await startBackend('b');
+  t.after(() => Promise.all([a.server.shutdown(1_000), b.server.shutdown(1_000)]));
+  const toB = await relay(b.server.port);
+  t.after(() => toB.drop());
+  const client = createGrpcClient(IngestService, `ipv4:127.0.0.1:${a.server.port},127.0.0.1:${toB.port}`, {
+    defaultTimeoutMs: 5_000,
+    keepalive: { timeMs: 300, timeoutMs: 300 },
+  });
+  t.after(() => client.close());
+  await untilAllServe(client, [a, b]);
+
+  toB.freeze();
+  // The next keepalive ping goes unanswered: within a ping and its timeout the connection to b is
+  // dropped, and every call after that is a's, none waiting for its deadline on b.
+  await new Promise((r) => setTimeout(r, 1_000));
+  a.calls = 0;
+  b.calls = 0;
+  const answers = [];
+  for (let i = 0; i < 20; i++)
+    answers.push(
+      await client.publish({}, { timeoutMs: 1_000 }).then(
+        (r) => r.id,
+        (e: AppError) => e,
+      ),
+    );
+  assert.deepEqual(tally(answers), { a: 20 });
 });
 
 test('a server coming back on its address rejoins the rotation', async (t) => {

@@ -400,6 +400,13 @@ const BALANCING_OPTIONS: grpc.ChannelOptions = {
 };
 
 /**
+ * Keepalive pings on every connection, idle ones too: a server that vanished without closing its
+ * connections (a node powered off, a partition) answers none, and after `timeoutMs` the connection
+ * is dropped, so round_robin stops sending it calls that would wait for their deadline.
+ */
+export const KEEPALIVE = { timeMs: 15_000, timeoutMs: 5_000 } as const;
+
+/**
  * A client of `service` at `address`, plaintext: `host:port`, or a gRPC target such as
  * `dns:///name:port` or `ipv4:host:port,host:port`, its calls balanced over every address
  * ({@link BALANCING_OPTIONS}). Errors arrive as AppError with the status code. With `tracer`, each
@@ -408,10 +415,19 @@ const BALANCING_OPTIONS: grpc.ChannelOptions = {
 export function createGrpcClient<T extends GenServiceMethods>(
   service: GenService<T>,
   address: string,
-  options: { maxMessageBytes?: number; defaultTimeoutMs?: number; tracer?: Tracer } = {},
+  options: {
+    maxMessageBytes?: number;
+    defaultTimeoutMs?: number;
+    tracer?: Tracer;
+    keepalive?: { timeMs: number; timeoutMs: number };
+  } = {},
 ): ServiceClient<T> {
+  const keepalive = options.keepalive ?? KEEPALIVE;
   const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
     ...BALANCING_OPTIONS,
+    'grpc.keepalive_time_ms': keepalive.timeMs,
+    'grpc.keepalive_timeout_ms': keepalive.timeoutMs,
+    'grpc.keepalive_permit_without_calls': 1,
     'grpc.max_receive_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
     'grpc.max_send_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
   });

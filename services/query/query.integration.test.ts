@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
 import { QueryService } from '../gen/tally/v1/query_pb.js';
 import { createRedisCounterStore } from '../infra/counters/redis-counter-store.ts';
@@ -15,6 +14,7 @@ import { migrate } from '../infra/sql/migrate.ts';
 import { createPgDatabase } from '../infra/sql/pg-database.ts';
 import type { SqlDatabase } from '../infra/sql/sql-database.ts';
 import { realServers, requireRealServers, testNamespace } from '../testing/real-servers.ts';
+import { deleteRedisKeys } from '../testing/redis-keys.ts';
 import { queryContract } from './query.contract.ts';
 import { start } from './query.ts';
 
@@ -49,13 +49,7 @@ queryContract('PostgreSQL, Redis', async () => {
     cleanup: async () => {
       await Promise.all([sql.close(), counters.close()]);
       await dropSchema(ns.pgSchema);
-      const redis = new Redis(realServers.redisUrl);
-      try {
-        const keys = await redis.keys(`${ns.redisPrefix}:*`);
-        if (keys.length > 0) await redis.del(...keys);
-      } finally {
-        await redis.quit();
-      }
+      await deleteRedisKeys(ns.redisPrefix);
     },
   };
 });
@@ -74,17 +68,7 @@ queryContract('PostgreSQL, Redis Cluster', async () => {
     cleanup: async () => {
       await Promise.all([sql.close(), counters.close()]);
       await dropSchema(ns.pgSchema);
-      const cluster = new Cluster(
-        realServers.redisClusterNodes.map((n) => ({ host: n.split(':')[0]!, port: Number(n.split(':')[1]) })),
-      );
-      try {
-        for (const node of cluster.nodes('master')) {
-          const keys = await node.keys(`${ns.redisPrefix}:*`);
-          for (const key of keys) await node.del(key);
-        }
-      } finally {
-        await cluster.quit();
-      }
+      await deleteRedisKeys(ns.redisPrefix, 'cluster');
     },
   };
 });

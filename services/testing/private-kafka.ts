@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { waitFor } from './real-servers.ts';
+import { selfSignedCertificate } from './self-signed.ts';
 import { freePort } from './tally-process.ts';
 
 const VERSION = process.env.TALLY_KAFKA_VERSION ?? '4.3.1';
@@ -60,25 +61,8 @@ export async function createPrivateKafka(options: { secure?: boolean } = {}): Pr
   if (options.secure) {
     const [saslPort, tlsPort] = [await freePort(), await freePort()];
     const user = { username: 'tally', password: `pw-${randomBytes(6).toString('hex')}` };
-    const caFile = join(dir, 'cert.pem');
+    const caFile = await selfSignedCertificate(dir);
     const keystore = join(dir, 'keystore.pem');
-    await promisify(execFile)('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      caFile,
-    ]);
     // Kafka's PEM key store: the private key (PKCS#8, unencrypted) and the certificate chain.
     writeFileSync(keystore, readFileSync(join(dir, 'key.pem'), 'utf8') + readFileSync(caFile, 'utf8'));
     listeners += `,SASL_PLAINTEXT://127.0.0.1:${saslPort},SSL://127.0.0.1:${tlsPort}`;

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis, type RedisOptions } from 'ioredis';
 import { waitFor } from './real-servers.ts';
+import { selfSignedCertificate } from './self-signed.ts';
 import { freePort } from './tally-process.ts';
 
 export interface PrivateRedisOptions {
@@ -202,27 +203,4 @@ async function answers(url: string, options: RedisOptions): Promise<boolean> {
   } finally {
     client.disconnect();
   }
-}
-
-/** A self-signed certificate for 127.0.0.1 and localhost in `dir` (cert.pem, key.pem); returns cert.pem's path. */
-async function selfSignedCertificate(dir: string): Promise<string> {
-  const cert = join(dir, 'cert.pem');
-  await promisify(execFile)('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=127.0.0.1',
-    '-addext',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-keyout',
-    join(dir, 'key.pem'),
-    '-out',
-    cert,
-  ]);
-  return cert;
 }

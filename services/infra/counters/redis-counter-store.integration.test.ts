@@ -4,29 +4,20 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Cluster, Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { realServers, requireRealServers, testNamespace } from '../../testing/real-servers.ts';
+import { deleteRedisKeys } from '../../testing/redis-keys.ts';
 import { counterStoreContract } from './counter-store.contract.ts';
 import { createRedisCounterStore } from './redis-counter-store.ts';
 
 await requireRealServers();
-
-async function deleteKeys(prefix: string): Promise<void> {
-  const redis = new Redis(realServers.redisUrl);
-  try {
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-  } finally {
-    await redis.quit();
-  }
-}
 
 counterStoreContract('redis', async () => {
   const ns = testNamespace();
   return {
     open: async ({ dedupWindowMs }) =>
       createRedisCounterStore({ url: realServers.redisUrl, keyPrefix: ns.redisPrefix, dedupWindowMs }),
-    cleanup: () => deleteKeys(ns.redisPrefix),
+    cleanup: () => deleteRedisKeys(ns.redisPrefix),
   };
 });
 
@@ -41,7 +32,7 @@ test('every key of a target shares one hash slot, whatever the target contains',
   t.after(async () => {
     await store.close();
     await redis.quit();
-    await deleteKeys(ns.redisPrefix);
+    await deleteRedisKeys(ns.redisPrefix);
   });
   await store.apply([{ eventId: 'slot-1', target: 'a}{weird{', type: 'X', value: 1 }]);
   const keys = (await redis.keys(`${ns.redisPrefix}:*`)).filter(
@@ -63,18 +54,6 @@ counterStoreContract('redis cluster', async () => {
         keyPrefix: ns.redisPrefix,
         dedupWindowMs,
       }),
-    cleanup: async () => {
-      const cluster = new Cluster(
-        realServers.redisClusterNodes.map((n) => ({ host: n.split(':')[0]!, port: Number(n.split(':')[1]) })),
-      );
-      try {
-        for (const node of cluster.nodes('master')) {
-          const keys = await node.keys(`${ns.redisPrefix}:*`);
-          for (const key of keys) await node.del(key);
-        }
-      } finally {
-        await cluster.quit();
-      }
-    },
+    cleanup: () => deleteRedisKeys(ns.redisPrefix, 'cluster'),
   };
 });

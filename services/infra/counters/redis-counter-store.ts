@@ -20,10 +20,10 @@
  * batch until the target's next event, never ahead.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { AppError, Code } from '../app-error.ts';
-import { ConfigError, type TallyConfig } from '../config.ts';
+import { readCaFile } from '../ca-file.ts';
+import type { TallyConfig } from '../config.ts';
 import { type Registry, redisMetrics, secondsSince } from '../metrics.ts';
 import type { CounterIncrement, CounterStore, TypeCounter, TypeLeaders } from './counter-store.ts';
 
@@ -72,20 +72,8 @@ export function redisSecurity(config: TallyConfig['redis']): RedisSecurity {
   if (config.auth) security.auth = { ...config.auth };
   if (config.tls) {
     security.tls = {};
-    const file = config.tls.caFile;
-    if (file !== undefined) {
-      try {
-        security.tls.ca = readFileSync(file, 'utf8');
-      } catch (error) {
-        throw new ConfigError(
-          `invalid configuration:\n  TALLY_REDIS_TLS_CA_FILE: cannot read ${file} (${(error as Error).message})`,
-        );
-      }
-      if (!security.tls.ca.includes('-----BEGIN CERTIFICATE-----'))
-        throw new ConfigError(
-          `invalid configuration:\n  TALLY_REDIS_TLS_CA_FILE: ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
-        );
-    }
+    if (config.tls.caFile !== undefined)
+      security.tls.ca = readCaFile('TALLY_REDIS_TLS_CA_FILE', config.tls.caFile);
   }
   return security;
 }

@@ -2,8 +2,8 @@
  * How the Kafka clients authenticate and encrypt: SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and
  * TLS, from TALLY_KAFKA_SASL_* and TALLY_KAFKA_TLS* (README). Both adapters take the same shape.
  */
-import { readFileSync } from 'node:fs';
-import { ConfigError, type TallyConfig } from '../config.ts';
+import { readCaFile } from '../ca-file.ts';
+import type { TallyConfig } from '../config.ts';
 
 export interface KafkaSecurity {
   sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
@@ -17,20 +17,8 @@ export function kafkaSecurity(config: TallyConfig['kafka']): KafkaSecurity {
   if (config.sasl) security.sasl = { ...config.sasl };
   if (config.tls) {
     security.tls = {};
-    const file = config.tls.caFile;
-    if (file !== undefined) {
-      try {
-        security.tls.ca = readFileSync(file, 'utf8');
-      } catch (error) {
-        throw new ConfigError(
-          `invalid configuration:\n  TALLY_KAFKA_TLS_CA_FILE: cannot read ${file} (${(error as Error).message})`,
-        );
-      }
-      if (!security.tls.ca.includes('-----BEGIN CERTIFICATE-----'))
-        throw new ConfigError(
-          `invalid configuration:\n  TALLY_KAFKA_TLS_CA_FILE: ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
-        );
-    }
+    if (config.tls.caFile !== undefined)
+      security.tls.ca = readCaFile('TALLY_KAFKA_TLS_CA_FILE', config.tls.caFile);
   }
   return security;
 }

@@ -26,13 +26,19 @@ test('each forbidden import is reported with its rule', (t) => {
     'counter/counter.ts': "import * as q from '../query/query.ts';\nimport { x } from '../infra/x.ts';\n",
     'query/query.ts': "import { run } from '../main.ts';\n",
     'main.ts': "import * as c from './counter/counter.ts';\n",
+    'pipeline/loop.ts':
+      "import { x } from '../infra/x.ts';\nimport { y } from '../domain/a.ts';\nimport { s } from '../counter/counter.ts';\n",
+    'infra/log.ts': "import { loop } from '../pipeline/loop.ts';\n",
+    'persister/persister.ts': "import { loop } from '../pipeline/loop.ts';\n",
   });
   const found = findViolations(root).map((v) => `${v.file.split('/').slice(-2).join('/')} ${v.specifier}`);
   assert.deepEqual(found.sort(), [
     'counter/counter.ts ../query/query.ts',
     'domain/a.ts ../infra/x.ts',
     'domain/a.ts node:fs',
+    'infra/log.ts ../pipeline/loop.ts',
     'infra/x.ts ../counter/counter.ts',
+    'pipeline/loop.ts ../counter/counter.ts',
     'query/query.ts ../main.ts',
   ]);
 });

@@ -2,8 +2,9 @@
  * Fails on an import that crosses the layout's boundaries (docs/architecture.md):
  * - domain/ imports only domain/ (no packages, no node: modules: pure logic);
  * - gen/ imports only gen/ and @bufbuild/protobuf;
- * - infra/ imports domain/, gen/, infra/ and packages;
- * - a role imports domain/, gen/, infra/ and itself, never another role;
+ * - infra/ (ports and adapters) imports domain/, gen/, infra/ and packages, never pipeline/ or a role;
+ * - pipeline/ (application plumbing shared by roles) imports domain/, gen/, infra/ and pipeline/;
+ * - a role imports domain/, gen/, infra/, pipeline/ and itself, never another role;
  * - services/*.ts at the top (main.ts, end-to-end tests) may import anything;
  * - tests (*.test.ts) follow their folder's rules, but may use any package and testing/;
  * - testing/ (test support) is imported by tests only, and follows the rules of a role.
@@ -21,7 +22,7 @@ export interface Violation {
 const IMPORT =
   /(?:^|[\s;])(?:import|export)\s[^'"`;]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s*['"]([^'"]+)['"]/gm;
 
-/** The layer of a file under `root`: 'domain', 'gen', 'infra', 'top', or the role's folder name. */
+/** The layer of a file under `root`: 'domain', 'gen', 'infra', 'pipeline', 'top', or the role's folder name. */
 function layerOf(root: string, file: string): string {
   const parts = relative(root, file).split(sep);
   return parts.length === 1 ? 'top' : parts[0]!;
@@ -49,7 +50,12 @@ function check(root: string, file: string, specifier: string): string | undefine
   if (from === 'gen') return `gen/ imports only gen/ (imports ${to}/)`;
   if (to === 'domain' || to === 'gen') return undefined;
   if (to === 'infra') return undefined;
-  if (from === 'infra') return `infra/ imports only domain/ and gen/ (imports the ${to} role)`;
+  if (from === 'infra')
+    return to === 'pipeline'
+      ? 'infra/ (adapters) never imports pipeline/: the plumbing builds on the ports, not the reverse'
+      : `infra/ imports only domain/ and gen/ (imports the ${to} role)`;
+  if (to === 'pipeline') return undefined;
+  if (from === 'pipeline') return `pipeline/ imports only domain/, gen/ and infra/ (imports the ${to} role)`;
   return `a role never imports another role: ${from} imports ${to} (talk through Kafka or gRPC)`;
 }
 

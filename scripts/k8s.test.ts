@@ -218,7 +218,7 @@ describe('charts/tally', needsHelm, () => {
     assert.deepEqual([...consumers.values()].map((c) => c.group).sort(), [...CONSUMER_GROUPS].sort());
     for (const [role, facts] of consumers) {
       assert.ok(facts.readsEventsTopic, `main.ts: ${role} should consume config.topics.events`);
-      assert.ok(roleUsesEventConsumer(role), `${role} should consume through infra/event-consumer.ts`);
+      assert.ok(roleUsesEventConsumer(role), `${role} should consume through pipeline/event-consumer.ts`);
     }
   });
 

@@ -18,7 +18,7 @@ import { defaultEventLimits, validateEvent } from './domain/event-rules.ts';
 import { type Event, EventSchema } from './gen/tally/v1/event_pb.js';
 import { PublishBatchRequestSchema, PublishRequestSchema } from './gen/tally/v1/ingest_pb.js';
 import { type AppError, Code } from './infra/app-error.ts';
-import { toEventInput } from './infra/event-codec.ts';
+import { toEventInput } from './pipeline/event-codec.ts';
 import { requireRealServers, testNamespace } from './testing/real-servers.ts';
 import { Backends, type EventInit, ingestClient } from './testing/tally-client.ts';
 import { startTally, type TallyProcess } from './testing/tally-process.ts';

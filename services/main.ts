@@ -2,7 +2,7 @@
  * `tally <role…>` / `tally all`: wires configuration → adapters → roles in one
  * process, and drains on SIGTERM/SIGINT. `tally migrate` applies the SQL schema.
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as aggregator from './aggregator/aggregator.ts';
 import * as counter from './counter/counter.ts';
 import { replayDeadLetters } from './dlq/replay.ts';
@@ -14,7 +14,7 @@ import { ConfigError, loadConfig, type TallyConfig } from './infra/config.ts';
 import type { CounterStore } from './infra/counters/counter-store.ts';
 import { createEmbeddedCounterStore } from './infra/counters/embedded-counter-store.ts';
 import { createRedisCounterStore, redisSecurity } from './infra/counters/redis-counter-store.ts';
-import { DataDirInUseError, lockDataDir } from './infra/data-dir.ts';
+import { DataDirInUseError, lockDataDir } from './infra/data-dir-lock.ts';
 import { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
 import { createGrpcClient, type GrpcServer } from './infra/grpc/grpc-service.ts';
 import { type MetricsServer, startMetricsServer } from './infra/http/metrics-server.ts';
@@ -65,7 +65,7 @@ interface Backends {
   counters?: CounterStore;
   sql?: SqlDatabase;
   /** Set when an embedded adapter locked the data directory. */
-  releaseDataDir?: () => void;
+  releaseDataDir?: () => Promise<void>;
 }
 
 /**
@@ -81,8 +81,12 @@ async function openBackends(
 ): Promise<Backends> {
   const uses = (...names: Role[]) => names.filter((n) => roles.includes(n));
   const backends: Backends = {};
-  const dataDir = (port: string) => {
-    backends.releaseDataDir ??= lockDataDir(config.dataDir);
+  const dataDir = async (port: string) => {
+    backends.releaseDataDir ??= await lockDataDir(resolve(config.dataDir), logger, {
+      hint:
+        'embedded mode runs every role in one process (`tally all`); to run roles in several processes, point ' +
+        'them at shared servers with TALLY_KAFKA_BROKERS, TALLY_REDIS_URL and TALLY_PG_URL, or give each its own TALLY_DATA_DIR',
+    });
     return join(config.dataDir, port);
   };
   try {
@@ -101,7 +105,7 @@ async function openBackends(
           config.kafka.client === 'platformatic'
             ? createPlatformaticEventLog(kafka)
             : createKafkaEventLog(kafka);
-      } else backends.log = await createEmbeddedEventLog({ dataDir: dataDir('log'), logger });
+      } else backends.log = await createEmbeddedEventLog({ dataDir: await dataDir('log'), logger });
     }
     const counterUsers = uses('counter', 'query');
     if (counterUsers.length > 0 && ports.includes('counters')) {
@@ -116,7 +120,7 @@ async function openBackends(
               dedupWindowMs,
               metrics,
             })
-          : createEmbeddedCounterStore({ dataDir: dataDir('counters'), dedupWindowMs });
+          : createEmbeddedCounterStore({ dataDir: await dataDir('counters'), dedupWindowMs });
     }
     const sqlUsers = uses('persister', 'aggregator', 'query');
     if (sqlUsers.length > 0 && ports.includes('sql')) {
@@ -128,7 +132,7 @@ async function openBackends(
             poolSize: config.pg.poolSize,
             metrics,
           })
-        : await createPgliteDatabase({ dataDir: dataDir('pg'), schema: config.pg.schema });
+        : await createPgliteDatabase({ dataDir: await dataDir('pg'), schema: config.pg.schema });
     }
   } catch (error) {
     await closeBackends(backends);
@@ -139,7 +143,7 @@ async function openBackends(
 
 async function closeBackends(backends: Backends): Promise<void> {
   await Promise.allSettled([backends.log?.close(), backends.counters?.close(), backends.sql?.close()]);
-  backends.releaseDataDir?.();
+  await backends.releaseDataDir?.();
 }
 
 /** The default `service.name` of a process's spans: `tally-all`, or `tally-<role>-…` in the order of ROLES. */

@@ -4,8 +4,8 @@
  * Zipf-popular targets, users as partition keys. Encoded exactly as ingest encodes an event.
  */
 
-import { encodeEvent, msToTimestamp, newEvent, partitionKey } from '../../services/infra/event-codec.ts';
 import type { LogRecord } from '../../services/infra/log/event-log.ts';
+import { encodeEvent, msToTimestamp, newEvent, partitionKey } from '../../services/pipeline/event-codec.ts';
 
 /** Zipf ranks 1..n with P(k) ∝ k^-s, by inversion of a precomputed cumulative table. */
 export class Zipf {

@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { HOUR_MS } from '../domain/report.ts';
-import { newEvent } from '../infra/event-codec.ts';
-import type { EventBatch } from '../infra/event-consumer.ts';
 import { migrate } from '../infra/sql/migrate.ts';
 import { createPgDatabase } from '../infra/sql/pg-database.ts';
+import { newEvent } from '../pipeline/event-codec.ts';
+import type { EventBatch } from '../pipeline/event-consumer.ts';
 import { realServers, requireRealServers, testNamespace } from '../testing/real-servers.ts';
 import { aggregateBatch } from './aggregator.ts';
 

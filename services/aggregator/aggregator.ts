@@ -8,14 +8,14 @@
  * commit that follows only tells lag monitors how far the group is.
  */
 import { summarize } from '../domain/report.ts';
-import { eventTimeMs } from '../infra/event-codec.ts';
-import { type EventBatch, startEventConsumer } from '../infra/event-consumer.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { EventLog } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Registry } from '../infra/metrics.ts';
 import type { SqlDatabase } from '../infra/sql/sql-database.ts';
 import type { Tracer } from '../infra/tracing.ts';
+import { eventTimeMs } from '../pipeline/event-codec.ts';
+import { type EventBatch, startEventConsumer } from '../pipeline/event-consumer.ts';
 
 export interface AggregatorConfig {
   groupId: string;

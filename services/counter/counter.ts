@@ -3,12 +3,12 @@
  * (target, type) in the counter store, each event applied once.
  */
 import type { CounterStore } from '../infra/counters/counter-store.ts';
-import { startEventConsumer } from '../infra/event-consumer.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { EventLog } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Registry } from '../infra/metrics.ts';
 import type { Tracer } from '../infra/tracing.ts';
+import { startEventConsumer } from '../pipeline/event-consumer.ts';
 
 export interface CounterConfig {
   groupId: string;

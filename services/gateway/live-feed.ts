@@ -4,10 +4,11 @@
  * dashboard and the counter subscriptions. It never blocks the gateway: it joins
  * in the background and retries with backoff while the log is unreachable.
  */
-import { decodeEvent, eventTimeMs, timestampToMs } from '../infra/event-codec.ts';
+
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { ConsumedBatch, EventLog, LogConsumer } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
+import { decodeEvent, eventTimeMs, timestampToMs } from '../pipeline/event-codec.ts';
 import type { LiveEvent } from './live-stats.ts';
 
 /**

@@ -8,10 +8,10 @@ import { connect } from 'node:net';
 import { test } from 'node:test';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { WebSocket } from 'ws';
-import { encodeEvent, newEvent } from '../infra/event-codec.ts';
 import type { ServiceClient } from '../infra/grpc/grpc-service.ts';
 import type { BatchHandler, ConsumerOptions, EventLog } from '../infra/log/event-log.ts';
 import { createLogger } from '../infra/logger.ts';
+import { encodeEvent, newEvent } from '../pipeline/event-codec.ts';
 import { StreamClient, type StreamMessage } from '../testing/stream-client.ts';
 import { type Gateway, type GatewayDeps, start } from './gateway.ts';
 

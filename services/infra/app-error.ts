@@ -95,6 +95,11 @@ export class AppError extends Error {
   }
 }
 
+/** UNAVAILABLE (retryable): a backend or dependency cannot serve now; `cause` is logged, never sent. */
+export function unavailable(message: string, cause?: unknown): AppError {
+  return new AppError(Code.UNAVAILABLE, message, { cause });
+}
+
 /** Any thrown value as an AppError; unknown errors become INTERNAL with a generic message. */
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;

@@ -5,10 +5,10 @@
 import { type EventLimits, isIpAddress, validateEvent } from '../domain/event-rules.ts';
 import type { Event } from '../gen/tally/v1/event_pb.js';
 import { AppError } from '../infra/app-error.ts';
-import { encodeEvent, msToTimestamp, partitionKey, toEventInput } from '../infra/event-codec.ts';
 import type { CallContext } from '../infra/grpc/grpc-service.ts';
 import { uuidv7 } from '../infra/ids.ts';
 import type { LogRecord } from '../infra/log/event-log.ts';
+import { encodeEvent, msToTimestamp, partitionKey, toEventInput } from '../pipeline/event-codec.ts';
 
 export interface AdmittedEvent {
   id: string;

@@ -8,11 +8,11 @@ import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { AppError, Code } from '../infra/app-error.ts';
 import type { GrpcRegistry } from '../infra/grpc/grpc-registry.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
-import { BatchingProducer } from '../infra/log/batching-producer.ts';
 import type { EventLog } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
 import { ingestMetrics, produceMetrics, type Registry } from '../infra/metrics.ts';
 import { recordTraceHeaders, type Tracer } from '../infra/tracing.ts';
+import { BatchingProducer } from '../pipeline/batching-producer.ts';
 import { type AdmittedEvent, EventAdmission } from './event-admission.ts';
 
 export interface IngestConfig {

@@ -2,14 +2,15 @@
  * The persister role (group `group_persistence`): every raw event into the
  * PostgreSQL `event` table, a batch per statement, idempotent by event id.
  */
-import { eventTimeMs, timestampToMs } from '../infra/event-codec.ts';
-import { type EventBatch, startEventConsumer } from '../infra/event-consumer.ts';
+
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { EventLog } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Registry } from '../infra/metrics.ts';
 import type { SqlExecutor } from '../infra/sql/sql-database.ts';
 import type { Tracer } from '../infra/tracing.ts';
+import { eventTimeMs, timestampToMs } from '../pipeline/event-codec.ts';
+import { type EventBatch, startEventConsumer } from '../pipeline/event-consumer.ts';
 
 export interface PersisterConfig {
   groupId: string;

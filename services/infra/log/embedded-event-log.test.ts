@@ -14,10 +14,10 @@ import { pathToFileURL } from 'node:url';
 import { Partitioners } from 'kafkajs';
 import { AppError, Code } from '../app-error.ts';
 import { createLogger } from '../logger.ts';
-import { partitionForKey } from './embedded/murmur2.ts';
 import { createEmbeddedEventLog, type EmbeddedEventLogOptions } from './embedded-event-log.ts';
 import { eventLogContract } from './event-log.contract.ts';
 import type { ConsumedBatch, EventLog, LogRecord } from './event-log.ts';
+import { partitionForKey } from './murmur2.ts';
 
 const logger = createLogger('warn');
 

@@ -13,11 +13,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { AppError, Code } from '../app-error.ts';
+import { lockDataDir } from '../data-dir-lock.ts';
 import type { Logger } from '../logger.ts';
 import { type CoordinatorDeps, EmbeddedConsumer, GroupCoordinator } from './embedded/consumer-group.ts';
-import { lockDataDir } from './embedded/data-dir-lock.ts';
 import { errnoCode, fsyncDir, writeFileAtomic } from './embedded/files.ts';
-import { partitionForKey } from './embedded/murmur2.ts';
 import { OffsetStore } from './embedded/offset-store.ts';
 import { PartitionLog, type PartitionLogOptions } from './embedded/partition-log.ts';
 import { type EncodedRecord, FRAME_HEADER_BYTES, prepareRecord } from './embedded/record-format.ts';
@@ -30,6 +29,7 @@ import type {
   PartitionOffsets,
   TopicSpec,
 } from './event-log.ts';
+import { partitionForKey } from './murmur2.ts';
 
 export interface EmbeddedEventLogOptions {
   /** Directory of the log's files; created if missing, locked to this process. */
@@ -126,7 +126,7 @@ export function createEmbeddedEventLog(options: EmbeddedEventLogOptions): EventL
   async function open(): Promise<State> {
     const started = Date.now();
     await mkdir(dataDir, { recursive: true });
-    const releaseLock = await lockDataDir(dataDir, logger);
+    const releaseLock = await lockDataDir(dataDir, logger, { what: 'the event log' });
     const topics = new Map<string, Topic>();
     try {
       await mkdir(topicsDir, { recursive: true });

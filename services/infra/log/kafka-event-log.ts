@@ -12,7 +12,7 @@ import {
   type Producer,
   type SASLOptions,
 } from 'kafkajs';
-import { AppError, Code } from '../app-error.ts';
+import { unavailable } from '../app-error.ts';
 import type { Logger } from '../logger.ts';
 import { boundedSend } from './bounded-send.ts';
 import type {
@@ -388,8 +388,4 @@ function headersOf(headers: Record<string, Buffer | string | (Buffer | string)[]
     if (first !== undefined) out[key] = first.toString();
   }
   return out;
-}
-
-function unavailable(message: string, cause?: unknown): AppError {
-  return new AppError(Code.UNAVAILABLE, message, { cause });
 }

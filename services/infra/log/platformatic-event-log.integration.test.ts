@@ -26,11 +26,8 @@ import { handleProcessWarnings } from '../node-warnings.ts';
 import { eventLogContract } from './event-log.contract.ts';
 import type { BatchHandler, ConsumedRecord, EventLog, LogConsumer, LogRecord } from './event-log.ts';
 import { createKafkaEventLog } from './kafka-event-log.ts';
-import {
-  createJavaCompatiblePartitioner,
-  createPlatformaticEventLog,
-  murmur2,
-} from './platformatic-event-log.ts';
+import { murmur2 } from './murmur2.ts';
+import { createJavaCompatiblePartitioner, createPlatformaticEventLog } from './platformatic-event-log.ts';
 
 await requireRealServers();
 handleProcessWarnings(); // drops kafkajs's known-harmless TimeoutNegativeWarning

@@ -15,7 +15,7 @@ import {
   Producer,
   stringSerializer,
 } from '@platformatic/kafka';
-import { AppError, Code } from '../app-error.ts';
+import { AppError, Code, unavailable } from '../app-error.ts';
 import type { Logger } from '../logger.ts';
 import { boundedSend } from './bounded-send.ts';
 import type {
@@ -31,6 +31,7 @@ import type {
   TopicSpec,
 } from './event-log.ts';
 import { describeSecurity, type KafkaSecurity } from './kafka-security.ts';
+import { murmur2 } from './murmur2.ts';
 
 export interface PlatformaticEventLogOptions {
   brokers: readonly string[];
@@ -671,32 +672,6 @@ export function createJavaCompatiblePartitioner() {
     key === undefined ? next++ & 0x7fffffff : murmur2(key) & 0x7fffffff;
 }
 
-/** Kafka's murmur2 (`Utils.murmur2` of the Java client), a signed 32-bit result. */
-export function murmur2(data: Uint8Array): number {
-  const m = 0x5bd1e995;
-  const length = data.length;
-  let h = 0x9747b28c ^ length;
-  const tail = length - (length % 4);
-  for (let i = 0; i < tail; i += 4) {
-    let k = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
-    k = Math.imul(k, m);
-    k ^= k >>> 24;
-    k = Math.imul(k, m);
-    h = Math.imul(h, m) ^ k;
-  }
-  const left = length % 4;
-  if (left === 3) h ^= data[tail + 2]! << 16;
-  if (left >= 2) h ^= data[tail + 1]! << 8;
-  if (left >= 1) {
-    h ^= data[tail]!;
-    h = Math.imul(h, m);
-  }
-  h ^= h >>> 13;
-  h = Math.imul(h, m);
-  h ^= h >>> 15;
-  return h | 0;
-}
-
 /** Polls `probe` until true; rejects with UNAVAILABLE after TOPIC_SETTLE_MS. */
 async function settle(probe: () => Promise<boolean>, what: () => string): Promise<void> {
   const deadline = Date.now() + TOPIC_SETTLE_MS;
@@ -706,8 +681,4 @@ async function settle(probe: () => Promise<boolean>, what: () => string): Promis
     if (Date.now() > deadline) throw unavailable(`Kafka timed out waiting for ${what()}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-}
-
-function unavailable(message: string, cause?: unknown): AppError {
-  return new AppError(Code.UNAVAILABLE, message, { cause });
 }

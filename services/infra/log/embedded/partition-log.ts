@@ -9,7 +9,7 @@
 import { type FileHandle, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { AppError, Code } from '../../app-error.ts';
+import { AppError, Code, unavailable } from '../../app-error.ts';
 import type { Logger } from '../../logger.ts';
 import type { ConsumedRecord } from '../event-log.ts';
 import { errnoCode, fsyncDir, isTemporaryFile, writeFileAtomic } from './files.ts';
@@ -559,10 +559,6 @@ async function writeFully(handle: FileHandle, buffer: Buffer, position: number):
 
 function closedError(topic: string): AppError {
   return unavailable(`topic ${topic} was deleted or the event log is closed`);
-}
-
-function unavailable(message: string, cause?: unknown): AppError {
-  return new AppError(Code.UNAVAILABLE, message, { cause });
 }
 
 function dataLoss(message: string): AppError {

@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { createEmbeddedEventLog } from '../infra/log/embedded-event-log.ts';
+import { createLogger } from '../infra/logger.ts';
+import { createMetricsRegistry, type Registry } from '../infra/metrics.ts';
 import { encodeEvent, newEvent } from './event-codec.ts';
 import { type EventBatch, startEventConsumer } from './event-consumer.ts';
-import { createEmbeddedEventLog } from './log/embedded-event-log.ts';
-import { createLogger } from './logger.ts';
-import { createMetricsRegistry, type Registry } from './metrics.ts';
 
 const logger = createLogger('error');
 

@@ -13,10 +13,10 @@
  * appends was made in (docs/tracing.md): many requests share one send.
  */
 import { context, ROOT_CONTEXT, type SpanContext, SpanKind, trace } from '@opentelemetry/api';
-import { AppError, Code } from '../app-error.ts';
-import { type ProduceMetrics, secondsSince } from '../metrics.ts';
-import { errorType, failSpan, SpanLinks, type Tracer } from '../tracing.ts';
-import type { LogProducer, LogRecord } from './event-log.ts';
+import { AppError, Code } from '../infra/app-error.ts';
+import type { LogProducer, LogRecord } from '../infra/log/event-log.ts';
+import { type ProduceMetrics, secondsSince } from '../infra/metrics.ts';
+import { errorType, failSpan, SpanLinks, type Tracer } from '../infra/tracing.ts';
 
 export interface BatchingProducerOptions {
   topic: string;

@@ -4,7 +4,7 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import fc from 'fast-check';
 import { type Event, EventSchema } from '../gen/tally/v1/event_pb.js';
 import { decodeEvent, encodeEvent } from './event-codec.ts';
-import { readEvent, WIRE_FIELDS, writeEvent } from './event-wire.ts';
+import { readEvent, WIRE_FIELDS, writeEvent } from './event-codec-wire.ts';
 
 const text = fc.oneof(
   fc.constant(''),

@@ -4,12 +4,12 @@
  * judged by pid on this machine: the directory must not be shared between hosts.
  */
 import { randomBytes } from 'node:crypto';
-import { link, open, readFile, rename, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { AppError, Code } from '../../app-error.ts';
-import type { Logger } from '../../logger.ts';
-import { errnoCode, fsyncDir } from './files.ts';
+import { AppError, Code } from './app-error.ts';
+import { errnoCode, fsyncDir } from './log/embedded/files.ts';
+import type { Logger } from './logger.ts';
 
 /** Directories this process holds (a pid in a lock file can be ours from a previous life, e.g. pid 1 in a container). */
 const heldHere = new Set<string>();
@@ -18,23 +18,49 @@ interface LockContent {
   pid: number;
 }
 
+/** A data directory another live process (or this one) holds: FAILED_PRECONDITION naming the holder. */
+export class DataDirInUseError extends AppError {
+  constructor(message: string) {
+    super(Code.FAILED_PRECONDITION, message, { retryable: false });
+    this.name = 'DataDirInUseError';
+  }
+}
+
+export interface LockDataDirOptions {
+  /** What lives in the directory, for the error: `the event log`, `the data directory`. */
+  what?: string;
+  /** Added to the error: what the user can do instead. */
+  hint?: string;
+}
+
 /**
- * Locks `dir` (absolute) for this process; resolves to the release function.
- * Fails with FAILED_PRECONDITION naming the holder when a live process has it.
+ * Locks `dir` (absolute; created if missing) for this process; resolves to the release function.
+ * Fails with DataDirInUseError naming the holder when a live process has it.
  */
-export async function lockDataDir(dir: string, logger: Logger): Promise<() => Promise<void>> {
+export async function lockDataDir(
+  dir: string,
+  logger: Logger,
+  options: LockDataDirOptions = {},
+): Promise<() => Promise<void>> {
   const lockPath = join(dir, 'LOCK');
-  if (heldHere.has(dir)) throw lockedError(dir, lockPath, process.pid);
+  const locked = (pid: number) => lockedError(dir, lockPath, pid, options);
+  if (heldHere.has(dir)) throw locked(process.pid);
   heldHere.add(dir); // before any await: a second open in this process fails above
   try {
-    return await acquire(dir, lockPath, logger);
+    await mkdir(dir, { recursive: true });
+    return await acquire(dir, lockPath, logger, locked);
   } catch (error) {
     heldHere.delete(dir);
     throw error;
   }
 }
 
-async function acquire(dir: string, lockPath: string, logger: Logger): Promise<() => Promise<void>> {
+async function acquire(
+  dir: string,
+  lockPath: string,
+  logger: Logger,
+  locked: (pid: number) => DataDirInUseError,
+): Promise<() => Promise<void>> {
   const mine = `${JSON.stringify({
     pid: process.pid,
     hostname: hostname(),
@@ -71,8 +97,7 @@ async function acquire(dir: string, lockPath: string, logger: Logger): Promise<(
     if (content === undefined) continue;
     const holder = parseLock(content);
     // Our own pid here is a previous life's (a restarted container is pid 1 again): this process holds no lock on dir.
-    if (holder && holder.pid !== process.pid && isAlive(holder.pid))
-      throw lockedError(dir, lockPath, holder.pid);
+    if (holder && holder.pid !== process.pid && isAlive(holder.pid)) throw locked(holder.pid);
 
     // Stale. Move it aside and check it was the stale one we read, not a lock just taken by another process.
     const aside = join(dir, `.LOCK.stale.${randomBytes(6).toString('hex')}.tmp`);
@@ -90,11 +115,16 @@ async function acquire(dir: string, lockPath: string, logger: Logger): Promise<(
   throw new AppError(Code.UNAVAILABLE, `could not lock ${dir}: the lock file keeps changing`);
 }
 
-function lockedError(dir: string, lockPath: string, pid: number): AppError {
-  return new AppError(
-    Code.FAILED_PRECONDITION,
-    `the event log in ${dir} is in use by process ${pid}${pid === process.pid ? ' (this process)' : ''}: ` +
-      `one process per data directory (lock file ${lockPath}; remove it only if no such process runs)`,
+function lockedError(
+  dir: string,
+  lockPath: string,
+  pid: number,
+  options: LockDataDirOptions,
+): DataDirInUseError {
+  return new DataDirInUseError(
+    `${options.what ?? 'the data directory'} in ${dir} is in use by process ${pid}` +
+      `${pid === process.pid ? ' (this process)' : ''}: one process per data directory ` +
+      `(lock file ${lockPath}; remove it only if no such process runs)${options.hint ? `; ${options.hint}` : ''}`,
   );
 }
 

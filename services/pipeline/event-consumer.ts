@@ -8,12 +8,13 @@
  */
 import { ROOT_CONTEXT, type Span, SpanKind, trace } from '@opentelemetry/api';
 import { defaultEventLimits, validateEvent } from '../domain/event-rules.ts';
+import type { Stoppable } from '../infra/lifecycle.ts';
+import type { ConsumedBatch, ConsumedRecord, EventLog } from '../infra/log/event-log.ts';
+import type { Logger } from '../infra/logger.ts';
+import { consumerMetrics, type Registry, secondsSince } from '../infra/metrics.ts';
+import { errorType, extractContext, failSpan, inSpan, SpanLinks, type Tracer } from '../infra/tracing.ts';
 import { decodeEvent, type Event, toEventInput } from './event-codec.ts';
-import type { Stoppable } from './lifecycle.ts';
-import type { ConsumedBatch, ConsumedRecord, EventLog } from './log/event-log.ts';
-import type { Logger } from './logger.ts';
-import { consumerMetrics, type Registry, secondsSince, startLagMonitor } from './metrics.ts';
-import { errorType, extractContext, failSpan, inSpan, SpanLinks, type Tracer } from './tracing.ts';
+import { startLagMonitor } from './lag-monitor.ts';
 
 /** A decoded event and where it was read from. */
 export interface LoggedEvent {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AppError, Code } from '../app-error.ts';
-import { createMetricsRegistry, produceMetrics } from '../metrics.ts';
+import { AppError, Code } from '../infra/app-error.ts';
+import type { LogProducer, LogRecord } from '../infra/log/event-log.ts';
+import { createMetricsRegistry, produceMetrics } from '../infra/metrics.ts';
 import { BatchingProducer } from './batching-producer.ts';
-import type { LogProducer, LogRecord } from './event-log.ts';
 
 const record = (n: number): LogRecord => ({ key: `k${n}`, value: Uint8Array.of(n) });
 

@@ -6,7 +6,7 @@ import { create, fromBinary, type MessageInitShape, toBinary } from '@bufbuild/p
 import { type Timestamp, timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import type { EventInput } from '../domain/event-rules.ts';
 import { type Event, EventSchema } from '../gen/tally/v1/event_pb.js';
-import { readEvent, writeEvent } from './event-wire.ts';
+import { readEvent, writeEvent } from './event-codec-wire.ts';
 
 export type { Event };
 export { EventSchema };

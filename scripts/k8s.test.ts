@@ -447,7 +447,7 @@ describe('charts/tally', needsHelm, () => {
   });
 
   test('the probes pass on a running gateway, ingest and counter (embedded backends): HTTP 200, gRPC SERVING', async (t) => {
-    const { run } = await import('../services/main.ts');
+    const { runRoles: run } = await import('../services/run-roles.ts');
     const { createLogger } = await import('../services/infra/logger.ts');
     let grpcProbes = 0;
     for (const role of ['gateway', 'ingest', 'counter'] as const) {

@@ -1,36 +1,19 @@
 /**
  * What the code says about roles, consumer groups, backends and metrics, read from its sources of
- * truth (services/main.ts, services/infra/, docs/metrics.md) so that the deployment tests fail when
+ * truth (the role table in services/roles.ts, services/pipeline/, docs/metrics.md) so that the deployment tests fail when
  * the chart no longer matches the code.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Port } from '../../services/backends.ts';
 import { Health } from '../../services/gen/grpc/health/v1/health_pb.js';
 import { GrpcRegistry } from '../../services/infra/grpc/grpc-registry.ts';
 import { createLogger } from '../../services/infra/logger.ts';
-import { ROLES } from '../../services/main.ts';
+import { ROLE_TABLE, ROLES, type RoleSpec } from '../../services/roles.ts';
 import { REPO } from './manifests.ts';
 
 export { configVariables, loadConfig } from '../../services/infra/config.ts';
 export { ROLES };
-
-const MAIN = readFileSync(join(REPO, 'services', 'main.ts'), 'utf8');
-/** main.ts's `run`, which starts the roles. */
-const RUN = (() => {
-  const start = MAIN.indexOf('export async function run(');
-  const end = MAIN.indexOf('\nasync function ', start);
-  if (start < 0 || end < 0)
-    throw new Error('main.ts: no `export async function run(` followed by another function');
-  return MAIN.slice(start, end);
-})();
-
-/** A role's block in `run`: from `if (has('<role>'))` to the next such test or the end of `run`. */
-function roleBlock(role: string): string | undefined {
-  const start = RUN.indexOf(`if (has('${role}'))`);
-  if (start < 0) return undefined;
-  const next = RUN.indexOf('if (has(', start + 1);
-  return RUN.slice(start, next < 0 ? undefined : next);
-}
 
 export interface ConsumerFacts {
   /** The consumer group before TALLY_GROUP_PREFIX. */
@@ -39,56 +22,40 @@ export interface ConsumerFacts {
   readsEventsTopic: boolean;
 }
 
-/**
- * The consumer roles and their groups, as main.ts starts them: a role whose block passes
- * `groupId: \`${config.groupPrefix}<group>\``.
- */
+/** The consumer roles and their groups, from the role table (services/roles.ts). */
 export function consumerRoles(): Map<string, ConsumerFacts> {
   const consumers = new Map<string, ConsumerFacts>();
-  const eventsTopicInBase = /const consumerBase = \{[^}]*eventsTopic: config\.topics\.events/.test(RUN);
   for (const role of ROLES) {
-    const block = roleBlock(role);
-    const group = block && /groupId: `\$\{config\.groupPrefix\}([A-Za-z0-9._-]+)`/.exec(block)?.[1];
-    if (block && group)
-      consumers.set(role, {
-        group,
-        readsEventsTopic: eventsTopicInBase && block.includes('...consumerBase'),
-      });
+    const spec: RoleSpec = ROLE_TABLE[role];
+    if (spec.kind === 'consumer' && spec.group)
+      consumers.set(role, { group: spec.group, readsEventsTopic: spec.topic === 'events' });
   }
   return consumers;
 }
 
 export type Backend = 'kafka' | 'redis' | 'postgres';
 
-/** Which backends each role opens, from main.ts's `openBackends` (`const logUsers = uses(…)`, …). */
+/** Which backends each role opens: the ports of its row in the role table. */
 export function roleBackends(): Map<string, Set<Backend>> {
-  const ports: Record<string, Backend> = { log: 'kafka', counter: 'redis', sql: 'postgres' };
-  const backends = new Map<string, Set<Backend>>(ROLES.map((r) => [r, new Set<Backend>()]));
-  let found = 0;
-  for (const m of MAIN.matchAll(/const (log|counter|sql)Users = uses\(([^)]*)\)/g)) {
-    found++;
-    for (const role of m[2]!.matchAll(/'([a-z]+)'/g)) backends.get(role[1]!)?.add(ports[m[1]!]!);
-  }
-  if (found !== 3)
-    throw new Error(`main.ts: expected logUsers, counterUsers and sqlUsers in openBackends, found ${found}`);
-  return backends;
+  const backends: Record<Port, Backend> = { log: 'kafka', counters: 'redis', sql: 'postgres' };
+  return new Map(ROLES.map((r) => [r, new Set(ROLE_TABLE[r].ports.map((p) => backends[p]))]));
 }
 
 /** Whether the consumer loop that every consumer role uses starts a new group at the earliest offset. */
 export function consumersReadFromBeginning(): boolean {
-  const loop = readFileSync(join(REPO, 'services', 'infra', 'event-consumer.ts'), 'utf8');
+  const loop = readFileSync(join(REPO, 'services', 'pipeline', 'event-consumer.ts'), 'utf8');
   return /log\.consumer\(\{[^}]*fromBeginning: true/.test(loop);
 }
 
-/** Whether the consumer roles' modules start their consumer through that loop. */
+/** Whether the consumer roles' modules start their consumer through that loop (directly or as a sink role). */
 export function roleUsesEventConsumer(role: string): boolean {
   const source = readFileSync(join(REPO, 'services', role, `${role}.ts`), 'utf8');
-  return source.includes('startEventConsumer(');
+  return source.includes('startEventConsumer(') || source.includes('startSinkRole(');
 }
 
-/** The roles main.ts gives the process's gRPC server (`grpc: registry` in their block): the gRPC roles. */
+/** The roles whose row in the role table is of kind `grpc`: those the process's gRPC server serves. */
 export function grpcRoles(): string[] {
-  return ROLES.filter((role) => roleBlock(role)?.includes('grpc: registry'));
+  return ROLES.filter((role) => ROLE_TABLE[role].kind === 'grpc');
 }
 
 /**

@@ -9,34 +9,20 @@
  */
 import { summarize } from '../domain/report.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
-import type { EventLog } from '../infra/log/event-log.ts';
-import type { Logger } from '../infra/logger.ts';
-import type { Registry } from '../infra/metrics.ts';
 import type { SqlDatabase } from '../infra/sql/sql-database.ts';
-import type { Tracer } from '../infra/tracing.ts';
 import { eventTimeMs } from '../pipeline/event-codec.ts';
-import { type EventBatch, startEventConsumer } from '../pipeline/event-consumer.ts';
+import type { EventBatch } from '../pipeline/event-consumer.ts';
+import { type SinkRoleConfig, type SinkRoleDeps, startSinkRole } from '../pipeline/sink-role.ts';
 
-export interface AggregatorConfig {
-  groupId: string;
-  eventsTopic: string;
-  dlqTopic: string;
-  maxWaitMs: number;
-  /** How often the group's lag is sampled, ms. */
-  lagIntervalMs: number;
-  /** How long event ids are remembered for deduplication. */
+export interface AggregatorConfig extends SinkRoleConfig {
+  /** How long event ids are remembered for deduplication, ms. */
   dedupWindowMs: number;
-  /** How often expired ids are pruned. */
+  /** How often expired ids are pruned, ms (default 60,000). */
   pruneIntervalMs?: number;
 }
 
-export interface AggregatorDeps {
-  log: EventLog;
+export interface AggregatorDeps extends SinkRoleDeps {
   sql: SqlDatabase;
-  logger: Logger;
-  metrics: Registry;
-  /** Traces each batch and its write (docs/tracing.md); none when tracing is off. */
-  tracer?: Tracer;
 }
 
 const UPSERT_SUMMARY = `
@@ -115,19 +101,10 @@ export async function aggregateBatch(sql: SqlDatabase, groupId: string, batch: E
 
 export async function start(deps: AggregatorDeps, config: AggregatorConfig): Promise<Stoppable> {
   const logger = deps.logger.child({ role: 'aggregator' });
-  const consumer = await startEventConsumer({
+  const consumer = await startSinkRole(deps, config, {
     name: 'aggregator',
-    log: deps.log,
-    logger: deps.logger,
-    groupId: config.groupId,
-    topic: config.eventsTopic,
-    dlqTopic: config.dlqTopic,
-    maxWaitMs: config.maxWaitMs,
-    lagIntervalMs: config.lagIntervalMs,
-    metrics: deps.metrics,
-    tracer: deps.tracer,
-    sinkSpanName: 'aggregator upsert',
-    sink: async (batch) => {
+    spanName: 'aggregator upsert',
+    apply: async (batch) => {
       await aggregateBatch(deps.sql, config.groupId, batch);
     },
   });

@@ -4,44 +4,19 @@
  */
 import type { CounterStore } from '../infra/counters/counter-store.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
-import type { EventLog } from '../infra/log/event-log.ts';
-import type { Logger } from '../infra/logger.ts';
-import type { Registry } from '../infra/metrics.ts';
-import type { Tracer } from '../infra/tracing.ts';
-import { startEventConsumer } from '../pipeline/event-consumer.ts';
+import { type SinkRoleConfig, type SinkRoleDeps, startSinkRole } from '../pipeline/sink-role.ts';
 
-export interface CounterConfig {
-  groupId: string;
-  eventsTopic: string;
-  dlqTopic: string;
-  maxWaitMs: number;
-  /** How often the group's lag is sampled, ms. */
-  lagIntervalMs: number;
-}
+export type CounterConfig = SinkRoleConfig;
 
-export interface CounterDeps {
-  log: EventLog;
+export interface CounterDeps extends SinkRoleDeps {
   counters: CounterStore;
-  logger: Logger;
-  metrics: Registry;
-  /** Traces each batch and its write (docs/tracing.md); none when tracing is off. */
-  tracer?: Tracer;
 }
 
-export async function start(deps: CounterDeps, config: CounterConfig): Promise<Stoppable> {
-  return startEventConsumer({
+export function start(deps: CounterDeps, config: CounterConfig): Promise<Stoppable> {
+  return startSinkRole(deps, config, {
     name: 'counter',
-    log: deps.log,
-    logger: deps.logger,
-    groupId: config.groupId,
-    topic: config.eventsTopic,
-    dlqTopic: config.dlqTopic,
-    maxWaitMs: config.maxWaitMs,
-    lagIntervalMs: config.lagIntervalMs,
-    metrics: deps.metrics,
-    tracer: deps.tracer,
-    sinkSpanName: 'counter apply',
-    sink: async (batch) => {
+    spanName: 'counter apply',
+    apply: async (batch) => {
       if (batch.events.length === 0) return;
       await deps.counters.apply(
         batch.events.map(({ event }) => ({

@@ -27,6 +27,7 @@ import {
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { Logger } from '../infra/logger.ts';
 import { createMetricsRegistry, httpMetrics, type Registry } from '../infra/metrics.ts';
+import type { ReadinessReport } from '../infra/readiness.ts';
 import type { Tracer } from '../infra/tracing.ts';
 import { loadDashboardAssets } from './dashboard-assets.ts';
 import { legacyRoutes } from './legacy-routes.ts';
@@ -55,6 +56,8 @@ export interface GatewayConfig {
 }
 
 export interface GatewayDeps {
+  /** The process's readiness, served at `/readyz` (200 when ready, else 503, with the report). */
+  readiness?: () => Promise<ReadinessReport>;
   ingest: ServiceClient<(typeof IngestService)['method']>;
   query: ServiceClient<(typeof QueryService)['method']>;
   logger: Logger;
@@ -179,10 +182,12 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
     try {
       if (path === '/healthz' || path === '/readyz' || path === '/metrics') matched.route = path;
       if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
-      if (path === '/readyz')
-        return accepting
-          ? sendJson(response, 200, { status: 'ready' })
-          : sendJson(response, 503, { status: 'draining' });
+      if (path === '/readyz') {
+        if (!accepting) return sendJson(response, 503, { status: 'draining' });
+        if (!deps.readiness) return sendJson(response, 200, { status: 'ready' });
+        const report = await deps.readiness();
+        return sendJson(response, report.ready ? 200 : 503, report);
+      }
       if (path === '/metrics') return await sendMetrics(response, metrics);
 
       if (dashboard.owns(path)) {

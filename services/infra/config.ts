@@ -3,8 +3,11 @@
  * object. A bad value fails at start-up with a message naming the variable.
  * Every variable is listed, with its default, in the README.
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { defaultEventLimits } from '../domain/event-rules.ts';
+import type { RedisSecurity } from './counters/redis-counter-store.ts';
+import type { KafkaSecurity } from './log/kafka-security.ts';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const list = z.string().transform((s) =>
@@ -217,6 +220,50 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     drainTimeoutMs: e.TALLY_DRAIN_TIMEOUT_MS,
     logLevel: e.TALLY_LOG_LEVEL,
   });
+}
+
+/**
+ * The Kafka adapters' security options from `config.kafka`, the CA bundle read from its file
+ * (a ConfigError naming TALLY_KAFKA_TLS_CA_FILE when it cannot be read).
+ */
+export function kafkaSecurity(config: TallyConfig['kafka']): KafkaSecurity {
+  const security: KafkaSecurity = {};
+  if (config.sasl) security.sasl = { ...config.sasl };
+  if (config.tls) {
+    security.tls = {};
+    if (config.tls.caFile !== undefined)
+      security.tls.ca = readCaFile('TALLY_KAFKA_TLS_CA_FILE', config.tls.caFile);
+  }
+  return security;
+}
+
+/** The Redis adapter's security options from `config.redis`, the CA bundle read from its file. */
+export function redisSecurity(config: TallyConfig['redis']): RedisSecurity {
+  const security: RedisSecurity = {};
+  if (config.auth) security.auth = { ...config.auth };
+  if (config.tls) {
+    security.tls = {};
+    if (config.tls.caFile !== undefined)
+      security.tls.ca = readCaFile('TALLY_REDIS_TLS_CA_FILE', config.tls.caFile);
+  }
+  return security;
+}
+
+/** The PEM bundle a TALLY_*_TLS_CA_FILE names, or a ConfigError naming that variable. */
+function readCaFile(variable: string, file: string): string {
+  let ca: string;
+  try {
+    ca = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(
+      `invalid configuration:\n  ${variable}: cannot read ${file} (${(error as Error).message})`,
+    );
+  }
+  if (!ca.includes('-----BEGIN CERTIFICATE-----'))
+    throw new ConfigError(
+      `invalid configuration:\n  ${variable}: ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+    );
+  return ca;
 }
 
 function deepFreeze<T>(value: T): T {

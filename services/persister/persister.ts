@@ -4,30 +4,15 @@
  */
 
 import type { Stoppable } from '../infra/lifecycle.ts';
-import type { EventLog } from '../infra/log/event-log.ts';
-import type { Logger } from '../infra/logger.ts';
-import type { Registry } from '../infra/metrics.ts';
 import type { SqlExecutor } from '../infra/sql/sql-database.ts';
-import type { Tracer } from '../infra/tracing.ts';
 import { eventTimeMs, timestampToMs } from '../pipeline/event-codec.ts';
-import { type EventBatch, startEventConsumer } from '../pipeline/event-consumer.ts';
+import type { EventBatch } from '../pipeline/event-consumer.ts';
+import { type SinkRoleConfig, type SinkRoleDeps, startSinkRole } from '../pipeline/sink-role.ts';
 
-export interface PersisterConfig {
-  groupId: string;
-  eventsTopic: string;
-  dlqTopic: string;
-  maxWaitMs: number;
-  /** How often the group's lag is sampled, ms. */
-  lagIntervalMs: number;
-}
+export type PersisterConfig = SinkRoleConfig;
 
-export interface PersisterDeps {
-  log: EventLog;
+export interface PersisterDeps extends SinkRoleDeps {
   sql: SqlExecutor;
-  logger: Logger;
-  metrics: Registry;
-  /** Traces each batch and its write (docs/tracing.md); none when tracing is off. */
-  tracer?: Tracer;
 }
 
 const INSERT_EVENTS = `
@@ -81,19 +66,10 @@ export async function persistBatch(sql: SqlExecutor, batch: EventBatch): Promise
   ]);
 }
 
-export async function start(deps: PersisterDeps, config: PersisterConfig): Promise<Stoppable> {
-  return startEventConsumer({
+export function start(deps: PersisterDeps, config: PersisterConfig): Promise<Stoppable> {
+  return startSinkRole(deps, config, {
     name: 'persister',
-    log: deps.log,
-    logger: deps.logger,
-    groupId: config.groupId,
-    topic: config.eventsTopic,
-    dlqTopic: config.dlqTopic,
-    maxWaitMs: config.maxWaitMs,
-    lagIntervalMs: config.lagIntervalMs,
-    metrics: deps.metrics,
-    tracer: deps.tracer,
-    sinkSpanName: 'persister insert',
-    sink: (batch) => persistBatch(deps.sql, batch),
+    spanName: 'persister insert',
+    apply: (batch) => persistBatch(deps.sql, batch),
   });
 }

@@ -18,9 +18,9 @@ import {
 import { countOf } from '../../testing/tally-client.ts';
 import { startTally } from '../../testing/tally-process.ts';
 import { AppError, Code } from '../app-error.ts';
-import { ConfigError, loadConfig } from '../config.ts';
+import { ConfigError, loadConfig, redisSecurity } from '../config.ts';
 import type { CounterStore } from './counter-store.ts';
-import { createRedisCounterStore, redisSecurity } from './redis-counter-store.ts';
+import { createRedisCounterStore } from './redis-counter-store.ts';
 
 const PASSWORD = `pw-${randomUUID()}`;
 const USER = { username: 'tally-app', password: `user-pw-${randomUUID()}` };

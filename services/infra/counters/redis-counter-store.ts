@@ -22,8 +22,6 @@
 import { createHash } from 'node:crypto';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { AppError, Code } from '../app-error.ts';
-import { readCaFile } from '../ca-file.ts';
-import type { TallyConfig } from '../config.ts';
 import { type Registry, redisMetrics, secondsSince } from '../metrics.ts';
 import type { CounterIncrement, CounterStore, TypeCounter, TypeLeaders } from './counter-store.ts';
 
@@ -64,18 +62,6 @@ export interface RedisSecurity {
   auth?: { username?: string | undefined; password: string };
   /** TLS to every node; `ca`: PEM certificates trusted besides the system's CAs. */
   tls?: { ca?: string };
-}
-
-/** The security settings of `config`, the CA bundle read from its file. */
-export function redisSecurity(config: TallyConfig['redis']): RedisSecurity {
-  const security: RedisSecurity = {};
-  if (config.auth) security.auth = { ...config.auth };
-  if (config.tls) {
-    security.tls = {};
-    if (config.tls.caFile !== undefined)
-      security.tls.ca = readCaFile('TALLY_REDIS_TLS_CA_FILE', config.tls.caFile);
-  }
-  return security;
 }
 
 export interface RedisCounterStoreOptions {

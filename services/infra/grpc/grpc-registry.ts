@@ -13,14 +13,18 @@ import {
   type GrpcServer,
   type GrpcServerOptions,
   grpcService,
+  type ServiceClient,
   type ServiceImpl,
   startGrpcServer,
 } from './grpc-service.ts';
+import { createInProcessClient } from './in-process-client.ts';
 
 export class GrpcRegistry {
   readonly #services: { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation }[] =
     [];
   readonly #names: string[] = [];
+  /** Each registered service's handlers, by full name, for in-process clients. */
+  readonly #impls = new Map<string, unknown>();
   readonly #health = new HealthStatus();
   readonly #logger: Logger;
   readonly #metrics: Registry | undefined;
@@ -49,7 +53,23 @@ export class GrpcRegistry {
       }),
     );
     this.#names.push(service.typeName);
+    this.#impls.set(service.typeName, impl);
     this.#health.addService(service.typeName);
+  }
+
+  /**
+   * A client whose calls run the handlers `service` registered in this process (no gRPC hop), or
+   * undefined when no role of this process serves it. It refuses calls once draining, as the server does.
+   */
+  localClient<T extends GenServiceMethods>(service: GenService<T>): ServiceClient<T> | undefined {
+    const impl = this.#impls.get(service.typeName) as ServiceImpl<T> | undefined;
+    return (
+      impl &&
+      createInProcessClient(service, impl, {
+        accepting: () => this.#accepting,
+        logger: this.#logger.child({ service: service.typeName }),
+      })
+    );
   }
 
   /** Whether no role registered a service (the health service does not count). */

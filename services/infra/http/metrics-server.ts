@@ -1,10 +1,11 @@
 /**
  * The HTTP server of a process without a gateway: `/metrics` (Prometheus text
- * format), `/healthz` (alive) and `/readyz` (started and not draining).
+ * format), `/healthz` (alive) and `/readyz` (infra/readiness.ts: serving, not draining, backends answering).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from '../metrics.ts';
+import type { ReadinessReport } from '../readiness.ts';
 import { sendJson, sendMetrics } from './http-server.ts';
 
 export interface MetricsServerOptions {
@@ -12,8 +13,8 @@ export interface MetricsServerOptions {
   /** 0 picks a free port. */
   port: number;
   registry: Registry;
-  /** Whether `/readyz` answers 200 (else 503). */
-  ready: () => boolean;
+  /** What `/readyz` answers: 200 with the report when ready, else 503 with it. */
+  readiness: () => Promise<ReadinessReport>;
 }
 
 export interface MetricsServer {
@@ -36,9 +37,10 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       });
     } else if (path === '/healthz') sendJson(response, 200, { status: 'ok' });
     else if (path === '/readyz')
-      options.ready()
-        ? sendJson(response, 200, { status: 'ready' })
-        : sendJson(response, 503, { status: 'not ready' });
+      options.readiness().then(
+        (report) => sendJson(response, report.ready ? 200 : 503, report),
+        () => sendJson(response, 503, { ready: false, status: 'not ready' }),
+      );
     else
       sendJson(response, 404, {
         error: {

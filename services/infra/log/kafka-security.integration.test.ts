@@ -7,12 +7,12 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createPrivateKafka, type PrivateKafka } from '../../testing/private-kafka.ts';
 import { requireRealServers } from '../../testing/real-servers.ts';
-import { ConfigError, loadConfig } from '../config.ts';
+import { ConfigError, kafkaSecurity, loadConfig } from '../config.ts';
 import { createLogger } from '../logger.ts';
 import { handleProcessWarnings } from '../node-warnings.ts';
 import type { EventLog } from './event-log.ts';
 import { createKafkaEventLog } from './kafka-event-log.ts';
-import { type KafkaSecurity, kafkaSecurity } from './kafka-security.ts';
+import type { KafkaSecurity } from './kafka-security.ts';
 import { createPlatformaticEventLog } from './platformatic-event-log.ts';
 
 await requireRealServers();

@@ -1,26 +1,12 @@
 /**
  * How the Kafka clients authenticate and encrypt: SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and
- * TLS, from TALLY_KAFKA_SASL_* and TALLY_KAFKA_TLS* (README). Both adapters take the same shape.
+ * TLS (from TALLY_KAFKA_SASL_* and TALLY_KAFKA_TLS*, mapped by infra/config.ts). Both adapters take the same shape.
  */
-import { readCaFile } from '../ca-file.ts';
-import type { TallyConfig } from '../config.ts';
 
 export interface KafkaSecurity {
   sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
   /** TLS to the brokers; `ca`: PEM certificates trusted besides the system's CAs. */
   tls?: { ca?: string };
-}
-
-/** The security settings of `config`, the CA bundle read from its file. */
-export function kafkaSecurity(config: TallyConfig['kafka']): KafkaSecurity {
-  const security: KafkaSecurity = {};
-  if (config.sasl) security.sasl = { ...config.sasl };
-  if (config.tls) {
-    security.tls = {};
-    if (config.tls.caFile !== undefined)
-      security.tls.ca = readCaFile('TALLY_KAFKA_TLS_CA_FILE', config.tls.caFile);
-  }
-  return security;
 }
 
 /** What the logs say about the connection (never the password). */

@@ -1,0 +1,153 @@
+/**
+ * The ports a process uses, opened from the configuration: the server's adapter when its TALLY_*
+ * variable is set, else the embedded one under TALLY_DATA_DIR (locked to this process). Each
+ * adapter gets its own small options, never the whole configuration.
+ */
+import { join, resolve } from 'node:path';
+import { kafkaSecurity, redisSecurity, type TallyConfig } from './infra/config.ts';
+import type { CounterStore } from './infra/counters/counter-store.ts';
+import { createEmbeddedCounterStore } from './infra/counters/embedded-counter-store.ts';
+import { createRedisCounterStore } from './infra/counters/redis-counter-store.ts';
+import { lockDataDir } from './infra/data-dir-lock.ts';
+import { createEmbeddedEventLog } from './infra/log/embedded-event-log.ts';
+import type { EventLog } from './infra/log/event-log.ts';
+import { createKafkaEventLog } from './infra/log/kafka-event-log.ts';
+import { createPlatformaticEventLog } from './infra/log/platformatic-event-log.ts';
+import type { Logger } from './infra/logger.ts';
+import type { Registry } from './infra/metrics.ts';
+import type { BackendCheck } from './infra/readiness.ts';
+import { createPgDatabase } from './infra/sql/pg-database.ts';
+import { createPgliteDatabase } from './infra/sql/pglite-database.ts';
+import type { SqlDatabase } from './infra/sql/sql-database.ts';
+
+/** The three ports (DESIGN.md §4). */
+export type Port = 'log' | 'counters' | 'sql';
+export const PORTS: readonly Port[] = ['log', 'counters', 'sql'];
+
+/** The open adapters of a process; a port no role asked for is absent. */
+export interface Backends {
+  log?: EventLog;
+  counters?: CounterStore;
+  sql?: SqlDatabase;
+  /** Releases the data directory, when an embedded adapter locked it. */
+  releaseDataDir?: () => Promise<void>;
+}
+
+const DATA_DIR_HINT =
+  'embedded mode runs every role in one process (`tally all`); to run roles in several processes, point ' +
+  'them at shared servers with TALLY_KAFKA_BROKERS, TALLY_REDIS_URL and TALLY_PG_URL, or give each its own TALLY_DATA_DIR';
+
+/**
+ * Opens the adapter of each of `ports`, all at once (an embedded PostgreSQL's first start takes
+ * seconds; the others need not wait for it); on a failure, closes what was opened and rethrows.
+ */
+export async function openBackends(
+  ports: ReadonlySet<Port>,
+  config: TallyConfig,
+  logger: Logger,
+  metrics?: Registry,
+): Promise<Backends> {
+  const backends: Backends = {};
+  const embedded =
+    (ports.has('log') && !config.kafka.brokers) ||
+    (ports.has('counters') && !config.redis.url && config.redis.clusterNodes.length === 0) ||
+    (ports.has('sql') && !config.pg.url);
+  if (embedded)
+    backends.releaseDataDir = await lockDataDir(resolve(config.dataDir), logger, { hint: DATA_DIR_HINT });
+  const dataDir = (folder: 'log' | 'counters' | 'pg') => join(config.dataDir, folder);
+  try {
+    if (ports.has('counters')) {
+      const { url, clusterNodes, keyPrefix, dedupWindowMs } = config.redis;
+      backends.counters =
+        url || clusterNodes.length > 0
+          ? createRedisCounterStore({
+              url,
+              clusterNodes,
+              security: redisSecurity(config.redis),
+              keyPrefix,
+              dedupWindowMs,
+              metrics,
+            })
+          : createEmbeddedCounterStore({ dataDir: dataDir('counters'), dedupWindowMs });
+    }
+  } catch (error) {
+    await closeBackends(backends);
+    throw error;
+  }
+  const opening: Promise<unknown>[] = [];
+  if (ports.has('log'))
+    opening.push(openEventLog(config, logger, dataDir('log')).then((log) => (backends.log = log)));
+  const openSql = async () =>
+    config.pg.url
+      ? createPgDatabase({
+          url: config.pg.url,
+          readUrls: config.pg.readUrls,
+          schema: config.pg.schema,
+          poolSize: config.pg.poolSize,
+          metrics,
+        })
+      : createPgliteDatabase({ dataDir: dataDir('pg'), schema: config.pg.schema });
+  if (ports.has('sql')) opening.push(openSql().then((sql) => (backends.sql = sql)));
+  const failed = (await Promise.allSettled(opening)).find((r) => r.status === 'rejected');
+  if (failed) {
+    await closeBackends(backends);
+    throw failed.reason;
+  }
+  return backends;
+}
+
+async function openEventLog(config: TallyConfig, logger: Logger, dataDir: string): Promise<EventLog> {
+  if (!config.kafka.brokers) return createEmbeddedEventLog({ dataDir, logger });
+  const kafka = {
+    brokers: config.kafka.brokers,
+    clientId: config.kafka.clientId,
+    produceTimeoutMs: config.ingest.produceTimeoutMs,
+    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+    security: kafkaSecurity(config.kafka),
+    logger,
+  };
+  return config.kafka.client === 'platformatic'
+    ? createPlatformaticEventLog(kafka)
+    : createKafkaEventLog(kafka);
+}
+
+/** Closes every open adapter (errors ignored: each has logged its own), then releases the data directory. */
+export async function closeBackends(backends: Backends): Promise<void> {
+  await Promise.allSettled([backends.log?.close(), backends.counters?.close(), backends.sql?.close()]);
+  await backends.releaseDataDir?.();
+}
+
+/**
+ * A cheap call through each open port, for readiness: the events topic's end offsets (Kafka
+ * metadata and a ListOffsets), a counter read (Redis: one script call, which needs a working
+ * connection and authentication), `SELECT 1` (PostgreSQL).
+ */
+export function backendChecks(backends: Backends, eventsTopic: string): BackendCheck[] {
+  const checks: BackendCheck[] = [];
+  const { log, counters, sql } = backends;
+  if (log)
+    checks.push({
+      name: 'log',
+      adapter: log.description,
+      check: async () => {
+        await log.endOffsets(eventsTopic);
+      },
+    });
+  if (counters)
+    checks.push({
+      name: 'counters',
+      adapter: counters.description,
+      check: async () => {
+        await counters.read('');
+      },
+    });
+  if (sql)
+    checks.push({
+      name: 'sql',
+      adapter: sql.description,
+      check: async () => {
+        await sql.query('SELECT 1');
+      },
+    });
+  return checks;
+}

@@ -1,0 +1,81 @@
+/**
+ * A client of a service served in this same process: the calls go straight to the service's
+ * handlers, with the same messages, metadata, validation and errors as over gRPC, but without
+ * encoding the request, a loopback connection and HTTP/2 framing. `tally all` uses it for the
+ * gateway's calls to ingest and query; roles in separate processes use gRPC (grpc-service.ts).
+ *
+ * What differs from a gRPC call, by design: the call is not counted in `tally_grpc_*` (no gRPC
+ * call was made; the roles' own metrics count it as before) and runs in the caller's trace
+ * context rather than in a SERVER span of its own.
+ */
+import { create, type DescMessage, type MessageInitShape } from '@bufbuild/protobuf';
+import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import * as grpc from '@grpc/grpc-js';
+import { AppError, Code, toAppError } from '../app-error.ts';
+import { withTimeout } from '../lifecycle.ts';
+import type { Logger } from '../logger.ts';
+import type { CallContext, CallOptions, ServiceClient, ServiceImpl } from './grpc-service.ts';
+
+/** The peer an in-process call reports: the loopback address a local gRPC call would show. */
+export const IN_PROCESS_PEER = '127.0.0.1:0';
+
+export interface InProcessClientOptions {
+  /** While false, calls get UNAVAILABLE, as a draining gRPC server answers. */
+  accepting: () => boolean;
+  /** Where unexpected errors are logged (INTERNAL), as the gRPC server logs them. */
+  logger: Logger;
+}
+
+/** A ServiceClient whose calls run `impl`'s handlers in this process. */
+export function createInProcessClient<T extends GenServiceMethods>(
+  service: GenService<T>,
+  impl: ServiceImpl<T>,
+  options: InProcessClientOptions,
+): ServiceClient<T> {
+  const out: Record<string, unknown> = { close: () => {} };
+  for (const method of service.methods) {
+    const handler = (impl as Record<string, unknown>)[method.localName] as (
+      request: unknown,
+      context: CallContext,
+    ) => Promise<MessageInitShape<DescMessage>>;
+    const call = async (request: unknown, callOptions: CallOptions | undefined) => {
+      if (!options.accepting())
+        throw new AppError(Code.UNAVAILABLE, 'server is shutting down; retry on another instance');
+      const metadata = new grpc.Metadata();
+      for (const [k, v] of Object.entries(callOptions?.metadata ?? {})) metadata.set(k, v);
+      const running = handler(request, { metadata, peer: IN_PROCESS_PEER });
+      try {
+        const answer = await (callOptions?.timeoutMs
+          ? withTimeout(
+              running,
+              callOptions.timeoutMs,
+              () => new AppError(Code.DEADLINE_EXCEEDED, 'deadline exceeded'),
+            )
+          : running);
+        return create(method.output, answer);
+      } catch (error) {
+        const appError = toAppError(error);
+        if (appError.code === Code.INTERNAL || appError.code === Code.UNKNOWN)
+          options.logger.error('rpc failed', { method: method.name, error });
+        throw appError;
+      }
+    };
+    if (method.methodKind === 'unary') {
+      out[method.localName] = (request: MessageInitShape<DescMessage>, callOptions?: CallOptions) =>
+        call(create(method.input, request), callOptions);
+    } else if (method.methodKind === 'client_streaming') {
+      out[method.localName] = (
+        requests: AsyncIterable<MessageInitShape<DescMessage>> | Iterable<MessageInitShape<DescMessage>>,
+        callOptions?: CallOptions,
+      ) => call(created(method.input, requests), callOptions);
+    }
+  }
+  return out as ServiceClient<T>;
+}
+
+async function* created(
+  schema: DescMessage,
+  requests: AsyncIterable<MessageInitShape<DescMessage>> | Iterable<MessageInitShape<DescMessage>>,
+) {
+  for await (const request of requests) yield create(schema, request);
+}

@@ -1,0 +1,211 @@
+/**
+ * The role table: every role Tally runs, the ports it needs, how it starts, and — for a consumer
+ * role — its consumer group. `main.ts` reads it; nothing else knows every role. Adding a role is one
+ * folder under services/ with `start(deps, config)`, one row here, and one line in the chart's values
+ * (docs/architecture.md, "How to add a role").
+ */
+import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import * as aggregator from './aggregator/aggregator.ts';
+import type { Backends, Port } from './backends.ts';
+import * as counter from './counter/counter.ts';
+import { defaultEventLimits } from './domain/event-rules.ts';
+import * as gateway from './gateway/gateway.ts';
+import { IngestService } from './gen/tally/v1/ingest_pb.js';
+import { QueryService } from './gen/tally/v1/query_pb.js';
+import type { TallyConfig } from './infra/config.ts';
+import type { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
+import type { ServiceClient } from './infra/grpc/grpc-service.ts';
+import type { Stoppable } from './infra/lifecycle.ts';
+import type { Logger } from './infra/logger.ts';
+import type { Registry } from './infra/metrics.ts';
+import type { ReadinessReport } from './infra/readiness.ts';
+import type { Tracer } from './infra/tracing.ts';
+import * as ingest from './ingest/ingest.ts';
+import * as persister from './persister/persister.ts';
+import type { SinkRoleConfig, SinkRoleDeps } from './pipeline/sink-role.ts';
+import * as query from './query/query.ts';
+
+/**
+ * When a role starts, and what its readiness means:
+ * - `grpc`: registers gRPC services; started first, before the process's gRPC server listens;
+ * - `http`: serves HTTP (and calls the gRPC roles); started once the gRPC server listens;
+ * - `consumer`: a consumer group's member; joins in the background once the edge serves, so a
+ *   restart never waits for a group's rebalance before answering requests.
+ */
+export type RoleKind = 'grpc' | 'http' | 'consumer';
+
+/** What the composition root hands a row's `start`: the process's shared parts. */
+export interface RoleWiring {
+  config: TallyConfig;
+  backends: Backends;
+  grpc: GrpcRegistry;
+  logger: Logger;
+  metrics: Registry;
+  tracer: Tracer | undefined;
+  readiness: () => Promise<ReadinessReport>;
+  /** A client of `service`: in-process when a role of this process serves it, else gRPC to `address`. */
+  client<T extends GenServiceMethods>(service: GenService<T>, address: string): ServiceClient<T>;
+}
+
+export interface RoleSpec {
+  kind: RoleKind;
+  /** The ports the role uses; the process opens the union of its roles' ports. */
+  ports: readonly Port[];
+  /** A consumer role's group, before TALLY_GROUP_PREFIX. */
+  group?: string;
+  /** A consumer role's topic, by its configuration name. */
+  topic?: 'events';
+  start(wiring: RoleWiring): Promise<Stoppable>;
+}
+
+/** The port `role` needs, or a clear failure when the wiring did not open it (a mistake in this table). */
+function port<P extends Port>(wiring: RoleWiring, role: string, name: P): NonNullable<Backends[P]> {
+  const backend = wiring.backends[name];
+  if (!backend)
+    throw new Error(`role ${role} needs the ${name} port, which is not open: check its row's ports`);
+  return backend as NonNullable<Backends[P]>;
+}
+
+/** The deps and config every sink role shares. */
+function sink(
+  wiring: RoleWiring,
+  role: string,
+  group: string,
+): { deps: SinkRoleDeps; config: SinkRoleConfig } {
+  const { config } = wiring;
+  return {
+    deps: {
+      log: port(wiring, role, 'log'),
+      logger: wiring.logger,
+      metrics: wiring.metrics,
+      tracer: wiring.tracer,
+    },
+    config: {
+      groupId: `${config.groupPrefix}${group}`,
+      eventsTopic: config.topics.events,
+      dlqTopic: config.topics.dlq,
+      maxWaitMs: config.consumer.maxWaitMs,
+      lagIntervalMs: config.consumer.lagIntervalMs,
+    },
+  };
+}
+
+/** Every role, in the order `tally all` lists them. */
+export const ROLE_TABLE = {
+  gateway: {
+    kind: 'http',
+    ports: ['log'], // the dashboard's live feed reads the events topic
+    start: async (w) => {
+      const { config } = w;
+      const { hostname } = await import('node:os');
+      return gateway.start(
+        {
+          ingest: w.client(IngestService, config.grpc.ingestAddr),
+          query: w.client(QueryService, config.grpc.queryAddr),
+          logger: w.logger,
+          metrics: w.metrics,
+          tracer: w.tracer,
+          readiness: w.readiness,
+          // The dashboard's live feed: this process's own group, reading from the end of the log.
+          live: {
+            log: port(w, 'gateway', 'log'),
+            eventsTopic: config.topics.events,
+            groupId: `${config.groupPrefix}gateway-live-${hostname()}-${process.pid}`,
+            maxWaitMs: config.consumer.maxWaitMs,
+          },
+        },
+        {
+          ...config.http,
+          drainTimeoutMs: config.drainTimeoutMs,
+          // Calls to ingest carry at most what ingest takes in one call, well under the gRPC limit.
+          coalesce: {
+            maxBatchEvents: config.ingest.maxBatchEvents,
+            maxBatchBytes: Math.floor(config.grpc.maxMessageBytes / 2),
+          },
+        },
+      );
+    },
+  },
+  ingest: {
+    kind: 'grpc',
+    ports: ['log'],
+    start: (w) =>
+      ingest.start(
+        {
+          log: port(w, 'ingest', 'log'),
+          grpc: w.grpc,
+          logger: w.logger,
+          metrics: w.metrics,
+          tracer: w.tracer,
+        },
+        {
+          eventsTopic: w.config.topics.events,
+          eventsPartitions: w.config.topics.eventsPartitions,
+          maxBatchEvents: w.config.ingest.maxBatchEvents,
+          limits: {
+            ...defaultEventLimits,
+            maxLatenessMs: w.config.ingest.maxLatenessMs,
+            maxFutureMs: w.config.ingest.maxFutureMs,
+          },
+          lingerMs: w.config.ingest.lingerMs,
+          maxProduceBatchEvents: w.config.ingest.maxProduceBatchEvents,
+          produceTimeoutMs: w.config.ingest.produceTimeoutMs,
+        },
+      ),
+  },
+  query: {
+    kind: 'grpc',
+    ports: ['counters', 'sql'],
+    start: (w) =>
+      query.start(
+        {
+          counters: port(w, 'query', 'counters'),
+          sql: port(w, 'query', 'sql'),
+          grpc: w.grpc,
+          logger: w.logger,
+        },
+        { maxTargetChars: defaultEventLimits.maxTargetChars },
+      ),
+  },
+  persister: {
+    kind: 'consumer',
+    ports: ['log', 'sql'],
+    group: 'group_persistence',
+    topic: 'events',
+    start: (w) => {
+      const { deps, config } = sink(w, 'persister', 'group_persistence');
+      return persister.start({ ...deps, sql: port(w, 'persister', 'sql') }, config);
+    },
+  },
+  counter: {
+    kind: 'consumer',
+    ports: ['log', 'counters'],
+    group: 'group_realtimecounter',
+    topic: 'events',
+    start: (w) => {
+      const { deps, config } = sink(w, 'counter', 'group_realtimecounter');
+      return counter.start({ ...deps, counters: port(w, 'counter', 'counters') }, config);
+    },
+  },
+  aggregator: {
+    kind: 'consumer',
+    ports: ['log', 'sql'],
+    group: 'group_aggregation',
+    topic: 'events',
+    start: (w) => {
+      const { deps, config } = sink(w, 'aggregator', 'group_aggregation');
+      return aggregator.start(
+        { ...deps, sql: port(w, 'aggregator', 'sql') },
+        { ...config, dedupWindowMs: w.config.redis.dedupWindowMs },
+      );
+    },
+  },
+} as const satisfies Record<string, RoleSpec>;
+
+export type Role = keyof typeof ROLE_TABLE;
+export const ROLES = Object.keys(ROLE_TABLE) as Role[];
+
+/** The row of `role`. */
+export function roleSpec(role: Role): RoleSpec {
+  return ROLE_TABLE[role];
+}

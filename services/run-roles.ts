@@ -1,0 +1,222 @@
+/**
+ * Runs a set of roles in this process, as the role table (roles.ts) describes them: opens the
+ * ports they need, ensures the topics, starts the gRPC roles, the gRPC server, the HTTP roles, and
+ * then lets the consumer roles join their groups in the background; stops them in named drain phases.
+ */
+import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import { type Backends, backendChecks, closeBackends, openBackends, type Port } from './backends.ts';
+import type { TallyConfig } from './infra/config.ts';
+import { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
+import { createGrpcClient, type GrpcServer, type ServiceClient } from './infra/grpc/grpc-service.ts';
+import { type MetricsServer, startMetricsServer } from './infra/http/metrics-server.ts';
+import type { Stoppable } from './infra/lifecycle.ts';
+import type { Logger } from './infra/logger.ts';
+import { createMetricsRegistry } from './infra/metrics.ts';
+import { Readiness } from './infra/readiness.ts';
+import { migrate } from './infra/sql/migrate.ts';
+import { serviceNamedByEnv, startTracing, type Tracing } from './infra/tracing.ts';
+import { ROLE_TABLE, ROLES, type Role, type RoleWiring } from './roles.ts';
+
+/** Longest the stop waits for buffered spans to be exported: well within the drain's force deadline. */
+const TRACING_FLUSH_MS = 3_000;
+
+/** A running process: its roles, servers and backends, stopped in drain order. */
+export interface Running {
+  httpPort?: number;
+  grpcPort?: number;
+  /** Where /metrics is served: the gateway's HTTP port, else the metrics server's. */
+  metricsPort: number;
+  /** Resolves when every consumer role has joined its group (or failed to, which is logged). */
+  joined: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The default `service.name` of a process's spans: `tally-all`, or `tally-<role>-…` in the order of ROLES. */
+export function serviceName(roles: readonly Role[]): string {
+  const present = ROLES.filter((r) => roles.includes(r));
+  return present.length === ROLES.length ? 'tally-all' : `tally-${present.join('-')}`;
+}
+
+/** The ports `roles` use together. */
+export function portsOf(roles: readonly Role[]): Set<Port> {
+  return new Set(roles.flatMap((r) => ROLE_TABLE[r].ports));
+}
+
+/**
+ * The drain, phase by phase (each logged): `refuse` (readiness and gRPC health turn false, the HTTP
+ * roles stop accepting and finish their requests, the gRPC server refuses new calls and waits for
+ * those in flight), `consumers` (each finishes its batch and commits), `services` (the gRPC roles
+ * flush what they hold, e.g. ingest's producer), `backends` (adapters closed), `telemetry` (spans
+ * exported, the metrics server closed last so the drain itself can be watched).
+ */
+class Drain {
+  readonly #logger: Logger;
+  readonly #phases: { name: string; run: () => Promise<void> }[] = [];
+
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
+
+  phase(name: string, run: () => Promise<void>): void {
+    this.#phases.push({ name, run });
+  }
+
+  async run(): Promise<void> {
+    for (const { name, run } of this.#phases) {
+      this.#logger.info('drain phase', { phase: name });
+      await run();
+    }
+  }
+}
+
+export interface RunOptions {
+  /**
+   * Called when a consumer role fails to start in the background (its group cannot be joined, its
+   * store refuses): the process cannot do its work, so main.ts drains and exits non-zero.
+   */
+  onFatal?: (error: unknown) => void;
+}
+
+/** Starts `roles` in this process; rejects (having stopped what started) when one cannot start. */
+export async function runRoles(
+  roles: readonly Role[],
+  config: TallyConfig,
+  logger: Logger,
+  options: RunOptions = {},
+): Promise<Running> {
+  const metrics = createMetricsRegistry(); // one registry: roles running together share each metric
+  let readiness = new Readiness([]);
+  const report = () => readiness.report();
+  const hasHttpRole = roles.some((r) => ROLE_TABLE[r].kind === 'http');
+  // Without an HTTP role, /metrics gets a server of its own, up first so that a taken port fails fast.
+  const metricsServer: MetricsServer | undefined = hasHttpRole
+    ? undefined
+    : await startMetricsServer({ ...config.metrics, registry: metrics, readiness: report });
+  if (metricsServer)
+    logger.info('metrics listening', { host: config.metrics.host, port: metricsServer.port });
+
+  let tracing: Tracing | undefined;
+  let backends: Backends = {};
+  let grpc: GrpcRegistry | undefined;
+  let grpcServer: GrpcServer | undefined;
+  const clients: { close(): void }[] = [];
+  const services: Stoppable[] = [];
+  const edge: Stoppable[] = [];
+  const consumers: Stoppable[] = [];
+  const joining: Promise<void>[] = [];
+
+  const drain = new Drain(logger);
+  drain.phase('refuse', async () => {
+    readiness.draining();
+    grpc?.setServing(false); // gRPC health: NOT_SERVING from the first moment of the drain
+    for (const role of edge) await stopRole(role, logger);
+    grpc?.drain();
+    await grpcServer?.shutdown(config.drainTimeoutMs);
+    for (const c of clients) c.close();
+  });
+  drain.phase('consumers', async () => {
+    await Promise.all(joining); // a consumer still joining is stopped once it has started
+    await Promise.all(consumers.map((role) => stopRole(role, logger)));
+  });
+  drain.phase('services', async () => {
+    for (const role of services.reverse()) await stopRole(role, logger);
+  });
+  drain.phase('backends', () => closeBackends(backends));
+  drain.phase('telemetry', async () => {
+    await tracing?.shutdown(TRACING_FLUSH_MS); // exports the spans of the drain too
+    await metricsServer?.close();
+  });
+
+  try {
+    // Off unless OTEL_* asks for traces (docs/tracing.md); then every component gets the tracer.
+    tracing = await startTracing({ serviceName: serviceName(roles), logger });
+    if (tracing.tracer)
+      logger.info('tracing on', {
+        serviceName: serviceNamedByEnv() ? 'from OTEL_* variables' : serviceName(roles),
+        exporter: process.env.OTEL_TRACES_EXPORTER?.trim() || 'otlp',
+      });
+    backends = await openBackends(portsOf(roles), config, logger, metrics);
+    for (const port of ['log', 'counters', 'sql'] as const) {
+      const backend = backends[port];
+      if (backend) logger.info('backend', { port, adapter: backend.description });
+    }
+    readiness = new Readiness(backendChecks(backends, config.topics.events));
+    if (backends.sql && config.pg.migrate) {
+      const applied = await migrate(backends.sql, config.pg.schema);
+      if (applied.length > 0) logger.info('applied migrations', { applied });
+    }
+    // The one place topics are ensured: every role that reads or writes them runs after this.
+    await backends.log?.ensureTopics([
+      { name: config.topics.events, partitions: config.topics.eventsPartitions },
+      { name: config.topics.dlq, partitions: config.topics.eventsPartitions },
+    ]);
+
+    grpc = new GrpcRegistry(logger, metrics, tracing.tracer);
+    const wiring: RoleWiring = {
+      config,
+      backends,
+      grpc,
+      logger,
+      metrics,
+      tracer: tracing.tracer,
+      readiness: report,
+      client: <T extends GenServiceMethods>(service: GenService<T>, address: string): ServiceClient<T> => {
+        const local = grpc?.localClient(service);
+        if (local) return local;
+        const client = createGrpcClient(service, address, {
+          maxMessageBytes: config.grpc.maxMessageBytes,
+          tracer: tracing?.tracer,
+        });
+        clients.push(client);
+        return client;
+      },
+    };
+    const ofKind = (kind: 'grpc' | 'http' | 'consumer') => roles.filter((r) => ROLE_TABLE[r].kind === kind);
+    for (const role of ofKind('grpc')) services.push(await ROLE_TABLE[role].start(wiring));
+    if (!grpc.isEmpty) {
+      grpcServer = await grpc.listen(config.grpc);
+      logger.info('grpc listening', { host: config.grpc.host, port: grpcServer.port });
+    }
+    for (const role of ofKind('http')) edge.push(await ROLE_TABLE[role].start(wiring));
+
+    // The edge serves from here on; consumers join their groups in the background (a restarted
+    // member may wait out a dead one's session timeout), and readiness lists them until they have.
+    for (const role of ofKind('consumer')) {
+      const mark = readiness.joining(role);
+      const started = ROLE_TABLE[role].start(wiring).then(
+        (stoppable) => {
+          consumers.push(stoppable);
+          logger.info('role started', { role });
+        },
+        (error: unknown) => {
+          logger.error('consumer role failed to start', { role, error });
+          options.onFatal?.(error);
+        },
+      );
+      joining.push(started.finally(() => mark.done()));
+    }
+  } catch (error) {
+    await drain.run().catch(() => {});
+    throw error;
+  }
+
+  const gatewayPort = (edge[0] as Partial<{ port: number }> | undefined)?.port;
+  const metricsPort = metricsServer?.port ?? gatewayPort!;
+  if (!metricsServer)
+    logger.info('metrics listening', { host: config.http.host, port: metricsPort, on: 'gateway' });
+  readiness.serving();
+  grpc.setServing(true);
+  logger.info('tally started', { roles });
+  return {
+    httpPort: gatewayPort,
+    grpcPort: grpcServer?.port,
+    metricsPort,
+    joined: Promise.all(joining).then(() => {}),
+    stop: () => drain.run(),
+  };
+}
+
+async function stopRole(role: Stoppable, logger: Logger): Promise<void> {
+  await role.stop();
+  logger.info('role stopped', { role: role.name });
+}

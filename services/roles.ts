@@ -140,7 +140,6 @@ export const ROLE_TABLE = {
         },
         {
           eventsTopic: w.config.topics.events,
-          eventsPartitions: w.config.topics.eventsPartitions,
           maxBatchEvents: w.config.ingest.maxBatchEvents,
           limits: {
             ...defaultEventLimits,

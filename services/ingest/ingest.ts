@@ -16,8 +16,8 @@ import { BatchingProducer } from '../pipeline/batching-producer.ts';
 import { type AdmittedEvent, EventAdmission } from './event-admission.ts';
 
 export interface IngestConfig {
+  /** The topic events are written to; run-roles.ts ensures it exists before any role starts. */
   eventsTopic: string;
-  eventsPartitions: number;
   /** Most events in one PublishBatch (and per chunk of a stream). */
   maxBatchEvents: number;
   limits: EventLimits;
@@ -42,7 +42,6 @@ export interface IngestDeps {
 }
 
 export async function start(deps: IngestDeps, config: IngestConfig): Promise<Stoppable> {
-  await deps.log.ensureTopics([{ name: config.eventsTopic, partitions: config.eventsPartitions }]);
   const producer = new BatchingProducer(deps.log.producer(), {
     topic: config.eventsTopic,
     lingerMs: config.lingerMs,

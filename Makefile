@@ -77,5 +77,5 @@ lint: install ## Formatting, lint, import boundaries, proto lint and type check
 format: install ## Rewrite files to the project's formatting
 	$(NPM) run format
 
-generate: install ## Regenerate services/gen from proto/
+generate: install ## Regenerate services/gen from proto/ (protobuf code and the OpenAPI document, openapi.json)
 	$(NPM) run generate

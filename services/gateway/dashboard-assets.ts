@@ -94,7 +94,8 @@ export function loadDashboardAssets(dir: string = DASHBOARD_DIR): DashboardAsset
   };
 }
 
-function etagMatches(header: string | undefined, etag: string): boolean {
+/** True when an `If-None-Match` header names `etag` (weakly compared, as RFC 9110 asks) or `*`. */
+export function etagMatches(header: string | undefined, etag: string): boolean {
   if (!header) return false;
   return header
     .split(',')

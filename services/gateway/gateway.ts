@@ -1,7 +1,8 @@
 /**
  * The gateway role: the HTTP edge. REST at /v1/... generated from the proto's
  * google.api.http rules (JSON = protobuf JSON mapping), the seed's legacy
- * routes, /healthz, /readyz and /metrics (the process's registry), the live
+ * routes, /healthz, /readyz and /metrics (the process's registry), the API's
+ * OpenAPI document at /openapi.json and its reference page at /docs, the live
  * dashboard at / and its WebSocket /v1/stream. It calls ingest and query over
  * gRPC, and reads the events topic itself (its own consumer group) for the live feed.
  */
@@ -29,14 +30,16 @@ import type { Logger } from '../infra/logger.ts';
 import { createMetricsRegistry, httpMetrics, type Registry } from '../infra/metrics.ts';
 import type { ReadinessReport } from '../infra/readiness.ts';
 import type { Tracer } from '../infra/tracing.ts';
+import { loadApiDocs } from './api-docs.ts';
 import { loadDashboardAssets } from './dashboard-assets.ts';
 import { legacyRoutes } from './legacy-routes.ts';
 import type { LiveFeedSource } from './live-feed.ts';
 import { type CoalescerOptions, PublishCoalescer } from './publish-coalescer.ts';
+import { STREAM_PATH } from './route-docs.ts';
 import { createStreamServer } from './stream-server.ts';
 
-/** The WebSocket endpoint (docs/stream.md). */
-export const STREAM_PATH = '/v1/stream';
+/** The services whose http rules the gateway serves (scripts/openapi.test.ts checks the document lists each route). */
+export const REST_SERVICES = [IngestService, QueryService] as const;
 
 /** Probes and scrapes, which would bury the traces of real requests. */
 const UNTRACED = new Set(['/healthz', '/readyz', '/metrics']);
@@ -94,9 +97,10 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
     [IngestService.typeName]: deps.ingest as never,
     [QueryService.typeName]: deps.query as never,
   };
-  const routes = httpRoutes([IngestService, QueryService]);
+  const routes = httpRoutes(REST_SERVICES);
   const legacy = legacyRoutes(deps);
   const dashboard = loadDashboardAssets();
+  const apiDocs = loadApiDocs();
   const metrics = deps.metrics ?? createMetricsRegistry({ defaultMetrics: false });
   const requestMetrics = httpMetrics(metrics);
   const coalescer = new PublishCoalescer(
@@ -190,6 +194,10 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
       }
       if (path === '/metrics') return await sendMetrics(response, metrics);
 
+      if (apiDocs.owns(path)) {
+        enter(apiDocs.route(path));
+        return apiDocs.serve(request, response, url);
+      }
       if (dashboard.owns(path)) {
         enter('dashboard');
         return dashboard.serve(request, response, url);

@@ -8,10 +8,11 @@ import { AppError } from '../infra/app-error.ts';
 import type { ServiceClient } from '../infra/grpc/grpc-service.ts';
 import { sendJson, sendText } from '../infra/http/http-server.ts';
 import type { RequestContext } from './gateway.ts';
+import { LEGACY_ROUTES, type RouteDoc } from './route-docs.ts';
 
 export interface LegacyRoute {
   verb: string;
-  /** With and without the trailing slash. */
+  /** With and without the trailing slash; the first is the documented one. */
   paths: string[];
   handle(ctx: RequestContext): Promise<void>;
 }
@@ -25,8 +26,7 @@ export function legacyRoutes(deps: LegacyDeps): LegacyRoute[] {
   return [
     {
       // {"uuid","type","ip","url"} → 200 text/plain OK, once Kafka acknowledged.
-      verb: 'PUT',
-      paths: ['/event_generate/', '/event_generate'],
+      ...served(LEGACY_ROUTES.generate),
       async handle(ctx) {
         const body = objectBody(await ctx.json());
         const event = {
@@ -45,8 +45,7 @@ export function legacyRoutes(deps: LegacyDeps): LegacyRoute[] {
     },
     {
       // {"url"} → {"url","events":[{"type","count"}]}
-      verb: 'POST',
-      paths: ['/event_track/', '/event_track'],
+      ...served(LEGACY_ROUTES.track),
       async handle(ctx) {
         const body = objectBody(await ctx.json());
         const url = requiredString(body, 'url');
@@ -59,8 +58,7 @@ export function legacyRoutes(deps: LegacyDeps): LegacyRoute[] {
     },
     {
       // {"url","date"} → {"url","date","dateHourEventCounts":[{"datehour","eventCounts":[{"type","count"}]}]}
-      verb: 'POST',
-      paths: ['/event_report/', '/event_report'],
+      ...served(LEGACY_ROUTES.report),
       async handle(ctx) {
         const body = objectBody(await ctx.json());
         const url = requiredString(body, 'url');
@@ -77,6 +75,11 @@ export function legacyRoutes(deps: LegacyDeps): LegacyRoute[] {
       },
     },
   ];
+}
+
+/** The verb and paths of a documented route (route-docs.ts describes it in the OpenAPI document). */
+function served(doc: RouteDoc): Pick<LegacyRoute, 'verb' | 'paths'> {
+  return { verb: doc.verb, paths: [doc.path, ...doc.aliases] };
 }
 
 function objectBody(body: unknown): Record<string, unknown> {

@@ -38,7 +38,11 @@ export interface NetworkPolicyPeer {
 
 export interface LabelSelector {
   matchLabels?: Record<string, string>;
-  matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[];
+  matchExpressions?: {
+    key: string;
+    operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+    values?: string[];
+  }[];
 }
 
 export interface KafkaListener {
@@ -73,7 +77,13 @@ export interface KafkaSpec {
   };
 }
 
-export type KafkaAclOperation = 'Read' | 'Write' | 'Create' | 'Describe' | 'DescribeConfigs' | 'IdempotentWrite';
+export type KafkaAclOperation =
+  | 'Read'
+  | 'Write'
+  | 'Create'
+  | 'Describe'
+  | 'DescribeConfigs'
+  | 'IdempotentWrite';
 
 export interface KafkaUserSpec {
   authentication: { type: 'scram-sha-512' };

@@ -9,6 +9,8 @@
 import { ApiObject, App, Chart, type ChartProps, Yaml } from 'cdk8s';
 import type { Construct } from 'constructs';
 import {
+  type KafkaAclOperation,
+  type KafkaUserSpec,
   kafka,
   kafkaNodePool,
   kafkaTopic,
@@ -20,7 +22,12 @@ import {
   redisCluster,
   STRIMZI_CLUSTER_LABEL,
 } from './operator-resources.ts';
-import { OPERATOR_NAMESPACES, type PlatformConfig, TALLY_POD_LABELS, type TopicConfig } from './platform-config.ts';
+import {
+  OPERATOR_NAMESPACES,
+  type PlatformConfig,
+  TALLY_POD_LABELS,
+  type TopicConfig,
+} from './platform-config.ts';
 
 const partOf = { 'app.kubernetes.io/part-of': 'tally' };
 const inNamespace = (name: string): NetworkPolicyPeer => ({
@@ -138,28 +145,23 @@ export class TallyPlatform extends Chart {
   private kafkaUser(k: PlatformConfig['kafka'], user: string): void {
     const topic = (name: string, patternType: 'literal' | 'prefix' = 'literal') =>
       ({ type: 'topic', name, patternType }) as const;
+    const acls: KafkaUserSpec['authorization']['acls'] = [
+      ...[k.topics.events, k.topics.dlq, k.topics.notifications].map((t) => ({
+        resource: topic(t.name),
+        operations: ['Read', 'Write', 'Describe', 'DescribeConfigs'] satisfies KafkaAclOperation[],
+      })),
+      // deliveries.<destination>: one topic per webhook destination, created by Tally.
+      {
+        resource: topic('deliveries.', 'prefix'),
+        operations: ['Read', 'Write', 'Create', 'Describe', 'DescribeConfigs'],
+      },
+      // Every consumer group (group_persistence…, gateway-live-<pod>-<pid>), under any prefix.
+      { resource: { type: 'group', name: '*', patternType: 'literal' }, operations: ['Read', 'Describe'] },
+      { resource: { type: 'cluster' }, operations: ['Describe', 'IdempotentWrite'] },
+    ];
     kafkaUser(this, 'kafka-user', {
       metadata: { name: user, labels: { [STRIMZI_CLUSTER_LABEL]: k.name } },
-      spec: {
-        authentication: { type: 'scram-sha-512' },
-        authorization: {
-          type: 'simple',
-          acls: [
-            ...[k.topics.events, k.topics.dlq, k.topics.notifications].map((t) => ({
-              resource: topic(t.name),
-              operations: ['Read', 'Write', 'Describe', 'DescribeConfigs'] as const,
-            })),
-            // deliveries.<destination>: one topic per webhook destination, created by Tally.
-            {
-              resource: topic('deliveries.', 'prefix'),
-              operations: ['Read', 'Write', 'Create', 'Describe', 'DescribeConfigs'] as const,
-            },
-            // Every consumer group (group_persistence…, gateway-live-<pod>-<pid>), under any prefix.
-            { resource: { type: 'group', name: '*', patternType: 'literal' }, operations: ['Read', 'Describe'] },
-            { resource: { type: 'cluster' }, operations: ['Describe', 'IdempotentWrite'] },
-          ].map((acl) => ({ ...acl, operations: [...acl.operations] })),
-        },
-      },
+      spec: { authentication: { type: 'scram-sha-512' }, authorization: { type: 'simple', acls } },
     });
   }
 

@@ -190,6 +190,10 @@ export interface RedisClusterSpec {
     resources?: Resources;
     /** The password every node asks for (and uses between nodes), from an existing Secret. */
     redisSecret?: { name: string; key: string };
+    persistentVolumeClaimRetentionPolicy?: {
+      whenDeleted: 'Retain' | 'Delete';
+      whenScaled: 'Retain' | 'Delete';
+    };
   };
   redisLeader?: RedisGroupSpec;
   redisFollower?: RedisGroupSpec;

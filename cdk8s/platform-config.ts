@@ -48,6 +48,13 @@ export interface PlatformConfig {
   size: PlatformSize;
   /** Namespace of every object (and of the Tally release); created outside the platform. */
   namespace: string;
+  /**
+   * Whether deleting the platform deletes its volumes (Kafka's and Redis's PVCs; CloudNativePG's
+   * go with their Cluster anyway). On in dev: each `make k8s-dev` starts a fresh Kafka, whose new
+   * cluster id a broker would refuse on an old volume, and a fresh Redis Cluster, whose nodes
+   * would otherwise come back with the previous run's nodes.conf and its addresses.
+   */
+  deleteVolumesWithPlatform: boolean;
   kafka: {
     /** Name of the Kafka resource; Strimzi's bootstrap Service is `<name>-kafka-bootstrap`. */
     name: string;
@@ -145,6 +152,7 @@ export const platformSizes: Readonly<Record<PlatformSize, PlatformConfig>> = {
   dev: {
     size: 'dev',
     namespace: 'tally',
+    deleteVolumesWithPlatform: true,
     kafka: {
       name: 'tally-kafka',
       authentication: { type: 'none' },
@@ -179,6 +187,7 @@ export const platformSizes: Readonly<Record<PlatformSize, PlatformConfig>> = {
   prod: {
     size: 'prod',
     namespace: 'tally',
+    deleteVolumesWithPlatform: false,
     kafka: {
       name: 'tally-kafka',
       authentication: { type: 'scram-sha-512', user: 'tally-app' },

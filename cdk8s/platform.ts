@@ -50,12 +50,12 @@ export const redisPodLabels = (name: string, group: 'leader' | 'follower') => ({
 export class TallyPlatform extends Chart {
   constructor(scope: Construct, id: string, config: PlatformConfig, props: ChartProps = {}) {
     super(scope, id, { namespace: config.namespace, labels: partOf, ...props });
-    this.kafka(config.kafka);
+    this.kafka(config.kafka, config.deleteVolumesWithPlatform);
     this.postgres(config.postgres);
-    this.redis(config.redis);
+    this.redis(config.redis, config.deleteVolumesWithPlatform);
   }
 
-  private kafka(k: PlatformConfig['kafka']): void {
+  private kafka(k: PlatformConfig['kafka'], deleteVolumes: boolean): void {
     const clusterLabel = { [STRIMZI_CLUSTER_LABEL]: k.name };
     for (const pool of k.pools) {
       kafkaNodePool(this, `kafka-pool-${pool.name}`, {
@@ -67,7 +67,7 @@ export class TallyPlatform extends Chart {
             type: 'persistent-claim',
             size: pool.storage,
             ...(k.storageClass ? { class: k.storageClass } : {}),
-            deleteClaim: false,
+            deleteClaim: deleteVolumes,
           },
           resources: pool.resources ?? k.resources,
         },
@@ -231,7 +231,7 @@ export class TallyPlatform extends Chart {
     }
   }
 
-  private redis(r: PlatformConfig['redis']): void {
+  private redis(r: PlatformConfig['redis'], deleteVolumes: boolean): void {
     redisCluster(this, 'redis', {
       metadata: { name: r.name },
       spec: {
@@ -243,6 +243,9 @@ export class TallyPlatform extends Chart {
           imagePullPolicy: 'IfNotPresent',
           resources: r.resources,
           ...(r.passwordSecret ? { redisSecret: r.passwordSecret } : {}),
+          ...(deleteVolumes
+            ? { persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Delete', whenScaled: 'Retain' } }
+            : {}),
         },
         redisLeader: { replicas: r.masters, ...(r.spread ? redisSpread(r.name, 'leader') : {}) },
         redisFollower: { replicas: r.masters, ...(r.spread ? redisSpread(r.name, 'follower') : {}) },

@@ -693,6 +693,29 @@ describe('HA spreading in the prod size', () => {
     assert.equal(kafka.kafka.rack?.topologyKey, 'topology.kubernetes.io/zone');
   });
 
+  test('dev’s platform takes its volumes with it, so that the next run starts a fresh Kafka and Redis Cluster', () => {
+    for (const [size, deleted] of [
+      ['dev', true],
+      ['prod', false],
+    ] as const) {
+      const objects = platformObjects(platformSizes[size]) as unknown as K8sObject[];
+      for (const pool of ofKind(objects, 'KafkaNodePool'))
+        assert.equal(
+          (pool.spec as { storage: { deleteClaim?: boolean } }).storage.deleteClaim,
+          deleted,
+          `${size}: ${pool.metadata.name}`,
+        );
+      const redis = ofKind(objects, 'RedisCluster')[0]!.spec as {
+        kubernetesConfig: { persistentVolumeClaimRetentionPolicy?: { whenDeleted: string } };
+      };
+      assert.equal(
+        redis.kubernetesConfig.persistentVolumeClaimRetentionPolicy?.whenDeleted ?? 'Retain',
+        deleted ? 'Delete' : 'Retain',
+        size,
+      );
+    }
+  });
+
   test('dev’s topic operator puts no finalizers on topics; prod’s keeps them', () => {
     for (const [size, expected] of [
       ['dev', 'false'],

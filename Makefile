@@ -63,12 +63,15 @@ k8s-synth: install ## Regenerate the platform's manifests (cdk8s/dist) from cdk8
 
 k8s-check: install ## Lint and render the chart, synth the platform, validate everything offline (builds helm once)
 	scripts/install-helm.sh >/dev/null
-	node_modules/.bin/node --test scripts/k8s.test.ts scripts/k8s-image.test.ts
+	node_modules/.bin/node --test scripts/k8s.test.ts scripts/k8s-image.test.ts scripts/k8s-deploy.test.ts scripts/k8s-docs.test.ts
 
+# The namespace is created here, outside the platform's manifests, and kept: skaffold's cleanup on
+# Ctrl-C deletes what it applied, and the namespace holds Strimzi's RoleBindings (docs/deploy.md).
 k8s-dev: install ## skaffold dev on kind or minikube: platform, image, Helm release, gateway on http://localhost:8080/
 	@command -v skaffold >/dev/null || { echo "skaffold not found: see docs/deploy.md"; exit 1; }
 	scripts/install-helm.sh >/dev/null
 	node_modules/.bin/node cdk8s/main.ts --size dev
+	kubectl create namespace tally --dry-run=client -o yaml | kubectl apply -f -
 	PATH="$$(dirname "$$(scripts/install-helm.sh --print-path)"):$$PATH" skaffold dev --port-forward
 
 lint: install ## Formatting, lint, import boundaries, proto lint and type check

@@ -30,11 +30,34 @@ export interface KafkaNodePoolSpec {
   resources?: Resources;
 }
 
+/** A NetworkPolicy peer (Kubernetes' NetworkPolicyPeer, the selector forms Tally uses). */
+export interface NetworkPolicyPeer {
+  podSelector?: LabelSelector;
+  namespaceSelector?: LabelSelector;
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: {
+    key: string;
+    operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+    values?: string[];
+  }[];
+}
+
 export interface KafkaListener {
   name: string;
   port: number;
   type: 'internal' | 'cluster-ip' | 'nodeport' | 'loadbalancer' | 'ingress' | 'route';
   tls: boolean;
+  authentication?: { type: 'scram-sha-512' | 'tls' };
+  /** Who may connect to this listener; Strimzi writes the NetworkPolicy (empty: anyone). */
+  networkPolicyPeers?: NetworkPolicyPeer[];
+}
+
+export interface EnvVar {
+  name: string;
+  value: string;
 }
 
 export interface KafkaSpec {
@@ -43,8 +66,36 @@ export interface KafkaSpec {
     listeners: KafkaListener[];
     /** Broker configuration (server.properties); Strimzi takes numbers and strings. */
     config?: Record<string, string | number | boolean>;
+    authorization?: { type: 'simple'; superUsers?: string[] };
+    /** Rack awareness: each broker's `broker.rack` from its node's label (replicas spread over racks). */
+    rack?: { topologyKey: string };
   };
-  entityOperator?: { topicOperator?: Record<string, never>; userOperator?: Record<string, never> };
+  entityOperator?: {
+    topicOperator?: Record<string, never>;
+    userOperator?: Record<string, never>;
+    template?: { topicOperatorContainer?: { env?: EnvVar[] } };
+  };
+}
+
+export type KafkaAclOperation =
+  | 'Read'
+  | 'Write'
+  | 'Create'
+  | 'Describe'
+  | 'DescribeConfigs'
+  | 'IdempotentWrite';
+
+export interface KafkaUserSpec {
+  authentication: { type: 'scram-sha-512' };
+  authorization: {
+    type: 'simple';
+    acls: {
+      resource:
+        | { type: 'topic' | 'group'; name: string; patternType: 'literal' | 'prefix' }
+        | { type: 'cluster' };
+      operations: KafkaAclOperation[];
+    }[];
+  };
 }
 
 export interface KafkaTopicSpec {
@@ -77,7 +128,32 @@ export function kafkaTopic(
   return new ApiObject(scope, id, { apiVersion: 'kafka.strimzi.io/v1', kind: 'KafkaTopic', ...props });
 }
 
+export function kafkaUser(
+  scope: Construct,
+  id: string,
+  props: { metadata: ApiObjectMetadata; spec: KafkaUserSpec },
+): ApiObject {
+  return new ApiObject(scope, id, { apiVersion: 'kafka.strimzi.io/v1', kind: 'KafkaUser', ...props });
+}
+
 // ---- CloudNativePG (postgresql.cnpg.io/v1) ----
+
+export interface PoolerSpec {
+  cluster: { name: string };
+  /** rw: the primary; ro: the replicas. */
+  type: 'rw' | 'ro';
+  instances: number;
+  pgbouncer: { poolMode: 'session' | 'transaction'; parameters?: Record<string, string> };
+  template?: { metadata?: { labels?: Record<string, string> }; spec: { containers: []; affinity?: object } };
+}
+
+export function pooler(
+  scope: Construct,
+  id: string,
+  props: { metadata: ApiObjectMetadata; spec: PoolerSpec },
+): ApiObject {
+  return new ApiObject(scope, id, { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Pooler', ...props });
+}
 
 export interface PostgresClusterSpec {
   instances: number;
@@ -112,9 +188,15 @@ export interface RedisClusterSpec {
     image: string;
     imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
     resources?: Resources;
+    /** The password every node asks for (and uses between nodes), from an existing Secret. */
+    redisSecret?: { name: string; key: string };
+    persistentVolumeClaimRetentionPolicy?: {
+      whenDeleted: 'Retain' | 'Delete';
+      whenScaled: 'Retain' | 'Delete';
+    };
   };
-  redisLeader?: { replicas?: number };
-  redisFollower?: { replicas?: number };
+  redisLeader?: RedisGroupSpec;
+  redisFollower?: RedisGroupSpec;
   podSecurityContext?: { runAsUser?: number; fsGroup?: number };
   storage?: {
     volumeClaimTemplate: {
@@ -125,6 +207,14 @@ export interface RedisClusterSpec {
       };
     };
   };
+}
+
+/** The leaders' or the followers' StatefulSet. */
+export interface RedisGroupSpec {
+  replicas?: number;
+  pdb?: { enabled: boolean; maxUnavailable?: number };
+  affinity?: object;
+  topologySpreadConstraints?: object[];
 }
 
 export function redisCluster(

@@ -12,6 +12,8 @@ import { test } from 'node:test';
 const REPO = join(import.meta.dirname, '..');
 const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
   type: string;
+  version: string;
+  license: string;
   bin: Record<string, string>;
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
@@ -178,4 +180,78 @@ test('the code in the image imports only production dependencies', () => {
     }
   }
   assert.deepEqual(bad, [], 'imports the image cannot satisfy (npm install --omit=dev)');
+});
+
+test('the base image is pinned to its exact Node version and Debian release (a digest may follow)', () => {
+  for (const stage of stages)
+    assert.match(
+      stage.from,
+      /^node:\d+\.\d+\.\d+-(bookworm|trixie)-slim(@sha256:[0-9a-f]{64})?$/,
+      `${stage.name}: node:<x.y.z>-<debian>-slim, the tag that names one image build line`,
+    );
+});
+
+test('Renovate pins the base image by digest and moves it with package.json’s node', () => {
+  const config = JSON.parse(readFileSync(join(REPO, 'renovate.json'), 'utf8')) as {
+    packageRules: {
+      matchManagers?: string[];
+      matchPackageNames?: string[];
+      pinDigests?: boolean;
+      groupName?: string;
+      allowedVersions?: string;
+    }[];
+  };
+  const forNode = (manager: string) =>
+    config.packageRules.filter(
+      (r) => r.matchManagers?.includes(manager) && r.matchPackageNames?.includes('node'),
+    );
+  assert.ok(
+    forNode('dockerfile').some((r) => r.pinDigests === true),
+    'a rule pinning the node image digest',
+  );
+  const group = forNode('dockerfile').find((r) => r.groupName && forNode('npm').includes(r));
+  assert.ok(group, 'one group updates the image and the npm `node` dependency together');
+  const major = pkg.dependencies.node!.split('.')[0];
+  assert.equal(group.allowedVersions, `/^${major}\\./`, "kept on package.json's Node major");
+});
+
+test('the runtime stage has no package manager, no VOLUME, and OCI labels', () => {
+  const runs = final.body.filter((i) => i.op === 'RUN').map((i) => i.args);
+  for (const path of [
+    '/usr/local/lib/node_modules/npm',
+    '/usr/local/lib/node_modules/corepack',
+    '/usr/local/bin/npm',
+    '/usr/local/bin/npx',
+    '/usr/local/bin/corepack',
+    '/usr/local/bin/yarn',
+    '/usr/local/bin/yarnpkg',
+    '/opt/yarn-*',
+  ])
+    assert.ok(
+      runs.some((r) => /\brm -rf\b/.test(r) && r.split(/\s+/).includes(path)),
+      `the runtime removes ${path}`,
+    );
+  for (const run of runs)
+    assert.doesNotMatch(
+      run.replace(/\brm -rf\b[^&;]*/g, ''),
+      /\b(npm|npx|corepack|yarn)\b/,
+      'no package manager runs in the runtime stage',
+    );
+  assert.equal(final.body.filter((i) => i.op === 'VOLUME').length, 0, 'no VOLUME (docs/deploy.md: /data)');
+  const labels = final.body
+    .filter((i) => i.op === 'LABEL')
+    .flatMap((i) => [...i.args.matchAll(/([\w.-]+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!] as const));
+  const label = new Map(labels);
+  const finalArgs = new Set(final.body.filter((i) => i.op === 'ARG').map((i) => i.args.split('=')[0]));
+  for (const [name, arg] of [
+    ['org.opencontainers.image.source', 'SOURCE'],
+    ['org.opencontainers.image.version', 'VERSION'],
+    ['org.opencontainers.image.revision', 'REVISION'],
+  ] as const) {
+    assert.equal(label.get(name), `\${${arg}}`, `${name} from the build argument ${arg}`);
+    assert.ok(finalArgs.has(arg), `ARG ${arg} in the runtime stage`);
+  }
+  assert.equal(label.get('org.opencontainers.image.licenses'), pkg.license);
+  const version = final.body.find((i) => i.op === 'ARG' && i.args.startsWith('VERSION='))?.args.split('=')[1];
+  assert.equal(version, pkg.version, "VERSION's default is package.json's version");
 });

@@ -19,9 +19,19 @@ Names, labels, and what each role is: the roles and consumer groups of services/
 {{- end }}
 {{- end }}
 
+{{/*
+The full name cut to leave room for a suffix: every name the chart makes is <this>-<suffix>, the
+longest suffix being "-aggregator-headless" (20 characters), so that with any release name Helm
+accepts (at most 53 characters) every name fits in 63 characters, the limit of a DNS label, and
+two names never collide by being cut.
+*/}}
+{{- define "tally.prefix" -}}
+{{- include "tally.fullname" . | trunc 42 | trimSuffix "-" }}
+{{- end }}
+
 {{/* The name of a role's objects: (dict "root" $ "role" "gateway") → tally-gateway */}}
 {{- define "tally.roleName" -}}
-{{- printf "%s-%s" (include "tally.fullname" .root | trunc 50 | trimSuffix "-") .role }}
+{{- printf "%s-%s" (include "tally.prefix" .root) .role }}
 {{- end }}
 
 {{- define "tally.serviceAccountName" -}}
@@ -106,14 +116,84 @@ force margin of 5 s (services/main.ts), and 5 s more. */}}
 {{- add $drain 5 5 (int .r.preStopSleepSeconds) }}
 {{- end }}
 
-{{/* A Secret the chart makes for URLs given in values; it exists before the migration hook runs. */}}
+{{/* The Secret the chart makes for URLs given in values, read by the roles (a release object). */}}
 {{- define "tally.backendsSecretName" -}}
-{{- printf "%s-backends" (include "tally.fullname" .) }}
+{{- printf "%s-backends" (include "tally.prefix" .) }}
+{{- end }}
+
+{{/* Its copy for the migration hook, which runs before the release's objects exist. */}}
+{{- define "tally.migrateSecretName" -}}
+{{- printf "%s-migrate" (include "tally.prefix" .) }}
+{{- end }}
+
+{{/* The Secret with KEDA's non-secret Kafka settings (SASL mechanism, user name, TLS). */}}
+{{- define "tally.kedaKafkaSecretName" -}}
+{{- printf "%s-keda-kafka" (include "tally.prefix" .) }}
+{{- end }}
+
+{{/*
+Where KEDA's operator reaches Kafka. It runs in its own namespace, where a Service name of the
+release's namespace does not resolve: keda.bootstrapServers when set (Kafka outside the cluster,
+or seen from KEDA by another name), else kafka.brokers with every host name without a dot
+qualified as <host>.<release namespace>.svc. Names with a dot (other namespaces, FQDNs, IPs) are
+kept as they are.
+*/}}
+{{- define "tally.kedaBootstrapServers" -}}
+{{- if .Values.keda.bootstrapServers }}
+{{- .Values.keda.bootstrapServers }}
+{{- else }}
+{{- $out := list }}
+{{- range $addr := splitList "," .Values.kafka.brokers }}
+{{- $addr = trim $addr }}
+{{- $host := regexReplaceAll ":[0-9]+$" $addr "" }}
+{{- $port := regexFind "[0-9]+$" $addr }}
+{{- if contains "." $host }}
+{{- $out = append $out $addr }}
+{{- else }}
+{{- $out = append $out (printf "%s.%s.svc:%s" $host $.Release.Namespace $port) }}
+{{- end }}
+{{- end }}
+{{- join "," $out }}
+{{- end }}
+{{- end }}
+
+{{/* KEDA's name of the SASL mechanism of kafka.sasl.mechanism. */}}
+{{- define "tally.kedaSasl" -}}
+{{- get (dict "plain" "plaintext" "scram-sha-256" "scram_sha256" "scram-sha-512" "scram_sha512") .Values.kafka.sasl.mechanism }}
+{{- end }}
+
+{{/* Whether the scalers need a TriggerAuthentication: Kafka asks for SASL or TLS. */}}
+{{- define "tally.kedaNeedsAuth" -}}
+{{- if or .Values.kafka.sasl.mechanism .Values.kafka.tls.enabled .Values.kafka.tls.caSecret.name }}true{{ end }}
+{{- end }}
+
+{{/* Whether any consumer role is scaled by KEDA. */}}
+{{- define "tally.kedaOn" -}}
+{{- $root := . }}
+{{- range $role, $_ := include "tally.consumerGroups" . | fromYaml }}
+{{- $r := index $root.Values.roles $role }}
+{{- if and $r.enabled $r.keda.enabled }}true{{ end }}
+{{- end }}
 {{- end }}
 
 {{- define "tally.needsBackendsSecret" -}}
 {{- $pg := .Values.postgres }}
 {{- if or (and (not $pg.urlSecret.name) $pg.url) (and (not .Values.redis.clusterNodes) (not .Values.redis.existingSecret.name) .Values.redis.url) }}true{{ end }}
+{{- end }}
+
+{{/* The keys of the chart's backends Secret. */}}
+{{- define "tally.backendsSecretData" -}}
+{{- $pg := .Values.postgres }}
+{{- if and (not $pg.urlSecret.name) $pg.url }}
+pg-url: {{ $pg.url | quote }}
+{{- with $pg.readUrls }}
+pg-read-urls: {{ join "," . | quote }}
+{{- end }}
+{{- end }}
+{{- $redis := .Values.redis }}
+{{- if and (not $redis.clusterNodes) (not $redis.existingSecret.name) $redis.url }}
+redis-url: {{ $redis.url | quote }}
+{{- end }}
 {{- end }}
 
 {{/* Which of the three PostgreSQL ways the values choose: urlSecret, url, credentials, or "". */}}
@@ -125,8 +205,13 @@ force margin of 5 s (services/main.ts), and 5 s more. */}}
 {{- end }}
 {{- end }}
 
-{{/* The PostgreSQL variables: TALLY_PG_URL, TALLY_PG_READ_URLS, TALLY_PG_SCHEMA, TALLY_PG_POOL_SIZE. */}}
+{{/* The PostgreSQL variables: TALLY_PG_URL, TALLY_PG_READ_URLS, TALLY_PG_SCHEMA, TALLY_PG_POOL_SIZE.
+The root context, or (dict "root" $ "migrate" true) for the migration Job (its own Secret copy). */}}
 {{- define "tally.pgEnv" -}}
+{{- $migrate := false }}
+{{- $ctx := . }}
+{{- if hasKey . "root" }}{{ $ctx = .root }}{{ $migrate = .migrate }}{{ end }}
+{{- with $ctx }}
 {{- $pg := .Values.postgres }}
 {{- $mode := include "tally.pgMode" . }}
 {{- if eq $mode "urlSecret" }}
@@ -139,13 +224,14 @@ force margin of 5 s (services/main.ts), and 5 s more. */}}
     secretKeyRef: { name: {{ $pg.urlSecret.name | quote }}, key: {{ $pg.urlSecret.readUrlsKey | quote }} }
 {{- end }}
 {{- else if eq $mode "url" }}
+{{- $secret := ternary (include "tally.migrateSecretName" .) (include "tally.backendsSecretName" .) $migrate }}
 - name: TALLY_PG_URL
   valueFrom:
-    secretKeyRef: { name: {{ include "tally.backendsSecretName" . | quote }}, key: pg-url }
+    secretKeyRef: { name: {{ $secret | quote }}, key: pg-url }
 {{- if $pg.readUrls }}
 - name: TALLY_PG_READ_URLS
   valueFrom:
-    secretKeyRef: { name: {{ include "tally.backendsSecretName" . | quote }}, key: pg-read-urls }
+    secretKeyRef: { name: {{ $secret | quote }}, key: pg-read-urls }
 {{- end }}
 {{- else if eq $mode "credentials" }}
 {{- /* Kubernetes expands $(PGUSER) and $(PGPASSWORD) from the variables defined before. */}}
@@ -168,6 +254,7 @@ force margin of 5 s (services/main.ts), and 5 s more. */}}
   value: {{ $pg.schema | quote }}
 - name: TALLY_PG_POOL_SIZE
   value: {{ $pg.poolSize | toString | quote }}
+{{- end }}
 {{- end }}
 
 {{/* The Redis variables. */}}

@@ -578,12 +578,12 @@ describe('backends closed to strangers', () => {
       for (const op of ['Read', 'Write', 'Describe']) assert.ok(allows('topic', topic, op), `${op} ${topic}`);
     assert.ok(allows('topic', 'deliveries.shop', 'Create'), 'Create deliveries.<destination>');
     for (const [, facts] of consumerRoles()) assert.ok(allows('group', facts.group, 'Read'), facts.group);
-    const main = readFileSync(join(REPO, 'services', 'main.ts'), 'utf8');
+    const main = readFileSync(join(REPO, 'services', 'roles.ts'), 'utf8'); // the role table wires the gateway
     const live = /groupId: `\$\{config\.groupPrefix\}(gateway-live-)\$\{/.exec(main)?.[1];
     assert.equal(
       live,
       'gateway-live-',
-      "main.ts names the gateway's live-feed groups gateway-live-<host>-<pid>",
+      "the role table names the gateway's live-feed groups gateway-live-<host>-<pid>",
     );
     assert.ok(allows('group', 'gateway-live-tally-gateway-6d9f-1', 'Read'), 'the live feed’s groups');
   });

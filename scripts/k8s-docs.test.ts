@@ -305,9 +305,9 @@ describe('docs/deploy.md', needsHelm, () => {
   });
 
   test('the live feed’s consumer groups are documented by the name the code gives them', () => {
-    const main = readFileSync(join(REPO, 'services', 'main.ts'), 'utf8');
+    const main = readFileSync(join(REPO, 'services', 'roles.ts'), 'utf8'); // the role table wires the gateway
     const prefix = /groupId: `\$\{config\.groupPrefix\}([a-z-]+)\$\{/.exec(main)?.[1];
-    assert.ok(prefix, 'main.ts names the live feed’s group');
+    assert.ok(prefix, 'the role table names the live feed’s group');
     const live = section("### The gateway's live feed");
     assert.ok(live.includes(`<groupPrefix>${prefix}<pod>-<pid>`), `the guide names ${prefix}<pod>-<pid>`);
     assert.match(live, /offsets\.retention\.minutes/);

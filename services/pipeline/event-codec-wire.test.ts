@@ -54,7 +54,7 @@ test('the hand-written codec knows every field of the Event message, in order', 
   assert.deepEqual(
     EventSchema.fields.map((f) => [f.number, f.localName]),
     WIRE_FIELDS.map((name, i) => [i + 1, name]),
-    'the Event message changed: teach services/infra/event-wire.ts the new field',
+    'the Event message changed: teach services/pipeline/event-codec-wire.ts the new field',
   );
 });
 

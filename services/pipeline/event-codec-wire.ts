@@ -5,7 +5,7 @@
  * `toBinary(EventSchema, …)` writes, and the reading gives what `fromBinary` gives; whatever this
  * code does not handle (fields unknown to this version, negative or huge timestamps, a field sent
  * twice, a string that may not be UTF-8, malformed bytes) is left to protobuf-es by returning
- * undefined. event-wire.test.ts holds
+ * undefined; call it only through event-codec.ts. event-codec-wire.test.ts holds
  * it to both on random events and random bytes, and fails when the Event message gains a field.
  *
  * Event (proto/tally/v1/event.proto): 1 id, 2 type, 3 target, 4 user_id, 5 ip (strings);

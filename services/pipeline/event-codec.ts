@@ -48,7 +48,7 @@ export function eventTimeMs(event: Event): number {
   return at ? timestampToMs(at) : Number.NaN;
 }
 
-/** The log payload: binary protobuf (event-wire.ts, else protobuf-es). */
+/** The log payload: binary protobuf (event-codec-wire.ts, else protobuf-es). */
 export function encodeEvent(event: Event): Uint8Array {
   return writeEvent(event) ?? toBinary(EventSchema, event);
 }

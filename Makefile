@@ -32,6 +32,8 @@ migrate: install services-up ## Apply the PostgreSQL schema
 	source scripts/services-env.sh && bin/tally migrate
 
 test: install ## Lint, then every test (unit, and integration on the real servers, Redis Cluster included)
+	scripts/install-helm.sh >/dev/null
+	scripts/install-k6.sh >/dev/null
 	scripts/services-up.sh --redis-cluster
 	$(NPM) run lint
 	source scripts/services-env.sh && $(NPM) test

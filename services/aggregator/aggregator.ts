@@ -2,9 +2,10 @@
  * The aggregator role (group `group_aggregation`): hourly summaries
  * (target, hour, type, count, sum) by event time, exactly once.
  *
- * One PostgreSQL transaction per batch: lock the partition's stored offset,
- * skip records at or below it (a redelivery), skip event ids already folded
- * in (a client retry), upsert the summaries, store the next offset. The Kafka
+ * One PostgreSQL transaction per batch: lock the partition's stored next
+ * offset, skip records below it (applied before: a redelivery), skip event ids
+ * already folded in (a client retry), upsert the summaries, store the offset
+ * after the batch's last record as the next one. The Kafka
  * commit that follows only tells lag monitors how far the group is.
  */
 import { summarize } from '../domain/report.ts';

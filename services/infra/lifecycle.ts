@@ -9,7 +9,7 @@ export interface Stoppable {
   stop(): Promise<void>;
 }
 
-/** Runs `fn`, rejecting with `message` if it takes longer than `ms`. */
+/** Resolves as `promise` does, or rejects with `onTimeout()` once `ms` have passed first. */
 export async function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {

@@ -1,7 +1,8 @@
 /**
  * The counter store port: live counts and sums per (target, type), applied
  * exactly once per event id. Adapters: Redis standalone or Cluster
- * (redis-counter-store.ts); an embedded one can plug in without touching a role.
+ * (redis-counter-store.ts) and in memory with a journal (embedded-counter-store.ts);
+ * both pass counter-store.contract.ts.
  */
 
 /** One event's contribution to its (target, type) counter. */

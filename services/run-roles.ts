@@ -14,6 +14,7 @@ import type { Logger } from './infra/logger.ts';
 import { createMetricsRegistry } from './infra/metrics.ts';
 import { Readiness } from './infra/readiness.ts';
 import { migrate } from './infra/sql/migrate.ts';
+import { afterReady } from './infra/sql/sql-database.ts';
 import { serviceNamedByEnv, startTracing, type Tracing } from './infra/tracing.ts';
 import { ROLE_TABLE, ROLES, type Role, type RoleWiring } from './roles.ts';
 
@@ -140,11 +141,23 @@ export async function runRoles(
       const backend = backends[port];
       if (backend) logger.info('backend', { port, adapter: backend.description });
     }
-    readiness = new Readiness(backendChecks(backends, config.topics.events));
     if (backends.sql && config.pg.migrate) {
-      const applied = await migrate(backends.sql, config.pg.schema);
-      if (applied.length > 0) logger.info('applied migrations', { applied });
+      // Migrations run while the edge starts (an embedded database's first start takes seconds);
+      // the roles' SQL waits for them, and a migration that fails stops the process.
+      const sql = backends.sql;
+      const migrated = migrate(sql, config.pg.schema).then(
+        (applied) => {
+          if (applied.length > 0) logger.info('applied migrations', { applied });
+        },
+        (error: unknown) => {
+          logger.error('migrations failed', { error });
+          options.onFatal?.(error);
+          throw error;
+        },
+      );
+      backends = { ...backends, sql: afterReady(sql, migrated) };
     }
+    readiness = new Readiness(backendChecks(backends, config.topics.events));
     // The one place topics are ensured: every role that reads or writes them runs after this.
     await backends.log?.ensureTopics([
       { name: config.topics.events, partitions: config.topics.eventsPartitions },

@@ -22,3 +22,28 @@ export interface SqlDatabase extends SqlExecutor {
   readonly reader: SqlExecutor;
   close(): Promise<void>;
 }
+
+/**
+ * `db` whose every call first waits for `ready` (say, the schema's migrations), and fails with its
+ * error when it failed. The process's roles get this view while migrations run in the background.
+ */
+export function afterReady(db: SqlDatabase, ready: Promise<unknown>): SqlDatabase {
+  ready.catch(() => {}); // reported by every call
+  const gate =
+    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      await ready;
+      return fn(...args);
+    };
+  const gated = <E extends SqlExecutor>(executor: E): SqlExecutor => ({
+    query: gate(executor.query.bind(executor)) as SqlExecutor['query'],
+    exec: gate(executor.exec.bind(executor)),
+  });
+  return {
+    description: db.description,
+    ...gated(db),
+    reader: gated(db.reader),
+    transaction: gate(db.transaction.bind(db)) as SqlDatabase['transaction'],
+    close: () => db.close(),
+  };
+}

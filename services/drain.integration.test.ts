@@ -140,14 +140,28 @@ test('SIGTERM while the group waits on a dead member: the consumer does not wait
   // A member dies without leaving; a new one asks to join. The group now waits for the dead
   // member until its session times out (30 s), and every live member's rejoin waits with it.
   await dead.kill('SIGKILL');
+  const killedAt = Date.now();
   joining = startTally(['persister'], env, 120_000);
   joining.catch(() => {});
-  await new Promise((resolve) => setTimeout(resolve, 6_000));
+  // The live member learns of the rebalance at its next heartbeat and logs that it re-joins: from
+  // then on its rejoin waits on the dead member. SIGTERM comes in that wait, well before the dead
+  // member's session (30 s) runs out.
+  await waitFor(
+    () => draining.lines.some((line) => line.includes('The group is rebalancing, re-joining')),
+    () => `the live member did not start to re-join:\n${draining.lines.slice(-6).join('\n')}`,
+    20_000,
+    50,
+  );
+  assert.ok(Date.now() - killedAt < 25_000, 'the dead member is still in the group');
   const code = await draining.kill('SIGTERM');
   assert.equal(code, 0, `exit ${code}:\n${draining.lines.slice(-6).join('\n')}`);
   assert.ok(
     !draining.lines.some((line) => line.includes('drain timed out')),
     'the drain finished before its deadline',
+  );
+  assert.ok(
+    draining.lines.some((line) => line.includes('left without waiting for the group coordinator')),
+    'the stop found the rejoin waiting on the coordinator, and went on without it',
   );
 });
 

@@ -108,7 +108,13 @@ test('embedded mode counts exactly over REST and gRPC, through kill -9 and resta
     async () => `phase 1 not exact: ${JSON.stringify([...(await observed(tally, targets, days)).counters])}`,
   );
   const track = await http(tally.httpPort!, 'POST', '/event_track/', { url: legacyTarget });
-  assert.deepEqual(track.body, { url: legacyTarget, events: [{ type: 'CLICK', count: 1 }] });
+  assert.deepEqual(track.body, {
+    url: legacyTarget,
+    events: [
+      { type: 'CLICK', count: 1 },
+      { type: 'VIEW', count: 0 },
+    ],
+  });
 
   // Phase 2: a steady gRPC stream with retries; kill -9 mid-stream; restart; finish.
   const now = Date.now();

@@ -14,12 +14,12 @@ import { after, before, describe, test } from 'node:test';
 import { create, fromBinary, fromJson, type JsonValue, toBinary } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
-import { defaultEventLimits, validateEvent } from './domain/event-rules.ts';
+import { defaultEventLimits, isIpAddress, validateEvent } from './domain/event-rules.ts';
 import { type Event, EventSchema } from './gen/tally/v1/event_pb.js';
 import { PublishBatchRequestSchema, PublishRequestSchema } from './gen/tally/v1/ingest_pb.js';
 import { type AppError, Code } from './infra/app-error.ts';
 import { toEventInput } from './pipeline/event-codec.ts';
-import { requireRealServers, testNamespace } from './testing/real-servers.ts';
+import { requireRealServers, testNamespace, waitFor } from './testing/real-servers.ts';
 import { Backends, type EventInit, ingestClient } from './testing/tally-client.ts';
 import { startTally, type TallyProcess } from './testing/tally-process.ts';
 
@@ -129,10 +129,12 @@ function judge(method: string, path: string, bytes: Uint8Array): Verdict {
   if (method === 'PUT') {
     for (const k of ['uuid', 'type', 'ip', 'url'])
       if (typeof str(k) !== 'string') return { ok: false, field: k };
+    // The seed routes drop an ip that is not an address (it is kept as the attribute raw_ip).
+    const ip = str('ip') as string;
     const event = create(EventSchema, {
       id: str('uuid') as string,
       type: str('type') as string,
-      ip: str('ip') as string,
+      ip: isIpAddress(ip) ? ip : '',
       target: str('url') as string,
     });
     const v = judgeEvents([event], () => 'event.');
@@ -245,7 +247,6 @@ describe('hostile input over REST and gRPC', () => {
     const warm = await send(tally.httpPort!, 'POST', '/v1/events', JSON.stringify(VALID));
     assert.equal(warm.status, 200, warm.text);
     accepted += 1n;
-    await new Promise((r) => setTimeout(r, 1_000));
     rssBefore = rssKiB(pid);
     offsetsBefore = 0n;
   });
@@ -259,6 +260,21 @@ describe('hostile input over REST and gRPC', () => {
   });
 
   const port = () => tally.httpPort!;
+  /** The `tally_http_requests_total` sample with exactly `labels`, read from the gateway's /metrics. */
+  const requestsCounted = async (labels: string): Promise<number> => {
+    const text = (await send(port(), 'GET', '/metrics')).text;
+    const line = text.split('\n').find((l) => l.startsWith(`tally_http_requests_total{${labels}} `));
+    return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+  };
+  /**
+   * The log lines at level error so far. Call it after an answer of the process: the process writes
+   * its log to the pipe synchronously, before it answers, and a turn of this event loop reads what
+   * was already in the pipe when the answer arrived.
+   */
+  const errorLines = async (): Promise<string[]> => {
+    await new Promise((r) => setImmediate(r));
+    return tally.lines.filter((l) => /"level":"error"/.test(l));
+  };
   const postAll = async (method: string, path: string, bytes: Uint8Array) => {
     const r = await send(port(), method, path, bytes);
     accepted += BigInt(check(method, path, bytes, r));
@@ -662,7 +678,11 @@ describe('hostile input over REST and gRPC', () => {
   });
 
   test('a client hanging up mid-body is not an internal error', async () => {
-    const errorsBefore = tally.lines.filter((l) => /"level":"error"/.test(l)).length;
+    // The request is counted (499: the client left) once the gateway has handled the hang-up, and
+    // so after it would have logged the error of a 500.
+    const aborted = 'route="/v1/events",method="POST",code="499"';
+    const abortedBefore = await requestsCounted(aborted);
+    const errorsBefore = (await errorLines()).length;
     await new Promise<void>((resolve) => {
       const socket = new Socket();
       socket.on('error', () => resolve());
@@ -674,8 +694,13 @@ describe('hostile input over REST and gRPC', () => {
         setTimeout(() => socket.destroy(), 200);
       });
     });
-    await new Promise((r) => setTimeout(r, 500));
-    const errors = tally.lines.filter((l) => /"level":"error"/.test(l)).slice(errorsBefore);
+    await waitFor(
+      async () => (await requestsCounted(aborted)) === abortedBefore + 1,
+      async () => `the hang-up is not counted: ${await requestsCounted(aborted)} (before: ${abortedBefore})`,
+      30_000,
+      50,
+    );
+    const errors = (await errorLines()).slice(errorsBefore);
     assert.deepEqual(errors, [], "an aborted body is the client's problem, not a logged 500");
   });
 
@@ -739,13 +764,11 @@ describe('hostile input over REST and gRPC', () => {
       offsetsBefore + accepted,
       'the events topic moved by exactly the accepted events',
     );
-    await new Promise((r) => setTimeout(r, 2_000));
     const rssAfter = rssKiB(pid);
     t.diagnostic(
       `RSS before ${(rssBefore / 1024).toFixed(1)} MiB, after ${(rssAfter / 1024).toFixed(1)} MiB (+${((rssAfter - rssBefore) / 1024).toFixed(1)} MiB); ${accepted} events accepted`,
     );
     assert.ok(rssAfter - rssBefore < 300 * 1024, `RSS grew by ${(rssAfter - rssBefore) / 1024} MiB`);
-    const errors = tally.lines.filter((l) => /"level":"error"/.test(l));
-    assert.deepEqual(errors, [], 'no error logged');
+    assert.deepEqual(await errorLines(), [], 'no error logged');
   });
 });

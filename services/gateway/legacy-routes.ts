@@ -1,7 +1,9 @@
 /**
  * The seed event counter's REST routes, kept as compatible aliases of the
- * /v1 API with exactly its request and response shapes.
+ * /v1 API with exactly its request and response shapes, and the seed's
+ * leniencies where they are harmless (an unparseable ip; see README).
  */
+import { isIpAddress } from '../domain/event-rules.ts';
 import type { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import type { QueryService } from '../gen/tally/v1/query_pb.js';
 import { AppError } from '../infra/app-error.ts';
@@ -32,8 +34,8 @@ export function legacyRoutes(deps: LegacyDeps): LegacyRoute[] {
         const event = {
           id: optionalString(body, 'uuid'),
           type: optionalString(body, 'type'),
-          ip: optionalString(body, 'ip'),
           target: optionalString(body, 'url'),
+          ...seedIp(optionalString(body, 'ip')),
         };
         try {
           await ctx.publish(event);
@@ -50,10 +52,7 @@ export function legacyRoutes(deps: LegacyDeps): LegacyRoute[] {
         const body = objectBody(await ctx.json());
         const url = requiredString(body, 'url');
         const counters = await deps.query.getCounters({ target: url });
-        sendJson(ctx.response, 200, {
-          url,
-          events: counters.counts.map((c) => ({ type: c.type, count: Number(c.count) })),
-        });
+        sendJson(ctx.response, 200, { url, events: seedTrack(counters.counts) });
       },
     },
     {
@@ -80,6 +79,41 @@ export function legacyRoutes(deps: LegacyDeps): LegacyRoute[] {
 /** The verb and paths of a documented route (route-docs.ts describes it in the OpenAPI document). */
 function served(doc: RouteDoc): Pick<LegacyRoute, 'verb' | 'paths'> {
   return { verb: doc.verb, paths: [doc.path, ...doc.aliases] };
+}
+
+/** Longest `raw_ip` attribute kept from an unparseable seed ip, in UTF-16 code units. */
+export const MAX_RAW_IP_CHARS = 64;
+
+/**
+ * The seed accepted any text as `ip` (its own README and traffic generator send
+ * `323.3253.34.999`). An address is kept; anything else is dropped, so the server fills the ip
+ * from the request as for any event without one, and kept as the attribute `raw_ip`, cut to
+ * {@link MAX_RAW_IP_CHARS} — unless it holds text no attribute may hold (control characters,
+ * invalid Unicode), then it is dropped altogether.
+ */
+export function seedIp(ip: string): { ip: string; attributes?: Record<string, string> } {
+  if (ip === '' || isIpAddress(ip)) return { ip };
+  let raw = ip.slice(0, MAX_RAW_IP_CHARS);
+  if (/[\uD800-\uDBFF]$/.test(raw)) raw = raw.slice(0, -1); // the cut split a surrogate pair
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what an attribute may not hold
+  const unfit = /[\u0000-\u001f\u007f-\u009f\ufffd]/.test(raw) || !raw.isWellFormed();
+  return unfit ? { ip: '' } : { ip: '', attributes: { raw_ip: raw } };
+}
+
+/** The types every seed answer starts with, in this order, zero-filled: its clients index into them. */
+export const SEED_TYPES: readonly string[] = ['CLICK', 'VIEW'];
+
+/** `/event_track/`'s `events`: CLICK and VIEW first (0 when never seen), then the other types in `counts`' order. */
+export function seedTrack(
+  counts: readonly { type: string; count: bigint }[],
+): { type: string; count: number }[] {
+  const byType = new Map(counts.map((c) => [c.type, Number(c.count)]));
+  return [
+    ...SEED_TYPES.map((type) => ({ type, count: byType.get(type) ?? 0 })),
+    ...counts
+      .filter((c) => !SEED_TYPES.includes(c.type))
+      .map((c) => ({ type: c.type, count: Number(c.count) })),
+  ];
 }
 
 function objectBody(body: unknown): Record<string, unknown> {

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { createEmbeddedEventLog } from '../infra/log/embedded-event-log.ts';
 import { createLogger } from '../infra/logger.ts';
@@ -31,9 +31,9 @@ async function value(registry: Registry, name: string, labels: Record<string, st
 }
 
 async function until(probe: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
+  const deadline = performance.now() + 15_000; // Date is mocked in the test below
   while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
@@ -52,7 +52,11 @@ test('a consumer counts its batches, the events its sink holds, their latency, a
     { name: topic, partitions: 2 },
     { name: dlqTopic, partitions: 1 },
   ]);
+  // Date is mocked (timers are not): the log stamps every record at `now`, and the consumer sees
+  // them 1.5 s later, so each event's visible latency is exactly 1.5 s.
   const now = Date.now();
+  mock.timers.enable({ apis: ['Date'], now });
+  t.after(() => mock.timers.reset());
   const good = (i: number) => ({
     key: `u${i % 4}`,
     value: encodeEvent(
@@ -77,6 +81,7 @@ test('a consumer counts its batches, the events its sink holds, their latency, a
       { key: 'u2', value: invalid },
     ]);
 
+  mock.timers.setTime(now + 1_500);
   const registry = createMetricsRegistry({ defaultMetrics: false });
   let failOnce = true;
   let held = 0;
@@ -105,7 +110,7 @@ test('a consumer counts its batches, the events its sink holds, their latency, a
   const group = { group: groupId };
   assert.equal(await value(registry, 'tally_sink_events_total', sink), 20);
   assert.equal(await value(registry, 'tally_sink_visible_latency_seconds', sink, '_count'), 20);
-  assert.ok((await value(registry, 'tally_sink_visible_latency_seconds', sink, '_sum')) >= 0);
+  assert.equal(await value(registry, 'tally_sink_visible_latency_seconds', sink, '_sum'), 20 * 1.5);
   // The failed batch is redelivered, and its poison records dead-lettered again: the counts match the topic.
   const undecodable = await value(registry, 'tally_dlq_records_total', { ...group, reason: 'undecodable' });
   const invalidCount = await value(registry, 'tally_dlq_records_total', { ...group, reason: 'invalid' });

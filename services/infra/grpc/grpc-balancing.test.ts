@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { lookup } from 'node:dns/promises';
+import { EventEmitter } from 'node:events';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { IngestService } from '../../gen/tally/v1/ingest_pb.js';
@@ -22,6 +23,8 @@ interface Backend {
   calls: number;
   /** How long Publish takes, ms. */
   delayMs: number;
+  /** While set, Publish waits for it before answering (calls held in flight). */
+  gate: Promise<void> | undefined;
   /** Refuses new calls and closes, as a stopping process does (GrpcRegistry.drain, then shutdown). */
   stop(timeoutMs: number): Promise<void>;
 }
@@ -33,10 +36,12 @@ async function startBackend(
   maxConnectionAgeMs?: number,
 ): Promise<Backend> {
   const registry = new GrpcRegistry(logger);
-  const backend = { name, calls: 0, delayMs: 0 } as Backend;
+  const backend = { name, calls: 0, delayMs: 0, gate: undefined } as Backend;
   registry.register(IngestService, {
     async publish() {
       backend.calls++;
+      publishEntered.emit('call');
+      if (backend.gate) await backend.gate;
       if (backend.delayMs > 0) await new Promise((r) => setTimeout(r, backend.delayMs));
       return { id: name };
     },
@@ -59,6 +64,39 @@ async function startBackend(
 }
 
 type Ingest = ServiceClient<typeof IngestService.method>;
+
+/** Emits 'call' each time a backend enters Publish (after counting it). */
+const publishEntered = new EventEmitter();
+
+/** Resolves once `condition()` holds, checked at each Publish entered; fails naming `what()` after 10 s. */
+function untilCalls(condition: () => boolean, what: () => string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (!condition()) return;
+      done();
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`not within 10 s: ${what()}`));
+    }, 10_000);
+    const done = () => {
+      clearTimeout(timer);
+      publishEntered.off('call', check);
+    };
+    publishEntered.on('call', check);
+    check();
+  });
+}
+
+/** A gate for {@link Backend.gate}: calls wait on `promise` until `open()`. */
+function gate(): { promise: Promise<void>; open(): void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
 
 /** Calls until every backend has answered once (each address connected), then zeroes the counts. */
 async function untilAllServe(client: Ingest, backends: Backend[]): Promise<void> {
@@ -128,24 +166,63 @@ test('a multi-address target: calls spread evenly over every server; deadlines a
   assert.equal(refused.field, 'events');
   assert.match(refused.message, /^[abc] refuses batches$/);
 
-  // A deadline still holds, whichever server the call goes to.
-  for (const b of backends) b.delayMs = 1_000;
-  const started = performance.now();
-  await assert.rejects(
-    client.publish({}, { timeoutMs: 100 }),
-    (e: unknown) => e instanceof AppError && e.code === Code.DEADLINE_EXCEEDED,
-  );
-  assert.ok(performance.now() - started < 900, 'the deadline did not hold');
+  // A deadline still holds, whichever server the call goes to: no server answers until the gate
+  // opens, so each call ends by its own 100 ms deadline, long before the client's 5 s default.
+  const held = gate();
+  t.after(held.open);
+  for (const b of backends) b.gate = held.promise;
+  for (let i = 0; i < backends.length; i++) {
+    const started = performance.now();
+    await assert.rejects(
+      client.publish({}, { timeoutMs: 100 }),
+      (e: unknown) => e instanceof AppError && e.code === Code.DEADLINE_EXCEEDED,
+    );
+    assert.ok(performance.now() - started < 4_000, 'the call waited past its own deadline');
+  }
+  held.open();
 });
 
 /** A TCP relay to `port` on 127.0.0.1 whose `drop()` cuts every connection, as a vanished pod's do. */
-async function relay(
-  port: number,
-): Promise<{ port: number; connections: () => number; drop(): void; freeze(): void }> {
+async function relay(port: number): Promise<{
+  port: number;
+  connections: () => number;
+  /** Resolves once the relay has accepted `count` connections in all; fails after 10 s. */
+  connected(count: number): Promise<void>;
+  /** Resolves once every connection the client opened is closed by the client; fails after 10 s. */
+  clientsClosed(): Promise<void>;
+  drop(): void;
+  freeze(): void;
+}> {
   const sockets = new Set<Socket>();
+  const incomings = new Set<Socket>();
+  const events = new EventEmitter();
   let connections = 0;
+  const until = (condition: () => boolean, what: () => string) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!condition()) return;
+        done();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`not within 10 s: ${what()}`));
+      }, 10_000);
+      const done = () => {
+        clearTimeout(timer);
+        events.off('change', check);
+      };
+      events.on('change', check);
+      check();
+    });
   const server = createServer((incoming) => {
     connections++;
+    incomings.add(incoming);
+    incoming.on('close', () => {
+      incomings.delete(incoming);
+      events.emit('change');
+    });
+    events.emit('change');
     const outgoing = connect(port, '127.0.0.1');
     for (const [from, to] of [
       [incoming, outgoing],
@@ -161,12 +238,26 @@ async function relay(
   return {
     port: (server.address() as AddressInfo).port,
     connections: () => connections,
-    /** Forwards nothing more, either way, and keeps every connection open: a host gone silent. */
+    connected: (count) =>
+      until(
+        () => connections >= count,
+        () => `${connections} connection(s), not ${count}`,
+      ),
+    clientsClosed: () =>
+      until(
+        () => incomings.size === 0,
+        () => `${incomings.size} client connection(s) still open`,
+      ),
+    /**
+     * Forwards nothing more, either way, and keeps every connection open: a host gone silent. What
+     * the client sends is read and discarded, so its closing a connection is seen.
+     */
     freeze() {
       server.close();
       for (const socket of sockets) {
         socket.unpipe();
-        socket.pause();
+        if (incomings.has(socket)) socket.resume();
+        else socket.pause();
       }
     },
     drop() {
@@ -187,19 +278,34 @@ test('a server that stops leaves the rotation: no call fails, the others take al
   t.after(() => client.close());
   await untilAllServe(client, backends);
 
-  // b stops as a draining process does while calls keep coming, some in flight on b:
-  // those finish, the next ones go to a and c.
+  // b stops as a draining process does while calls keep coming. b holds the calls it gets until
+  // it has begun to stop; each of the 6 callers in turn lands on b and waits there, so once b holds
+  // 6 calls every call in flight is on b (none half-delivered anywhere). b then stops: those 6
+  // finish, and the rest of the 300 go to a and c.
   for (const x of backends) x.delayMs = 5;
+  const bHolds = gate();
+  b.gate = bHolds.promise;
   const during = calls(client, 300, 6);
-  await new Promise((r) => setTimeout(r, 150));
-  assert.ok(b.calls > 0, 'b got calls before it stopped');
-  await b.stop(5_000);
+  await untilCalls(
+    () => b.calls === 6,
+    () => `b holds ${b.calls} of the 6 callers`,
+  );
+  const stopping = b.stop(5_000);
+  bHolds.open();
+  await stopping;
   const duringAnswers = await during;
   assert.deepEqual(
     duringAnswers.filter((x) => x instanceof AppError),
     [],
     'a call failed while b stopped',
   );
+  assert.equal(b.calls, 6, 'a stopping server got calls');
+  assert.equal(
+    duringAnswers.filter((x) => x === 'b').length,
+    6,
+    'the calls in flight on b were answered by b',
+  );
+  assert.equal(duringAnswers.length, 300);
 
   for (const x of backends) x.calls = 0;
   const after = tally(await calls(client, 30));
@@ -208,12 +314,19 @@ test('a server that stops leaves the rotation: no call fails, the others take al
 
   // c's connection drops with calls in flight (the pod vanished, no goodbye): those calls fail
   // UNAVAILABLE (they had been sent: gRPC cannot know whether c handled them), and only those.
+  // c holds its calls; the drop comes once each of the 10 calls has reached a or c.
   a.delayMs = 0;
-  c.delayMs = 2_000;
+  c.delayMs = 0;
+  const cHolds = gate();
+  t.after(cHolds.open);
+  c.gate = cHolds.promise;
   a.calls = 0;
   c.calls = 0;
   const crashing = calls(client, 10, 10);
-  await new Promise((r) => setTimeout(r, 200));
+  await untilCalls(
+    () => a.calls + c.calls === 10,
+    () => `a=${a.calls} c=${c.calls} of 10 calls`,
+  );
   const inFlightOnC = c.calls;
   assert.ok(inFlightOnC > 0, 'c got calls before it went away');
   toC.drop();
@@ -225,6 +338,7 @@ test('a server that stops leaves the rotation: no call fails, the others take al
 
   // The next calls all go to a, the one left.
   c.calls = 0;
+  cHolds.open();
   assert.deepEqual(tally(await calls(client, 20, 4)), { a: 20 });
   assert.equal(c.calls, 0);
 });
@@ -237,28 +351,21 @@ test('the server ends old connections (max connection age): the client reconnect
   const client = createGrpcClient(IngestService, `127.0.0.1:${toA.port}`, { defaultTimeoutMs: 5_000 });
   t.after(() => client.close());
 
-  // A client stream longer than several connection ages: all of it arrives.
-  async function* slowly() {
-    for (let i = 0; i < 15; i++) {
-      yield {};
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  // A client stream begun on the first connection that goes on after the server asked the client
+  // to reconnect (the relay saw a second connection): all of it arrives.
+  async function* acrossReconnect() {
+    for (let i = 0; i < 5; i++) yield {};
+    await toA.connected(2);
+    for (let i = 0; i < 10; i++) yield {};
   }
-  const streamed = client.publishStream(slowly());
+  const streamed = client.publishStream(acrossReconnect());
   // Unary calls meanwhile and after: each gets its answer, on a fresh connection once the old one
   // is asked to go away.
-  const answers = tally(
-    await calls(client, 40, 1).then(async (first) => {
-      await new Promise((r) => setTimeout(r, 600));
-      return [...first, ...(await calls(client, 10, 1))];
-    }),
-  );
+  const first = await calls(client, 40, 1);
+  await toA.connected(2);
+  const answers = tally([...first, ...(await calls(client, 10, 1))]);
   assert.equal((await streamed).accepted, 15n);
   assert.deepEqual(answers, { a: 50 });
-  assert.ok(
-    toA.connections() >= 2,
-    `the client used ${toA.connections()} connection(s) over ~2 s at a 400 ms age`,
-  );
 });
 
 test('a server gone silent (no close, no answer) leaves the rotation once keepalive finds it out', async (t) => {
@@ -275,9 +382,9 @@ test('a server gone silent (no close, no answer) leaves the rotation once keepal
   await untilAllServe(client, [a, b]);
 
   toB.freeze();
-  // The next keepalive ping goes unanswered: within a ping and its timeout the connection to b is
-  // dropped, and every call after that is a's, none waiting for its deadline on b.
-  await new Promise((r) => setTimeout(r, 1_000));
+  // The next keepalive ping goes unanswered: within a ping and its timeout the client drops its
+  // connection to b, and every call after that is a's, none waiting for its deadline on b.
+  await toB.clientsClosed();
   a.calls = 0;
   b.calls = 0;
   const answers = [];

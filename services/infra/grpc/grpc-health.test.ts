@@ -89,10 +89,14 @@ function healthClient(port: number) {
   };
 }
 
-/** An ingest service whose Publish waits for `release` (a call in flight), answering `id`. */
-function slowIngest(release: Promise<void>) {
+/**
+ * An ingest service whose Publish calls `onEnter` once the handler runs, then waits for `release`
+ * (a call in flight), answering `id`.
+ */
+function slowIngest(release: Promise<void>, onEnter: () => void = () => {}) {
   return {
     async publish() {
+      onEnter();
       await release;
       return { id: 'done' };
     },
@@ -117,8 +121,12 @@ test('Check: NOT_SERVING while starting, SERVING when ready, per registered serv
   const released = new Promise<void>((r) => {
     release = r;
   });
+  let entered!: () => void;
+  const handlerEntered = new Promise<void>((r) => {
+    entered = r;
+  });
   const registry = new GrpcRegistry(logger);
-  registry.register(IngestService, slowIngest(released));
+  registry.register(IngestService, slowIngest(released, entered));
   assert.deepEqual(registry.serviceNames, ['tally.v1.IngestService', 'grpc.health.v1.Health']);
   const server = await registry.listen({ host: '127.0.0.1', port: 0, maxMessageBytes: 1 << 20 });
   t.after(() => server.shutdown(1_000));
@@ -146,7 +154,7 @@ test('Check: NOT_SERVING while starting, SERVING when ready, per registered serv
   const ingest = createGrpcClient(IngestService, `127.0.0.1:${server.port}`, { defaultTimeoutMs: 5_000 });
   t.after(() => ingest.close());
   const inFlight = ingest.publish({});
-  await new Promise((r) => setTimeout(r, 100));
+  await handlerEntered; // the server holds the call: it is in flight when the drain begins
   registry.drain();
   registry.setServing(true); // too late: draining is for good
   assert.equal(await health.check(''), ServingStatus.NOT_SERVING);
@@ -284,8 +292,18 @@ test('a running `tally gateway ingest`: Check answers NOT_SERVING while the gate
   t.after(() => socket.destroy());
   await new Promise<void>((resolve) => socket.once('connect', resolve));
   socket.write('POST /v1/events HTTP/1.1\r\nHost: tally\r\nContent-Type: application/json\r\n');
-  socket.write('Content-Length: 100\r\n\r\n{"event":');
-  await new Promise((r) => setTimeout(r, 200));
+  // Expect: 100-continue makes node:http answer "100 Continue" as it hands the request to the
+  // gateway's handler, so the request is known to be in flight before the signal.
+  const continued = new Promise<string>((resolve) => {
+    let seen = '';
+    socket.on('data', (chunk: Buffer) => {
+      seen += chunk.toString('latin1');
+      if (seen.includes('\r\n\r\n')) resolve(seen);
+    });
+  });
+  socket.write('Expect: 100-continue\r\nContent-Length: 100\r\n\r\n');
+  assert.match(await continued, /^HTTP\/1\.1 100 Continue\r\n/);
+  socket.write('{"event":');
 
   tally.child.kill('SIGTERM');
   const deadline = Date.now() + 5_000;

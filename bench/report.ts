@@ -1507,16 +1507,7 @@ function renderSinks(r: Results, push: Push): void {
 function renderE2e(r: Results, push: Push): void {
   push('## End to end', '');
   if (r.e2e) {
-    const groups = [
-      'ingest',
-      'persister',
-      'counter',
-      'aggregator',
-      'kafka',
-      'redis',
-      'postgres',
-      'simulator',
-    ];
+    const groups = E2E_GROUPS;
     push(
       `Every role running; three simulators (\`tally simulate\`: clickstream 50 %, social 35 %, transactions 15 %, batches of 100 ` +
         `over gRPC to ingest) offer each rate for ${r.setup.e2eStepSeconds} s. The lag of each consumer group (end offsets less ` +

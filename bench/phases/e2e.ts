@@ -135,17 +135,6 @@ async function e2eStep(
     maxLag[role] = Math.max(0, ...second.map((l) => l.lag[role] ?? 0));
     endLag[role] = lags.at(-1)?.lag[role] ?? Number.NaN;
   }
-  const lagBound = Math.max(2 * rate, 2000);
-  const why = e2eFailures({
-    maxLag,
-    lagBound,
-    achievedEvents,
-    offeredEvents,
-    failedEvents,
-    seconds,
-    drainSeconds,
-    drainTimeoutSeconds,
-  });
   const step: E2eStep = {
     rate,
     offeredEvents,
@@ -153,14 +142,17 @@ async function e2eStep(
     failedEvents,
     maxLag,
     endLag,
-    lagBound,
+    lagBound: Math.max(2 * rate, 2000),
     drainSeconds,
     probes: probeQuantiles(stats),
     histogram: visibleHistograms(before, after),
-    passed: why.length === 0,
-    why: why.join('; '),
+    passed: false,
+    why: '',
     cpu: stepCpu,
   };
+  const reasons = e2eFailures(step, seconds, drainTimeoutSeconds);
+  step.passed = reasons.length === 0;
+  step.why = reasons.join('; ');
   reportE2eStep(b, label, step);
   return step;
 }
@@ -216,26 +208,8 @@ async function drained({ deployment }: Bench, timeoutSeconds: number): Promise<n
 }
 
 /** Why a step failed: each group's lag over its bound, a shortfall, failures, no drain. */
-function e2eFailures(s: {
-  maxLag: Record<string, number>;
-  lagBound: number;
-  achievedEvents: number;
-  offeredEvents: number;
-  failedEvents: number;
-  seconds: number;
-  drainSeconds: number | undefined;
-  drainTimeoutSeconds: number;
-}): string[] {
-  const {
-    maxLag,
-    lagBound,
-    achievedEvents,
-    offeredEvents,
-    failedEvents,
-    seconds,
-    drainSeconds,
-    drainTimeoutSeconds,
-  } = s;
+function e2eFailures(step: E2eStep, seconds: number, drainTimeoutSeconds: number): string[] {
+  const { maxLag, lagBound, achievedEvents, offeredEvents, failedEvents, drainSeconds } = step;
   const reasons: string[] = [];
   for (const role of CONSUMER_ROLES)
     if (!(maxLag[role]! <= lagBound)) reasons.push(`${role} lag ${fmt(maxLag[role]!)} > ${fmt(lagBound)}`);

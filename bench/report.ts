@@ -3,7 +3,7 @@
  * against its target and its baseline, what limits the figures that miss, the tables of each
  * phase (latency against offered load, with each process's CPU), and the method.
  */
-import type { CpuUse } from './lib/proc.ts';
+import { type CpuUse, MULTI_THREADED } from './lib/proc.ts';
 import {
   type E2eSeries,
   type E2eStep,
@@ -82,9 +82,6 @@ const E2E_GROUPS = [
   'postgres',
   'simulator',
 ];
-
-/** Groups whose main thread is not where their work runs (the JVM, Go, PostgreSQL's many backends). */
-export const MULTI_THREADED = new Set(['kafka', 'k6', 'postgres']);
 
 const NODE_GROUPS = new Set([
   'gateway',
@@ -517,8 +514,21 @@ function rawFor(results: Results, series: Series | undefined) {
   return results.rawProducer.find((r) => r.batch === Math.round(mean));
 }
 
+/** The summary table's rows, in the order of SUMMARY_ROWS. */
 function summaryRows(r: Results): SummaryRow[] {
   const rows: SummaryRow[] = [];
+  restSingleRows(r, rows);
+  ingestRows(r, rows);
+  e2eRows(r, rows);
+  queryRows(r, rows);
+  sinkRows(r, rows);
+  kafkaClientRows(r, rows);
+  overheadRows(r, rows);
+  return rows;
+}
+
+/** REST single events against the bare HTTP server, and their p99 at 70 % of the maximum. */
+function restSingleRows(r: Results, rows: SummaryRow[]): void {
   const single = r.restSingle?.best;
   const bare = r.bareHttp?.best;
   const singleRatio = ratio(single?.achievedEvents, bare?.achievedEvents);
@@ -559,6 +569,10 @@ function summaryRows(r: Results): SummaryRow[] {
       ? `${cpuEvidence(at70.cpu, `At ${num(at70.rate)} requests/s (70 % of the maximum)`)}${at70.writes ? ` Ingest's Kafka writes took ${ms(at70.writes.p99Ms)} at p99 (${num(at70.writes.meanEvents, 1)} events per write): the acknowledgement waits for one.` : ''}`
       : undefined,
   });
+}
+
+/** REST batches and gRPC streams against the raw producer. */
+function ingestRows(r: Results, rows: SummaryRow[]): void {
   for (const [label, series] of [
     ['REST batch ingest', r.restBatch],
     ['gRPC stream ingest', r.grpcStream],
@@ -593,6 +607,10 @@ function summaryRows(r: Results): SummaryRow[] {
           .join(' '),
     });
   }
+}
+
+/** End to end, and how long an event takes to show in Redis and the summary. */
+function e2eRows(r: Results, rows: SummaryRow[]): void {
   const e2e = r.e2e?.best;
   const e2eBreak = r.e2e && breakingStep(r.e2e.steps, e2e);
   rows.push({
@@ -656,6 +674,10 @@ function summaryRows(r: Results): SummaryRow[] {
     ratioOk: undefined,
     limit: visLimit,
   });
+}
+
+/** GetCounters and GetReport. */
+function queryRows(r: Results, rows: SummaryRow[]): void {
   const gc = r.getCounters;
   const redisHget = r.redisBench?.rows.find((x) => x.name === 'HGETALL, 10 clients, no pipeline');
   rows.push({
@@ -689,6 +711,10 @@ function summaryRows(r: Results): SummaryRow[] {
       ? `${cpuEvidence(gr.cpu, `At ${num(gr.rate)} calls/s`)}${gr.seed.events < TARGETS.getReportEvents ? ` The table summarised only ${num(gr.seed.events)} events (a smoke run's tiny table).` : ''}`
       : undefined,
   });
+}
+
+/** Each sink alone against its server's baseline. */
+function sinkRows(r: Results, rows: SummaryRow[]): void {
   const catchUp = (role: string) => r.catchUp.find((c) => c.role === role);
   const persister = catchUp('persister');
   const copyRatio = ratio(persister?.eventsPerSecond, r.pgCopy?.rowsPerSecond);
@@ -728,6 +754,10 @@ function summaryRows(r: Results): SummaryRow[] {
     ratioTarget: '—',
     ratioOk: undefined,
   });
+}
+
+/** The Kafka clients compared. */
+function kafkaClientRows(r: Results, rows: SummaryRow[]): void {
   const figures = r.kafkaClients ? clientFigures(r.kafkaClients) : [];
   const service = figures.filter((f) => f.service);
   const raws = figures.filter((f) => !f.service);
@@ -744,6 +774,10 @@ function summaryRows(r: Results): SummaryRow[] {
     ratioTarget: '—',
     ratioOk: undefined,
   });
+}
+
+/** What tracing and metrics cost. */
+function overheadRows(r: Results, rows: SummaryRow[]): void {
   const costs = r.overhead ? observabilityCosts(r.overhead) : [];
   const measuredCosts = costs.filter((c) => c.combined !== undefined);
   rows.push({
@@ -762,7 +796,6 @@ function summaryRows(r: Results): SummaryRow[] {
     ratioOk: undefined,
     limit: r.overhead && overheadEvidence(r.overhead, costs),
   });
-  return rows;
 }
 
 /** Which consumer group fell furthest behind in a step, and how far. */
@@ -855,6 +888,18 @@ function renderKafkaClients(r: Results, push: Push): void {
   const figures = clientFigures(k);
   push(`**Verdict.** ${clientVerdict(figures)}`, '');
 
+  renderClientRawProducers(a, b, push);
+  renderClientIngest(figures, a, b, push);
+  renderClientSinks(a, b, push);
+  renderClientE2e(figures, a, b, push);
+}
+
+/** Each library alone at the write sizes of the first client's ingest. */
+function renderClientRawProducers(
+  a: KafkaClientRun | undefined,
+  b: KafkaClientRun | undefined,
+  push: Push,
+): void {
   push('### Raw producer', '');
   const sizes = a?.rawProducer ?? [];
   push(
@@ -889,7 +934,15 @@ function renderKafkaClients(r: Results, push: Push): void {
         ),
     '',
   );
+}
 
+/** The gRPC stream and REST batch searches with each client. */
+function renderClientIngest(
+  figures: ClientFigure[],
+  a: KafkaClientRun | undefined,
+  b: KafkaClientRun | undefined,
+  push: Push,
+): void {
   for (const [title, figureName, key, unit, groups] of [
     ['Ingest: gRPC streams', 'gRPC stream ingest', 'grpcStream', 'streams', ['ingest', 'kafka']],
     ['Ingest: REST batches', 'REST batch ingest', 'restBatch', 'batches', ['gateway', 'ingest', 'kafka']],
@@ -937,7 +990,10 @@ function renderKafkaClients(r: Results, push: Push): void {
       '',
     );
   }
+}
 
+/** The sinks catching up with each client. */
+function renderClientSinks(a: KafkaClientRun | undefined, b: KafkaClientRun | undefined, push: Push): void {
   push('### Sinks', '');
   const roles = a?.catchUp ?? [];
   push(
@@ -970,7 +1026,15 @@ function renderKafkaClients(r: Results, push: Push): void {
         ),
     '',
   );
+}
 
+/** The end-to-end search with each client, when the plan has one. */
+function renderClientE2e(
+  figures: ClientFigure[],
+  a: KafkaClientRun | undefined,
+  b: KafkaClientRun | undefined,
+  push: Push,
+): void {
   push('### End to end', '');
   if (!a?.e2e && !b?.e2e) push('Not measured (left out of this plan).', '');
   else {
@@ -1044,6 +1108,12 @@ function renderOverhead(r: Results, push: Push): void {
     '',
   );
 
+  renderTracingCost(o, costs, push);
+  renderMetricsCost(o, push);
+}
+
+/** Tracing off and on: CPU per event at a common step, and the maxima. */
+function renderTracingCost(o: OverheadResult, costs: ObservabilityCost[], push: Push): void {
   push('### Tracing', '');
   const rows: string[][] = [];
   for (const c of costs) {
@@ -1099,7 +1169,10 @@ function renderOverhead(r: Results, push: Push): void {
         `and the roles logged ${num(o.on.droppedSpans)} spans dropped by their batch span processors${o.on.droppedSpans > 0 ? ' (queue full: a dropped span costs less than an exported one, so the cost of exporting every span is higher)' : ''}.`,
       '',
     );
+}
 
+/** Metrics: their share of the profiled path's busy samples. */
+function renderMetricsCost(o: OverheadResult, push: Push): void {
   push('### Metrics', '');
   push(
     o.profiles.length === 0
@@ -1141,7 +1214,28 @@ function renderOverhead(r: Results, push: Push): void {
 
 export function renderReport(r: Results): string {
   const out: string[] = [];
-  const push = (...lines: string[]) => out.push(...lines);
+  const push: Push = (...lines) => out.push(...lines);
+  renderHeader(r, push);
+  renderMachine(r, push);
+  renderSummary(r, push);
+  renderRestSingle(r, push);
+  renderBatches(r, push);
+  renderRawProducer(r, push);
+  renderSinks(r, push);
+  renderE2e(r, push);
+  renderQueries(r, push);
+  renderKafkaClients(r, push);
+  renderOverhead(r, push);
+  renderMethod(r, push);
+  renderErrors(r, push);
+  return `${out
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`;
+}
+
+/** The title, and how and when the run measured. */
+function renderHeader(r: Results, push: Push): void {
   const started = r.startedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
   push('# Tally benchmark results', '');
   if (r.smoke)
@@ -1157,7 +1251,10 @@ export function renderReport(r: Results): string {
       'chosen: [docs/performance.md](../docs/performance.md).',
     '',
   );
+}
 
+/** The machine and the versions of everything measured. */
+function renderMachine(r: Results, push: Push): void {
   push('## Machine and versions', '');
   const m = r.machine;
   const v = r.versions;
@@ -1186,7 +1283,10 @@ export function renderReport(r: Results): string {
       'processes of the run). Figures from a dedicated machine, with the load generated elsewhere, would be higher.',
     '',
   );
+}
 
+/** Every figure against its target and baseline, then what limits the ones that miss. */
+function renderSummary(r: Results, push: Push): void {
   push('## Summary', '');
   const rows = summaryRows(r);
   push(
@@ -1223,7 +1323,10 @@ export function renderReport(r: Results): string {
       `- **${row.label}** (${row.measured}; target ${row.target}${row.ratioOk === false ? `, ratio ${row.ratio} against ${row.ratioTarget}` : ''}): ${row.limit ?? 'no evidence recorded.'}`,
     );
   if (missed.length > 0) push('');
+}
 
+/** Phases `rest-single` and `bare-http`: the latency table of each step, and 70 % of the maximum. */
+function renderRestSingle(r: Results, push: Push): void {
   push('## REST single events: latency against offered load', '');
   if (r.restSingle) {
     push(
@@ -1257,7 +1360,10 @@ export function renderReport(r: Results): string {
     r.bareHttp ? loadTable(r.bareHttp, 'requests') : 'Not measured.',
     '',
   );
+}
 
+/** Phases `rest-batch` and `grpc-stream`, and the load tests' own scripts at their maxima. */
+function renderBatches(r: Results, push: Push): void {
   push('## REST batches and gRPC streams', '');
   const prebuilt =
     "except that each VU builds its events once and each iteration only stamps its own ids into them: generating every event in k6's JavaScript costs the load generator about as much CPU as ingesting it costs Tally or more (see the comparison below), which on one machine would cap the figure";
@@ -1297,7 +1403,10 @@ export function renderReport(r: Results): string {
         '',
       );
   }
+}
 
+/** Phase `raw-producer`: the Kafka client alone at each write size. */
+function renderRawProducer(r: Results, push: Push): void {
   push('## Raw producer baseline', '');
   push(
     `\`bench/baselines/raw-producer.ts\`: ${KAFKA_LIBRARY[r.setup.kafkaClient ?? 'kafkajs']} (the roles' client) alone, with ingest's producer settings (idempotent, \`acks=-1\`, one request in ` +
@@ -1328,7 +1437,10 @@ export function renderReport(r: Results): string {
         ),
     '',
   );
+}
 
+/** Phase `sinks`: each consumer catching up alone, PostgreSQL COPY and redis-benchmark. */
+function renderSinks(r: Results, push: Push): void {
   push('## Sinks', '');
   push(
     'Each consumer role alone (the others stopped) on the backlog the ingest phases left in the events topic, its rate counted ' +
@@ -1389,19 +1501,13 @@ export function renderReport(r: Results): string {
       '',
     );
   else push('Not measured.', '');
+}
 
+/** Phase `e2e`: each step's lag, drain and visibility, and the consumers' own histogram. */
+function renderE2e(r: Results, push: Push): void {
   push('## End to end', '');
   if (r.e2e) {
-    const groups = [
-      'ingest',
-      'persister',
-      'counter',
-      'aggregator',
-      'kafka',
-      'redis',
-      'postgres',
-      'simulator',
-    ];
+    const groups = E2E_GROUPS;
     push(
       `Every role running; three simulators (\`tally simulate\`: clickstream 50 %, social 35 %, transactions 15 %, batches of 100 ` +
         `over gRPC to ingest) offer each rate for ${r.setup.e2eStepSeconds} s. The lag of each consumer group (end offsets less ` +
@@ -1457,7 +1563,10 @@ export function renderReport(r: Results): string {
         '',
       );
   } else push('Not measured.', '');
+}
 
+/** Phase `queries`: GetCounters and GetReport at their fixed rates. */
+function renderQueries(r: Results, push: Push): void {
   push('## Queries', '');
   const gc = r.getCounters;
   push(
@@ -1473,10 +1582,10 @@ export function renderReport(r: Results): string {
       : 'GetReport: not measured.',
     '',
   );
+}
 
-  renderKafkaClients(r, push);
-  renderOverhead(r, push);
-
+/** How every figure was measured. */
+function renderMethod(r: Results, push: Push): void {
   push('## Method', '');
   push(
     `- **Servers.** The local Kafka, Redis and PostgreSQL of \`scripts/services-up.sh\` (${r.setup.servers}), started by the harness when they are not running, in a namespace of the run's own (\`bench-${r.setup.namespace}\`: topics, consumer groups, Redis key prefix, schema \`bench_${r.setup.namespace}\`), deleted at the end. These are the servers the project develops and tests against, already warm and configured as documented; private servers would add a Kafka start-up to every run and differ in configuration (the test helpers run PostgreSQL without fsync and Kafka on a 384 MiB heap).`,
@@ -1490,13 +1599,13 @@ export function renderReport(r: Results): string {
     "- **Tracing and metrics.** Tracing is off unless OTEL_* variables ask for it (`services/infra/tracing.ts`): the stage with it on sets them for an OTLP/HTTP exporter and the `always_on` sampler, to a receiver the harness runs that discards everything (`bench/lib/otlp-sink.ts`). Metrics cannot be switched off: their cost is read from V8 CPU profiles (`--cpu-prof`, sampling every millisecond) of one fixed-load step, as the share of the busy samples (those not idle) whose running function is in `prom-client` or `services/infra/metrics.ts`, within the step's load window. Tracing's cost is the share of the path's CPU per event it adds at the same offered rate (what a CPU-bound path loses in throughput), the maxima of the two searches corroborating; the cost of both together on a load is 1 − (1 − tracing's) × (1 − metrics').",
     "- **Baselines.** Raw producer: the Kafka client's ceiling with ingest's settings and write sizes. Bare HTTP: the ceiling of a Node.js HTTP server under the same k6 script. redis-benchmark: Redis's ceiling on the sink's commands with many pipelined clients. COPY: PostgreSQL's bulk path for the persister's rows, with the same indexes.",
   );
+}
+
+/** The phases that failed, if any. */
+function renderErrors(r: Results, push: Push): void {
   if (r.errors.length > 0) {
     push('## Errors', '');
     for (const e of r.errors) push(`- ${e.phase}: ${e.error.split('\n')[0]}`);
     push('');
   }
-  return `${out
-    .join('\n')
-    .replace(/\n{3,}/g, '\n\n')
-    .trimEnd()}\n`;
 }

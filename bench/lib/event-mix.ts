@@ -6,35 +6,10 @@
 
 import type { LogRecord } from '../../services/infra/log/event-log.ts';
 import { encodeEvent, msToTimestamp, newEvent, partitionKey } from '../../services/pipeline/event-codec.ts';
+import { ZipfSampler } from '../../services/simulator/zipf.ts';
 
-/** Zipf ranks 1..n with P(k) ∝ k^-s, by inversion of a precomputed cumulative table. */
-export class Zipf {
-  readonly #cumulative: Float64Array;
-  readonly #random: () => number;
-
-  constructor(n: number, exponent: number, random: () => number = Math.random) {
-    this.#cumulative = new Float64Array(n);
-    let total = 0;
-    for (let k = 1; k <= n; k++) {
-      total += k ** -exponent;
-      this.#cumulative[k - 1] = total;
-    }
-    for (let i = 0; i < n; i++) this.#cumulative[i]! /= total;
-    this.#random = random;
-  }
-
-  sample(): number {
-    const u = this.#random();
-    let lo = 0;
-    let hi = this.#cumulative.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.#cumulative[mid]! < u) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo + 1;
-  }
-}
+/** The mix is not seeded: each run draws afresh. */
+const unseeded = { float: Math.random };
 
 interface Family {
   share: number;
@@ -81,21 +56,21 @@ const REFERRERS = ['search', 'direct', 'social'];
 
 /** `count` log records of the mix as ingest writes them (id, received_at and ip filled in). */
 export function mixRecords(count: number, runId: string, targets = 1000, users = 100_000): LogRecord[] {
-  const targetRanks = new Zipf(targets, 1.1);
-  const userRanks = new Zipf(users, 0.7);
+  const targetRanks = new ZipfSampler(targets, 1.1);
+  const userRanks = new ZipfSampler(users, 0.7);
   const families = FAMILIES.map((f) => [f, f.share] as const);
   const now = Date.now();
   const records: LogRecord[] = [];
   for (let i = 0; i < count; i++) {
     const family = weighted(families);
     const type = weighted(family.types);
-    const user = userRanks.sample();
+    const user = userRanks.sample(unseeded);
     const h = Math.imul(user, 0x9e3779b1) >>> 0;
     const transaction = type === 'transaction';
     const event = newEvent({
       id: `${runId}-raw-${i}`,
       type,
-      target: family.target(targetRanks.sample()),
+      target: family.target(targetRanks.sample(unseeded)),
       userId: `user-${user}`,
       ip: `198.${18 + (h & 1)}.${(h >>> 8) & 255}.${(h >>> 16) & 255}`,
       occurredAt: msToTimestamp(now - Math.floor(Math.random() * 2000)),

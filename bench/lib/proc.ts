@@ -133,6 +133,9 @@ export function machineCpu(): { busy: number; total: number } {
 }
 
 /** A process (or a tree of them) whose CPU is reported under `name`. */
+/** Groups whose main thread is not where their work runs (the JVM, Go, PostgreSQL's many backends). */
+export const MULTI_THREADED = new Set(['kafka', 'k6', 'postgres']);
+
 export interface CpuGroup {
   name: string;
   /** The pids to account now (called at every sample; may change as processes come and go). */

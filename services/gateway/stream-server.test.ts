@@ -1,11 +1,13 @@
 /**
  * The dashboard page and the WebSocket /v1/stream of a gateway whose query
  * service and event log are in-memory fakes: the protocol, the pushes, the
- * assets and the shutdown, without servers.
+ * assets and the shutdown, without servers. The counters' timing runs on a
+ * clock and timers the test moves.
  */
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
-import { test } from 'node:test';
+import { createServer } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
+import { type TestContext, test } from 'node:test';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { WebSocket } from 'ws';
 import type { ServiceClient } from '../infra/grpc/grpc-service.ts';
@@ -14,6 +16,7 @@ import { createLogger } from '../infra/logger.ts';
 import { encodeEvent, newEvent } from '../pipeline/event-codec.ts';
 import { StreamClient, type StreamMessage } from '../testing/stream-client.ts';
 import { type Gateway, type GatewayDeps, start } from './gateway.ts';
+import { createStreamServer } from './stream-server.ts';
 
 /** An event log whose only consumer is driven by the test. */
 class FakeLog {
@@ -340,30 +343,86 @@ test('the dashboard shows the live feed: rate, totals per type, leaders and the 
   ]);
 });
 
-test('counters are pushed on subscription and again once an event for the target changed them', async (t) => {
+/**
+ * A stream server alone behind an HTTP server, on a clock and interval timers the test moves:
+ * `advance(ms)` moves both, and waits until what the timers started has run.
+ */
+async function startStreamServer(t: TestContext, log: FakeLog) {
+  t.mock.timers.enable({ apis: ['setInterval'] });
+  let clock = Date.now();
+  const query = fakeQuery();
+  const stream = createStreamServer({
+    query: query.client,
+    live: { log: log.asEventLog(), eventsTopic: 'events', groupId: 'stream-test', maxWaitMs: 100 },
+    logger: createLogger('error'),
+    now: () => clock,
+  });
+  const server = createServer((_, response) => response.end());
+  server.on('upgrade', (request, socket, head) => stream.handleUpgrade(request, socket, head));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(async () => {
+    await stream.stop();
+    server.close();
+  });
+  const advance = async (ms: number) => {
+    clock += ms;
+    t.mock.timers.tick(ms);
+    await new Promise((resolve) => setImmediate(resolve)); // the fake query answers in microtasks
+  };
+  return { port: (server.address() as AddressInfo).port, query, advance };
+}
+
+test('counters are pushed on subscription, re-read while events for the target settle, and pushed only when changed', async (t) => {
   const log = new FakeLog();
-  const { gateway, query } = await startGateway(log);
-  t.after(() => gateway.stop());
+  const { port, query, advance } = await startStreamServer(t, log);
   query.counters.set('post/1', [{ type: 'like', count: 4, sum: 0 }]);
-  const client = await StreamClient.connect(gateway.port);
+  const client = await StreamClient.connect(port);
   t.after(() => client.close());
   client.send({ op: 'subscribe', channel: 'counters', targets: ['post/1', 'post/2'], id: 1 });
   assert.deepEqual((await client.next((m) => m.channel === 'subscribed')).targets, ['post/1', 'post/2']);
   const initial = await client.next((m) => m.channel === 'counters' && m.target === 'post/1');
   assert.deepEqual(initial.counts, [{ type: 'like', count: 4, sum: 0 }]);
+  await client.next((m) => m.channel === 'counters' && m.target === 'post/2');
 
-  // The counter role applies the events after the live feed saw them: the push follows the change.
+  // Whatever the server sent before answering this, the client has once it has the answer.
+  let barriers = 0;
+  const barrier = async () => {
+    const id = `barrier-${++barriers}`;
+    client.send({ op: 'unsubscribe', channel: 'dashboard', id });
+    await client.next((m) => m.channel === 'unsubscribed' && m.id === id);
+  };
+  const pushedSince = (mark: number) => client.messages.slice(mark).filter((m) => m.channel === 'counters');
+  /** One counters round (every 250 ms): how many targets it read. */
+  const round = async () => {
+    const before = query.calls.getCounters;
+    await advance(250);
+    return query.calls.getCounters - before;
+  };
+
+  // The counter role applies an event after the live feed saw it: the target is re-read, an
+  // unchanged read pushes nothing, and the change is pushed once it shows.
   const mark = client.messages.length;
   await log.push([{ type: 'like', target: 'post/1' }]);
-  setTimeout(() => query.counters.set('post/1', [{ type: 'like', count: 5, sum: 0 }]), 400);
-  const updated = await client.next((m) => m.channel === 'counters' && m.target === 'post/1', 5_000, mark);
-  assert.deepEqual(updated.counts, [{ type: 'like', count: 5, sum: 0 }]);
-  // Unchanged counters are not pushed again, and events for targets nobody watches cost no reads.
-  const reads = query.calls.getCounters;
+  assert.equal(await round(), 1, 'post/1 is hot: read; post/2 is not');
+  await barrier();
+  assert.deepEqual(pushedSince(mark), [], 'unchanged counters are not pushed');
+  query.counters.set('post/1', [{ type: 'like', count: 5, sum: 0 }]);
+  assert.equal(await round(), 1);
+  const updated = await client.next((m) => m.channel === 'counters', 5_000, mark);
+  assert.deepEqual([updated.target, updated.counts], ['post/1', [{ type: 'like', count: 5, sum: 0 }]]);
+
+  // Re-read every round for 3 s (countersSettleMs) after the event, then no more.
+  for (let elapsedMs = 750; elapsedMs <= 3_000; elapsedMs += 250)
+    assert.equal(await round(), 1, `read ${elapsedMs} ms after the event`);
+  assert.equal(await round(), 0, 'settled: no read 3.25 s after the event');
+  await barrier();
+  assert.equal(pushedSince(mark).length, 1, 'the change was pushed once');
+
+  // An event for a target nobody watches costs no read; one for a watched target does.
   await log.push([{ type: 'like', target: 'post/99' }]);
-  await new Promise((resolve) => setTimeout(resolve, 4_000));
-  assert.equal(client.messages.slice(mark).filter((m) => m.channel === 'counters').length, 1);
-  assert.ok(query.calls.getCounters - reads <= 12, `${query.calls.getCounters - reads} reads after settling`);
+  assert.equal(await round(), 0);
+  await log.push([{ type: 'like', target: 'post/2' }]);
+  assert.equal(await round(), 1);
 });
 
 test('stopping the gateway closes sockets with 1001 and stops the live consumer', async () => {

@@ -23,10 +23,10 @@
 import { createWriteStream, openSync } from 'node:fs';
 import { LatencyHistogram } from './latency-histogram.ts';
 import { createScenario, type ScenarioName } from './scenarios.ts';
-import type { SimEvent } from './sim-event.ts';
+import type { EventSource, SimEvent } from './sim-event.ts';
 import { SimulateArgsError, type SimulateOptions, simulateCommandLine } from './simulate-args.ts';
 import { formatProgress, formatSummary } from './simulation-report.ts';
-import { createTransport, type SendOutcome } from './transport.ts';
+import { createTransport, type SendOutcome, type Transport } from './transport.ts';
 
 export interface SimulationIo {
   /** Receives the summary. */
@@ -178,270 +178,39 @@ function orderKey(event: SimEvent): string {
 
 /** Runs the simulation to its end (duration, total, or `io.signal`), prints and returns the summary. */
 export async function runSimulation(options: SimulateOptions, io: SimulationIo): Promise<SimulationSummary> {
-  const rate = options.ratePerSecond;
-  const batchSize = options.batchSize;
   const source = createScenario(options.scenario, {
     seed: options.seed,
-    ratePerSecond: rate,
+    ratePerSecond: options.ratePerSecond,
     targets: options.targets,
     users: options.users,
     idPrefix: options.runId,
   });
   const transport = createTransport(options.target, {
-    batchSize,
+    batchSize: options.batchSize,
     requestTimeoutMs: options.requestTimeoutMs,
   });
-  const stats = new RunStats();
   const ledger = options.ledgerPath === undefined ? undefined : openLedger(options.ledgerPath);
-  const tty = (io.err as { isTTY?: boolean }).isTTY === true;
-
-  const maxSlots =
-    options.durationMs === undefined
-      ? Number.POSITIVE_INFINITY
-      : Math.floor((options.durationMs * rate) / 1000 + 1e-9);
-  const total = options.total ?? Number.POSITIVE_INFINITY;
-  const backlogLimit = Math.max(batchSize * options.concurrency, Math.ceil(rate * BACKLOG_SECONDS));
-
-  let backlog: Pending[] = [];
-  const busyKeys = new Map<string, number>();
-  const inFlight = new Set<InFlight>();
-  let slots = 0;
-  let generated = 0;
-  let missed = 0;
-  let scheduling = true;
-  let stoppedBy: SimulationSummary['stoppedBy'] = 'duration';
-  let timer: NodeJS.Timeout | undefined;
-  let endTimer: NodeJS.Timeout | undefined;
-  let stopTimer: NodeJS.Timeout | undefined;
-  const startedAt = performance.now();
-  const elapsed = (): number => performance.now() - startedAt;
-  const slotTime = (slot: number): number => (slot * 1000) / rate;
-  let finish!: () => void;
-  const finished = new Promise<void>((resolve) => {
-    finish = resolve;
-  });
-
-  const maybeFinish = (): void => {
-    if (!scheduling && backlog.length === 0 && inFlight.size === 0) finish();
-  };
-
-  const tick = (): void => {
-    timer = undefined;
-    if (!scheduling) return;
-    const now = elapsed();
-    const due = Math.min(maxSlots, Math.floor((now * rate) / 1000 + 1e-9));
-    while (slots < due && generated < total) {
-      if (backlog.length >= backlogLimit) {
-        missed += due - slots;
-        slots = due;
-        break;
-      }
-      slots++;
-      generated++;
-      backlog.push({ event: source.next(), dueMs: slotTime(slots) });
-    }
-    if (generated >= total || slots >= maxSlots) {
-      scheduling = false;
-      stoppedBy = generated >= total ? 'total' : 'duration';
-      if (stoppedBy === 'duration')
-        endTimer = setTimeout(() => {
-          missed += backlog.length;
-          backlog = [];
-          maybeFinish();
-        }, END_GRACE_MS);
-    }
-    pump();
-    if (scheduling) {
-      // Wake when the backlog holds a full batch (or a batch later, when it already does), or at the end.
-      const missing = batchSize - backlog.length;
-      const nextSlot = Math.min(
-        slots + (missing > 0 ? missing : batchSize),
-        maxSlots,
-        slots + (total - generated),
-      );
-      timer = setTimeout(tick, Math.max(0, slotTime(nextSlot) - elapsed()));
-    } else maybeFinish();
-  };
-
-  /** Events for one request, oldest first, skipping (in order) users that have a request in flight. */
-  const takeBatch = (): Pending[] => {
-    const taken: Pending[] = [];
-    const held = new Set<string>();
-    const kept: Pending[] = [];
-    let i = 0;
-    for (; i < backlog.length && taken.length < batchSize; i++) {
-      const pending = backlog[i]!;
-      const key = orderKey(pending.event);
-      if (busyKeys.has(key) || held.has(key)) {
-        held.add(key);
-        kept.push(pending);
-      } else taken.push(pending);
-    }
-    if (kept.length === 0) backlog.splice(0, i);
-    else backlog = kept.concat(backlog.slice(i));
-    return taken;
-  };
-
-  const pump = (): void => {
-    // A request leaves with a full batch; only the end of the schedule sends a short one. (A batch
-    // may also be short when some of its users still have a request in flight.)
-    while (inFlight.size < options.concurrency && backlog.length > 0) {
-      if (scheduling && backlog.length < batchSize) return;
-      const batch = takeBatch();
-      if (batch.length === 0) return;
-      send(batch);
-    }
-  };
-
-  const send = (batch: Pending[]): void => {
-    // How late the request leaves after its newest event came due.
-    stats.lag(Math.max(0, elapsed() - batch[batch.length - 1]!.dueMs));
-    const events = batch.map((pending) => pending.event);
-    for (const event of events) {
-      const key = orderKey(event);
-      busyKeys.set(key, (busyKeys.get(key) ?? 0) + 1);
-    }
-    const now = performance.now();
-    const request: InFlight = {
-      events,
-      occurredAtMs: Date.now(),
-      firstSentAt: now,
-      startedAt: now,
-      settled: false,
-      attempts: 0,
-    };
-    inFlight.add(request);
-    stats.sent(events);
-    attempt(request);
-  };
-
-  const attempt = (request: InFlight): void => {
-    request.retryTimer = undefined;
-    request.attempts++;
-    request.startedAt = performance.now();
-    transport.send(request.events, request.occurredAtMs).then(
-      (outcome) => answered(request, outcome),
-      (error: unknown) => answered(request, { ok: false, code: 'internal', message: String(error) }),
-    );
-  };
-
-  /** One attempt's answer: settle the request, or send it again after a backoff. */
-  const answered = (request: InFlight, outcome: SendOutcome): void => {
-    if (request.settled) return;
-    const now = performance.now();
-    stats.latency(now - request.startedAt);
-    if (
-      !outcome.ok &&
-      !stopping &&
-      options.retryForMs > 0 &&
-      isTransientFailure(outcome.code) &&
-      now - request.firstSentAt < options.retryForMs
-    ) {
-      request.lastFailure = outcome;
-      if (stats.retried(request.events, outcome.code))
-        printError(outcome.code, `${outcome.message} (retrying)`);
-      const delay = Math.min(RETRY_MAX_DELAY_MS, RETRY_FIRST_DELAY_MS * 2 ** (request.attempts - 1));
-      request.retryTimer = setTimeout(() => attempt(request), delay * (0.5 + Math.random() / 2));
-      return;
-    }
-    settle(request, outcome);
-  };
-
-  const settle = (request: InFlight, outcome: SendOutcome): void => {
-    if (request.settled) return;
-    request.settled = true;
-    clearTimeout(request.retryTimer);
-    inFlight.delete(request);
-    for (const event of request.events) {
-      const key = orderKey(event);
-      const left = (busyKeys.get(key) ?? 1) - 1;
-      if (left === 0) busyKeys.delete(key);
-      else busyKeys.set(key, left);
-    }
-    if (outcome.ok) {
-      stats.acknowledged(request.events);
-      ledger?.write(request.events, request.occurredAtMs);
-    } else if (stats.failed(request.events, outcome.code, outcome.message))
-      printError(outcome.code, outcome.message);
-    pump();
-    maybeFinish();
-  };
-
-  let printedErrors = 0;
-  const printError = (code: string, message: string): void => {
-    if (printedErrors > PRINTED_ERROR_MESSAGES) return;
-    const text =
-      printedErrors++ < PRINTED_ERROR_MESSAGES
-        ? `error ${code}: ${message}`
-        : 'further error messages are counted, not printed';
-    io.err.write(`${tty ? '\r\x1b[2K' : ''}${text}\n`);
-  };
-
-  let lastProgress = { atMs: 0, sent: 0 };
-  const printProgress = (): void => {
-    const now = elapsed();
-    const windowSeconds = Math.max(0.001, (now - lastProgress.atMs) / 1000);
-    const line = formatProgress({
-      elapsedMs: now,
-      sent: stats.sentEvents,
-      acknowledged: stats.acknowledgedEvents,
-      failed: stats.failedEvents,
-      retried: stats.retriedEvents,
-      errorsByCode: [...stats.errors].map(([code, e]) => [code, e.events]),
-      ratePerSecond: (stats.sentEvents - lastProgress.sent) / windowSeconds,
-      p50Ms: stats.window.percentile(0.5),
-      p99Ms: stats.window.percentile(0.99),
-      inFlight: inFlight.size,
-      missed,
-    });
-    stats.window.reset();
-    lastProgress = { atMs: now, sent: stats.sentEvents };
-    if (tty) {
-      const columns = (io.err as { columns?: number }).columns ?? 0;
-      io.err.write(`\r\x1b[2K${columns > 1 ? line.slice(0, columns - 1) : line}`);
-    } else io.err.write(`${line}\n`);
-  };
-  const progressTimer = setInterval(printProgress, tty ? 1000 : 5000);
-
-  let stopping = false;
-  const onAbort = (): void => {
-    if (scheduling) stoppedBy = 'signal';
-    scheduling = false;
-    stopping = true;
-    // A request waiting to be sent again ends now, with the failure it had.
-    for (const request of [...inFlight])
-      if (request.retryTimer !== undefined)
-        settle(request, request.lastFailure ?? { ok: false, code: 'cancelled', message: 'stopped' });
-    clearTimeout(timer);
-    missed += backlog.length;
-    backlog = [];
-    stopTimer ??= setTimeout(() => {
-      const message = `no answer ${STOP_GRACE_MS / 1000} s after the stop signal; outcome unknown`;
-      for (const request of [...inFlight]) settle(request, { ok: false, code: 'no-answer', message });
-    }, STOP_GRACE_MS);
-    maybeFinish();
-  };
-  if (io.signal?.aborted) onAbort();
-  else {
-    io.signal?.addEventListener('abort', onAbort, { once: true });
-    tick();
-  }
-
+  const loop = new RunLoop(options, io, source, transport, ledger);
   try {
-    await finished;
+    await loop.run();
   } finally {
-    io.signal?.removeEventListener('abort', onAbort);
-    clearTimeout(timer);
-    clearTimeout(endTimer);
-    clearTimeout(stopTimer);
-    clearInterval(progressTimer);
+    loop.dispose();
     transport.close();
-    if (tty) io.err.write('\r\x1b[2K');
+    if (loop.tty) io.err.write('\r\x1b[2K');
     await ledger?.close();
   }
+  const summary = summarize(options, transport, loop, loop.elapsed());
+  io.out.write(formatSummary(summary, options));
+  return summary;
+}
 
-  const elapsedMs = elapsed();
-  const summary: SimulationSummary = {
+function summarize(
+  options: SimulateOptions,
+  transport: Transport,
+  { stats, missed, stoppedBy }: RunLoop,
+  elapsedMs: number,
+): SimulationSummary {
+  return {
     scenario: options.scenario,
     target: options.target.protocol === 'rest' ? options.target.url : `grpc://${options.target.address}`,
     transport: transport.description,
@@ -450,7 +219,7 @@ export async function runSimulation(options: SimulateOptions, io: SimulationIo):
     repeatCommand: simulateCommandLine(options),
     stoppedBy,
     elapsedMs,
-    targetRatePerSecond: rate,
+    targetRatePerSecond: options.ratePerSecond,
     achievedRatePerSecond: elapsedMs > 0 ? (stats.sentEvents * 1000) / elapsedMs : 0,
     scheduled: stats.sentEvents + missed,
     sent: stats.sentEvents,
@@ -476,8 +245,323 @@ export async function runSimulation(options: SimulateOptions, io: SimulationIo):
     latency: latencySummary(stats.all),
     sendLag: latencySummary(stats.sendLag),
   };
-  io.out.write(formatSummary(summary, options));
-  return summary;
+}
+
+/**
+ * One run, in steps: scheduling (`#tick` puts due events in the backlog), sending (`#pump` takes
+ * batches into free request slots), retry (`#answered` sends a transiently failed request
+ * again), settling (`#settle` counts the outcome and frees the slot and its users), reporting
+ * (progress and error lines) and stopping (`#abort`). `run()` resolves once the schedule ended
+ * and no request is in flight; `dispose()` clears its timers.
+ */
+class RunLoop {
+  readonly stats = new RunStats();
+  /** Due events never sent. */
+  missed = 0;
+  stoppedBy: SimulationSummary['stoppedBy'] = 'duration';
+  readonly tty: boolean;
+  readonly #options: SimulateOptions;
+  readonly #io: SimulationIo;
+  readonly #source: EventSource;
+  readonly #transport: Transport;
+  readonly #ledger: Ledger | undefined;
+  /** Slots of a duration run (infinite for `--total`). */
+  readonly #maxSlots: number;
+  readonly #total: number;
+  readonly #backlogLimit: number;
+  #backlog: Pending[] = [];
+  /** Order keys with a request in flight, and how many. */
+  readonly #busyKeys = new Map<string, number>();
+  readonly #inFlight = new Set<InFlight>();
+  #slots = 0;
+  #generated = 0;
+  #scheduling = true;
+  #stopping = false;
+  #timer: NodeJS.Timeout | undefined;
+  #endTimer: NodeJS.Timeout | undefined;
+  #stopTimer: NodeJS.Timeout | undefined;
+  #progressTimer: NodeJS.Timeout | undefined;
+  readonly #startedAt = performance.now();
+  #finish!: () => void;
+  readonly #finished = new Promise<void>((resolve) => {
+    this.#finish = resolve;
+  });
+  #printedErrors = 0;
+  #lastProgress = { atMs: 0, sent: 0 };
+  readonly #onAbort = () => this.#abort();
+
+  constructor(
+    options: SimulateOptions,
+    io: SimulationIo,
+    source: EventSource,
+    transport: Transport,
+    ledger: Ledger | undefined,
+  ) {
+    this.#options = options;
+    this.#io = io;
+    this.#source = source;
+    this.#transport = transport;
+    this.#ledger = ledger;
+    this.tty = (io.err as { isTTY?: boolean }).isTTY === true;
+    const rate = options.ratePerSecond;
+    this.#maxSlots =
+      options.durationMs === undefined
+        ? Number.POSITIVE_INFINITY
+        : Math.floor((options.durationMs * rate) / 1000 + 1e-9);
+    this.#total = options.total ?? Number.POSITIVE_INFINITY;
+    this.#backlogLimit = Math.max(options.batchSize * options.concurrency, Math.ceil(rate * BACKLOG_SECONDS));
+  }
+
+  elapsed(): number {
+    return performance.now() - this.#startedAt;
+  }
+
+  /** Runs the schedule (or stops at once if the signal already fired) until every request settled. */
+  async run(): Promise<void> {
+    this.#progressTimer = setInterval(() => this.#printProgress(), this.tty ? 1000 : 5000);
+    const signal = this.#io.signal;
+    if (signal?.aborted) this.#abort();
+    else {
+      signal?.addEventListener('abort', this.#onAbort, { once: true });
+      this.#tick();
+    }
+    await this.#finished;
+  }
+
+  dispose(): void {
+    this.#io.signal?.removeEventListener('abort', this.#onAbort);
+    clearTimeout(this.#timer);
+    clearTimeout(this.#endTimer);
+    clearTimeout(this.#stopTimer);
+    clearInterval(this.#progressTimer);
+  }
+
+  #slotTime(slot: number): number {
+    return (slot * 1000) / this.#options.ratePerSecond;
+  }
+
+  #maybeFinish(): void {
+    if (!this.#scheduling && this.#backlog.length === 0 && this.#inFlight.size === 0) this.#finish();
+  }
+
+  // ---- scheduling -----------------------------------------------------------------------------
+
+  /** Puts the events now due in the backlog, sends what it can, and sets the next wake-up. */
+  #tick(): void {
+    this.#timer = undefined;
+    if (!this.#scheduling) return;
+    this.#generateDue();
+    if (this.#generated >= this.#total || this.#slots >= this.#maxSlots) this.#endSchedule();
+    this.#pump();
+    if (this.#scheduling) {
+      // Wake when the backlog holds a full batch (or a batch later, when it already does), or at the end.
+      const batchSize = this.#options.batchSize;
+      const missing = batchSize - this.#backlog.length;
+      const nextSlot = Math.min(
+        this.#slots + (missing > 0 ? missing : batchSize),
+        this.#maxSlots,
+        this.#slots + (this.#total - this.#generated),
+      );
+      this.#timer = setTimeout(() => this.#tick(), Math.max(0, this.#slotTime(nextSlot) - this.elapsed()));
+    } else this.#maybeFinish();
+  }
+
+  /** Generates the events due by now; while the backlog is full they are counted as missed instead. */
+  #generateDue(): void {
+    const due = Math.min(
+      this.#maxSlots,
+      Math.floor((this.elapsed() * this.#options.ratePerSecond) / 1000 + 1e-9),
+    );
+    while (this.#slots < due && this.#generated < this.#total) {
+      if (this.#backlog.length >= this.#backlogLimit) {
+        this.missed += due - this.#slots;
+        this.#slots = due;
+        break;
+      }
+      this.#slots++;
+      this.#generated++;
+      this.#backlog.push({ event: this.#source.next(), dueMs: this.#slotTime(this.#slots) });
+    }
+  }
+
+  /** The schedule is done; a duration run drops what is still queued `END_GRACE_MS` later. */
+  #endSchedule(): void {
+    this.#scheduling = false;
+    this.stoppedBy = this.#generated >= this.#total ? 'total' : 'duration';
+    if (this.stoppedBy === 'duration')
+      this.#endTimer = setTimeout(() => {
+        this.missed += this.#backlog.length;
+        this.#backlog = [];
+        this.#maybeFinish();
+      }, END_GRACE_MS);
+  }
+
+  // ---- sending --------------------------------------------------------------------------------
+
+  /** Events for one request, oldest first, skipping (in order) users that have a request in flight. */
+  #takeBatch(): Pending[] {
+    const taken: Pending[] = [];
+    const held = new Set<string>();
+    const kept: Pending[] = [];
+    let i = 0;
+    for (; i < this.#backlog.length && taken.length < this.#options.batchSize; i++) {
+      const pending = this.#backlog[i]!;
+      const key = orderKey(pending.event);
+      if (this.#busyKeys.has(key) || held.has(key)) {
+        held.add(key);
+        kept.push(pending);
+      } else taken.push(pending);
+    }
+    if (kept.length === 0) this.#backlog.splice(0, i);
+    else this.#backlog = kept.concat(this.#backlog.slice(i));
+    return taken;
+  }
+
+  #pump(): void {
+    // A request leaves with a full batch; only the end of the schedule sends a short one. (A batch
+    // may also be short when some of its users still have a request in flight.)
+    while (this.#inFlight.size < this.#options.concurrency && this.#backlog.length > 0) {
+      if (this.#scheduling && this.#backlog.length < this.#options.batchSize) return;
+      const batch = this.#takeBatch();
+      if (batch.length === 0) return;
+      this.#send(batch);
+    }
+  }
+
+  #send(batch: Pending[]): void {
+    // How late the request leaves after its newest event came due.
+    this.stats.lag(Math.max(0, this.elapsed() - batch[batch.length - 1]!.dueMs));
+    const events = batch.map((pending) => pending.event);
+    for (const event of events) {
+      const key = orderKey(event);
+      this.#busyKeys.set(key, (this.#busyKeys.get(key) ?? 0) + 1);
+    }
+    const now = performance.now();
+    const request: InFlight = {
+      events,
+      occurredAtMs: Date.now(),
+      firstSentAt: now,
+      startedAt: now,
+      settled: false,
+      attempts: 0,
+    };
+    this.#inFlight.add(request);
+    this.stats.sent(events);
+    this.#attempt(request);
+  }
+
+  #attempt(request: InFlight): void {
+    request.retryTimer = undefined;
+    request.attempts++;
+    request.startedAt = performance.now();
+    this.#transport.send(request.events, request.occurredAtMs).then(
+      (outcome) => this.#answered(request, outcome),
+      (error: unknown) => this.#answered(request, { ok: false, code: 'internal', message: String(error) }),
+    );
+  }
+
+  // ---- retry and settling ---------------------------------------------------------------------
+
+  /** One attempt's answer: settle the request, or send it again after a backoff. */
+  #answered(request: InFlight, outcome: SendOutcome): void {
+    if (request.settled) return;
+    const now = performance.now();
+    this.stats.latency(now - request.startedAt);
+    if (
+      !outcome.ok &&
+      !this.#stopping &&
+      this.#options.retryForMs > 0 &&
+      isTransientFailure(outcome.code) &&
+      now - request.firstSentAt < this.#options.retryForMs
+    ) {
+      request.lastFailure = outcome;
+      if (this.stats.retried(request.events, outcome.code))
+        this.#printError(outcome.code, `${outcome.message} (retrying)`);
+      const delay = Math.min(RETRY_MAX_DELAY_MS, RETRY_FIRST_DELAY_MS * 2 ** (request.attempts - 1));
+      request.retryTimer = setTimeout(() => this.#attempt(request), delay * (0.5 + Math.random() / 2));
+      return;
+    }
+    this.#settle(request, outcome);
+  }
+
+  /** Counts the request's outcome, frees its slot and its users, and sends what waited for them. */
+  #settle(request: InFlight, outcome: SendOutcome): void {
+    if (request.settled) return;
+    request.settled = true;
+    clearTimeout(request.retryTimer);
+    this.#inFlight.delete(request);
+    for (const event of request.events) {
+      const key = orderKey(event);
+      const left = (this.#busyKeys.get(key) ?? 1) - 1;
+      if (left === 0) this.#busyKeys.delete(key);
+      else this.#busyKeys.set(key, left);
+    }
+    if (outcome.ok) {
+      this.stats.acknowledged(request.events);
+      this.#ledger?.write(request.events, request.occurredAtMs);
+    } else if (this.stats.failed(request.events, outcome.code, outcome.message))
+      this.#printError(outcome.code, outcome.message);
+    this.#pump();
+    this.#maybeFinish();
+  }
+
+  // ---- reporting ------------------------------------------------------------------------------
+
+  #printError(code: string, message: string): void {
+    if (this.#printedErrors > PRINTED_ERROR_MESSAGES) return;
+    const text =
+      this.#printedErrors++ < PRINTED_ERROR_MESSAGES
+        ? `error ${code}: ${message}`
+        : 'further error messages are counted, not printed';
+    this.#io.err.write(`${this.tty ? '\r\x1b[2K' : ''}${text}\n`);
+  }
+
+  #printProgress(): void {
+    const { stats } = this;
+    const now = this.elapsed();
+    const windowSeconds = Math.max(0.001, (now - this.#lastProgress.atMs) / 1000);
+    const line = formatProgress({
+      elapsedMs: now,
+      sent: stats.sentEvents,
+      acknowledged: stats.acknowledgedEvents,
+      failed: stats.failedEvents,
+      retried: stats.retriedEvents,
+      errorsByCode: [...stats.errors].map(([code, e]) => [code, e.events]),
+      ratePerSecond: (stats.sentEvents - this.#lastProgress.sent) / windowSeconds,
+      p50Ms: stats.window.percentile(0.5),
+      p99Ms: stats.window.percentile(0.99),
+      inFlight: this.#inFlight.size,
+      missed: this.missed,
+    });
+    stats.window.reset();
+    this.#lastProgress = { atMs: now, sent: stats.sentEvents };
+    if (this.tty) {
+      const columns = (this.#io.err as { columns?: number }).columns ?? 0;
+      this.#io.err.write(`\r\x1b[2K${columns > 1 ? line.slice(0, columns - 1) : line}`);
+    } else this.#io.err.write(`${line}\n`);
+  }
+
+  // ---- stopping -------------------------------------------------------------------------------
+
+  /** The stop signal: no more scheduling or retries; requests in flight get `STOP_GRACE_MS`. */
+  #abort(): void {
+    if (this.#scheduling) this.stoppedBy = 'signal';
+    this.#scheduling = false;
+    this.#stopping = true;
+    // A request waiting to be sent again ends now, with the failure it had.
+    for (const request of [...this.#inFlight])
+      if (request.retryTimer !== undefined)
+        this.#settle(request, request.lastFailure ?? { ok: false, code: 'cancelled', message: 'stopped' });
+    clearTimeout(this.#timer);
+    this.missed += this.#backlog.length;
+    this.#backlog = [];
+    this.#stopTimer ??= setTimeout(() => {
+      const message = `no answer ${STOP_GRACE_MS / 1000} s after the stop signal; outcome unknown`;
+      for (const request of [...this.#inFlight])
+        this.#settle(request, { ok: false, code: 'no-answer', message });
+    }, STOP_GRACE_MS);
+    this.#maybeFinish();
+  }
 }
 
 function latencySummary(histogram: LatencyHistogram): LatencySummary {

@@ -25,8 +25,8 @@ export class ZipfSampler {
     this.#s = 2 - this.#hIntegralInverse(this.#hIntegral(2.5) - this.#h(2));
   }
 
-  /** A rank in 1..n; rank 1 is the most likely. */
-  sample(prng: Prng): number {
+  /** A rank in 1..n; rank 1 is the most likely. `prng.float()` is uniform in [0, 1). */
+  sample(prng: Pick<Prng, 'float'>): number {
     for (;;) {
       const u = this.#hIntegralN + prng.float() * (this.#hIntegralX1 - this.#hIntegralN);
       const x = this.#hIntegralInverse(u);

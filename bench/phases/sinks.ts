@@ -1,0 +1,101 @@
+/**
+ * Phase `sinks`: each consumer role alone on the backlog the ingest phases left, its rate counted
+ * from its first commit; then the servers' own baselines (PostgreSQL COPY, redis-benchmark).
+ */
+import { runPgCopy } from '../baselines/pg-copy.ts';
+import { runRedisBenchmark } from '../baselines/redis-bench.ts';
+import { CONSUMER_ROLES, type ConsumerRole, type Deployment, localServers } from '../lib/deployment.ts';
+import { type Bench, describeCpu, fmt, repo, sleep } from '../lib/harness.ts';
+import type { CpuSampler } from '../lib/proc.ts';
+import type { CatchUp } from '../lib/results.ts';
+
+export async function runSinks(b: Bench): Promise<void> {
+  const { plan, results, deployment, ns, progress, dedupWindowMs } = b;
+  for (const role of CONSUMER_ROLES) {
+    const r = await catchUpAlone(b, role, plan.catchUpSeconds);
+    if (r) results.catchUp.push(r);
+  }
+  results.pgCopy = await runPgCopy(deployment.pg, localServers.pgUrl, ns.pgSchema, plan.pgCopyMaxRows);
+  if (results.pgCopy)
+    progress(
+      `PostgreSQL COPY of ${fmt(results.pgCopy.rows)} rows of event: ${fmt(results.pgCopy.rowsPerSecond)} rows/s`,
+    );
+  results.redisBench = await runRedisBenchmark({
+    redis: deployment.redis,
+    redisUrl: localServers.redisUrl,
+    repo,
+    prefix: ns.redisPrefix,
+    requests: plan.redisBench.requests,
+    targets: 3000,
+    clients: plan.redisBench.clients,
+    pipeline: plan.redisBench.pipeline,
+    markerTtlMs: dedupWindowMs,
+  });
+  for (const row of results.redisBench.rows)
+    progress(
+      `redis-benchmark ${row.name}: ${fmt(row.requestsPerSecond)} requests/s${row.eventsPerRequest ? ` (${fmt(row.eventsPerSecond)} events/s)` : ''}, p99 ${fmt(row.p99Ms, 2)} ms`,
+    );
+}
+
+/**
+ * Starts a consumer role alone on the backlog of its group (the deployment's prefix) and
+ * measures its catch-up; stops it after.
+ */
+export async function catchUpAlone(
+  { deployment, sampler, progress }: Bench,
+  role: ConsumerRole,
+  seconds: number,
+  env: Record<string, string> = {},
+  label: string = role,
+): Promise<CatchUp | undefined> {
+  const end = await deployment.endOffset();
+  const committedBefore = await deployment.committed(role);
+  const backlog = end - committedBefore;
+  if (backlog <= 0) {
+    progress(`${label}: no backlog to catch up on`);
+    return undefined;
+  }
+  await deployment.start(role, env);
+  const r = await measureCatchUp(deployment, role, backlog, seconds, sampler);
+  await deployment.stop(role);
+  progress(
+    `${label} alone: ${fmt(r.eventsPerSecond)} events/s over ${fmt(r.seconds, 1)} s (${fmt(r.events)} of a backlog of ${fmt(backlog)}); cpu: ${describeCpu(r.cpu, [role, role === 'counter' ? 'redis' : 'postgres', 'kafka'])}`,
+  );
+  return r;
+}
+
+/** Measures a consumer role catching up alone: committed records per second once it started committing. */
+async function measureCatchUp(
+  deployment: Deployment,
+  role: ConsumerRole,
+  backlog: number,
+  maxSeconds: number,
+  sampler: CpuSampler,
+): Promise<CatchUp> {
+  const base = await deployment.committed(role);
+  const deadline = Date.now() + 60_000;
+  // The clock starts at the first commit: joining the group is not catching up.
+  let first = base;
+  while (first === base && Date.now() < deadline) {
+    await sleep(100);
+    first = await deployment.committed(role);
+  }
+  const fromMs = sampler.sample();
+  const fromCommitted = first;
+  const until = Date.now() + maxSeconds * 1000;
+  let last = first;
+  while (Date.now() < until && last - base < backlog) {
+    await sleep(500);
+    last = await deployment.committed(role);
+  }
+  const toMs = sampler.sample();
+  const seconds = (toMs - fromMs) / 1000;
+  return {
+    role,
+    backlog,
+    events: last - fromCommitted,
+    seconds,
+    eventsPerSecond: (last - fromCommitted) / Math.max(0.001, seconds),
+    cpu: sampler.use(fromMs, toMs),
+  };
+}

@@ -15,7 +15,8 @@
  *   --out       the report (default bench/RESULTS.md)
  *   --raw-dir   where k6 summaries and outputs go (default: a new temporary directory)
  *   --phases    run only these phases (for working on the harness): seed, bare-http, rest-single,
- *               rest-batch, grpc-stream, raw-producer, sinks, e2e, queries, kafka-clients, overhead
+ *               rest-batch, grpc-stream, raw-producer, sinks, e2e, queries, in-process, startup,
+ *               kafka-clients, overhead
  *   --render    render the report of a previous run's results.json (in its raw directory) and exit
  *
  * The roles use the service's default Kafka client unless TALLY_KAFKA_CLIENT is set in the
@@ -45,6 +46,7 @@ import { CpuSampler, pidListeningOn, processTree } from './lib/proc.ts';
 import type { Results } from './lib/results.ts';
 import { runGrpcStream, runRestBatch } from './phases/batches.ts';
 import { runE2e } from './phases/e2e.ts';
+import { runInProcess, runStartup } from './phases/edge.ts';
 import { runKafkaClients } from './phases/kafka-clients.ts';
 import { runOverhead } from './phases/overhead.ts';
 import { runQueries, runSeed } from './phases/queries.ts';
@@ -66,6 +68,8 @@ const PHASES = [
   'sinks',
   'e2e',
   'queries',
+  'in-process',
+  'startup',
   // The last two restart ingest and the gateway with settings of their own, and stop the
   // consumers: no phase after them uses the deployment.
   'kafka-clients',
@@ -86,6 +90,9 @@ const PHASE_RUNS: Record<Phase, (b: Bench) => Promise<void>> = {
   sinks: runSinks,
   e2e: runE2e,
   queries: runQueries,
+  // The edge split, then in one process (restored after); then `tally all` on embedded backends.
+  'in-process': runInProcess,
+  startup: runStartup,
   'kafka-clients': runKafkaClients,
   overhead: runOverhead,
 };

@@ -59,6 +59,10 @@ export interface Plan {
     /** The profiled steps' rate, as a share of the maximum with tracing off. */
     profileShare: number;
   };
+  /** `tally all` started on a fresh data directory and restarted on it, this many times each. */
+  startupRuns: number;
+  /** The fixed loads run through the split edge and through one process (bench/phases/edge.ts). */
+  inProcess: { restSingleRate: number; restBatchEventsRate: number };
   /** Past this many seconds, no further step starts (every phase still runs its first). */
   budgetSeconds: number;
 }
@@ -96,6 +100,9 @@ export const FULL: Plan = {
     restSingle: { start: 960, factor: 1.15, maxSteps: 3 },
     profileShare: 0.7,
   },
+  startupRuns: 3,
+  // Below both shapes' maxima, so CPU per event compares like with like.
+  inProcess: { restSingleRate: 800, restBatchEventsRate: 10_000 },
   budgetSeconds: 30 * 60,
 };
 
@@ -131,5 +138,7 @@ export const SMOKE: Plan = {
     restSingle: { start: 5, factor: 2, maxSteps: 1 },
     profileShare: 0.7,
   },
+  startupRuns: 1,
+  inProcess: { restSingleRate: 10, restBatchEventsRate: 40 },
   budgetSeconds: 10 * 60,
 };

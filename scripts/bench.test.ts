@@ -106,6 +106,18 @@ test('the benchmark harness runs its smoke variant end to end and reports every 
   const single = report.slice(report.indexOf('## REST single events'));
   assert.match(single, /\| offered requests\/s *\|/);
   assert.match(single, /\n\| \d[\d,]* *\| \d/);
+  // The edge split and in one process, each load with a CPU figure; start-up times.
+  const edge = report.slice(report.indexOf('## The edge in one process'));
+  for (const load of ['rest-single', 'rest-batch'])
+    for (const shape of ['split \\(gRPC\\)', 'one process'])
+      assert.match(
+        edge,
+        new RegExp(`\\| ${load} *\\| ${shape} *\\| \\d[\\d,]* *\\| \\d`),
+        `${load} ${shape}`,
+      );
+  const startup = report.slice(report.indexOf('## Start-up of `tally all`'));
+  for (const kind of ['fresh', 'restart'])
+    assert.match(startup, new RegExp(`\\| ${kind} *\\| 1 *\\| \\d`), `start-up ${kind}`);
   // Both Kafka clients measured, and a verdict drawn from their figures.
   const clients = report.slice(report.indexOf('## Kafka client: kafkajs against @platformatic/kafka'));
   assert.match(clients, /\*\*Verdict\.\*\* \S/);

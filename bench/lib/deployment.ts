@@ -197,6 +197,20 @@ export class Deployment {
     return running;
   }
 
+  /**
+   * Starts `roles` together in one process, registered (and CPU-sampled) as `as`; with the gateway
+   * among them, the deployment's HTTP port becomes that process's.
+   */
+  async startCombined(as: Role, roles: Role[], extraEnv: Record<string, string> = {}): Promise<RoleProcess> {
+    const env: Record<string, string> = { NODE_COMPILE_CACHE: COMPILE_CACHE, ...this.env(), ...extraEnv };
+    const proc = await startTally(roles, env, 120_000);
+    if (roles.includes('gateway')) this.httpPort = proc.httpPort!;
+    const metricsPort = roles.includes('gateway') ? proc.httpPort! : proc.metricsPort!;
+    const running: RoleProcess = { role: as, proc, pid: proc.child.pid!, metricsPort };
+    this.roles.set(as, running);
+    return running;
+  }
+
   /** SIGTERM (drains: a consumer commits its batch and leaves its group); SIGKILL after 30 s. */
   async stop(role: Role): Promise<void> {
     const running = this.roles.get(role);

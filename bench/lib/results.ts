@@ -4,6 +4,7 @@
  */
 import type { PgCopyResult } from '../baselines/pg-copy.ts';
 import type { RedisBenchResult } from '../baselines/redis-bench.ts';
+import type { InProcessRun, StartupRun } from '../phases/edge.ts';
 import type { Latency } from './k6.ts';
 import type { Machine, Versions } from './machine.ts';
 import type { CpuUse } from './proc.ts';
@@ -224,6 +225,10 @@ export interface Results {
   getReport?: QueryRun & { seed: SeedResult };
   kafkaClients?: KafkaClientsResult;
   overhead?: OverheadResult;
+  /** `tally all` (embedded) started fresh and restarted: bench/phases/edge.ts. */
+  startup?: StartupRun[];
+  /** The edge split and in one process at the same loads: bench/phases/edge.ts. */
+  inProcess?: InProcessRun[];
   /** Whether the consumers export these metrics (docs/metrics.md). */
   metrics: { lagGauge: boolean; visibleHistogram: boolean };
   /** Phases that failed, with their error. */

@@ -1,10 +1,12 @@
 /**
- * PostgreSQL in the process, for the embedded mode: PGlite (Postgres compiled
- * to WebAssembly), file-backed under `dataDir`. Same SQL as the server; one
- * connection, so statements and transactions run one at a time.
+ * PostgreSQL in the process, for the embedded mode: PGlite (Postgres compiled to WebAssembly),
+ * file-backed under `dataDir`, run in a worker thread (pglite-worker.ts) so that neither a first
+ * start's initialisation nor any statement holds the event loop that serves requests. Same SQL as
+ * the server; one session, so statements and transactions run one at a time, in call order.
  */
 import { mkdirSync } from 'node:fs';
-import { PGlite, types } from '@electric-sql/pglite';
+import { Worker } from 'node:worker_threads';
+import type { WorkerInit, WorkerRequest, WorkerResponse } from './pglite-worker.ts';
 import type { SqlDatabase, SqlExecutor } from './sql-database.ts';
 
 export interface PgliteDatabaseOptions {
@@ -13,50 +15,90 @@ export interface PgliteDatabaseOptions {
   schema: string;
 }
 
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
+type Pending = { resolve: (rows: unknown[]) => void; reject: (error: Error) => void };
+
+/** An error as the worker sent it: its message, and PostgreSQL's SQLSTATE `code` and `detail`. */
+function workerError(error: Extract<WorkerResponse, { ok: false }>['error']): Error {
+  return Object.assign(new Error(error.message), {
+    ...(error.code === undefined ? {} : { code: error.code }),
+    ...(error.detail === undefined ? {} : { detail: error.detail }),
+  });
+}
+
 /**
- * Opens the database in the background and returns at once: a first start initialises a data
- * directory, which takes seconds, and the roles that need no SQL should not wait for it. Each
- * call waits for the opening; a failed opening fails every call with its error.
+ * Opens the database in its worker and returns at once: the worker initialises a new data
+ * directory (seconds) while the caller goes on; each call waits for the opening, and a failed
+ * opening fails every call with its error.
  */
 export async function createPgliteDatabase(options: PgliteDatabaseOptions): Promise<SqlDatabase> {
   mkdirSync(options.dataDir, { recursive: true });
-  const db = new PGlite(options.dataDir, {
-    // Counts fit in a double, as with the pg adapter.
-    parsers: { [types.INT8]: (value: string) => Number(value) },
+  const workerData: WorkerInit = { dataDir: options.dataDir, schema: options.schema };
+  const worker = new Worker(new URL('./pglite-worker.ts', import.meta.url), { workerData });
+  // The thread keeps the process alive only while a call waits for it: the process's lifetime is its roles'.
+  worker.unref();
+  const pending = new Map<number, Pending>();
+  let nextId = 0;
+  let failure: Error | undefined;
+  const failAll = (error: Error) => {
+    failure ??= error;
+    for (const p of pending.values()) p.reject(error);
+    pending.clear();
+  };
+  worker.on('message', (response: WorkerResponse) => {
+    const p = pending.get(response.id);
+    if (!p) return;
+    pending.delete(response.id);
+    if (pending.size === 0) worker.unref();
+    if (response.ok) p.resolve(response.rows ?? []);
+    else p.reject(workerError(response.error));
   });
-  const opening = (async () => {
-    await db.waitReady;
-    await db.exec(`CREATE SCHEMA IF NOT EXISTS "${options.schema}"; SET search_path TO "${options.schema}"`);
-  })();
-  opening.catch(() => {}); // reported by every call
+  worker.on('error', (error) => failAll(error));
+  worker.on('exit', (code) => failAll(new Error(`the PGlite worker exited (code ${code})`)));
 
-  const query: SqlExecutor['query'] = async (text, params) => {
-    await opening;
-    return (await db.query(text, params as unknown[] | undefined)).rows as never;
+  const send = (request: WithoutId<WorkerRequest>) =>
+    new Promise<unknown[]>((resolve, reject) => {
+      if (failure) return reject(failure);
+      const id = nextId++;
+      pending.set(id, { resolve, reject });
+      worker.ref();
+      worker.postMessage({ ...request, id } as WorkerRequest);
+    });
+  const direct: SqlExecutor = {
+    query: async (text, params) => (await send({ op: 'query', text, params: params as unknown[] })) as never,
+    exec: async (script) => void (await send({ op: 'exec', text: script })),
   };
 
-  const exec = async (script: string) => {
-    await opening;
-    await db.exec(script);
+  // One session: a transaction holds it from BEGIN to COMMIT, and other calls wait their turn.
+  let turn: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
+    const result = turn.then(work);
+    turn = result.catch(() => {});
+    return result;
   };
+  const query: SqlExecutor['query'] = (text, params) => exclusive(() => direct.query(text, params));
+  const exec: SqlExecutor['exec'] = (script) => exclusive(() => direct.exec(script));
+
   return {
     description: `embedded (PGlite in ${options.dataDir}, schema ${options.schema})`,
     query,
     exec,
     reader: { query, exec },
-    transaction: async (work) => {
-      await opening;
-      return db.transaction((tx) =>
-        work({
-          query: async (text, params) =>
-            (await tx.query(text, params as unknown[] | undefined)).rows as never,
-          exec: async (script) => void (await tx.exec(script)),
-        }),
-      );
-    },
+    transaction: (work) =>
+      exclusive(async () => {
+        await direct.exec('BEGIN');
+        try {
+          const result = await work(direct);
+          await direct.exec('COMMIT');
+          return result;
+        } catch (error) {
+          await direct.exec('ROLLBACK').catch(() => {});
+          throw error;
+        }
+      }),
     async close() {
-      await opening.catch(() => {});
-      await db.close();
+      await exclusive(() => send({ op: 'close' })).catch(() => {});
+      await worker.terminate();
     },
   };
 }

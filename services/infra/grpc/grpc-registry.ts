@@ -68,6 +68,7 @@ export class GrpcRegistry {
       createInProcessClient(service, impl, {
         accepting: () => this.#accepting,
         logger: this.#logger.child({ service: service.typeName }),
+        metrics: this.#metrics && grpcMetrics(this.#metrics),
       })
     );
   }

@@ -4,16 +4,18 @@
  * encoding the request, a loopback connection and HTTP/2 framing. `tally all` uses it for the
  * gateway's calls to ingest and query; roles in separate processes use gRPC (grpc-service.ts).
  *
- * What differs from a gRPC call, by design: the call is not counted in `tally_grpc_*` (no gRPC
- * call was made; the roles' own metrics count it as before) and runs in the caller's trace
- * context rather than in a SERVER span of its own.
+ * The call is counted and timed in `tally_grpc_*` exactly as the gRPC server counts a call (same
+ * service, method and code labels), so the SLOs and dashboards built on them read the same in one
+ * process as across several. What differs, by design: it runs in the caller's trace context rather
+ * than in a SERVER span of its own.
  */
 import { create, type DescMessage, type MessageInitShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import * as grpc from '@grpc/grpc-js';
-import { AppError, Code, toAppError } from '../app-error.ts';
+import { AppError, Code, codeName, toAppError } from '../app-error.ts';
 import { withTimeout } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
+import { type GrpcMetrics, secondsSince } from '../metrics.ts';
 import type { CallContext, CallOptions, ServiceClient, ServiceImpl } from './grpc-service.ts';
 
 /** The peer an in-process call reports: the loopback address a local gRPC call would show. */
@@ -24,6 +26,8 @@ export interface InProcessClientOptions {
   accepting: () => boolean;
   /** Where unexpected errors are logged (INTERNAL), as the gRPC server logs them. */
   logger: Logger;
+  /** The server-side call metrics the gRPC server would record (tally_grpc_*). */
+  metrics?: GrpcMetrics;
 }
 
 /** A ServiceClient whose calls run `impl`'s handlers in this process. */
@@ -38,9 +42,25 @@ export function createInProcessClient<T extends GenServiceMethods>(
       request: unknown,
       context: CallContext,
     ) => Promise<MessageInitShape<DescMessage>>;
+    const labels = { service: service.typeName, method: method.name };
+    const duration = options.metrics?.duration.labels(labels);
+    const count = (code: Code) => options.metrics?.requests.inc({ ...labels, code: codeName(code) });
     const call = async (request: unknown, callOptions: CallOptions | undefined) => {
+      const startMs = performance.now();
+      try {
+        const answer = await run(request, callOptions);
+        count(Code.OK);
+        return answer;
+      } catch (error) {
+        count(toAppError(error).code);
+        throw error;
+      } finally {
+        duration?.observe(secondsSince(startMs));
+      }
+    };
+    const run = async (request: unknown, callOptions: CallOptions | undefined) => {
       if (!options.accepting())
-        throw new AppError(Code.UNAVAILABLE, 'server is shutting down; retry on another instance');
+        throw new AppError(Code.UNAVAILABLE, 'server is shutting down, retry on another instance');
       const metadata = new grpc.Metadata();
       for (const [k, v] of Object.entries(callOptions?.metadata ?? {})) metadata.set(k, v);
       const running = handler(request, { metadata, peer: IN_PROCESS_PEER });

@@ -508,6 +508,9 @@ describe('runSimulation over gRPC', () => {
         async publishStream() {
           throw new AppError(Code.UNIMPLEMENTED, 'not used');
         },
+        publishStreamAcked() {
+          throw new AppError(Code.UNIMPLEMENTED, 'not used');
+        },
       },
       { logger: createLogger('error'), accepting: () => true },
     );

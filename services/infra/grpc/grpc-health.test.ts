@@ -102,6 +102,7 @@ function slowIngest(release: Promise<void>) {
     async publishStream() {
       return { accepted: 0n };
     },
+    async *publishStreamAcked() {},
   };
 }
 

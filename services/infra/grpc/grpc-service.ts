@@ -214,7 +214,9 @@ export function grpcService<T extends GenServiceMethods>(
         call.on('cancelled', () => cancelled.abort());
         respond(call.metadata, streamEnd(call, cancelled.signal), async () => {
           refuseWhenDraining(options.accepting);
-          const answers = duplex[method.localName]!(decodeStream(call, method.input), {
+          // A handler that stops reading still answers: leaving its loop must not destroy the call.
+          const requests = decodeStream(call.iterator({ destroyOnReturn: false }), method.input);
+          const answers = duplex[method.localName]!(requests, {
             ...contextOf(call),
             signal: cancelled.signal,
             draining,

@@ -4,7 +4,8 @@
 #
 #   scripts/loadtest.sh [--list] [scenario…]     (default: every scenario)
 #
-# Scenarios: rest-single rest-batch grpc-unary grpc-stream ws-subscribers (loadtest/<name>.js).
+# Scenarios: rest-single rest-batch grpc-unary grpc-stream grpc-stream-acked ws-subscribers
+# (loadtest/<name>.js).
 # Environment: TALLY_URL (default http://127.0.0.1:8080), TALLY_GRPC (default 127.0.0.1:50051),
 # DURATION, RATE, VUS, … (loadtest/README.md lists them; each script has short defaults),
 # K6 (the k6 binary; default: the one scripts/install-k6.sh installs, else k6 on PATH),
@@ -13,7 +14,7 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-all_scenarios=(rest-single rest-batch grpc-unary grpc-stream ws-subscribers)
+all_scenarios=(rest-single rest-batch grpc-unary grpc-stream grpc-stream-acked ws-subscribers)
 
 log() { printf '[loadtest] %s\n' "$*" >&2; }
 die() {

@@ -41,6 +41,10 @@ const SCRIPTS: Record<string, { env: Record<string, string>; metrics: string[] }
   'rest-batch': { env: { RATE: '2', BATCH_SIZE: '10' }, metrics: ['http_req_duration', 'http_req_failed'] },
   'grpc-unary': { env: { RATE: '5' }, metrics: ['grpc_req_duration'] },
   'grpc-stream': { env: { RATE: '1', STREAM_EVENTS: '10' }, metrics: ['tally_stream_duration'] },
+  'grpc-stream-acked': {
+    env: { RATE: '1', STREAM_EVENTS: '20', MESSAGE_EVENTS: '5' },
+    metrics: ['tally_ack_delay'],
+  },
   'ws-subscribers': {
     env: { RATE: '5', SUBSCRIBERS: '3', WATCH_TARGETS: '3' },
     metrics: [

@@ -7,6 +7,7 @@ import grpc from 'k6/net/grpc';
 /** Full names of the ingest methods. */
 export const PUBLISH = 'tally.v1.IngestService/Publish';
 export const PUBLISH_STREAM = 'tally.v1.IngestService/PublishStream';
+export const PUBLISH_STREAM_ACKED = 'tally.v1.IngestService/PublishStreamAcked';
 
 /** A client with the ingest service loaded; call in the init context (once per VU). */
 export function ingestClient() {

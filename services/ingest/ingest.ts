@@ -13,12 +13,16 @@ import type { Logger } from '../infra/logger.ts';
 import { ingestMetrics, produceMetrics, type Registry } from '../infra/metrics.ts';
 import { recordTraceHeaders, type Tracer } from '../infra/tracing.ts';
 import { BatchingProducer } from '../pipeline/batching-producer.ts';
+import { ackedStream } from './acked-stream.ts';
 import { type AdmittedEvent, EventAdmission } from './event-admission.ts';
 
 export interface IngestConfig {
   /** The topic events are written to; run-roles.ts ensures it exists before any role starts. */
   eventsTopic: string;
-  /** Most events in one PublishBatch (and per chunk of a stream). */
+  /**
+   * Most events in one PublishBatch (and per chunk of a stream, per PublishStreamAcked message);
+   * a PublishStreamAcked stream holds at most {@link ACKED_STREAM_WINDOW} times as many unanswered.
+   */
   maxBatchEvents: number;
   limits: EventLimits;
   lingerMs: number;
@@ -41,6 +45,9 @@ export interface IngestDeps {
   now?: () => number;
 }
 
+/** A PublishStreamAcked stream reads at most this many batches' worth of events ahead of its answers. */
+export const ACKED_STREAM_WINDOW = 4;
+
 export async function start(deps: IngestDeps, config: IngestConfig): Promise<Stoppable> {
   const producer = new BatchingProducer(deps.log.producer(), {
     topic: config.eventsTopic,
@@ -57,6 +64,7 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
     publish: ingested.labels({ method: 'Publish' }),
     publishBatch: ingested.labels({ method: 'PublishBatch' }),
     publishStream: ingested.labels({ method: 'PublishStream' }),
+    publishStreamAcked: ingested.labels({ method: 'PublishStreamAcked' }),
   };
   const admission = new EventAdmission(config.limits, deps.now ?? Date.now);
 
@@ -121,6 +129,17 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
         );
       if (streamError !== undefined) throw streamError;
       return { accepted: BigInt(accepted) };
+    },
+
+    publishStreamAcked(requests, context) {
+      return ackedStream(requests, context, {
+        admission,
+        append: (records) => producer.append(records),
+        maxMessageEvents: config.maxBatchEvents,
+        maxUnansweredEvents: ACKED_STREAM_WINDOW * config.maxBatchEvents,
+        headers: traceHeaders(),
+        onAcked: (events) => acceptedBy.publishStreamAcked.inc(events),
+      });
     },
   });
 

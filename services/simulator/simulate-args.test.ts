@@ -134,6 +134,12 @@ describe('parseSimulateArgs', () => {
       protocol: 'grpc',
       address: '[::1]:50051',
     });
+    assert.deepEqual(parseSimulateArgs(['--target', 'grpc+stream://127.0.0.1:50051']).target, {
+      protocol: 'grpc-stream',
+      address: '127.0.0.1:50051',
+    });
+    const repeated = simulateCommandLine(parseSimulateArgs(['--target=grpc+stream://h:1', '--seed=1']));
+    assert.match(repeated, / --target grpc\+stream:\/\/h:1 /);
   });
 
   test('--help and -h ask for the usage', () => {
@@ -161,6 +167,8 @@ describe('parseSimulateArgs', () => {
       'http://host:8080/v1',
       'http://u:p@host:1',
       'grpc://host',
+      'grpc+stream://host',
+      'grpcs://host:1',
       'http://host:8080?x=1',
     ])
       rejects(['--target', target], '--target', /http:\/\/host:port .* grpc:\/\/host:port/);

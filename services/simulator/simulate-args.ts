@@ -5,7 +5,10 @@
 import { randomInt } from 'node:crypto';
 import { isScenarioName, SCENARIO_DEFAULTS, SCENARIOS, type ScenarioName } from './scenarios.ts';
 
-/** Where events go: REST (`POST /v1/events[:batch]`) or gRPC (`tally.v1.IngestService`). */
+/**
+ * Where events go: REST (`POST /v1/events[:batch]`), gRPC (`tally.v1.IngestService` Publish or
+ * PublishBatch) or gRPC over one long-lived `PublishStreamAcked` stream (`grpc-stream`).
+ */
 export type SimulateTarget =
   | {
       protocol: 'rest';
@@ -13,10 +16,16 @@ export type SimulateTarget =
       url: string;
     }
   | {
-      protocol: 'grpc';
+      protocol: 'grpc' | 'grpc-stream';
       /** `host:port`. */
       address: string;
     };
+
+/** The target as `--target` takes it. */
+export function targetUrl(target: SimulateTarget): string {
+  if (target.protocol === 'rest') return target.url;
+  return `${target.protocol === 'grpc' ? 'grpc' : 'grpc+stream'}://${target.address}`;
+}
 
 export interface SimulateOptions {
   scenario: ScenarioName;
@@ -95,7 +104,9 @@ flags:
   --rate N            events per second, > 0 (default ${SIMULATE_DEFAULTS.ratePerSecond})
   --duration D        how long to send: 30s, 5m, 1h, 1500ms or plain seconds (default 60s)
   --total N           stop after exactly N events instead (not with --duration)
-  --target URL        http://host:port (REST) or grpc://host:port (gRPC)
+  --target URL        http://host:port (REST), grpc://host:port (gRPC Publish / PublishBatch)
+                        or grpc+stream://host:port (gRPC: one PublishStreamAcked stream,
+                        each request one message, answered when its events are acked)
                         (default ${SIMULATE_DEFAULTS.target})
   --seed N            seed of the scenario, a non-negative integer (default random; printed
                         in the summary so the run can be repeated)
@@ -296,7 +307,7 @@ function parseDuration(flag: Flag, text: string): number {
 function parseTarget(text: string): SimulateTarget {
   const fail = (why: string): never => {
     throw new SimulateArgsError(
-      `--target: must be http://host:port (REST) or grpc://host:port (gRPC)${why}; got ${quote(text)}`,
+      `--target: must be http://host:port (REST), grpc://host:port (gRPC) or grpc+stream://host:port (gRPC stream)${why}; got ${quote(text)}`,
     );
   };
   let url: URL;
@@ -308,9 +319,9 @@ function parseTarget(text: string): SimulateTarget {
   if (url.username || url.password || url.search || url.hash || (url.pathname !== '' && url.pathname !== '/'))
     return fail(', with no path, query or credentials');
   if (url.protocol === 'http:' || url.protocol === 'https:') return { protocol: 'rest', url: url.origin };
-  if (url.protocol === 'grpc:') {
+  if (url.protocol === 'grpc:' || url.protocol === 'grpc+stream:') {
     if (url.hostname === '' || url.port === '') return fail(', the gRPC port included');
-    return { protocol: 'grpc', address: url.host };
+    return { protocol: url.protocol === 'grpc:' ? 'grpc' : 'grpc-stream', address: url.host };
   }
   return fail('');
 }
@@ -323,15 +334,13 @@ function randomRunId(): string {
 
 /** The flags that repeat a run (same scenario, seed and shape; a new run id unless `withRunId`). */
 export function simulateCommandLine(options: SimulateOptions, withRunId = false): string {
-  const targetUrl =
-    options.target.protocol === 'rest' ? options.target.url : `grpc://${options.target.address}`;
   const parts = [
     `--scenario ${options.scenario}`,
     `--rate ${options.ratePerSecond}`,
     options.total !== undefined
       ? `--total ${options.total}`
       : `--duration ${formatDurationFlag(options.durationMs ?? 0)}`,
-    `--target ${targetUrl}`,
+    `--target ${targetUrl(options.target)}`,
     `--seed ${options.seed}`,
     `--batch ${options.batchSize}`,
     `--concurrency ${options.concurrency}`,

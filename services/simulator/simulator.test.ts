@@ -484,8 +484,17 @@ describe('runSimulation over REST', { concurrency: true }, () => {
 });
 
 describe('runSimulation over gRPC', () => {
-  async function startFakeIngest(t: TestContext, failEvery: number) {
+  /**
+   * `failEvery`: every n-th request fails UNAVAILABLE (a stream message: its range answered
+   * `failed`); `streamMessages`: a stream ends UNAVAILABLE after answering that many messages.
+   */
+  async function startFakeIngest(
+    t: TestContext,
+    failEvery: number,
+    streamMessages = Number.POSITIVE_INFINITY,
+  ) {
     const received: { method: string; events: Event[]; ok: boolean }[] = [];
+    let streams = 0;
     const fail = () => received.length % failEvery === failEvery - 1;
     const service = grpcService(
       IngestService,
@@ -508,13 +517,62 @@ describe('runSimulation over gRPC', () => {
         async publishStream() {
           throw new AppError(Code.UNIMPLEMENTED, 'not used');
         },
+        async *publishStreamAcked(requests) {
+          streams++;
+          let seq = 1;
+          let answered = 0;
+          for await (const request of requests) {
+            admit(request.events, Date.now());
+            const ok = !fail();
+            received.push({ method: 'PublishStreamAcked', events: request.events, ok });
+            const range = { firstSeq: BigInt(seq), lastSeq: BigInt(seq + request.events.length - 1) };
+            seq += request.events.length;
+            yield ok
+              ? { result: { case: 'acked', value: range } }
+              : { result: { case: 'failed', value: { ...range, message: 'not acknowledged in time' } } };
+            if (++answered === streamMessages)
+              throw new AppError(
+                Code.UNAVAILABLE,
+                'the server is draining: send the rest to another instance',
+              );
+          }
+        },
       },
       { logger: createLogger('error'), accepting: () => true },
     );
     const server = await startGrpcServer([service], { host: '127.0.0.1', port: 0, maxMessageBytes: 4 << 20 });
     t.after(() => server.shutdown(1000));
-    return { address: `grpc://127.0.0.1:${server.port}`, received };
+    return {
+      address: `grpc://127.0.0.1:${server.port}`,
+      port: server.port,
+      received,
+      streams: () => streams,
+    };
   }
+
+  test('grpc+stream: one PublishStreamAcked stream, a new one when it ends; failed ranges and ended streams are sent again with --retry-for', async (t) => {
+    const ingest = await startFakeIngest(t, 7, 12);
+    const { summary } = await simulate([
+      '--scenario=clickstream',
+      '--rate=5000',
+      '--total=600',
+      '--batch=20',
+      '--retry-for=20s',
+      `--target=grpc+stream://127.0.0.1:${ingest.port}`,
+    ]);
+    assert.equal(summary.transport, 'gRPC PublishStreamAcked');
+    assert.ok(ingest.received.every((r) => r.method === 'PublishStreamAcked'));
+    assert.ok(
+      ingest.received.some((r) => !r.ok),
+      'some ranges were answered failed',
+    );
+    assert.ok(ingest.streams() > 1, `a new stream after each end (${ingest.streams()} streams)`);
+    assert.equal(summary.sent, 600);
+    assert.equal(summary.acknowledged, 600);
+    // Every event the simulator counts as acknowledged was acked by the server, once.
+    const ackedIds = new Set(ingest.received.filter((r) => r.ok).flatMap((r) => r.events.map((e) => e.id)));
+    assert.equal(ackedIds.size, 600);
+  });
 
   test('PublishBatch for batches; UNAVAILABLE counted by code; counts match what was acknowledged', async (t) => {
     const ingest = await startFakeIngest(t, 5);

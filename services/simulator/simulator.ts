@@ -24,7 +24,7 @@ import { createWriteStream, openSync } from 'node:fs';
 import { LatencyHistogram } from './latency-histogram.ts';
 import { createScenario, type ScenarioName } from './scenarios.ts';
 import type { EventSource, SimEvent } from './sim-event.ts';
-import { SimulateArgsError, type SimulateOptions, simulateCommandLine } from './simulate-args.ts';
+import { SimulateArgsError, type SimulateOptions, simulateCommandLine, targetUrl } from './simulate-args.ts';
 import { formatProgress, formatSummary } from './simulation-report.ts';
 import { createTransport, type SendOutcome, type Transport } from './transport.ts';
 
@@ -212,7 +212,7 @@ function summarize(
 ): SimulationSummary {
   return {
     scenario: options.scenario,
-    target: options.target.protocol === 'rest' ? options.target.url : `grpc://${options.target.address}`,
+    target: targetUrl(options.target),
     transport: transport.description,
     seed: options.seed,
     runId: options.runId,

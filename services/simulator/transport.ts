@@ -1,12 +1,13 @@
 /**
- * How the simulator sends a request of events to Tally: REST (fetch, keep-alive) or gRPC
- * (IngestService over one HTTP/2 channel). A send never rejects: every failure becomes an
- * outcome with a code (the HTTP status, the gRPC code name, or a network error code).
+ * How the simulator sends a request of events to Tally: REST (fetch, keep-alive), gRPC
+ * (IngestService over one HTTP/2 channel) or one PublishStreamAcked stream (a request is one
+ * message, answered when every event of it is answered). A send never rejects: every failure
+ * becomes an outcome with a code (the HTTP status, the gRPC code name, or a network error code).
  */
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { IngestService } from '../gen/tally/v1/ingest_pb.js';
+import { IngestService, type PublishStreamAckedResponse } from '../gen/tally/v1/ingest_pb.js';
 import { AppError, codeName } from '../infra/app-error.ts';
-import { createGrpcClient } from '../infra/grpc/grpc-service.ts';
+import { createGrpcClient, type ServiceClient } from '../infra/grpc/grpc-service.ts';
 import type { SimEvent } from './sim-event.ts';
 import type { SimulateTarget } from './simulate-args.ts';
 
@@ -22,15 +23,18 @@ export interface Transport {
 }
 
 export interface TransportOptions {
-  /** 1: one event per call (Publish); more: PublishBatch, even for a shorter last request. */
+  /**
+   * 1: one event per call (Publish); more: PublishBatch, even for a shorter last request. A stream
+   * sends a request as one message whatever its size.
+   */
   batchSize: number;
   requestTimeoutMs: number;
 }
 
 export function createTransport(target: SimulateTarget, options: TransportOptions): Transport {
-  return target.protocol === 'rest'
-    ? createRestTransport(target.url, options)
-    : createGrpcTransport(target.address, options);
+  if (target.protocol === 'rest') return createRestTransport(target.url, options);
+  if (target.protocol === 'grpc-stream') return createGrpcStreamTransport(target.address, options);
+  return createGrpcTransport(target.address, options);
 }
 
 /** The event in the protobuf JSON mapping (what `POST /v1/events` takes). */
@@ -89,19 +93,21 @@ function createRestTransport(origin: string, options: TransportOptions): Transpo
   };
 }
 
+const grpcEvent = (event: SimEvent, occurredAtMs: number) => ({
+  id: event.id,
+  type: event.type,
+  target: event.target,
+  userId: event.userId,
+  ip: event.ip,
+  value: event.value,
+  occurredAt: timestampFromMs(occurredAtMs),
+  attributes: event.attributes,
+});
+
 function createGrpcTransport(address: string, options: TransportOptions): Transport {
   const single = options.batchSize === 1;
   const client = createGrpcClient(IngestService, address, { defaultTimeoutMs: options.requestTimeoutMs });
-  const init = (event: SimEvent, occurredAtMs: number) => ({
-    id: event.id,
-    type: event.type,
-    target: event.target,
-    userId: event.userId,
-    ip: event.ip,
-    value: event.value,
-    occurredAt: timestampFromMs(occurredAtMs),
-    attributes: event.attributes,
-  });
+  const init = grpcEvent;
   return {
     description: `gRPC ${single ? 'Publish' : 'PublishBatch'}`,
     async send(events, occurredAtMs) {
@@ -119,6 +125,116 @@ function createGrpcTransport(address: string, options: TransportOptions): Transp
       }
     },
     close: () => client.close(),
+  };
+}
+
+/** A request sent on the stream, waiting for an answer for each of its sequence numbers. */
+interface StreamRequest {
+  firstSeq: number;
+  lastSeq: number;
+  unanswered: number;
+  refused: string | undefined;
+  failed: string | undefined;
+  settle: (outcome: SendOutcome) => void;
+}
+
+/**
+ * One PublishStreamAcked stream, opened at the first send and again after it ends: each request
+ * is a message; it succeeds when all its events are acked, fails INVALID_ARGUMENT when one is
+ * refused, UNAVAILABLE when some were not acknowledged (the simulator may send it again, same ids),
+ * and with the stream's status when the stream ends before answering it.
+ */
+function createGrpcStreamTransport(address: string, options: TransportOptions): Transport {
+  // No deadline: the stream lives as long as the run; each request has its own timer.
+  const client: ServiceClient<typeof IngestService.method> = createGrpcClient(IngestService, address);
+  let stream: { call: ReturnType<typeof client.publishStreamAcked>; nextSeq: number } | undefined;
+  let pending: StreamRequest[] = [];
+
+  const answer = (first: number, last: number, apply: (r: StreamRequest) => void) => {
+    for (const r of pending) {
+      const overlap = Math.min(last, r.lastSeq) - Math.max(first, r.firstSeq) + 1;
+      if (overlap <= 0) continue;
+      r.unanswered -= overlap;
+      apply(r);
+      if (r.unanswered === 0) {
+        r.settle(
+          r.refused !== undefined
+            ? { ok: false, code: 'INVALID_ARGUMENT', message: r.refused }
+            : r.failed !== undefined
+              ? { ok: false, code: 'UNAVAILABLE', message: r.failed }
+              : { ok: true },
+        );
+      }
+    }
+    pending = pending.filter((r) => r.unanswered > 0);
+  };
+  const read = async (call: ReturnType<typeof client.publishStreamAcked>) => {
+    let end: SendOutcome;
+    try {
+      for await (const { result } of call as AsyncIterable<PublishStreamAckedResponse>) {
+        if (result.case === 'acked')
+          answer(Number(result.value.firstSeq), Number(result.value.lastSeq), () => {});
+        else if (result.case === 'failed') {
+          const message = result.value.message;
+          answer(Number(result.value.firstSeq), Number(result.value.lastSeq), (r) => {
+            r.failed ??= message;
+          });
+        } else if (result.case === 'refused') {
+          const message = result.value.message;
+          answer(Number(result.value.seq), Number(result.value.seq), (r) => {
+            r.refused ??= message;
+          });
+        }
+      }
+      end = { ok: false, code: 'bad-response', message: 'the stream ended before answering every event' };
+    } catch (error) {
+      end =
+        error instanceof AppError
+          ? { ok: false, code: codeName(error.code), message: error.message }
+          : networkFailure(error);
+    }
+    // Whatever the stream did not answer fails with its end; the next send opens a new stream.
+    if (stream?.call === call) stream = undefined;
+    const unanswered = pending;
+    pending = [];
+    for (const r of unanswered) r.settle(end);
+  };
+
+  return {
+    description: 'gRPC PublishStreamAcked',
+    send(events, occurredAtMs) {
+      if (!stream) {
+        const call = client.publishStreamAcked();
+        stream = { call, nextSeq: 1 };
+        void read(call);
+      }
+      const firstSeq = stream.nextSeq;
+      stream.nextSeq += events.length;
+      return new Promise<SendOutcome>((resolve) => {
+        const timer = setTimeout(() => {
+          pending = pending.filter((r) => r !== request);
+          resolve({ ok: false, code: 'timeout', message: 'no answer before the deadline' });
+        }, options.requestTimeoutMs);
+        const request: StreamRequest = {
+          firstSeq,
+          lastSeq: firstSeq + events.length - 1,
+          unanswered: events.length,
+          refused: undefined,
+          failed: undefined,
+          settle: (outcome) => {
+            clearTimeout(timer);
+            resolve(outcome);
+          },
+        };
+        pending.push(request);
+        // Flow control is the server's: a full buffer here only delays this message.
+        stream!.call.write({ events: events.map((e) => grpcEvent(e, occurredAtMs)) });
+      });
+    },
+    close: () => {
+      stream?.call.cancel();
+      client.close();
+    },
   };
 }
 

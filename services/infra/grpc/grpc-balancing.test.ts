@@ -53,6 +53,7 @@ async function startBackend(
       for await (const _ of requests) accepted++;
       return { accepted };
     },
+    async *publishStreamAcked() {},
   });
   backend.server = await registry.listen({ host, port, maxMessageBytes: 1 << 20, maxConnectionAgeMs });
   registry.setServing(true);

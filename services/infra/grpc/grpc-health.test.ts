@@ -106,6 +106,7 @@ function slowIngest(release: Promise<void>, onEnter: () => void = () => {}) {
     async publishStream() {
       return { accepted: 0n };
     },
+    async *publishStreamAcked() {},
   };
 }
 

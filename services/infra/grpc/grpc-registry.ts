@@ -30,6 +30,7 @@ export class GrpcRegistry {
   readonly #metrics: Registry | undefined;
   readonly #tracer: Tracer | undefined;
   #accepting = true;
+  readonly #draining = new AbortController();
 
   /**
    * With `metrics`, every call is counted and timed there (docs/metrics.md); with `tracer`, every
@@ -48,6 +49,7 @@ export class GrpcRegistry {
       grpcService(service, impl, {
         logger: this.#logger.child({ service: service.typeName }),
         accepting: () => this.#accepting,
+        draining: this.#draining.signal,
         metrics: this.#metrics && grpcMetrics(this.#metrics),
         tracer: this.#tracer,
       }),
@@ -91,9 +93,13 @@ export class GrpcRegistry {
     this.#health.setServing(serving);
   }
 
-  /** New calls from now on get UNAVAILABLE; health checks answer NOT_SERVING, and watches end. */
+  /**
+   * New calls from now on get UNAVAILABLE; health checks answer NOT_SERVING, and watches and
+   * bidirectional streams end.
+   */
   drain(): void {
     this.#accepting = false;
+    this.#draining.abort();
     this.#health.shutdown();
   }
 

@@ -45,6 +45,15 @@ export interface StreamCallContext extends CallContext {
   signal: AbortSignal;
 }
 
+/** What a bidirectional handler knows of its call: also when the server starts draining. */
+export interface BidiCallContext extends StreamCallContext {
+  /**
+   * Aborted when the server starts draining: a long-lived stream stops reading, answers what it
+   * read, and ends (the server waits for calls in flight, up to its drain timeout).
+   */
+  draining: AbortSignal;
+}
+
 type MethodImpl<M> = M extends { methodKind: 'unary'; input: infer I; output: infer O }
   ? I extends DescMessage
     ? O extends DescMessage
@@ -63,12 +72,21 @@ type MethodImpl<M> = M extends { methodKind: 'unary'; input: infer I; output: in
           ? (request: MessageShape<I>, context: StreamCallContext) => AsyncIterable<MessageInitShape<O>>
           : never
         : never
-      : never;
+      : M extends { methodKind: 'bidi_streaming'; input: infer I; output: infer O }
+        ? I extends DescMessage
+          ? O extends DescMessage
+            ? (
+                requests: AsyncIterable<MessageShape<I>>,
+                context: BidiCallContext,
+              ) => AsyncIterable<MessageInitShape<O>>
+            : never
+          : never
+        : never;
 
 /**
  * One function per method of the service: an async function for a unary or client-streaming
- * method, an async iterable of the answers for a server-streaming one (the call ends OK when it
- * ends, with the error's status when it throws).
+ * method, an async iterable of the answers for a server-streaming or bidirectional one (the call
+ * ends OK when it ends, with the error's status when it throws).
  */
 export type ServiceImpl<T extends GenServiceMethods> = { [K in keyof T]: MethodImpl<T[K]> };
 
@@ -77,12 +95,19 @@ const identity = (b: Buffer): Buffer => b;
 /**
  * The grpc-js definition and handlers for `service` served by `impl`; each call is counted and timed
  * in `metrics` when given, and runs in a SERVER span continuing the caller's `traceparent` with `tracer`
- * (a server stream: from its request to its end). While `accepting()` is false, new calls get UNAVAILABLE.
+ * (a server stream: from its request to its end). While `accepting()` is false, new calls get UNAVAILABLE;
+ * `draining`, once aborted, tells bidirectional calls in flight to end.
  */
 export function grpcService<T extends GenServiceMethods>(
   service: GenService<T>,
   impl: ServiceImpl<T>,
-  options: { logger: Logger; accepting: () => boolean; metrics?: GrpcMetrics; tracer?: Tracer },
+  options: {
+    logger: Logger;
+    accepting: () => boolean;
+    draining?: AbortSignal;
+    metrics?: GrpcMetrics;
+    tracer?: Tracer;
+  },
 ): { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation } {
   const definition: Record<string, grpc.MethodDefinition<Buffer, unknown>> = {};
   const handlers: grpc.UntypedServiceImplementation = {};
@@ -93,12 +118,11 @@ export function grpcService<T extends GenServiceMethods>(
     ) => Promise<MessageInitShape<DescMessage>>;
     const clientStreaming = method.methodKind === 'client_streaming';
     const serverStreaming = method.methodKind === 'server_streaming';
-    if (method.methodKind !== 'unary' && !clientStreaming && !serverStreaming)
-      throw new Error(`unsupported method kind: ${method.name}`);
+    const bidi = method.methodKind === 'bidi_streaming';
     definition[method.name] = {
       path: `/${service.typeName}/${method.name}`,
-      requestStream: clientStreaming,
-      responseStream: serverStreaming,
+      requestStream: clientStreaming || bidi,
+      responseStream: serverStreaming || bidi,
       requestSerialize: identity,
       requestDeserialize: identity,
       responseSerialize: (m: unknown) => Buffer.from(toBinary(method.output, m as MessageShape<DescMessage>)),
@@ -176,6 +200,37 @@ export function grpcService<T extends GenServiceMethods>(
       };
       continue;
     }
+    if (bidi) {
+      const duplex = impl as Record<string, unknown> as Record<
+        string,
+        (
+          requests: AsyncIterable<unknown>,
+          context: BidiCallContext,
+        ) => AsyncIterable<MessageInitShape<DescMessage>>
+      >;
+      const draining = options.draining ?? new AbortController().signal;
+      handlers[method.name] = (call: grpc.ServerDuplexStream<Buffer, unknown>) => {
+        const cancelled = new AbortController();
+        call.on('cancelled', () => cancelled.abort());
+        respond(call.metadata, streamEnd(call, cancelled.signal), async () => {
+          refuseWhenDraining(options.accepting);
+          // A handler that stops reading still answers: leaving its loop must not destroy the call.
+          const requests = decodeStream(call.iterator({ destroyOnReturn: false }), method.input);
+          const answers = duplex[method.localName]!(requests, {
+            ...contextOf(call),
+            signal: cancelled.signal,
+            draining,
+          });
+          for await (const init of answers) {
+            if (cancelled.signal.aborted) break;
+            if (!call.write(create(method.output, init))) await drained(call, cancelled.signal);
+          }
+        });
+      };
+      continue;
+    }
+    if (method.methodKind !== 'unary' && !clientStreaming)
+      throw new Error(`unsupported method kind: ${method.name}`);
     handlers[method.name] = clientStreaming
       ? (call: grpc.ServerReadableStream<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) =>
           respond(call.metadata, unaryAnswer(callback), async () => {
@@ -192,7 +247,9 @@ export function grpcService<T extends GenServiceMethods>(
 }
 
 /** Ends a server stream with the status of its handler; a cancelled call has nobody to answer. */
-function streamEnd(call: grpc.ServerWritableStream<Buffer, unknown>, cancelled: AbortSignal) {
+type ServerWriter = grpc.ServerWritableStream<Buffer, unknown> | grpc.ServerDuplexStream<Buffer, unknown>;
+
+function streamEnd(call: ServerWriter, cancelled: AbortSignal) {
   return (status: Partial<grpc.StatusObject> | null): Code => {
     if (cancelled.aborted) return Code.CANCELLED;
     if (status) {
@@ -205,10 +262,7 @@ function streamEnd(call: grpc.ServerWritableStream<Buffer, unknown>, cancelled: 
 }
 
 /** Resolves once `call` takes writes again, or at once when the call is cancelled. */
-async function drained(
-  call: grpc.ServerWritableStream<Buffer, unknown>,
-  cancelled: AbortSignal,
-): Promise<void> {
+async function drained(call: ServerWriter, cancelled: AbortSignal): Promise<void> {
   try {
     await once(call, 'drain', { signal: cancelled });
   } catch (error) {
@@ -255,10 +309,7 @@ function refuseWhenDraining(accepting: () => boolean): void {
 }
 
 function contextOf(
-  call:
-    | grpc.ServerUnaryCall<Buffer, unknown>
-    | grpc.ServerReadableStream<Buffer, unknown>
-    | grpc.ServerWritableStream<Buffer, unknown>,
+  call: grpc.ServerUnaryCall<Buffer, unknown> | grpc.ServerReadableStream<Buffer, unknown> | ServerWriter,
 ): CallContext {
   return { metadata: call.metadata, peer: call.getPeer() };
 }
@@ -370,7 +421,27 @@ type ClientMethod<M> = M extends { methodKind: 'unary'; input: infer I; output: 
           ) => Promise<MessageShape<O>>
         : never
       : never
-    : never;
+    : M extends { methodKind: 'bidi_streaming'; input: infer I; output: infer O }
+      ? I extends DescMessage
+        ? O extends DescMessage
+          ? (options?: CallOptions) => BidiCall<MessageInitShape<I>, MessageShape<O>>
+          : never
+        : never
+      : never;
+
+/**
+ * A bidirectional call: write requests, read the answers by iterating it. The iteration ends when
+ * the server ends the call OK and throws an AppError with its status otherwise.
+ */
+export interface BidiCall<I, O> extends AsyncIterable<O> {
+  /** Sends `request`; false when the call's buffer is full: wait for {@link drained} before the next. */
+  write(request: I): boolean;
+  /** Resolves when the call takes writes again (gRPC flow control), or when it ended. */
+  drained(): Promise<void>;
+  /** Ends the client's side: no more requests. */
+  end(): void;
+  cancel(): void;
+}
 
 /** A typed client: one async function per method, plus `close()`. */
 export type ServiceClient<T extends GenServiceMethods> = { [K in keyof T]: ClientMethod<T[K]> } & {
@@ -522,9 +593,73 @@ export function createGrpcClient<T extends GenServiceMethods>(
           ? traced(options.tracer, metadata, () => stream(requests, metadata, grpcOptions))
           : stream(requests, metadata, grpcOptions);
       };
+    } else if (method.methodKind === 'bidi_streaming') {
+      out[method.localName] = (callOptions?: CallOptions) => {
+        const { metadata, grpcOptions } = setup(callOptions);
+        if (options.tracer) {
+          // The call's context travels with it; its CLIENT span lasts until the answers end.
+          const parent = context.active();
+          const span = options.tracer.startSpan(
+            spanName,
+            { kind: SpanKind.CLIENT, attributes: spanAttributes },
+            parent,
+          );
+          propagation.inject(trace.setSpan(parent, span), metadata, metadataSetter);
+          return bidiCall(
+            client.makeBidiStreamRequest(path, serialize, deserialize, metadata, grpcOptions),
+            (code) => endRpcSpan(span, code),
+          );
+        }
+        return bidiCall(client.makeBidiStreamRequest(path, serialize, deserialize, metadata, grpcOptions));
+      };
     }
   }
   return out as ServiceClient<T>;
+}
+
+function bidiCall<I, O>(call: grpc.ClientDuplexStream<I, O>, ended?: (code: Code) => void): BidiCall<I, O> {
+  let closed = false;
+  const settle = (code: Code) => {
+    if (closed) return;
+    closed = true;
+    ended?.(code);
+  };
+  // Answers arrive whether or not anyone iterates yet: none is lost before the first `for await`.
+  const answers = (async function* () {
+    try {
+      for await (const answer of call) yield answer as O;
+      settle(Code.OK);
+    } catch (error) {
+      const appError = isServiceError(error) ? fromServiceError(error) : toAppError(error);
+      settle(appError.code);
+      throw appError;
+    }
+  })();
+  return {
+    write: (request) => call.write(request),
+    drained: () =>
+      new Promise<void>((resolve) => {
+        if (call.writableNeedDrain === false || call.destroyed) return resolve();
+        const done = () => {
+          call.off('drain', done);
+          call.off('close', done);
+          resolve();
+        };
+        call.on('drain', done);
+        call.on('close', done);
+      }),
+    end: () => call.end(),
+    cancel: () => call.cancel(),
+    [Symbol.asyncIterator]: () => answers,
+  };
+}
+
+function isServiceError(error: unknown): error is grpc.ServiceError {
+  return (
+    error instanceof Error &&
+    typeof (error as Partial<grpc.ServiceError>).code === 'number' &&
+    'metadata' in error
+  );
 }
 
 function fromServiceError(error: grpc.ServiceError): AppError {

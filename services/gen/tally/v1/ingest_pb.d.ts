@@ -114,6 +114,175 @@ export declare type PublishStreamResponse = Message<"tally.v1.PublishStreamRespo
 export declare const PublishStreamResponseSchema: GenMessage<PublishStreamResponse>;
 
 /**
+ * @generated from message tally.v1.PublishStreamAckedRequest
+ */
+export declare type PublishStreamAckedRequest = Message<"tally.v1.PublishStreamAckedRequest"> & {
+  /**
+   * Up to the configured maximum of events (default 1,000); a message over it
+   * ends the stream with INVALID_ARGUMENT on the field `events`. They take the
+   * next sequence numbers, in order.
+   *
+   * @generated from field: repeated tally.v1.Event events = 1;
+   */
+  events: Event[];
+
+  /**
+   * When true, an invalid event among these ends the stream with
+   * INVALID_ARGUMENT naming the field (`events[2].type`) and its sequence
+   * number, and none of this message's events is written; the events of
+   * earlier messages are answered first. When false (the default), the invalid
+   * event is answered `refused` and the others are written.
+   *
+   * @generated from field: bool all_or_nothing = 2;
+   */
+  allOrNothing: boolean;
+};
+
+/**
+ * Describes the message tally.v1.PublishStreamAckedRequest.
+ * Use `create(PublishStreamAckedRequestSchema)` to create a new message.
+ */
+export declare const PublishStreamAckedRequestSchema: GenMessage<PublishStreamAckedRequest>;
+
+/**
+ * @generated from message tally.v1.PublishStreamAckedResponse
+ */
+export declare type PublishStreamAckedResponse = Message<"tally.v1.PublishStreamAckedResponse"> & {
+  /**
+   * @generated from oneof tally.v1.PublishStreamAckedResponse.result
+   */
+  result: {
+    /**
+     * @generated from field: tally.v1.PublishStreamAckedResponse.Acked acked = 1;
+     */
+    value: PublishStreamAckedResponse_Acked;
+    case: "acked";
+  } | {
+    /**
+     * @generated from field: tally.v1.PublishStreamAckedResponse.Refused refused = 2;
+     */
+    value: PublishStreamAckedResponse_Refused;
+    case: "refused";
+  } | {
+    /**
+     * @generated from field: tally.v1.PublishStreamAckedResponse.Failed failed = 3;
+     */
+    value: PublishStreamAckedResponse_Failed;
+    case: "failed";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message tally.v1.PublishStreamAckedResponse.
+ * Use `create(PublishStreamAckedResponseSchema)` to create a new message.
+ */
+export declare const PublishStreamAckedResponseSchema: GenMessage<PublishStreamAckedResponse>;
+
+/**
+ * Events the log acknowledged: durable.
+ *
+ * @generated from message tally.v1.PublishStreamAckedResponse.Acked
+ */
+export declare type PublishStreamAckedResponse_Acked = Message<"tally.v1.PublishStreamAckedResponse.Acked"> & {
+  /**
+   * First sequence number of the range (inclusive).
+   *
+   * @generated from field: uint64 first_seq = 1;
+   */
+  firstSeq: bigint;
+
+  /**
+   * Last sequence number of the range (inclusive).
+   *
+   * @generated from field: uint64 last_seq = 2;
+   */
+  lastSeq: bigint;
+
+  /**
+   * The id generated for each event of the range that was sent without
+   * one, by sequence number; events sent with an id keep it.
+   *
+   * @generated from field: map<uint64, string> generated_ids = 3;
+   */
+  generatedIds: { [key: string]: string };
+};
+
+/**
+ * Describes the message tally.v1.PublishStreamAckedResponse.Acked.
+ * Use `create(PublishStreamAckedResponse_AckedSchema)` to create a new message.
+ */
+export declare const PublishStreamAckedResponse_AckedSchema: GenMessage<PublishStreamAckedResponse_Acked>;
+
+/**
+ * One invalid event (INVALID_ARGUMENT), never written: resending it
+ * unchanged is refused again.
+ *
+ * @generated from message tally.v1.PublishStreamAckedResponse.Refused
+ */
+export declare type PublishStreamAckedResponse_Refused = Message<"tally.v1.PublishStreamAckedResponse.Refused"> & {
+  /**
+   * Its sequence number.
+   *
+   * @generated from field: uint64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * The field at fault within its request message, e.g. `events[2].type`.
+   *
+   * @generated from field: string field = 2;
+   */
+  field: string;
+
+  /**
+   * What is wrong with it, e.g. `events[2].type must match ...`.
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message tally.v1.PublishStreamAckedResponse.Refused.
+ * Use `create(PublishStreamAckedResponse_RefusedSchema)` to create a new message.
+ */
+export declare const PublishStreamAckedResponse_RefusedSchema: GenMessage<PublishStreamAckedResponse_Refused>;
+
+/**
+ * Events the log did not acknowledge in time (UNAVAILABLE): resend them.
+ *
+ * @generated from message tally.v1.PublishStreamAckedResponse.Failed
+ */
+export declare type PublishStreamAckedResponse_Failed = Message<"tally.v1.PublishStreamAckedResponse.Failed"> & {
+  /**
+   * First sequence number of the range (inclusive).
+   *
+   * @generated from field: uint64 first_seq = 1;
+   */
+  firstSeq: bigint;
+
+  /**
+   * Last sequence number of the range (inclusive).
+   *
+   * @generated from field: uint64 last_seq = 2;
+   */
+  lastSeq: bigint;
+
+  /**
+   * Why, e.g. `the event log did not acknowledge within 10000 ms`.
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message tally.v1.PublishStreamAckedResponse.Failed.
+ * Use `create(PublishStreamAckedResponse_FailedSchema)` to create a new message.
+ */
+export declare const PublishStreamAckedResponse_FailedSchema: GenMessage<PublishStreamAckedResponse_Failed>;
+
+/**
  * Accepts events. Every call answers OK only after Kafka acknowledged every
  * event in it (acks=all, idempotent producer).
  *
@@ -152,6 +321,34 @@ export declare const IngestService: GenService<{
     methodKind: "client_streaming";
     input: typeof PublishStreamRequestSchema;
     output: typeof PublishStreamResponseSchema;
+  },
+  /**
+   * A long-lived stream of events answered as the log acknowledges them
+   * (gRPC only). Every event has a sequence number: its position in the
+   * stream, counting from 1 over every request message in order, so a client
+   * keeps its unacknowledged events by sequence number and the answers need
+   * not repeat their ids. Each answer is one of:
+   *  - acked: events first_seq..last_seq are durable (acks=all);
+   *  - refused: one event is invalid and was not written (the stream goes on,
+   *    unless its message asked for all_or_nothing);
+   *  - failed: events first_seq..last_seq were NOT acknowledged in time
+   *    (UNAVAILABLE): resend them, with the same ids, on this stream or
+   *    another; some may have been written, and every sink counts an id once.
+   * Every event gets exactly one answer, in no fixed order across messages.
+   * At most 4 x the batch maximum (TALLY_MAX_BATCH_EVENTS, default 4,000)
+   * events per stream wait for the log at a time: beyond it the server stops
+   * reading, and gRPC flow control holds the client's writes.
+   * When the client ends its side, the stream ends OK once every event was
+   * answered. When the server drains, it stops reading, answers every event it
+   * read, then ends the stream with UNAVAILABLE: events sent but never answered
+   * were not read, and go to another instance.
+   *
+   * @generated from rpc tally.v1.IngestService.PublishStreamAcked
+   */
+  publishStreamAcked: {
+    methodKind: "bidi_streaming";
+    input: typeof PublishStreamAckedRequestSchema;
+    output: typeof PublishStreamAckedResponseSchema;
   },
 }>;
 

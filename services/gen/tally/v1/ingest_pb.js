@@ -10,7 +10,7 @@ import { file_tally_v1_event } from "./event_pb.js";
  * Describes the file tally/v1/ingest.proto.
  */
 export const file_tally_v1_ingest = /*@__PURE__*/
-  fileDesc("ChV0YWxseS92MS9pbmdlc3QucHJvdG8SCHRhbGx5LnYxIjAKDlB1Ymxpc2hSZXF1ZXN0Eh4KBWV2ZW50GAEgASgLMg8udGFsbHkudjEuRXZlbnQiHQoPUHVibGlzaFJlc3BvbnNlEgoKAmlkGAEgASgJIjYKE1B1Ymxpc2hCYXRjaFJlcXVlc3QSHwoGZXZlbnRzGAEgAygLMg8udGFsbHkudjEuRXZlbnQiIwoUUHVibGlzaEJhdGNoUmVzcG9uc2USCwoDaWRzGAEgAygJIjYKFFB1Ymxpc2hTdHJlYW1SZXF1ZXN0Eh4KBWV2ZW50GAEgASgLMg8udGFsbHkudjEuRXZlbnQiKQoVUHVibGlzaFN0cmVhbVJlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgEMqoCCg1Jbmdlc3RTZXJ2aWNlElkKB1B1Ymxpc2gSGC50YWxseS52MS5QdWJsaXNoUmVxdWVzdBoZLnRhbGx5LnYxLlB1Ymxpc2hSZXNwb25zZSIZgtPkkwITOgVldmVudCIKL3YxL2V2ZW50cxJqCgxQdWJsaXNoQmF0Y2gSHS50YWxseS52MS5QdWJsaXNoQmF0Y2hSZXF1ZXN0Gh4udGFsbHkudjEuUHVibGlzaEJhdGNoUmVzcG9uc2UiG4LT5JMCFToBKiIQL3YxL2V2ZW50czpiYXRjaBJSCg1QdWJsaXNoU3RyZWFtEh4udGFsbHkudjEuUHVibGlzaFN0cmVhbVJlcXVlc3QaHy50YWxseS52MS5QdWJsaXNoU3RyZWFtUmVzcG9uc2UoAWIGcHJvdG8z", [file_google_api_annotations, file_tally_v1_event]);
+  fileDesc("ChV0YWxseS92MS9pbmdlc3QucHJvdG8SCHRhbGx5LnYxIjAKDlB1Ymxpc2hSZXF1ZXN0Eh4KBWV2ZW50GAEgASgLMg8udGFsbHkudjEuRXZlbnQiHQoPUHVibGlzaFJlc3BvbnNlEgoKAmlkGAEgASgJIjYKE1B1Ymxpc2hCYXRjaFJlcXVlc3QSHwoGZXZlbnRzGAEgAygLMg8udGFsbHkudjEuRXZlbnQiIwoUUHVibGlzaEJhdGNoUmVzcG9uc2USCwoDaWRzGAEgAygJIjYKFFB1Ymxpc2hTdHJlYW1SZXF1ZXN0Eh4KBWV2ZW50GAEgASgLMg8udGFsbHkudjEuRXZlbnQiKQoVUHVibGlzaFN0cmVhbVJlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgEIlQKGVB1Ymxpc2hTdHJlYW1BY2tlZFJlcXVlc3QSHwoGZXZlbnRzGAEgAygLMg8udGFsbHkudjEuRXZlbnQSFgoOYWxsX29yX25vdGhpbmcYAiABKAgilAQKGlB1Ymxpc2hTdHJlYW1BY2tlZFJlc3BvbnNlEjsKBWFja2VkGAEgASgLMioudGFsbHkudjEuUHVibGlzaFN0cmVhbUFja2VkUmVzcG9uc2UuQWNrZWRIABI/CgdyZWZ1c2VkGAIgASgLMiwudGFsbHkudjEuUHVibGlzaFN0cmVhbUFja2VkUmVzcG9uc2UuUmVmdXNlZEgAEj0KBmZhaWxlZBgDIAEoCzIrLnRhbGx5LnYxLlB1Ymxpc2hTdHJlYW1BY2tlZFJlc3BvbnNlLkZhaWxlZEgAGrYBCgVBY2tlZBIRCglmaXJzdF9zZXEYASABKAQSEAoIbGFzdF9zZXEYAiABKAQSUwoNZ2VuZXJhdGVkX2lkcxgDIAMoCzI8LnRhbGx5LnYxLlB1Ymxpc2hTdHJlYW1BY2tlZFJlc3BvbnNlLkFja2VkLkdlbmVyYXRlZElkc0VudHJ5GjMKEUdlbmVyYXRlZElkc0VudHJ5EgsKA2tleRgBIAEoBBINCgV2YWx1ZRgCIAEoCToCOAEaNgoHUmVmdXNlZBILCgNzZXEYASABKAQSDQoFZmllbGQYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRo+CgZGYWlsZWQSEQoJZmlyc3Rfc2VxGAEgASgEEhAKCGxhc3Rfc2VxGAIgASgEEg8KB21lc3NhZ2UYAyABKAlCCAoGcmVzdWx0Mo8DCg1Jbmdlc3RTZXJ2aWNlElkKB1B1Ymxpc2gSGC50YWxseS52MS5QdWJsaXNoUmVxdWVzdBoZLnRhbGx5LnYxLlB1Ymxpc2hSZXNwb25zZSIZgtPkkwITOgVldmVudCIKL3YxL2V2ZW50cxJqCgxQdWJsaXNoQmF0Y2gSHS50YWxseS52MS5QdWJsaXNoQmF0Y2hSZXF1ZXN0Gh4udGFsbHkudjEuUHVibGlzaEJhdGNoUmVzcG9uc2UiG4LT5JMCFToBKiIQL3YxL2V2ZW50czpiYXRjaBJSCg1QdWJsaXNoU3RyZWFtEh4udGFsbHkudjEuUHVibGlzaFN0cmVhbVJlcXVlc3QaHy50YWxseS52MS5QdWJsaXNoU3RyZWFtUmVzcG9uc2UoARJjChJQdWJsaXNoU3RyZWFtQWNrZWQSIy50YWxseS52MS5QdWJsaXNoU3RyZWFtQWNrZWRSZXF1ZXN0GiQudGFsbHkudjEuUHVibGlzaFN0cmVhbUFja2VkUmVzcG9uc2UoATABYgZwcm90bzM", [file_google_api_annotations, file_tally_v1_event]);
 
 /**
  * Describes the message tally.v1.PublishRequest.
@@ -53,6 +53,41 @@ export const PublishStreamRequestSchema = /*@__PURE__*/
  */
 export const PublishStreamResponseSchema = /*@__PURE__*/
   messageDesc(file_tally_v1_ingest, 5);
+
+/**
+ * Describes the message tally.v1.PublishStreamAckedRequest.
+ * Use `create(PublishStreamAckedRequestSchema)` to create a new message.
+ */
+export const PublishStreamAckedRequestSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_ingest, 6);
+
+/**
+ * Describes the message tally.v1.PublishStreamAckedResponse.
+ * Use `create(PublishStreamAckedResponseSchema)` to create a new message.
+ */
+export const PublishStreamAckedResponseSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_ingest, 7);
+
+/**
+ * Describes the message tally.v1.PublishStreamAckedResponse.Acked.
+ * Use `create(PublishStreamAckedResponse_AckedSchema)` to create a new message.
+ */
+export const PublishStreamAckedResponse_AckedSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_ingest, 7, 0);
+
+/**
+ * Describes the message tally.v1.PublishStreamAckedResponse.Refused.
+ * Use `create(PublishStreamAckedResponse_RefusedSchema)` to create a new message.
+ */
+export const PublishStreamAckedResponse_RefusedSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_ingest, 7, 1);
+
+/**
+ * Describes the message tally.v1.PublishStreamAckedResponse.Failed.
+ * Use `create(PublishStreamAckedResponse_FailedSchema)` to create a new message.
+ */
+export const PublishStreamAckedResponse_FailedSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_ingest, 7, 2);
 
 /**
  * Accepts events. Every call answers OK only after Kafka acknowledged every

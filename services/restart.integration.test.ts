@@ -54,7 +54,7 @@ test('after kill -9, a restarted tally all serves REST before its consumers have
   await first.kill('SIGKILL');
   running.delete(first);
   const startedAt = performance.now();
-  const second = await startTally(['all'], env);
+  const second = await startTally(['all'], env, 60_000, { untilServing: true });
   running.add(second);
 
   // REST answers (an event acknowledged by Kafka) ...

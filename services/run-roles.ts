@@ -220,11 +220,16 @@ export async function runRoles(
   readiness.serving();
   grpc.setServing(true);
   logger.info('tally started', { roles });
+  const consumerRoles = roles.filter((r) => ROLE_TABLE[r].kind === 'consumer');
+  const joined = Promise.all(joining).then(() => {
+    logger.info('consumers joined', { roles: consumerRoles });
+  });
+  joined.catch(() => {}); // a consumer that failed to start is reported by onFatal
   return {
     httpPort: gatewayPort,
     grpcPort: grpcServer?.port,
     metricsPort,
-    joined: Promise.all(joining).then(() => {}),
+    joined,
     stop: () => drain.run(),
   };
 }

@@ -25,15 +25,18 @@ export interface TallyProcess {
 }
 
 /**
- * Starts tally and resolves once it logged "tally started". The metrics server
- * takes any free port (TALLY_METRICS_PORT=0) unless `env` says otherwise, so
- * that several processes can run side by side.
+ * Starts tally and resolves once it logged "consumers joined": its edge serves and each of its
+ * consumer roles is a member of its group (with `untilServing`, once it logged "tally started":
+ * the edge serves, consumers may still be joining). The metrics server takes any free port
+ * (TALLY_METRICS_PORT=0) unless `env` says otherwise, so that several processes can run side by side.
  */
 export async function startTally(
   roles: string[],
   env: Record<string, string>,
   startTimeoutMs = 60_000,
+  options: { untilServing?: boolean } = {},
 ): Promise<TallyProcess> {
+  const startedMessage = options.untilServing ? 'tally started' : 'consumers joined';
   // Only what the test passes: a TALLY_* variable of the test's own environment (say, the local
   // servers' addresses) must not switch a port the test wants embedded to a server.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TALLY_')));
@@ -65,7 +68,7 @@ export async function startTally(
       if (entry?.msg === 'gateway listening') proc.httpPort = entry.port;
       if (entry?.msg === 'grpc listening') proc.grpcPort = entry.port;
       if (entry?.msg === 'metrics listening') proc.metricsPort = entry.port;
-      if (entry?.msg === 'tally started') resolve();
+      if (entry?.msg === startedMessage) resolve();
     };
     createInterface({ input: child.stdout! }).on('line', onLine);
     createInterface({ input: child.stderr! }).on('line', onLine);

@@ -32,6 +32,7 @@ migrate: install services-up ## Apply the PostgreSQL schema
 	source scripts/services-env.sh && bin/tally migrate
 
 test: install ## Lint, then every test (unit, and integration on the real servers, Redis Cluster included)
+	scripts/install-grpcurl.sh
 	scripts/services-up.sh --redis-cluster
 	$(NPM) run lint
 	source scripts/services-env.sh && $(NPM) test

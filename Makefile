@@ -34,6 +34,7 @@ migrate: install services-up ## Apply the PostgreSQL schema
 test: install ## Lint, then every test (unit, and integration on the real servers, Redis Cluster included)
 	scripts/install-helm.sh >/dev/null
 	scripts/install-k6.sh >/dev/null
+	scripts/install-grpcurl.sh >/dev/null
 	scripts/services-up.sh --redis-cluster
 	$(NPM) run lint
 	source scripts/services-env.sh && $(NPM) test

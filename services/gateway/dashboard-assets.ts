@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join } from 'node:path';
 import { AppError, Code } from '../infra/app-error.ts';
-import { sendJson } from '../infra/http/http-server.ts';
+import { methodNotAllowed } from '../infra/http/http-server.ts';
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -70,10 +70,7 @@ export function loadDashboardAssets(dir: string = DASHBOARD_DIR): DashboardAsset
       const asset = isPage ? page : name === undefined ? undefined : assets.get(name);
       if (!asset) throw new AppError(Code.NOT_FOUND, `no asset ${url.pathname}`);
       if (verb !== 'GET' && verb !== 'HEAD') {
-        const allow = 'GET, HEAD';
-        const message = `${url.pathname} accepts ${allow}`;
-        sendJson(response, 405, { error: { code: 405, status: 'METHOD_NOT_ALLOWED', message } }, { allow });
-        return;
+        throw methodNotAllowed(['GET', 'HEAD'], url.pathname);
       }
       const versioned = !isPage && url.searchParams.get('v') === asset.version;
       const headers: Record<string, string | number> = {

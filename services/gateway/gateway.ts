@@ -6,20 +6,28 @@
  * dashboard at / and its WebSocket /v1/stream. It calls ingest and query over
  * gRPC, and reads the events topic itself (its own consumer group) for the live feed.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import type { PublishRequest } from '../gen/tally/v1/ingest_pb.js';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { QueryService } from '../gen/tally/v1/query_pb.js';
-import { AppError, Code } from '../infra/app-error.ts';
+import { AppError, Code, shuttingDown } from '../infra/app-error.ts';
 import type { ServiceClient } from '../infra/grpc/grpc-service.ts';
 import { type HttpRoute, httpRoutes } from '../infra/http/http-rules.ts';
 import {
+  methodNotAllowed,
   observeRequest,
   parseJson,
   readBody,
+  restError,
   sendError,
   sendJson,
   sendMetrics,
@@ -153,8 +161,7 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
     /** Names the route; refuses the request when draining. */
     const enter = (route: string) => {
       matched.route = route;
-      if (!accepting)
-        throw new AppError(Code.UNAVAILABLE, 'server is shutting down, retry on another instance');
+      if (!accepting) throw shuttingDown();
     };
     const url = requestUrl(request.url);
     if (!url) return sendError(response, badTarget(request.url), logger);
@@ -204,24 +211,24 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
       }
       if (path === STREAM_PATH) {
         enter(STREAM_PATH);
-        return sendJson(
-          response,
-          426,
+        throw new AppError(
+          Code.FAILED_PRECONDITION,
+          `${STREAM_PATH} is a WebSocket: connect with Upgrade: websocket (see docs/stream.md)`,
           {
-            error: {
-              code: 426,
-              status: 'UPGRADE_REQUIRED',
-              message: `${STREAM_PATH} is a WebSocket: connect with Upgrade: websocket (see docs/stream.md)`,
+            reason: 'UPGRADE_REQUIRED',
+            http: {
+              status: 426,
+              name: 'UPGRADE_REQUIRED',
+              headers: { upgrade: 'websocket', connection: 'Upgrade' },
             },
           },
-          { upgrade: 'websocket', connection: 'Upgrade' },
         );
       }
 
       const legacyRoute = legacy.find((r) => r.paths.includes(path));
       if (legacyRoute) {
         enter(legacyRoute.paths[0]!);
-        if (legacyRoute.verb !== verb) return methodNotAllowed(response, [legacyRoute.verb], path);
+        if (legacyRoute.verb !== verb) throw methodNotAllowed([legacyRoute.verb], path);
         return await legacyRoute.handle(ctx);
       }
       const candidates = routes
@@ -234,8 +241,7 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
       }
       enter(candidates[0]?.route.template ?? 'unmatched');
       if (candidates.length > 0)
-        return methodNotAllowed(
-          response,
+        throw methodNotAllowed(
           candidates.map((c) => c.route.verb),
           path,
         );
@@ -273,22 +279,23 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {}); // a reset during the handshake is the client's business
     const path = requestUrl(request.url)?.pathname;
-    const refuse = (status: string, message: string) => {
-      socket.end(
-        `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(message)}\r\n\r\n${message}`,
-      );
+    /** Answers the handshake with a REST error and closes the connection. */
+    const refuse = (error: AppError) => {
+      const { status, headers, body } = restError(error);
+      const text = JSON.stringify(body);
+      const lines = Object.entries({
+        ...headers,
+        connection: 'close',
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': String(Buffer.byteLength(text)),
+      }).map(([name, value]) => `${name}: ${value}\r\n`);
+      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${lines.join('')}\r\n${text}`);
     };
     if (path !== STREAM_PATH) {
       const message = `no WebSocket at ${path ?? 'this request target'} (the stream is ${STREAM_PATH})`;
-      return refuse('404 Not Found', JSON.stringify({ error: { code: 404, status: 'NOT_FOUND', message } }));
+      return refuse(new AppError(Code.NOT_FOUND, message));
     }
-    if (!accepting) {
-      const message = 'server is shutting down, retry on another instance';
-      return refuse(
-        '503 Service Unavailable',
-        JSON.stringify({ error: { code: 503, status: 'UNAVAILABLE', message } }),
-      );
-    }
+    if (!accepting) return refuse(shuttingDown());
     stream.handleUpgrade(request, socket, head);
   });
   try {
@@ -335,16 +342,6 @@ function requestUrl(target: string | undefined): URL | undefined {
 function badTarget(target: string | undefined): AppError {
   const shown = JSON.stringify((target ?? '').slice(0, 100));
   return AppError.invalidField('path', `is not a valid request target: ${shown}`);
-}
-
-function methodNotAllowed(response: ServerResponse, verbs: string[], path: string): void {
-  const allow = [...new Set(verbs)].join(', ');
-  sendJson(
-    response,
-    405,
-    { error: { code: 405, status: 'METHOD_NOT_ALLOWED', message: `${path} accepts ${allow}` } },
-    { allow },
-  );
 }
 
 function isObject(value: unknown): value is Record<string, JsonValue> {

@@ -135,17 +135,16 @@ function requiredString(body: Record<string, unknown>, field: string): string {
   return value;
 }
 
-const SEED_FIELDS: Record<string, string> = {
-  'event.id': 'uuid',
-  'event.type': 'type',
-  'event.ip': 'ip',
-  'event.target': 'url',
-};
+const SEED_FIELDS: ReadonlyMap<string, string> = new Map([
+  ['event.id', 'uuid'],
+  ['event.type', 'type'],
+  ['event.ip', 'ip'],
+  ['event.target', 'url'],
+]);
 
 /** A validation error of the event, reported with the seed's field names. */
 function inSeedTerms(error: unknown): unknown {
-  if (!(error instanceof AppError) || !error.field) return error;
-  const field = SEED_FIELDS[error.field];
-  if (!field) return error;
-  return AppError.invalidField(field, error.message.slice(error.field.length + 2));
+  if (!(error instanceof AppError) || !error.fieldViolations.some((v) => SEED_FIELDS.has(v.field)))
+    return error;
+  return error.renameFields((field) => SEED_FIELDS.get(field) ?? field);
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { IngestService } from '../gen/tally/v1/ingest_pb.js';
-import { AppError, Code } from '../infra/app-error.ts';
+import { AppError, Code, Reason } from '../infra/app-error.ts';
 import type { CallOptions, ServiceClient } from '../infra/grpc/grpc-service.ts';
 import { PublishCoalescer } from './publish-coalescer.ts';
 
@@ -15,9 +15,10 @@ interface Call {
 
 /**
  * An ingest that holds every call until the test answers it, checking events as ingest does: an
- * event of type "bad" is refused (the whole call, as ingest refuses a batch), and ids are "id-<type>".
+ * event of type "bad" is refused (the whole call, as ingest refuses a batch, naming the event's
+ * index in ErrorInfo unless `structured` is false), and ids are "id-<type>".
  */
-function fakeIngest() {
+function fakeIngest({ structured = true } = {}) {
   const calls: Call[] = [];
   const client = {
     publish(request: { event: Event }, options?: CallOptions) {
@@ -45,7 +46,13 @@ function fakeIngest() {
             if (error) return reject(error);
             const bad = request.events.findIndex((e) => e.type === 'bad');
             if (bad >= 0)
-              return reject(AppError.invalidField(`events[${bad}].type`, 'must match the pattern'));
+              return reject(
+                AppError.invalidField(
+                  `events[${bad}].type`,
+                  'must match the pattern',
+                  structured ? { reason: Reason.INVALID_EVENT, metadata: { index: String(bad) } } : {},
+                ),
+              );
             resolve({ ids: request.events.map((e) => `id-${e.type}`) });
           },
         });
@@ -134,6 +141,40 @@ test("an invalid event in a shared call gets a lone call's error; the others are
   calls[3]!.answer();
   calls[1]!.answer();
   assert.deepEqual(await Promise.all([...first, shared[0], shared[2]]), ['id-x', 'id-y', 'id-a', 'id-c']);
+});
+
+test('a refusal without the structured index is not read from the field path: each event goes alone', async () => {
+  const { calls, client } = fakeIngest({ structured: false });
+  const coalescer = new PublishCoalescer(client, options);
+  const first = [
+    coalescer.publish({ event: { type: 'x' }, clientIp: '', sizeHint: 1 }),
+    coalescer.publish({ event: { type: 'y' }, clientIp: '', sizeHint: 1 }),
+  ];
+  const shared = ['a', 'bad'].map((type) =>
+    coalescer.publish({ event: { type }, clientIp: '', sizeHint: 1 }).then(
+      (id) => id,
+      (error: AppError) => error,
+    ),
+  );
+  calls[0]!.answer();
+  calls[1]!.answer();
+  await tick();
+  assert.equal(calls[2]!.method, 'publishBatch');
+  calls[2]!.answer(); // refused as events[1].type, with no index detail
+  await tick();
+  assert.deepEqual(
+    calls.slice(3).map((c) => [c.method, c.events.map((e) => e.type)]),
+    [
+      ['publish', ['a']],
+      ['publish', ['bad']],
+    ],
+  );
+  for (const call of calls.slice(3)) call.answer();
+  const [a, bad] = await Promise.all(shared);
+  assert.equal(a, 'id-a');
+  assert.ok(bad instanceof AppError);
+  assert.equal(bad.field, 'event.type');
+  assert.deepEqual(await Promise.all(first), ['id-x', 'id-y']);
 });
 
 test('a failure of the call (the log away) is every event of it', async () => {

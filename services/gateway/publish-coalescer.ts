@@ -18,7 +18,7 @@ import { type Context, context } from '@opentelemetry/api';
 import { isIpAddress } from '../domain/event-rules.ts';
 import type { EventSchema } from '../gen/tally/v1/event_pb.js';
 import type { IngestService } from '../gen/tally/v1/ingest_pb.js';
-import { AppError, Code } from '../infra/app-error.ts';
+import { AppError, Code, Reason } from '../infra/app-error.ts';
 import type { CallOptions, ServiceClient } from '../infra/grpc/grpc-service.ts';
 
 type IngestClient = ServiceClient<(typeof IngestService)['method']>;
@@ -173,18 +173,17 @@ export class PublishCoalescer {
 }
 
 /**
- * The event a batch refused as invalid: its index and its error in a lone call's terms; index
+ * The event a batch refused as invalid: its index (from the error's structured detail, ErrorInfo
+ * reason INVALID_EVENT with metadata `index`) and its error in a lone call's terms; index
  * undefined when the refusal names no one event (then each is sent alone to find out).
  */
 function refusedEvent(error: unknown, size: number): { index?: number; error?: AppError } | undefined {
   if (!(error instanceof AppError) || error.code !== Code.INVALID_ARGUMENT) return undefined;
-  const match = /^events\[(\d+)\](.*)$/.exec(error.field ?? '');
-  const index = match ? Number(match[1]) : Number.NaN;
-  if (!match || index >= size) return {};
-  const field = `event${match[2]}`;
-  const prefix = `${error.field}: `;
-  const message = error.message.startsWith(prefix)
-    ? `${field}: ${error.message.slice(prefix.length)}`
-    : error.message;
-  return { index, error: new AppError(Code.INVALID_ARGUMENT, message, { field, cause: error }) };
+  const index = error.reason === Reason.INVALID_EVENT ? Number(error.metadata.index) : Number.NaN;
+  if (!Number.isInteger(index) || index < 0 || index >= size) return {};
+  const path = `events[${index}]`;
+  const renamed = error.renameFields((field) =>
+    field.startsWith(path) ? `event${field.slice(path.length)}` : field,
+  );
+  return { index, error: renamed };
 }

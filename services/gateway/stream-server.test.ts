@@ -163,11 +163,33 @@ test('the page and its assets: content types, ETags, caching, 304, 404 and 405',
   const missing = await fetch(`${base}/assets/nope.js`);
   assert.equal(missing.status, 404);
   assert.deepEqual(await missing.json(), {
-    error: { code: 404, status: 'NOT_FOUND', message: 'no asset /assets/nope.js' },
+    error: {
+      code: 404,
+      status: 'NOT_FOUND',
+      message: 'no asset /assets/nope.js',
+      details: [
+        { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'NOT_FOUND', domain: 'tally.dev' },
+      ],
+    },
   });
   const post = await fetch(`${base}/`, { method: 'POST', body: '{}' });
   assert.equal(post.status, 405);
   assert.equal(post.headers.get('allow'), 'GET, HEAD');
+  assert.deepEqual(await post.json(), {
+    error: {
+      code: 405,
+      status: 'METHOD_NOT_ALLOWED',
+      message: '/ accepts GET, HEAD',
+      details: [
+        {
+          '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+          reason: 'METHOD_NOT_ALLOWED',
+          domain: 'tally.dev',
+          metadata: { allow: 'GET, HEAD' },
+        },
+      ],
+    },
+  });
 
   const plain = await fetch(`${base}/v1/stream`);
   assert.equal(plain.status, 426);

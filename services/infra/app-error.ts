@@ -66,38 +66,142 @@ const RETRYABLE: ReadonlySet<Code> = new Set([
   Code.RESOURCE_EXHAUSTED,
 ]);
 
+/** The `domain` of every ErrorInfo Tally sends: the namespace of its `reason`s. */
+export const ERROR_DOMAIN = 'tally.dev';
+
+/** How long a client should wait before retrying a retryable error that names no delay. */
+export const DEFAULT_RETRY_DELAY_MS = 1_000;
+
+/**
+ * The `reason`s Tally gives in ErrorInfo beyond the code's own name (UPPER_SNAKE_CASE, stable:
+ * clients may branch on them).
+ */
+export const Reason = {
+  /** One event of a batch or stream was refused; metadata `index` is its position (from 0). */
+  INVALID_EVENT: 'INVALID_EVENT',
+  /** A REST body over the size limit; metadata `limit_bytes`. */
+  BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  /** The server drains; another instance will take the call. */
+  SHUTTING_DOWN: 'SHUTTING_DOWN',
+} as const;
+
+/** A request field at fault (google.rpc.BadRequest.FieldViolation). */
+export interface FieldViolation {
+  /** Path of the field, e.g. `events[3].type`, `attributes["city"]`, `body`. */
+  field: string;
+  /** What is wrong with it, e.g. `must match ^[A-Za-z0-9_.:-]{1,64}$`. */
+  description: string;
+}
+
+/**
+ * How REST answers an error no gRPC code describes (405 Method Not Allowed, 426 Upgrade
+ * Required); such an error never travels over gRPC.
+ */
+export interface HttpOverride {
+  status: number;
+  /** Shown as the body's `status`, e.g. `METHOD_NOT_ALLOWED`. */
+  name: string;
+  headers?: Readonly<Record<string, string>>;
+}
+
 export interface AppErrorOptions {
   /** Defaults to the code's nature: UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, RESOURCE_EXHAUSTED retry. */
   retryable?: boolean;
   /** Logged, never sent. */
   cause?: unknown;
-  /** The request field at fault, e.g. `events[3].type`. */
-  field?: string;
+  /** The request fields at fault (sent as google.rpc.BadRequest). */
+  fieldViolations?: readonly FieldViolation[];
+  /** How long to wait before a retry, for a retryable error (default {@link DEFAULT_RETRY_DELAY_MS}). */
+  retryAfterMs?: number;
+  /** ErrorInfo's reason (default: the code's name, e.g. `NOT_FOUND`); see {@link Reason}. */
+  reason?: string;
+  /** ErrorInfo's metadata: facts a client can act on (`index`, `limit_bytes`); never secrets. */
+  metadata?: Readonly<Record<string, string>>;
+  http?: HttpOverride;
 }
 
-/** An error with a status code; `message` is safe to send to a client. */
+/**
+ * An error with a status code; `message` is safe to send to a client. Its structured details
+ * travel in the standard google.rpc forms: over gRPC in `grpc-status-details-bin`
+ * (infra/error-details.ts), over REST in the body's `details` (infra/http/http-server.ts).
+ */
 export class AppError extends Error {
   readonly code: Code;
+  /** Whether the same call may succeed later; sent as google.rpc.RetryInfo when true. */
   readonly retryable: boolean;
-  readonly field: string | undefined;
+  readonly fieldViolations: readonly FieldViolation[];
+  /** The delay a retry should wait, when {@link retryable}. */
+  readonly retryAfterMs: number | undefined;
+  readonly reason: string;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly http: HttpOverride | undefined;
 
   constructor(code: Code, message: string, options: AppErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
     this.retryable = options.retryable ?? RETRYABLE.has(code);
-    this.field = options.field;
+    this.fieldViolations = options.fieldViolations ?? [];
+    this.retryAfterMs = this.retryable ? (options.retryAfterMs ?? DEFAULT_RETRY_DELAY_MS) : undefined;
+    this.reason = options.reason ?? codeName(code);
+    this.metadata = options.metadata ?? {};
+    this.http = options.http;
+  }
+
+  /** The first field at fault, e.g. `events[3].type` (REST's `field`). */
+  get field(): string | undefined {
+    return this.fieldViolations[0]?.field;
   }
 
   /** INVALID_ARGUMENT naming the field: `"<field>: <description>"`. */
-  static invalidField(field: string, description: string): AppError {
-    return new AppError(Code.INVALID_ARGUMENT, `${field}: ${description}`, { field });
+  static invalidField(
+    field: string,
+    description: string,
+    options: Pick<AppErrorOptions, 'reason' | 'metadata'> = {},
+  ): AppError {
+    return new AppError(Code.INVALID_ARGUMENT, `${field}: ${description}`, {
+      ...options,
+      fieldViolations: [{ field, description }],
+    });
+  }
+
+  /**
+   * The same error as another request would have named its fields (`events[3].type` →
+   * `event.type`): each field path through `rename`, and the message's leading field too;
+   * `info` replaces the reason and metadata (default: the code's, none).
+   */
+  renameFields(
+    rename: (field: string) => string,
+    info: Pick<AppErrorOptions, 'reason' | 'metadata'> = {},
+  ): AppError {
+    const first = this.field;
+    const message =
+      first !== undefined && this.message.startsWith(`${first}: `)
+        ? `${rename(first)}${this.message.slice(first.length)}`
+        : this.message;
+    return new AppError(this.code, message, {
+      ...info,
+      cause: this,
+      retryable: this.retryable,
+      retryAfterMs: this.retryAfterMs,
+      fieldViolations: this.fieldViolations.map((v) => ({
+        field: rename(v.field),
+        description: v.description,
+      })),
+    });
   }
 }
 
 /** UNAVAILABLE (retryable): a backend or dependency cannot serve now; `cause` is logged, never sent. */
 export function unavailable(message: string, cause?: unknown): AppError {
   return new AppError(Code.UNAVAILABLE, message, { cause });
+}
+
+/** UNAVAILABLE (retryable at once, elsewhere): this server drains. */
+export function shuttingDown(): AppError {
+  return new AppError(Code.UNAVAILABLE, 'server is shutting down, retry on another instance', {
+    reason: Reason.SHUTTING_DOWN,
+  });
 }
 
 /** Any thrown value as an AppError; unknown errors become INTERNAL with a generic message. */

@@ -65,6 +65,7 @@ const schema = z.object({
   TALLY_HTTP_MAX_BODY_BYTES: int(1024).default(1024 * 1024),
   TALLY_HTTP_REQUEST_TIMEOUT_MS: int(100).default(30_000),
   TALLY_GRPC_MAX_MESSAGE_BYTES: int(1024).default(4 * 1024 * 1024),
+  TALLY_GRPC_REFLECTION: bool.default(true),
   TALLY_PRODUCE_LINGER_MS: int(0, 1000).default(5),
   TALLY_PRODUCE_MAX_BATCH_EVENTS: int(1, 100_000).default(5000),
   TALLY_PRODUCE_TIMEOUT_MS: int(100).default(10_000),
@@ -107,7 +108,15 @@ export interface TallyConfig {
   };
   pg: { url: string | undefined; readUrls: string[]; schema: string; poolSize: number; migrate: boolean };
   http: { host: string; port: number; maxBodyBytes: number; requestTimeoutMs: number };
-  grpc: { host: string; port: number; maxMessageBytes: number; ingestAddr: string; queryAddr: string };
+  grpc: {
+    host: string;
+    port: number;
+    maxMessageBytes: number;
+    ingestAddr: string;
+    queryAddr: string;
+    /** Whether gRPC servers answer server reflection (grpc.reflection.v1 and v1alpha). */
+    reflection: boolean;
+  };
   /** The /metrics server of a process without a gateway (a gateway serves /metrics on its HTTP port). */
   metrics: { host: string; port: number };
   topics: { events: string; eventsPartitions: number; dlq: string };
@@ -200,6 +209,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxMessageBytes: e.TALLY_GRPC_MAX_MESSAGE_BYTES,
       ingestAddr: e.TALLY_INGEST_ADDR,
       queryAddr: e.TALLY_QUERY_ADDR,
+      reflection: e.TALLY_GRPC_REFLECTION,
     },
     metrics: { host: e.TALLY_BIND_HOST, port: e.TALLY_METRICS_PORT },
     topics: {

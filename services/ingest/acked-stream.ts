@@ -100,7 +100,7 @@ async function readRequests(
         const generated = event.id === '';
         try {
           admitted.push({
-            ...options.admission.admit(event, `events[${i}]`, context, options.headers),
+            ...options.admission.admit(event, i, context, options.headers),
             seq,
             generated,
           });
@@ -110,7 +110,11 @@ async function readRequests(
             ending = new AppError(
               Code.INVALID_ARGUMENT,
               `${error.message} (sequence number ${seq}; no event of its message, ${firstSeq} to ${nextSeq - 1}, was written)`,
-              { field: error.field },
+              {
+                fieldViolations: error.fieldViolations,
+                reason: error.reason,
+                metadata: { ...error.metadata, seq: String(seq) },
+              },
             );
             break;
           }

@@ -4,7 +4,7 @@
  */
 import { type EventLimits, isIpAddress, validateEvent } from '../domain/event-rules.ts';
 import type { Event } from '../gen/tally/v1/event_pb.js';
-import { AppError } from '../infra/app-error.ts';
+import { AppError, Reason } from '../infra/app-error.ts';
 import type { CallContext } from '../infra/grpc/grpc-service.ts';
 import { uuidv7 } from '../infra/ids.ts';
 import type { LogRecord } from '../infra/log/event-log.ts';
@@ -25,19 +25,24 @@ export class EventAdmission {
   }
 
   /**
-   * Validates `event` (reported as `path`) and encodes it into a record with `headers` (its trace
-   * context, when tracing); throws INVALID_ARGUMENT naming the field.
+   * Validates `event` and encodes it into a record with `headers` (its trace context, when
+   * tracing); throws INVALID_ARGUMENT naming the field. `index` undefined: the call's one `event`;
+   * else the event `events[index]` of a batch or stream, whose error says so in structured form
+   * (ErrorInfo reason INVALID_EVENT, metadata `index`), so that no caller parses the field path.
    */
   admit(
     event: Event | undefined,
-    path: string,
+    index: number | undefined,
     context: CallContext,
     headers?: Readonly<Record<string, string>>,
   ): AdmittedEvent {
-    if (!event) throw AppError.invalidField(path, 'is required');
+    const path = index === undefined ? 'event' : `events[${index}]`;
+    const info =
+      index === undefined ? {} : { reason: Reason.INVALID_EVENT, metadata: { index: String(index) } };
+    if (!event) throw AppError.invalidField(path, 'is required', info);
     const now = this.#now();
     const violation = validateEvent(toEventInput(event), this.#limits, now, `${path}.`);
-    if (violation) throw AppError.invalidField(violation.field, violation.description);
+    if (violation) throw AppError.invalidField(violation.field, violation.description, info);
     if (event.id === '') event.id = uuidv7(now);
     if (event.ip === '') event.ip = callerIp(context);
     event.receivedAt = msToTimestamp(now);

@@ -70,7 +70,7 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
 
   deps.grpc.register(IngestService, {
     async publish(request, context) {
-      const record = admission.admit(request.event, 'event', context, traceHeaders());
+      const record = admission.admit(request.event, undefined, context, traceHeaders());
       await producer.append([record.record]);
       acceptedBy.publish.inc();
       return { id: record.id };
@@ -79,9 +79,7 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
     async publishBatch(request, context) {
       admission.checkBatchSize(request.events.length, config.maxBatchEvents);
       const headers = traceHeaders();
-      const admitted = request.events.map((event, i) =>
-        admission.admit(event, `events[${i}]`, context, headers),
-      );
+      const admitted = request.events.map((event, i) => admission.admit(event, i, context, headers));
       await producer.append(admitted.map((a) => a.record));
       acceptedBy.publishBatch.inc(admitted.length);
       return { ids: admitted.map((a) => a.id) };
@@ -100,7 +98,7 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
       let streamError: unknown;
       try {
         for await (const request of requests) {
-          chunk.push(admission.admit(request.event, `events[${index}]`, context, headers));
+          chunk.push(admission.admit(request.event, index, context, headers));
           index++;
           if (chunk.length >= config.maxBatchEvents) {
             send();
@@ -124,7 +122,9 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
           Code.INVALID_ARGUMENT,
           `${streamError.message} (the ${accepted} events before it were accepted)`,
           {
-            field: streamError.field,
+            fieldViolations: streamError.fieldViolations,
+            reason: streamError.reason,
+            metadata: { ...streamError.metadata, accepted: String(accepted) },
           },
         );
       if (streamError !== undefined) throw streamError;

@@ -46,7 +46,9 @@ async function startBackend(
       return { id: name };
     },
     async publishBatch() {
-      throw new AppError(Code.INVALID_ARGUMENT, `${name} refuses batches`, { field: 'events' });
+      throw new AppError(Code.INVALID_ARGUMENT, `${name} refuses batches`, {
+        fieldViolations: [{ field: 'events', description: 'refused' }],
+      });
     },
     async publishStream(requests) {
       let accepted = 0n;

@@ -1,14 +1,17 @@
 /**
  * Collects the gRPC services of the roles running in one process, so that
  * they share one server and port; refuses new calls once draining. Every server
- * also serves the standard health service (grpc.health.v1.Health, grpc-health.ts).
+ * also serves the standard health service (grpc.health.v1.Health, grpc-health.ts) and, unless
+ * turned off, server reflection (grpc-reflection.ts).
  */
+import type { DescService } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../logger.ts';
 import { grpcMetrics, type Registry } from '../metrics.ts';
 import type { Tracer } from '../tracing.ts';
 import { Health, HealthStatus, healthService } from './grpc-health.ts';
+import { reflectionServices } from './grpc-reflection.ts';
 import {
   type GrpcServer,
   type GrpcServerOptions,
@@ -22,7 +25,7 @@ import { createInProcessClient } from './in-process-client.ts';
 export class GrpcRegistry {
   readonly #services: { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation }[] =
     [];
-  readonly #names: string[] = [];
+  readonly #descriptors: DescService[] = [];
   /** Each registered service's handlers, by full name, for in-process clients. */
   readonly #impls = new Map<string, unknown>();
   readonly #health = new HealthStatus();
@@ -35,7 +38,7 @@ export class GrpcRegistry {
   /**
    * With `metrics`, every call is counted and timed there (docs/metrics.md); with `tracer`, every
    * call is a SERVER span continuing the caller's trace context (docs/tracing.md). Health checks
-   * are neither: probes would bury the real traffic.
+   * and reflection are neither: probes and tools would bury the real traffic.
    */
   constructor(logger: Logger, metrics?: Registry, tracer?: Tracer) {
     this.#logger = logger;
@@ -54,7 +57,7 @@ export class GrpcRegistry {
         tracer: this.#tracer,
       }),
     );
-    this.#names.push(service.typeName);
+    this.#descriptors.push(service);
     this.#impls.set(service.typeName, impl);
     this.#health.addService(service.typeName);
   }
@@ -80,9 +83,9 @@ export class GrpcRegistry {
     return this.#services.length === 0;
   }
 
-  /** The full names of the services {@link listen} serves, the health service's included. */
+  /** The full names of the services {@link listen} serves, the health service's included (not reflection's). */
   get serviceNames(): readonly string[] {
-    return [...this.#names, Health.typeName];
+    return [...this.#descriptors.map((s) => s.typeName), Health.typeName];
   }
 
   /**
@@ -103,12 +106,15 @@ export class GrpcRegistry {
     this.#health.shutdown();
   }
 
-  listen(options: GrpcServerOptions): Promise<GrpcServer> {
+  /** Starts the server; with `reflection` (default true) it also answers server reflection. */
+  listen(options: GrpcServerOptions & { reflection?: boolean }): Promise<GrpcServer> {
     // Answers while draining (NOT_SERVING), and stays out of the request metrics and traces.
     const health = grpcService(Health, healthService(this.#health), {
       logger: this.#logger.child({ service: Health.typeName }),
       accepting: () => true,
     });
-    return startGrpcServer([...this.#services, health], options);
+    // Describes the registered services and health; like health, uncounted and untraced.
+    const reflection = options.reflection === false ? [] : reflectionServices([...this.#descriptors, Health]);
+    return startGrpcServer([...this.#services, health, ...reflection], options);
   }
 }

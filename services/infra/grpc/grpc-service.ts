@@ -27,7 +27,8 @@ import {
   type TextMapSetter,
   trace,
 } from '@opentelemetry/api';
-import { AppError, Code, codeName, toAppError } from '../app-error.ts';
+import { AppError, Code, codeName, shuttingDown, toAppError } from '../app-error.ts';
+import { decodeStatus, encodeStatus, STATUS_DETAILS_KEY } from '../error-details.ts';
 import type { Logger } from '../logger.ts';
 import { type GrpcMetrics, secondsSince } from '../metrics.ts';
 import { extractContext, failSpan, type Tracer } from '../tracing.ts';
@@ -304,8 +305,7 @@ function endRpcSpan(span: Span, code: Code, failing?: ReadonlySet<Code>): void {
 }
 
 function refuseWhenDraining(accepting: () => boolean): void {
-  if (!accepting())
-    throw new AppError(Code.UNAVAILABLE, 'server is shutting down, retry on another instance');
+  if (!accepting()) throw shuttingDown();
 }
 
 function contextOf(
@@ -342,11 +342,15 @@ function toServiceError(error: unknown, method: DescMethod, logger: Logger): Par
     logger.warn('rpc unavailable', { method: method.name, error: appError.message, cause: appError.cause });
   }
   const metadata = new grpc.Metadata();
-  if (appError.field) {
+  // The standard form: a google.rpc.Status with BadRequest / RetryInfo / ErrorInfo details.
+  metadata.set(STATUS_DETAILS_KEY, Buffer.from(encodeStatus(appError)));
+  const field = appError.field;
+  if (field) {
+    // Deprecated, kept for one release: the field at fault in private metadata (BadRequest says it).
     // Text metadata must be printable ASCII (grpc-js throws otherwise, which crashed the process on
     // a field naming a non-ASCII attribute key): such a field travels as UTF-8 in binary metadata.
-    if (/^[\x20-\x7e]*$/.test(appError.field)) metadata.set('tally-field', appError.field);
-    else metadata.set('tally-field-bin', Buffer.from(appError.field, 'utf8'));
+    if (/^[\x20-\x7e]*$/.test(field)) metadata.set('tally-field', field);
+    else metadata.set('tally-field-bin', Buffer.from(field, 'utf8'));
   }
   return { code: appError.code as number as grpc.status, details: appError.message, metadata };
 }
@@ -662,10 +666,36 @@ function isServiceError(error: unknown): error is grpc.ServiceError {
   );
 }
 
+/**
+ * A failed call as an AppError: from its google.rpc.Status details when the server sent them
+ * (fields at fault, retry delay, reason and metadata), else from its code and the deprecated
+ * `tally-field` metadata.
+ */
 function fromServiceError(error: grpc.ServiceError): AppError {
-  const field = error.metadata?.get('tally-field')[0] ?? error.metadata?.get('tally-field-bin')[0];
-  return new AppError(error.code as number as Code, error.details || error.message, {
+  const fallback = {
+    code: error.code as number as Code,
+    message: error.details || error.message,
     cause: error,
-    field: typeof field === 'string' ? field : Buffer.isBuffer(field) ? field.toString('utf8') : undefined,
+  };
+  const status = error.metadata?.get(STATUS_DETAILS_KEY)[0];
+  const decoded = Buffer.isBuffer(status) ? decodeStatus(status, fallback) : undefined;
+  if (decoded) return decoded;
+  const field = error.metadata?.get('tally-field')[0] ?? error.metadata?.get('tally-field-bin')[0];
+  const name =
+    typeof field === 'string' ? field : Buffer.isBuffer(field) ? field.toString('utf8') : undefined;
+  const prefix = `${name}: `;
+  return new AppError(fallback.code, fallback.message, {
+    cause: error,
+    fieldViolations:
+      name === undefined
+        ? undefined
+        : [
+            {
+              field: name,
+              description: fallback.message.startsWith(prefix)
+                ? fallback.message.slice(prefix.length)
+                : fallback.message,
+            },
+          ],
   });
 }

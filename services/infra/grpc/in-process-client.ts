@@ -12,7 +12,7 @@
 import { create, type DescMessage, type MessageInitShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import * as grpc from '@grpc/grpc-js';
-import { AppError, Code, codeName, toAppError } from '../app-error.ts';
+import { AppError, Code, codeName, shuttingDown, toAppError } from '../app-error.ts';
 import { withTimeout } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import { type GrpcMetrics, secondsSince } from '../metrics.ts';
@@ -59,8 +59,7 @@ export function createInProcessClient<T extends GenServiceMethods>(
       }
     };
     const run = async (request: unknown, callOptions: CallOptions | undefined) => {
-      if (!options.accepting())
-        throw new AppError(Code.UNAVAILABLE, 'server is shutting down, retry on another instance');
+      if (!options.accepting()) throw shuttingDown();
       const metadata = new grpc.Metadata();
       for (const [k, v] of Object.entries(callOptions?.metadata ?? {})) metadata.set(k, v);
       const running = handler(request, { metadata, peer: IN_PROCESS_PEER });

@@ -1,10 +1,13 @@
 /**
  * Plain node:http plumbing for the edge: bounded body reading, JSON answers,
- * and errors rendered from AppError codes through the one code→status table.
+ * and errors rendered from AppError codes through the one code→status table,
+ * with the same standard details gRPC sends (infra/error-details.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { JsonValue } from '@bufbuild/protobuf';
 import { context, SpanKind, trace } from '@opentelemetry/api';
-import { AppError, Code, codeName, httpStatusFor, toAppError } from '../app-error.ts';
+import { AppError, Code, codeName, httpStatusFor, Reason, toAppError } from '../app-error.ts';
+import { detailsJson } from '../error-details.ts';
 import type { Logger } from '../logger.ts';
 import { type HttpMetrics, httpMethodLabel, type Registry, secondsSince } from '../metrics.ts';
 import { extractContext, failSpan, type Tracer } from '../tracing.ts';
@@ -30,7 +33,13 @@ export async function readBody(request: IncomingMessage, maxBytes: number): Prom
 }
 
 function tooLarge(maxBytes: number): AppError {
-  return new AppError(Code.RESOURCE_EXHAUSTED, `body: must be at most ${maxBytes} bytes`, { field: 'body' });
+  const description = `must be at most ${maxBytes} bytes`;
+  return new AppError(Code.RESOURCE_EXHAUSTED, `body: ${description}`, {
+    fieldViolations: [{ field: 'body', description }],
+    reason: Reason.BODY_TOO_LARGE,
+    metadata: { limit_bytes: String(maxBytes) },
+    retryable: false, // the same body will be refused again
+  });
 }
 
 /** Parses a JSON body; 400 naming the problem when it is not JSON. */
@@ -73,37 +82,123 @@ export function sendText(response: ServerResponse, status: number, text: string)
   response.end(text);
 }
 
+/** The body of every REST error. */
+export interface RestErrorBody {
+  error: {
+    /** The HTTP status. */
+    code: number;
+    /** The gRPC code's name (`INVALID_ARGUMENT`), or the HTTP reason of a REST-only error (`METHOD_NOT_ALLOWED`). */
+    status: string;
+    message: string;
+    /** The first field at fault, when there is one (the same as `details`' first FieldViolation). */
+    field?: string;
+    /** google.rpc.BadRequest / RetryInfo / ErrorInfo in the protobuf JSON mapping, with `@type`. */
+    details: JsonValue[];
+  };
+}
+
 /**
- * Renders any error as `{"error":{"code","status","message","field"?}}` with the
- * HTTP status of its code. Body-size errors are 413; unknown errors are a logged 500
- * with a generic message.
+ * The one rendering of an error for REST: its HTTP status (from the code through the one table;
+ * 413 for a body over the limit; a REST-only status when the error names one), headers
+ * (`retry-after` from its retry delay, `connection: close` after a 413) and body
+ * `{"error":{"code","status","message","field"?,"details"}}`, whose details are the ones gRPC sends.
  */
-export function sendError(response: ServerResponse, error: unknown, logger: Logger): void {
+export function restError(error: unknown): {
+  status: number;
+  headers: Record<string, string>;
+  body: RestErrorBody;
+} {
   const appError = toAppError(error);
-  let status = httpStatusFor(appError.code);
-  if (appError.code === Code.RESOURCE_EXHAUSTED && appError.field === 'body') status = 413;
-  if (status >= 500)
-    logger[status === 503 ? 'warn' : 'error']('request failed', { error: appError, cause: appError.cause });
-  const headers: Record<string, string> = {};
-  if (status === 503) headers['retry-after'] = '1';
+  const status =
+    appError.http?.status ?? (appError.reason === Reason.BODY_TOO_LARGE ? 413 : httpStatusFor(appError.code));
+  const headers: Record<string, string> = { ...appError.http?.headers };
+  if ((status === 503 || status === 429) && appError.retryAfterMs !== undefined)
+    headers['retry-after'] = String(Math.max(1, Math.ceil(appError.retryAfterMs / 1000)));
   if (status === 413) headers.connection = 'close';
+  const field = appError.field;
+  return {
+    status,
+    headers,
+    body: {
+      error: {
+        code: status,
+        status: appError.http?.name ?? codeName(appError.code),
+        message: appError.message,
+        ...(field ? { field } : {}),
+        details: detailsJson(appError),
+      },
+    },
+  };
+}
+
+/**
+ * Answers with {@link restError}; a 5xx is logged (with its cause) when `logger` is given. After
+ * a 413 the connection closes only once the client stopped sending, within bounds
+ * ({@link closeAfterDiscarding}).
+ */
+export function sendError(response: ServerResponse, error: unknown, logger?: Logger): void {
+  const { status, headers, body } = restError(error);
+  if (status >= 500 && logger) {
+    const appError = toAppError(error);
+    logger[status === 503 ? 'warn' : 'error']('request failed', { error: appError, cause: appError.cause });
+  }
   if (response.headersSent) {
     response.destroy();
     return;
   }
-  sendJson(
-    response,
-    status,
-    {
-      error: {
-        code: status,
-        status: codeName(appError.code),
-        message: appError.message,
-        ...(appError.field ? { field: appError.field } : {}),
-      },
-    },
-    headers,
-  );
+  if (status === 413) {
+    const limit = Number(toAppError(error).metadata.limit_bytes);
+    closeAfterDiscarding(response, Number.isFinite(limit) ? limit : 1024 * 1024);
+  }
+  sendJson(response, status, body, headers);
+}
+
+/** 405 with the verbs `path` accepts (header `allow`, ErrorInfo metadata `allow`); REST only. */
+export function methodNotAllowed(verbs: readonly string[], path: string): AppError {
+  const allow = [...new Set(verbs)].join(', ');
+  return new AppError(Code.UNIMPLEMENTED, `${path} accepts ${allow}`, {
+    reason: 'METHOD_NOT_ALLOWED',
+    metadata: { allow },
+    http: { status: 405, name: 'METHOD_NOT_ALLOWED', headers: { allow } },
+  });
+}
+
+/** After a 413, how long the rest of the body is read and dropped before the connection closes. */
+export const DISCARD_MAX_MS = 5_000;
+
+/** After a 413, how much of the rest of the body is read and dropped: 4× the limit, at least 32 MiB. */
+export function discardMaxBytes(limitBytes: number): number {
+  return Math.max(4 * limitBytes, 32 * 1024 * 1024);
+}
+
+/**
+ * Makes the `Connection: close` answer about to be sent close gently. Node ends such an answer
+ * with `socket.destroySoon()`: the body the client is still sending then meets a closed socket,
+ * the kernel answers it with a reset, and a client that writes its whole body before reading
+ * (Python's http.client, a browser's or Node's `fetch` streaming a body) sees EPIPE or a reset
+ * instead of the 413. Here the answer is sent and the write side closed, the rest of the body read
+ * and dropped until the client stops sending (its FIN), or {@link discardMaxBytes} or
+ * {@link DISCARD_MAX_MS} pass, and only then is the connection closed.
+ */
+function closeAfterDiscarding(response: ServerResponse, limitBytes: number): void {
+  const socket = response.socket;
+  if (!socket) return;
+  socket.destroySoon = () => {
+    const startBytes = socket.bytesRead;
+    const maxBytes = discardMaxBytes(limitBytes);
+    const startMs = performance.now();
+    // The HTTP parser keeps reading (and dropping) the body; the byte count is the socket's own.
+    const check = setInterval(() => {
+      if (socket.bytesRead - startBytes > maxBytes || performance.now() - startMs > DISCARD_MAX_MS)
+        socket.destroy();
+    }, 50);
+    socket.once('close', () => clearInterval(check));
+    if (socket.readableEnded) socket.destroy();
+    else socket.once('end', () => socket.destroy());
+    socket.once('error', () => socket.destroy());
+    socket.end();
+    socket.resume();
+  };
 }
 
 /** Answers a scrape: every metric of `registry` in the Prometheus text format. */

@@ -4,9 +4,10 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AppError, Code } from '../app-error.ts';
 import type { Registry } from '../metrics.ts';
 import type { ReadinessReport } from '../readiness.ts';
-import { sendJson, sendMetrics } from './http-server.ts';
+import { sendError, sendJson, sendMetrics } from './http-server.ts';
 
 export interface MetricsServerOptions {
   host: string;
@@ -30,10 +31,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     if (path === '/metrics') {
       sendMetrics(response, options.registry).catch(() => {
         if (response.headersSent) response.destroy();
-        else
-          sendJson(response, 500, {
-            error: { code: 500, status: 'INTERNAL', message: 'collecting metrics failed' },
-          });
+        else sendError(response, new AppError(Code.INTERNAL, 'collecting metrics failed'));
       });
     } else if (path === '/healthz') sendJson(response, 200, { status: 'ok' });
     else if (path === '/readyz')
@@ -42,13 +40,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
         () => sendJson(response, 503, { ready: false, status: 'not ready' }),
       );
     else
-      sendJson(response, 404, {
-        error: {
-          code: 404,
-          status: 'NOT_FOUND',
-          message: `no route for ${path}: /metrics, /healthz, /readyz`,
-        },
-      });
+      sendError(response, new AppError(Code.NOT_FOUND, `no route for ${path}: /metrics, /healthz, /readyz`));
   });
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {

@@ -9,7 +9,7 @@ import type { QueryService } from '../gen/tally/v1/query_pb.js';
 import { AppError } from '../infra/app-error.ts';
 import type { ServiceClient } from '../infra/grpc/grpc-service.ts';
 import { sendJson, sendText } from '../infra/http/http-server.ts';
-import type { RequestContext } from './gateway.ts';
+import type { RequestContext } from './request-context.ts';
 import { LEGACY_ROUTES, type RouteDoc } from './route-docs.ts';
 
 export interface LegacyRoute {

@@ -1,0 +1,78 @@
+/**
+ * What the gateway's handlers know of one HTTP request: its URL, the caller's address, its JSON
+ * body (read once, bounded) and the way to publish an event through the shared
+ * `PublishCoalescer`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { PublishRequest } from '../gen/tally/v1/ingest_pb.js';
+import { parseJson, readBody } from '../infra/http/http-server.ts';
+import type { PublishCoalescer } from './publish-coalescer.ts';
+
+/** What a route handler gets. */
+export interface RequestContext {
+  request: IncomingMessage;
+  response: ServerResponse;
+  /** The caller's address, forwarded to ingest. */
+  clientIp: string;
+  /** Reads and parses the JSON body (bounded). */
+  json(): Promise<unknown>;
+  /** The body's length in bytes, once `json()` has read it. */
+  bodyBytes(): number | undefined;
+  /** Publishes one event through ingest (sharing calls with other requests'); resolves with its id. */
+  publish(event: PublishRequest['event'] | Record<string, unknown>): Promise<string>;
+}
+
+/** What every request's context shares. */
+export interface RequestContextOptions {
+  /** Largest body `json()` reads; past it, it rejects with 413. */
+  maxBodyBytes: number;
+  /** The deadline of a publish. */
+  requestTimeoutMs: number;
+  coalescer: PublishCoalescer;
+}
+
+/**
+ * The context of one request; creating it reads nothing. The body is read on the first `json()`,
+ * whose answer every later call shares; a publish carries the body's length, once read, as its
+ * size hint.
+ */
+export function createRequestContext(
+  request: IncomingMessage,
+  response: ServerResponse,
+  options: RequestContextOptions,
+): RequestContext {
+  let bodyRead: Promise<unknown> | undefined;
+  let bodyBytes: number | undefined;
+  const clientIp = (request.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
+  return {
+    request,
+    response,
+    clientIp,
+    json: () => {
+      bodyRead ??= readBody(request, options.maxBodyBytes).then((body) => {
+        bodyBytes = body.length;
+        return parseJson(body);
+      });
+      return bodyRead;
+    },
+    bodyBytes: () => bodyBytes,
+    publish: (event) =>
+      options.coalescer.publish({
+        event: event as never,
+        clientIp,
+        timeoutMs: options.requestTimeoutMs,
+        sizeHint: bodyBytes,
+      }),
+  };
+}
+
+/** The URL of a request target (origin-form `/path?query` or absolute-form); undefined when malformed. */
+export function requestUrl(target: string | undefined): URL | undefined {
+  const raw = target ?? '/';
+  try {
+    // Not `new URL(raw, base)`: that reads `//x` as a host, and throws on a path such as `//`.
+    return raw.startsWith('/') ? new URL(`http://gateway${raw}`) : new URL(raw);
+  } catch {
+    return undefined;
+  }
+}

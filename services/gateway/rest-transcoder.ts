@@ -1,0 +1,120 @@
+/**
+ * REST to gRPC for the /v1 routes, generated from the proto's google.api.http rules: a request's
+ * JSON body, query parameters and path variables become the method's protobuf request
+ * (the protobuf JSON mapping, unknown fields refused), the call goes to ingest or query, and its
+ * answer goes back as JSON with every field, defaults included. A `Publish` of one event goes
+ * through the request's `publish` (the shared `PublishCoalescer`) instead of a call of its own.
+ */
+import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
+import type { PublishRequest } from '../gen/tally/v1/ingest_pb.js';
+import { IngestService } from '../gen/tally/v1/ingest_pb.js';
+import { QueryService } from '../gen/tally/v1/query_pb.js';
+import { AppError, Code } from '../infra/app-error.ts';
+import type { ServiceClient } from '../infra/grpc/grpc-service.ts';
+import type { HttpRoute } from '../infra/http/http-rules.ts';
+import { sendJson } from '../infra/http/http-server.ts';
+import type { RequestContext } from './request-context.ts';
+
+/** The services whose http rules the gateway serves (scripts/openapi.test.ts checks the document lists each route). */
+export const REST_SERVICES = [IngestService, QueryService] as const;
+
+/** Where the transcoded requests go. */
+export interface RestTranscoderOptions {
+  ingest: ServiceClient<(typeof IngestService)['method']>;
+  query: ServiceClient<(typeof QueryService)['method']>;
+  /** Each call's deadline. */
+  requestTimeoutMs: number;
+}
+
+/**
+ * Serves a request that matched `route` (`match` is its path's match): answers 200 with the
+ * method's answer as JSON, or throws an AppError (INVALID_ARGUMENT naming the field for a request
+ * that does not decode, UNIMPLEMENTED for a method of neither service, the call's own error);
+ * the caller sends it.
+ */
+export type RestHandler = (
+  route: HttpRoute,
+  match: RegExpExecArray,
+  ctx: RequestContext,
+  url: URL,
+) => Promise<void>;
+
+/** The handler of the /v1 routes, calling `options.ingest` and `options.query`. */
+export function createRestTranscoder(options: RestTranscoderOptions): RestHandler {
+  const clients: Record<string, Record<string, (request: unknown, options?: unknown) => Promise<unknown>>> = {
+    [IngestService.typeName]: options.ingest as never,
+    [QueryService.typeName]: options.query as never,
+  };
+  const publishMethod = IngestService.method.publish;
+  return async (route, match, ctx, url) => {
+    const request = decodeRequest(route, match, await requestJson(route, ctx, url));
+    if (route.method === publishMethod && (request as PublishRequest).event) {
+      const id = await ctx.publish((request as PublishRequest).event);
+      return sendJson(ctx.response, 200, { id });
+    }
+    const call = clients[route.service.typeName]?.[route.method.localName];
+    if (!call) throw new AppError(Code.UNIMPLEMENTED, `${route.method.name} is not served here`);
+    const result = await call(request, {
+      metadata: { 'x-forwarded-for': ctx.clientIp },
+      timeoutMs: options.requestTimeoutMs,
+    });
+    sendJson(ctx.response, 200, toJson(route.method.output, result as never, { alwaysEmitImplicit: true }));
+  };
+}
+
+/**
+ * The request's JSON before its path variables: the body's fields (`body: "*"`), or the body as
+ * the rule's one field (none for `body: ""`) plus the query parameters (a repeated field may be
+ * given more than once, any other only once).
+ */
+async function requestJson(
+  route: HttpRoute,
+  ctx: RequestContext,
+  url: URL,
+): Promise<Record<string, JsonValue>> {
+  const json: Record<string, JsonValue> = {};
+  if (route.body === '*') {
+    const body = await ctx.json();
+    if (!isObject(body)) throw AppError.invalidField('body', 'must be a JSON object');
+    Object.assign(json, body);
+    return json;
+  }
+  if (route.body !== '') json[route.body] = (await ctx.json()) as JsonValue;
+  for (const key of new Set(url.searchParams.keys())) {
+    const values = url.searchParams.getAll(key);
+    const field = route.method.input.fields.find((f) => f.name === key || f.jsonName === key);
+    if (field?.fieldKind === 'list') json[key] = values;
+    else if (values.length > 1) throw AppError.invalidField(key, 'is given more than once');
+    else json[key] = values[0] ?? '';
+  }
+  return json;
+}
+
+/** `json` with the path variables of `match` set (over any field of the same name), as the method's request. */
+function decodeRequest(route: HttpRoute, match: RegExpExecArray, json: Record<string, JsonValue>): unknown {
+  route.pathFields.forEach((field, i) => {
+    json[field] = decodeURIComponent(match[i + 1] ?? '');
+  });
+  try {
+    return fromJson(route.method.input, json, { ignoreUnknownFields: false });
+  } catch (error) {
+    throw jsonError(error, route.body);
+  }
+}
+
+function isObject(value: unknown): value is Record<string, JsonValue> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** protobuf-es JSON errors → INVALID_ARGUMENT naming the field where the message allows it. */
+function jsonError(error: unknown, bodyField: string): AppError {
+  const message = error instanceof Error ? error.message : String(error);
+  const unknownKey = /key "([^"]+)" is unknown/.exec(message);
+  const badField = /cannot decode field [\w.]*\.(\w+) from JSON/.exec(message);
+  const field = unknownKey?.[1] ?? badField?.[1];
+  const prefix = bodyField !== '' && bodyField !== '*' ? `${bodyField}.` : '';
+  const detail = message.replace(/^cannot decode (message|field) [\w.]+ from JSON: /, '');
+  return field
+    ? AppError.invalidField(prefix + field, unknownKey ? 'is not a known field' : detail)
+    : AppError.invalidField('body', detail);
+}

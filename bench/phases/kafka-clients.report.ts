@@ -171,6 +171,7 @@ function ratioCell(a: number | undefined, b: number | undefined): string {
   return q === undefined ? '—' : pct(q * 100);
 }
 
+/** Phase `kafka-clients`: how the clients were compared, the verdict, then each figure with both. */
 export function renderKafkaClients(r: Results, push: Push): void {
   push('## Kafka client: kafkajs against @platformatic/kafka', '');
   const k = r.kafkaClients;

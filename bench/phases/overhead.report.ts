@@ -122,6 +122,7 @@ export function overheadRows(r: Results, rows: SummaryRow[]): void {
   });
 }
 
+/** Phase `overhead`: how tracing and metrics were measured, their cost against the target, then each. */
 export function renderOverhead(r: Results, push: Push): void {
   push('## Cost of tracing and metrics', '');
   const o = r.overhead;

@@ -7,7 +7,8 @@
  * COPY), samples every process's CPU, and writes bench/RESULTS.md. Then it compares the two Kafka
  * clients (TALLY_KAFKA_CLIENT: the roles restarted with each) and measures what tracing and
  * metrics cost the ingest path. Each phase is a module of bench/phases/ that fills its part of the
- * results; bench/report.ts renders them.
+ * results; bench/report.ts renders them, each phase's sections by its
+ * bench/phases/<phase>.report.ts.
  *
  *   node bench/bench.ts [--smoke] [--out FILE] [--raw-dir DIR] [--phases a,b,…] [--render FILE]
  *

@@ -16,11 +16,9 @@ import {
   clientFigures,
   clientRatio,
   clientVerdict,
-  commonStep,
   faster,
-  observabilityCosts,
-  observabilityMet,
-} from '../bench/report.ts';
+} from '../bench/phases/kafka-clients.report.ts';
+import { commonStep, observabilityCosts, observabilityMet } from '../bench/phases/overhead.report.ts';
 
 const PROM = 'file:///repo/node_modules/prom-client/lib/histogram.js';
 const METRICS = 'file:///repo/services/infra/metrics.ts';

@@ -1,0 +1,116 @@
+/**
+ * The formatting the report's sections share: figures as the report writes them, Markdown tables,
+ * the CPU columns of a step, and the table of a stepped series.
+ */
+import type { CpuUse } from './proc.ts';
+import type { E2eStep, LoadStep, Quantiles, Series } from './results.ts';
+
+/** Appends lines to the report. */
+export type Push = (...lines: string[]) => void;
+
+export const num = (n: number | undefined, digits = 0): string =>
+  n === undefined || !Number.isFinite(n)
+    ? '—'
+    : // + 0: a value that rounds to zero reads 0, not -0.
+      (Number(n.toFixed(digits)) + 0).toLocaleString('en-US', {
+        maximumFractionDigits: digits,
+        minimumFractionDigits: digits,
+      });
+
+export const ms = (n: number | undefined): string =>
+  n === undefined || !Number.isFinite(n)
+    ? '—'
+    : n >= 100
+      ? `${num(n)} ms`
+      : n >= 10
+        ? `${num(n, 1)} ms`
+        : `${num(n, 2)} ms`;
+
+export const pct = (n: number | undefined, digits = 0): string =>
+  n === undefined || !Number.isFinite(n) ? '—' : `${num(n, digits)} %`;
+
+export const ratio = (a: number | undefined, b: number | undefined): number | undefined =>
+  a !== undefined && b !== undefined && b > 0 && Number.isFinite(a) ? a / b : undefined;
+
+export const met = (ok: boolean | undefined): string =>
+  ok === undefined ? 'not measured' : ok ? '**met**' : '**not met**';
+
+/** `12 µs`, `1.4 ms`. */
+export function micros(us: number | undefined): string {
+  if (us === undefined || !Number.isFinite(us)) return '—';
+  return us >= 1000 ? `${num(us / 1000, 1)} ms` : `${num(us)} µs`;
+}
+
+/** A Markdown table with padded columns (as the project's formatter lays tables out). */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(3, h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${widths.map((w, i) => (cells[i] ?? '').padEnd(w)).join(' | ')} |`;
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+export function cpuCells(cpu: CpuUse | undefined, groups: string[]): string[] {
+  return [
+    ...groups.map((g) => (cpu ? pct(cpu.byGroup[g] ?? 0) : '—')),
+    cpu ? pct(cpu.otherPct) : '—',
+    cpu ? pct(cpu.machineBusyPct) : '—',
+  ];
+}
+
+export function cpuHeader(groups: string[]): string[] {
+  return [...groups.map((g) => `CPU ${g}`), 'CPU other work', 'machine busy'];
+}
+
+/** CPU per event of `groups` together at a step, µs. */
+export function cpuPerEvent(step: LoadStep | undefined, groups: readonly string[]): number | undefined {
+  if (!step || !(step.achievedEvents > 0) || step.cpu.seconds === 0) return undefined;
+  const total = groups.reduce((t, g) => t + (step.cpu.byGroup[g] ?? 0), 0);
+  return (total / 100 / step.achievedEvents) * 1e6;
+}
+
+export function quant(q: Quantiles | undefined): string {
+  return q && q.n > 0 ? `${ms(q.p50)} / ${ms(q.p99)}` : '—';
+}
+
+/** `26 pass, 30 pass, 34 fail`: a search's steps, compactly. */
+export function stepList(steps: { rate: number; passed: boolean }[]): string {
+  return steps.map((s) => `${num(s.rate)} ${s.passed ? 'pass' : 'fail'}`).join(', ');
+}
+
+export function loadTable(series: Series, unit: string): string {
+  const withWrites = series.steps.some((s) => s.writes);
+  return table(
+    [
+      `offered ${unit}/s`,
+      'offered events/s',
+      'acknowledged events/s',
+      'p50',
+      'p90',
+      'p99',
+      'max',
+      'dropped',
+      'failed',
+      ...(withWrites ? ['events per Kafka write'] : []),
+      ...cpuHeader(series.columns),
+      'verdict',
+    ],
+    series.steps.map((s) => [
+      num(s.rate),
+      num(s.offeredEvents),
+      num(s.achievedEvents),
+      ms(s.latency.p50),
+      ms(s.latency.p90),
+      ms(s.latency.p99),
+      ms(s.latency.max),
+      `${num(s.dropped)} of ${num(s.planned)}`,
+      pct(s.failedRate * 100, 2),
+      ...(withWrites ? [s.writes ? num(s.writes.meanEvents, 1) : '—'] : []),
+      ...cpuCells(s.cpu, series.columns),
+      verdict(s, series.best),
+    ]),
+  );
+}
+
+export function verdict(s: LoadStep | E2eStep, best: LoadStep | E2eStep | undefined): string {
+  if (s === best) return '**max**';
+  return s.passed ? 'pass' : `fail: ${s.why}`;
+}

@@ -1,0 +1,37 @@
+/**
+ * The report's summary table: the project's targets, and the row of each figure, which each
+ * phase's report (bench/phases/*.report.ts) fills in.
+ */
+import type { SUMMARY_ROWS } from '../report.ts';
+
+/** The project's targets (report only: a run never fails on them). */
+export const TARGETS = {
+  restSingleEventsPerSecond: 10_000,
+  restSingleP99MsAt70: 20,
+  batchEventsPerSecond: 50_000,
+  e2eEventsPerSecond: 25_000,
+  redisVisibleP99Ms: 250,
+  summaryVisibleP99Ms: 5_000,
+  getCountersP99Ms: 5,
+  getCountersRate: 1_000,
+  getReportP99Ms: 10,
+  getReportEvents: 10_000_000,
+  gatewayVsBareHttp: 0.4,
+  ingestVsRawProducer: 0.5,
+  /** What tracing and metrics may cost, as a share of the throughput without them. */
+  observabilityCost: 0.1,
+} as const;
+
+/** One figure of the summary table, against its target and its baseline. */
+export interface SummaryRow {
+  label: (typeof SUMMARY_ROWS)[number];
+  measured: string;
+  target: string;
+  ok: boolean | undefined;
+  baseline: string;
+  ratio: string;
+  ratioTarget: string;
+  ratioOk: boolean | undefined;
+  /** Why it missed, when it did. */
+  limit?: string;
+}

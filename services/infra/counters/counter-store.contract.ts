@@ -37,6 +37,12 @@ export function counterStoreContract(
       return { store, env };
     };
 
+    test('ping answers, and counts nothing', async (t) => {
+      const { store } = await withStore(t);
+      await store.ping();
+      assert.deepEqual(await store.read('post/ping'), []);
+    });
+
     test('counts and sums per (target, type), read ordered by type', async (t) => {
       const { store } = await withStore(t);
       assert.equal(

@@ -42,5 +42,7 @@ export interface CounterStore {
    * empty), ordered by type. Counts may trail `read` by the batch being applied, never exceed it.
    */
   top(types: readonly string[], limit: number): Promise<TypeLeaders[]>;
+  /** Resolves when the store answers (Redis: PING, which needs a working connection and authentication); for readiness, untimed. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

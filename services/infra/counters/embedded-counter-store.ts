@@ -170,6 +170,8 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
       return entry.inc.length;
     },
 
+    async ping(): Promise<void> {},
+
     async read(target: string): Promise<TypeCounter[]> {
       const types = counts.get(target);
       if (!types) return [];

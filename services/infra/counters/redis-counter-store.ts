@@ -274,6 +274,14 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
       }
     },
 
+    async ping(): Promise<void> {
+      try {
+        await redis.ping();
+      } catch (error) {
+        throw unavailable('read', error);
+      }
+    },
+
     async close(): Promise<void> {
       await redis.quit().catch(() => redis.disconnect());
     },

@@ -101,6 +101,13 @@ export function createPgDatabase(options: PgDatabaseOptions): SqlDatabase {
         client.release(broken);
       }
     },
+    async ping(): Promise<void> {
+      try {
+        await primary.query('SELECT 1');
+      } catch (error) {
+        throw classify(error);
+      }
+    },
     async close(): Promise<void> {
       await Promise.all([primary.end(), ...replicas.map((r) => r.end())]);
     },

@@ -96,6 +96,7 @@ export async function createPgliteDatabase(options: PgliteDatabaseOptions): Prom
           throw error;
         }
       }),
+    ping: async () => void (await query('SELECT 1')),
     async close() {
       await exclusive(() => send({ op: 'close' })).catch(() => {});
       await worker.terminate();

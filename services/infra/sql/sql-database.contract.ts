@@ -27,6 +27,11 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
       return { db, env };
     };
 
+    test('ping answers', async (t) => {
+      const { db } = await withDb(t);
+      await db.ping();
+    });
+
     test('migrations create the tables once; running them again applies nothing', async (t) => {
       const { db, env } = await withDb(t);
       assert.deepEqual(await migrate(db, env.schema), []);

@@ -20,6 +20,8 @@ export interface SqlDatabase extends SqlExecutor {
   transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** Where reads that tolerate replication lag go (a replica when configured, else the primary). */
   readonly reader: SqlExecutor;
+  /** Resolves when the primary answers `SELECT 1`; for readiness, untimed. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -44,6 +46,7 @@ export function afterReady(db: SqlDatabase, ready: Promise<unknown>): SqlDatabas
     ...gated(db),
     reader: gated(db.reader),
     transaction: gate(db.transaction.bind(db)) as SqlDatabase['transaction'],
+    ping: gate(() => db.ping()),
     close: () => db.close(),
   };
 }

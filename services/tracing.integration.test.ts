@@ -206,7 +206,8 @@ describe('tracing on the real servers', () => {
     assert.ok(spans.length > 0, 'spans were exported by the drain');
     for (const s of spans) assert.equal(s.service, 'tally-all', `service.name of ${s.name}`);
 
-    // The request: HTTP server span (a root) → gRPC client span → ingest's gRPC server span.
+    // The request: HTTP server span (a root) → ingest's call, in-process in `tally all`: one
+    // INTERNAL span named as the RPC (split roles have a gRPC CLIENT and SERVER span: see below).
     const httpSpans = spans.filter((s) => s.name === 'POST /v1/events');
     const root = httpSpans.find((s) => s.parentSpanId === '');
     assert.ok(root, 'the HTTP span of the request without trace context is a root');
@@ -221,14 +222,12 @@ describe('tracing on the real servers', () => {
     );
     const traceId = root.traceId;
     const inTrace = spans.filter((s) => s.traceId === traceId);
-    const client = childOf(inTrace, root, 'tally.v1.IngestService/Publish');
-    assert.equal(client.kind, KIND.CLIENT);
-    const server = childOf(inTrace, client, 'tally.v1.IngestService/Publish');
-    assert.equal(server.kind, KIND.SERVER);
+    const server = childOf(inTrace, root, 'tally.v1.IngestService/Publish');
+    assert.equal(server.kind, KIND.INTERNAL);
+    assert.equal(server.attributes['tally.rpc.transport'], 'in-process');
     assert.equal(server.attributes['rpc.grpc.status_code'], 0);
-    assert.equal(server.attributes['rpc.system'], 'grpc');
 
-    // The record carries the request's context: ingest's server span.
+    // The record carries the request's context: ingest's call.
     assert.equal(recordOf(eventId).headers.traceparent, `00-${traceId}-${server.spanId}-01`);
     const linksToEvent = (s: ReceivedSpan) =>
       s.links.some((l) => l.traceId === traceId && l.spanId === server.spanId);
@@ -274,8 +273,8 @@ describe('tracing on the real servers', () => {
     // The query: route template, and the same chain to the query role.
     const queryHttp = spans.find((s) => s.name === 'GET /v1/counters');
     assert.ok(queryHttp, 'the query request is traced under its route template');
-    const queryClient = childOf(spans, queryHttp, 'tally.v1.QueryService/GetCounters');
-    childOf(spans, queryClient, 'tally.v1.QueryService/GetCounters');
+    const queryCall = childOf(spans, queryHttp, 'tally.v1.QueryService/GetCounters');
+    assert.equal(queryCall.kind, KIND.INTERNAL);
 
     // Bounded attributes: never the target or the user.
     for (const s of spans)
@@ -286,6 +285,66 @@ describe('tracing on the real servers', () => {
 
     // Without OTEL_* variables the record has no trace headers at all.
     assert.deepEqual(recordOf(plainId).headers, {}, 'an untraced process writes no traceparent');
+  });
+});
+
+describe('tracing across split roles', () => {
+  const ns = testNamespace(1);
+  const backends = new Backends(ns);
+  let receiver: Awaited<ReturnType<typeof startOtlpReceiver>>;
+  let services: TallyProcess | undefined;
+  let gateway: TallyProcess | undefined;
+
+  before(async () => {
+    receiver = await startOtlpReceiver();
+    const otel = {
+      ...NO_OTEL,
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_BSP_SCHEDULE_DELAY: '60000',
+    };
+    services = await startTally(['ingest', 'query'], { ...ns.env, ...otel });
+    gateway = await startTally(['gateway'], {
+      ...ns.env,
+      ...otel,
+      TALLY_INGEST_ADDR: `127.0.0.1:${services.grpcPort}`,
+      TALLY_QUERY_ADDR: `127.0.0.1:${services.grpcPort}`,
+    });
+  });
+  after(async () => {
+    await gateway?.kill('SIGKILL');
+    await services?.kill('SIGKILL');
+    receiver?.server.close();
+    await backends.cleanup();
+  });
+
+  test("a REST call's trace: the gateway's gRPC CLIENT span, ingest's SERVER span, the record", async () => {
+    const sent = await http(gateway!.httpPort!, 'POST', '/v1/events', {
+      type: 'CLICK',
+      target: `https://split-${ns.id}.example/`,
+      userId: `user-${ns.id}`,
+    });
+    assert.equal(sent.status, 200, sent.text);
+    const eventId = (sent.body as { id: string }).id;
+    const [record] = await readRecords(backends, ns.groupPrefix, ns.eventsTopic, 1);
+    assert.equal(decodeEvent(record!.value).id, eventId);
+
+    assert.equal(await gateway!.kill('SIGTERM'), 0, 'the gateway drains and exits 0');
+    assert.equal(await services!.kill('SIGTERM'), 0, 'ingest and query drain and exit 0');
+    gateway = services = undefined;
+    const spans = receiver.spans;
+    const root = spans.find((s) => s.name === 'POST /v1/events' && s.parentSpanId === '');
+    assert.ok(root, 'the HTTP span is a root');
+    assert.equal(root.service, 'tally-gateway');
+    const client = childOf(spans, root, 'tally.v1.IngestService/Publish');
+    assert.equal(client.kind, KIND.CLIENT);
+    assert.equal(client.service, 'tally-gateway');
+    const server = childOf(spans, client, 'tally.v1.IngestService/Publish');
+    assert.equal(server.kind, KIND.SERVER);
+    assert.equal(server.service, 'tally-ingest-query');
+    assert.equal(server.attributes['rpc.system'], 'grpc');
+    assert.equal(server.attributes['rpc.grpc.status_code'], 0);
+    assert.equal(record!.headers.traceparent, `00-${root.traceId}-${server.spanId}-01`);
   });
 });
 

@@ -74,6 +74,7 @@ export class GrpcRegistry {
         accepting: () => this.#accepting,
         logger: this.#logger.child({ service: service.typeName }),
         metrics: this.#metrics && grpcMetrics(this.#metrics),
+        tracer: this.#tracer,
       })
     );
   }

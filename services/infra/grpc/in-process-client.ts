@@ -6,17 +6,30 @@
  *
  * The call is counted and timed in `tally_grpc_*` exactly as the gRPC server counts a call (same
  * service, method and code labels), so the SLOs and dashboards built on them read the same in one
- * process as across several. What differs, by design: it runs in the caller's trace context rather
- * than in a SERVER span of its own.
+ * process as across several. With a tracer it is one INTERNAL span named as the RPC
+ * (`tally.v1.IngestService/Publish`, attribute `tally.rpc.transport` = `in-process`), child of the
+ * caller's span, in which the handler runs: where a gRPC call has a CLIENT and a SERVER span.
  */
 import { create, type DescMessage, type MessageInitShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import * as grpc from '@grpc/grpc-js';
+import { context, SpanKind, trace } from '@opentelemetry/api';
 import { AppError, Code, codeName, shuttingDown, toAppError } from '../app-error.ts';
 import { withTimeout } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import { type GrpcMetrics, secondsSince } from '../metrics.ts';
+import { failSpan, type Tracer } from '../tracing.ts';
 import type { CallContext, CallOptions, ServiceClient, ServiceImpl } from './grpc-service.ts';
+
+/** The codes that fail the call's span: the handler's faults, not the caller's (as on a gRPC server span). */
+const SERVER_FAULTS: ReadonlySet<Code> = new Set([
+  Code.UNKNOWN,
+  Code.DEADLINE_EXCEEDED,
+  Code.UNIMPLEMENTED,
+  Code.INTERNAL,
+  Code.UNAVAILABLE,
+  Code.DATA_LOSS,
+]);
 
 /** The peer an in-process call reports: the loopback address a local gRPC call would show. */
 export const IN_PROCESS_PEER = '127.0.0.1:0';
@@ -28,6 +41,8 @@ export interface InProcessClientOptions {
   logger: Logger;
   /** The server-side call metrics the gRPC server would record (tally_grpc_*). */
   metrics?: GrpcMetrics;
+  /** Traces each call (docs/tracing.md) when given. */
+  tracer?: Tracer;
 }
 
 /** A ServiceClient whose calls run `impl`'s handlers in this process. */
@@ -45,17 +60,33 @@ export function createInProcessClient<T extends GenServiceMethods>(
     const labels = { service: service.typeName, method: method.name };
     const duration = options.metrics?.duration.labels(labels);
     const count = (code: Code) => options.metrics?.requests.inc({ ...labels, code: codeName(code) });
+    const spanName = `${service.typeName}/${method.name}`;
     const call = async (request: unknown, callOptions: CallOptions | undefined) => {
       const startMs = performance.now();
+      const span = options.tracer?.startSpan(spanName, {
+        kind: SpanKind.INTERNAL,
+        attributes: {
+          'rpc.service': service.typeName,
+          'rpc.method': method.name,
+          'tally.rpc.transport': 'in-process',
+        },
+      });
+      let code: Code = Code.OK;
       try {
-        const answer = await run(request, callOptions);
-        count(Code.OK);
-        return answer;
+        return await (span
+          ? context.with(trace.setSpan(context.active(), span), () => run(request, callOptions))
+          : run(request, callOptions));
       } catch (error) {
-        count(toAppError(error).code);
+        code = toAppError(error).code;
         throw error;
       } finally {
+        count(code);
         duration?.observe(secondsSince(startMs));
+        if (span) {
+          span.setAttribute('rpc.grpc.status_code', code);
+          if (SERVER_FAULTS.has(code)) failSpan(span, codeName(code));
+          span.end();
+        }
       }
     };
     const run = async (request: unknown, callOptions: CallOptions | undefined) => {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs grpcurl, the command-line gRPC client that the reflection test runs against a live
-# Tally (services/infra/grpc/grpcurl.test.ts), by building it from source with the local Go
+# Tally (services/grpcurl.test.ts), by building it from source with the local Go
 # toolchain (`go install github.com/fullstorydev/grpcurl/cmd/grpcurl@<version>`,
 # GOTOOLCHAIN=local: no toolchain or binary is downloaded, only Go modules). Idempotent: does
 # nothing when the pinned version is installed. Prints the path of the binary last.

@@ -14,70 +14,20 @@ set -euo pipefail
 
 TALLY_GRPCURL_VERSION="${TALLY_GRPCURL_VERSION:-v1.9.3}"
 module=github.com/fullstorydev/grpcurl
-bin_dir="${XDG_CACHE_HOME:-${HOME:?HOME is not set}/.cache}/tally/bin"
-grpcurl="$bin_dir/grpcurl"
 
-log() { printf '[install-grpcurl] %s\n' "$*" >&2; }
-die() {
-  printf '[install-grpcurl] ERROR: %s\n' "$*" >&2
-  exit 1
-}
-
-case "${1:-}" in
-  --print-path)
-    printf '%s\n' "$grpcurl"
-    exit 0
-    ;;
-  -h | --help)
-    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
-    exit 0
-    ;;
-  "") ;;
-  *)
-    printf 'usage: %s [--print-path]\n' "$0" >&2
-    exit 2
-    ;;
-esac
-
-go="${GO:-$(command -v go || true)}"
-[[ -n "$go" ]] || go=/usr/local/go/bin/go
-[[ -x "$go" ]] || die "Go not found at $go (GO, else go on PATH, else /usr/local/go/bin/go): install Go 1.24 or newer"
+# shellcheck source=SCRIPTDIR/go-tool.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/go-tool.sh"
+go_tool_init grpcurl "$TALLY_GRPCURL_VERSION"
+go_tool_args "$@"
 
 # A binary built by `go install` records its module's version: `go version -m` prints
 # `	mod	github.com/fullstorydev/grpcurl	v1.9.3	h1:…`.
 installed_version() {
-  [[ -x "$grpcurl" ]] || return 1
-  GOTOOLCHAIN=local "$go" version -m "$grpcurl" 2>/dev/null | awk -v m="$module" '$1 == "mod" && $2 == m { print $3 }'
+  [[ -x "$tool_path" && -n "${go:-}" ]] || return 1
+  GOTOOLCHAIN=local "$go" version -m "$tool_path" 2>/dev/null | awk -v m="$module" '$1 == "mod" && $2 == m { print $3 }'
 }
 
-if [[ "$(installed_version || true)" == "$TALLY_GRPCURL_VERSION" ]]; then
-  log "grpcurl $TALLY_GRPCURL_VERSION is already installed"
-  printf '%s\n' "$grpcurl"
-  exit 0
-fi
-
-go_version="$(GOTOOLCHAIN=local "$go" env GOVERSION)"
-if ! [[ "$go_version" =~ ^go1\.([0-9]+) ]] || ((BASH_REMATCH[1] < 24)); then
-  die "grpcurl $TALLY_GRPCURL_VERSION needs Go 1.24 or newer; $go is $go_version"
-fi
-
-mkdir -p "$bin_dir"
-# One build at a time; a second caller waits, then finds the binary installed.
-exec {lock_fd}>"$bin_dir/.grpcurl.lock"
-flock "$lock_fd"
-if [[ "$(installed_version || true)" == "$TALLY_GRPCURL_VERSION" ]]; then
-  log "grpcurl $TALLY_GRPCURL_VERSION is already installed"
-  printf '%s\n' "$grpcurl"
-  exit 0
-fi
-
-# Build into a private directory, then move into place: an interrupted build leaves no half binary.
-staging="$(mktemp -d "$bin_dir/.grpcurl-build.XXXXXX")"
-trap 'rm -rf "$staging"' EXIT
-log "building grpcurl $TALLY_GRPCURL_VERSION with $go_version (go install $module/cmd/grpcurl@$TALLY_GRPCURL_VERSION, GOTOOLCHAIN=local)"
-started=$SECONDS
-GOTOOLCHAIN=local GOBIN="$staging" "$go" install "$module/cmd/grpcurl@$TALLY_GRPCURL_VERSION" ||
-  die "go install $module/cmd/grpcurl@$TALLY_GRPCURL_VERSION failed (see above)"
-mv -f "$staging/grpcurl" "$grpcurl"
-log "installed grpcurl $(installed_version) in $((SECONDS - started)) s"
-printf '%s\n' "$grpcurl"
+go_tool_find_go 24 # before the check: the installed version is read with `go version -m`
+go_tool_done_if_installed
+go_tool_lock
+go_tool_install "$module/cmd/grpcurl@$TALLY_GRPCURL_VERSION"

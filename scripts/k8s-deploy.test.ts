@@ -27,11 +27,12 @@ import {
   helmTemplate,
   KUBE_VERSION,
   NAMESPACE,
+  renderCache,
   renderChart,
   type ValueSet,
   valueArgs,
 } from './k8s/helm.ts';
-import { type K8sObject, parseManifests, REPO, validateAll } from './k8s/manifests.ts';
+import { type K8sObject, named, ofKind, parseManifests, REPO, validateAll } from './k8s/manifests.ts';
 
 const HELM = findHelm();
 const needsHelm = { skip: !HELM && process.env.CI !== 'true' ? 'helm is not installed' : false } as const;
@@ -47,18 +48,7 @@ const VALUE_SETS: Record<string, ValueSet> = {
   'external backends': { files: ['ci/external-values.yaml'] },
   monitoring: { files: ['ci/monitoring-values.yaml'] },
 };
-const renders = new Map<string, K8sObject[]>();
-function rendered(name: string): K8sObject[] {
-  let objects = renders.get(name);
-  if (!objects) {
-    objects = renderChart(helmBinary(), VALUE_SETS[name]!);
-    renders.set(name, objects);
-  }
-  return objects;
-}
-const ofKind = (objects: readonly K8sObject[], kind: string) => objects.filter((o) => o.kind === kind);
-const named = (objects: readonly K8sObject[], kind: string, name: string) =>
-  objects.find((o) => o.kind === kind && o.metadata.name === name);
+const rendered = renderCache(helmBinary, VALUE_SETS);
 const roleOf = (o: K8sObject) => o.metadata.labels?.['app.kubernetes.io/component'] ?? '';
 const chartValues = (file: string) => parseYaml(readFileSync(join(CHART, file), 'utf8')) as ChartValues;
 

@@ -34,10 +34,21 @@ import {
   roleUsesEventConsumer,
 } from './k8s/code-facts.ts';
 import { grpcHealthCheck } from './k8s/grpc-probe.ts';
-import { CHART, findHelm, helm, helmTemplate, renderChart, type ValueSet, valueArgs } from './k8s/helm.ts';
+import {
+  CHART,
+  findHelm,
+  helm,
+  helmTemplate,
+  renderCache,
+  renderChart,
+  type ValueSet,
+  valueArgs,
+} from './k8s/helm.ts';
 import {
   ajvErrors,
   type K8sObject,
+  named,
+  ofKind,
   parseManifests,
   REPO,
   validateAll,
@@ -87,18 +98,7 @@ const VALUE_SETS: Record<string, ValueSet> = {
   'HTTP probes': { set: { 'probes.grpc': 'false' } },
 };
 
-const renders = new Map<string, K8sObject[]>();
-function rendered(name: string): K8sObject[] {
-  let objects = renders.get(name);
-  if (!objects) {
-    objects = renderChart(helmBinary(), VALUE_SETS[name]!);
-    renders.set(name, objects);
-  }
-  return objects;
-}
-const ofKind = (objects: readonly K8sObject[], kind: string) => objects.filter((o) => o.kind === kind);
-const named = (objects: readonly K8sObject[], kind: string, name: string) =>
-  objects.find((o) => o.kind === kind && o.metadata.name === name);
+const rendered = renderCache(helmBinary, VALUE_SETS);
 
 // ---- pod specs ----
 

@@ -77,3 +77,16 @@ export function renderChart(binary: string, values: ValueSet = {}): K8sObject[] 
   if (result.status !== 0) throw new Error(`helm template failed:\n${result.stderr}`);
   return parseManifests(result.stdout);
 }
+
+/** Renders the chart with each named value set once, on first use, for tests that read it many times. */
+export function renderCache(binary: () => string, sets: Readonly<Record<string, ValueSet>>) {
+  const renders = new Map<string, K8sObject[]>();
+  return (name: string): K8sObject[] => {
+    let objects = renders.get(name);
+    if (!objects) {
+      objects = renderChart(binary(), sets[name]!);
+      renders.set(name, objects);
+    }
+    return objects;
+  };
+}

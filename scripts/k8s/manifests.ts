@@ -115,3 +115,10 @@ export async function validateAll(objects: readonly K8sObject[]): Promise<string
   }
   return problems;
 }
+
+/** The objects of `kind`. */
+export const ofKind = (objects: readonly K8sObject[], kind: string) => objects.filter((o) => o.kind === kind);
+
+/** The object of `kind` named `name`, if any. */
+export const named = (objects: readonly K8sObject[], kind: string, name: string) =>
+  objects.find((o) => o.kind === kind && o.metadata.name === name);

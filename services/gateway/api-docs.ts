@@ -7,7 +7,6 @@
  * gzipped for clients that accept it; the page links them with `?v=<digest>`
  * (cached for a year), the page and the document are revalidated against strong ETags.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, extname, join } from 'node:path';
@@ -15,8 +14,14 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { AppError, Code } from '../infra/app-error.ts';
 import { sendJson } from '../infra/http/http-server.ts';
-import { etagMatches } from './dashboard-assets.ts';
 import { DOCS_PATH, OPENAPI_PATH } from './route-docs.ts';
+import {
+  CONTENT_TYPES,
+  etagMatches,
+  PAGE_SECURITY_HEADERS,
+  type StaticAsset,
+  staticAsset,
+} from './static-asset.ts';
 
 export const OPENAPI_FILE = join(import.meta.dirname, '..', 'gen', 'openapi.json');
 const PAGE_DIR = join(import.meta.dirname, 'api-docs');
@@ -33,40 +38,17 @@ function assetFiles(): Record<string, string> {
   };
 }
 
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.png': 'image/png',
-};
-
-// Only this origin: its scripts, styles, images (Swagger UI draws icons as data: SVG) and API.
-const PAGE_SECURITY_HEADERS = {
-  'content-security-policy':
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-  'referrer-policy': 'no-referrer',
-};
-
-interface Asset {
-  body: Buffer;
+interface Asset extends StaticAsset {
   /** Only when it saves something. */
   gzipped?: Buffer;
-  contentType: string;
-  etag: string;
-  version: string;
 }
 
 function makeAsset(body: Buffer, contentType: string): Asset {
-  const digest = createHash('sha256').update(body).digest('base64url').slice(0, 22);
   const compressible = !contentType.startsWith('image/');
   const gzipped = compressible ? gzipSync(body) : undefined;
   return {
-    body,
+    ...staticAsset(body, contentType),
     gzipped: gzipped && gzipped.length < body.length ? gzipped : undefined,
-    contentType,
-    etag: `"${digest}"`,
-    version: digest.slice(0, 12),
   };
 }
 

@@ -5,35 +5,20 @@
  * is cached for a year (`immutable`); the page itself and unversioned URLs are
  * revalidated (`no-cache`) against a strong ETag.
  */
-import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join } from 'node:path';
 import { AppError, Code } from '../infra/app-error.ts';
 import { methodNotAllowed } from '../infra/http/http-server.ts';
+import {
+  CONTENT_TYPES,
+  etagMatches,
+  PAGE_SECURITY_HEADERS,
+  type StaticAsset,
+  staticAsset,
+} from './static-asset.ts';
 
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-};
-
-// The page loads only its own files and talks only to its own origin (the WebSocket included).
-const PAGE_SECURITY_HEADERS = {
-  'content-security-policy':
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-  'referrer-policy': 'no-referrer',
-};
-
-interface Asset {
-  body: Buffer;
-  contentType: string;
-  etag: string;
-  /** The digest in versioned URLs. */
-  version: string;
-}
+type Asset = StaticAsset;
 
 export interface DashboardAssets {
   /** True when `path` is the page or an asset path (served or answered 404/405 here). */
@@ -46,10 +31,7 @@ export const DASHBOARD_DIR = join(import.meta.dirname, 'dashboard');
 
 export function loadDashboardAssets(dir: string = DASHBOARD_DIR): DashboardAssets {
   const assets = new Map<string, Asset>();
-  const make = (body: Buffer, contentType: string): Asset => {
-    const digest = createHash('sha256').update(body).digest('base64url').slice(0, 22);
-    return { body, contentType, etag: `"${digest}"`, version: digest.slice(0, 12) };
-  };
+  const make = staticAsset;
   for (const name of readdirSync(dir)) {
     const contentType = CONTENT_TYPES[extname(name)];
     if (contentType && name !== 'index.html')
@@ -89,15 +71,6 @@ export function loadDashboardAssets(dir: string = DASHBOARD_DIR): DashboardAsset
       response.end(verb === 'HEAD' ? undefined : asset.body);
     },
   };
-}
-
-/** True when an `If-None-Match` header names `etag` (weakly compared, as RFC 9110 asks) or `*`. */
-export function etagMatches(header: string | undefined, etag: string): boolean {
-  if (!header) return false;
-  return header
-    .split(',')
-    .map((t) => t.trim().replace(/^W\//, ''))
-    .some((t) => t === etag || t === '*');
 }
 
 function decodeURIComponentSafe(text: string): string | undefined {

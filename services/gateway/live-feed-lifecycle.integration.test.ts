@@ -18,6 +18,7 @@ import { createLogger } from '../infra/logger.ts';
 import { handleProcessWarnings } from '../infra/node-warnings.ts';
 import { realServers, requireRealServers, waitFor } from '../testing/real-servers.ts';
 import { StreamClient } from '../testing/stream-client.ts';
+import { untilEvent } from '../testing/until-event.ts';
 import { createStreamServer, type StreamServer } from './stream-server.ts';
 
 await requireRealServers();
@@ -50,25 +51,8 @@ function spiedLog(log: EventLog) {
 }
 
 /** Resolves once `condition()` holds, checked at each `emitter` 'change'; fails after 30 s. */
-function when(emitter: EventEmitter, condition: () => boolean, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      if (!condition()) return;
-      done();
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      done();
-      reject(new Error(`not within 30 s: ${what}`));
-    }, 30_000);
-    const done = () => {
-      clearTimeout(timer);
-      emitter.off('change', check);
-    };
-    emitter.on('change', check);
-    check();
-  });
-}
+const when = (emitter: EventEmitter, condition: () => boolean, what: string) =>
+  untilEvent(emitter, 'change', condition, () => what, 30_000);
 
 test('the live feed joins with the first socket and leaves after the last one', {
   timeout: 180_000,

@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { IngestService } from '../../gen/tally/v1/ingest_pb.js';
+import { untilEvent } from '../../testing/until-event.ts';
 import { AppError, Code } from '../app-error.ts';
 import { createLogger } from '../logger.ts';
 import { GrpcRegistry } from './grpc-registry.ts';
@@ -72,25 +73,8 @@ type Ingest = ServiceClient<typeof IngestService.method>;
 const publishEntered = new EventEmitter();
 
 /** Resolves once `condition()` holds, checked at each Publish entered; fails naming `what()` after 10 s. */
-function untilCalls(condition: () => boolean, what: () => string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      if (!condition()) return;
-      done();
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      done();
-      reject(new Error(`not within 10 s: ${what()}`));
-    }, 10_000);
-    const done = () => {
-      clearTimeout(timer);
-      publishEntered.off('call', check);
-    };
-    publishEntered.on('call', check);
-    check();
-  });
-}
+const untilCalls = (condition: () => boolean, what: () => string) =>
+  untilEvent(publishEntered, 'call', condition, what, 10_000);
 
 /** A gate for {@link Backend.gate}: calls wait on `promise` until `open()`. */
 function gate(): { promise: Promise<void>; open(): void } {
@@ -201,23 +185,7 @@ async function relay(port: number): Promise<{
   const events = new EventEmitter();
   let connections = 0;
   const until = (condition: () => boolean, what: () => string) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (!condition()) return;
-        done();
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`not within 10 s: ${what()}`));
-      }, 10_000);
-      const done = () => {
-        clearTimeout(timer);
-        events.off('change', check);
-      };
-      events.on('change', check);
-      check();
-    });
+    untilEvent(events, 'change', condition, what, 10_000);
   const server = createServer((incoming) => {
     connections++;
     incomings.add(incoming);

@@ -288,7 +288,7 @@ function rpcAttributes(service: string, method: string): Attributes {
 }
 
 /** The codes that fail a server span: the server's faults, not the caller's (semantic conventions). */
-const SERVER_FAULTS: ReadonlySet<Code> = new Set([
+export const SERVER_FAULTS: ReadonlySet<Code> = new Set([
   Code.UNKNOWN,
   Code.DEADLINE_EXCEEDED,
   Code.UNIMPLEMENTED,

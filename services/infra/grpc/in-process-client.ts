@@ -19,17 +19,13 @@ import { withTimeout } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import { type GrpcMetrics, secondsSince } from '../metrics.ts';
 import { failSpan, type Tracer } from '../tracing.ts';
-import type { CallContext, CallOptions, ServiceClient, ServiceImpl } from './grpc-service.ts';
-
-/** The codes that fail the call's span: the handler's faults, not the caller's (as on a gRPC server span). */
-const SERVER_FAULTS: ReadonlySet<Code> = new Set([
-  Code.UNKNOWN,
-  Code.DEADLINE_EXCEEDED,
-  Code.UNIMPLEMENTED,
-  Code.INTERNAL,
-  Code.UNAVAILABLE,
-  Code.DATA_LOSS,
-]);
+import {
+  type CallContext,
+  type CallOptions,
+  SERVER_FAULTS,
+  type ServiceClient,
+  type ServiceImpl,
+} from './grpc-service.ts';
 
 /** The peer an in-process call reports: the loopback address a local gRPC call would show. */
 export const IN_PROCESS_PEER = '127.0.0.1:0';

@@ -44,6 +44,45 @@ test('every key of a target shares one hash slot, whatever the target contains',
   assert.match([...tags][0] ?? '', /^[A-Za-z0-9_-]{22}$/);
 });
 
+test('a leaderboard whose write was lost catches up when the batch is redelivered', async (t) => {
+  const ns = testNamespace();
+  const store = createRedisCounterStore({
+    url: realServers.redisUrl,
+    keyPrefix: ns.redisPrefix,
+    dedupWindowMs: 60_000,
+  });
+  const redis = new Redis(realServers.redisUrl);
+  t.after(async () => {
+    await store.close();
+    await redis.quit();
+    await deleteRedisKeys(ns.redisPrefix);
+  });
+  const batch = [
+    { eventId: 'lb-1', target: 'post/1', type: 'like', value: undefined },
+    { eventId: 'lb-2', target: 'post/1', type: 'like', value: undefined },
+    { eventId: 'lb-3', target: 'post/2', type: 'like', value: undefined },
+  ];
+  assert.equal(await store.apply(batch), 3);
+  // The counters' scripts ran, then the leaderboard's write was lost (a crash, Redis going away).
+  await redis.del(`${ns.redisPrefix}:top:{like}`);
+  assert.deepEqual(await store.top(['like'], 10), [{ type: 'like', targets: [] }]);
+  // The uncommitted batch comes again: nothing is counted twice, and the leaderboard is whole.
+  assert.equal(await store.apply(batch), 0);
+  assert.deepEqual(await store.top(['like'], 10), [
+    {
+      type: 'like',
+      targets: [
+        { target: 'post/1', count: 2 },
+        { target: 'post/2', count: 1 },
+      ],
+    },
+  ]);
+  assert.deepEqual(
+    (await store.read('post/1')).map((c) => [c.type, c.count]),
+    [['like', 2]],
+  );
+});
+
 // The same contract on a 3-master Redis Cluster: each target's script stays within one slot.
 counterStoreContract('redis cluster', async () => {
   const ns = testNamespace();

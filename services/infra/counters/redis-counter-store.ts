@@ -16,8 +16,10 @@
  *   <prefix>:top:{<type>}     sorted set target → count
  *   <prefix>:types            set of every type counted
  * They are written after the script with the target's absolute count (ZADD GT),
- * which is idempotent: a crash in between leaves a leaderboard behind by one
- * batch until the target's next event, never ahead.
+ * which is idempotent and never moves a leaderboard back. A crash or a failed
+ * write in between leaves the batch uncommitted; its redelivery runs the script
+ * again, which answers the count of every type it touches (applied before or
+ * not), and the leaderboard catches up: behind for at most that long, never ahead.
  */
 import { createHash } from 'node:crypto';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
@@ -27,18 +29,22 @@ import type { CounterIncrement, CounterStore, TypeCounter, TypeLeaders } from '.
 
 // KEYS[1] counts hash, KEYS[2] sums hash, KEYS[3..] one marker per event.
 // ARGV[1] marker ttl in ms, then per event: type, value ('' when none).
-// Returns { applied, type1, count1, type2, count2, ... } for the types this call changed.
+// Returns { applied, type1, count1, type2, count2, ... }: the count of every type of the call, also
+// of a type whose events were all applied before (a redelivery), so the leaderboards it feeds
+// catch up with a write that failed after a previous run of this script.
 const APPLY_SCRIPT = `
 local applied = 0
 local ttl = ARGV[1]
 local changed = {}
 for i = 3, #KEYS do
+  local type = ARGV[(i - 3) * 2 + 2]
   if redis.call('SET', KEYS[i], '1', 'NX', 'PX', ttl) then
-    local type = ARGV[(i - 3) * 2 + 2]
     local value = ARGV[(i - 3) * 2 + 3]
     changed[type] = redis.call('HINCRBY', KEYS[1], type, 1)
     if value ~= '' then redis.call('HINCRBYFLOAT', KEYS[2], type, value) end
     applied = applied + 1
+  elseif changed[type] == nil then
+    changed[type] = tonumber(redis.call('HGET', KEYS[1], type) or '0')
   end
 end
 local out = { applied }
@@ -232,8 +238,10 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
         for (const { target, changed } of results) {
           for (let i = 0; i + 1 < changed.length; i += 2) {
             const type = String(changed[i]);
+            const count = Number(changed[i + 1]);
+            if (count === 0) continue; // a marker whose count was never written: nothing to rank
             types.add(type);
-            leaderboard.push(redis.zadd(topKey(type), 'GT', Number(changed[i + 1]), target));
+            leaderboard.push(redis.zadd(topKey(type), 'GT', count, target));
           }
         }
         if (types.size > 0) leaderboard.push(redis.sadd(typesKey, ...types));

@@ -299,7 +299,15 @@ test('flow control: at most 4 × the batch maximum events wait for the log; then
   );
 });
 
-test('drain: the stream stops reading, answers what the log acknowledged, then ends UNAVAILABLE; the server closes without waiting for the client', async (t) => {
+/**
+ * Drains the server while a stream has events 1 and 2 acknowledged and 3 and 4 held by the log;
+ * `afterDrain` runs once the drain started, before the log acknowledges 3 and 4. The stream must
+ * answer 3 and 4, then end UNAVAILABLE, and the server close without waiting for its drain timeout.
+ */
+async function drainMidStream(
+  t: { after: (fn: () => Promise<void> | void) => void },
+  afterDrain: (call: { write(request: { events: EventInit[] }): boolean }) => void,
+): Promise<void> {
   const ingest = await startIngest(t);
   const call = ingest.client.publishStreamAcked();
   const answers = call[Symbol.asyncIterator]();
@@ -317,7 +325,7 @@ test('drain: the stream stops reading, answers what the log acknowledged, then e
 
   ingest.registry.drain();
   const shutdown = ingest.server.shutdown(20_000);
-  call.write({ events: [event('f5')] }); // after the drain: never read, never answered
+  afterDrain(call);
   ingest.control.release();
   const rest = await collect(answers);
   assert.ok(rest.ended instanceof AppError, `ended ${String(rest.ended)}`);
@@ -328,4 +336,15 @@ test('drain: the stream stops reading, answers what the log acknowledged, then e
   await shutdown;
   assert.ok(Date.now() - started < 10_000, 'the server did not wait for its drain timeout');
   assert.deepEqual((await ingest.idsInLog()).sort(), ['f1', 'f2', 'f3', 'f4']);
+}
+
+test('drain: the stream stops reading, answers what the log acknowledged, then ends UNAVAILABLE; the server closes without waiting for the client', async (t) => {
+  // After the drain: never read, never answered.
+  await drainMidStream(t, (call) => call.write({ events: [event('f5')] }));
+});
+
+test('drain while the client sends nothing more: the read the stream left pending does not cost the client its status', async (t) => {
+  // Nothing arrives to settle that read: it waits until the call ends, and the status is sent
+  // after the last answer's write completes, whatever the order.
+  await drainMidStream(t, () => {});
 });

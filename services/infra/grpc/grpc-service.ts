@@ -215,8 +215,9 @@ export function grpcService<T extends GenServiceMethods>(
         call.on('cancelled', () => cancelled.abort());
         respond(call.metadata, streamEnd(call, cancelled.signal), async () => {
           refuseWhenDraining(options.accepting);
-          // A handler that stops reading still answers: leaving its loop must not destroy the call.
-          const requests = decodeStream(call.iterator({ destroyOnReturn: false }), method.input);
+          // A handler that stops reading still answers and ends with its status: neither leaving its
+          // loop nor a read it left pending may destroy the call.
+          const requests = decodeStream(requestsOf(call), method.input);
           const answers = duplex[method.localName]!(requests, {
             ...contextOf(call),
             signal: cancelled.signal,
@@ -260,6 +261,43 @@ function streamEnd(call: ServerWriter, cancelled: AbortSignal) {
     call.end();
     return Code.OK;
   };
+}
+
+/**
+ * The request messages of a bidirectional call, until the client half-closes; throws CANCELLED when
+ * the call ends first (grpc-js destroys it when cancelled).
+ *
+ * Not the call's own async iterator: it also watches the call for 'error', which is how
+ * {@link streamEnd} sets the status, and on an error it destroys the call, `destroyOnReturn: false`
+ * or not. A handler that stopped reading with a read pending (a draining stream whose client sends
+ * nothing more) would have that read fail with its own status and the call destroyed, while grpc-js
+ * sends the status only once the last answer's write completes, and a destroyed call sends nothing,
+ * neither trailers nor RST_STREAM. Its client got the answers and no end until its keepalive ping
+ * found the connection closed by the drain (UNAVAILABLE 'Connection dropped'), and the server waited
+ * as long for that connection. This reader leaves the call's life to grpc-js.
+ */
+async function* requestsOf(call: grpc.ServerDuplexStream<Buffer, unknown>): AsyncGenerator<Buffer> {
+  for (;;) {
+    if (call.readableEnded) return;
+    if (call.destroyed) throw new AppError(Code.CANCELLED, 'the call ended before its requests did');
+    const request = call.read() as Buffer | null;
+    if (request !== null) {
+      yield request;
+      continue;
+    }
+    // Woken by the next message, the client's half-close, or the call's end (never by an 'error').
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        call.off('readable', wake);
+        call.off('end', wake);
+        call.off('close', wake);
+        resolve();
+      };
+      call.on('readable', wake);
+      call.on('end', wake);
+      call.on('close', wake);
+    });
+  }
 }
 
 /** Resolves once `call` takes writes again, or at once when the call is cancelled. */

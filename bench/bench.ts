@@ -152,9 +152,7 @@ async function main(): Promise<number> {
   await ensureServers();
   const m = machine();
   const ns = benchNamespace(12);
-  const dedupWindowMs = 3_600_000;
   const deployment = new Deployment(ns, localServers, {
-    TALLY_DEDUP_WINDOW_MS: String(dedupWindowMs),
     // The role processes get no TALLY_* variable of the harness's environment but this one.
     ...(process.env.TALLY_KAFKA_CLIENT ? { TALLY_KAFKA_CLIENT: process.env.TALLY_KAFKA_CLIENT } : {}),
   });
@@ -176,7 +174,6 @@ async function main(): Promise<number> {
     deployment,
     sampler,
     results,
-    dedupWindowMs,
     progress,
     outOfTime,
   };
@@ -258,7 +255,6 @@ async function initialResults(
       partitions: ns.partitions,
       lingerMs: roleConfig.ingest.lingerMs,
       maxProduceBatchEvents: roleConfig.ingest.maxProduceBatchEvents,
-      dedupWindowMs: roleConfig.redis.dedupWindowMs,
       stepSeconds: plan.stepSeconds,
       e2eStepSeconds: plan.e2e.stepSeconds,
       probeRedisPollMs: 5,

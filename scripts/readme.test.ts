@@ -29,6 +29,5 @@ test('the README states the defaults the code applies', () => {
   assert.equal(documented('TALLY_HTTP_MAX_BODY_BYTES'), String(config.http.maxBodyBytes));
   assert.equal(documented('TALLY_GRPC_MAX_MESSAGE_BYTES'), String(config.grpc.maxMessageBytes));
   assert.equal(documented('TALLY_PRODUCE_TIMEOUT_MS'), String(config.ingest.produceTimeoutMs));
-  assert.equal(documented('TALLY_DEDUP_WINDOW_MS'), String(config.redis.dedupWindowMs));
   assert.equal(documented('TALLY_DRAIN_TIMEOUT_MS'), String(config.drainTimeoutMs));
 });

@@ -57,7 +57,7 @@ export async function openBackends(
   const dataDir = (folder: 'log' | 'counters' | 'pg') => join(config.dataDir, folder);
   try {
     if (ports.has('counters')) {
-      const { url, clusterNodes, keyPrefix, dedupWindowMs } = config.redis;
+      const { url, clusterNodes, keyPrefix } = config.redis;
       backends.counters =
         url || clusterNodes.length > 0
           ? createRedisCounterStore({
@@ -65,10 +65,9 @@ export async function openBackends(
               clusterNodes,
               security: redisSecurity(config.redis),
               keyPrefix,
-              dedupWindowMs,
               metrics,
             })
-          : createEmbeddedCounterStore({ dataDir: dataDir('counters'), dedupWindowMs });
+          : createEmbeddedCounterStore({ dataDir: dataDir('counters') });
     }
   } catch (error) {
     await closeBackends(backends);

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { requireRealServers, testNamespace, waitFor } from './testing/real-servers.ts';
-import { Backends, CONSUMER_GROUPS, http, ingestClient } from './testing/tally-client.ts';
+import { Backends, CONSUMER_GROUPS, http, ingestClient, topicOfGroup } from './testing/tally-client.ts';
 import { startTally, type TallyProcess } from './testing/tally-process.ts';
 
 await requireRealServers();
@@ -263,7 +263,12 @@ describe('metrics of every role on real Kafka, Redis and PostgreSQL', () => {
           );
           return (
             lag.length === PARTITIONS &&
-            lag.every((s) => s.value === 0 && s.labels.group === group && s.labels.topic === ns.eventsTopic)
+            lag.every(
+              (s) =>
+                s.value === 0 &&
+                s.labels.group === group &&
+                s.labels.topic === topicOfGroup(ns, GROUP_OF[sink]),
+            )
           );
         },
         async () =>

@@ -54,7 +54,7 @@ export interface RoleSpec {
   /** A consumer role's group, before TALLY_GROUP_PREFIX. */
   group?: string;
   /** A consumer role's topic, by its configuration name. */
-  topic?: 'events';
+  topic?: 'events' | 'accepted';
   start(wiring: RoleWiring): Promise<Stoppable>;
 }
 
@@ -71,6 +71,7 @@ function sink(
   wiring: RoleWiring,
   role: string,
   group: string,
+  topic: 'events' | 'accepted',
 ): { deps: SinkRoleDeps; config: SinkRoleConfig } {
   const { config } = wiring;
   return {
@@ -82,7 +83,7 @@ function sink(
     },
     config: {
       groupId: `${config.groupPrefix}${group}`,
-      eventsTopic: config.topics.events,
+      eventsTopic: config.topics[topic],
       dlqTopic: config.topics.dlq,
       maxWaitMs: config.consumer.maxWaitMs,
       lagIntervalMs: config.consumer.lagIntervalMs,
@@ -172,17 +173,20 @@ export const ROLE_TABLE = {
     group: 'group_persistence',
     topic: 'events',
     start: (w) => {
-      const { deps, config } = sink(w, 'persister', 'group_persistence');
-      return persister.start({ ...deps, sql: port(w, 'persister', 'sql') }, config);
+      const { deps, config } = sink(w, 'persister', 'group_persistence', 'events');
+      return persister.start(
+        { ...deps, sql: port(w, 'persister', 'sql') },
+        { ...config, acceptedTopic: w.config.topics.accepted },
+      );
     },
   },
   counter: {
     kind: 'consumer',
     ports: ['log', 'counters'],
     group: 'group_realtimecounter',
-    topic: 'events',
+    topic: 'accepted',
     start: (w) => {
-      const { deps, config } = sink(w, 'counter', 'group_realtimecounter');
+      const { deps, config } = sink(w, 'counter', 'group_realtimecounter', 'accepted');
       return counter.start({ ...deps, counters: port(w, 'counter', 'counters') }, config);
     },
   },
@@ -190,12 +194,12 @@ export const ROLE_TABLE = {
     kind: 'consumer',
     ports: ['log', 'sql'],
     group: 'group_aggregation',
-    topic: 'events',
+    topic: 'accepted',
     start: (w) => {
-      const { deps, config } = sink(w, 'aggregator', 'group_aggregation');
+      const { deps, config } = sink(w, 'aggregator', 'group_aggregation', 'accepted');
       return aggregator.start(
         { ...deps, sql: port(w, 'aggregator', 'sql') },
-        { ...config, dedupWindowMs: w.config.redis.dedupWindowMs },
+        { ...config, positionTopic: w.config.topics.events },
       );
     },
   },

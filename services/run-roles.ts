@@ -161,6 +161,8 @@ export async function runRoles(
     // The one place topics are ensured: every role that reads or writes them runs after this.
     await backends.log?.ensureTopics([
       { name: config.topics.events, partitions: config.topics.eventsPartitions },
+      // Partition for partition with the events topic: the persister forwards p to p.
+      { name: config.topics.accepted, partitions: config.topics.eventsPartitions },
       { name: config.topics.dlq, partitions: config.topics.eventsPartitions },
     ]);
 

@@ -19,7 +19,7 @@ import { gunzipSync } from 'node:zlib';
 import type { ConsumedRecord } from './infra/log/event-log.ts';
 import { decodeEvent } from './pipeline/event-codec.ts';
 import { requireRealServers, testNamespace, waitFor } from './testing/real-servers.ts';
-import { Backends, CONSUMER_GROUPS, http, ingestClient } from './testing/tally-client.ts';
+import { Backends, CONSUMER_GROUPS, http, ingestClient, topicOfGroup } from './testing/tally-client.ts';
 import { startTally, type TallyProcess } from './testing/tally-process.ts';
 
 await requireRealServers();
@@ -249,7 +249,7 @@ describe('tracing on the real servers', () => {
     for (const group of CONSUMER_GROUPS) {
       const consume = spans.find(
         (s) =>
-          s.name === `process ${ns.eventsTopic}` &&
+          s.name === `process ${topicOfGroup(ns, group)}` &&
           s.attributes['messaging.consumer.group.name'] === ns.groupPrefix + group &&
           linksToEvent(s),
       );

@@ -198,7 +198,8 @@ export interface Results {
     partitions: number;
     lingerMs: number;
     maxProduceBatchEvents: number;
-    dedupWindowMs: number;
+    /** Absent since the sinks keep offsets instead of event ids. */
+    dedupWindowMs?: number;
     stepSeconds: number;
     e2eStepSeconds: number;
     probeRedisPollMs: number;

@@ -10,7 +10,7 @@ import type { CpuSampler } from '../lib/proc.ts';
 import type { CatchUp } from '../lib/results.ts';
 
 export async function runSinks(b: Bench): Promise<void> {
-  const { plan, results, deployment, ns, progress, dedupWindowMs } = b;
+  const { plan, results, deployment, ns, progress } = b;
   for (const role of CONSUMER_ROLES) {
     const r = await catchUpAlone(b, role, plan.catchUpSeconds);
     if (r) results.catchUp.push(r);
@@ -29,7 +29,7 @@ export async function runSinks(b: Bench): Promise<void> {
     targets: 3000,
     clients: plan.redisBench.clients,
     pipeline: plan.redisBench.pipeline,
-    markerTtlMs: dedupWindowMs,
+    markerTtlMs: 3_600_000,
   });
   for (const row of results.redisBench.rows)
     progress(

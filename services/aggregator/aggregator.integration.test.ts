@@ -1,6 +1,6 @@
 /**
- * The aggregator's exactly-once transaction on a real PostgreSQL: offsets
- * stored with the summaries skip redeliveries, event ids skip client retries.
+ * The aggregator's exactly-once transaction on a real PostgreSQL: the events-topic offset stored
+ * with the summaries skips redelivered batches and repeated forwards, with one row per partition.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -25,14 +25,23 @@ after(async () => {
   await db.close();
 });
 
-function batch(partition: number, firstOffset: number, ids: string[], target = 'post/1'): EventBatch {
+/** Events at positions `positions` of `partition` (read at offsets from 1000 in the accepted topic). */
+function batch(
+  partition: number,
+  positions: number[] | number,
+  ids: string[],
+  target = 'post/1',
+): EventBatch {
+  const at = typeof positions === 'number' ? ids.map((_, i) => positions + i) : positions;
   return {
-    topic: 'events',
+    topic: 'events.accepted',
     partition,
-    lastOffset: BigInt(firstOffset + ids.length - 1),
+    lastOffset: BigInt(1000 + ids.length - 1),
     events: ids.map((id, i) => ({
       partition,
-      offset: BigInt(firstOffset + i),
+      offset: BigInt(1000 + i),
+      position: BigInt(at[i]!),
+      record: { key: null, value: new Uint8Array(), headers: {}, offset: BigInt(1000 + i), timestampMs: 0 },
       event: newEvent({
         id,
         type: 'like',
@@ -54,28 +63,37 @@ async function summary(target: string) {
 
 const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
-test('a batch is folded into its event-time hour once; its redelivery is skipped by offset', async () => {
-  assert.equal(await aggregateBatch(db, 'g1', batch(0, 0, ids('a', 10))), 10);
-  // Same offsets, other ids: only the stored offset can tell it was applied.
-  assert.equal(await aggregateBatch(db, 'g1', batch(0, 0, ids('b', 10))), 0);
-  // Overlapping redelivery: offsets 5..9 applied, 10..14 new.
-  assert.equal(await aggregateBatch(db, 'g1', batch(0, 5, ids('c', 10))), 5);
+test('a batch is folded into its event-time hour once; its redelivery is skipped by position', async () => {
+  assert.equal(await aggregateBatch(db, 'g1', 'events', batch(0, 0, ids('a', 10))), 10);
+  // Same positions, other ids: only the stored position can tell it was applied.
+  assert.equal(await aggregateBatch(db, 'g1', 'events', batch(0, 0, ids('b', 10))), 0);
+  // Overlapping redelivery: positions 5..9 applied, 10..14 new.
+  assert.equal(await aggregateBatch(db, 'g1', 'events', batch(0, 5, ids('c', 10))), 5);
   assert.deepEqual(await summary('post/1'), [{ hour: new Date(HOUR), count: 15, sum_value: 30 }]);
   const [offset] = await db.query<{ next_offset: number }>(
-    "SELECT next_offset FROM consumer_offset WHERE group_id = 'g1' AND partition = 0",
+    "SELECT next_offset FROM consumer_offset WHERE group_id = 'g1' AND topic = 'events' AND partition = 0",
   );
   assert.equal(offset?.next_offset, 15);
 });
 
-test('a client retry (same ids at new offsets) is skipped by event id, also within one batch', async () => {
-  assert.equal(await aggregateBatch(db, 'g2', batch(1, 0, ['x1', 'x2', 'x1'], 'post/2')), 2);
-  assert.equal(await aggregateBatch(db, 'g2', batch(1, 3, ['x2', 'x3'], 'post/2')), 1);
-  assert.deepEqual(await summary('post/2'), [{ hour: new Date(HOUR), count: 3, sum_value: 6 }]);
+test('a repeated forward (positions again, later in the accepted topic) is skipped, also within one batch', async () => {
+  // The persister forwarded 0..2, then again 1..2 after its redelivery, then 3.
+  assert.equal(
+    await aggregateBatch(db, 'g2', 'events', batch(1, [0, 1, 2, 1, 2, 3], ids('x', 6), 'post/2')),
+    4,
+  );
+  assert.equal(await aggregateBatch(db, 'g2', 'events', batch(1, [2, 3, 4], ids('y', 3), 'post/2')), 1);
+  assert.deepEqual(await summary('post/2'), [{ hour: new Date(HOUR), count: 5, sum_value: 10 }]);
+  // One row per partition, however many events.
+  const [rows] = await db.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM consumer_offset WHERE group_id = 'g2'",
+  );
+  assert.equal(rows?.n, 1);
 });
 
 test('concurrent batches of different partitions on the same summary rows all land', async () => {
   const batches = Array.from({ length: 8 }, (_, p) => batch(10 + p, 0, ids(`p${p}-`, 50), 'post/3'));
-  const applied = await Promise.all(batches.map((b) => aggregateBatch(db, 'g3', b)));
+  const applied = await Promise.all(batches.map((b) => aggregateBatch(db, 'g3', 'events', b)));
   assert.deepEqual(applied, Array(8).fill(50));
   assert.deepEqual(await summary('post/3'), [{ hour: new Date(HOUR), count: 400, sum_value: 800 }]);
 });

@@ -54,6 +54,7 @@ const schema = z.object({
   TALLY_EVENTS_TOPIC: name.default('events'),
   TALLY_EVENTS_PARTITIONS: int(1, 10_000).default(12),
   TALLY_DLQ_TOPIC: name.default('events.dlq'),
+  TALLY_ACCEPTED_TOPIC: name.default('events.accepted'),
   TALLY_GROUP_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9._-]*$/)
@@ -71,7 +72,6 @@ const schema = z.object({
   TALLY_PRODUCE_TIMEOUT_MS: int(100).default(10_000),
   TALLY_CONSUMER_MAX_WAIT_MS: int(1, 30_000).default(100),
   TALLY_CONSUMER_LAG_INTERVAL_MS: int(100, 3_600_000).default(5_000),
-  TALLY_DEDUP_WINDOW_MS: int(1000).default(24 * 3600_000),
   TALLY_DRAIN_TIMEOUT_MS: int(0).default(15_000),
   TALLY_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 });
@@ -100,7 +100,6 @@ export interface TallyConfig {
     url: string | undefined;
     clusterNodes: string[];
     keyPrefix: string;
-    dedupWindowMs: number;
     /** AUTH as `username` (an ACL user; absent: `default`); applies over credentials in the URL. */
     auth: { username: string | undefined; password: string } | undefined;
     /** TLS to Redis (also on for a `rediss://` URL); `caFile`: a PEM bundle trusted besides the system's CAs. */
@@ -119,7 +118,11 @@ export interface TallyConfig {
   };
   /** The /metrics server of a process without a gateway (a gateway serves /metrics on its HTTP port). */
   metrics: { host: string; port: number };
-  topics: { events: string; eventsPartitions: number; dlq: string };
+  /**
+   * `events`: what ingest writes; `accepted`: the events the persister stored, first sight of
+   * each id only, partition for partition (what the other sinks read); `dlq`: poison records.
+   */
+  topics: { events: string; eventsPartitions: number; accepted: string; dlq: string };
   groupPrefix: string;
   ingest: {
     maxLatenessMs: number;
@@ -183,7 +186,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       url: e.TALLY_REDIS_URL,
       clusterNodes: e.TALLY_REDIS_CLUSTER_NODES ?? [],
       keyPrefix: e.TALLY_REDIS_PREFIX,
-      dedupWindowMs: e.TALLY_DEDUP_WINDOW_MS,
       auth:
         e.TALLY_REDIS_PASSWORD !== undefined
           ? { username: e.TALLY_REDIS_USERNAME, password: e.TALLY_REDIS_PASSWORD }
@@ -215,6 +217,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     topics: {
       events: e.TALLY_EVENTS_TOPIC,
       eventsPartitions: e.TALLY_EVENTS_PARTITIONS,
+      accepted: e.TALLY_ACCEPTED_TOPIC,
       dlq: e.TALLY_DLQ_TOPIC,
     },
     groupPrefix: e.TALLY_GROUP_PREFIX,

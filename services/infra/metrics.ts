@@ -167,6 +167,26 @@ export function produceMetrics(registry: Registry): ProduceMetrics {
   };
 }
 
+/**
+ * Events the persister did not accept because their id was stored before (docs/guarantees.md):
+ * `retry` (the same event sent again) or `conflict` (the id reused for different content).
+ */
+export function duplicateMetrics(registry: Registry): { duplicates: Counter<'kind'> } {
+  return {
+    duplicates: once(
+      registry,
+      'tally_duplicate_events_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_duplicate_events_total',
+          help: 'Events whose id was stored before, not applied by any sink: kind="retry" (same content) or "conflict" (the id reused for different content)',
+          labelNames: ['kind'],
+          registers,
+        }),
+    ),
+  };
+}
+
 /** The sink consumers (persister, counter, aggregator). */
 export interface ConsumerMetrics {
   lag: Gauge<'group' | 'topic' | 'partition'>;
@@ -243,7 +263,7 @@ export function consumerMetrics(registry: Registry): ConsumerMetrics {
       (registers) =>
         new Histogram({
           name: 'tally_sink_visible_latency_seconds',
-          help: "Time from the event's record timestamp (ingest's write) to its batch being held by the sink, by sink",
+          help: 'Time from ingest accepting the event (its received_at) to its batch being held by the sink, by sink',
           labelNames: ['sink'],
           buckets: VISIBLE_BUCKETS,
           registers,

@@ -1,15 +1,37 @@
 /**
- * The persister role (group `group_persistence`): every raw event into the
- * PostgreSQL `event` table, a batch per statement, idempotent by event id.
+ * The persister role (group `group_persistence`): every raw event into the PostgreSQL `event`
+ * table, and the one place that decides what a duplicate is.
+ *
+ * An event id is stored once. A batch is inserted with `ON CONFLICT (id) DO NOTHING`; an event
+ * whose id was already stored is then one of three things, told apart by the stored row:
+ * - **its own earlier insert** (the same partition and offset): this batch was redelivered after
+ *   the persister stored it but before it committed, so it is forwarded again;
+ * - **a retry** (another position, the same content: type, target, user, value, attributes):
+ *   the same event sent again; not forwarded;
+ * - **a conflict** (another position, other content): the id reused for another event; not
+ *   forwarded, and logged with the fields that differ (names only, never values).
+ * Retries and conflicts are counted in `tally_duplicate_events_total{kind}`.
+ *
+ * The events it stored for the first time, and its own repeated ones, go on to the accepted
+ * topic, to the same partition number, in offset order, with their offset in the events topic in
+ * the `tally-event-offset` header. The counter and the aggregator read that topic and keep a
+ * per-partition high-water mark of that offset beside their writes, so a repeated forward is
+ * skipped there and no sink keeps anything per event (docs/guarantees.md). The batch is committed
+ * only once the forward is acknowledged.
  */
 
 import type { Stoppable } from '../infra/lifecycle.ts';
+import type { EventLog, LogRecord } from '../infra/log/event-log.ts';
+import { duplicateMetrics } from '../infra/metrics.ts';
 import type { SqlExecutor } from '../infra/sql/sql-database.ts';
 import { eventTimeMs, timestampToMs } from '../pipeline/event-codec.ts';
-import type { EventBatch } from '../pipeline/event-consumer.ts';
+import { EVENT_OFFSET_HEADER, type EventBatch, type LoggedEvent } from '../pipeline/event-consumer.ts';
 import { type SinkRoleConfig, type SinkRoleDeps, startSinkRole } from '../pipeline/sink-role.ts';
 
-export type PersisterConfig = SinkRoleConfig;
+export interface PersisterConfig extends SinkRoleConfig {
+  /** Where accepted events go, partition for partition; needs at least the events topic's partitions. */
+  acceptedTopic: string;
+}
 
 export interface PersisterDeps extends SinkRoleDeps {
   sql: SqlExecutor;
@@ -22,11 +44,104 @@ SELECT id, type, target, user_id, ip, value, to_timestamp(occurred_ms / 1000.0),
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::float8[], $8::float8[],
               $9::text[], $11::int8[])
        AS e(id, type, target, user_id, ip, value, occurred_ms, received_ms, attributes, log_offset)
-ON CONFLICT (id) DO NOTHING`;
+ON CONFLICT (id) DO NOTHING
+RETURNING id`;
 
-/** Writes a batch's events; returns once PostgreSQL committed them. */
-export async function persistBatch(sql: SqlExecutor, batch: EventBatch): Promise<void> {
-  if (batch.events.length === 0) return;
+/** For events whose id was stored before: where the stored one came from, and which fields differ. */
+const COMPARE_STORED = `
+SELECT s.id, e.log_partition AS partition, e.log_offset::text AS "offset",
+       e.type = s.type AS same_type, e.target = s.target AS same_target, e.user_id = s.user_id AS same_user,
+       e.value IS NOT DISTINCT FROM s.value AS same_value, e.attributes = s.attributes::jsonb AS same_attributes
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::text[])
+       AS s(id, type, target, user_id, value, attributes)
+  JOIN event e ON e.id = s.id`;
+
+interface StoredComparison {
+  id: string;
+  partition: number;
+  offset: string;
+  same_type: boolean;
+  same_target: boolean;
+  same_user: boolean;
+  same_value: boolean;
+  same_attributes: boolean;
+}
+
+/** An event not accepted: its id was stored before, from another position. */
+export interface Duplicate {
+  id: string;
+  kind: 'retry' | 'conflict';
+  /** Its own position. */
+  partition: number;
+  offset: bigint;
+  /** Where the stored event came from (within the same batch, or a row from before). */
+  storedAt: { partition: number; offset: bigint };
+  /** For a conflict, the fields that differ (names only). */
+  differs: string[];
+}
+
+/** What a batch came to: the events to forward, in offset order, and the duplicates. */
+export interface PersistOutcome {
+  accepted: LoggedEvent[];
+  duplicates: Duplicate[];
+}
+
+/** The fields that make two events with one id the same event; their names for a conflict's log. */
+const CONTENT_FIELDS = ['type', 'target', 'user_id', 'value', 'attributes'] as const;
+
+/** The column of COMPARE_STORED that says whether a field is the same. */
+const SAME_COLUMN = {
+  type: 'same_type',
+  target: 'same_target',
+  user_id: 'same_user',
+  value: 'same_value',
+  attributes: 'same_attributes',
+} as const satisfies Record<(typeof CONTENT_FIELDS)[number], keyof StoredComparison>;
+
+function sameAttributes(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
+}
+
+/** The fields of `b` that differ from `a`'s (both events of one batch). */
+function differingFields(a: LoggedEvent['event'], b: LoggedEvent['event']): string[] {
+  const same = {
+    type: a.type === b.type,
+    target: a.target === b.target,
+    user_id: a.userId === b.userId,
+    value: (a.value ?? null) === (b.value ?? null),
+    attributes: sameAttributes(a.attributes, b.attributes),
+  };
+  return CONTENT_FIELDS.filter((f) => !same[f]);
+}
+
+/**
+ * Stores a batch's events and decides, for each, whether it is accepted (stored now, or stored by
+ * an earlier delivery of this very record) or a duplicate. Resolves once PostgreSQL committed.
+ */
+export async function persistBatch(sql: SqlExecutor, batch: EventBatch): Promise<PersistOutcome> {
+  const duplicates: Duplicate[] = [];
+  if (batch.events.length === 0) return { accepted: [], duplicates };
+  // The same id twice in one batch: the first is the candidate, the others are duplicates of it.
+  const first = new Map<string, LoggedEvent>();
+  for (const e of batch.events) {
+    const earlier = first.get(e.event.id);
+    if (earlier === undefined) {
+      first.set(e.event.id, e);
+      continue;
+    }
+    const differs = differingFields(earlier.event, e.event);
+    duplicates.push({
+      id: e.event.id,
+      kind: differs.length === 0 ? 'retry' : 'conflict',
+      partition: e.partition,
+      offset: e.offset,
+      storedAt: { partition: earlier.partition, offset: earlier.offset },
+      differs,
+    });
+  }
+  const candidates = [...first.values()];
   const cols = {
     id: [] as string[],
     type: [] as string[],
@@ -39,7 +154,7 @@ export async function persistBatch(sql: SqlExecutor, batch: EventBatch): Promise
     attributes: [] as string[],
     offset: [] as string[],
   };
-  for (const { event, offset } of batch.events) {
+  for (const { event, offset } of candidates) {
     cols.id.push(event.id);
     cols.type.push(event.type);
     cols.target.push(event.target);
@@ -51,7 +166,7 @@ export async function persistBatch(sql: SqlExecutor, batch: EventBatch): Promise
     cols.attributes.push(JSON.stringify(event.attributes));
     cols.offset.push(offset.toString());
   }
-  await sql.query(INSERT_EVENTS, [
+  const inserted = await sql.query<{ id: string }>(INSERT_EVENTS, [
     cols.id,
     cols.type,
     cols.target,
@@ -64,12 +179,115 @@ export async function persistBatch(sql: SqlExecutor, batch: EventBatch): Promise
     batch.partition,
     cols.offset,
   ]);
+  const acceptedIds = new Set<string>();
+  for (const { id } of inserted) acceptedIds.add(id);
+
+  if (acceptedIds.size < candidates.length) {
+    const stored = candidates.filter((c) => !acceptedIds.has(c.event.id));
+    const rows = await sql.query<StoredComparison>(COMPARE_STORED, [
+      stored.map((c) => c.event.id),
+      stored.map((c) => c.event.type),
+      stored.map((c) => c.event.target),
+      stored.map((c) => c.event.userId),
+      stored.map((c) => c.event.value ?? null),
+      stored.map((c) => JSON.stringify(c.event.attributes)),
+    ]);
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    for (const c of stored) {
+      const row = byId.get(c.event.id);
+      // Stored by an earlier delivery of this record: forward it again (downstream skips it if
+      // that forward had landed). A row gone since the insert (removed by retention) is left alone.
+      if (row && row.partition === c.partition && BigInt(row.offset) === c.offset) {
+        acceptedIds.add(c.event.id);
+        continue;
+      }
+      const differs = row ? CONTENT_FIELDS.filter((f) => !row[SAME_COLUMN[f]]) : [];
+      duplicates.push({
+        id: c.event.id,
+        kind: differs.length === 0 ? 'retry' : 'conflict',
+        partition: c.partition,
+        offset: c.offset,
+        storedAt: row
+          ? { partition: row.partition, offset: BigInt(row.offset) }
+          : { partition: -1, offset: -1n },
+        differs,
+      });
+    }
+  }
+  // In offset order, as read; within-batch repeats were never candidates.
+  const accepted = candidates.filter((c) => acceptedIds.has(c.event.id));
+  // Duplicates found in the batch and in the table, in offset order too (for the log).
+  duplicates.sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
+  return { accepted, duplicates };
 }
 
-export function start(deps: PersisterDeps, config: PersisterConfig): Promise<Stoppable> {
+/** The accepted events as records of the accepted topic: same partition, key, value and headers. */
+export function acceptedRecords(accepted: readonly LoggedEvent[]): LogRecord[] {
+  return accepted.map(({ record, partition, offset }) => ({
+    key: record.key,
+    partition,
+    value: record.value,
+    headers: { ...record.headers, [EVENT_OFFSET_HEADER]: offset.toString() },
+  }));
+}
+
+/**
+ * Refuses to start when the accepted topic has fewer partitions than the events topic: events of
+ * partition p are forwarded to partition p, so a missing one would stall that partition for good.
+ */
+export async function checkAcceptedTopic(
+  log: EventLog,
+  eventsTopic: string,
+  acceptedTopic: string,
+): Promise<void> {
+  const [events, accepted] = await Promise.all([log.endOffsets(eventsTopic), log.endOffsets(acceptedTopic)]);
+  if (accepted.size < events.size)
+    throw new Error(
+      `the accepted topic ${acceptedTopic} has ${accepted.size} partitions and the events topic ${eventsTopic} ` +
+        `has ${events.size}: the persister forwards partition for partition, so give ${acceptedTopic} at least ` +
+        `${events.size} partitions (TALLY_ACCEPTED_TOPIC)`,
+    );
+}
+
+/** At most this many duplicates are named in one batch's log line; the metric counts them all. */
+const LOGGED_DUPLICATES = 5;
+
+export async function start(deps: PersisterDeps, config: PersisterConfig): Promise<Stoppable> {
+  const logger = deps.logger.child({ role: 'persister' });
+  const { duplicates: duplicateCounter } = duplicateMetrics(deps.metrics);
+  const retries = duplicateCounter.labels({ kind: 'retry' });
+  const conflicts = duplicateCounter.labels({ kind: 'conflict' });
+  const forward = deps.log.producer();
+  await checkAcceptedTopic(deps.log, config.eventsTopic, config.acceptedTopic);
   return startSinkRole(deps, config, {
     name: 'persister',
     spanName: 'persister insert',
-    apply: (batch) => persistBatch(deps.sql, batch),
+    apply: async (batch) => {
+      const outcome = await persistBatch(deps.sql, batch);
+      await forward.send(config.acceptedTopic, acceptedRecords(outcome.accepted));
+      if (outcome.duplicates.length === 0) return;
+      let conflictCount = 0;
+      for (const d of outcome.duplicates) if (d.kind === 'conflict') conflictCount++;
+      retries.inc(outcome.duplicates.length - conflictCount);
+      if (conflictCount > 0) {
+        conflicts.inc(conflictCount);
+        logger.warn(
+          'event ids reused for different events: the first stored is kept, the others are not applied',
+          {
+            count: conflictCount,
+            partition: batch.partition,
+            conflicts: outcome.duplicates
+              .filter((d) => d.kind === 'conflict')
+              .slice(0, LOGGED_DUPLICATES)
+              .map((d) => ({
+                id: d.id,
+                offset: d.offset.toString(),
+                stored: `${d.storedAt.partition}:${d.storedAt.offset}`,
+                differs: d.differs,
+              })),
+          },
+        );
+      }
+    },
   });
 }

@@ -13,14 +13,30 @@ import type { ConsumedBatch, ConsumedRecord, EventLog } from '../infra/log/event
 import type { Logger } from '../infra/logger.ts';
 import { consumerMetrics, type Registry, secondsSince } from '../infra/metrics.ts';
 import { errorType, extractContext, failSpan, inSpan, SpanLinks, type Tracer } from '../infra/tracing.ts';
-import { decodeEvent, type Event, toEventInput } from './event-codec.ts';
+import { decodeEvent, type Event, timestampToMs, toEventInput } from './event-codec.ts';
 import { startLagMonitor } from './lag-monitor.ts';
+
+/**
+ * On a record the persister forwards to the accepted topic: the event's offset in the events
+ * topic (its partition is the same number). Sinks downstream of the persister keep their place by
+ * it, since a forward that is repeated (the persister redelivered) lands at a new offset.
+ */
+export const EVENT_OFFSET_HEADER = 'tally-event-offset';
 
 /** A decoded event and where it was read from. */
 export interface LoggedEvent {
   event: Event;
   partition: number;
+  /** Its offset in the topic read. */
   offset: bigint;
+  /**
+   * Its offset in the events topic, on the same partition number: `offset` when read from the
+   * events topic, the `tally-event-offset` header when read from the accepted topic. Increases
+   * along a partition, except where a forward is repeated.
+   */
+  position: bigint;
+  /** The record as read (the persister forwards its value and headers unchanged). */
+  record: ConsumedRecord;
 }
 
 export interface EventBatch {
@@ -95,7 +111,14 @@ export async function startEventConsumer(options: EventConsumerOptions): Promise
     for (const record of batch.records) {
       const checked = checkRecord(record);
       if (checked instanceof Rejection) poison.push({ record, rejection: checked });
-      else events.push({ event: checked, partition: batch.partition, offset: record.offset });
+      else
+        events.push({
+          event: checked.event,
+          partition: batch.partition,
+          offset: record.offset,
+          position: checked.position ?? record.offset,
+          record,
+        });
     }
     if (poison.length > 0) {
       logger.warn('poison records sent to the dead-letter topic', {
@@ -126,12 +149,12 @@ export async function startEventConsumer(options: EventConsumerOptions): Promise
     }
     const lastOffset = batch.records[batch.records.length - 1]!.offset;
     await write({ topic: batch.topic, partition: batch.partition, lastOffset, events }, span);
-    // Visible from here: observe each event's time since ingest wrote it (dead-lettered records excepted).
+    // Visible from here: observe each event's time since ingest accepted it (its received_at, which
+    // a forward to the accepted topic keeps; dead-lettered records excepted).
     sinkEvents.inc(events.length);
     const nowMs = Date.now();
-    const dead = poison.length > 0 ? new Set(poison.map((p) => p.record)) : undefined;
-    for (const record of batch.records)
-      if (!dead?.has(record)) visibleLatency.observe(Math.max(0, nowMs - record.timestampMs) / 1000);
+    for (const { event } of events)
+      visibleLatency.observe(Math.max(0, nowMs - timestampToMs(event.receivedAt!)) / 1000);
   };
 
   await consumer.run(async (batch: ConsumedBatch) => {
@@ -206,9 +229,16 @@ class Rejection {
   }
 }
 
-/** The event, or why the record cannot be applied. */
-function checkRecord(record: ConsumedRecord): Event | Rejection {
+/** The event (and its events-topic offset when the record carries it), or why the record cannot be applied. */
+function checkRecord(record: ConsumedRecord): { event: Event; position: bigint | undefined } | Rejection {
   const invalid = (what: string) => new Rejection('invalid', what);
+  const header = record.headers[EVENT_OFFSET_HEADER];
+  let position: bigint | undefined;
+  if (header !== undefined) {
+    if (!/^\d{1,19}$/.test(header))
+      return invalid(`${EVENT_OFFSET_HEADER}: not an offset: ${header.slice(0, 40)}`);
+    position = BigInt(header);
+  }
   let event: Event;
   try {
     event = decodeEvent(record.value);
@@ -218,5 +248,5 @@ function checkRecord(record: ConsumedRecord): Event | Rejection {
   if (!event.receivedAt) return invalid('received_at is missing');
   if (event.id === '') return invalid('id is missing');
   const violation = validateEvent(toEventInput(event), storedEventLimits, Date.now());
-  return violation ? invalid(`${violation.field}: ${violation.description}`) : event;
+  return violation ? invalid(`${violation.field}: ${violation.description}`) : { event, position };
 }

@@ -13,6 +13,7 @@ import { type EventBatch, startEventConsumer } from './event-consumer.ts';
 export interface SinkRoleConfig {
   /** The consumer group, TALLY_GROUP_PREFIX included. */
   groupId: string;
+  /** The topic it reads: the events topic, or the accepted topic for a sink downstream of the persister. */
   eventsTopic: string;
   dlqTopic: string;
   /** Longest a fetch waits for records, ms. */

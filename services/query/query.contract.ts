@@ -65,16 +65,17 @@ export function queryContract(adapters: string, environment: () => Promise<Query
       const types = ['b10', 'VIEW', 'a', 'b2', 'B', 'CLICK', 'a:b', 'a-b', 'a.b', 'a_b', 'Z9'];
       let id = 0;
       await env.counters.apply(
+        0,
         types.flatMap((type, i) =>
           Array.from({ length: i + 1 }, () => ({
-            eventId: `e${id++}`,
+            position: BigInt(id++),
             target: 'shop/{1}',
             type,
             value: i % 2 === 0 ? 0.5 : undefined,
           })),
         ),
       );
-      await env.counters.apply([{ eventId: 'other', target: 'shop/2', type: 'VIEW', value: 3 }]);
+      await env.counters.apply(0, [{ position: BigInt(id++), target: 'shop/2', type: 'VIEW', value: 3 }]);
       const answer = await client.getCounters({ target: 'shop/{1}' });
       assert.equal(answer.target, 'shop/{1}');
       assert.deepEqual(

@@ -41,7 +41,6 @@ queryContract('PostgreSQL, Redis', async () => {
   const counters = createRedisCounterStore({
     url: realServers.redisUrl,
     keyPrefix: ns.redisPrefix,
-    dedupWindowMs: 60_000,
   });
   return {
     sql,
@@ -60,7 +59,6 @@ queryContract('PostgreSQL, Redis Cluster', async () => {
   const counters = createRedisCounterStore({
     clusterNodes: realServers.redisClusterNodes,
     keyPrefix: ns.redisPrefix,
-    dedupWindowMs: 60_000,
   });
   return {
     sql,
@@ -79,7 +77,6 @@ test('a report is an index-only scan of the summary key once vacuum has run', as
   const counters = createRedisCounterStore({
     url: realServers.redisUrl,
     keyPrefix: ns.redisPrefix,
-    dedupWindowMs: 1,
   });
   // Records the statements the role sends, to ask PostgreSQL for their plans.
   const statements: { text: string; params: readonly unknown[] }[] = [];

@@ -23,7 +23,7 @@ queryContract('embedded (PGlite, in-memory counters)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tally-query-'));
   cpSync(template, join(dir, 'pg'), { recursive: true });
   const sql = await createPgliteDatabase({ dataDir: join(dir, 'pg'), schema: 'tally' });
-  const counters = createEmbeddedCounterStore({ dataDir: join(dir, 'counters'), dedupWindowMs: 60_000 });
+  const counters = createEmbeddedCounterStore({ dataDir: join(dir, 'counters') });
   return {
     sql,
     counters,

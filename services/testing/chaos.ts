@@ -487,7 +487,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
     pool = new pg.Pool({ connectionString: postgres.url, max: 3 });
     pool.on('error', () => {}); // a query made while PostgreSQL restarts fails on its own
-    counters = createRedisCounterStore({ url: redis.url, keyPrefix: 'tally', dedupWindowMs: 24 * 3_600_000 });
+    counters = createRedisCounterStore({ url: redis.url, keyPrefix: 'tally' });
     const targets = Array.from({ length: options.probeUsers }, (_, u) => probeTarget(runId, u));
     const sampler = new OrderSampler(targets, pool, counters);
     const probes = new OrderProbes(grpcPort, options.probeUsers, runId, problems);

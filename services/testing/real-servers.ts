@@ -20,6 +20,8 @@ export const realServers = Object.freeze({
 export interface TestNamespace {
   id: string;
   eventsTopic: string;
+  /** Where the persister forwards what it stored first; the counter and the aggregator read it. */
+  acceptedTopic: string;
   dlqTopic: string;
   groupPrefix: string;
   redisPrefix: string;
@@ -33,6 +35,7 @@ export function testNamespace(partitions = 6): TestNamespace {
   const ns = {
     id,
     eventsTopic: `t-${id}-events`,
+    acceptedTopic: `t-${id}-events.accepted`,
     dlqTopic: `t-${id}-events.dlq`,
     groupPrefix: `t-${id}-`,
     redisPrefix: `t-${id}`,
@@ -47,6 +50,7 @@ export function testNamespace(partitions = 6): TestNamespace {
       TALLY_EVENTS_TOPIC: ns.eventsTopic,
       TALLY_EVENTS_PARTITIONS: String(partitions),
       TALLY_DLQ_TOPIC: ns.dlqTopic,
+      TALLY_ACCEPTED_TOPIC: ns.acceptedTopic,
       TALLY_GROUP_PREFIX: ns.groupPrefix,
       TALLY_REDIS_PREFIX: ns.redisPrefix,
       TALLY_PG_SCHEMA: ns.pgSchema,

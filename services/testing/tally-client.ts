@@ -19,7 +19,13 @@ handleProcessWarnings();
 
 export type EventInit = MessageInitShape<typeof EventSchema>;
 
+/** The sink groups, the persister first: the others read what it forwards. */
 export const CONSUMER_GROUPS = ['group_persistence', 'group_realtimecounter', 'group_aggregation'] as const;
+
+/** The topic a sink group reads: the persister the events, the others the accepted events. */
+export function topicOfGroup(ns: TestNamespace, group: string): string {
+  return group === 'group_persistence' ? ns.eventsTopic : ns.acceptedTopic;
+}
 
 /** REST helper: JSON in, status and parsed JSON (or text) out. */
 export async function http(
@@ -78,11 +84,15 @@ export class Backends {
     return (await this.pg.query(sql, params)).rows as R[];
   }
 
-  /** True once every consumer group committed up to the end of the events topic. */
+  /**
+   * True once every consumer group committed up to the end of the topic it reads. Groups are
+   * checked in order, the persister first: once it is caught up, the accepted topic is complete.
+   */
   async caughtUp(groups: readonly string[] = CONSUMER_GROUPS): Promise<boolean> {
-    const end = await this.log.endOffsets(this.ns.eventsTopic);
     for (const group of groups) {
-      const committed = await this.log.committedOffsets(this.ns.groupPrefix + group, this.ns.eventsTopic);
+      const topic = topicOfGroup(this.ns, group);
+      const end = await this.log.endOffsets(topic);
+      const committed = await this.log.committedOffsets(this.ns.groupPrefix + group, topic);
       for (const [partition, offset] of end) {
         if (offset > 0n && (committed.get(partition) ?? 0n) < offset) return false;
       }
@@ -98,7 +108,9 @@ export class Backends {
 
   async cleanup(): Promise<void> {
     await this.pg.query(`DROP SCHEMA IF EXISTS ${this.ns.pgSchema} CASCADE`).catch(() => {});
-    await this.log.deleteTopics([this.ns.eventsTopic, this.ns.dlqTopic]).catch(() => {});
+    await this.log
+      .deleteTopics([this.ns.eventsTopic, this.ns.acceptedTopic, this.ns.dlqTopic])
+      .catch(() => {});
     let cursor = '0';
     do {
       const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.ns.redisPrefix}:*`, 'COUNT', 1000);

@@ -1,13 +1,15 @@
 /**
- * The counter store port: live counts and sums per (target, type), applied
- * exactly once per event id. Adapters: Redis standalone or Cluster
+ * The counter store port: live counts and sums per (target, type), each event applied once:
+ * an event applies when its offset is above the mark its target keeps for its partition, and the
+ * mark moves with it, atomically. Adapters: Redis standalone or Cluster
  * (redis-counter-store.ts) and in memory with a journal (embedded-counter-store.ts);
  * both pass counter-store.contract.ts.
  */
 
 /** One event's contribution to its (target, type) counter. */
 export interface CounterIncrement {
-  eventId: string;
+  /** Its offset in the events topic (the partition is the call's); below 2^53. */
+  position: bigint;
   target: string;
   type: string;
   /** Added to the sum; absent counts as 0. */
@@ -31,10 +33,11 @@ export interface CounterStore {
   /** Which adapter, for the start-up log. */
   readonly description: string;
   /**
-   * Applies each increment unless its (target, event id) was already applied
-   * within the deduplication window; atomic per target. Returns how many were new.
+   * Applies the increments of one partition, given in offset order: each whose position is above
+   * its target's mark for `partition`, moving the mark; atomic per target. A position at or below
+   * the mark (a redelivery, a repeated forward) changes nothing. Returns how many applied.
    */
-  apply(increments: readonly CounterIncrement[]): Promise<number>;
+  apply(partition: number, increments: readonly CounterIncrement[]): Promise<number>;
   /** Every type counted for `target`, ordered by type. */
   read(target: string): Promise<TypeCounter[]>;
   /**

@@ -9,21 +9,21 @@ import { createEmbeddedCounterStore } from './embedded-counter-store.ts';
 counterStoreContract('embedded', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tally-counters-'));
   return {
-    open: async ({ dedupWindowMs }) => createEmbeddedCounterStore({ dataDir: dir, dedupWindowMs }),
+    open: async () => createEmbeddedCounterStore({ dataDir: dir }),
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
   };
 });
 
-test('compaction into a snapshot keeps counts and ids across reopen', async (t) => {
+test('compaction into a snapshot keeps counts and marks across reopen', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tally-counters-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const open = () =>
-    createEmbeddedCounterStore({ dataDir: dir, dedupWindowMs: 60_000, compactAfterBytes: 2_000 });
+  const open = () => createEmbeddedCounterStore({ dataDir: dir, compactAfterBytes: 2_000 });
   const store = open();
   for (let b = 0; b < 50; b++) {
     await store.apply(
+      0,
       Array.from({ length: 10 }, (_, i) => ({
-        eventId: `e${b}-${i}`,
+        position: BigInt(b * 10 + i),
         target: `t${i % 3}`,
         type: 'X',
         value: 1,
@@ -37,5 +37,6 @@ test('compaction into a snapshot keeps counts and ids across reopen', async (t) 
     .flat()
     .reduce((n, c) => n + c.count, 0);
   assert.equal(total, 500);
-  assert.equal(await again.apply([{ eventId: 'e7-1', target: 't1', type: 'X', value: 1 }]), 0);
+  assert.equal(await again.apply(0, [{ position: 71n, target: 't1', type: 'X', value: 1 }]), 0);
+  assert.equal(await again.apply(0, [{ position: 500n, target: 't1', type: 'X', value: 1 }]), 1);
 });

@@ -1,7 +1,8 @@
 /**
  * Counters in the process, for the embedded mode: in memory, made durable by
- * an append-only journal of the increments each `apply` made new (one write and
- * one fdatasync per call), compacted into a snapshot as it grows.
+ * an append-only journal of the increments each `apply` applied (one write and
+ * one fdatasync per call), compacted into a snapshot as it grows. Each target keeps the
+ * offset of the last event applied per partition, as the Redis adapter does.
  *
  * Files under `dataDir`: `snapshot.json` (state as of journal generation G) and
  * `journal.<n>` for n > G, replayed in order on open. A torn last line (a crash
@@ -24,35 +25,31 @@ import type { CounterIncrement, CounterStore, TypeCounter, TypeLeaders } from '.
 
 export interface EmbeddedCounterStoreOptions {
   dataDir: string;
-  dedupWindowMs: number;
   /** Journal size that triggers a snapshot (default 64 MiB). */
   compactAfterBytes?: number;
-  /** Epoch ms; injectable for tests. */
-  now?: () => number;
 }
 
 interface Snapshot {
   generation: number;
   /** target → type → [count, sum] */
   counts: Record<string, Record<string, [number, number]>>;
-  /** `${target}\0${id}` → expiry epoch ms */
-  markers: Record<string, number>;
+  /** target → partition → offset of the last event applied (absent in a snapshot of an older version) */
+  marks?: Record<string, Record<string, number>>;
 }
 
-/** One journal line: the new increments of one apply. */
+/** One journal line: the increments one apply applied, all of partition `p`. */
 interface JournalEntry {
-  at: number;
-  inc: [target: string, type: string, id: string, value: number | null][];
+  p: number;
+  inc: [target: string, type: string, offset: number, value: number | null][];
 }
 
 export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions): CounterStore {
-  const now = options.now ?? Date.now;
   const compactAfter = options.compactAfterBytes ?? 64 * 1024 * 1024;
   mkdirSync(options.dataDir, { recursive: true });
   const counts = new Map<string, Map<string, { count: number; sum: number }>>();
-  const markers = new Map<string, number>();
+  /** target → partition → offset of the last event applied */
+  const marks = new Map<string, Map<number, number>>();
 
-  const markerKey = (target: string, id: string) => `${target}\u0000${id}`;
   const add = (target: string, type: string, value: number | null) => {
     let types = counts.get(target);
     if (!types) {
@@ -63,6 +60,15 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
     c.count += 1;
     c.sum += value ?? 0;
     types.set(type, c);
+  };
+  const markOf = (target: string, partition: number) => marks.get(target)?.get(partition) ?? -1;
+  const setMark = (target: string, partition: number, offset: number) => {
+    let byPartition = marks.get(target);
+    if (!byPartition) {
+      byPartition = new Map();
+      marks.set(target, byPartition);
+    }
+    byPartition.set(partition, offset);
   };
 
   // Recover: snapshot, then newer journals in order.
@@ -77,7 +83,9 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
         new Map(Object.entries(types).map(([type, [count, sum]]) => [type, { count, sum }])),
       );
     }
-    for (const [key, expiry] of Object.entries(snap.markers)) markers.set(key, expiry);
+    for (const [target, byPartition] of Object.entries(snap.marks ?? {}))
+      for (const [partition, offset] of Object.entries(byPartition))
+        setMark(target, Number(partition), offset);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
@@ -99,30 +107,25 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
       } catch {
         break; // torn tail
       }
-      for (const [target, type, id, value] of entry.inc) {
+      for (const [target, type, offset, value] of entry.inc) {
         add(target, type, value);
-        markers.set(markerKey(target, id), entry.at + options.dedupWindowMs);
+        // A line of an older version names event ids instead of offsets: its counts, no mark.
+        if (typeof entry.p === 'number' && typeof offset === 'number') setMark(target, entry.p, offset);
       }
     }
   }
-  const expire = () => {
-    const t = now();
-    for (const [key, expiry] of markers) if (expiry <= t) markers.delete(key);
-  };
-  expire();
 
   // Start a fresh journal generation after whatever exists.
   let journalGen = Math.max(generation, ...journals) + 1;
   let journalFd = openSync(join(options.dataDir, `journal.${journalGen}`), 'a');
   let journalBytes = 0;
-  let lastExpiry = now();
 
   const compact = () => {
-    expire();
-    const snap: Snapshot = { generation: journalGen, counts: {}, markers: Object.fromEntries(markers) };
+    const snap: Snapshot = { generation: journalGen, counts: {}, marks: {} };
     for (const [target, types] of counts) {
       snap.counts[target] = Object.fromEntries([...types].map(([type, c]) => [type, [c.count, c.sum]]));
     }
+    for (const [target, byPartition] of marks) snap.marks![target] = Object.fromEntries(byPartition);
     const tmp = `${snapshotPath}.tmp`;
     const fd = openSync(tmp, 'w');
     writeSync(fd, JSON.stringify(snap));
@@ -140,21 +143,17 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
   return {
     description: `embedded (in memory, journal in ${options.dataDir})`,
 
-    async apply(increments: readonly CounterIncrement[]): Promise<number> {
+    async apply(partition: number, increments: readonly CounterIncrement[]): Promise<number> {
       if (closed) throw new Error('counter store is closed');
-      const at = now();
-      if (at - lastExpiry > 60_000) {
-        expire();
-        lastExpiry = at;
-      }
-      const entry: JournalEntry = { at, inc: [] };
-      const seen = new Set<string>();
+      const entry: JournalEntry = { p: partition, inc: [] };
+      /** Marks as this call moves them, before they are made visible. */
+      const moved = new Map<string, number>();
       for (const inc of increments) {
-        const key = markerKey(inc.target, inc.eventId);
-        const expiry = markers.get(key);
-        if ((expiry !== undefined && expiry > at) || seen.has(key)) continue;
-        seen.add(key);
-        entry.inc.push([inc.target, inc.type, inc.eventId, inc.value ?? null]);
+        const offset = Number(inc.position);
+        const mark = moved.get(inc.target) ?? markOf(inc.target, partition);
+        if (offset <= mark) continue;
+        moved.set(inc.target, offset);
+        entry.inc.push([inc.target, inc.type, offset, inc.value ?? null]);
       }
       if (entry.inc.length === 0) return 0;
       // Durable first, then visible: a crash in between loses nothing the caller was told.
@@ -162,10 +161,8 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
       writeSync(journalFd, line);
       fdatasyncSync(journalFd);
       journalBytes += line.length;
-      for (const [target, type, id, value] of entry.inc) {
-        add(target, type, value);
-        markers.set(markerKey(target, id), at + options.dedupWindowMs);
-      }
+      for (const [target, type, , value] of entry.inc) add(target, type, value);
+      for (const [target, offset] of moved) setMark(target, partition, offset);
       if (journalBytes > compactAfter) compact();
       return entry.inc.length;
     },

@@ -35,19 +35,18 @@ function storeFor(env: Record<string, string>): CounterStore {
     clusterNodes: config.redis.clusterNodes,
     security: redisSecurity(config.redis),
     keyPrefix: `auth-${randomUUID()}`,
-    dedupWindowMs: 60_000,
   });
 }
 
 /** Applies two events (one twice) and reads them back: what a user of the store relies on. */
 async function assertCounts(store: CounterStore): Promise<void> {
   const target = `https://auth.example/${randomUUID()}`;
-  const applied = await store.apply([
-    { eventId: 'e1', target, type: 'like', value: 2 },
-    { eventId: 'e2', target, type: 'like', value: 3 },
+  const applied = await store.apply(0, [
+    { position: 1n, target, type: 'like', value: 2 },
+    { position: 2n, target, type: 'like', value: 3 },
   ]);
   assert.equal(applied, 2);
-  assert.equal(await store.apply([{ eventId: 'e1', target, type: 'like', value: 2 }]), 0);
+  assert.equal(await store.apply(0, [{ position: 1n, target, type: 'like', value: 2 }]), 0);
   assert.deepEqual(await store.read(target), [{ type: 'like', count: 2, sum: 5 }]);
   const [leaders] = await store.top(['like'], 1000);
   assert.deepEqual(
@@ -121,7 +120,7 @@ describe('standalone Redis with requirepass and an ACL user', () => {
       t.after(() => store.close());
       await assertRefused(store.read('https://auth.example/x'), /WRONGPASS/);
       await assertRefused(
-        store.apply([{ eventId: 'e1', target: 'https://auth.example/x', type: 'like', value: undefined }]),
+        store.apply(0, [{ position: 1n, target: 'https://auth.example/x', type: 'like', value: undefined }]),
         /WRONGPASS/,
       );
     },

@@ -15,8 +15,7 @@ await requireRealServers();
 counterStoreContract('redis', async () => {
   const ns = testNamespace();
   return {
-    open: async ({ dedupWindowMs }) =>
-      createRedisCounterStore({ url: realServers.redisUrl, keyPrefix: ns.redisPrefix, dedupWindowMs }),
+    open: async () => createRedisCounterStore({ url: realServers.redisUrl, keyPrefix: ns.redisPrefix }),
     cleanup: () => deleteRedisKeys(ns.redisPrefix),
   };
 });
@@ -26,7 +25,6 @@ test('every key of a target shares one hash slot, whatever the target contains',
   const store = createRedisCounterStore({
     url: realServers.redisUrl,
     keyPrefix: ns.redisPrefix,
-    dedupWindowMs: 60_000,
   });
   const redis = new Redis(realServers.redisUrl);
   t.after(async () => {
@@ -34,7 +32,17 @@ test('every key of a target shares one hash slot, whatever the target contains',
     await redis.quit();
     await deleteRedisKeys(ns.redisPrefix);
   });
-  await store.apply([{ eventId: 'slot-1', target: 'a}{weird{', type: 'X', value: 1 }]);
+  // A thousand events: still three keys (counts, sums, marks), not one per event.
+  await store.apply(
+    0,
+    Array.from({ length: 1000 }, (_, i) => ({
+      position: BigInt(i),
+      target: 'a}{weird{',
+      type: 'X',
+      value: 1,
+    })),
+  );
+  assert.equal(await store.apply(3, [{ position: 5n, target: 'a}{weird{', type: 'X', value: 1 }]), 1);
   const keys = (await redis.keys(`${ns.redisPrefix}:*`)).filter(
     (k) => !k.includes(':top:') && !k.endsWith(':types'),
   );
@@ -49,7 +57,6 @@ test('a leaderboard whose write was lost catches up when the batch is redelivere
   const store = createRedisCounterStore({
     url: realServers.redisUrl,
     keyPrefix: ns.redisPrefix,
-    dedupWindowMs: 60_000,
   });
   const redis = new Redis(realServers.redisUrl);
   t.after(async () => {
@@ -58,16 +65,16 @@ test('a leaderboard whose write was lost catches up when the batch is redelivere
     await deleteRedisKeys(ns.redisPrefix);
   });
   const batch = [
-    { eventId: 'lb-1', target: 'post/1', type: 'like', value: undefined },
-    { eventId: 'lb-2', target: 'post/1', type: 'like', value: undefined },
-    { eventId: 'lb-3', target: 'post/2', type: 'like', value: undefined },
+    { position: 1n, target: 'post/1', type: 'like', value: undefined },
+    { position: 2n, target: 'post/1', type: 'like', value: undefined },
+    { position: 3n, target: 'post/2', type: 'like', value: undefined },
   ];
-  assert.equal(await store.apply(batch), 3);
+  assert.equal(await store.apply(0, batch), 3);
   // The counters' scripts ran, then the leaderboard's write was lost (a crash, Redis going away).
   await redis.del(`${ns.redisPrefix}:top:{like}`);
   assert.deepEqual(await store.top(['like'], 10), [{ type: 'like', targets: [] }]);
   // The uncommitted batch comes again: nothing is counted twice, and the leaderboard is whole.
-  assert.equal(await store.apply(batch), 0);
+  assert.equal(await store.apply(0, batch), 0);
   assert.deepEqual(await store.top(['like'], 10), [
     {
       type: 'like',
@@ -87,11 +94,10 @@ test('a leaderboard whose write was lost catches up when the batch is redelivere
 counterStoreContract('redis cluster', async () => {
   const ns = testNamespace();
   return {
-    open: async ({ dedupWindowMs }) =>
+    open: async () =>
       createRedisCounterStore({
         clusterNodes: realServers.redisClusterNodes,
         keyPrefix: ns.redisPrefix,
-        dedupWindowMs,
       }),
     cleanup: () => deleteRedisKeys(ns.redisPrefix, 'cluster'),
   };

@@ -5,10 +5,12 @@
  * target may itself contain braces):
  *   <prefix>:{<tag>}:n        hash type → count
  *   <prefix>:{<tag>}:s        hash type → sum of values
- *   <prefix>:{<tag>}:e:<id>   marker: event <id> was applied (expires after the dedup window)
- * One Lua script per target applies a batch's increments and sets the markers
- * atomically, so a redelivered or re-sent event is never counted twice, and the
- * script touches only keys of one slot, as Redis Cluster requires. Another reads
+ *   <prefix>:{<tag>}:o        hash partition → offset (in the events topic) of the last event applied
+ * One Lua script per target applies a batch's increments whose offset is above the partition's
+ * mark and moves the mark, atomically, so a redelivered batch or a repeated forward is never
+ * counted twice; the bookkeeping is one hash field per (target, partition), whatever the traffic.
+ * (A client's retry of an event never gets here: the persister, upstream, forwards each event id
+ * once.) The script touches only keys of one slot, as Redis Cluster requires. Another reads
  * both hashes of a target in one command, so a count and its sum come from the
  * same moment.
  *
@@ -27,26 +29,33 @@ import { AppError, Code } from '../app-error.ts';
 import { type Registry, redisMetrics, secondsSince } from '../metrics.ts';
 import type { CounterIncrement, CounterStore, TypeCounter, TypeLeaders } from './counter-store.ts';
 
-// KEYS[1] counts hash, KEYS[2] sums hash, KEYS[3..] one marker per event.
-// ARGV[1] marker ttl in ms, then per event: type, value ('' when none).
-// Returns { applied, type1, count1, type2, count2, ... }: the count of every type of the call, also
-// of a type whose events were all applied before (a redelivery), so the leaderboards it feeds
-// catch up with a write that failed after a previous run of this script.
+// KEYS[1] counts hash, KEYS[2] sums hash, KEYS[3] marks hash. ARGV[1] the partition, then per
+// event in offset order: offset, type, value ('' when none). An event applies when its offset is
+// above the partition's mark (offsets stay below 2^53, exact as Lua numbers); the mark moves to
+// the last one applied. Returns { applied, type1, count1, type2, count2, ... }: the count of every
+// type of the call, also of a type whose events were all applied before (a redelivery), so the
+// leaderboards it feeds catch up with a write that failed after a previous run of this script.
 const APPLY_SCRIPT = `
+local mark = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '-1')
+local last = mark
+local lastArg = nil
 local applied = 0
-local ttl = ARGV[1]
 local changed = {}
-for i = 3, #KEYS do
-  local type = ARGV[(i - 3) * 2 + 2]
-  if redis.call('SET', KEYS[i], '1', 'NX', 'PX', ttl) then
-    local value = ARGV[(i - 3) * 2 + 3]
+for i = 2, #ARGV, 3 do
+  local offset = tonumber(ARGV[i])
+  local type = ARGV[i + 1]
+  if offset > last then
+    local value = ARGV[i + 2]
     changed[type] = redis.call('HINCRBY', KEYS[1], type, 1)
     if value ~= '' then redis.call('HINCRBYFLOAT', KEYS[2], type, value) end
     applied = applied + 1
+    last = offset
+    lastArg = ARGV[i]
   elseif changed[type] == nil then
     changed[type] = tonumber(redis.call('HGET', KEYS[1], type) or '0')
   end
 end
+if lastArg then redis.call('HSET', KEYS[3], ARGV[1], lastArg) end
 local out = { applied }
 for type, count in pairs(changed) do
   out[#out + 1] = type
@@ -81,7 +90,6 @@ export interface RedisCounterStoreOptions {
   /** Credentials and TLS for every connection (none when absent, but what a standalone URL carries). */
   security?: RedisSecurity;
   keyPrefix: string;
-  dedupWindowMs: number;
   /** Times each call (apply, read, top) there when given (docs/metrics.md). */
   metrics?: Registry;
 }
@@ -90,7 +98,7 @@ type Client = Redis | Cluster;
 /** Cluster's own way to fail the calls waiting for a connection (not in its type declarations). */
 type QueueFlusher = { flushQueue?(error: Error): void };
 type ClientWithScripts = Client & {
-  tallyApply(numKeys: number, ...args: (string | number)[]): Promise<(number | string)[]>;
+  tallyApply(numKeys: 3, ...args: (string | number)[]): Promise<(number | string)[]>;
   tallyRead(countsKey: string, sumsKey: string): Promise<[string[], string[]]>;
 };
 
@@ -166,13 +174,13 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
   const prefix = options.keyPrefix;
   // The same target's keys again (dashboards ask for a few popular targets): a bounded map,
   // the oldest entry out first.
-  const keyCache = new Map<string, { counts: string; sums: string; marker: (id: string) => string }>();
+  const keyCache = new Map<string, { counts: string; sums: string; marks: string }>();
   const keysFor = (target: string) => {
     let keys = keyCache.get(target);
     if (keys === undefined) {
       const tag = createHash('sha256').update(target).digest('base64url').slice(0, 22);
       const base = `${prefix}:{${tag}}`;
-      keys = { counts: `${base}:n`, sums: `${base}:s`, marker: (id: string) => `${base}:e:${id}` };
+      keys = { counts: `${base}:n`, sums: `${base}:s`, marks: `${base}:o` };
       if (keyCache.size >= KEY_CACHE_SIZE) keyCache.delete(keyCache.keys().next().value as string);
       keyCache.set(target, keys);
     }
@@ -214,7 +222,7 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
   const store: CounterStore = {
     description: `redis (ioredis, ${where})`,
 
-    async apply(increments: readonly CounterIncrement[]): Promise<number> {
+    async apply(partition: number, increments: readonly CounterIncrement[]): Promise<number> {
       const byTarget = new Map<string, CounterIncrement[]>();
       for (const inc of increments) {
         const list = byTarget.get(inc.target);
@@ -225,11 +233,10 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
         const results = await Promise.all(
           [...byTarget].map(async ([target, incs]) => {
             const keys = keysFor(target);
-            const args: (string | number)[] = [keys.counts, keys.sums];
-            for (const inc of incs) args.push(keys.marker(inc.eventId));
-            args.push(options.dedupWindowMs);
-            for (const inc of incs) args.push(inc.type, inc.value === undefined ? '' : String(inc.value));
-            const [applied, ...changed] = await redis.tallyApply(2 + incs.length, ...args);
+            const args: (string | number)[] = [keys.counts, keys.sums, keys.marks, partition];
+            for (const inc of incs)
+              args.push(inc.position.toString(), inc.type, inc.value === undefined ? '' : String(inc.value));
+            const [applied, ...changed] = await redis.tallyApply(3, ...args);
             return { target, applied: Number(applied), changed };
           }),
         );
@@ -239,7 +246,7 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
           for (let i = 0; i + 1 < changed.length; i += 2) {
             const type = String(changed[i]);
             const count = Number(changed[i + 1]);
-            if (count === 0) continue; // a marker whose count was never written: nothing to rank
+            if (count === 0) continue; // a type never counted: nothing to rank
             types.add(type);
             leaderboard.push(redis.zadd(topKey(type), 'GT', count, target));
           }
@@ -296,7 +303,7 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
   };
   return {
     ...store,
-    apply: (increments) => timed('apply', () => store.apply(increments)),
+    apply: (partition, increments) => timed('apply', () => store.apply(partition, increments)),
     read: (target) => timed('read', () => store.read(target)),
     top: (types, limit) => timed('top', () => store.top(types, limit)),
   };

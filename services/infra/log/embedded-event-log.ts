@@ -236,7 +236,13 @@ export function createEmbeddedEventLog(options: EmbeddedEventLogOptions): EventL
             `${recordBytes} bytes is over the ${settings.maxRecordBytes}-byte record limit`,
           );
         const partition =
-          record.key === null ? topic.roundRobin++ % count : partitionForKey(record.key, count);
+          record.partition ??
+          (record.key === null ? topic.roundRobin++ % count : partitionForKey(record.key, count));
+        if (partition < 0 || partition >= count || !Number.isInteger(partition))
+          throw AppError.invalidField(
+            `records[${i}].partition`,
+            `${topicName} has partitions 0..${count - 1}`,
+          );
         const list = byPartition.get(partition);
         if (list) list.push(encoded);
         else byPartition.set(partition, [encoded]);

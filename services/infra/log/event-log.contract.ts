@@ -69,6 +69,24 @@ export function eventLogContract(adapterName: string, open: () => Promise<Opened
       },
     );
 
+    contractTest('a record with a partition goes to that partition, whatever its key', async (t) => {
+      const scope = await scopeOf(t);
+      const { log } = scope;
+      const topic = await scope.topic(3);
+      // One key, three partitions: the key alone would put all of them on one.
+      await log.producer().send(topic, [
+        { key: 'same', partition: 0, value: bytes(1) },
+        { key: 'same', partition: 2, value: bytes(2) },
+        { key: 'same', partition: 2, value: bytes(3) },
+        { key: 'same', partition: 1, value: bytes(4) },
+      ]);
+      assert.deepEqual(sortedEntries(await log.endOffsets(topic)), [
+        [0, 1n],
+        [1, 1n],
+        [2, 2n],
+      ]);
+    });
+
     contractTest(
       'committedOffsets is empty for a group that never committed, and rejects for a missing topic',
       async (t) => {

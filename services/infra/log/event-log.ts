@@ -4,9 +4,15 @@
  * plug in without touching a role.
  */
 
-/** A record to append. Records with the same key land in the same partition, in order. */
+/**
+ * A record to append. Records with the same key land in the same partition, in order; a record
+ * with `partition` goes to that partition whatever its key (a stage that copies one topic's
+ * partitions into another's, partition for partition).
+ */
 export interface LogRecord {
   key: string | null;
+  /** The partition to append to; absent: chosen from the key (murmur2, as Kafka's clients do). */
+  partition?: number;
   value: Uint8Array;
   headers?: Readonly<Record<string, string>>;
 }

@@ -226,6 +226,7 @@ class KafkaLogProducer implements LogProducer {
         acks: -1,
         messages: records.map((r) => ({
           key: r.key,
+          ...(r.partition !== undefined && { partition: r.partition }),
           value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength),
           headers: r.headers ? { ...r.headers } : undefined,
         })),

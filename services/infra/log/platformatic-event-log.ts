@@ -292,6 +292,7 @@ class PlatformaticLogProducer implements LogProducer {
     const messages: MessageToProduce<string, Buffer, string, string>[] = records.map((r) => ({
       topic,
       key: r.key ?? undefined,
+      ...(r.partition !== undefined && { partition: r.partition }),
       value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength),
       headers: r.headers ? new Map(Object.entries(r.headers)) : undefined,
     }));

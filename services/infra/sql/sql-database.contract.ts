@@ -41,7 +41,7 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
       );
       assert.deepEqual(
         tables.map((r) => r.table_name),
-        ['consumer_offset', 'event', 'event_summary', 'schema_migration', 'summary_event_seen'],
+        ['consumer_offset', 'event', 'event_summary', 'schema_migration'],
       );
     });
 
@@ -90,23 +90,33 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
     test('a transaction commits as a whole or not at all', async (t) => {
       const { db } = await withDb(t);
       await db.transaction(async (tx) => {
-        await tx.query(`INSERT INTO summary_event_seen (id) VALUES ('kept')`);
+        await tx.query(
+          `INSERT INTO consumer_offset (group_id, topic, partition, next_offset) VALUES ('kept', 't', 0, 0)`,
+        );
       });
       await assert.rejects(
         db.transaction(async (tx) => {
-          await tx.query(`INSERT INTO summary_event_seen (id) VALUES ('gone')`);
+          await tx.query(
+            `INSERT INTO consumer_offset (group_id, topic, partition, next_offset) VALUES ('gone', 't', 0, 0)`,
+          );
           throw new Error('abort');
         }),
         /abort/,
       );
       await assert.rejects(
         db.transaction(async (tx) => {
-          await tx.query(`INSERT INTO summary_event_seen (id) VALUES ('gone-too')`);
-          await tx.query(`INSERT INTO summary_event_seen (id) VALUES ('kept')`); // unique violation
+          await tx.query(
+            `INSERT INTO consumer_offset (group_id, topic, partition, next_offset) VALUES ('gone-too', 't', 0, 0)`,
+          );
+          await tx.query(
+            `INSERT INTO consumer_offset (group_id, topic, partition, next_offset) VALUES ('kept', 't', 0, 0)`,
+          ); // unique violation
         }),
         (error: Error & { code?: string }) => error.code === '23505',
       );
-      const ids = await db.query<{ id: string }>('SELECT id FROM summary_event_seen ORDER BY id');
+      const ids = await db.query<{ id: string }>(
+        'SELECT group_id AS id FROM consumer_offset ORDER BY group_id',
+      );
       assert.deepEqual(ids, [{ id: 'kept' }]);
     });
 
@@ -136,11 +146,13 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
       t.after(() => env.cleanup());
       const first = await env.open();
       await migrate(first, env.schema);
-      await first.query(`INSERT INTO summary_event_seen (id) VALUES ('durable')`);
+      await first.query(
+        `INSERT INTO consumer_offset (group_id, topic, partition, next_offset) VALUES ('durable', 't', 0, 0)`,
+      );
       await first.close();
       const second = await env.open();
       t.after(() => second.close());
-      assert.deepEqual(await second.query('SELECT id FROM summary_event_seen'), [{ id: 'durable' }]);
+      assert.deepEqual(await second.query('SELECT group_id AS id FROM consumer_offset'), [{ id: 'durable' }]);
     });
 
     test('a bad statement rejects with the database error', async (t) => {

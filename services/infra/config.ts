@@ -67,7 +67,7 @@ const schema = z.object({
   TALLY_HTTP_REQUEST_TIMEOUT_MS: int(100).default(30_000),
   TALLY_GRPC_MAX_MESSAGE_BYTES: int(1024).default(4 * 1024 * 1024),
   TALLY_GRPC_REFLECTION: bool.default(true),
-  TALLY_PRODUCE_LINGER_MS: int(0, 1000).default(5),
+  TALLY_PRODUCE_LINGER_MS: int(0, 1000).default(0),
   TALLY_PRODUCE_MAX_BATCH_EVENTS: int(1, 100_000).default(5000),
   TALLY_PRODUCE_TIMEOUT_MS: int(100).default(10_000),
   TALLY_CONSUMER_MAX_WAIT_MS: int(1, 30_000).default(100),

@@ -7,15 +7,17 @@ import { BatchingProducer } from './batching-producer.ts';
 
 const record = (n: number): LogRecord => ({ key: `k${n}`, value: Uint8Array.of(n) });
 
-/** A log whose sends wait until released; it records what was sent, in order. */
+/** A log whose sends wait until released; it records what was sent (and each send as it starts), in order. */
 function gatedLog() {
   const sent: number[][] = [];
+  const started: number[][] = [];
   let release: () => void = () => {};
   let gate = new Promise<void>((r) => {
     release = r;
   });
   const log: LogProducer = {
     async send(_topic, records) {
+      started.push(records.map((r) => r.value[0]!));
       await gate;
       sent.push(records.map((r) => r.value[0]!));
     },
@@ -23,6 +25,7 @@ function gatedLog() {
   return {
     log,
     sent,
+    started,
     open: () => release(),
     close: () => {
       gate = new Promise<void>((r) => {
@@ -106,4 +109,41 @@ test('each write is observed: its events, its duration, and a failure', async ()
     (await values('tally_kafka_produce_failures_total')).map((v) => v.value),
     [1],
   );
+});
+
+test('adaptive: from idle a send goes at once; while one is in flight appends gather and go together when it returns', async () => {
+  const gated = gatedLog();
+  const producer = new BatchingProducer(gated.log, {
+    topic: 't',
+    lingerMs: 0,
+    maxBatchRecords: 100,
+    timeoutMs: 5_000,
+  });
+  // Idle: the first append is sent without waiting for anything but this turn of the event loop.
+  const first = producer.append([record(1)]);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(gated.started, [[1]], 'sent at once, not after a linger');
+  // In flight (the log holds its answer): the next appends wait and gather.
+  const more = [2, 3, 4].map((n) => producer.append([record(n)]));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(gated.started, [[1]], 'nothing more while a send is in flight');
+  gated.open();
+  await Promise.all([first, ...more]);
+  assert.deepEqual(gated.sent, [[1], [2, 3, 4]], 'what gathered went out as one send');
+});
+
+test('lingerMs > 0 waits that long before a send from idle, gathering what comes meanwhile', async () => {
+  const gated = gatedLog();
+  gated.open();
+  const producer = new BatchingProducer(gated.log, {
+    topic: 't',
+    lingerMs: 50,
+    maxBatchRecords: 100,
+    timeoutMs: 5_000,
+  });
+  const first = producer.append([record(1)]);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(gated.started, [], 'still lingering');
+  await Promise.all([first, producer.append([record(2)])]);
+  assert.deepEqual(gated.sent, [[1, 2]]);
 });

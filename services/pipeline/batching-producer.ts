@@ -1,7 +1,12 @@
 /**
- * Groups appends from many concurrent callers into few log writes: records
- * wait at most `lingerMs` (or until `maxBatchRecords` are queued), then go out
- * in one send. One send is in flight at a time, so records keep their order.
+ * Groups appends from many concurrent callers into few log writes, adapting to the load as
+ * Nagle's algorithm does: when no send is in flight, what is queued goes out at once (after the
+ * appends of the same turn of the event loop, `setImmediate`), so a lone request pays no wait;
+ * while a send is in flight, appends gather, and all of them go out together when it returns (up
+ * to `maxBatchRecords` per send). Batches thus grow with the load by themselves — one round trip's
+ * worth of appends — and the latency at light load is the log's own. `lingerMs` > 0 adds a fixed
+ * wait before a send started from idle, trading that latency for bigger batches. One send is in
+ * flight at a time, so records keep their order.
  *
  * Every append is bounded by `timeoutMs` from the moment it is queued: when the
  * log is slow or away, callers get UNAVAILABLE in time instead of waiting behind
@@ -45,7 +50,8 @@ export class BatchingProducer {
   readonly #options: BatchingProducerOptions;
   #queue: Pending[] = [];
   #queuedRecords = 0;
-  #timer: NodeJS.Timeout | undefined;
+  /** A send from idle is scheduled (after this turn of the event loop, or after `lingerMs`). */
+  #scheduled: { cancel(): void } | undefined;
   #sending: Promise<void> | undefined;
 
   constructor(producer: LogProducer, options: BatchingProducerOptions) {
@@ -89,9 +95,22 @@ export class BatchingProducer {
       };
       this.#queue.push(pending);
       this.#queuedRecords += records.length;
+      // A send in flight takes what queued meanwhile when it returns: nothing to schedule.
+      if (this.#sending) return;
       if (this.#queuedRecords >= this.#options.maxBatchRecords) this.#kick();
-      else this.#timer ??= setTimeout(() => this.#kick(), this.#options.lingerMs);
+      else this.#schedule();
     });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    if (this.#options.lingerMs > 0) {
+      const timer = setTimeout(() => this.#kick(), this.#options.lingerMs);
+      this.#scheduled = { cancel: () => clearTimeout(timer) };
+    } else {
+      const immediate = setImmediate(() => this.#kick());
+      this.#scheduled = { cancel: () => clearImmediate(immediate) };
+    }
   }
 
   /** Sends everything queued; resolves when the log acknowledged it (or failed it). */
@@ -103,17 +122,18 @@ export class BatchingProducer {
   }
 
   #kick(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#scheduled?.cancel();
+    this.#scheduled = undefined;
     if (this.#sending || this.#queue.length === 0) return;
     this.#sending = this.#sendLoop().finally(() => {
       this.#sending = undefined;
-      if (this.#queue.length > 0) this.#timer ??= setTimeout(() => this.#kick(), 0);
+      // Appended between the loop's last round and here: they go at once, as from idle.
+      if (this.#queue.length > 0) this.#kick();
     });
   }
 
   async #sendLoop(): Promise<void> {
-    // While one send is in flight new appends queue up; each round takes what is there.
+    // While one send is in flight new appends queue up; each round takes what is there, at once.
     while (this.#queue.length > 0) {
       const batch: Pending[] = [];
       let count = 0;

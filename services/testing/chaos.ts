@@ -593,7 +593,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     if (faults.length > 0 && faults[faults.length - 1]!.atSeconds > sendSeconds)
       say('note: some faults came after the last event was sent (the consumers were still catching up)');
 
-    // Wait until every group has committed up to the end of the topic.
+    // Wait until every group has committed up to the end of the topic it reads, the persister's
+    // first: once it is caught up, the accepted topic the others read is complete.
     const catchUpStarted = performance.now();
     log.current = createKafkaEventLog({
       brokers: [kafka.brokers],
@@ -602,10 +603,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       logger: createLogger('error'),
     });
     const lag = async () => {
-      const end = await log.current!.endOffsets('events');
       const behind: Record<string, bigint> = {};
       for (const group of CONSUMER_GROUPS) {
-        const committed = await log.current!.committedOffsets(group, 'events');
+        const topic = group === 'group_persistence' ? 'events' : 'events.accepted';
+        const end = await log.current!.endOffsets(topic);
+        const committed = await log.current!.committedOffsets(group, topic);
         let total = 0n;
         for (const [partition, offset] of end) total += offset - (committed.get(partition) ?? 0n);
         behind[group] = total;

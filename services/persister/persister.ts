@@ -22,6 +22,7 @@
 
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { EventLog, LogRecord } from '../infra/log/event-log.ts';
+import type { Logger } from '../infra/logger.ts';
 import { duplicateMetrics } from '../infra/metrics.ts';
 import type { SqlExecutor } from '../infra/sql/sql-database.ts';
 import { eventTimeMs, timestampToMs } from '../pipeline/event-codec.ts';
@@ -231,18 +232,41 @@ export function acceptedRecords(accepted: readonly LoggedEvent[]): LogRecord[] {
   }));
 }
 
+/** The mistake checkAcceptedTopic reports: not asked again. */
+class NarrowAcceptedTopic extends Error {}
+
 /**
  * Refuses to start when the accepted topic has fewer partitions than the events topic: events of
  * partition p are forwarded to partition p, so a missing one would stall that partition for good.
+ * A log that cannot answer yet (partitions just created and still without a leader, a broker
+ * restarting) is asked again for up to `patienceMs`.
  */
 export async function checkAcceptedTopic(
   log: EventLog,
   eventsTopic: string,
   acceptedTopic: string,
+  logger?: Logger,
+  patienceMs = 60_000,
 ): Promise<void> {
+  const deadline = Date.now() + patienceMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await compareTopics(log, eventsTopic, acceptedTopic);
+    } catch (error) {
+      if (error instanceof NarrowAcceptedTopic || Date.now() >= deadline) throw error;
+      if (attempt === 1)
+        logger?.warn('cannot compare the partitions of the events and accepted topics yet; asking again', {
+          error,
+        });
+      await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
+    }
+  }
+}
+
+async function compareTopics(log: EventLog, eventsTopic: string, acceptedTopic: string): Promise<void> {
   const [events, accepted] = await Promise.all([log.endOffsets(eventsTopic), log.endOffsets(acceptedTopic)]);
   if (accepted.size < events.size)
-    throw new Error(
+    throw new NarrowAcceptedTopic(
       `the accepted topic ${acceptedTopic} has ${accepted.size} partitions and the events topic ${eventsTopic} ` +
         `has ${events.size}: the persister forwards partition for partition, so give ${acceptedTopic} at least ` +
         `${events.size} partitions (TALLY_ACCEPTED_TOPIC)`,
@@ -258,7 +282,7 @@ export async function start(deps: PersisterDeps, config: PersisterConfig): Promi
   const retries = duplicateCounter.labels({ kind: 'retry' });
   const conflicts = duplicateCounter.labels({ kind: 'conflict' });
   const forward = deps.log.producer();
-  await checkAcceptedTopic(deps.log, config.eventsTopic, config.acceptedTopic);
+  await checkAcceptedTopic(deps.log, config.eventsTopic, config.acceptedTopic, logger);
   return startSinkRole(deps, config, {
     name: 'persister',
     spanName: 'persister insert',

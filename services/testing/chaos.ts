@@ -558,11 +558,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
             const server = kind === 'restart-kafka' ? kafka! : kind === 'restart-redis' ? redis! : postgres!;
             const name =
               kind === 'restart-kafka' ? 'Kafka' : kind === 'restart-redis' ? 'Redis' : 'PostgreSQL';
-            say(`fault: stopping ${name}`);
-            await server.stop();
+            // PostgreSQL crashes rather than stops (no checkpoint, crash recovery at start): what a
+            // sink was told is committed must survive that, not only a polite shutdown.
+            const crash = kind === 'restart-postgres';
+            say(`fault: ${crash ? 'crashing' : 'stopping'} ${name}`);
+            await (crash ? postgres!.crash() : server.stop());
             await sleep(3000);
             await server.start();
-            record.detail = `${name} stopped, down 3 s, started again`;
+            record.detail = `${name} ${crash ? 'crashed (immediate stop, no checkpoint)' : 'stopped'}, down 3 s, started again`;
             say(`fault: ${name} is back`);
             break;
           }

@@ -19,7 +19,14 @@ export interface PrivatePostgres {
   /** postgres://tally@127.0.0.1:<port>/tally (trust authentication on loopback). */
   readonly url: string;
   start(): Promise<void>;
+  /** A clean stop (`pg_ctl -m fast`: a checkpoint, every committed transaction on disk). */
   stop(): Promise<void>;
+  /**
+   * A crash (`pg_ctl -m immediate`: every server process aborted at once, no checkpoint, and
+   * what the WAL writer had not written yet is lost — asynchronous commits included); the next
+   * start recovers from the WAL.
+   */
+  crash(): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -81,6 +88,9 @@ export async function createPrivatePostgres(): Promise<PrivatePostgres> {
     },
     async stop() {
       await asOwner('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']).catch(() => {});
+    },
+    async crash() {
+      await asOwner('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
     },
     async cleanup() {
       await server.stop();

@@ -265,10 +265,15 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
       for (const [target, incs] of byTarget) {
         const slot = cluster ? keysFor(target).slot : 0;
         let calls = groups.get(slot);
-        if (!calls) groups.set(slot, (calls = []));
+        if (!calls) {
+          calls = [];
+          groups.set(slot, calls);
+        }
         let call = calls.at(-1);
-        if (!call || (call.events > 0 && call.events + incs.length > MAX_EVENTS_PER_CALL))
-          calls.push((call = { targets: [], events: 0 }));
+        if (!call || (call.events > 0 && call.events + incs.length > MAX_EVENTS_PER_CALL)) {
+          call = { targets: [], events: 0 };
+          calls.push(call);
+        }
         call.targets.push(target);
         call.events += incs.length;
       }

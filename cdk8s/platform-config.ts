@@ -12,7 +12,7 @@ import type { Resources } from './operator-resources.ts';
 export type PlatformSize = 'dev' | 'prod';
 
 export interface TopicConfig {
-  /** The Kafka topic's name (Tally's TALLY_EVENTS_TOPIC, TALLY_DLQ_TOPIC, …). */
+  /** The Kafka topic's name (Tally's TALLY_EVENTS_TOPIC, TALLY_ACCEPTED_TOPIC, TALLY_DLQ_TOPIC, …). */
   name: string;
   partitions: number;
   retentionMs: number;
@@ -85,8 +85,12 @@ export interface PlatformConfig {
     minInsyncReplicas: number;
     resources: Resources;
     storageClass?: string;
-    /** The events topic (its partitions bound each consumer role's replicas), notifications, dead letters. */
-    topics: { events: TopicConfig; notifications: TopicConfig; dlq: TopicConfig };
+    /**
+     * The events topic (its partitions bound each consumer role's replicas), the accepted topic
+     * (what the persister forwards, partition for partition: as many partitions as the events
+     * topic), notifications, dead letters.
+     */
+    topics: { events: TopicConfig; accepted: TopicConfig; notifications: TopicConfig; dlq: TopicConfig };
   };
   postgres: {
     /** Name of the CloudNativePG Cluster: Services `<name>-rw` and `<name>-ro`, Secret `<name>-app`. */
@@ -137,16 +141,24 @@ const DAY_MS = 24 * 3600_000;
 /** The Apache Kafka version of scripts/lib.sh (TALLY_KAFKA_VERSION): the one Tally is tested on. */
 export const KAFKA_VERSION = '4.3.1';
 
-const topics = (eventsPartitions: number) => ({
-  events: { name: 'events', partitions: eventsPartitions, retentionMs: 7 * DAY_MS },
-  notifications: {
-    name: 'notifications',
-    partitions: Math.max(1, eventsPartitions / 4),
-    retentionMs: DAY_MS,
-  },
-  // As many partitions as the events topic, as Tally creates it when it is missing.
-  dlq: { name: 'events.dlq', partitions: eventsPartitions, retentionMs: 30 * DAY_MS },
-});
+const topics = (eventsPartitions: number): PlatformConfig['kafka']['topics'] => {
+  const events = { name: 'events', partitions: eventsPartitions, retentionMs: 7 * DAY_MS };
+  return {
+    events,
+    // The persister forwards partition p of the events topic to partition p here, and refuses to
+    // start with fewer partitions: the count is the events topic's, never a number of its own.
+    // The counter and the aggregator read it instead of the events topic: the same retention, so
+    // a sink that was down can catch up over as long an outage as the persister can.
+    accepted: { name: 'events.accepted', partitions: events.partitions, retentionMs: events.retentionMs },
+    notifications: {
+      name: 'notifications',
+      partitions: Math.max(1, eventsPartitions / 4),
+      retentionMs: DAY_MS,
+    },
+    // As many partitions as the events topic, as Tally creates it when it is missing.
+    dlq: { name: 'events.dlq', partitions: eventsPartitions, retentionMs: 30 * DAY_MS },
+  };
+};
 
 export const platformSizes: Readonly<Record<PlatformSize, PlatformConfig>> = {
   dev: {

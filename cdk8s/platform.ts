@@ -121,6 +121,13 @@ export class TallyPlatform extends Chart {
       },
     });
     if (k.authentication.type === 'scram-sha-512') this.kafkaUser(k, k.authentication.user);
+    // A size edited by hand must not give the accepted topic fewer partitions: the persister would
+    // refuse to start (it forwards partition p to partition p).
+    if (k.topics.accepted.partitions < k.topics.events.partitions)
+      throw new Error(
+        `kafka.topics.accepted has ${k.topics.accepted.partitions} partitions, fewer than the events topic's ` +
+          `${k.topics.events.partitions}: the persister forwards partition for partition`,
+      );
     const topic = (t: TopicConfig) =>
       kafkaTopic(this, `topic-${t.name}`, {
         // A resource name without dots; topicName holds Kafka's name.
@@ -133,6 +140,7 @@ export class TallyPlatform extends Chart {
         },
       });
     topic(k.topics.events);
+    topic(k.topics.accepted);
     topic(k.topics.notifications);
     topic(k.topics.dlq);
   }
@@ -141,12 +149,15 @@ export class TallyPlatform extends Chart {
    * Tally's Kafka user: SCRAM-SHA-512 (Strimzi writes its password to the Secret `<user>`, key
    * `password`) and the ACLs of every role, KEDA (which reads the groups' lag with the same
    * credentials) and the gateway's live feed (a group per gateway process, `gateway-live-…`).
+   * Every role shares the user: ingest writes the events topic, the persister reads it and writes
+   * the accepted topic, the counter and the aggregator read the accepted topic, and a consumer
+   * that meets a poison record writes it to the dead-letter topic.
    */
   private kafkaUser(k: PlatformConfig['kafka'], user: string): void {
     const topic = (name: string, patternType: 'literal' | 'prefix' = 'literal') =>
       ({ type: 'topic', name, patternType }) as const;
     const acls: KafkaUserSpec['authorization']['acls'] = [
-      ...[k.topics.events, k.topics.dlq, k.topics.notifications].map((t) => ({
+      ...[k.topics.events, k.topics.accepted, k.topics.dlq, k.topics.notifications].map((t) => ({
         resource: topic(t.name),
         operations: ['Read', 'Write', 'Describe', 'DescribeConfigs'] satisfies KafkaAclOperation[],
       })),

@@ -564,10 +564,27 @@ describe('backends closed to strangers', () => {
               : a.resource.name === name)),
       );
     const defaults = loadConfig({});
-    for (const topic of [defaults.topics.events, defaults.topics.dlq, 'notifications'])
+    for (const topic of [
+      defaults.topics.events,
+      defaults.topics.accepted,
+      defaults.topics.dlq,
+      'notifications',
+    ])
       for (const op of ['Read', 'Write', 'Describe']) assert.ok(allows('topic', topic, op), `${op} ${topic}`);
     assert.ok(allows('topic', 'deliveries.shop', 'Create'), 'Create deliveries.<destination>');
-    for (const [, facts] of consumerRoles()) assert.ok(allows('group', facts.group, 'Read'), facts.group);
+    // Each consumer role (and KEDA, for its lag) reads its own topic with its group; the persister
+    // writes what it accepted to the accepted topic, which the counter and the aggregator read.
+    const consumers = consumerRoles();
+    for (const [role, facts] of consumers) {
+      const topic = defaults.topics[facts.topic];
+      for (const op of ['Read', 'Describe'])
+        assert.ok(allows('topic', topic, op), `${role}: ${op} on ${topic}, the topic it reads`);
+      for (const op of ['Read', 'Describe'])
+        assert.ok(allows('group', facts.group, op), `${role}: ${op} on its group ${facts.group}`);
+      assert.ok(allows('topic', defaults.topics.dlq, 'Write'), `${role}: Write on the dead-letter topic`);
+    }
+    assert.equal(consumers.get('persister')?.topic, 'events', 'the persister reads the events topic');
+    assert.ok(allows('topic', defaults.topics.accepted, 'Write'), 'the persister writes the accepted topic');
     const main = readFileSync(join(REPO, 'services', 'roles.ts'), 'utf8'); // the role table wires the gateway
     const live = /groupId: `\$\{config\.groupPrefix\}(gateway-live-)\$\{/.exec(main)?.[1];
     assert.equal(

@@ -79,6 +79,7 @@ const KINDS: Record<string, string> = {
   kafka: 'Kafka',
   'kafka.kafka.strimzi.io': 'Kafka',
   'kafkauser.kafka.strimzi.io': 'KafkaUser',
+  'kafkatopic.kafka.strimzi.io': 'KafkaTopic',
   'cluster.postgresql.cnpg.io': 'Cluster',
   'rediscluster.redis.redis.opstreelabs.in': 'RedisCluster',
   secret: 'Secret',
@@ -267,13 +268,16 @@ describe('docs/deploy.md', needsHelm, () => {
       if (f.startsWith('charts/')) assert.ok(existsSync(join(REPO, f)), f);
     const before = steps.slice(0, install).join('\n');
     const platform = platformObjects(platformSizes.prod) as unknown as K8sObject[];
+    // The topics too: the prod user may not create them, and the accepted topic is new to a
+    // release upgraded from a version without it.
     for (const o of platform.filter((p) =>
-      ['Kafka', 'KafkaUser', 'Cluster', 'RedisCluster', 'Pooler'].includes(p.kind),
+      ['Kafka', 'KafkaUser', 'KafkaTopic', 'Cluster', 'RedisCluster', 'Pooler'].includes(p.kind),
     )) {
+      // The whole name: `events` is not waited for by a wait on `events-accepted`.
       const waited =
         o.kind === 'Pooler'
-          ? new RegExp(`rollout status [^\\n]*deployment/${o.metadata.name}\\b`)
-          : new RegExp(`wait [^\\n]*${o.kind.toLowerCase()}\\.[a-z.]+/${o.metadata.name}\\b`);
+          ? new RegExp(`rollout status [^\\n]*deployment/${o.metadata.name}(?![\\w-])`)
+          : new RegExp(`wait [^\\n]*${o.kind.toLowerCase()}\\.[a-z.]+/${o.metadata.name}(?![\\w-])`);
       assert.match(before, waited, `waits for ${o.kind} ${o.metadata.name} before the release`);
     }
     assert.match(
@@ -301,6 +305,45 @@ describe('docs/deploy.md', needsHelm, () => {
     assert.match(
       readFileSync(join(CHART, 'values.yaml'), 'utf8'),
       new RegExp(`Needs KEDA ${keda.replace('.', '\\.')} or newer`),
+    );
+  });
+
+  test('the topics: each one the platform’s user may use, and the accepted topic’s partitions and triggers', () => {
+    const prod = platformObjects(platformSizes.prod) as unknown as K8sObject[];
+    const acls = prod
+      .filter((o) => o.kind === 'KafkaUser')
+      .flatMap(
+        (u) =>
+          (
+            u.spec as {
+              authorization: { acls: { resource: { type: string; name?: string; patternType?: string } }[] };
+            }
+          ).authorization.acls,
+      )
+      .filter((a) => a.resource.type === 'topic' && a.resource.patternType === 'literal')
+      .map((a) => a.resource.name!);
+    const topics = prod
+      .filter((o) => o.kind === 'KafkaTopic')
+      .map((t) => (t.spec as { topicName: string }).topicName);
+    assert.deepEqual(
+      [...acls].sort(),
+      [...topics].sort(),
+      'the user may use every topic the platform declares',
+    );
+    const closed = section('### Backends closed to other pods');
+    for (const topic of topics)
+      assert.ok(closed.includes(`\`${topic}\``), `the ACLs as the guide lists them: ${topic}`);
+    const accepted = platformSizes.prod.kafka.topics.accepted.name;
+    const sizing = section('## Sizing the partitions');
+    assert.ok(sizing.includes(`\`${accepted}\``), 'the partition rule names the accepted topic');
+    assert.match(sizing, /at least as many partitions as the events topic/);
+    assert.match(sizing, /accepted topic first, then to the events\s+topic/);
+    const autoscaling = section('## Autoscaling');
+    assert.match(autoscaling, /the accepted topic \(`kafka\.acceptedTopic`/, 'the triggers’ topics');
+    const readme = readFileSync(join(CHART, 'README.md'), 'utf8');
+    assert.ok(
+      readme.includes(`\`${accepted}\``) && readme.includes('kafka.acceptedTopic'),
+      'the chart’s README',
     );
   });
 

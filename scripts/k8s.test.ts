@@ -212,14 +212,25 @@ describe('charts/tally', needsHelm, () => {
     assert.deepEqual([...deployments(rendered('one role')).keys()], ['counter']);
   });
 
-  test('the consumer roles of the code are those the tests use, with their groups', () => {
+  test('the consumer roles of the code are those the tests use, with their groups and topics', () => {
     const consumers = consumerRoles();
+    const defaults = loadConfig({});
     assert.deepEqual([...consumers.keys()].sort(), [...CONSUMER_ROLES].sort());
     assert.deepEqual([...consumers.values()].map((c) => c.group).sort(), [...CONSUMER_GROUPS].sort());
     for (const [role, facts] of consumers) {
-      assert.ok(facts.readsEventsTopic, `main.ts: ${role} should consume config.topics.events`);
+      assert.equal(
+        typeof defaults.topics[facts.topic],
+        'string',
+        `services/roles.ts: ${role} reads config.topics.${facts.topic}, which is no topic`,
+      );
       assert.ok(roleUsesEventConsumer(role), `${role} should consume through pipeline/event-consumer.ts`);
     }
+    // The persister judges duplicates on the events topic and forwards what it accepted; the
+    // other sinks read that. The chart's tally.consumerTopics says the same (checked on the
+    // rendered triggers below).
+    assert.equal(consumers.get('persister')?.topic, 'events');
+    assert.equal(consumers.get('counter')?.topic, 'accepted');
+    assert.equal(consumers.get('aggregator')?.topic, 'accepted');
   });
 
   test('each consumer role has a ScaledObject on its own consumer group and topic, as the code names them', () => {
@@ -266,9 +277,18 @@ describe('charts/tally', needsHelm, () => {
           `${config.groupPrefix}${facts.group}`,
           `${where}: consumer group`,
         );
-        assert.equal(metadata.topic, config.topics.events, `${where}: topic`);
+        // The lag KEDA reads is the group's on the topic the role reads (the role table's `topic`),
+        // by the name the pod is given: a trigger on the other topic would read a lag the role
+        // never commits.
+        const topic = config.topics[facts.topic];
+        assert.equal(metadata.topic, topic, `${where}: topic (config.topics.${facts.topic})`);
+        assert.notEqual(
+          metadata.topic,
+          config.topics[facts.topic === 'events' ? 'accepted' : 'events'],
+          `${where}: the trigger watches the topic ${role} does not read`,
+        );
         if (setName === 'defaults')
-          assert.equal(metadata.topic, defaults.topics.events, `${where}: the code's default topic`);
+          assert.equal(metadata.topic, defaults.topics[facts.topic], `${where}: the code's default topic`);
         // The roles' brokers, each name of the release's namespace qualified for KEDA's
         // (scripts/k8s-deploy.test.ts checks that every address resolves from there).
         assert.equal(
@@ -383,6 +403,43 @@ describe('charts/tally', needsHelm, () => {
           assert.equal(config.pg.migrate, false, `${where}: the hook Job migrates, the roles do not`);
       }
     }
+  });
+
+  test('every pod given the events topic is given the accepted topic, from kafka.acceptedTopic', () => {
+    for (const setName of Object.keys(VALUE_SETS)) {
+      const objects = rendered(setName);
+      const files = VALUE_SETS[setName]!.files ?? [];
+      const accepted = ['values.yaml', ...files]
+        .map(
+          (f) =>
+            (parseYaml(readFileSync(join(CHART, f), 'utf8')) as { kafka?: { acceptedTopic?: string } }).kafka
+              ?.acceptedTopic,
+        )
+        .reduce((last, value) => value ?? last);
+      let pods = 0;
+      for (const o of [...ofKind(objects, 'Deployment'), ...ofKind(objects, 'Job')]) {
+        const container = podSpec(o).containers[0]!;
+        const names = new Set((container.env ?? []).map((e) => e.name));
+        if (!names.has('TALLY_EVENTS_TOPIC')) continue;
+        pods++;
+        const where = `${setName}: ${o.kind} ${o.metadata.name}`;
+        assert.ok(
+          names.has('TALLY_ACCEPTED_TOPIC'),
+          `${where}: TALLY_EVENTS_TOPIC without TALLY_ACCEPTED_TOPIC`,
+        );
+        const config = loadConfig(resolvedEnv(objects, container));
+        assert.equal(config.topics.accepted, accepted, `${where}: kafka.acceptedTopic`);
+        assert.notEqual(config.topics.accepted, config.topics.events, where);
+      }
+      assert.ok(pods > 0, `${setName}: no pod uses Kafka`);
+    }
+    // The topics of their own in the external value set reach the pods, not the code's defaults.
+    const external = deployments(rendered('external backends')).get('counter')!;
+    assert.equal(
+      loadConfig(resolvedEnv(rendered('external backends'), podSpec(external).containers[0]!)).topics
+        .accepted,
+      'staging.events.accepted',
+    );
   });
 
   test('values.schema.json knows exactly the variables of the config schema', () => {
@@ -621,6 +678,24 @@ describe('charts/tally', needsHelm, () => {
         { set: { 'config.env.TALLY_KAFKA_BROKERS': 'k:9092' } },
         /TALLY_KAFKA_BROKERS is set by the chart from its values/,
       ],
+      [
+        { set: { 'config.env.TALLY_ACCEPTED_TOPIC': 'mine' } },
+        /TALLY_ACCEPTED_TOPIC is set by the chart from its values/,
+      ],
+      // Gone from the code: the sinks no longer remember ids for a window.
+      [
+        { set: { 'config.env.TALLY_DEDUP_WINDOW_MS': '86400000' } },
+        /\/config\/env': additional properties 'TALLY_DEDUP_WINDOW_MS' not allowed/,
+      ],
+      [
+        { set: { 'kafka.acceptedTopic': 'events' } },
+        /kafka\.acceptedTopic \(events\) must be a topic of its own/,
+      ],
+      [
+        { set: { 'kafka.acceptedTopic': 'events.dlq' } },
+        /kafka\.acceptedTopic \(events\.dlq\) must be a topic of its own/,
+      ],
+      [{ set: { 'kafka.acceptedTopic': 'no spaces' } }, /\/kafka\/acceptedTopic/],
       [{ setJson: { extraEnv: '[{"name":"TALLY_LOG_LEVEL","value":"debug"}]' } }, /\/extraEnv\/0\/name/],
       [
         { set: { 'roles.counter.keda.maxReplicaCount': '13' } },
@@ -847,18 +922,30 @@ describe('cdk8s platform', () => {
       const config = platformSizes[size];
       const objects = platformObjects(config) as unknown as K8sObject[];
       const topics = ofKind(objects, 'KafkaTopic').map(
-        (t) => t.spec as { topicName: string; partitions: number },
+        (t) => t.spec as { topicName: string; partitions: number; config: Record<string, unknown> },
       );
       assert.deepEqual(
         topics.map((t) => t.topicName).sort(),
-        [defaults.topics.events, defaults.topics.dlq, 'notifications'].sort(),
+        [defaults.topics.events, defaults.topics.accepted, defaults.topics.dlq, 'notifications'].sort(),
       );
       const partitions = (name: string) => topics.find((t) => t.topicName === name)?.partitions;
+      const retention = (name: string) => topics.find((t) => t.topicName === name)?.config['retention.ms'];
       assert.equal(partitions(defaults.topics.events), config.kafka.topics.events.partitions, size);
       assert.equal(
         partitions(defaults.topics.dlq),
         partitions(defaults.topics.events),
         `${size}: dead letters as the events`,
+      );
+      // The persister forwards partition p to partition p, and refuses fewer partitions.
+      assert.equal(
+        partitions(defaults.topics.accepted),
+        partitions(defaults.topics.events),
+        `${size}: the accepted topic's partitions are the events topic's`,
+      );
+      assert.equal(
+        retention(defaults.topics.accepted),
+        retention(defaults.topics.events),
+        `${size}: the accepted topic kept as long as the events`,
       );
       for (const t of ofKind(objects, 'KafkaTopic'))
         assert.equal(t.metadata.labels?.['strimzi.io/cluster'], config.kafka.name);
@@ -877,15 +964,38 @@ describe('cdk8s platform', () => {
     }
   });
 
+  test('a size whose accepted topic has fewer partitions than the events topic is refused', () => {
+    const dev = platformSizes.dev;
+    const topics = dev.kafka.topics;
+    const fewer = {
+      ...dev,
+      kafka: {
+        ...dev.kafka,
+        topics: { ...topics, accepted: { ...topics.accepted, partitions: topics.events.partitions - 1 } },
+      },
+    };
+    assert.throws(
+      () => platformObjects(fewer),
+      /accepted has 11 partitions, fewer than the events topic's 12/,
+    );
+  });
+
   test("the chart's backend values name the platform's Services and Secret", needsHelm, () => {
     const values = parseYaml(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as {
-      kafka: { brokers: string; eventsTopic: string; dlqTopic: string; eventsPartitions: number };
+      kafka: {
+        brokers: string;
+        eventsTopic: string;
+        acceptedTopic: string;
+        dlqTopic: string;
+        eventsPartitions: number;
+      };
       redis: { clusterNodes: string };
       postgres: { host: string; readHost: string; credentialsSecret: { name: string }; database: string };
     };
     const dev = platformSizes.dev;
     assert.equal(values.kafka.brokers, `${dev.kafka.name}-kafka-bootstrap:9092`);
     assert.equal(values.kafka.eventsTopic, dev.kafka.topics.events.name);
+    assert.equal(values.kafka.acceptedTopic, dev.kafka.topics.accepted.name);
     assert.equal(values.kafka.dlqTopic, dev.kafka.topics.dlq.name);
     assert.equal(values.kafka.eventsPartitions, dev.kafka.topics.events.partitions);
     assert.equal(values.redis.clusterNodes, `${dev.redis.name}-leader:6379`);

@@ -37,6 +37,7 @@ const RATE_INTERVAL = '1m';
  */
 const MAY_BE_EMPTY: Record<string, string> = {
   tally_dlq_records_total: 'nothing is dead-lettered: every event sent is valid',
+  tally_duplicate_events_total: 'no event id is sent twice: the persister refuses nothing',
   tally_consumer_batch_failures_total: 'no consumer batch fails: the embedded backends stay up',
   tally_redis_operation_duration_seconds: 'the embedded counter store is not Redis',
   tally_pg_query_duration_seconds: 'PGlite, the embedded SQL database, is not PostgreSQL',
@@ -311,6 +312,11 @@ test("the histograms have a bucket at each objective's bound, so the SLOs count 
   }
 });
 
-test('no process-down or dead-letter alert fires on a healthy Tally', async () => {
-  assert.deepEqual(await instant('ALERTS{alertname=~"TallyTargetDown|TallyRoleDown|TallyDeadLetters"}'), []);
+test('no process-down, dead-letter or id-conflict alert fires on a healthy Tally', async () => {
+  assert.deepEqual(
+    await instant(
+      'ALERTS{alertname=~"TallyTargetDown|TallyRoleDown|TallyDeadLetters|TallyEventIdConflicts"}',
+    ),
+    [],
+  );
 });

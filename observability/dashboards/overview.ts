@@ -175,18 +175,21 @@ export function overviewDashboard(): Dashboard {
     .withRow(new RowBuilder('Consumers and sinks'))
     .withPanel(
       timeSeries({
-        title: 'Consumer lag, by group',
+        title: 'Consumer lag, by group and topic',
         description:
-          'Records of the events topic that each consumer group has not committed yet, all partitions ' +
-          'together: how far the persister (group_persistence), counter (group_realtimecounter) and ' +
-          'aggregator (group_aggregation) are behind. Near zero and flat is healthy; steady growth means a ' +
-          'sink cannot keep up or is stuck. Every process of a group reports the whole group, hence max.',
+          'Records that each consumer group has not committed yet on the topic it reads, all partitions ' +
+          'together: how far the persister (group_persistence, on the events topic), counter ' +
+          '(group_realtimecounter) and aggregator (group_aggregation, both on the accepted topic, ' +
+          'events.accepted by default) are behind. The counter and the aggregator get only what the ' +
+          'persister forwarded: while the persister lags, their sinks fall behind with it. Near zero ' +
+          'and flat is healthy; steady growth means a sink cannot keep up or is stuck. Every process ' +
+          'of a group reports the whole group, hence max.',
         unit: 'short',
         min: 0,
         queries: [
           {
-            expr: `sum by (group) (max by (group, topic, partition) (tally_consumer_lag_messages${sel()}))`,
-            legend: '{{group}}',
+            expr: `sum by (group, topic) (max by (group, topic, partition) (tally_consumer_lag_messages${sel()}))`,
+            legend: '{{group}} ({{topic}})',
           },
         ],
       }),
@@ -219,6 +222,25 @@ export function overviewDashboard(): Dashboard {
           {
             expr: `sum by (sink) (rate(tally_sink_events_total${sel()}${RATE}))`,
             legend: '{{sink}}',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'Duplicate events per second, by kind',
+        description:
+          'Events the persister did not accept because their id was stored before, so that no sink ' +
+          "applied them. 'retry': the same event sent again (a client retrying after a timeout or a " +
+          "lost answer; expected now and then). 'conflict': an id reused for a different event, a " +
+          'client error: the event stored first is kept, the later one is dropped, and the persister ' +
+          'logs it with the fields that differ (docs/runbook.md, TallyEventIdConflicts). Empty while there are none.',
+        unit: 'cps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (kind) (rate(tally_duplicate_events_total${sel()}${RATE}))`,
+            legend: '{{kind}}',
           },
         ],
       }),

@@ -147,6 +147,7 @@ function sinkLatencyAlert(slo: Slo, sink: string, boundSeconds: number, where: s
 export function tallyRuleGroups(): RuleGroup[] {
   const up = `up${selector()}`;
   const dlq = `tally_dlq_records_total${selector()}`;
+  const conflicts = `tally_duplicate_events_total${selector('kind="conflict"')}`;
   return [
     {
       name: 'tally-recording',
@@ -177,7 +178,7 @@ export function tallyRuleGroups(): RuleGroup[] {
             summary: 'Consumer group {{ $labels.group }} is falling behind in {{ $labels.namespace }}',
             description:
               'Group {{ $labels.group }} in namespace {{ $labels.namespace }} has {{ $value | humanize }} ' +
-              'records of the events topic not committed yet, and that number has kept growing for ' +
+              'records of the topic it reads not committed yet, and that number has kept growing for ' +
               '10 minutes: its sink is slower than the events arriving, or stuck.',
             runbook_url: runbookUrl('TallyConsumerLagGrowing'),
           },
@@ -209,6 +210,24 @@ export function tallyRuleGroups(): RuleGroup[] {
               'the dead-letter topic in the last 10 minutes: {{ printf "%.0f" $value }} (reason: ' +
               '{{ $labels.reason }}). They are in no sink until replayed.',
             runbook_url: runbookUrl('TallyDeadLetters'),
+          },
+        },
+        {
+          alert: 'TallyEventIdConflicts',
+          // As for the dead letters: the persister's series of a kind is born with its first event
+          // of that kind, which increase() alone would not see.
+          expr:
+            'sum by (namespace) (\n' +
+            `  increase(${conflicts}[10m]) > 0\n  or\n  (${conflicts} unless ${conflicts} offset 10m)\n) > 0`,
+          labels: { severity: 'warning' },
+          annotations: {
+            summary: 'Event ids reused for different events in {{ $labels.namespace }}',
+            description:
+              'The persister in namespace {{ $labels.namespace }} has refused events in the last 10 ' +
+              'minutes whose id was stored before for a different event (another type, target, user, ' +
+              'value or attributes): {{ printf "%.0f" $value }}. A client reuses ids; the event stored ' +
+              'first is kept, these are in no sink.',
+            runbook_url: runbookUrl('TallyEventIdConflicts'),
           },
         },
         {

@@ -18,17 +18,21 @@ export { ROLES };
 export interface ConsumerFacts {
   /** The consumer group before TALLY_GROUP_PREFIX. */
   group: string;
-  /** Whether the role consumes `config.topics.events` (TALLY_EVENTS_TOPIC). */
-  readsEventsTopic: boolean;
+  /**
+   * The topic the role consumes, by its name in `config.topics`: `events` (TALLY_EVENTS_TOPIC) or
+   * `accepted` (TALLY_ACCEPTED_TOPIC, what the persister forwards).
+   */
+  topic: 'events' | 'accepted';
 }
 
-/** The consumer roles and their groups, from the role table (services/roles.ts). */
+/** The consumer roles, their groups and topics, from the role table (services/roles.ts). */
 export function consumerRoles(): Map<string, ConsumerFacts> {
   const consumers = new Map<string, ConsumerFacts>();
   for (const role of ROLES) {
     const spec: RoleSpec = ROLE_TABLE[role];
-    if (spec.kind === 'consumer' && spec.group)
-      consumers.set(role, { group: spec.group, readsEventsTopic: spec.topic === 'events' });
+    if (spec.kind !== 'consumer' || !spec.group) continue;
+    if (!spec.topic) throw new Error(`services/roles.ts: consumer role ${role} names no topic`);
+    consumers.set(role, { group: spec.group, topic: spec.topic });
   }
   return consumers;
 }

@@ -81,6 +81,27 @@ counter: group_realtimecounter
 aggregator: group_aggregation
 {{- end }}
 
+{{/*
+The topic each consumer role reads, by its configuration name (the role table's `topic`,
+services/roles.ts): the persister reads the events topic and forwards what it accepts; the counter
+and the aggregator read the accepted topic. Their KEDA triggers watch the lag there.
+*/}}
+{{- define "tally.consumerTopics" -}}
+persister: events
+counter: accepted
+aggregator: accepted
+{{- end }}
+
+{{/* A topic's name from its configuration name: (dict "root" $ "topic" "accepted") → kafka.acceptedTopic */}}
+{{- define "tally.topicName" -}}
+{{- $kafka := .root.Values.kafka }}
+{{- $name := get (dict "events" $kafka.eventsTopic "accepted" $kafka.acceptedTopic) .topic }}
+{{- if not $name }}
+{{- fail (printf "tally.topicName: no topic %q (a mistake in tally.consumerTopics)" .topic) }}
+{{- end }}
+{{- $name }}
+{{- end }}
+
 {{/* The roles serving gRPC (ingest, query): the rest serve HTTP only. */}}
 {{- define "tally.grpcRoles" -}}
 [ingest, query]
@@ -312,10 +333,15 @@ The root context, or (dict "root" $ "migrate" true) for the migration Job (its o
   value: {{ $kafka.brokers | quote }}
 - name: TALLY_KAFKA_CLIENT_ID
   value: {{ $kafka.clientId | quote }}
+{{- if or (eq $kafka.acceptedTopic $kafka.eventsTopic) (eq $kafka.acceptedTopic $kafka.dlqTopic) }}
+{{- fail (printf "kafka.acceptedTopic (%s) must be a topic of its own, not kafka.eventsTopic or kafka.dlqTopic: the persister forwards the events it accepted there, and the counter and the aggregator read only those" $kafka.acceptedTopic) }}
+{{- end }}
 - name: TALLY_EVENTS_TOPIC
   value: {{ $kafka.eventsTopic | quote }}
 - name: TALLY_EVENTS_PARTITIONS
   value: {{ $kafka.eventsPartitions | toString | quote }}
+- name: TALLY_ACCEPTED_TOPIC
+  value: {{ $kafka.acceptedTopic | quote }}
 - name: TALLY_DLQ_TOPIC
   value: {{ $kafka.dlqTopic | quote }}
 {{- with $kafka.groupPrefix }}
@@ -352,7 +378,7 @@ The root context, or (dict "root" $ "migrate" true) for the migration Job (its o
 {{- define "tally.managedEnvNames" -}}
 [TALLY_LOG_LEVEL, TALLY_DRAIN_TIMEOUT_MS, TALLY_HTTP_PORT, TALLY_GRPC_PORT, TALLY_METRICS_PORT,
  TALLY_INGEST_ADDR, TALLY_QUERY_ADDR, TALLY_PG_MIGRATE, TALLY_KAFKA_BROKERS, TALLY_KAFKA_CLIENT_ID,
- TALLY_EVENTS_TOPIC, TALLY_EVENTS_PARTITIONS, TALLY_DLQ_TOPIC, TALLY_GROUP_PREFIX,
+ TALLY_EVENTS_TOPIC, TALLY_EVENTS_PARTITIONS, TALLY_ACCEPTED_TOPIC, TALLY_DLQ_TOPIC, TALLY_GROUP_PREFIX,
  TALLY_REDIS_CLUSTER_NODES, TALLY_REDIS_URL, TALLY_REDIS_PREFIX, TALLY_PG_URL, TALLY_PG_READ_URLS,
  TALLY_PG_SCHEMA, TALLY_PG_POOL_SIZE, TALLY_KAFKA_SASL_MECHANISM, TALLY_KAFKA_SASL_USERNAME,
  TALLY_KAFKA_SASL_PASSWORD, TALLY_KAFKA_TLS, TALLY_KAFKA_TLS_CA_FILE, TALLY_REDIS_USERNAME,

@@ -87,7 +87,8 @@ const PHASE_RUNS: Record<Phase, (b: Bench) => Promise<void>> = {
   'rest-batch': runRestBatch,
   'grpc-stream': runGrpcStream,
   'raw-producer': runRawProducer,
-  // The sinks, each alone on the backlog the ingest phases left, then their baselines.
+  // The sinks, each alone on its backlog (the persister first: the others read what it forwards),
+  // then their baselines.
   sinks: runSinks,
   e2e: runE2e,
   queries: runQueries,

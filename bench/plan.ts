@@ -41,7 +41,11 @@ export interface Plan {
     grpcStream: Stepping;
     restBatch: Stepping;
     rawProducerSeconds: number;
-    /** The consumer roles that catch up alone with each client, and for how long at most, s. */
+    /**
+     * The consumer roles that catch up alone with each client, and for how long at most, s. The
+     * counter and the aggregator read what the persister forwards: without the persister among
+     * them, they have no backlog.
+     */
     catchUpRoles: readonly ConsumerRole[];
     catchUpSeconds: number;
     /** End to end with each client (events/s); left out when undefined. */
@@ -128,7 +132,7 @@ export const SMOKE: Plan = {
     grpcStream: { start: 1, factor: 2, maxSteps: 1 },
     restBatch: { start: 2, factor: 2, maxSteps: 1 },
     rawProducerSeconds: 1,
-    catchUpRoles: ['counter'],
+    catchUpRoles: ['persister', 'counter'],
     catchUpSeconds: 2,
   },
   // Steps of 2 s: a step's CPU window leaves out 300 ms at each end, the sampler takes one every 500 ms.

@@ -66,6 +66,11 @@ export interface RawProducerRun {
 
 export interface CatchUp {
   role: string;
+  /**
+   * The topic it read: `events` (the persister), or `accepted`, what the persister forwarded
+   * (the counter and the aggregator). Absent in runs from before the accepted topic: `events`.
+   */
+  topic?: 'events' | 'accepted';
   /** Records waiting when it started. */
   backlog: number;
   events: number;
@@ -198,8 +203,6 @@ export interface Results {
     partitions: number;
     lingerMs: number;
     maxProduceBatchEvents: number;
-    /** Absent since the sinks keep offsets instead of event ids. */
-    dedupWindowMs?: number;
     stepSeconds: number;
     e2eStepSeconds: number;
     probeRedisPollMs: number;

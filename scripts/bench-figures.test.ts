@@ -1,13 +1,15 @@
 /**
  * The benchmark harness's reckoning, on figures made up for the purpose: a CPU profile's samples
  * attributed to metrics code within a window, the verdict between the two Kafka clients (lower
- * bounds included), and the cost of tracing and metrics against its target. No server needed.
+ * bounds included), the cost of tracing and metrics against its target, and the apply script as
+ * redis-benchmark runs it. No server needed.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { applyScript, benchApplyScript } from '../bench/baselines/redis-bench.ts';
 import { attribute, type CpuProfile, METRICS_CODE, readProfileOf } from '../bench/lib/cpu-profile.ts';
 import type { CpuUse } from '../bench/lib/proc.ts';
 import type { KafkaClientsResult, LoadStep, OverheadResult, Series } from '../bench/lib/results.ts';
@@ -265,4 +267,15 @@ test('CPU per event compares at the highest rate both series passed', () => {
   );
   const c = series([step(15, false, 10)]);
   assert.equal(commonStep(a, c), undefined);
+});
+
+test("redis-benchmark runs the counter store's apply script with offsets relative to the mark", () => {
+  const script = benchApplyScript(applyScript(join(import.meta.dirname, '..')));
+  // Everything but how an offset is read is the store's own.
+  assert.match(script, /local offset = mark \+ tonumber\(ARGV\[i\]\)/);
+  assert.equal(
+    script.replace('mark + tonumber(ARGV[i])', 'tonumber(ARGV[i])'),
+    applyScript(join(import.meta.dirname, '..')),
+  );
+  assert.throws(() => benchApplyScript('return 1'), /update bench\/baselines\/redis-bench.ts/);
 });

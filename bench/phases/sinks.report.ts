@@ -95,7 +95,9 @@ export function renderSinks(r: Results, push: Push): void {
   if (r.redisBench)
     push(
       `\`bench/baselines/redis-bench.ts\`: ${r.redisBench.version}, ${num(r.redisBench.requests)} requests per command, ` +
-        `${r.redisBench.clients} clients, pipeline ${r.redisBench.pipeline} (the server's ceiling; the last row: its latency unloaded), on the counter store's own apply script (EVALSHA) and the other commands of the counter sink and GetCounters.`,
+        `${r.redisBench.clients} clients, pipeline ${r.redisBench.pipeline} (the server's ceiling; the last row: its latency unloaded), on the counter store's own apply script (EVALSHA) and the other commands of the counter sink and GetCounters. ` +
+        "The apply rows use the sink's keys per target (counts, sums, and marks with a field per partition; nothing per event), and offsets relative to the partition's mark, " +
+        `so that every event applies, as in a catch-up (redis-benchmark sends only random numbers, which a mark would soon reject)${r.redisBench.appliedEvents !== undefined ? `: the counts hold the ${num(r.redisBench.appliedEvents)} events sent` : ''}.`,
       '',
       table(
         ['command', 'what it stands for', 'requests/s', 'events/s', 'p50', 'p99'],

@@ -38,7 +38,7 @@ export async function runSinks(b: Bench): Promise<void> {
     targets: 3000,
     clients: plan.redisBench.clients,
     pipeline: plan.redisBench.pipeline,
-    markerTtlMs: 3_600_000,
+    partitions: ns.partitions,
   });
   for (const row of results.redisBench.rows)
     progress(

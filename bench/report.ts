@@ -9,6 +9,7 @@ import { met, num, type Push, pct, table } from './lib/format.ts';
 import { KAFKA_LIBRARY, type Results } from './lib/results.ts';
 import type { SummaryRow } from './lib/summary.ts';
 import { ingestRows, renderBatches } from './phases/batches.report.ts';
+import { bookkeepingRows, renderBookkeeping } from './phases/bookkeeping.report.ts';
 import { e2eRows, renderE2e } from './phases/e2e.report.ts';
 import { renderInProcess, renderStartup } from './phases/edge.report.ts';
 import { EVEN_WITHIN, kafkaClientRows, renderKafkaClients } from './phases/kafka-clients.report.ts';
@@ -30,6 +31,7 @@ export const SECTIONS = [
   'REST batches and gRPC streams',
   'Raw producer baseline',
   'Sinks',
+  'Bookkeeping per event',
   'End to end',
   'Queries',
   'The edge in one process: in-process calls against gRPC',
@@ -54,6 +56,7 @@ export const SUMMARY_ROWS = [
   'Persister alone (event rows)',
   'Counter alone (Redis)',
   'Aggregator alone (summaries)',
+  "Counter's Redis memory, 24 h at 20,000 events/s",
   'Kafka client, @platformatic/kafka ÷ kafkajs',
   'Tracing and metrics on, cost in throughput',
 ] as const;
@@ -66,6 +69,7 @@ function summaryRows(r: Results): SummaryRow[] {
   e2eRows(r, rows);
   queryRows(r, rows);
   sinkRows(r, rows);
+  bookkeepingRows(r, rows);
   kafkaClientRows(r, rows);
   overheadRows(r, rows);
   return rows;
@@ -81,6 +85,7 @@ export function renderReport(r: Results): string {
   renderBatches(r, push);
   renderRawProducer(r, push);
   renderSinks(r, push);
+  renderBookkeeping(r, push);
   renderE2e(r, push);
   renderQueries(r, push);
   renderInProcess(r, push);
@@ -199,7 +204,7 @@ function renderMethod(r: Results, push: Push): void {
     "- **Kafka clients.** The last phases restart ingest and the gateway (side by side, fresh processes) for each configuration they compare, and stop the consumers: the two Kafka clients one after the other with the same steps, then tracing off and on. Their ingest searches start a step below the maxima the phases above found (else below the last full run's) and go in finer steps; a ratio closer to 1 than " +
       `${pct(EVEN_WITHIN * 100)} counts as even.`,
     "- **Tracing and metrics.** Tracing is off unless OTEL_* variables ask for it (`services/infra/tracing.ts`): the stage with it on sets them for an OTLP/HTTP exporter and the `always_on` sampler, to a receiver the harness runs that discards everything (`bench/lib/otlp-sink.ts`). Metrics cannot be switched off: their cost is read from V8 CPU profiles (`--cpu-prof`, sampling every millisecond) of one fixed-load step, as the share of the busy samples (those not idle) whose running function is in `prom-client` or `services/infra/metrics.ts`, within the step's load window. Tracing's cost is the share of the path's CPU per event it adds at the same offered rate (what a CPU-bound path loses in throughput), the maxima of the two searches corroborating; the cost of both together on a load is 1 − (1 − tracing's) × (1 − metrics').",
-    "- **Baselines.** Raw producer: the Kafka client's ceiling with ingest's settings and write sizes. Bare HTTP: the ceiling of a Node.js HTTP server under the same k6 script. redis-benchmark: Redis's ceiling on the sink's commands with many pipelined clients. COPY: PostgreSQL's bulk path for the persister's rows, with the same indexes.",
+    "- **Baselines.** Raw producer: the Kafka client's ceiling with ingest's settings and write sizes. Bare HTTP: the ceiling of a Node.js HTTP server under the same k6 script. redis-benchmark: Redis's ceiling on the sink's commands with many pipelined clients. COPY: PostgreSQL's bulk path for the persister's rows, with the same indexes. The design before (a Redis marker and a `summary_event_seen` row per event for a 24 h window): its keys and rows written for the same events on the same servers, for what the sinks keep per event.",
   );
 }
 

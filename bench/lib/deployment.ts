@@ -73,7 +73,10 @@ export interface Namespace {
   partitions: number;
 }
 
-/** Names no other run uses: `bench-<id>…` topics, groups and keys, schema `bench_<id>`. */
+/**
+ * Names no other run uses: `bench-<id>…` topics, groups and keys, schema `bench_<id>`. Ids have
+ * a fixed length, so `bench-<id>` followed by anything is this run's and no other's.
+ */
 export function benchNamespace(partitions: number): Namespace {
   const id = randomBytes(5).toString('hex');
   return {
@@ -362,11 +365,12 @@ export class Deployment {
       let cursor = '0';
       let deleted = 0;
       do {
-        const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${ns.redisPrefix}:*`, 'COUNT', 5000);
+        // The namespace's prefix and the prefixes made from it (`<prefix>-bk`: the bookkeeping phase's).
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${ns.redisPrefix}[-:]*`, 'COUNT', 5000);
         if (keys.length > 0) deleted += await this.redis.unlink(...keys);
         cursor = next;
       } while (cursor !== '0');
-      progress(`deleted ${deleted} Redis keys under ${ns.redisPrefix}:`);
+      progress(`deleted ${deleted} Redis keys under ${ns.redisPrefix}`);
     } catch (e) {
       progress(`could not delete the Redis keys: ${String(e)}`);
     }

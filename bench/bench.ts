@@ -4,10 +4,11 @@
  * (loadtest/rest-single.js; bench/'s variants of the batch and stream scripts, whose events are
  * built once per VU; bench/grpc-query.js) and the simulator, measures the baselines in the same
  * run (the Kafka client producing directly, a bare Node HTTP server, redis-benchmark, PostgreSQL
- * COPY), samples every process's CPU, and writes bench/RESULTS.md. Then it compares the two Kafka
- * clients (TALLY_KAFKA_CLIENT: the roles restarted with each) and measures what tracing and
- * metrics cost the ingest path. Each phase is a module of bench/phases/ that fills its part of the
- * results; bench/report.ts renders them, each phase's sections by its
+ * COPY), measures what the sinks keep per event besides the events (against what the design
+ * before kept), samples every process's CPU, and writes bench/RESULTS.md. Then it compares the
+ * two Kafka clients (TALLY_KAFKA_CLIENT: the roles restarted with each) and measures what tracing
+ * and metrics cost the ingest path. Each phase is a module of bench/phases/ that fills its part
+ * of the results; bench/report.ts renders them, each phase's sections by its
  * bench/phases/<phase>.report.ts.
  *
  *   node bench/bench.ts [--smoke] [--out FILE] [--raw-dir DIR] [--phases a,b,…] [--render FILE]
@@ -16,8 +17,8 @@
  *   --out       the report (default bench/RESULTS.md)
  *   --raw-dir   where k6 summaries and outputs go (default: a new temporary directory)
  *   --phases    run only these phases (for working on the harness): seed, bare-http, rest-single,
- *               rest-batch, grpc-stream, raw-producer, sinks, e2e, queries, in-process, startup,
- *               kafka-clients, overhead
+ *               rest-batch, grpc-stream, raw-producer, sinks, bookkeeping, e2e, queries,
+ *               in-process, startup, kafka-clients, overhead
  *   --render    render the report of a previous run's results.json (in its raw directory) and exit
  *
  * The roles use the service's default Kafka client unless TALLY_KAFKA_CLIENT is set in the
@@ -46,6 +47,7 @@ import { machine, versions } from './lib/machine.ts';
 import { CpuSampler, pidListeningOn, processTree } from './lib/proc.ts';
 import type { Results } from './lib/results.ts';
 import { runGrpcStream, runRestBatch } from './phases/batches.ts';
+import { runBookkeeping } from './phases/bookkeeping.ts';
 import { runE2e } from './phases/e2e.ts';
 import { runInProcess, runStartup } from './phases/edge.ts';
 import { runKafkaClients } from './phases/kafka-clients.ts';
@@ -67,6 +69,7 @@ const PHASES = [
   'grpc-stream',
   'raw-producer',
   'sinks',
+  'bookkeeping',
   'e2e',
   'queries',
   'in-process',
@@ -87,8 +90,11 @@ const PHASE_RUNS: Record<Phase, (b: Bench) => Promise<void>> = {
   'rest-batch': runRestBatch,
   'grpc-stream': runGrpcStream,
   'raw-producer': runRawProducer,
-  // The sinks, each alone on the backlog the ingest phases left, then their baselines.
+  // The sinks, each alone on its backlog (the persister first: the others read what it forwards),
+  // then their baselines.
   sinks: runSinks,
+  // What the sinks keep per event besides the events, at two event counts, and what they kept before.
+  bookkeeping: runBookkeeping,
   e2e: runE2e,
   queries: runQueries,
   // The edge split, then in one process (restored after); then `tally all` on embedded backends.

@@ -24,6 +24,13 @@ export interface Plan {
   catchUpSeconds: number;
   pgCopyMaxRows: number;
   redisBench: { requests: number; clients: number; pipeline: number };
+  /**
+   * What the sinks keep per event besides the events themselves: the events of the mix, on
+   * `targetsPerFamily` targets of each family, sent through the persister, the counter and the
+   * aggregator, with the servers' memory and tables read after each of `events` (cumulative
+   * counts, at least two: the growth between them is what more traffic costs).
+   */
+  bookkeeping: { events: number[]; targetsPerFamily: number; drainTimeoutSeconds: number };
   /** End to end: events/s of the simulators (iterations are events here). */
   e2e: Stepping & { stepSeconds: number; drainTimeoutSeconds: number };
   probesPerSecond: number;
@@ -41,7 +48,11 @@ export interface Plan {
     grpcStream: Stepping;
     restBatch: Stepping;
     rawProducerSeconds: number;
-    /** The consumer roles that catch up alone with each client, and for how long at most, s. */
+    /**
+     * The consumer roles that catch up alone with each client, and for how long at most, s. The
+     * counter and the aggregator read what the persister forwards: without the persister among
+     * them, they have no backlog.
+     */
     catchUpRoles: readonly ConsumerRole[];
     catchUpSeconds: number;
     /** End to end with each client (events/s); left out when undefined. */
@@ -78,6 +89,7 @@ export const FULL: Plan = {
   catchUpSeconds: 25,
   pgCopyMaxRows: 300_000,
   redisBench: { requests: 300_000, clients: 50, pipeline: 16 },
+  bookkeeping: { events: [100_000, 400_000], targetsPerFamily: 1000, drainTimeoutSeconds: 180 },
   e2e: { start: 1000, factor: 1.5, maxSteps: 6, stepSeconds: 30, drainTimeoutSeconds: 30 },
   probesPerSecond: 10,
   getCounters: { rate: 1000, seconds: 20 },
@@ -118,6 +130,7 @@ export const SMOKE: Plan = {
   catchUpSeconds: 3,
   pgCopyMaxRows: 10_000,
   redisBench: { requests: 2000, clients: 4, pipeline: 4 },
+  bookkeeping: { events: [2_000, 6_000], targetsPerFamily: 100, drainTimeoutSeconds: 60 },
   e2e: { start: 40, factor: 2, maxSteps: 1, stepSeconds: 3, drainTimeoutSeconds: 20 },
   probesPerSecond: 5,
   getCounters: { rate: 20, seconds: 2 },
@@ -128,7 +141,7 @@ export const SMOKE: Plan = {
     grpcStream: { start: 1, factor: 2, maxSteps: 1 },
     restBatch: { start: 2, factor: 2, maxSteps: 1 },
     rawProducerSeconds: 1,
-    catchUpRoles: ['counter'],
+    catchUpRoles: ['persister', 'counter'],
     catchUpSeconds: 2,
   },
   // Steps of 2 s: a step's CPU window leaves out 300 ms at each end, the sampler takes one every 500 ms.

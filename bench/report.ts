@@ -9,6 +9,7 @@ import { met, num, type Push, pct, table } from './lib/format.ts';
 import { KAFKA_LIBRARY, type Results } from './lib/results.ts';
 import type { SummaryRow } from './lib/summary.ts';
 import { ingestRows, renderBatches } from './phases/batches.report.ts';
+import { bookkeepingRows, renderBookkeeping } from './phases/bookkeeping.report.ts';
 import { e2eRows, renderE2e } from './phases/e2e.report.ts';
 import { renderInProcess, renderStartup } from './phases/edge.report.ts';
 import { EVEN_WITHIN, kafkaClientRows, renderKafkaClients } from './phases/kafka-clients.report.ts';
@@ -30,6 +31,7 @@ export const SECTIONS = [
   'REST batches and gRPC streams',
   'Raw producer baseline',
   'Sinks',
+  'Bookkeeping per event',
   'End to end',
   'Queries',
   'The edge in one process: in-process calls against gRPC',
@@ -54,6 +56,7 @@ export const SUMMARY_ROWS = [
   'Persister alone (event rows)',
   'Counter alone (Redis)',
   'Aggregator alone (summaries)',
+  "Counter's Redis memory, 24 h at 20,000 events/s",
   'Kafka client, @platformatic/kafka ÷ kafkajs',
   'Tracing and metrics on, cost in throughput',
 ] as const;
@@ -66,6 +69,7 @@ function summaryRows(r: Results): SummaryRow[] {
   e2eRows(r, rows);
   queryRows(r, rows);
   sinkRows(r, rows);
+  bookkeepingRows(r, rows);
   kafkaClientRows(r, rows);
   overheadRows(r, rows);
   return rows;
@@ -81,6 +85,7 @@ export function renderReport(r: Results): string {
   renderBatches(r, push);
   renderRawProducer(r, push);
   renderSinks(r, push);
+  renderBookkeeping(r, push);
   renderE2e(r, push);
   renderQueries(r, push);
   renderInProcess(r, push);
@@ -191,7 +196,7 @@ function renderMethod(r: Results, push: Push): void {
   push('## Method', '');
   push(
     `- **Servers.** The local Kafka, Redis and PostgreSQL of \`scripts/services-up.sh\` (${r.setup.servers}), started by the harness when they are not running, in a namespace of the run's own (\`bench-${r.setup.namespace}\`: topics, consumer groups, Redis key prefix, schema \`bench_${r.setup.namespace}\`), deleted at the end. These are the servers the project develops and tests against, already warm and configured as documented; private servers would add a Kafka start-up to every run and differ in configuration (the test helpers run PostgreSQL without fsync and Kafka on a 384 MiB heap).`,
-    `- **Processes.** Each role is a process of its own (\`bin/tally gateway\`, \`ingest\`, \`query\`, \`persister\`, \`counter\`, \`aggregator\`), the gateway reaching ingest and query over gRPC, on Kafka through ${KAFKA_LIBRARY[r.setup.kafkaClient ?? 'kafkajs']} (\`TALLY_KAFKA_CLIENT\`) except in the comparison of the clients, started with Node's compile cache (\`NODE_COMPILE_CACHE\`: it only spares compiling the sources at start-up); the events topic has ${r.setup.partitions} partitions; ingest batches Kafka writes with its defaults (linger ${r.setup.lingerMs} ms, at most ${num(r.setup.maxProduceBatchEvents)} events). The consumer roles start after the ingest phases, so the ingest figures are not shared with consumers catching up.`,
+    `- **Processes.** Each role is a process of its own (\`bin/tally gateway\`, \`ingest\`, \`query\`, \`persister\`, \`counter\`, \`aggregator\`), the gateway reaching ingest and query over gRPC, on Kafka through ${KAFKA_LIBRARY[r.setup.kafkaClient ?? 'kafkajs']} (\`TALLY_KAFKA_CLIENT\`) except in the comparison of the clients, started with Node's compile cache (\`NODE_COMPILE_CACHE\`: it only spares compiling the sources at start-up); the events topic has ${r.setup.partitions} partitions, and so has the accepted topic, where the persister forwards the events it accepts (partition for partition) and which the counter and the aggregator read; ingest batches Kafka writes with its defaults (linger ${r.setup.lingerMs} ms, at most ${num(r.setup.maxProduceBatchEvents)} events). The consumer roles start after the ingest phases, so the ingest figures are not shared with consumers catching up.`,
     "- **Load.** k6 with an open model (`constant-arrival-rate`): RATE per step, VUs allocated up front for 100 ms per iteration and allowed up to the rate × the blow-up latency, so that a saturated service shows as dropped iterations. Single events use the load tests' own `loadtest/rest-single.js`, against the gateway and the bare server alike; batches and streams use `bench/rest-batch-prebuilt.js` and `bench/grpc-stream-prebuilt.js`, the load tests' scripts with each VU's events built once (the originals run once at the maximum, for comparison); queries use `bench/grpc-query.js`. The end-to-end phase uses the simulator (`tally simulate`, gRPC batches). Events are the load tests' realistic mix (Zipf-popular shop pages, posts and merchants, 100,000 users).",
     "- **Maxima.** Steps go up by a factor while they pass and down while the first ones fail; one more step between the last pass and the first failure refines the maximum. An ingest step passes with at most 1 % of its iterations dropped, at most 0.1 % failed and p99 under its blow-up bound; an end-to-end step with every group's lag bounded, 95 % of the offered events acknowledged and everything committed soon after.",
     "- **CPU.** Every process of the run (the roles, the servers — PostgreSQL with its backends — k6, the simulators, the baselines, the harness) is sampled from `/proc/<pid>/stat` every second and around each step; a step's CPU is its use inside the load window, in % of one core. _Other work_ is the machine's busy time (`/proc/stat`) less the run's processes; the shared servers' CPU includes what other clients made them do meanwhile. Where a process's main thread was runnable but waited for a core (the run queue, from `/proc/<pid>/task/<pid>/schedstat`), the evidence says how much of the step it waited, summed over a group's processes (three simulators can wait 120 %). _CPU per event_ divides a process's CPU by the step's rate, fixed costs (timers, polling, the gateway's live feed) included, so it overstates the cost at low rates; _a full core_ is the rate that process alone would reach with a core to itself.",
@@ -199,7 +204,7 @@ function renderMethod(r: Results, push: Push): void {
     "- **Kafka clients.** The last phases restart ingest and the gateway (side by side, fresh processes) for each configuration they compare, and stop the consumers: the two Kafka clients one after the other with the same steps, then tracing off and on. Their ingest searches start a step below the maxima the phases above found (else below the last full run's) and go in finer steps; a ratio closer to 1 than " +
       `${pct(EVEN_WITHIN * 100)} counts as even.`,
     "- **Tracing and metrics.** Tracing is off unless OTEL_* variables ask for it (`services/infra/tracing.ts`): the stage with it on sets them for an OTLP/HTTP exporter and the `always_on` sampler, to a receiver the harness runs that discards everything (`bench/lib/otlp-sink.ts`). Metrics cannot be switched off: their cost is read from V8 CPU profiles (`--cpu-prof`, sampling every millisecond) of one fixed-load step, as the share of the busy samples (those not idle) whose running function is in `prom-client` or `services/infra/metrics.ts`, within the step's load window. Tracing's cost is the share of the path's CPU per event it adds at the same offered rate (what a CPU-bound path loses in throughput), the maxima of the two searches corroborating; the cost of both together on a load is 1 − (1 − tracing's) × (1 − metrics').",
-    "- **Baselines.** Raw producer: the Kafka client's ceiling with ingest's settings and write sizes. Bare HTTP: the ceiling of a Node.js HTTP server under the same k6 script. redis-benchmark: Redis's ceiling on the sink's commands with many pipelined clients. COPY: PostgreSQL's bulk path for the persister's rows, with the same indexes.",
+    "- **Baselines.** Raw producer: the Kafka client's ceiling with ingest's settings and write sizes. Bare HTTP: the ceiling of a Node.js HTTP server under the same k6 script. redis-benchmark: Redis's ceiling on the sink's commands with many pipelined clients. COPY: PostgreSQL's bulk path for the persister's rows, with the same indexes. The design before (a Redis marker and a `summary_event_seen` row per event for a 24 h window): its keys and rows written for the same events on the same servers, for what the sinks keep per event.",
   );
 }
 

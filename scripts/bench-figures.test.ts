@@ -1,16 +1,27 @@
 /**
  * The benchmark harness's reckoning, on figures made up for the purpose: a CPU profile's samples
  * attributed to metrics code within a window, the verdict between the two Kafka clients (lower
- * bounds included), and the cost of tracing and metrics against its target. No server needed.
+ * bounds included), the cost of tracing and metrics against its target, the sinks' bookkeeping
+ * extrapolated to a day, and the apply script as redis-benchmark runs it. No server needed.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { applyScript, benchApplyScript } from '../bench/baselines/redis-bench.ts';
 import { attribute, type CpuProfile, METRICS_CODE, readProfileOf } from '../bench/lib/cpu-profile.ts';
+import { bytes, smallPct } from '../bench/lib/format.ts';
 import type { CpuUse } from '../bench/lib/proc.ts';
-import type { KafkaClientsResult, LoadStep, OverheadResult, Series } from '../bench/lib/results.ts';
+import type {
+  BookkeepingResult,
+  BookkeepingSnapshot,
+  KafkaClientsResult,
+  LoadStep,
+  OverheadResult,
+  Series,
+} from '../bench/lib/results.ts';
+import { bookkeepingFigures } from '../bench/phases/bookkeeping.report.ts';
 import {
   type ClientFigure,
   clientFigures,
@@ -265,4 +276,74 @@ test('CPU per event compares at the highest rate both series passed', () => {
   );
   const c = series([step(15, false, 10)]);
   assert.equal(commonStep(a, c), undefined);
+});
+
+/** A bookkeeping snapshot with `marks` bytes of marks over `fields` fields and `others` bytes of other keys. */
+function held(
+  events: number,
+  usedMemory: number,
+  others: number,
+  marks: number,
+  fields: number,
+): BookkeepingSnapshot {
+  return {
+    events,
+    redis: {
+      usedMemory,
+      keys: { counts: 10, sums: 5, marks: 10, leaderboards: 2 },
+      bytes: { counts: others, sums: 0, marks, leaderboards: 0 },
+      markFields: fields,
+      counted: events,
+    },
+    pg: [],
+    offsetRows: 12,
+  };
+}
+
+test('a day of bookkeeping: what was held, with the marks at full occupancy, against a marker per event', () => {
+  const bk: BookkeepingResult = {
+    partitions: 12,
+    targets: 10,
+    start: held(0, 1_000_000, 0, 0, 0),
+    // 60 of the 120 (target, partition) pairs marked, then 90.
+    snapshots: [held(100_000, 1_003_000, 1_000, 1_200, 60), held(400_000, 1_003_600, 1_100, 1_620, 90)],
+    markers: { events: 100_000, usedMemory: 16_000_000, bytes: 14_000_000, ttlMs: 86_400_000 },
+    seenRows: { events: 100_000, bytes: 20_000_000 },
+  };
+  const f = bookkeepingFigures(bk)!;
+  assert.equal(f.dayEvents, 1_728_000_000);
+  assert.deepEqual(
+    f.points.map((p) => [p.events, p.usedGrowth, p.keysBytes, p.marksBytes, p.pairsShare]),
+    [
+      [100_000, 3_000, 2_200, 1_200, 0.5],
+      [400_000, 3_600, 2_720, 1_620, 0.75],
+    ],
+  );
+  // 18 bytes per mark (the hash's own overhead spread over its fields) × 120 pairs.
+  assert.equal(f.marksFull, 2_160);
+  // used_memory grew by 3,600, more than the keys' 2,720: the larger, and the marks still missing.
+  assert.equal(f.nowDay, 3_600 + (2_160 - 1_620));
+  assert.equal(f.perTarget, 414);
+  assert.equal(f.markerPerEvent, 160);
+  assert.equal(f.beforeDay, 1_100 + 160 * 1_728_000_000);
+  assert.equal(f.seenDay, 200 * 1_728_000_000);
+  // The bound is never below what was measured.
+  const full = bookkeepingFigures({ ...bk, snapshots: [held(100_000, 1_003_000, 1_000, 5_000, 120)] })!;
+  assert.equal(full.marksFull, 5_000);
+  assert.equal(bookkeepingFigures({ ...bk, snapshots: [] }), undefined);
+  assert.equal(bytes(276_480_001_100), '276 GB');
+  assert.equal(bytes(1e9), '1 GB');
+  assert.equal(bytes(4_140), '4.1 kB');
+  assert.equal(smallPct(4_140 / 276_480_001_100), '0.0000015 %');
+});
+
+test("redis-benchmark runs the counter store's apply script with offsets relative to the mark", () => {
+  const script = benchApplyScript(applyScript(join(import.meta.dirname, '..')));
+  // Everything but how an offset is read is the store's own.
+  assert.match(script, /local offset = mark \+ tonumber\(ARGV\[i\]\)/);
+  assert.equal(
+    script.replace('mark + tonumber(ARGV[i])', 'tonumber(ARGV[i])'),
+    applyScript(join(import.meta.dirname, '..')),
+  );
+  assert.throws(() => benchApplyScript('return 1'), /update bench\/baselines\/redis-bench.ts/);
 });

@@ -118,6 +118,13 @@ test('the benchmark harness runs its smoke variant end to end and reports every 
   const startup = report.slice(report.indexOf('## Start-up of `tally all`'));
   for (const kind of ['fresh', 'restart'])
     assert.match(startup, new RegExp(`\\| ${kind} *\\| 1 *\\| \\d`), `start-up ${kind}`);
+  // What the sinks keep per event: Redis at two event counts and the growth between them, every
+  // table of the schema, and the design before measured beside them.
+  const bookkeeping = report.slice(report.indexOf('## Bookkeeping per event'));
+  assert.match(bookkeeping, /\n\| \d[\d,]* → \d[\d,]* *\| \d/, 'no growth between the two event counts');
+  for (const t of ['event', 'event_summary', 'consumer_offset'])
+    assert.match(bookkeeping, new RegExp(`\\| \`${t}\` *\\| \\d`), `no row for table ${t}`);
+  assert.match(bookkeeping, /\*\*Before\*\* \(a marker per event/);
   // Both Kafka clients measured, and a verdict drawn from their figures.
   const clients = report.slice(report.indexOf('## Kafka client: kafkajs against @platformatic/kafka'));
   assert.match(clients, /\*\*Verdict\.\*\* \S/);

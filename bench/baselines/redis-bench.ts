@@ -2,8 +2,9 @@
  * Baseline: `redis-benchmark` (Debian's redis-tools) on the commands the counter sink and the
  * query role send (services/infra/counters/redis-counter-store.ts): EVALSHA of the counter
  * store's own apply script (read from its source, so the baseline runs the very script the
- * sink runs) with one event and with eight, the leaderboard's ZADD GT, and the HGETALL of a
- * read. Keys live under the run's prefix; markers expire like the sink's.
+ * sink runs, but for how an offset is read: see `benchApplyScript`) with one event and with
+ * eight, the leaderboard's ZADD GT, and the HGETALL of a read. Keys live under the run's prefix,
+ * per target as the sink's: counts, sums, and marks with a field per partition; nothing per event.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -25,8 +26,8 @@ export interface RedisBenchOptions {
   targets: number;
   clients: number;
   pipeline: number;
-  /** Marker expiry, ms (the sink's dedup window). */
-  markerTtlMs: number;
+  /** Partitions of the events topic: the fields of each target's marks hash. */
+  partitions: number;
 }
 
 export interface RedisBenchRow {
@@ -43,6 +44,8 @@ export interface RedisBenchRow {
 
 export interface RedisBenchResult {
   rows: RedisBenchRow[];
+  /** Events the apply rows counted, checked against what they sent (every event applies). */
+  appliedEvents?: number;
   clients: number;
   pipeline: number;
   requests: number;
@@ -60,16 +63,63 @@ export function applyScript(repo: string): string {
   return m[1]!;
 }
 
+/**
+ * The apply script as the baseline runs it: the counter store's own, but with each event's offset
+ * taken relative to the partition's mark (the mark + 1, + 2, …) rather than as sent.
+ * redis-benchmark sends only random numbers, and a mark only moves forward: random offsets would
+ * soon all be at or below the marks, and the script would skip them (a redelivery's work, not an
+ * apply's). Relative offsets make every event apply with the sink's own commands (an HGET and an
+ * HSET of the mark per call, an HINCRBY and, with a value, an HINCRBYFLOAT per event), for one
+ * Lua addition more per event.
+ */
+export function benchApplyScript(script: string): string {
+  const absolute = 'local offset = tonumber(ARGV[i])';
+  if (!script.includes(absolute))
+    throw new Error(
+      `the apply script no longer reads offsets as \`${absolute}\`: update bench/baselines/redis-bench.ts`,
+    );
+  return script.replace(absolute, 'local offset = mark + tonumber(ARGV[i])');
+}
+
+/** redis-benchmark's `__rand_int__`: the number zero-padded to 12 digits. */
+const randInt = (n: number) => String(n).padStart(12, '0');
+
 export async function runRedisBenchmark(options: RedisBenchOptions): Promise<RedisBenchResult> {
-  const sha = (await options.redis.script('LOAD', applyScript(options.repo))) as string;
+  const sha = (await options.redis.script('LOAD', benchApplyScript(applyScript(options.repo)))) as string;
   const p = `${options.prefix}:rb`;
   const target = `${p}:{__rand_int__}`;
-  const marker = `${p}:{x}:e:__rand_int____rand_int__`; // two placeholders: ~targets² distinct ids
-  const ttl = String(options.markerTtlMs);
-  const applyOne = ['EVALSHA', sha, '3', `${target}:n`, `${target}:s`, marker, ttl, 'like', ''];
-  const eight = Array.from({ length: 8 }, () => marker);
-  const eightArgs = Array.from({ length: 8 }, (_, i) => (i === 0 ? ['transaction', '12.5'] : ['like', '']));
-  const applyEight = ['EVALSHA', sha, '10', `${target}:n`, `${target}:s`, ...eight, ttl, ...eightArgs.flat()];
+  // Each target's marks hash holds a field per partition, as the sink's do once the target had
+  // events in every partition; the calls move the middle one (a hash is searched field by field).
+  const marks = options.redis.pipeline();
+  const fields = Array.from({ length: options.partitions }, (_, i) => [String(i), '0']).flat();
+  for (let t = 0; t < options.targets; t++) marks.hset(`${p}:{${randInt(t)}}:o`, ...fields);
+  await marks.exec();
+  const partition = String(Math.floor(options.partitions / 2));
+  const applyOne = [
+    'EVALSHA',
+    sha,
+    '3',
+    `${target}:n`,
+    `${target}:s`,
+    `${target}:o`,
+    partition,
+    '1',
+    'like',
+    '',
+  ];
+  const eightArgs = Array.from({ length: 8 }, (_, i) =>
+    i === 0 ? [String(i + 1), 'transaction', '12.5'] : [String(i + 1), 'like', ''],
+  );
+  const applyEight = [
+    'EVALSHA',
+    sha,
+    '3',
+    `${target}:n`,
+    `${target}:s`,
+    `${target}:o`,
+    partition,
+    ...eightArgs.flat(),
+  ];
   const commands: {
     name: string;
     what: string;
@@ -99,6 +149,13 @@ export async function runRedisBenchmark(options: RedisBenchOptions): Promise<Red
   ];
   const url = new URL(options.redisUrl);
   const rows: RedisBenchRow[] = [];
+  // redis-benchmark issues requests a pipeline at a time, so it sends whole pipelines: a count
+  // they divide, or the apply rows would apply more events than they are said to.
+  const requestsOf = (c: (typeof commands)[number]) => {
+    const pipeline = c.pipeline ?? options.pipeline;
+    const n = c.events === 8 || c.pipeline === 1 ? Math.ceil(options.requests / 4) : options.requests;
+    return Math.ceil(n / pipeline) * pipeline;
+  };
   for (const c of commands) {
     const { stdout } = await run(
       'redis-benchmark',
@@ -108,7 +165,7 @@ export async function runRedisBenchmark(options: RedisBenchOptions): Promise<Red
         '-p',
         url.port || '6379',
         '-n',
-        String(c.events === 8 || c.pipeline === 1 ? Math.ceil(options.requests / 4) : options.requests),
+        String(requestsOf(c)),
         '-c',
         String(c.clients ?? options.clients),
         '-P',
@@ -135,9 +192,21 @@ export async function runRedisBenchmark(options: RedisBenchOptions): Promise<Red
       p99Ms: Number(cols[6]),
     });
   }
+  // Every event sent must have been applied, or the rows measured skipping rather than counting.
+  const sent = commands.reduce((n, c) => n + c.events * requestsOf(c), 0);
+  const counted = options.redis.pipeline();
+  for (let t = 0; t < options.targets; t++) counted.hvals(`${p}:{${randInt(t)}}:n`);
+  let appliedEvents = 0;
+  for (const [error, values] of (await counted.exec()) ?? [])
+    if (!error) for (const v of values as string[]) appliedEvents += Number(v);
+  if (appliedEvents !== sent)
+    throw new Error(
+      `redis-benchmark: the apply rows sent ${sent} events, the counts hashes hold ${appliedEvents}`,
+    );
   const { stdout: version } = await run('redis-benchmark', ['--version']);
   return {
     rows,
+    appliedEvents,
     clients: options.clients,
     pipeline: options.pipeline,
     requests: options.requests,

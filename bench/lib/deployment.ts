@@ -48,9 +48,22 @@ export const GROUP_OF: Record<ConsumerRole, string> = {
   aggregator: 'group_aggregation',
 };
 
+/**
+ * The topic each consumer role reads: the persister the events ingest wrote, the counter and the
+ * aggregator what the persister accepted and forwarded (services/roles.ts). Their backlog exists
+ * only once the persister has run, which is why CONSUMER_ROLES lists it first.
+ */
+export const TOPIC_OF: Record<ConsumerRole, 'events' | 'accepted'> = {
+  persister: 'events',
+  counter: 'accepted',
+  aggregator: 'accepted',
+};
+
 export interface Namespace {
   id: string;
   eventsTopic: string;
+  /** Where the persister forwards the events it accepted (TALLY_ACCEPTED_TOPIC). */
+  acceptedTopic: string;
   dlqTopic: string;
   /** The raw producer baseline's topic. */
   rawTopic: string;
@@ -60,12 +73,16 @@ export interface Namespace {
   partitions: number;
 }
 
-/** Names no other run uses: `bench-<id>…` topics, groups and keys, schema `bench_<id>`. */
+/**
+ * Names no other run uses: `bench-<id>…` topics, groups and keys, schema `bench_<id>`. Ids have
+ * a fixed length, so `bench-<id>` followed by anything is this run's and no other's.
+ */
 export function benchNamespace(partitions: number): Namespace {
   const id = randomBytes(5).toString('hex');
   return {
     id,
     eventsTopic: `bench-${id}-events`,
+    acceptedTopic: `bench-${id}-events.accepted`,
     dlqTopic: `bench-${id}-events.dlq`,
     rawTopic: `bench-${id}-raw`,
     groupPrefix: `bench-${id}-`,
@@ -161,6 +178,7 @@ export class Deployment {
       TALLY_PG_URL: this.servers.pgUrl,
       TALLY_EVENTS_TOPIC: ns.eventsTopic,
       TALLY_EVENTS_PARTITIONS: String(ns.partitions),
+      TALLY_ACCEPTED_TOPIC: ns.acceptedTopic,
       TALLY_DLQ_TOPIC: ns.dlqTopic,
       TALLY_GROUP_PREFIX: this.groupPrefix,
       TALLY_REDIS_PREFIX: ns.redisPrefix,
@@ -230,34 +248,64 @@ export class Deployment {
     return `${this.groupPrefix}${GROUP_OF[role]}`;
   }
 
-  /** Records of the events topic a consumer role's group has not committed yet. */
+  /** The topic a consumer role reads, by its name in this namespace. */
+  topicOf(role: ConsumerRole): string {
+    return TOPIC_OF[role] === 'events' ? this.ns.eventsTopic : this.ns.acceptedTopic;
+  }
+
+  /** Records of the topic a consumer role reads that its group has not committed yet. */
   async lag(role: ConsumerRole): Promise<number> {
-    const offsets = await again(() => this.log.groupOffsets(this.groupId(role), this.ns.eventsTopic));
+    const offsets = await again(() => this.log.groupOffsets(this.groupId(role), this.topicOf(role)));
     return offsets.reduce((n, p) => n + partitionLag(p), 0);
   }
 
-  /** Records the group committed, summed over partitions. */
+  /** Records the group committed on the topic its role reads, summed over partitions. */
   async committed(role: ConsumerRole): Promise<number> {
-    const offsets = await again(() => this.log.committedOffsets(this.groupId(role), this.ns.eventsTopic));
+    const offsets = await again(() => this.log.committedOffsets(this.groupId(role), this.topicOf(role)));
     let total = 0n;
     for (const o of offsets.values()) total += o;
     return Number(total);
   }
 
-  /** Records ever written to the events topic. */
-  async endOffset(): Promise<number> {
+  /**
+   * Records ever written to the topic a consumer role reads: for the counter and the aggregator,
+   * what the persister forwarded so far.
+   */
+  async endOffset(role: ConsumerRole): Promise<number> {
     let total = 0n;
-    for (const o of (await again(() => this.log.endOffsets(this.ns.eventsTopic))).values()) total += o;
+    for (const o of (await again(() => this.log.endOffsets(this.topicOf(role)))).values()) total += o;
     return Number(total);
   }
 
-  /** Moves a stopped group's committed offsets to the end of the events topic (skips the backlog). */
+  /**
+   * Seconds until every consumer group has committed everything on the topic it reads, or
+   * undefined after `timeoutSeconds`. Each round reads the groups in CONSUMER_ROLES order, the
+   * persister first: it commits only once its forward is acknowledged, so when it has no lag the
+   * accepted topic holds everything, and the later groups' lag is measured against all of it.
+   */
+  async drained(timeoutSeconds: number): Promise<number | undefined> {
+    const start = Date.now();
+    while (Date.now() - start < timeoutSeconds * 1000) {
+      let behind = false;
+      for (const role of CONSUMER_ROLES)
+        if ((await this.lag(role).catch(() => 1)) > 0) {
+          behind = true;
+          break;
+        }
+      if (!behind) return (Date.now() - start) / 1000;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    return undefined;
+  }
+
+  /** Moves a stopped group's committed offsets to the end of the topic it reads (skips the backlog). */
   async skipToEnd(role: ConsumerRole): Promise<void> {
     // Explicit offsets, committed outside any group generation as an admin client does (the broker
     // refuses while the group has members). Not kafkajs's setOffsets: it joins the group with a
     // consumer and waits for a fetch, 5 s a group; nor its resetOffsets, which commits "latest" as
     // -1, which a consumer reading from the beginning takes as no commit at all.
-    const ends = await this.log.endOffsets(this.ns.eventsTopic);
+    const topic = this.topicOf(role);
+    const ends = await this.log.endOffsets(topic);
     this.#offsetsAdmin ??= new Admin({
       clientId: 'tally-bench-offsets',
       bootstrapBrokers: this.servers.kafkaBrokers.split(','),
@@ -267,7 +315,7 @@ export class Deployment {
       groupId: this.groupId(role),
       topics: [
         {
-          name: this.ns.eventsTopic,
+          name: topic,
           partitionOffsets: [...ends].map(([partition, offset]) => ({ partition, offset })),
         },
       ],
@@ -283,7 +331,7 @@ export class Deployment {
         await new Promise((resolve) => setTimeout(resolve, 1_000));
       }
     }
-    const committed = await this.log.committedOffsets(this.groupId(role), this.ns.eventsTopic);
+    const committed = await this.log.committedOffsets(this.groupId(role), topic);
     for (const [partition, end] of ends)
       if ((committed.get(partition) ?? 0n) !== end)
         throw new Error(
@@ -296,7 +344,7 @@ export class Deployment {
     await this.stopAll().catch(() => {});
     const ns = this.ns;
     await this.log
-      .deleteTopics([ns.eventsTopic, ns.dlqTopic, ns.rawTopic])
+      .deleteTopics([ns.eventsTopic, ns.acceptedTopic, ns.dlqTopic, ns.rawTopic])
       .catch((e: unknown) => progress(`could not delete the topics: ${String(e)}`));
     const admin = this.kafka.admin();
     try {
@@ -317,11 +365,12 @@ export class Deployment {
       let cursor = '0';
       let deleted = 0;
       do {
-        const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${ns.redisPrefix}:*`, 'COUNT', 5000);
+        // The namespace's prefix and the prefixes made from it (`<prefix>-bk`: the bookkeeping phase's).
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${ns.redisPrefix}[-:]*`, 'COUNT', 5000);
         if (keys.length > 0) deleted += await this.redis.unlink(...keys);
         cursor = next;
       } while (cursor !== '0');
-      progress(`deleted ${deleted} Redis keys under ${ns.redisPrefix}:`);
+      progress(`deleted ${deleted} Redis keys under ${ns.redisPrefix}`);
     } catch (e) {
       progress(`could not delete the Redis keys: ${String(e)}`);
     }

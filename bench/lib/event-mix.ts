@@ -4,6 +4,7 @@
  * Zipf-popular targets, users as partition keys. Encoded exactly as ingest encodes an event.
  */
 
+import type { Event } from '../../services/gen/tally/v1/event_pb.js';
 import type { LogRecord } from '../../services/infra/log/event-log.ts';
 import { encodeEvent, msToTimestamp, newEvent, partitionKey } from '../../services/pipeline/event-codec.ts';
 import { ZipfSampler } from '../../services/simulator/zipf.ts';
@@ -56,11 +57,29 @@ const REFERRERS = ['search', 'direct', 'social'];
 
 /** `count` log records of the mix as ingest writes them (id, received_at and ip filled in). */
 export function mixRecords(count: number, runId: string, targets = 1000, users = 100_000): LogRecord[] {
+  return mixEvents(count, (i) => `${runId}-raw-${i}`, targets, users).map(toRecord);
+}
+
+/** A log record of `event` as ingest writes it: keyed by user (else target), encoded. */
+export function toRecord(event: Event): LogRecord {
+  return { key: partitionKey(event), value: encodeEvent(event) };
+}
+
+/**
+ * `count` events of the mix, the i-th with id `idOf(i)`, on `targets` Zipf-popular targets of
+ * each family (so up to 3 × `targets` in all) from `users` users.
+ */
+export function mixEvents(
+  count: number,
+  idOf: (i: number) => string,
+  targets = 1000,
+  users = 100_000,
+): Event[] {
   const targetRanks = new ZipfSampler(targets, 1.1);
   const userRanks = new ZipfSampler(users, 0.7);
   const families = FAMILIES.map((f) => [f, f.share] as const);
   const now = Date.now();
-  const records: LogRecord[] = [];
+  const events: Event[] = [];
   for (let i = 0; i < count; i++) {
     const family = weighted(families);
     const type = weighted(family.types);
@@ -68,7 +87,7 @@ export function mixRecords(count: number, runId: string, targets = 1000, users =
     const h = Math.imul(user, 0x9e3779b1) >>> 0;
     const transaction = type === 'transaction';
     const event = newEvent({
-      id: `${runId}-raw-${i}`,
+      id: idOf(i),
       type,
       target: family.target(targetRanks.sample(unseeded)),
       userId: `user-${user}`,
@@ -84,9 +103,9 @@ export function mixRecords(count: number, runId: string, targets = 1000, users =
             ? { referrer: REFERRERS[i % REFERRERS.length]! }
             : {},
     });
-    records.push({ key: partitionKey(event), value: encodeEvent(event) });
+    events.push(event);
   }
-  return records;
+  return events;
 }
 
 function gaussian(): number {

@@ -35,6 +35,35 @@ export const ratio = (a: number | undefined, b: number | undefined): number | un
 export const met = (ok: boolean | undefined): string =>
   ok === undefined ? 'not measured' : ok ? '**met**' : '**not met**';
 
+/**
+ * A size in decimal units, as the targets are stated (`1 GB` = 10⁹ bytes): `512 B`, `3.4 kB`,
+ * `12.5 MB`, `268 GB`.
+ */
+export function bytes(n: number | undefined): string {
+  if (n === undefined || !Number.isFinite(n)) return '—';
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (i < units.length - 1 && Math.abs(n) >= 1000 ** (i + 1)) i++;
+  const v = n / 1000 ** i;
+  return `${num(v, i === 0 || Math.abs(v) >= 100 || Number.isInteger(v) ? 0 : 1)} ${units[i]}`;
+}
+
+/** A large count to two significant digits, in words past a million (`1.9 million`, `48,000`). */
+export function approx(n: number | undefined): string {
+  if (n === undefined || !Number.isFinite(n)) return '—';
+  const magnitude = 10 ** Math.max(0, Math.floor(Math.log10(Math.max(1, Math.abs(n)))) - 1);
+  const r = Math.round(n / magnitude) * magnitude;
+  return r >= 1e9 ? `${num(r / 1e9, 1)} billion` : r >= 1e6 ? `${num(r / 1e6, 1)} million` : num(r);
+}
+
+/** A share as a percentage with as many decimals as a small one needs to show (`0.0012 %`). */
+export function smallPct(share: number | undefined): string {
+  if (share === undefined || !Number.isFinite(share)) return '—';
+  const p = share * 100;
+  const digits = p >= 1 || p <= 0 ? 0 : Math.min(8, Math.ceil(-Math.log10(p)) + 1);
+  return pct(p, digits);
+}
+
 /** `12 µs`, `1.4 ms`. */
 export function micros(us: number | undefined): string {
   if (us === undefined || !Number.isFinite(us)) return '—';

@@ -27,7 +27,6 @@ export interface Bench {
   readonly sampler: CpuSampler;
   /** Filled in by the phases; rendered as bench/RESULTS.md. */
   readonly results: Results;
-  /** The counter store's dedup window the roles run with, ms. */
   /** Writes a progress line to stderr, stamped with the run's elapsed time. */
   progress(line: string): void;
   /** The plan's time budget is spent: searches stop stepping. */

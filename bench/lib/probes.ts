@@ -50,8 +50,12 @@ export interface ProbeStats {
  * characters of the base64url SHA-256 of the target (redis-counter-store.ts).
  */
 export function countsKey(prefix: string, target: string): string {
-  const tag = createHash('sha256').update(target).digest('base64url').slice(0, 22);
-  return `${prefix}:{${tag}}:n`;
+  return `${prefix}:{${targetTag(target)}}:n`;
+}
+
+/** The hash tag of a target's keys: the first 22 characters of the base64url SHA-256 of the target. */
+export function targetTag(target: string): string {
+  return createHash('sha256').update(target).digest('base64url').slice(0, 22);
 }
 
 const ingestClient = (address: string) =>

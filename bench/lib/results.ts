@@ -66,12 +66,73 @@ export interface RawProducerRun {
 
 export interface CatchUp {
   role: string;
+  /**
+   * The topic it read: `events` (the persister), or `accepted`, what the persister forwarded
+   * (the counter and the aggregator). Absent in runs from before the accepted topic: `events`.
+   */
+  topic?: 'events' | 'accepted';
   /** Records waiting when it started. */
   backlog: number;
   events: number;
   seconds: number;
   eventsPerSecond: number;
   cpu: CpuUse;
+}
+
+/** The kinds of key the counter writes under its prefix (services/infra/counters/redis-counter-store.ts). */
+export const REDIS_KEY_KINDS = ['counts', 'sums', 'marks', 'leaderboards'] as const;
+export type RedisKeyKind = (typeof REDIS_KEY_KINDS)[number];
+
+/** What Redis holds at one moment: the whole server's memory, and the counter's keys by kind. */
+export interface RedisFootprint {
+  /** INFO memory `used_memory`: the whole server's, other clients' keys included. */
+  usedMemory: number;
+  /** The counter's keys under its prefix, by kind (the leaderboards' sorted sets and the set of types). */
+  keys: Record<RedisKeyKind, number>;
+  /** Their MEMORY USAGE (SAMPLES 0: every element), bytes, by kind. */
+  bytes: Record<RedisKeyKind, number>;
+  /** Fields of the marks hashes: the (target, partition) pairs with a mark. */
+  markFields: number;
+  /** Events the counts hashes hold, summed over targets and types. */
+  counted: number;
+}
+
+/** A table of the run's schema: its rows and pg_total_relation_size (heap, indexes, TOAST). */
+export interface PgTableFootprint {
+  table: string;
+  rows: number;
+  bytes: number;
+}
+
+/** What the sinks hold after some number of the bookkeeping phase's events. */
+export interface BookkeepingSnapshot {
+  /** Events of the phase sent through the sinks so far (0: before the first). */
+  events: number;
+  redis: RedisFootprint;
+  /** Every table of the run's schema. */
+  pg: PgTableFootprint[];
+  /** The rows of `consumer_offset` that the phase's aggregator group holds. */
+  offsetRows: number;
+}
+
+/** Phase `bookkeeping`: what the sinks keep besides the events, at two event counts and before. */
+export interface BookkeepingResult {
+  partitions: number;
+  /** The mix's targets the events were drawn on (every family's). */
+  targets: number;
+  /** Before the phase's first event, then after each count (cumulative). */
+  start: BookkeepingSnapshot;
+  snapshots: BookkeepingSnapshot[];
+  /**
+   * The design before: a Redis marker per event for the 24 h dedup window, set as the counter
+   * set it (`SET <prefix>:{<tag>}:e:<id> 1 NX PX`) for the first count's events, then deleted.
+   */
+  markers?: { events: number; usedMemory: number; bytes: number; ttlMs: number };
+  /**
+   * The design before: a `summary_event_seen` row per event (id primary key, seen_at indexed),
+   * for the first count's ids in a twin table, then dropped.
+   */
+  seenRows?: { events: number; bytes: number };
 }
 
 export interface Quantiles {
@@ -198,8 +259,6 @@ export interface Results {
     partitions: number;
     lingerMs: number;
     maxProduceBatchEvents: number;
-    /** Absent since the sinks keep offsets instead of event ids. */
-    dedupWindowMs?: number;
     stepSeconds: number;
     e2eStepSeconds: number;
     probeRedisPollMs: number;
@@ -221,6 +280,7 @@ export interface Results {
   catchUp: CatchUp[];
   pgCopy?: PgCopyResult;
   redisBench?: RedisBenchResult;
+  bookkeeping?: BookkeepingResult;
   e2e?: E2eSeries;
   getCounters?: QueryRun;
   getReport?: QueryRun & { seed: SeedResult };

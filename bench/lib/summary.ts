@@ -20,6 +20,9 @@ export const TARGETS = {
   ingestVsRawProducer: 0.5,
   /** What tracing and metrics may cost, as a share of the throughput without them. */
   observabilityCost: 0.1,
+  /** The counter's Redis memory after 24 h at `dayEventsPerSecond`, bytes (1 GB). */
+  counterRedisBytesPerDay: 1e9,
+  dayEventsPerSecond: 20_000,
 } as const;
 
 /** One figure of the summary table, against its target and its baseline. */

@@ -99,9 +99,10 @@ export function renderE2e(r: Results, push: Push): void {
     const groups = E2E_GROUPS;
     push(
       `Every role running; three simulators (\`tally simulate\`: clickstream 50 %, social 35 %, transactions 15 %, batches of 100 ` +
-        `over gRPC to ingest) offer each rate for ${r.setup.e2eStepSeconds} s. The lag of each consumer group (end offsets less ` +
-        `committed offsets, read through the event log port every second) must stay under max(2 s of events, 2,000) in the second ` +
-        `half of the step, and every group must have committed everything within a drain wait after it. Meanwhile ` +
+        `over gRPC to ingest) offer each rate for ${r.setup.e2eStepSeconds} s. The lag of each consumer group on the topic it reads (end offsets less ` +
+        `committed offsets, read through the event log port every second: the persister's on the events topic, the counter's and the aggregator's ` +
+        `on the accepted topic the persister fills, so an event on its way to them is in one lag or the other) must stay under max(2 s of events, 2,000) in the second ` +
+        `half of the step, and every group must have committed everything within a drain wait after it (the persister first). Meanwhile ` +
         `${r.setup.probesPerSecond} probe events per second, each on a target of its own, go through \`Publish\`; from each ` +
         `acknowledgement the harness polls Redis every ${r.setup.probeRedisPollMs} ms and PostgreSQL every ${r.setup.probePgPollMs} ms ` +
         'until the probe is readable there (p50 / p99 below).',

@@ -122,9 +122,10 @@ async function e2eStep(
   const offeredEvents = rate;
   const achievedEvents = sim.reduce((t, s) => t + s.acknowledged, 0) / seconds;
   const failedEvents = sim.reduce((t, s) => t + s.failed + s.missed, 0);
-  // Drain: every group commits everything (probes still being collected meanwhile).
+  // Drain: every group commits everything on the topic it reads, the persister first (probes
+  // still being collected meanwhile).
   const [drainSeconds, stats] = await Promise.all([
-    drained(b, drainTimeoutSeconds),
+    deployment.drained(drainTimeoutSeconds),
     probes.stop(drainTimeoutSeconds * 1000),
   ]);
   const after = await consumerScrape(b);
@@ -174,7 +175,11 @@ async function firstBatches({ deployment }: Bench): Promise<number> {
   return Date.now();
 }
 
-/** The lag of every consumer group, sampled each second until `stop()`. */
+/**
+ * The lag of every consumer group on the topic it reads, sampled each second until `stop()`: the
+ * persister's on the events, the counter's and the aggregator's on the accepted topic (an event
+ * on its way to the counter is in the persister's lag, then in the counter's).
+ */
 function sampleLags({ deployment }: Bench) {
   let running = true;
   const lags: { atMs: number; lag: Record<string, number> }[] = [];
@@ -194,17 +199,6 @@ function sampleLags({ deployment }: Bench) {
       return lags;
     },
   };
-}
-
-/** Seconds until every group committed everything, or undefined after `timeoutSeconds`. */
-async function drained({ deployment }: Bench, timeoutSeconds: number): Promise<number | undefined> {
-  const drainStart = Date.now();
-  while (Date.now() - drainStart < timeoutSeconds * 1000) {
-    const remaining = await Promise.all(CONSUMER_ROLES.map((r) => deployment.lag(r).catch(() => 1)));
-    if (remaining.every((l) => l === 0)) return (Date.now() - drainStart) / 1000;
-    await sleep(250);
-  }
-  return undefined;
 }
 
 /** Why a step failed: each group's lag over its bound, a shortfall, failures, no drain. */

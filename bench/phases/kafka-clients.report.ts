@@ -186,7 +186,8 @@ export function renderKafkaClients(r: Results, push: Push): void {
     `The roles restarted with each client in turn (\`TALLY_KAFKA_CLIENT=kafkajs\`, then \`platformatic\`: ${k.runs.map(name).join(', ')}), ` +
       `on the same figures with the same steps: ingest's maxima (gRPC streams straight to ingest, REST batches through the gateway, ${num(k.stepSeconds)} s per step, ` +
       "starting a step below the maxima of the phases above, in finer steps); each consumer role alone on the backlog that client's own ingest steps wrote " +
-      "(in consumer groups of the client's own, set to the end of the events topic before its ingest steps: events no sink had seen)" +
+      "(in consumer groups of the client's own, set to the end of the topics they read before its ingest steps: the persister first, on events no sink had seen, " +
+      'then the counter and the aggregator on what that persister forwarded to the accepted topic)' +
       `${k.e2eStepSeconds ? `; end to end with the simulators (${num(k.e2eStepSeconds)} s per step)` : ''}; ` +
       "and each library's producer alone (`bench/baselines/raw-producer.ts --client`) at the sizes of ingest's writes with the first client. The clients ran one after the other, so a shared machine's other work weighs on each differently; " +
       `a ratio within ${pct(EVEN_WITHIN * 100)} of 100 % counts as even.`,

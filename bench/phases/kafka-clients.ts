@@ -86,8 +86,9 @@ async function clientRun(
     rawProducer: [],
   };
   comparison.runs.push(run);
-  // This client's consumer groups start at the end of the events topic: they catch up on
-  // what its own ingest steps write, events no sink has seen (no dedup marker, no row yet).
+  // This client's consumer groups start at the end of the topics they read: its persister catches
+  // up on what its own ingest steps write (ids no row holds yet, all accepted), then its counter
+  // and aggregator on what that persister forwarded.
   deployment.groupPrefix = `${ns.groupPrefix}${client}-`;
   for (const role of CONSUMER_ROLES) await deployment.skipToEnd(role);
   progress(`${library}: restarting ingest and the gateway with TALLY_KAFKA_CLIENT=${client}`);
@@ -106,7 +107,8 @@ async function clientRun(
     seconds: kc.stepSeconds,
     ...restBatchLoad,
   });
-  for (const role of kc.catchUpRoles) {
+  // In CONSUMER_ROLES' order, the persister first: the others' backlog is what it forwards.
+  for (const role of CONSUMER_ROLES.filter((r) => kc.catchUpRoles.includes(r))) {
     const r = await catchUpAlone(b, role, kc.catchUpSeconds, env, `${role} (${library})`);
     if (r) run.catchUp.push(r);
   }

@@ -50,8 +50,9 @@ export function sinkRows(r: Results, rows: SummaryRow[]): void {
 export function renderSinks(r: Results, push: Push): void {
   push('## Sinks', '');
   push(
-    'Each consumer role alone (the others stopped) on the backlog the ingest phases left in the events topic, its rate counted ' +
-      "from its first commit; then the servers' own baselines on the same kind of work.",
+    'Each consumer role alone (the others stopped) on its backlog, its rate counted from its first commit: the persister first, on ' +
+      'the events the ingest phases left in the events topic, forwarding those it accepts to the accepted topic; ' +
+      "then the counter and the aggregator on what it forwarded. Then the servers' own baselines on the same kind of work.",
     '',
   );
   push(
@@ -60,6 +61,7 @@ export function renderSinks(r: Results, push: Push): void {
       : table(
           [
             'role',
+            'reads',
             'backlog (records)',
             'events handled',
             'seconds',
@@ -69,6 +71,7 @@ export function renderSinks(r: Results, push: Push): void {
           ],
           r.catchUp.map((c) => [
             c.role,
+            `${c.topic ?? 'events'} topic`,
             num(c.backlog),
             num(c.events),
             num(c.seconds, 1),
@@ -92,7 +95,9 @@ export function renderSinks(r: Results, push: Push): void {
   if (r.redisBench)
     push(
       `\`bench/baselines/redis-bench.ts\`: ${r.redisBench.version}, ${num(r.redisBench.requests)} requests per command, ` +
-        `${r.redisBench.clients} clients, pipeline ${r.redisBench.pipeline} (the server's ceiling; the last row: its latency unloaded), on the counter store's own apply script (EVALSHA) and the other commands of the counter sink and GetCounters.`,
+        `${r.redisBench.clients} clients, pipeline ${r.redisBench.pipeline} (the server's ceiling; the last row: its latency unloaded), on the counter store's own apply script (EVALSHA) and the other commands of the counter sink and GetCounters. ` +
+        "The apply rows use the sink's keys per target (counts, sums, and marks with a field per partition; nothing per event), and offsets relative to the partition's mark, " +
+        `so that every event applies, as in a catch-up (redis-benchmark sends only random numbers, which a mark would soon reject)${r.redisBench.appliedEvents !== undefined ? `: the counts hold the ${num(r.redisBench.appliedEvents)} events sent` : ''}.`,
       '',
       table(
         ['command', 'what it stands for', 'requests/s', 'events/s', 'p50', 'p99'],

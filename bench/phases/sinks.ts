@@ -1,16 +1,25 @@
 /**
- * Phase `sinks`: each consumer role alone on the backlog the ingest phases left, its rate counted
- * from its first commit; then the servers' own baselines (PostgreSQL COPY, redis-benchmark).
+ * Phase `sinks`: each consumer role alone on its backlog, its rate counted from its first commit:
+ * the persister on the events the ingest phases left, then the counter and the aggregator on what
+ * it accepted and forwarded meanwhile; then the servers' own baselines (PostgreSQL COPY,
+ * redis-benchmark).
  */
 import { runPgCopy } from '../baselines/pg-copy.ts';
 import { runRedisBenchmark } from '../baselines/redis-bench.ts';
-import { CONSUMER_ROLES, type ConsumerRole, type Deployment, localServers } from '../lib/deployment.ts';
+import {
+  CONSUMER_ROLES,
+  type ConsumerRole,
+  type Deployment,
+  localServers,
+  TOPIC_OF,
+} from '../lib/deployment.ts';
 import { type Bench, describeCpu, fmt, repo, sleep } from '../lib/harness.ts';
 import type { CpuSampler } from '../lib/proc.ts';
 import type { CatchUp } from '../lib/results.ts';
 
 export async function runSinks(b: Bench): Promise<void> {
   const { plan, results, deployment, ns, progress } = b;
+  // The persister first (CONSUMER_ROLES' order): the others' backlog is what it forwards.
   for (const role of CONSUMER_ROLES) {
     const r = await catchUpAlone(b, role, plan.catchUpSeconds);
     if (r) results.catchUp.push(r);
@@ -29,7 +38,7 @@ export async function runSinks(b: Bench): Promise<void> {
     targets: 3000,
     clients: plan.redisBench.clients,
     pipeline: plan.redisBench.pipeline,
-    markerTtlMs: 3_600_000,
+    partitions: ns.partitions,
   });
   for (const row of results.redisBench.rows)
     progress(
@@ -38,8 +47,9 @@ export async function runSinks(b: Bench): Promise<void> {
 }
 
 /**
- * Starts a consumer role alone on the backlog of its group (the deployment's prefix) and
- * measures its catch-up; stops it after.
+ * Starts a consumer role alone on the backlog of its group (the deployment's prefix) on the topic
+ * it reads and measures its catch-up; stops it after. The counter's and the aggregator's backlog
+ * is on the accepted topic: what the persister forwarded that their group has not read.
  */
 export async function catchUpAlone(
   { deployment, sampler, progress }: Bench,
@@ -48,11 +58,13 @@ export async function catchUpAlone(
   env: Record<string, string> = {},
   label: string = role,
 ): Promise<CatchUp | undefined> {
-  const end = await deployment.endOffset();
+  const end = await deployment.endOffset(role);
   const committedBefore = await deployment.committed(role);
   const backlog = end - committedBefore;
   if (backlog <= 0) {
-    progress(`${label}: no backlog to catch up on`);
+    progress(
+      `${label}: no backlog to catch up on${TOPIC_OF[role] === 'accepted' ? ' (the persister, which runs first, forwarded nothing this group has not read)' : ''}`,
+    );
     return undefined;
   }
   await deployment.start(role, env);
@@ -92,6 +104,7 @@ async function measureCatchUp(
   const seconds = (toMs - fromMs) / 1000;
   return {
     role,
+    topic: TOPIC_OF[role],
     backlog,
     events: last - fromCommitted,
     seconds,

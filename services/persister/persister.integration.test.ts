@@ -16,7 +16,7 @@ import { decodeEvent, encodeEvent, newEvent } from '../pipeline/event-codec.ts';
 import { EVENT_OFFSET_HEADER, type EventBatch } from '../pipeline/event-consumer.ts';
 import { realServers, requireRealServers, testNamespace, waitFor } from '../testing/real-servers.ts';
 import { Backends } from '../testing/tally-client.ts';
-import { persistBatch, start } from './persister.ts';
+import { forwardSlices, persistBatch, start } from './persister.ts';
 
 await requireRealServers();
 
@@ -213,6 +213,63 @@ test('the role forwards what it accepts to the same partition with its offset, c
     { id: 'c', offset: '0', stored: '0:4', differs: ['target'] },
   ]);
   assert.doesNotMatch(JSON.stringify(warnings), /secret-target/, 'the log names fields, never their values');
+});
+
+test("a batch larger than Kafka's largest message is forwarded whole, in several writes", async (t) => {
+  // A backlog: the consumer fetches up to 1 MiB of one partition at once, and forwarding those
+  // records with a header each made one write of more than the broker's message.max.bytes
+  // (1 MiB by default), refused every time: the batch was redelivered for ever.
+  const record = (bytes: number) => ({ key: 'k', value: new Uint8Array(bytes) });
+  const slices = forwardSlices([record(100), record(100), record(300), record(50)], 300);
+  assert.deepEqual(
+    slices.map((slice) => slice.map((r) => r.value.byteLength)),
+    [[100, 100], [300], [50]],
+    'in order, each slice under the bound, a record over it alone',
+  );
+  const events = `${ns.eventsTopic}-big`;
+  const accepted = `${ns.acceptedTopic}-big`;
+  await backends.log.ensureTopics([
+    { name: events, partitions: 1 },
+    { name: accepted, partitions: 1 },
+  ]);
+  t.after(() => backends.log.deleteTopics([events, accepted]));
+  const count = 6000;
+  const padding = 'x'.repeat(160);
+  for (let i = 0; i < count; i += 500)
+    await backends.log.producer().send(
+      events,
+      Array.from({ length: 500 }, (_, j) => ({
+        key: 'k',
+        value: encodeEvent(eventOf({ id: `big-${i + j}`, attributes: { padding } })),
+      })),
+    );
+  const role = await start(
+    {
+      log: backends.log,
+      logger: { debug() {}, info() {}, warn() {}, error() {}, child: () => ({}) as Logger },
+      metrics: createMetricsRegistry(),
+      sql: db,
+    },
+    {
+      groupId: `${ns.groupPrefix}big`,
+      eventsTopic: events,
+      acceptedTopic: accepted,
+      dlqTopic: ns.dlqTopic,
+      maxWaitMs: 100,
+      lagIntervalMs: 60_000,
+    },
+  );
+  t.after(() => role.stop());
+  let forwarded = 0n;
+  await waitFor(
+    async () => {
+      forwarded = (await backends.log.endOffsets(accepted)).get(0) ?? 0n;
+      return forwarded >= BigInt(count);
+    },
+    () => `${forwarded} of ${count} events forwarded`,
+    60_000,
+  );
+  assert.equal(forwarded, BigInt(count));
 });
 
 test('the role refuses to start when the accepted topic has fewer partitions than the events topic', async () => {

@@ -222,6 +222,39 @@ export async function persistBatch(sql: SqlExecutor, batch: EventBatch): Promise
   return { accepted, duplicates };
 }
 
+/**
+ * Bytes of records per write to the accepted topic: half the broker's default largest message
+ * (message.max.bytes, 1 MiB), which a write of one partition's records must fit in. A batch read
+ * from a backlog is up to the consumer's fetch size of one partition (1 MiB as well), and its
+ * forward carries a header more per record: written at once, it is refused every time, and the
+ * batch redelivered for ever.
+ */
+export const FORWARD_MAX_BYTES = 512 * 1024;
+
+/**
+ * `records` in consecutive slices of at most `maxBytes` of keys, values and headers each (a record
+ * larger than that alone in its slice), in their order.
+ */
+export function forwardSlices(records: readonly LogRecord[], maxBytes = FORWARD_MAX_BYTES): LogRecord[][] {
+  const slices: LogRecord[][] = [];
+  let slice: LogRecord[] = [];
+  let bytes = 0;
+  for (const r of records) {
+    // The record's own framing in a Kafka batch (lengths, offset and time deltas, attributes).
+    let size = 24 + (r.key?.length ?? 0) + r.value.byteLength;
+    for (const [k, v] of Object.entries(r.headers ?? {})) size += 8 + k.length + v.length;
+    if (slice.length > 0 && bytes + size > maxBytes) {
+      slices.push(slice);
+      slice = [];
+      bytes = 0;
+    }
+    slice.push(r);
+    bytes += size;
+  }
+  if (slice.length > 0) slices.push(slice);
+  return slices;
+}
+
 /** The accepted events as records of the accepted topic: same partition, key, value and headers. */
 export function acceptedRecords(accepted: readonly LoggedEvent[]): LogRecord[] {
   return accepted.map(({ record, partition, offset }) => ({
@@ -288,7 +321,9 @@ export async function start(deps: PersisterDeps, config: PersisterConfig): Promi
     spanName: 'persister insert',
     apply: async (batch) => {
       const outcome = await persistBatch(deps.sql, batch);
-      await forward.send(config.acceptedTopic, acceptedRecords(outcome.accepted));
+      // One slice after the other, so that the partition's records stay in offset order.
+      for (const slice of forwardSlices(acceptedRecords(outcome.accepted)))
+        await forward.send(config.acceptedTopic, slice);
       if (outcome.duplicates.length === 0) return;
       let conflictCount = 0;
       for (const d of outcome.duplicates) if (d.kind === 'conflict') conflictCount++;

@@ -21,7 +21,7 @@
  */
 
 import type { Stoppable } from '../infra/lifecycle.ts';
-import type { EventLog, LogRecord } from '../infra/log/event-log.ts';
+import { type EventLog, type LogRecord, MAX_WRITE_BYTES, recordBytes } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
 import { duplicateMetrics } from '../infra/metrics.ts';
 import type { SqlExecutor } from '../infra/sql/sql-database.ts';
@@ -223,13 +223,12 @@ export async function persistBatch(sql: SqlExecutor, batch: EventBatch): Promise
 }
 
 /**
- * Bytes of records per write to the accepted topic: half the broker's default largest message
- * (message.max.bytes, 1 MiB), which a write of one partition's records must fit in. A batch read
- * from a backlog is up to the consumer's fetch size of one partition (1 MiB as well), and its
- * forward carries a header more per record: written at once, it is refused every time, and the
- * batch redelivered for ever.
+ * Bytes of records per write to the accepted topic (the log's MAX_WRITE_BYTES). A batch read from
+ * a backlog is up to the consumer's fetch size of one partition (1 MiB), and its forward carries a
+ * header more per record: written at once, it would be refused every time, and the batch
+ * redelivered for ever.
  */
-export const FORWARD_MAX_BYTES = 512 * 1024;
+export const FORWARD_MAX_BYTES = MAX_WRITE_BYTES;
 
 /**
  * `records` in consecutive slices of at most `maxBytes` of keys, values and headers each (a record
@@ -240,9 +239,7 @@ export function forwardSlices(records: readonly LogRecord[], maxBytes = FORWARD_
   let slice: LogRecord[] = [];
   let bytes = 0;
   for (const r of records) {
-    // The record's own framing in a Kafka batch (lengths, offset and time deltas, attributes).
-    let size = 24 + (r.key?.length ?? 0) + r.value.byteLength;
-    for (const [k, v] of Object.entries(r.headers ?? {})) size += 8 + k.length + v.length;
+    const size = recordBytes(r);
     if (slice.length > 0 && bytes + size > maxBytes) {
       slices.push(slice);
       slice = [];

@@ -147,3 +147,19 @@ test('lingerMs > 0 waits that long before a send from idle, gathering what comes
   await Promise.all([first, producer.append([record(2)])]);
   assert.deepEqual(gated.sent, [[1, 2]]);
 });
+
+test('a send stays under maxBatchBytes: appends beyond it wait for the next send', async () => {
+  const gated = gatedLog();
+  gated.open();
+  const producer = new BatchingProducer(gated.log, {
+    topic: 't',
+    lingerMs: 0,
+    maxBatchRecords: 100,
+    maxBatchBytes: 1_000,
+    timeoutMs: 5_000,
+  });
+  const big = (n: number): LogRecord => ({ key: `k${n}`, value: new Uint8Array(400).fill(n) });
+  await Promise.all([1, 2, 3, 4, 5].map((n) => producer.append([big(n)])));
+  // About 430 bytes each: two fit in 1,000, a third does not.
+  assert.deepEqual(gated.sent, [[1, 2], [3, 4], [5]]);
+});

@@ -4,7 +4,8 @@
  * appends of the same turn of the event loop, `setImmediate`), so a lone request pays no wait;
  * while a send is in flight, appends gather, and all of them go out together when it returns (up
  * to `maxBatchRecords` per send). Batches thus grow with the load by themselves — one round trip's
- * worth of appends — and the latency at light load is the log's own. `lingerMs` > 0 adds a fixed
+ * worth of appends — and the latency at light load is the log's own. A send also stays under
+ * `maxBatchBytes`, so that one partition's share always fits the broker's largest message. `lingerMs` > 0 adds a fixed
  * wait before a send started from idle, trading that latency for bigger batches. One send is in
  * flight at a time, so records keep their order.
  *
@@ -19,7 +20,7 @@
  */
 import { context, ROOT_CONTEXT, type SpanContext, SpanKind, trace } from '@opentelemetry/api';
 import { AppError, Code } from '../infra/app-error.ts';
-import type { LogProducer, LogRecord } from '../infra/log/event-log.ts';
+import { type LogProducer, type LogRecord, MAX_WRITE_BYTES, recordBytes } from '../infra/log/event-log.ts';
 import { type ProduceMetrics, secondsSince } from '../infra/metrics.ts';
 import { errorType, failSpan, SpanLinks, type Tracer } from '../infra/tracing.ts';
 
@@ -27,6 +28,8 @@ export interface BatchingProducerOptions {
   topic: string;
   lingerMs: number;
   maxBatchRecords: number;
+  /** Most bytes of records per send (default the log's MAX_WRITE_BYTES); an append larger goes alone. */
+  maxBatchBytes?: number;
   /** Longest an append may wait for the log's acknowledgement, queueing included. */
   timeoutMs: number;
   /** Observes each write (its duration and events) when given. */
@@ -37,6 +40,8 @@ export interface BatchingProducerOptions {
 
 interface Pending {
   records: readonly LogRecord[];
+  /** Their bytes, by recordBytes. */
+  bytes: number;
   /** The span the append was made in, when tracing. */
   spanContext: SpanContext | undefined;
   resolve: () => void;
@@ -63,8 +68,11 @@ export class BatchingProducer {
   append(records: readonly LogRecord[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
+      let bytes = 0;
+      for (const r of records) bytes += recordBytes(r);
       const pending: Pending = {
         records,
+        bytes,
         spanContext: this.#options.tracer ? trace.getSpanContext(context.active()) : undefined,
         settled: false,
         resolve: () => {
@@ -137,13 +145,18 @@ export class BatchingProducer {
     while (this.#queue.length > 0) {
       const batch: Pending[] = [];
       let count = 0;
+      let bytes = 0;
+      const maxBytes = this.#options.maxBatchBytes ?? MAX_WRITE_BYTES;
       while (
         this.#queue.length > 0 &&
-        (count === 0 || count + this.#queue[0]!.records.length <= this.#options.maxBatchRecords)
+        (count === 0 ||
+          (count + this.#queue[0]!.records.length <= this.#options.maxBatchRecords &&
+            bytes + this.#queue[0]!.bytes <= maxBytes))
       ) {
         const next = this.#queue.shift()!;
         batch.push(next);
         count += next.records.length;
+        bytes += next.bytes;
       }
       this.#queuedRecords -= count;
       const metrics = this.#options.metrics;

@@ -17,6 +17,21 @@ export interface LogRecord {
   headers?: Readonly<Record<string, string>>;
 }
 
+/**
+ * About the bytes `record` takes in a Kafka record batch: key, value, headers and the record's own
+ * framing (lengths, offset and time deltas, attributes). A write of one partition's records must
+ * fit the broker's largest message (`message.max.bytes`, 1 MiB by default), or Kafka refuses it
+ * every time: writers bound their writes with this.
+ */
+export function recordBytes(record: LogRecord): number {
+  let size = 24 + (record.key?.length ?? 0) + record.value.byteLength;
+  for (const [k, v] of Object.entries(record.headers ?? {})) size += 8 + k.length + v.length;
+  return size;
+}
+
+/** Bytes of records per write: half the broker's default largest message, leaving room for framing. */
+export const MAX_WRITE_BYTES = 512 * 1024;
+
 /** A record read back, with its position. */
 export interface ConsumedRecord {
   key: string | null;

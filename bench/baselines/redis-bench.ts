@@ -73,12 +73,12 @@ export function applyScript(repo: string): string {
  * Lua addition more per event.
  */
 export function benchApplyScript(script: string): string {
-  const absolute = 'local offset = tonumber(ARGV[i])';
+  const absolute = 'local offset = tonumber(ARGV[a])';
   if (!script.includes(absolute))
     throw new Error(
       `the apply script no longer reads offsets as \`${absolute}\`: update bench/baselines/redis-bench.ts`,
     );
-  return script.replace(absolute, 'local offset = mark + tonumber(ARGV[i])');
+  return script.replace(absolute, 'local offset = mark + tonumber(ARGV[a])');
 }
 
 /** redis-benchmark's `__rand_int__`: the number zero-padded to 12 digits. */
@@ -103,6 +103,7 @@ export async function runRedisBenchmark(options: RedisBenchOptions): Promise<Red
     `${target}:s`,
     `${target}:o`,
     partition,
+    '1', // one target's events: one
     '1',
     'like',
     '',
@@ -118,6 +119,7 @@ export async function runRedisBenchmark(options: RedisBenchOptions): Promise<Red
     `${target}:s`,
     `${target}:o`,
     partition,
+    '8', // one target's events: eight
     ...eightArgs.flat(),
   ];
   const commands: {

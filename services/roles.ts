@@ -87,6 +87,7 @@ function sink(
       dlqTopic: config.topics.dlq,
       maxWaitMs: config.consumer.maxWaitMs,
       lagIntervalMs: config.consumer.lagIntervalMs,
+      paceMs: config.consumer.paceMs,
     },
   };
 }

@@ -71,6 +71,7 @@ const schema = z.object({
   TALLY_PRODUCE_MAX_BATCH_EVENTS: int(1, 100_000).default(5000),
   TALLY_PRODUCE_TIMEOUT_MS: int(100).default(10_000),
   TALLY_CONSUMER_MAX_WAIT_MS: int(1, 30_000).default(500),
+  TALLY_CONSUMER_PACE_MS: int(0, 10_000).default(50),
   TALLY_CONSUMER_LAG_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   TALLY_DRAIN_TIMEOUT_MS: int(0).default(15_000),
   TALLY_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
@@ -132,7 +133,8 @@ export interface TallyConfig {
     maxProduceBatchEvents: number;
     produceTimeoutMs: number;
   };
-  consumer: { maxWaitMs: number; lagIntervalMs: number };
+  /** `paceMs`: pacing of small batches (event-consumer.ts). */
+  consumer: { maxWaitMs: number; lagIntervalMs: number; paceMs: number };
   drainTimeoutMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -229,7 +231,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxProduceBatchEvents: e.TALLY_PRODUCE_MAX_BATCH_EVENTS,
       produceTimeoutMs: e.TALLY_PRODUCE_TIMEOUT_MS,
     },
-    consumer: { maxWaitMs: e.TALLY_CONSUMER_MAX_WAIT_MS, lagIntervalMs: e.TALLY_CONSUMER_LAG_INTERVAL_MS },
+    consumer: {
+      maxWaitMs: e.TALLY_CONSUMER_MAX_WAIT_MS,
+      lagIntervalMs: e.TALLY_CONSUMER_LAG_INTERVAL_MS,
+      paceMs: e.TALLY_CONSUMER_PACE_MS,
+    },
     drainTimeoutMs: e.TALLY_DRAIN_TIMEOUT_MS,
     logLevel: e.TALLY_LOG_LEVEL,
   });

@@ -130,3 +130,59 @@ test('a consumer counts its batches, the events its sink holds, their latency, a
     return lag.length === 2 && lag.every((s) => s.value === 0 && s.labels.group === groupId);
   }, 'the lag of both partitions back to 0');
 });
+
+test('pacing: a small batch of a partition starts no sooner than paceMs after the previous one', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'tally-consumer-'));
+  const log = createEmbeddedEventLog({ dataDir, logger });
+  t.after(async () => {
+    await log.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  const topic = `t-${randomUUID()}`;
+  await log.ensureTopics([
+    { name: topic, partitions: 1 },
+    { name: `${topic}.dlq`, partitions: 1 },
+  ]);
+  const starts: number[] = [];
+  const consumer = await startEventConsumer({
+    name: 'paced',
+    log,
+    logger,
+    metrics: createMetricsRegistry({ defaultMetrics: false }),
+    groupId: `g-${randomUUID()}`,
+    topic,
+    dlqTopic: `${topic}.dlq`,
+    maxWaitMs: 50,
+    lagIntervalMs: 60_000,
+    paceMs: 300,
+    sink: async () => {
+      starts.push(performance.now());
+    },
+  });
+  t.after(() => consumer.stop());
+  const send = (i: number) =>
+    log.producer().send(topic, [
+      {
+        key: 'u',
+        value: encodeEvent(
+          newEvent({
+            id: `e${i}`,
+            type: 'CLICK',
+            target: 'x',
+            userId: 'u',
+            receivedAt: timestampFromMs(Date.now()),
+          }),
+        ),
+      },
+    ]);
+  // Each record is sent once the previous one was handled: unpaced, each would be a batch at once.
+  for (let i = 0; i < 3; i++) {
+    await send(i);
+    await until(async () => starts.length > i, `batch ${i}`);
+  }
+  for (let i = 1; i < starts.length; i++)
+    assert.ok(
+      starts[i]! - starts[i - 1]! >= 290,
+      `batch ${i} started ${starts[i]! - starts[i - 1]!} ms after the one before`,
+    );
+});

@@ -66,7 +66,17 @@ export interface EventConsumerOptions {
   tracer?: Tracer;
   /** The name of the sink write's span, such as `persister insert` (default: `<name> write`). */
   sinkSpanName?: string;
+  /**
+   * Pacing of small batches, ms (0: none): a partition's batch of fewer than SMALL_BATCH_RECORDS
+   * starts at least this long after the start of that partition's previous one. A consumer that
+   * keeps up otherwise loops as fast as the CPU lets it, a few records a batch, and pays a sink
+   * round trip and a commit for each; paced, the records of the wait come in the next batch.
+   */
+  paceMs?: number;
 }
+
+/** A batch at least this large is handled at once, paced or not: it already amortises its costs. */
+export const SMALL_BATCH_RECORDS = 500;
 
 // Stored events passed ingest's rules when they were written; only their time may have aged since.
 const storedEventLimits = {
@@ -157,7 +167,17 @@ export async function startEventConsumer(options: EventConsumerOptions): Promise
       visibleLatency.observe(Math.max(0, nowMs - timestampToMs(event.receivedAt!)) / 1000);
   };
 
-  await consumer.run(async (batch: ConsumedBatch) => {
+  const paceMs = options.paceMs ?? 0;
+  /** When each partition's last batch started, for pacing. */
+  const lastStart = new Map<number, number>();
+  await consumer.run(async (batch: ConsumedBatch, context) => {
+    if (paceMs > 0) {
+      const last = lastStart.get(batch.partition);
+      const wait = last === undefined ? 0 : last + paceMs - performance.now();
+      if (wait > 0 && batch.records.length < SMALL_BATCH_RECORDS && context.isActive())
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      lastStart.set(batch.partition, performance.now());
+    }
     const startMs = performance.now();
     batchEvents.observe(batch.records.length);
     const span = options.tracer && startBatchSpan(options.tracer, batch, options.groupId);

@@ -20,6 +20,8 @@ export interface SinkRoleConfig {
   maxWaitMs: number;
   /** How often the group's lag is sampled, ms. */
   lagIntervalMs: number;
+  /** Pacing of small batches, ms (TALLY_CONSUMER_PACE_MS; event-consumer.ts); 0 or absent: none. */
+  paceMs?: number;
 }
 
 export interface SinkRoleDeps {
@@ -56,6 +58,7 @@ export function startSinkRole(
     dlqTopic: config.dlqTopic,
     maxWaitMs: config.maxWaitMs,
     lagIntervalMs: config.lagIntervalMs,
+    paceMs: config.paceMs,
     sinkSpanName: options.spanName,
     sink: options.apply,
   });

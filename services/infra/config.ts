@@ -71,7 +71,7 @@ const schema = z.object({
   TALLY_PRODUCE_MAX_BATCH_EVENTS: int(1, 100_000).default(5000),
   TALLY_PRODUCE_TIMEOUT_MS: int(100).default(10_000),
   TALLY_CONSUMER_MAX_WAIT_MS: int(1, 30_000).default(500),
-  TALLY_CONSUMER_PACE_MS: int(0, 10_000).default(50),
+  TALLY_CONSUMER_PACE_MS: int(0, 10_000).default(0),
   TALLY_CONSUMER_LAG_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   TALLY_DRAIN_TIMEOUT_MS: int(0).default(15_000),
   TALLY_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

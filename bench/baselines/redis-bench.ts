@@ -95,7 +95,8 @@ export async function runRedisBenchmark(options: RedisBenchOptions): Promise<Red
   for (let t = 0; t < options.targets; t++) marks.hset(`${p}:{${randInt(t)}}:o`, ...fields);
   await marks.exec();
   const partition = String(Math.floor(options.partitions / 2));
-  const applyOne = [
+  /** One script call for one target's `events` ([offset, type, value] each): the store's layout. */
+  const applyCall = (events: string[][]) => [
     'EVALSHA',
     sha,
     '3',
@@ -103,25 +104,15 @@ export async function runRedisBenchmark(options: RedisBenchOptions): Promise<Red
     `${target}:s`,
     `${target}:o`,
     partition,
-    '1', // one target's events: one
-    '1',
-    'like',
-    '',
+    String(events.length),
+    ...events.flat(),
   ];
-  const eightArgs = Array.from({ length: 8 }, (_, i) =>
-    i === 0 ? [String(i + 1), 'transaction', '12.5'] : [String(i + 1), 'like', ''],
+  const applyOne = applyCall([['1', 'like', '']]);
+  const applyEight = applyCall(
+    Array.from({ length: 8 }, (_, i) =>
+      i === 0 ? ['1', 'transaction', '12.5'] : [String(i + 1), 'like', ''],
+    ),
   );
-  const applyEight = [
-    'EVALSHA',
-    sha,
-    '3',
-    `${target}:n`,
-    `${target}:s`,
-    `${target}:o`,
-    partition,
-    '8', // one target's events: eight
-    ...eightArgs.flat(),
-  ];
   const commands: {
     name: string;
     what: string;

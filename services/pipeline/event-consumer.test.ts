@@ -38,7 +38,8 @@ async function until(probe: () => Promise<boolean>, what: string): Promise<void>
   }
 }
 
-test('a consumer counts its batches, the events its sink holds, their latency, and dead letters by reason', async (t) => {
+/** An embedded log in a directory of its own, with a topic of `partitions` and its dead-letter topic. */
+async function embeddedLog(t: { after(fn: () => Promise<void>): void }, partitions: number) {
   const dataDir = await mkdtemp(join(tmpdir(), 'tally-consumer-'));
   const log = createEmbeddedEventLog({ dataDir, logger });
   t.after(async () => {
@@ -47,11 +48,16 @@ test('a consumer counts its batches, the events its sink holds, their latency, a
   });
   const topic = `t-${randomUUID()}`;
   const dlqTopic = `${topic}.dlq`;
-  const groupId = `g-${randomUUID()}`;
   await log.ensureTopics([
-    { name: topic, partitions: 2 },
+    { name: topic, partitions },
     { name: dlqTopic, partitions: 1 },
   ]);
+  return { log, topic, dlqTopic };
+}
+
+test('a consumer counts its batches, the events its sink holds, their latency, and dead letters by reason', async (t) => {
+  const { log, topic, dlqTopic } = await embeddedLog(t, 2);
+  const groupId = `g-${randomUUID()}`;
   // Date is mocked (timers are not): the log stamps every record at `now`, and the consumer sees
   // them 1.5 s later, so each event's visible latency is exactly 1.5 s.
   const now = Date.now();
@@ -132,17 +138,7 @@ test('a consumer counts its batches, the events its sink holds, their latency, a
 });
 
 test('pacing: a small batch of a partition starts no sooner than paceMs after the previous one', async (t) => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'tally-consumer-'));
-  const log = createEmbeddedEventLog({ dataDir, logger });
-  t.after(async () => {
-    await log.close();
-    await rm(dataDir, { recursive: true, force: true });
-  });
-  const topic = `t-${randomUUID()}`;
-  await log.ensureTopics([
-    { name: topic, partitions: 1 },
-    { name: `${topic}.dlq`, partitions: 1 },
-  ]);
+  const { log, topic, dlqTopic } = await embeddedLog(t, 1);
   const starts: number[] = [];
   const consumer = await startEventConsumer({
     name: 'paced',
@@ -151,7 +147,7 @@ test('pacing: a small batch of a partition starts no sooner than paceMs after th
     metrics: createMetricsRegistry({ defaultMetrics: false }),
     groupId: `g-${randomUUID()}`,
     topic,
-    dlqTopic: `${topic}.dlq`,
+    dlqTopic,
     maxWaitMs: 50,
     lagIntervalMs: 60_000,
     paceMs: 300,

@@ -20,18 +20,21 @@ counterStoreContract('redis', async () => {
   };
 });
 
-test('every key of a target shares one hash slot, whatever the target contains', async (t) => {
+/** A store in a namespace of its own, a plain client beside it, and their clean-up after `t`. */
+function storeAndClient(t: { after(fn: () => Promise<void>): void }) {
   const ns = testNamespace();
-  const store = createRedisCounterStore({
-    url: realServers.redisUrl,
-    keyPrefix: ns.redisPrefix,
-  });
+  const store = createRedisCounterStore({ url: realServers.redisUrl, keyPrefix: ns.redisPrefix });
   const redis = new Redis(realServers.redisUrl);
   t.after(async () => {
     await store.close();
     await redis.quit();
     await deleteRedisKeys(ns.redisPrefix);
   });
+  return { ns, store, redis };
+}
+
+test('every key of a target shares one hash slot, whatever the target contains', async (t) => {
+  const { ns, store, redis } = storeAndClient(t);
   // A thousand events: still three keys (counts, sums, marks), not one per event.
   await store.apply(
     0,
@@ -53,17 +56,7 @@ test('every key of a target shares one hash slot, whatever the target contains',
 });
 
 test('a leaderboard whose write was lost catches up when the batch is redelivered', async (t) => {
-  const ns = testNamespace();
-  const store = createRedisCounterStore({
-    url: realServers.redisUrl,
-    keyPrefix: ns.redisPrefix,
-  });
-  const redis = new Redis(realServers.redisUrl);
-  t.after(async () => {
-    await store.close();
-    await redis.quit();
-    await deleteRedisKeys(ns.redisPrefix);
-  });
+  const { ns, store, redis } = storeAndClient(t);
   const batch = [
     { position: 1n, target: 'post/1', type: 'like', value: undefined },
     { position: 2n, target: 'post/1', type: 'like', value: undefined },

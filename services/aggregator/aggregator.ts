@@ -3,17 +3,17 @@
  * (target, hour, type, count, sum) by event time, exactly once.
  *
  * It reads the accepted topic, where the persister forwards each event id once, and keeps its
- * place by each event's offset in the events topic. One PostgreSQL transaction per batch: lock
- * the partition's stored next offset, skip events below it (applied before: a redelivered batch
- * or a repeated forward), upsert the summaries, store the offset after the batch's last event as
- * the next one. The bookkeeping is one row per partition, whatever the traffic. The Kafka commit
+ * place by each event's offset in the events topic. One PostgreSQL transaction per write (the
+ * batches of every partition in hand, gathered): lock each partition's stored next offset, skip
+ * events below it (applied before: a redelivered batch or a repeated forward), upsert the
+ * summaries, store the offset after each partition's last event as its next one. The bookkeeping is one row per partition, whatever the traffic. The Kafka commit
  * that follows only tells lag monitors how far the group is.
  */
 import { summarize } from '../domain/report.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { SqlDatabase } from '../infra/sql/sql-database.ts';
 import { eventTimeMs } from '../pipeline/event-codec.ts';
-import type { EventBatch } from '../pipeline/event-consumer.ts';
+import type { EventBatch, LoggedEvent } from '../pipeline/event-consumer.ts';
 import { type SinkRoleConfig, type SinkRoleDeps, startSinkRole } from '../pipeline/sink-role.ts';
 
 export interface AggregatorConfig extends SinkRoleConfig {
@@ -39,33 +39,45 @@ ON CONFLICT (target, hour, type) DO UPDATE
        last_update = now()`;
 
 /**
- * Folds one batch into the summaries, exactly once; returns how many events were new.
- * `positionTopic` names the topic of the events' positions (their offsets in the events topic).
+ * Folds batches (of any partitions, each in offset order) into the summaries in one transaction,
+ * exactly once; returns how many events were new. `positionTopic` names the topic of the events'
+ * positions (their offsets in the events topic).
  */
-export async function aggregateBatch(
+export async function aggregateBatches(
   sql: SqlDatabase,
   groupId: string,
   positionTopic: string,
-  batch: EventBatch,
+  batches: readonly EventBatch[],
 ): Promise<number> {
+  const partitions = [...new Set(batches.map((b) => b.partition))].sort((a, b) => a - b);
+  if (partitions.length === 0) return 0;
   return sql.transaction(async (tx) => {
     await tx.query(
-      `INSERT INTO consumer_offset (group_id, topic, partition, next_offset) VALUES ($1, $2, $3, 0)
+      `INSERT INTO consumer_offset (group_id, topic, partition, next_offset)
+       SELECT $1, $2, p, 0 FROM unnest($3::int[]) AS p
        ON CONFLICT DO NOTHING`,
-      [groupId, positionTopic, batch.partition],
+      [groupId, positionTopic, partitions],
     );
-    const [stored] = await tx.query<{ next_offset: string }>(
-      `SELECT next_offset::text AS next_offset FROM consumer_offset
-        WHERE group_id = $1 AND topic = $2 AND partition = $3 FOR UPDATE`,
-      [groupId, positionTopic, batch.partition],
+    // Locked in partition order, as every writer does: concurrent writers cannot deadlock here.
+    const stored = await tx.query<{ partition: number; next_offset: string }>(
+      `SELECT partition, next_offset::text AS next_offset FROM consumer_offset
+        WHERE group_id = $1 AND topic = $2 AND partition = ANY($3::int[])
+        ORDER BY partition FOR UPDATE`,
+      [groupId, positionTopic, partitions],
     );
-    let next = BigInt(stored?.next_offset ?? '0');
-    // In order; a repeated forward within the batch lies below `next` by then and is skipped.
-    const fresh: EventBatch['events'] = [];
-    for (const e of batch.events) {
-      if (e.position < next) continue;
-      fresh.push(e);
-      next = e.position + 1n;
+    const next = new Map(stored.map((r) => [r.partition, BigInt(r.next_offset)]));
+    // In order; a repeated forward within a batch lies below its partition's next by then.
+    const fresh: LoggedEvent[] = [];
+    const moved = new Set<number>();
+    for (const batch of batches) {
+      let from = next.get(batch.partition) ?? 0n;
+      for (const e of batch.events) {
+        if (e.position < from) continue;
+        fresh.push(e);
+        from = e.position + 1n;
+        moved.add(batch.partition);
+      }
+      next.set(batch.partition, from);
     }
     if (fresh.length === 0) return 0;
     const deltas = summarize(
@@ -76,7 +88,7 @@ export async function aggregateBatch(
         value: event.value,
       })),
     );
-    // One lock order for every writer: concurrent batches cannot deadlock on summary rows.
+    // One lock order for every writer: concurrent writes cannot deadlock on summary rows.
     deltas.sort((a, b) =>
       a.target < b.target
         ? -1
@@ -91,10 +103,12 @@ export async function aggregateBatch(
       deltas.map((d) => d.count),
       deltas.map((d) => d.sum),
     ]);
+    const movedPartitions = [...moved].sort((a, b) => a - b);
     await tx.query(
-      `UPDATE consumer_offset SET next_offset = $4, updated_at = now()
-        WHERE group_id = $1 AND topic = $2 AND partition = $3`,
-      [groupId, positionTopic, batch.partition, next.toString()],
+      `UPDATE consumer_offset AS c SET next_offset = u.next_offset, updated_at = now()
+         FROM unnest($3::int[], $4::int8[]) AS u(partition, next_offset)
+        WHERE c.group_id = $1 AND c.topic = $2 AND c.partition = u.partition`,
+      [groupId, positionTopic, movedPartitions, movedPartitions.map((p) => next.get(p)!.toString())],
     );
     return fresh.length;
   });
@@ -104,8 +118,8 @@ export function start(deps: AggregatorDeps, config: AggregatorConfig): Promise<S
   return startSinkRole(deps, config, {
     name: 'aggregator',
     spanName: 'aggregator upsert',
-    apply: async (batch) => {
-      await aggregateBatch(deps.sql, config.groupId, config.positionTopic, batch);
+    apply: async (batches) => {
+      await aggregateBatches(deps.sql, config.groupId, config.positionTopic, batches);
     },
   });
 }

@@ -3,7 +3,7 @@
  * the counter store. It reads the accepted topic, where the persister forwards each event id once;
  * the store applies each event once by its offset in the events topic (docs/guarantees.md).
  */
-import type { CounterStore } from '../infra/counters/counter-store.ts';
+import type { CounterIncrement, CounterStore } from '../infra/counters/counter-store.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import { type SinkRoleConfig, type SinkRoleDeps, startSinkRole } from '../pipeline/sink-role.ts';
 
@@ -17,17 +17,18 @@ export function start(deps: CounterDeps, config: CounterConfig): Promise<Stoppab
   return startSinkRole(deps, config, {
     name: 'counter',
     spanName: 'counter apply',
-    apply: async (batch) => {
-      if (batch.events.length === 0) return;
-      await deps.counters.apply(
-        batch.partition,
-        batch.events.map(({ event, position }) => ({
-          position,
-          target: event.target,
-          type: event.type,
-          value: event.value,
-        })),
-      );
+    apply: async (batches) => {
+      const increments: CounterIncrement[] = [];
+      for (const { events } of batches)
+        for (const { event, partition, position } of events)
+          increments.push({
+            partition,
+            position,
+            target: event.target,
+            type: event.type,
+            value: event.value,
+          });
+      if (increments.length > 0) await deps.counters.apply(increments);
     },
   });
 }

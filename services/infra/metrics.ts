@@ -194,6 +194,7 @@ export interface ConsumerMetrics {
   batchDuration: Histogram<'group'>;
   batchFailures: Counter<'group'>;
   sinkEvents: Counter<'sink'>;
+  writeEvents: Histogram<'sink'>;
   visibleLatency: Histogram<'sink'>;
   dlqRecords: Counter<'group' | 'reason'>;
 }
@@ -254,6 +255,18 @@ export function consumerMetrics(registry: Registry): ConsumerMetrics {
           name: 'tally_sink_events_total',
           help: 'Events a sink holds after a batch (redelivered ones it deduplicated included), by sink',
           labelNames: ['sink'],
+          registers,
+        }),
+    ),
+    writeEvents: once(
+      registry,
+      'tally_sink_write_events',
+      (registers) =>
+        new Histogram({
+          name: 'tally_sink_write_events',
+          help: 'Events in one sink write: the batches of every partition in hand at once, gathered, by sink',
+          labelNames: ['sink'],
+          buckets: BATCH_BUCKETS,
           registers,
         }),
     ),

@@ -16,7 +16,7 @@ import { decodeEvent, encodeEvent, newEvent } from '../pipeline/event-codec.ts';
 import { EVENT_OFFSET_HEADER, type EventBatch } from '../pipeline/event-consumer.ts';
 import { realServers, requireRealServers, testNamespace, waitFor } from '../testing/real-servers.ts';
 import { Backends } from '../testing/tally-client.ts';
-import { forwardSlices, persistBatch, start } from './persister.ts';
+import { forwardSlices, persistBatches, start } from './persister.ts';
 
 await requireRealServers();
 
@@ -71,7 +71,7 @@ function batch(partition: number, first: number, specs: Spec[]): EventBatch {
   };
 }
 
-const summary = (o: Awaited<ReturnType<typeof persistBatch>>) => ({
+const summary = (o: Awaited<ReturnType<typeof persistBatches>>) => ({
   accepted: o.accepted.map((e) => `${e.event.id}@${e.partition}:${e.offset}`),
   duplicates: o.duplicates.map(
     (d) =>
@@ -80,8 +80,7 @@ const summary = (o: Awaited<ReturnType<typeof persistBatch>>) => ({
 });
 
 test('a batch: first sights accepted; a repeat in the batch is a retry or, with other content, a conflict', async () => {
-  const outcome = await persistBatch(
-    db,
+  const outcome = await persistBatches(db, [
     batch(0, 0, [
       { id: 'a', value: 1, attributes: { k: 'v', w: 'x' } },
       { id: 'b' },
@@ -89,7 +88,7 @@ test('a batch: first sights accepted; a repeat in the batch is a retry or, with 
       { id: 'b', target: 'post/2' },
       { id: 'c', value: 2 },
     ]),
-  );
+  ]);
   assert.deepEqual(summary(outcome), {
     accepted: ['a@0:0', 'b@0:1', 'c@0:4'],
     duplicates: ['retry a@0:2 of 0:0', 'conflict b@0:3 of 0:1 [target]'],
@@ -99,8 +98,7 @@ test('a batch: first sights accepted; a repeat in the batch is a retry or, with 
 });
 
 test('its redelivery is accepted again (the stored rows are its own), with the same duplicates', async () => {
-  const again = await persistBatch(
-    db,
+  const again = await persistBatches(db, [
     batch(0, 0, [
       { id: 'a', value: 1, attributes: { k: 'v', w: 'x' } },
       { id: 'b' },
@@ -108,7 +106,7 @@ test('its redelivery is accepted again (the stored rows are its own), with the s
       { id: 'b', target: 'post/2' },
       { id: 'c', value: 2 },
     ]),
-  );
+  ]);
   assert.deepEqual(summary(again), {
     accepted: ['a@0:0', 'b@0:1', 'c@0:4'],
     duplicates: ['retry a@0:2 of 0:0', 'conflict b@0:3 of 0:1 [target]'],
@@ -116,18 +114,42 @@ test('its redelivery is accepted again (the stored rows are its own), with the s
 });
 
 test('ids stored by other records: a retry from another partition, conflicts naming every field that differs', async () => {
-  const outcome = await persistBatch(
-    db,
+  const outcome = await persistBatches(db, [
     batch(1, 7, [
       { id: 'a', value: 1, attributes: { k: 'v', w: 'x' } },
       { id: 'c', value: 3, attributes: { k: 'v' } },
       { id: 'd' },
     ]),
-  );
+  ]);
   assert.deepEqual(summary(outcome), {
     accepted: ['d@1:9'],
     duplicates: ['retry a@1:7 of 0:0', 'conflict c@1:8 of 0:4 [value,attributes]'],
   });
+});
+
+test('one write of many partitions: one insert, each partition judged and forwarded in its own order', async () => {
+  const outcome = await persistBatches(db, [
+    batch(4, 0, [{ id: 'm1' }, { id: 'm2' }, { id: 'a', value: 1, attributes: { k: 'v', w: 'x' } }]),
+    batch(5, 3, [{ id: 'm3' }, { id: 'm1' }, { id: 'm4', value: 4 }]),
+    batch(6, 0, []),
+  ]);
+  assert.deepEqual(summary(outcome), {
+    accepted: ['m1@4:0', 'm2@4:1', 'm3@5:3', 'm4@5:5'],
+    duplicates: ['retry a@4:2 of 0:0', 'retry m1@5:4 of 4:0'],
+  });
+  const stored = await db.query<{ id: string; log_partition: number; log_offset: string }>(
+    "SELECT id, log_partition, log_offset::text FROM event WHERE id LIKE 'm%' ORDER BY id",
+  );
+  assert.deepEqual(
+    stored.map((r) => `${r.id}@${r.log_partition}:${r.log_offset}`),
+    ['m1@4:0', 'm2@4:1', 'm3@5:3', 'm4@5:5'],
+  );
+  // Redelivered together: the same outcome, the rows being its own.
+  const again = await persistBatches(db, [
+    batch(5, 3, [{ id: 'm3' }, { id: 'm1' }, { id: 'm4', value: 4 }]),
+    batch(4, 0, [{ id: 'm1' }, { id: 'm2' }, { id: 'a', value: 1, attributes: { k: 'v', w: 'x' } }]),
+  ]);
+  assert.deepEqual(summary(again).accepted.sort(), ['m1@4:0', 'm2@4:1', 'm3@5:3', 'm4@5:5']);
 });
 
 test('the role forwards what it accepts to the same partition with its offset, counts and logs duplicates', async () => {

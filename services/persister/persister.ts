@@ -41,24 +41,25 @@ export interface PersisterDeps extends SinkRoleDeps {
 const INSERT_EVENTS = `
 INSERT INTO event (id, type, target, user_id, ip, value, occurred_at, received_at, attributes, log_partition, log_offset)
 SELECT id, type, target, user_id, ip, value, to_timestamp(occurred_ms / 1000.0), to_timestamp(received_ms / 1000.0),
-       attributes::jsonb, $10, log_offset
+       attributes::jsonb, log_partition, log_offset
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::float8[], $8::float8[],
-              $9::text[], $11::int8[])
-       AS e(id, type, target, user_id, ip, value, occurred_ms, received_ms, attributes, log_offset)
+              $9::text[], $10::int[], $11::int8[])
+       AS e(id, type, target, user_id, ip, value, occurred_ms, received_ms, attributes, log_partition, log_offset)
 ON CONFLICT (id) DO NOTHING
 RETURNING id`;
 
 /** For events whose id was stored before: where the stored one came from, and which fields differ. */
 const COMPARE_STORED = `
-SELECT s.id, e.log_partition AS partition, e.log_offset::text AS "offset",
+SELECT s.at, e.log_partition AS partition, e.log_offset::text AS "offset",
        e.type = s.type AS same_type, e.target = s.target AS same_target, e.user_id = s.user_id AS same_user,
        e.value IS NOT DISTINCT FROM s.value AS same_value, e.attributes = s.attributes::jsonb AS same_attributes
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::text[])
-       AS s(id, type, target, user_id, value, attributes)
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::int[])
+       AS s(id, type, target, user_id, value, attributes, at)
   JOIN event e ON e.id = s.id`;
 
 interface StoredComparison {
-  id: string;
+  /** Which of the compared events (its index in the query's arrays). */
+  at: number;
   partition: number;
   offset: string;
   same_type: boolean;
@@ -81,7 +82,7 @@ export interface Duplicate {
   differs: string[];
 }
 
-/** What a batch came to: the events to forward, in offset order, and the duplicates. */
+/** What a write came to: the events to forward, each partition's in offset order, and the duplicates. */
 export interface PersistOutcome {
   accepted: LoggedEvent[];
   duplicates: Duplicate[];
@@ -118,31 +119,26 @@ function differingFields(a: LoggedEvent['event'], b: LoggedEvent['event']): stri
 }
 
 /**
- * Stores a batch's events and decides, for each, whether it is accepted (stored now, or stored by
- * an earlier delivery of this very record) or a duplicate. Resolves once PostgreSQL committed.
+ * Stores the events of batches (of any partitions, each in offset order) in one statement and
+ * decides, for each, whether it is accepted (stored now, or stored by an earlier delivery of this
+ * very record) or a duplicate. Resolves once PostgreSQL committed.
  */
-export async function persistBatch(sql: SqlExecutor, batch: EventBatch): Promise<PersistOutcome> {
+export async function persistBatches(
+  sql: SqlExecutor,
+  batches: readonly EventBatch[],
+): Promise<PersistOutcome> {
   const duplicates: Duplicate[] = [];
-  if (batch.events.length === 0) return { accepted: [], duplicates };
-  // The same id twice in one batch: the first is the candidate, the others are duplicates of it.
-  const first = new Map<string, LoggedEvent>();
-  for (const e of batch.events) {
-    const earlier = first.get(e.event.id);
-    if (earlier === undefined) {
-      first.set(e.event.id, e);
-      continue;
+  // Every sight of each id in the write, in the order read (each partition's in offset order).
+  const sights = new Map<string, LoggedEvent[]>();
+  for (const batch of batches)
+    for (const e of batch.events) {
+      const list = sights.get(e.event.id);
+      if (list) list.push(e);
+      else sights.set(e.event.id, [e]);
     }
-    const differs = differingFields(earlier.event, e.event);
-    duplicates.push({
-      id: e.event.id,
-      kind: differs.length === 0 ? 'retry' : 'conflict',
-      partition: e.partition,
-      offset: e.offset,
-      storedAt: { partition: earlier.partition, offset: earlier.offset },
-      differs,
-    });
-  }
-  const candidates = [...first.values()];
+  if (sights.size === 0) return { accepted: [], duplicates };
+  // The first sight of each id is its candidate for the insert.
+  const candidates = [...sights.values()].map((list) => list[0]!);
   const cols = {
     id: [] as string[],
     type: [] as string[],
@@ -153,9 +149,10 @@ export async function persistBatch(sql: SqlExecutor, batch: EventBatch): Promise
     occurred: [] as number[],
     received: [] as number[],
     attributes: [] as string[],
+    partition: [] as number[],
     offset: [] as string[],
   };
-  for (const { event, offset } of candidates) {
+  for (const { event, partition, offset } of candidates) {
     cols.id.push(event.id);
     cols.type.push(event.type);
     cols.target.push(event.target);
@@ -165,6 +162,7 @@ export async function persistBatch(sql: SqlExecutor, batch: EventBatch): Promise
     cols.occurred.push(eventTimeMs(event));
     cols.received.push(timestampToMs(event.receivedAt!));
     cols.attributes.push(JSON.stringify(event.attributes));
+    cols.partition.push(partition);
     cols.offset.push(offset.toString());
   }
   const inserted = await sql.query<{ id: string }>(INSERT_EVENTS, [
@@ -177,31 +175,37 @@ export async function persistBatch(sql: SqlExecutor, batch: EventBatch): Promise
     cols.occurred,
     cols.received,
     cols.attributes,
-    batch.partition,
+    cols.partition,
     cols.offset,
   ]);
-  const acceptedIds = new Set<string>();
-  for (const { id } of inserted) acceptedIds.add(id);
+  /** Per id, the sight that is the stored event: inserted now, or stored by an earlier delivery. */
+  const kept = new Map<string, LoggedEvent>();
+  for (const { id } of inserted) kept.set(id, sights.get(id)![0]!);
 
-  if (acceptedIds.size < candidates.length) {
-    const stored = candidates.filter((c) => !acceptedIds.has(c.event.id));
+  if (kept.size < sights.size) {
+    // Ids stored before: each sight against the stored row. The sight at the stored row's
+    // position is this very record stored by an earlier delivery, whichever sight came first in
+    // this write (a redelivery may gather partitions in another order): it is accepted again.
+    const compared = [...sights].filter(([id]) => !kept.has(id)).flatMap(([, list]) => list);
     const rows = await sql.query<StoredComparison>(COMPARE_STORED, [
-      stored.map((c) => c.event.id),
-      stored.map((c) => c.event.type),
-      stored.map((c) => c.event.target),
-      stored.map((c) => c.event.userId),
-      stored.map((c) => c.event.value ?? null),
-      stored.map((c) => JSON.stringify(c.event.attributes)),
+      compared.map((c) => c.event.id),
+      compared.map((c) => c.event.type),
+      compared.map((c) => c.event.target),
+      compared.map((c) => c.event.userId),
+      compared.map((c) => c.event.value ?? null),
+      compared.map((c) => JSON.stringify(c.event.attributes)),
+      compared.map((_, i) => i),
     ]);
-    const byId = new Map(rows.map((r) => [r.id, r]));
-    for (const c of stored) {
-      const row = byId.get(c.event.id);
-      // Stored by an earlier delivery of this record: forward it again (downstream skips it if
-      // that forward had landed). A row gone since the insert (removed by retention) is left alone.
-      if (row && row.partition === c.partition && BigInt(row.offset) === c.offset) {
-        acceptedIds.add(c.event.id);
-        continue;
-      }
+    const rowAt = new Map(rows.map((r) => [r.at, r]));
+    compared.forEach((c, i) => {
+      const row = rowAt.get(i);
+      if (row && row.partition === c.partition && BigInt(row.offset) === c.offset) kept.set(c.event.id, c);
+    });
+    // Ids with no sight at the stored position: every sight is a duplicate of the stored event (a
+    // row gone since the insert, removed by retention, leaves its sights alone).
+    compared.forEach((c, i) => {
+      if (kept.has(c.event.id)) return;
+      const row = rowAt.get(i);
       const differs = row ? CONTENT_FIELDS.filter((f) => !row[SAME_COLUMN[f]]) : [];
       duplicates.push({
         id: c.event.id,
@@ -213,12 +217,28 @@ export async function persistBatch(sql: SqlExecutor, batch: EventBatch): Promise
           : { partition: -1, offset: -1n },
         differs,
       });
-    }
+    });
   }
-  // In offset order, as read; within-batch repeats were never candidates.
-  const accepted = candidates.filter((c) => acceptedIds.has(c.event.id));
-  // Duplicates found in the batch and in the table, in offset order too (for the log).
-  duplicates.sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
+  // The other sights of an id kept in this write are duplicates of the kept one.
+  for (const [id, keeper] of kept)
+    for (const e of sights.get(id)!) {
+      if (e === keeper) continue;
+      const differs = differingFields(keeper.event, e.event);
+      duplicates.push({
+        id,
+        kind: differs.length === 0 ? 'retry' : 'conflict',
+        partition: e.partition,
+        offset: e.offset,
+        storedAt: { partition: keeper.partition, offset: keeper.offset },
+        differs,
+      });
+    }
+  // As read: each partition's in offset order.
+  const accepted = batches.flatMap((b) => b.events.filter((e) => kept.get(e.event.id) === e));
+  // Duplicates by position too (for the log).
+  duplicates.sort(
+    (a, b) => a.partition - b.partition || (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0),
+  );
   return { accepted, duplicates };
 }
 
@@ -316,9 +336,10 @@ export async function start(deps: PersisterDeps, config: PersisterConfig): Promi
   return startSinkRole(deps, config, {
     name: 'persister',
     spanName: 'persister insert',
-    apply: async (batch) => {
-      const outcome = await persistBatch(deps.sql, batch);
-      // One slice after the other, so that the partition's records stay in offset order.
+    apply: async (batches) => {
+      const outcome = await persistBatches(deps.sql, batches);
+      // One slice after the other, so that each partition's records stay in offset order (a
+      // slice carries records of many partitions: one produce request for them all).
       for (const slice of forwardSlices(acceptedRecords(outcome.accepted)))
         await forward.send(config.acceptedTopic, slice);
       if (outcome.duplicates.length === 0) return;
@@ -331,7 +352,6 @@ export async function start(deps: PersisterDeps, config: PersisterConfig): Promi
           'event ids reused for different events: the first stored is kept, the others are not applied',
           {
             count: conflictCount,
-            partition: batch.partition,
             conflicts: outcome.duplicates
               .filter((d) => d.kind === 'conflict')
               .slice(0, LOGGED_DUPLICATES)

@@ -14,7 +14,7 @@ import { createEmbeddedEventLog } from '../infra/log/embedded-event-log.ts';
 import { createLogger } from '../infra/logger.ts';
 import { createMetricsRegistry, type Registry } from '../infra/metrics.ts';
 import { encodeEvent, newEvent } from './event-codec.ts';
-import { type EventBatch, startEventConsumer } from './event-consumer.ts';
+import { type EventBatch, startEventConsumer, WriteGatherer } from './event-consumer.ts';
 
 const logger = createLogger('error');
 
@@ -101,12 +101,12 @@ test('a consumer counts its batches, the events its sink holds, their latency, a
     maxWaitMs: 50,
     lagIntervalMs: 100,
     metrics: registry,
-    sink: async (batch: EventBatch) => {
+    sink: async (batches: readonly EventBatch[]) => {
       if (failOnce) {
         failOnce = false;
         throw new Error('the sink is down (a test failure on purpose)');
       }
-      held += batch.events.length;
+      for (const batch of batches) held += batch.events.length;
     },
   });
   t.after(() => consumer.stop());
@@ -181,4 +181,63 @@ test('pacing: a small batch of a partition starts no sooner than paceMs after th
       starts[i]! - starts[i - 1]! >= 290,
       `batch ${i} started ${starts[i]! - starts[i - 1]!} ms after the one before`,
     );
+});
+
+/** A batch of `partition` with no events, for the gatherer's tests. */
+const emptyBatch = (partition: number, topic = 't'): EventBatch => ({
+  topic,
+  partition,
+  lastOffset: 0n,
+  events: [],
+});
+
+test('gathering: batches submitted in one turn make one write, one batch per partition', async () => {
+  const writes: string[][] = [];
+  const gatherer = new WriteGatherer(async (gathered) => {
+    writes.push(gathered.map((g) => `${g.batch.topic}/${g.batch.partition}`));
+  });
+  const submit = (partition: number, topic?: string) =>
+    gatherer.submit({ batch: emptyBatch(partition, topic), span: undefined });
+  // Partition 1 twice: its second batch waits for the next write, after its first.
+  await Promise.all([submit(0), submit(1), submit(2), submit(1), submit(1, 'other')]);
+  assert.deepEqual(writes, [['t/0', 't/1', 't/2', 'other/1'], ['t/1']]);
+});
+
+test('gathering: one write at a time; what arrives while it is out goes in the next, together', async () => {
+  const writes: number[][] = [];
+  let release!: () => void;
+  const first = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const gatherer = new WriteGatherer(async (gathered) => {
+    writes.push(gathered.map((g) => g.batch.partition));
+    if (writes.length === 1) await first;
+  });
+  const submit = (partition: number) => gatherer.submit({ batch: emptyBatch(partition), span: undefined });
+  const a = submit(0);
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  const later = [submit(1), submit(2)];
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(writes, [[0]], 'no second write while the first is out');
+  release();
+  await Promise.all([a, ...later]);
+  assert.deepEqual(writes, [[0], [1, 2]]);
+});
+
+test("gathering: a failed write fails each of its batches and no other write's", async () => {
+  let calls = 0;
+  const gatherer = new WriteGatherer(async () => {
+    calls++;
+    if (calls === 1) throw new Error('the sink is down (a test failure on purpose)');
+  });
+  const submit = (partition: number) => gatherer.submit({ batch: emptyBatch(partition), span: undefined });
+  const firstWrite = [submit(0), submit(1)];
+  const results = await Promise.allSettled(firstWrite);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['rejected', 'rejected'],
+  );
+  await submit(0);
+  assert.equal(calls, 2);
 });

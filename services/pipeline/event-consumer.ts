@@ -3,8 +3,14 @@
  * and check them, hand the good ones to the sink, send poison records to the
  * dead-letter topic, and only then let the consumer commit past the batch.
  *
+ * The batches of different partitions in hand at once (those of one fetch) are gathered into one
+ * sink write: one round trip and one transaction for them all instead of one per partition, which
+ * is most of what an event costs when the consumer keeps up and each partition's batch is small.
+ * While a write is out, the batches that arrive wait and go together in the next.
+ *
  * With a tracer, each batch is a CONSUMER span linked to the trace context in
- * its records' headers, and the sink's write is its child (docs/tracing.md).
+ * its records' headers, and the sink's write is a child of the first batch's span, linked to the
+ * others' (docs/tracing.md).
  */
 import { ROOT_CONTEXT, type Span, SpanKind, trace } from '@opentelemetry/api';
 import { defaultEventLimits, validateEvent } from '../domain/event-rules.ts';
@@ -56,8 +62,11 @@ export interface EventConsumerOptions {
   topic: string;
   dlqTopic: string;
   maxWaitMs: number;
-  /** Applies a batch to the sink; resolves when the sink holds every effect, throws on infrastructure failure. */
-  sink: (batch: EventBatch) => Promise<void>;
+  /**
+   * Applies batches, one per partition at most, to the sink; resolves when the sink holds every
+   * effect, throws on infrastructure failure (every batch of the write is then redelivered).
+   */
+  sink: (batches: readonly EventBatch[]) => Promise<void>;
   /** Where the consumer's metrics go (docs/metrics.md); the sink label is `name`. */
   metrics: Registry;
   /** How often the group's lag is sampled, ms. */
@@ -103,17 +112,34 @@ export async function startEventConsumer(options: EventConsumerOptions): Promise
   const visibleLatency = metrics.visibleLatency.labels({ sink: options.name });
 
   const sinkSpanName = options.sinkSpanName ?? `${options.name} write`;
-  /** The sink's write, in a span that is the batch span's child when tracing. */
-  const write = (eventBatch: EventBatch, batchSpan: Span | undefined): Promise<void> => {
-    if (!options.tracer || !batchSpan) return options.sink(eventBatch);
-    const parent = trace.setSpan(ROOT_CONTEXT, batchSpan);
+  const writeEvents = metrics.writeEvents.labels({ sink: options.name });
+  /**
+   * One sink write of gathered batches, in a span that is the first batch span's child (linked to
+   * the others') when tracing.
+   */
+  const write = (gathered: readonly Gathered[]): Promise<void> => {
+    const batches = gathered.map((g) => g.batch);
+    let events = 0;
+    for (const b of batches) events += b.events.length;
+    writeEvents.observe(events);
+    const [first, ...others] = gathered;
+    if (!options.tracer || !first?.span) return options.sink(batches);
+    const parent = trace.setSpan(ROOT_CONTEXT, first.span);
     const span = options.tracer.startSpan(
       sinkSpanName,
-      { attributes: { 'tally.sink': options.name, 'tally.sink.events': eventBatch.events.length } },
+      {
+        attributes: {
+          'tally.sink': options.name,
+          'tally.sink.events': events,
+          'tally.sink.partitions': batches.length,
+        },
+        links: others.flatMap((g) => (g.span ? [{ context: g.span.spanContext() }] : [])),
+      },
       parent,
     );
-    return inSpan(span, parent, () => options.sink(eventBatch));
+    return inSpan(span, parent, () => options.sink(batches));
   };
+  const gatherer = new WriteGatherer(write);
 
   const handle = async (batch: ConsumedBatch, span: Span | undefined): Promise<void> => {
     const events: LoggedEvent[] = [];
@@ -158,7 +184,10 @@ export async function startEventConsumer(options: EventConsumerOptions): Promise
       span?.setAttribute('tally.dlq.records', poison.length);
     }
     const lastOffset = batch.records[batch.records.length - 1]!.offset;
-    await write({ topic: batch.topic, partition: batch.partition, lastOffset, events }, span);
+    await gatherer.submit({
+      batch: { topic: batch.topic, partition: batch.partition, lastOffset, events },
+      span,
+    });
     // Visible from here: observe each event's time since ingest accepted it (its received_at, which
     // a forward to the accepted topic keeps; dead-lettered records excepted).
     sinkEvents.inc(events.length);
@@ -207,6 +236,72 @@ export async function startEventConsumer(options: EventConsumerOptions): Promise
       await Promise.all([lag.stop(), consumer.stop()]);
     },
   };
+}
+
+/** A batch waiting for its sink write, with its span when tracing. */
+interface Gathered {
+  batch: EventBatch;
+  span: Span | undefined;
+}
+
+interface Waiting {
+  gathered: Gathered;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Gathers the batches submitted within one turn of the event loop into one write, one batch per
+ * partition (a second batch of a partition waits for the next write, after its first). One write
+ * at a time: batches submitted while it is out go in the next, as soon as it is done. Each
+ * submitter learns its write's outcome.
+ */
+export class WriteGatherer {
+  readonly #write: (gathered: readonly Gathered[]) => Promise<void>;
+  #waiting: Waiting[] = [];
+  #busy = false;
+
+  constructor(write: (gathered: readonly Gathered[]) => Promise<void>) {
+    this.#write = write;
+  }
+
+  /** Resolves once the write that carried `gathered` succeeded; rejects with its error. */
+  submit(gathered: Gathered): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#waiting.push({ gathered, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#busy) return;
+    this.#busy = true;
+    setImmediate(() => void this.#flush());
+  }
+
+  async #flush(): Promise<void> {
+    const taken: Waiting[] = [];
+    const rest: Waiting[] = [];
+    const partitions = new Set<string>();
+    for (const w of this.#waiting) {
+      const key = `${w.gathered.batch.topic}|${w.gathered.batch.partition}`;
+      if (partitions.has(key)) rest.push(w);
+      else {
+        partitions.add(key);
+        taken.push(w);
+      }
+    }
+    this.#waiting = rest;
+    try {
+      await this.#write(taken.map((w) => w.gathered));
+      for (const w of taken) w.resolve();
+    } catch (error) {
+      for (const w of taken) w.reject(error);
+    } finally {
+      this.#busy = false;
+      if (this.#waiting.length > 0) this.#schedule();
+    }
+  }
 }
 
 /**

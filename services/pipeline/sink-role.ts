@@ -37,8 +37,11 @@ export interface SinkRoleOptions {
   name: string;
   /** The name of the write's span, such as `persister insert`. */
   spanName: string;
-  /** Applies a batch; resolves once the store holds every effect, throws on infrastructure failure. */
-  apply: (batch: EventBatch) => Promise<void>;
+  /**
+   * Applies batches of distinct partitions (those in hand at once, gathered) in one write; resolves
+   * once the store holds every effect, throws on infrastructure failure.
+   */
+  apply: (batches: readonly EventBatch[]) => Promise<void>;
 }
 
 /** Starts the sink's consume loop; the Stoppable finishes the batch in hand, commits and stops. */

@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import { HOUR_MS } from '../domain/report.ts';
 import { QueryService } from '../gen/tally/v1/query_pb.js';
 import { Code } from '../infra/app-error.ts';
+import { inPartition } from '../infra/counters/counter-store.contract.ts';
 import type { CounterStore } from '../infra/counters/counter-store.ts';
 import { GrpcRegistry } from '../infra/grpc/grpc-registry.ts';
 import { createGrpcClient } from '../infra/grpc/grpc-service.ts';
@@ -65,17 +66,21 @@ export function queryContract(adapters: string, environment: () => Promise<Query
       const types = ['b10', 'VIEW', 'a', 'b2', 'B', 'CLICK', 'a:b', 'a-b', 'a.b', 'a_b', 'Z9'];
       let id = 0;
       await env.counters.apply(
-        0,
-        types.flatMap((type, i) =>
-          Array.from({ length: i + 1 }, () => ({
-            position: BigInt(id++),
-            target: 'shop/{1}',
-            type,
-            value: i % 2 === 0 ? 0.5 : undefined,
-          })),
+        inPartition(
+          0,
+          types.flatMap((type, i) =>
+            Array.from({ length: i + 1 }, () => ({
+              position: BigInt(id++),
+              target: 'shop/{1}',
+              type,
+              value: i % 2 === 0 ? 0.5 : undefined,
+            })),
+          ),
         ),
       );
-      await env.counters.apply(0, [{ position: BigInt(id++), target: 'shop/2', type: 'VIEW', value: 3 }]);
+      await env.counters.apply(
+        inPartition(0, [{ position: BigInt(id++), target: 'shop/2', type: 'VIEW', value: 3 }]),
+      );
       const answer = await client.getCounters({ target: 'shop/{1}' });
       assert.equal(answer.target, 'shop/{1}');
       assert.deepEqual(

@@ -8,7 +8,9 @@
 
 /** One event's contribution to its (target, type) counter. */
 export interface CounterIncrement {
-  /** Its offset in the events topic (the partition is the call's); below 2^53. */
+  /** Its partition of the events topic. */
+  partition: number;
+  /** Its offset in that partition; below 2^53. */
   position: bigint;
   target: string;
   type: string;
@@ -33,11 +35,12 @@ export interface CounterStore {
   /** Which adapter, for the start-up log. */
   readonly description: string;
   /**
-   * Applies the increments of one partition, given in offset order: each whose position is above
-   * its target's mark for `partition`, moving the mark; atomic per target. A position at or below
-   * the mark (a redelivery, a repeated forward) changes nothing. Returns how many applied.
+   * Applies increments of any partitions, each partition's given in offset order: each whose
+   * position is above its target's mark for its partition, moving the mark; atomic per target. A
+   * position at or below the mark (a redelivery, a repeated forward) changes nothing. Returns how
+   * many applied.
    */
-  apply(partition: number, increments: readonly CounterIncrement[]): Promise<number>;
+  apply(increments: readonly CounterIncrement[]): Promise<number>;
   /** Every type counted for `target`, ordered by type. */
   read(target: string): Promise<TypeCounter[]>;
   /**

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { counterStoreContract } from './counter-store.contract.ts';
+import { counterStoreContract, inPartition } from './counter-store.contract.ts';
 import { createEmbeddedCounterStore } from './embedded-counter-store.ts';
 
 counterStoreContract('embedded', async () => {
@@ -21,13 +21,15 @@ test('compaction into a snapshot keeps counts and marks across reopen', async (t
   const store = open();
   for (let b = 0; b < 50; b++) {
     await store.apply(
-      0,
-      Array.from({ length: 10 }, (_, i) => ({
-        position: BigInt(b * 10 + i),
-        target: `t${i % 3}`,
-        type: 'X',
-        value: 1,
-      })),
+      inPartition(
+        0,
+        Array.from({ length: 10 }, (_, i) => ({
+          position: BigInt(b * 10 + i),
+          target: `t${i % 3}`,
+          type: 'X',
+          value: 1,
+        })),
+      ),
     );
   }
   await store.close();
@@ -37,6 +39,6 @@ test('compaction into a snapshot keeps counts and marks across reopen', async (t
     .flat()
     .reduce((n, c) => n + c.count, 0);
   assert.equal(total, 500);
-  assert.equal(await again.apply(0, [{ position: 71n, target: 't1', type: 'X', value: 1 }]), 0);
-  assert.equal(await again.apply(0, [{ position: 500n, target: 't1', type: 'X', value: 1 }]), 1);
+  assert.equal(await again.apply(inPartition(0, [{ position: 71n, target: 't1', type: 'X', value: 1 }])), 0);
+  assert.equal(await again.apply(inPartition(0, [{ position: 500n, target: 't1', type: 'X', value: 1 }])), 1);
 });

@@ -37,7 +37,7 @@ interface Snapshot {
   marks?: Record<string, Record<string, number>>;
 }
 
-/** One journal line: the increments one apply applied, all of partition `p`. */
+/** One journal line: the increments of partition `p` one apply applied. */
 interface JournalEntry {
   p: number;
   inc: [target: string, type: string, offset: number, value: number | null][];
@@ -143,28 +143,40 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
   return {
     description: `embedded (in memory, journal in ${options.dataDir})`,
 
-    async apply(partition: number, increments: readonly CounterIncrement[]): Promise<number> {
+    async apply(increments: readonly CounterIncrement[]): Promise<number> {
       if (closed) throw new Error('counter store is closed');
-      const entry: JournalEntry = { p: partition, inc: [] };
-      /** Marks as this call moves them, before they are made visible. */
-      const moved = new Map<string, number>();
+      /** One journal entry per partition, in the order the partitions first appear. */
+      const entries = new Map<number, JournalEntry>();
+      /** Marks as this call moves them (`target|partition`), before they are made visible. */
+      const moved = new Map<string, { target: string; partition: number; offset: number }>();
+      let applied = 0;
       for (const inc of increments) {
         const offset = Number(inc.position);
-        const mark = moved.get(inc.target) ?? markOf(inc.target, partition);
+        const key = `${inc.target}|${inc.partition}`;
+        const mark = moved.get(key)?.offset ?? markOf(inc.target, inc.partition);
         if (offset <= mark) continue;
-        moved.set(inc.target, offset);
+        moved.set(key, { target: inc.target, partition: inc.partition, offset });
+        let entry = entries.get(inc.partition);
+        if (!entry) {
+          entry = { p: inc.partition, inc: [] };
+          entries.set(inc.partition, entry);
+        }
         entry.inc.push([inc.target, inc.type, offset, inc.value ?? null]);
+        applied++;
       }
-      if (entry.inc.length === 0) return 0;
-      // Durable first, then visible: a crash in between loses nothing the caller was told.
-      const line = `${JSON.stringify(entry)}\n`;
-      writeSync(journalFd, line);
+      if (applied === 0) return 0;
+      // Durable first, then visible: a crash in between loses nothing the caller was told. A write
+      // torn by a crash keeps some whole lines: their marks skip them when the batch comes again.
+      let lines = '';
+      for (const entry of entries.values()) lines += `${JSON.stringify(entry)}\n`;
+      writeSync(journalFd, lines);
       fdatasyncSync(journalFd);
-      journalBytes += line.length;
-      for (const [target, type, , value] of entry.inc) add(target, type, value);
-      for (const [target, offset] of moved) setMark(target, partition, offset);
+      journalBytes += lines.length;
+      for (const entry of entries.values())
+        for (const [target, type, , value] of entry.inc) add(target, type, value);
+      for (const { target, partition, offset } of moved.values()) setMark(target, partition, offset);
       if (journalBytes > compactAfter) compact();
-      return entry.inc.length;
+      return applied;
     },
 
     async ping(): Promise<void> {},

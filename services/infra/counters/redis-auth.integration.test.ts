@@ -19,6 +19,7 @@ import { countOf } from '../../testing/tally-client.ts';
 import { startTally } from '../../testing/tally-process.ts';
 import { AppError, Code } from '../app-error.ts';
 import { ConfigError, loadConfig, redisSecurity } from '../config.ts';
+import { inPartition } from './counter-store.contract.ts';
 import type { CounterStore } from './counter-store.ts';
 import { createRedisCounterStore } from './redis-counter-store.ts';
 
@@ -41,12 +42,14 @@ function storeFor(env: Record<string, string>): CounterStore {
 /** Applies two events (one twice) and reads them back: what a user of the store relies on. */
 async function assertCounts(store: CounterStore): Promise<void> {
   const target = `https://auth.example/${randomUUID()}`;
-  const applied = await store.apply(0, [
-    { position: 1n, target, type: 'like', value: 2 },
-    { position: 2n, target, type: 'like', value: 3 },
-  ]);
+  const applied = await store.apply(
+    inPartition(0, [
+      { position: 1n, target, type: 'like', value: 2 },
+      { position: 2n, target, type: 'like', value: 3 },
+    ]),
+  );
   assert.equal(applied, 2);
-  assert.equal(await store.apply(0, [{ position: 1n, target, type: 'like', value: 2 }]), 0);
+  assert.equal(await store.apply(inPartition(0, [{ position: 1n, target, type: 'like', value: 2 }])), 0);
   assert.deepEqual(await store.read(target), [{ type: 'like', count: 2, sum: 5 }]);
   const [leaders] = await store.top(['like'], 1000);
   assert.deepEqual(
@@ -120,7 +123,11 @@ describe('standalone Redis with requirepass and an ACL user', () => {
       t.after(() => store.close());
       await assertRefused(store.read('https://auth.example/x'), /WRONGPASS/);
       await assertRefused(
-        store.apply(0, [{ position: 1n, target: 'https://auth.example/x', type: 'like', value: undefined }]),
+        store.apply(
+          inPartition(0, [
+            { position: 1n, target: 'https://auth.example/x', type: 'like', value: undefined },
+          ]),
+        ),
         /WRONGPASS/,
       );
     },

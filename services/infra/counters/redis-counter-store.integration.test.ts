@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import { realServers, requireRealServers, testNamespace } from '../../testing/real-servers.ts';
 import { deleteRedisKeys } from '../../testing/redis-keys.ts';
-import { counterStoreContract } from './counter-store.contract.ts';
+import { counterStoreContract, inPartition } from './counter-store.contract.ts';
 import { createRedisCounterStore } from './redis-counter-store.ts';
 
 await requireRealServers();
@@ -37,15 +37,20 @@ test('every key of a target shares one hash slot, whatever the target contains',
   const { ns, store, redis } = storeAndClient(t);
   // A thousand events: still three keys (counts, sums, marks), not one per event.
   await store.apply(
-    0,
-    Array.from({ length: 1000 }, (_, i) => ({
-      position: BigInt(i),
-      target: 'a}{weird{',
-      type: 'X',
-      value: 1,
-    })),
+    inPartition(
+      0,
+      Array.from({ length: 1000 }, (_, i) => ({
+        position: BigInt(i),
+        target: 'a}{weird{',
+        type: 'X',
+        value: 1,
+      })),
+    ),
   );
-  assert.equal(await store.apply(3, [{ position: 5n, target: 'a}{weird{', type: 'X', value: 1 }]), 1);
+  assert.equal(
+    await store.apply(inPartition(3, [{ position: 5n, target: 'a}{weird{', type: 'X', value: 1 }])),
+    1,
+  );
   const keys = (await redis.keys(`${ns.redisPrefix}:*`)).filter(
     (k) => !k.includes(':top:') && !k.endsWith(':types'),
   );
@@ -62,12 +67,12 @@ test('a leaderboard whose write was lost catches up when the batch is redelivere
     { position: 2n, target: 'post/1', type: 'like', value: undefined },
     { position: 3n, target: 'post/2', type: 'like', value: undefined },
   ];
-  assert.equal(await store.apply(0, batch), 3);
+  assert.equal(await store.apply(inPartition(0, batch)), 3);
   // The counters' scripts ran, then the leaderboard's write was lost (a crash, Redis going away).
   await redis.del(`${ns.redisPrefix}:top:{like}`);
   assert.deepEqual(await store.top(['like'], 10), [{ type: 'like', targets: [] }]);
   // The uncommitted batch comes again: nothing is counted twice, and the leaderboard is whole.
-  assert.equal(await store.apply(0, batch), 0);
+  assert.equal(await store.apply(inPartition(0, batch)), 0);
   assert.deepEqual(await store.top(['like'], 10), [
     {
       type: 'like',

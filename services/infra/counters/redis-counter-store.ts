@@ -33,42 +33,46 @@ import { type Registry, redisMetrics, secondsSince } from '../metrics.ts';
 import type { CounterIncrement, CounterStore, TypeCounter, TypeLeaders } from './counter-store.ts';
 
 // Per target, three KEYS: its counts hash, its sums hash, its marks hash (one call holds the keys
-// of one hash slot on a Cluster, of any number of targets on a standalone server). ARGV[1] the
-// partition, then per target: its number of events, then per event in offset order: offset, type,
-// value ('' when none). An event applies when its offset is above its target's mark for the
-// partition (offsets stay below 2^53, exact as Lua numbers); the mark moves to the last one
-// applied. Returns, per target: { applied, n, type1, count1, ..., typeN, countN }: the count of
-// every type of its events, also of a type whose events were all applied before (a redelivery),
-// so the leaderboards it feeds catch up with a write that failed after a previous run.
+// of one hash slot on a Cluster, of any number of targets on a standalone server). ARGV per
+// target: its number of partitions, then per partition: the partition, its number of events, then
+// per event in offset order: offset, type, value ('' when none). An event applies when its offset
+// is above its target's mark for the partition (offsets stay below 2^53, exact as Lua numbers);
+// the mark moves to the last one applied. Returns, per target: { applied, n, type1, count1, ...,
+// typeN, countN }: the count of every type of its events, also of a type whose events were all
+// applied before (a redelivery), so the leaderboards it feeds catch up with a write that failed
+// after a previous run.
 const APPLY_SCRIPT = `
-local partition = ARGV[1]
-local a = 2
+local a = 1
 local out = {}
 for t = 0, #KEYS / 3 - 1 do
   local counts, sums, marks = KEYS[t * 3 + 1], KEYS[t * 3 + 2], KEYS[t * 3 + 3]
-  local n = tonumber(ARGV[a])
+  local partitions = tonumber(ARGV[a])
   a = a + 1
-  local mark = tonumber(redis.call('HGET', marks, partition) or '-1')
-  local last = mark
-  local lastArg = nil
   local applied = 0
   local changed = {}
-  for e = 1, n do
-    local offset = tonumber(ARGV[a])
-    local type = ARGV[a + 1]
-    if offset > last then
-      local value = ARGV[a + 2]
-      changed[type] = redis.call('HINCRBY', counts, type, 1)
-      if value ~= '' then redis.call('HINCRBYFLOAT', sums, type, value) end
-      applied = applied + 1
-      last = offset
-      lastArg = ARGV[a]
-    elseif changed[type] == nil then
-      changed[type] = tonumber(redis.call('HGET', counts, type) or '0')
+  for p = 1, partitions do
+    local partition = ARGV[a]
+    local n = tonumber(ARGV[a + 1])
+    a = a + 2
+    local last = tonumber(redis.call('HGET', marks, partition) or '-1')
+    local lastArg = nil
+    for e = 1, n do
+      local offset = tonumber(ARGV[a])
+      local type = ARGV[a + 1]
+      if offset > last then
+        local value = ARGV[a + 2]
+        changed[type] = redis.call('HINCRBY', counts, type, 1)
+        if value ~= '' then redis.call('HINCRBYFLOAT', sums, type, value) end
+        applied = applied + 1
+        last = offset
+        lastArg = ARGV[a]
+      elseif changed[type] == nil then
+        changed[type] = tonumber(redis.call('HGET', counts, type) or '0')
+      end
+      a = a + 3
     end
-    a = a + 3
+    if lastArg then redis.call('HSET', marks, partition, lastArg) end
   end
-  if lastArg then redis.call('HSET', marks, partition, lastArg) end
   out[#out + 1] = applied
   local at = #out + 1
   out[at] = 0
@@ -253,17 +257,24 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
   const store: CounterStore = {
     description: `redis (ioredis, ${where})`,
 
-    async apply(partition: number, increments: readonly CounterIncrement[]): Promise<number> {
-      const byTarget = new Map<string, CounterIncrement[]>();
+    async apply(increments: readonly CounterIncrement[]): Promise<number> {
+      // Per target, its increments per partition, each list in the order given (offset order).
+      const byTarget = new Map<string, { events: number; partitions: Map<number, CounterIncrement[]> }>();
       for (const inc of increments) {
-        const list = byTarget.get(inc.target);
+        let t = byTarget.get(inc.target);
+        if (!t) {
+          t = { events: 0, partitions: new Map() };
+          byTarget.set(inc.target, t);
+        }
+        t.events++;
+        const list = t.partitions.get(inc.partition);
         if (list) list.push(inc);
-        else byTarget.set(inc.target, [inc]);
+        else t.partitions.set(inc.partition, [inc]);
       }
       // One call per group of targets: on a Cluster the targets of one hash slot, on a standalone
       // server any; at most MAX_EVENTS_PER_CALL events each (a larger target goes alone).
       const groups = new Map<number, { targets: string[]; events: number }[]>();
-      for (const [target, incs] of byTarget) {
+      for (const [target, { events }] of byTarget) {
         const slot = cluster ? keysFor(target).slot : 0;
         let calls = groups.get(slot);
         if (!calls) {
@@ -271,29 +282,32 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
           groups.set(slot, calls);
         }
         let call = calls.at(-1);
-        if (!call || (call.events > 0 && call.events + incs.length > MAX_EVENTS_PER_CALL)) {
+        if (!call || (call.events > 0 && call.events + events > MAX_EVENTS_PER_CALL)) {
           call = { targets: [], events: 0 };
           calls.push(call);
         }
         call.targets.push(target);
-        call.events += incs.length;
+        call.events += events;
       }
       try {
         const results = await Promise.all(
           [...groups.values()].flat().map(async ({ targets }) => {
             const keys: string[] = [];
-            const args: string[] = [String(partition)];
+            const args: string[] = [];
             for (const target of targets) {
               const k = keysFor(target);
               keys.push(k.counts, k.sums, k.marks);
-              const incs = byTarget.get(target)!;
-              args.push(String(incs.length));
-              for (const inc of incs)
-                args.push(
-                  inc.position.toString(),
-                  inc.type,
-                  inc.value === undefined ? '' : String(inc.value),
-                );
+              const { partitions } = byTarget.get(target)!;
+              args.push(String(partitions.size));
+              for (const [partition, incs] of partitions) {
+                args.push(String(partition), String(incs.length));
+                for (const inc of incs)
+                  args.push(
+                    inc.position.toString(),
+                    inc.type,
+                    inc.value === undefined ? '' : String(inc.value),
+                  );
+              }
             }
             const out = await redis.tallyApply(keys.length, ...keys, ...args);
             return { targets, out };
@@ -368,7 +382,7 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
   };
   return {
     ...store,
-    apply: (partition, increments) => timed('apply', () => store.apply(partition, increments)),
+    apply: (increments) => timed('apply', () => store.apply(increments)),
     read: (target) => timed('read', () => store.read(target)),
     top: (types, limit) => timed('top', () => store.top(types, limit)),
   };

@@ -148,6 +148,46 @@ export function eventLogContract(adapterName: string, open: () => Promise<Opened
     );
 
     contractTest(
+      'batches of different partitions are in hand at once; each is committed after its handler',
+      async (t) => {
+        const scope = await scopeOf(t);
+        const { log } = scope;
+        const topic = await scope.topic(4);
+        const groupId = `g-${randomUUID()}`;
+        // Records waiting in every partition before the group starts: the first fetch has them all.
+        const sent = Array.from({ length: 4 }, (_, partition) => ({
+          key: null,
+          partition,
+          value: bytes(partition),
+        }));
+        await log.producer().send(topic, sent);
+        let inHand = 0;
+        let most = 0;
+        let handled = 0;
+        const handler: BatchHandler = async () => {
+          inHand++;
+          most = Math.max(most, inHand);
+          // Held until another partition's batch is in hand too (or long enough to tell it never is).
+          const deadline = Date.now() + 3_000;
+          while (inHand < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          inHand--;
+          handled++;
+        };
+        await scope.run({ groupId, topics: [topic] }, handler);
+        await poll(
+          async () => {
+            const offsets = await log.groupOffsets(groupId, topic);
+            return offsets.every((o) => o.committed === o.end);
+          },
+          () => 'the commits of every partition',
+        );
+        assert.ok(handled >= 4, `${handled} batches handled`);
+        assert.ok(most >= 2, `at most ${most} batch in hand at once`);
+      },
+    );
+
+    contractTest(
       'records with one key keep their order in one partition; a group gets every record once, byte for byte',
       async (t) => {
         const scope = await scopeOf(t);

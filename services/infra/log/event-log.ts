@@ -100,6 +100,10 @@ export interface BatchContext {
  * The handler of one batch. Resolving means the sink holds every record's
  * effect: the consumer then commits past the batch. Throwing means an
  * infrastructure failure: nothing is committed and the batch is redelivered.
+ *
+ * A partition's batches come one at a time, in offset order; batches of different partitions
+ * may be in hand at once (all those of one fetch, on Kafka), so that a handler can gather them
+ * into one write.
  */
 export type BatchHandler = (batch: ConsumedBatch, context: BatchContext) => Promise<void>;
 

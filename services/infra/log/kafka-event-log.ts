@@ -247,6 +247,12 @@ class KafkaLogProducer implements LogProducer {
 
 const DEFAULT_SESSION_TIMEOUT_MS = 30_000;
 
+/**
+ * Partitions' batches handled at once by one consumer (kafkajs workers; each is a few closures).
+ * A member assigned more partitions handles the rest as workers free up.
+ */
+const CONCURRENT_PARTITIONS = 256;
+
 /** How long a stop with no batch in hand waits for the group coordinator before going on. */
 const LEAVE_GRACE_MS = 3_000;
 
@@ -258,8 +264,16 @@ class KafkaLogConsumer implements LogConsumer {
   #stopping: Promise<void> | undefined;
   /** The start in progress or done, so that a stop during start-up waits for it. */
   #starting: Promise<void> | undefined;
-  /** The batch being handled and committed, if any: what a stop must wait for. */
-  #inHand: Promise<void> | undefined;
+  /** The batches being handled and committed, if any: what a stop must wait for. */
+  readonly #inHand = new Set<Promise<void>>();
+  /** Commits of batches handled in this turn, sent together at the next one. */
+  #pendingCommit:
+    | {
+        offsets: Map<string, { topic: string; partition: number; offset: string }>;
+        commit: EachBatchPayload['commitOffsetsIfNecessary'];
+        done: Promise<void>;
+      }
+    | undefined;
 
   constructor(
     kafka: Kafka,
@@ -298,16 +312,21 @@ class KafkaLogConsumer implements LogConsumer {
     await this.#consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
+      // Every partition's batch of a fetch in hand at once: the handler may gather them into one
+      // write, and their commits go out as one request (a partition's batches stay in order: the
+      // next fetch waits for all of this one's).
+      partitionsConsumedConcurrently: CONCURRENT_PARTITIONS,
       eachBatch: async (payload) => {
         if (payload.batch.messages.length === 0) return;
         let done!: () => void;
-        this.#inHand = new Promise<void>((resolve) => {
+        const inHand = new Promise<void>((resolve) => {
           done = resolve;
         });
+        this.#inHand.add(inHand);
         try {
           await this.#handle(payload, handler);
         } finally {
-          this.#inHand = undefined;
+          this.#inHand.delete(inHand);
           done();
         }
       },
@@ -336,16 +355,45 @@ class KafkaLogConsumer implements LogConsumer {
     const last = batch.messages[batch.messages.length - 1]!.offset;
     resolveOffset(last);
     if (isStale()) return; // the partition moved: its new owner re-reads, the sinks dedup
-    // The batch's own commit: consumer.commitOffsets() is a silent no-op once a stop has
-    // begun, which would lose the last batch's commit of a draining consumer.
-    await commitOffsetsIfNecessary({
-      topics: [
-        {
-          topic: batch.topic,
-          partitions: [{ partition: batch.partition, offset: (BigInt(last) + 1n).toString() }],
-        },
-      ],
-    });
+    await this.#commit(
+      batch.topic,
+      batch.partition,
+      (BigInt(last) + 1n).toString(),
+      commitOffsetsIfNecessary,
+    );
+  }
+
+  /**
+   * Commits one partition's next offset together with those of the other batches handled in the
+   * same turn (the batches of one gathered write finish together): one OffsetCommit request for
+   * them all. Through the batch's own commit function: consumer.commitOffsets() is a silent no-op
+   * once a stop has begun, which would lose the last commit of a draining consumer.
+   */
+  #commit(
+    topic: string,
+    partition: number,
+    offset: string,
+    commit: EachBatchPayload['commitOffsetsIfNecessary'],
+  ): Promise<void> {
+    let pending = this.#pendingCommit;
+    if (!pending) {
+      const done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        const gathered = this.#pendingCommit!;
+        this.#pendingCommit = undefined;
+        const byTopic = new Map<string, { partition: number; offset: string }[]>();
+        for (const o of gathered.offsets.values()) {
+          const list = byTopic.get(o.topic) ?? [];
+          list.push({ partition: o.partition, offset: o.offset });
+          byTopic.set(o.topic, list);
+        }
+        return gathered.commit({ topics: [...byTopic].map(([t, partitions]) => ({ topic: t, partitions })) });
+      });
+      pending = { offsets: new Map(), commit, done };
+      this.#pendingCommit = pending;
+    }
+    pending.offsets.set(`${topic}|${partition}`, { topic, partition, offset });
+    pending.commit = commit;
+    return pending.done;
   }
 
   stop(): Promise<void> {
@@ -357,8 +405,8 @@ class KafkaLogConsumer implements LogConsumer {
           () => true,
           () => true,
         );
-        // The batch in hand is handled and committed before anything else…
-        await this.#inHand;
+        // The batches in hand are handled and committed before anything else…
+        await Promise.all(this.#inHand);
         // …but leaving the group may wait on the coordinator (a rejoin blocked until a dead
         // member's session times out, a broker coming back): with no batch in hand nothing is
         // left to commit, so the stop goes on after LEAVE_GRACE_MS and the group notices the

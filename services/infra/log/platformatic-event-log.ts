@@ -342,8 +342,8 @@ class PlatformaticLogConsumer implements LogConsumer {
   #owned = new Map<string, number>();
   /** Per owned partition, the next offset to hand to the handler: lower ones were handled. */
   readonly #positions = new Map<string, bigint>();
-  /** The batch being handled and committed; a rebalance waits for it. */
-  #inHand: Promise<unknown> | undefined;
+  /** The batches being handled and committed; a rebalance waits for them. */
+  readonly #inHand = new Set<Promise<unknown>>();
   #rebalanceWaiting = false;
   /** Set while this member is rejoining the group: no batch starts until it knows its partitions. */
   #joining: { settled: Promise<void>; settle: () => void } | undefined;
@@ -479,10 +479,8 @@ class PlatformaticLogConsumer implements LogConsumer {
           this.#stream = stream;
         }
         const messages = await this.#read(this.#stream);
-        for (const batch of this.#batches(messages)) {
-          if (this.#stopRequested) break;
-          await this.#handle(batch, handler);
-        }
+        // Every partition's batch at once: the handler may gather them into one write.
+        await Promise.all(this.#batches(messages).map((batch) => this.#handle(batch, handler)));
         failures = 0;
       } catch (error) {
         failures++;
@@ -568,7 +566,7 @@ class PlatformaticLogConsumer implements LogConsumer {
             this.#log.warn('Kafka commit failed', { error, partition: pending.partition });
           });
       })();
-      this.#inHand = work;
+      this.#inHand.add(work);
       try {
         await work;
         return;
@@ -581,7 +579,7 @@ class PlatformaticLogConsumer implements LogConsumer {
         });
         await this.#wait(backoffMs(attempt));
       } finally {
-        this.#inHand = undefined;
+        this.#inHand.delete(work);
       }
     }
   }
@@ -602,7 +600,7 @@ class PlatformaticLogConsumer implements LogConsumer {
     if (this.#rebalanceWaiting) return EMPTY;
     this.#rebalanceWaiting = true;
     try {
-      await this.#inHand?.catch(() => {});
+      await Promise.all([...this.#inHand].map((work) => work.catch(() => {})));
     } finally {
       this.#rebalanceWaiting = false;
     }

@@ -29,7 +29,7 @@ export const INVALID_TOKEN = 'INVALID_TOKEN';
 export const DEFAULT_JWT_ALGORITHMS: readonly string[] = Object.freeze(['RS256', 'ES256', 'EdDSA']);
 
 /** The public-key algorithms jose verifies, by the key type that verifies them. */
-const ASYMMETRIC = [
+const ASYMMETRIC: readonly string[] = [
   'RS256',
   'RS384',
   'RS512',
@@ -44,6 +44,8 @@ const ASYMMETRIC = [
 ];
 const HMAC = ['HS256', 'HS384', 'HS512'];
 export const JWT_ALGORITHMS: readonly string[] = Object.freeze([...ASYMMETRIC, ...HMAC]);
+/** The public-key algorithms: those a JWKS or a public key verifies. */
+export const PUBLIC_KEY_JWT_ALGORITHMS: readonly string[] = Object.freeze([...ASYMMETRIC]);
 
 /** Longest token accepted (characters); longer is `malformed` before any parsing. */
 const MAX_TOKEN_CHARS = 16 * 1024;

@@ -126,6 +126,7 @@ export function keyStoreContract(adapter: string, environment: () => Promise<Key
       const { store } = await withStore(t);
       const cases: [Partial<NewKeySpec>, string][] = [
         [{ name: '  ' }, 'name'],
+        [{ name: 'two\nlines' }, 'name'],
         [{ scopes: new Set() }, 'scopes'],
         [{ kind: 'ingest', scopes: new Set(['ingest', 'read']) }, 'scopes'],
         [{ allowedOrigins: ['https://a.example'] }, 'allowedOrigins'],

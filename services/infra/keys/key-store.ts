@@ -138,6 +138,8 @@ function refused(why: string, message: string): AppError {
   });
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this rejects
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 const ORIGIN = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/;
 const EVENT_TYPE = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/; // as domain/event-rules.ts accepts
 
@@ -148,6 +150,7 @@ export function validateKeySpec(spec: NewKeySpec, now: Date): void {
   };
   const name = spec.name.trim();
   if (name.length === 0 || name.length > 200) bad('name', 'must be 1 to 200 characters');
+  if (CONTROL_CHARS.test(name)) bad('name', 'must not hold control characters');
   if (!API_KEY_KINDS.includes(spec.kind)) bad('kind', `must be one of ${API_KEY_KINDS.join(', ')}`);
   if (spec.scopes.size === 0) bad('scopes', 'must name at least one scope');
   if (spec.kind === 'ingest' && (spec.scopes.size !== 1 || !spec.scopes.has('ingest')))

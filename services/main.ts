@@ -1,16 +1,18 @@
 /**
  * `tally <role…>` / `tally all`: runs roles (run-roles.ts, by the table in roles.ts) until
- * SIGTERM/SIGINT, then drains. The other commands — `simulate`, `dlq-replay`, `migrate` — are a
- * table of their own below: each opens only the ports it needs.
+ * SIGTERM/SIGINT, then drains. The other commands — `simulate`, `dlq-replay`, `migrate`, `keys` —
+ * are a table of their own below: each opens only the ports it needs.
  */
 import { resolve } from 'node:path';
 import { closeBackends, openBackends } from './backends.ts';
 import { replayDeadLetters } from './dlq/replay.ts';
 import { ConfigError, loadConfig, type TallyConfig } from './infra/config.ts';
 import { DataDirInUseError } from './infra/data-dir-lock.ts';
+import { createSqlKeyStore } from './infra/keys/sql-key-store.ts';
 import { createLogger } from './infra/logger.ts';
 import { handleProcessWarnings } from './infra/node-warnings.ts';
 import { migrate } from './infra/sql/migrate.ts';
+import { keysCommand } from './keys/keys-command.ts';
 import { ROLES, type Role } from './roles.ts';
 import { type Running, runRoles } from './run-roles.ts';
 import { simulateCommand } from './simulator/simulate-command.ts';
@@ -23,6 +25,7 @@ commands:
   simulate [flags]                 send simulated traffic (--help lists its flags)
   dlq-replay [--from-group <g>]    send dead-lettered events back to the events topic
   migrate                          apply the SQL schema
+  keys create|list|revoke|rotate   administer API keys (keys --help lists the flags)
 configuration: TALLY_* environment variables (see README.md); with none set, every port
 uses its embedded adapter under TALLY_DATA_DIR (default ./data)`;
 
@@ -89,6 +92,29 @@ const COMMANDS: Record<string, Command> = {
     }
     return 0;
   },
+  keys: async (flags, config) =>
+    keysCommand(
+      flags,
+      async () => {
+        // No logger: nothing about keys is logged, and the command's output is its own.
+        const backends = await openBackends(new Set(['sql']), config, createLogger('error'));
+        try {
+          await migrate(backends.sql!, config.pg.schema);
+        } catch (error) {
+          await closeBackends(backends);
+          throw error;
+        }
+        const store = createSqlKeyStore({ sql: backends.sql! });
+        return {
+          store,
+          close: async () => {
+            await store.close();
+            await closeBackends(backends);
+          },
+        };
+      },
+      { out: process.stdout, err: process.stderr },
+    ),
 };
 
 /** A user's mistake (usage, configuration, a data directory in use): a message and exit status 2. */

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, jwtVerifierOptions, loadConfig } from './config.ts';
 
 test('defaults apply when nothing is set, and the result is frozen', () => {
   const config = loadConfig({});
@@ -118,4 +122,92 @@ test('Redis settings that do not go together fail naming the variable', () => {
   );
   fails({ TALLY_REDIS_USERNAME: 'tally' }, /TALLY_REDIS_PASSWORD: required with TALLY_REDIS_USERNAME/);
   fails({ TALLY_REDIS_TLS: 'yes' }, /TALLY_REDIS_TLS/);
+});
+
+test('JWT verification is off by default, and its settings parse with their defaults', () => {
+  assert.equal(loadConfig({}).jwt, undefined);
+  const jwks = loadConfig({
+    TALLY_JWT_JWKS_URL: 'https://id.example/.well-known/jwks.json',
+    TALLY_JWT_ISSUER: 'https://id.example/',
+    TALLY_JWT_AUDIENCE: 'tally, tally-staging',
+  });
+  assert.deepEqual(jwks.jwt, {
+    jwksUrl: 'https://id.example/.well-known/jwks.json',
+    publicKeyFile: undefined,
+    issuer: 'https://id.example/',
+    audience: ['tally', 'tally-staging'],
+    algorithms: ['RS256', 'ES256', 'EdDSA'],
+    scopesClaim: 'scope',
+    clockToleranceSec: 30,
+  });
+  assert.deepEqual(jwtVerifierOptions(jwks.jwt!), {
+    jwksUrl: 'https://id.example/.well-known/jwks.json',
+    issuer: 'https://id.example/',
+    audience: ['tally', 'tally-staging'],
+    algorithms: ['RS256', 'ES256', 'EdDSA'],
+    scopesClaim: 'scope',
+    clockToleranceSec: 30,
+  });
+  const local = loadConfig({
+    TALLY_JWT_JWKS_URL: 'http://127.0.0.1:8081/jwks.json',
+    TALLY_JWT_ISSUER: 'i',
+    TALLY_JWT_AUDIENCE: 'a',
+    TALLY_JWT_ALGORITHMS: 'ES384,PS256',
+    TALLY_JWT_SCOPES_CLAIM: 'scp',
+    TALLY_JWT_CLOCK_TOLERANCE_S: '5',
+  });
+  assert.deepEqual(local.jwt?.algorithms, ['ES384', 'PS256']);
+  assert.equal(local.jwt?.scopesClaim, 'scp');
+  assert.equal(local.jwt?.clockToleranceSec, 5);
+});
+
+test('a JWT public key file is read into the verifier options, or fails naming the variable', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-jwt-config-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  writeFileSync(join(dir, 'key.pem'), pem);
+  writeFileSync(join(dir, 'not-a-key.pem'), 'hello');
+  const env = { TALLY_JWT_ISSUER: 'i', TALLY_JWT_AUDIENCE: 'a' };
+  const config = loadConfig({ ...env, TALLY_JWT_PUBLIC_KEY_FILE: join(dir, 'key.pem') });
+  assert.equal(jwtVerifierOptions(config.jwt!).publicKeyPem, pem);
+  for (const file of ['not-a-key.pem', 'missing.pem'])
+    assert.throws(
+      () => jwtVerifierOptions(loadConfig({ ...env, TALLY_JWT_PUBLIC_KEY_FILE: join(dir, file) }).jwt!),
+      (error: unknown) => error instanceof ConfigError && /TALLY_JWT_PUBLIC_KEY_FILE: /.test(error.message),
+    );
+});
+
+test('JWT settings that are bad or do not go together fail naming the variable', () => {
+  const fails = (env: Record<string, string>, message: RegExp) =>
+    assert.throws(
+      () => loadConfig(env),
+      (error: unknown) => error instanceof ConfigError && message.test(error.message),
+      JSON.stringify(env),
+    );
+  const ok = {
+    TALLY_JWT_JWKS_URL: 'https://id.example/jwks',
+    TALLY_JWT_ISSUER: 'i',
+    TALLY_JWT_AUDIENCE: 'a',
+  };
+  fails(
+    { ...ok, TALLY_JWT_ALGORITHMS: 'RS256,none' },
+    /TALLY_JWT_ALGORITHMS: "none" is not allowed: each one of RS256/,
+  );
+  fails({ ...ok, TALLY_JWT_ALGORITHMS: 'HS256' }, /TALLY_JWT_ALGORITHMS/);
+  fails({ ...ok, TALLY_JWT_ALGORITHMS: ' , ' }, /TALLY_JWT_ALGORITHMS/);
+  fails({ ...ok, TALLY_JWT_JWKS_URL: 'http://id.example/jwks' }, /TALLY_JWT_JWKS_URL: must be https/);
+  fails({ ...ok, TALLY_JWT_JWKS_URL: 'not a url' }, /TALLY_JWT_JWKS_URL/);
+  fails({ ...ok, TALLY_JWT_CLOCK_TOLERANCE_S: '301' }, /TALLY_JWT_CLOCK_TOLERANCE_S/);
+  fails({ ...ok, TALLY_JWT_SCOPES_CLAIM: 'has space' }, /TALLY_JWT_SCOPES_CLAIM/);
+  fails(
+    { ...ok, TALLY_JWT_PUBLIC_KEY_FILE: '/k.pem' },
+    /TALLY_JWT_PUBLIC_KEY_FILE: set with TALLY_JWT_JWKS_URL/,
+  );
+  fails({ TALLY_JWT_JWKS_URL: ok.TALLY_JWT_JWKS_URL }, /TALLY_JWT_ISSUER: required with/);
+  fails(
+    { TALLY_JWT_JWKS_URL: ok.TALLY_JWT_JWKS_URL, TALLY_JWT_ISSUER: 'i' },
+    /TALLY_JWT_AUDIENCE: required with/,
+  );
+  fails({ TALLY_JWT_ISSUER: 'i' }, /TALLY_JWT_ISSUER: set without TALLY_JWT_JWKS_URL/);
 });

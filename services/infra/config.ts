@@ -6,6 +6,11 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { defaultEventLimits } from '../domain/event-rules.ts';
+import {
+  DEFAULT_JWT_ALGORITHMS,
+  type JwtVerifierOptions,
+  PUBLIC_KEY_JWT_ALGORITHMS,
+} from './auth/jwt-verifier.ts';
 import type { RedisSecurity } from './counters/redis-counter-store.ts';
 import type { KafkaSecurity } from './log/kafka-security.ts';
 
@@ -18,6 +23,24 @@ const list = z.string().transform((s) =>
 );
 const bool = z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1');
 const name = z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits and . _ - only');
+/** An https URL, or http to a loopback address (a JWKS served on the same host). */
+const secureUrl = z
+  .string()
+  .url()
+  .refine((s) => {
+    if (!URL.canParse(s)) return true; // reported by url()
+    const url = new URL(s);
+    return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.test(url.hostname));
+  }, 'must be https:// (http:// only to localhost)');
+const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/;
+const jwtAlgorithms = list.pipe(z.array(z.string()).min(1)).superRefine((algorithms, ctx) => {
+  const bad = algorithms.find((a) => !PUBLIC_KEY_JWT_ALGORITHMS.includes(a));
+  if (bad !== undefined)
+    ctx.addIssue({
+      code: 'custom',
+      message: `${JSON.stringify(bad)} is not allowed: each one of ${PUBLIC_KEY_JWT_ALGORITHMS.join(', ')} (never none; HS* needs a shared secret, which Tally does not take)`,
+    });
+});
 
 /** Each variable with its default; the README's configuration table lists the same. */
 const schema = z.object({
@@ -75,6 +98,16 @@ const schema = z.object({
   TALLY_CONSUMER_LAG_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   TALLY_DRAIN_TIMEOUT_MS: int(0).default(15_000),
   TALLY_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  TALLY_JWT_JWKS_URL: secureUrl.optional(),
+  TALLY_JWT_PUBLIC_KEY_FILE: z.string().min(1).optional(),
+  TALLY_JWT_ISSUER: z.string().min(1).optional(),
+  TALLY_JWT_AUDIENCE: list.pipe(z.array(z.string()).min(1)).optional(),
+  TALLY_JWT_ALGORITHMS: jwtAlgorithms.default([...DEFAULT_JWT_ALGORITHMS]),
+  TALLY_JWT_SCOPES_CLAIM: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_:.-]*$/, 'a claim name')
+    .default('scope'),
+  TALLY_JWT_CLOCK_TOLERANCE_S: int(0, 300).default(30),
 });
 
 /** The names of every variable the schema reads (the README's configuration table lists each). */
@@ -137,6 +170,21 @@ export interface TallyConfig {
   consumer: { maxWaitMs: number; lagIntervalMs: number; paceMs: number };
   drainTimeoutMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * End users' JWTs (docs/security.md), when a JWKS URL or a public key file is set: the keys,
+   * the required `iss` and `aud`, the allowed algorithms, the scopes claim and the clock skew.
+   */
+  jwt:
+    | {
+        jwksUrl: string | undefined;
+        publicKeyFile: string | undefined;
+        issuer: string;
+        audience: string[];
+        algorithms: string[];
+        scopesClaim: string;
+        clockToleranceSec: number;
+      }
+    | undefined;
 }
 
 /** Thrown when the environment holds a bad value; the message names every bad variable. */
@@ -166,6 +214,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     conflicts.push(
       'TALLY_REDIS_TLS_CA_FILE: set without TLS: set TALLY_REDIS_TLS=true (or a rediss:// TALLY_REDIS_URL)',
     );
+  const jwtKeys = [e.TALLY_JWT_JWKS_URL, e.TALLY_JWT_PUBLIC_KEY_FILE].filter((v) => v !== undefined);
+  if (jwtKeys.length > 1)
+    conflicts.push(
+      'TALLY_JWT_PUBLIC_KEY_FILE: set with TALLY_JWT_JWKS_URL: tokens are verified with one or the other',
+    );
+  for (const k of ['TALLY_JWT_ISSUER', 'TALLY_JWT_AUDIENCE'] as const)
+    if (jwtKeys.length > 0 && e[k] === undefined)
+      conflicts.push(`${k}: required with TALLY_JWT_JWKS_URL or TALLY_JWT_PUBLIC_KEY_FILE`);
+    else if (jwtKeys.length === 0 && e[k] !== undefined)
+      conflicts.push(
+        `${k}: set without TALLY_JWT_JWKS_URL or TALLY_JWT_PUBLIC_KEY_FILE to verify tokens with`,
+      );
   if (conflicts.length > 0)
     throw new ConfigError(`invalid configuration:\n${conflicts.map((c) => `  ${c}`).join('\n')}`);
   return deepFreeze({
@@ -238,6 +298,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     drainTimeoutMs: e.TALLY_DRAIN_TIMEOUT_MS,
     logLevel: e.TALLY_LOG_LEVEL,
+    jwt:
+      jwtKeys.length > 0
+        ? {
+            jwksUrl: e.TALLY_JWT_JWKS_URL,
+            publicKeyFile: e.TALLY_JWT_PUBLIC_KEY_FILE,
+            issuer: e.TALLY_JWT_ISSUER!,
+            audience: e.TALLY_JWT_AUDIENCE!,
+            algorithms: e.TALLY_JWT_ALGORITHMS,
+            scopesClaim: e.TALLY_JWT_SCOPES_CLAIM,
+            clockToleranceSec: e.TALLY_JWT_CLOCK_TOLERANCE_S,
+          }
+        : undefined,
   });
 }
 
@@ -266,6 +338,38 @@ export function redisSecurity(config: TallyConfig['redis']): RedisSecurity {
       security.tls.ca = readCaFile('TALLY_REDIS_TLS_CA_FILE', config.tls.caFile);
   }
   return security;
+}
+
+/**
+ * The JWT verifier's options from `config.jwt` (defined: JWTs are configured), the public key
+ * read from its file (a ConfigError naming TALLY_JWT_PUBLIC_KEY_FILE when it cannot be read).
+ */
+export function jwtVerifierOptions(config: NonNullable<TallyConfig['jwt']>): JwtVerifierOptions {
+  const options: JwtVerifierOptions = {
+    issuer: config.issuer,
+    audience: config.audience,
+    algorithms: config.algorithms,
+    scopesClaim: config.scopesClaim,
+    clockToleranceSec: config.clockToleranceSec,
+  };
+  if (config.jwksUrl !== undefined) options.jwksUrl = config.jwksUrl;
+  if (config.publicKeyFile !== undefined) {
+    const file = config.publicKeyFile;
+    let pem: string;
+    try {
+      pem = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError(
+        `invalid configuration:\n  TALLY_JWT_PUBLIC_KEY_FILE: cannot read ${file} (${(error as Error).message})`,
+      );
+    }
+    if (!/-----BEGIN (PUBLIC KEY|CERTIFICATE)-----/.test(pem))
+      throw new ConfigError(
+        `invalid configuration:\n  TALLY_JWT_PUBLIC_KEY_FILE: ${file} holds no PEM public key (-----BEGIN PUBLIC KEY-----)`,
+      );
+    options.publicKeyPem = pem;
+  }
+  return options;
 }
 
 /** The PEM bundle a TALLY_*_TLS_CA_FILE names, or a ConfigError naming that variable. */

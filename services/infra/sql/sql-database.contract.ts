@@ -41,7 +41,7 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
       );
       assert.deepEqual(
         tables.map((r) => r.table_name),
-        ['consumer_offset', 'event', 'event_summary', 'schema_migration'],
+        ['api_key', 'consumer_offset', 'event', 'event_summary', 'schema_migration'],
       );
     });
 

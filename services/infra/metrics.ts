@@ -314,6 +314,38 @@ export function redisMetrics(registry: Registry): { duration: Histogram<'operati
   };
 }
 
+/** Rate limits: requests refused, and checks the limiter's backend could not make. */
+export interface RateLimitMetrics {
+  limited: Counter<'limit'>;
+  backendErrors: Counter;
+}
+
+export function rateLimitMetrics(registry: Registry): RateLimitMetrics {
+  return {
+    limited: once(
+      registry,
+      'tally_rate_limited_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_rate_limited_total',
+          help: 'Rate limit checks refused, by limit (the policy name: ingest, read, …)',
+          labelNames: ['limit'],
+          registers,
+        }),
+    ),
+    backendErrors: once(
+      registry,
+      'tally_rate_limit_backend_errors_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_rate_limit_backend_errors_total',
+          help: 'Rate limit or quota checks whose backend failed, answered by the failure policy (open or closed)',
+          registers,
+        }),
+    ),
+  };
+}
+
 /** Statements on PostgreSQL. */
 export function pgMetrics(registry: Registry): { duration: Histogram<'operation'> } {
   return {

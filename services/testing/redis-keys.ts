@@ -20,6 +20,8 @@ export async function deleteRedisKeys(
     realServers.redisClusterNodes.map((n) => ({ host: n.split(':')[0]!, port: Number(n.split(':')[1]) })),
   );
   try {
+    // The masters are known once the client is ready (before, `nodes` lists none).
+    if (cluster.status !== 'ready') await new Promise((resolve) => cluster.once('ready', resolve));
     // Keys of different targets sit in different slots: each master deletes its own.
     for (const node of cluster.nodes('master')) {
       const keys = await node.keys(`${prefix}:*`);

@@ -27,9 +27,10 @@
  */
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { AppError, Code } from '../app-error.ts';
 import { type Registry, redisMetrics, secondsSince } from '../metrics.ts';
+import { connectRedis, type RedisConnectionOptions, type RedisSecurity } from '../redis-client.ts';
 import type { CounterIncrement, CounterStore, TypeCounter, TypeLeaders } from './counter-store.ts';
 
 // Per target, three KEYS: its counts hash, its sums hash, its marks hash (one call holds the keys
@@ -95,24 +96,9 @@ const READ_SCRIPT = `return { redis.call('HGETALL', KEYS[1]), redis.call('HGETAL
 /** Targets whose key names are kept, so that reading a popular target again skips its digest. */
 const KEY_CACHE_SIZE = 4096;
 
-/** How the client authenticates and encrypts, from TALLY_REDIS_USERNAME, _PASSWORD and _TLS* (README). */
-export interface RedisSecurity {
-  /** AUTH as `username` (an ACL user; absent: `default`); wins over credentials in the URL. */
-  auth?: { username?: string | undefined; password: string };
-  /** TLS to every node; `ca`: PEM certificates trusted besides the system's CAs. */
-  tls?: { ca?: string };
-}
+export type { RedisSecurity };
 
-export interface RedisCounterStoreOptions {
-  /**
-   * `redis://[user:password@]host:port` for a standalone server; `rediss://` for TLS.
-   * `security` applies over what the URL says.
-   */
-  url?: string;
-  /** `host:port` of some Cluster nodes; set instead of `url` for Redis Cluster. */
-  clusterNodes?: readonly string[];
-  /** Credentials and TLS for every connection (none when absent, but what a standalone URL carries). */
-  security?: RedisSecurity;
+export interface RedisCounterStoreOptions extends RedisConnectionOptions {
   keyPrefix: string;
   /** Times each call (apply, read, top) there when given (docs/metrics.md). */
   metrics?: Registry;
@@ -122,86 +108,14 @@ export interface RedisCounterStoreOptions {
 const clusterKeySlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
 
 type Client = Redis | Cluster;
-/** Cluster's own way to fail the calls waiting for a connection (not in its type declarations). */
-type QueueFlusher = { flushQueue?(error: Error): void };
 type ClientWithScripts = Client & {
   tallyApply(numKeys: number, ...args: string[]): Promise<(number | string)[]>;
   tallyRead(countsKey: string, sumsKey: string): Promise<[string[], string[]]>;
 };
 
 export function createRedisCounterStore(options: RedisCounterStoreOptions): CounterStore {
-  // Auto-pipelining: the calls of one batch (a script per slot, the leaderboards' writes) go out
-  // in one write per connection, which spares Redis a read and a reply per call.
-  const common = {
-    lazyConnect: false,
-    maxRetriesPerRequest: 3,
-    enableOfflineQueue: true,
-    enableAutoPipelining: true,
-  } as const;
-  const { auth, tls } = options.security ?? {};
-  let client: Client;
-  let where: string;
-  let user = auth && (auth.username ?? 'default');
-  if (options.clusterNodes && options.clusterNodes.length > 0) {
-    const redisOptions: ClusterOptions['redisOptions'] = {
-      ...common,
-      ...auth,
-      ...(tls && { tls: { ...tls } }),
-    };
-    client = new Cluster(
-      options.clusterNodes.map((n) => {
-        const [host, port] = n.split(':');
-        return { host: host ?? '127.0.0.1', port: Number(port ?? 6379) };
-      }),
-      {
-        redisOptions,
-        ...(tls && {
-          // ioredis resolves the names given to addresses before connecting, and TLS would then
-          // check the certificates against those addresses: keep the names. Nodes found later are
-          // dialled at the addresses the cluster announces, which their certificates must name.
-          dnsLookup: (address: string, callback: (error: null, address: string) => void) =>
-            callback(null, address),
-          // Each slots refresh opens a connection of its own (TLS handshake, then AUTH): more
-          // than the default second on a busy node.
-          slotsRefreshTimeout: 5_000,
-        }),
-      },
-    );
-    where = `cluster ${options.clusterNodes.join(',')}`;
-  } else if (options.url) {
-    // The URL's credentials, unless the explicit ones replace them; the URL then goes without any.
-    const url = new URL(options.url);
-    const fromUrl = {
-      username: decodeURIComponent(url.username) || undefined,
-      password: decodeURIComponent(url.password) || undefined,
-    };
-    url.username = '';
-    url.password = '';
-    const standalone: RedisOptions = {
-      ...common,
-      username: auth?.username ?? fromUrl.username,
-      password: auth?.password ?? fromUrl.password,
-      ...(tls && { tls: { ...tls } }),
-    };
-    if (standalone.password !== undefined) user ??= standalone.username ?? 'default';
-    client = new Redis(url.href, standalone);
-    where = url.href;
-  } else {
-    throw new Error('Redis counter store needs a url or cluster nodes');
-  }
-  const secure = tls !== undefined || where.startsWith('rediss://');
-  where += `, ${secure ? 'TLS' : 'plaintext'}${user ? `, AUTH as ${user}` : ''}`;
-  // ioredis reconnects by itself and reports why it cannot connect (refused, TLS, AUTH) only as
-  // 'error' events: the calls it fails meanwhile carry that reason (see `unavailable`). A Cluster
-  // would hold its calls until it is up, however long: each failed attempt fails them instead.
-  let connectionError: Error | undefined;
-  client.on('ready', () => {
-    connectionError = undefined;
-  });
-  client.on('error', (error: Error & { lastNodeError?: Error }) => {
-    connectionError = error.lastNodeError ?? error; // ClusterAllFailedError: the last node's reason
-    if (client instanceof Cluster) (client as unknown as QueueFlusher).flushQueue?.(connectionError);
-  });
+  // The client fails its calls meanwhile with the reason it cannot connect (see `unavailable`).
+  const { client, where, connectionError } = connectRedis(options, 'Redis counter store');
   client.defineCommand('tallyApply', { lua: APPLY_SCRIPT });
   client.defineCommand('tallyRead', { lua: READ_SCRIPT, numberOfKeys: 2 });
   const redis = client as ClientWithScripts;
@@ -224,13 +138,15 @@ export function createRedisCounterStore(options: RedisCounterStoreOptions): Coun
   const topKey = (type: string) => `${prefix}:top:{${type}}`;
   const typesKey = `${prefix}:types`;
 
-  const unavailable = (what: string, cause: unknown) =>
-    new AppError(Code.UNAVAILABLE, `Redis ${what} failed`, {
+  const unavailable = (what: string, cause: unknown) => {
+    const reason = connectionError();
+    return new AppError(Code.UNAVAILABLE, `Redis ${what} failed`, {
       cause:
-        connectionError && cause instanceof Error && cause.name === 'MaxRetriesPerRequestError'
-          ? new Error(`${connectionError.message} (${cause.message})`, { cause })
+        reason && cause instanceof Error && cause.name === 'MaxRetriesPerRequestError'
+          ? new Error(`${reason.message} (${cause.message})`, { cause })
           : cause,
     });
+  };
   const duration = options.metrics && redisMetrics(options.metrics).duration;
   const timers = duration && {
     apply: duration.labels({ operation: 'apply' }),

@@ -90,7 +90,7 @@ export const FULL: Plan = {
   pgCopyMaxRows: 300_000,
   redisBench: { requests: 300_000, clients: 50, pipeline: 16 },
   bookkeeping: { events: [100_000, 400_000], targetsPerFamily: 1000, drainTimeoutSeconds: 180 },
-  e2e: { start: 1000, factor: 1.5, maxSteps: 6, stepSeconds: 30, drainTimeoutSeconds: 30 },
+  e2e: { start: 1000, factor: 1.5, maxSteps: 8, stepSeconds: 30, drainTimeoutSeconds: 30 },
   probesPerSecond: 10,
   getCounters: { rate: 1000, seconds: 20 },
   getReport: { rate: 200, seconds: 20 },

@@ -10,7 +10,7 @@ import { KAFKA_LIBRARY, type Results } from './lib/results.ts';
 import type { SummaryRow } from './lib/summary.ts';
 import { ingestRows, renderBatches } from './phases/batches.report.ts';
 import { bookkeepingRows, renderBookkeeping } from './phases/bookkeeping.report.ts';
-import { e2eRows, renderE2e } from './phases/e2e.report.ts';
+import { e2eCostRows, e2eRows, renderE2e } from './phases/e2e.report.ts';
 import { renderInProcess, renderStartup } from './phases/edge.report.ts';
 import { EVEN_WITHIN, kafkaClientRows, renderKafkaClients } from './phases/kafka-clients.report.ts';
 import { overheadRows, renderOverhead } from './phases/overhead.report.ts';
@@ -51,6 +51,9 @@ export const SUMMARY_ROWS = [
   'Accepted → visible in Redis, p50',
   'Accepted → visible in Redis, p99',
   'Accepted → visible in the hourly summary, p99',
+  'Accepted → visible in Redis, p99 near 5,000 events/s',
+  'CPU per event end to end, near 3,000 events/s',
+  'CPU per event end to end, at the maximum',
   'GetCounters p99 at 1,000 calls/s',
   'GetReport p99 on ≥ 10 M events',
   'Persister alone (event rows)',
@@ -67,6 +70,7 @@ function summaryRows(r: Results): SummaryRow[] {
   restSingleRows(r, rows);
   ingestRows(r, rows);
   e2eRows(r, rows);
+  e2eCostRows(r, rows);
   queryRows(r, rows);
   sinkRows(r, rows);
   bookkeepingRows(r, rows);

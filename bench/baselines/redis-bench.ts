@@ -103,6 +103,7 @@ export async function runRedisBenchmark(options: RedisBenchOptions): Promise<Red
     `${target}:n`,
     `${target}:s`,
     `${target}:o`,
+    '1', // one partition of this target in the call
     partition,
     String(events.length),
     ...events.flat(),

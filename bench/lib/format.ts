@@ -90,7 +90,10 @@ export function cpuHeader(groups: string[]): string[] {
 }
 
 /** CPU per event of `groups` together at a step, µs. */
-export function cpuPerEvent(step: LoadStep | undefined, groups: readonly string[]): number | undefined {
+export function cpuPerEvent(
+  step: Pick<LoadStep, 'achievedEvents' | 'cpu'> | undefined,
+  groups: readonly string[],
+): number | undefined {
   if (!step || !(step.achievedEvents > 0) || step.cpu.seconds === 0) return undefined;
   const total = groups.reduce((t, g) => t + (step.cpu.byGroup[g] ?? 0), 0);
   return (total / 100 / step.achievedEvents) * 1e6;

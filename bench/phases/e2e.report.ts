@@ -1,6 +1,18 @@
 /** Phase `e2e` in the report: its section and summary rows. */
 import { boundNote, breakingStep, costEvidence, cpuEvidence, stepEvidence } from '../lib/evidence.ts';
-import { cpuCells, cpuHeader, ms, num, type Push, pct, quant, table, verdict } from '../lib/format.ts';
+import {
+  cpuCells,
+  cpuHeader,
+  cpuPerEvent,
+  micros,
+  ms,
+  num,
+  type Push,
+  pct,
+  quant,
+  table,
+  verdict,
+} from '../lib/format.ts';
 import type { E2eStep, Results } from '../lib/results.ts';
 import { type SummaryRow, TARGETS } from '../lib/summary.ts';
 
@@ -15,6 +27,17 @@ const E2E_GROUPS = [
   'postgres',
   'simulator',
 ];
+
+/** Tally's processes and its servers: what a user pays per event (the load generator excluded). */
+const TALLY_GROUPS = E2E_GROUPS.filter((g) => g !== 'simulator');
+
+/** The passing step whose rate is nearest `rate`. */
+function stepNear(steps: readonly E2eStep[], rate: number): E2eStep | undefined {
+  let best: E2eStep | undefined;
+  for (const s of steps)
+    if (s.passed && (!best || Math.abs(s.rate - rate) < Math.abs(best.rate - rate))) best = s;
+  return best;
+}
 
 /** Which consumer group fell furthest behind in a step, and how far. */
 function slowestGroup(step: E2eStep): string {
@@ -90,6 +113,44 @@ export function e2eRows(r: Results, rows: SummaryRow[]): void {
     ratioOk: undefined,
     limit: visLimit,
   });
+}
+
+/** The figures held to a rate: Redis-visible p99 near 5,000/s, CPU per event near 3,000/s and at the maximum. */
+export function e2eCostRows(r: Results, rows: SummaryRow[]): void {
+  const steps = r.e2e?.steps ?? [];
+  const at5000 = stepNear(steps, TARGETS.redisVisibleAtRate);
+  const p99 = at5000?.probes.counter?.p99;
+  const empty = { baseline: '—', ratio: '—', ratioTarget: '—', ratioOk: undefined };
+  rows.push({
+    label: 'Accepted → visible in Redis, p99 near 5,000 events/s',
+    measured: p99 !== undefined ? `${ms(p99)} (at ${num(at5000!.rate)} events/s)` : '—',
+    target: `≤ ${TARGETS.redisVisibleP99Ms} ms`,
+    ok: p99 !== undefined ? p99 <= TARGETS.redisVisibleP99Ms : undefined,
+    ...empty,
+    limit: at5000 ? cpuEvidence(at5000.cpu, `During the step at ${num(at5000.rate)} events/s`) : undefined,
+  });
+  const split = (step: E2eStep) =>
+    TALLY_GROUPS.map((g) => `${g} ${micros(cpuPerEvent(step, [g]))}`).join(', ');
+  const cpuRow = (label: SummaryRow['label'], step: E2eStep | undefined, targetUs: number) => {
+    const perEvent = cpuPerEvent(step, TALLY_GROUPS);
+    rows.push({
+      label,
+      measured:
+        perEvent !== undefined
+          ? `${micros(perEvent)} (at ${num(step!.rate)} events/s: ${split(step!)})`
+          : '—',
+      target: `≤ ${micros(targetUs)}`,
+      ok: perEvent !== undefined ? perEvent <= targetUs : undefined,
+      ...empty,
+      limit: step ? cpuEvidence(step.cpu, `During the step at ${num(step.rate)} events/s`) : undefined,
+    });
+  };
+  cpuRow(
+    'CPU per event end to end, near 3,000 events/s',
+    stepNear(steps, 3_000),
+    TARGETS.e2eCpuPerEventUsAt3000,
+  );
+  cpuRow('CPU per event end to end, at the maximum', r.e2e?.best, TARGETS.e2eCpuPerEventUsAtMax);
 }
 
 /** Phase `e2e`: each step's lag, drain and visibility, and the consumers' own histogram. */

@@ -153,15 +153,29 @@ function k6Path(): string {
   return path;
 }
 
+/** The consumers' tuning variables a run may set (docs/performance.md measures them). */
+const BENCH_TUNING = new Set([
+  'TALLY_CONSUMER_MAX_WAIT_MS',
+  'TALLY_CONSUMER_MIN_BYTES',
+  'TALLY_CONSUMER_PACE_MS',
+  'TALLY_AGGREGATOR_MAX_WAIT_MS',
+  'TALLY_AGGREGATOR_MIN_BYTES',
+]);
+
 async function main(): Promise<number> {
   const k6 = k6Path();
   await ensureServers();
   const m = machine();
   const ns = benchNamespace(12);
-  const deployment = new Deployment(ns, localServers, {
-    // The role processes get no TALLY_* variable of the harness's environment but this one.
-    ...(process.env.TALLY_KAFKA_CLIENT ? { TALLY_KAFKA_CLIENT: process.env.TALLY_KAFKA_CLIENT } : {}),
-  });
+  // The role processes get no TALLY_* variable of the harness's environment but the client and the
+  // consumers' fetch and pacing settings (to measure them against their defaults).
+  const passed = Object.fromEntries(
+    Object.entries(process.env).filter(
+      (e): e is [string, string] =>
+        e[1] !== undefined && (BENCH_TUNING.has(e[0]) || e[0] === 'TALLY_KAFKA_CLIENT'),
+    ),
+  );
+  const deployment = new Deployment(ns, localServers, passed);
   const kafkaPid = pidListeningOn(Number(localServers.kafkaBrokers.split(',')[0]!.split(':')[1]));
   const sampler = startSampler(m.cores, deployment, kafkaPid);
   progress(
@@ -171,6 +185,12 @@ async function main(): Promise<number> {
     `namespace ${ns.id} on ${localServers.kafkaBrokers}, ${localServers.redisUrl}, PostgreSQL schema ${ns.pgSchema}`,
   );
   progress(`k6 summaries and outputs in ${rawDir}`);
+  if (Object.keys(passed).length > 0)
+    progress(
+      `settings from the environment: ${Object.entries(passed)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`,
+    );
   const results = await initialResults(m, ns, deployment, k6, kafkaPid);
   const bench: Bench = {
     plan,

@@ -86,6 +86,7 @@ function sink(
       eventsTopic: config.topics[topic],
       dlqTopic: config.topics.dlq,
       maxWaitMs: config.consumer.maxWaitMs,
+      minBytes: config.consumer.minBytes,
       lagIntervalMs: config.consumer.lagIntervalMs,
       paceMs: config.consumer.paceMs,
     },
@@ -200,7 +201,8 @@ export const ROLE_TABLE = {
       const { deps, config } = sink(w, 'aggregator', 'group_aggregation', 'accepted');
       return aggregator.start(
         { ...deps, sql: port(w, 'aggregator', 'sql') },
-        { ...config, positionTopic: w.config.topics.events },
+        // Its fetches wait for more records than the others' (summaries may be seconds behind).
+        { ...config, ...w.config.consumer.aggregator, positionTopic: w.config.topics.events },
       );
     },
   },

@@ -95,6 +95,9 @@ const schema = z.object({
   TALLY_PRODUCE_TIMEOUT_MS: int(100).default(10_000),
   TALLY_CONSUMER_MAX_WAIT_MS: int(1, 30_000).default(500),
   TALLY_CONSUMER_PACE_MS: int(0, 10_000).default(0),
+  TALLY_CONSUMER_MIN_BYTES: int(1, 16 * 1024 * 1024).default(1),
+  TALLY_AGGREGATOR_MIN_BYTES: int(1, 16 * 1024 * 1024).default(256 * 1024),
+  TALLY_AGGREGATOR_MAX_WAIT_MS: int(1, 30_000).default(1_000),
   TALLY_CONSUMER_LAG_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   TALLY_DRAIN_TIMEOUT_MS: int(0).default(15_000),
   TALLY_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
@@ -167,7 +170,17 @@ export interface TallyConfig {
     produceTimeoutMs: number;
   };
   /** `paceMs`: pacing of small batches (event-consumer.ts). */
-  consumer: { maxWaitMs: number; lagIntervalMs: number; paceMs: number };
+  /**
+   * `minBytes`: what a sink's fetch waits for, up to `maxWaitMs`; `aggregator`: the same two for the
+   * aggregator alone, whose summaries may be seconds behind (docs/performance.md).
+   */
+  consumer: {
+    maxWaitMs: number;
+    minBytes: number;
+    lagIntervalMs: number;
+    paceMs: number;
+    aggregator: { maxWaitMs: number; minBytes: number };
+  };
   drainTimeoutMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /**
@@ -295,6 +308,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxWaitMs: e.TALLY_CONSUMER_MAX_WAIT_MS,
       lagIntervalMs: e.TALLY_CONSUMER_LAG_INTERVAL_MS,
       paceMs: e.TALLY_CONSUMER_PACE_MS,
+      minBytes: e.TALLY_CONSUMER_MIN_BYTES,
+      aggregator: { maxWaitMs: e.TALLY_AGGREGATOR_MAX_WAIT_MS, minBytes: e.TALLY_AGGREGATOR_MIN_BYTES },
     },
     drainTimeoutMs: e.TALLY_DRAIN_TIMEOUT_MS,
     logLevel: e.TALLY_LOG_LEVEL,

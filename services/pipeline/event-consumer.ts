@@ -62,6 +62,8 @@ export interface EventConsumerOptions {
   topic: string;
   dlqTopic: string;
   maxWaitMs: number;
+  /** Bytes of records a fetch waits for, up to `maxWaitMs` (default 1). */
+  minBytes?: number;
   /**
    * Applies batches, one per partition at most, to the sink; resolves when the sink holds every
    * effect, throws on infrastructure failure (every batch of the write is then redelivered).
@@ -102,6 +104,7 @@ export async function startEventConsumer(options: EventConsumerOptions): Promise
     topics: [options.topic],
     fromBeginning: true,
     maxWaitMs: options.maxWaitMs,
+    minBytes: options.minBytes,
   });
   const dlq = options.log.producer();
   const metrics = consumerMetrics(options.metrics);

@@ -16,8 +16,10 @@ export interface SinkRoleConfig {
   /** The topic it reads: the events topic, or the accepted topic for a sink downstream of the persister. */
   eventsTopic: string;
   dlqTopic: string;
-  /** Longest a fetch waits for records, ms. */
+  /** Longest a fetch waits for records (for `minBytes` of them), ms. */
   maxWaitMs: number;
+  /** Bytes of records a fetch waits for, up to `maxWaitMs` (default 1: answered at the first record). */
+  minBytes?: number;
   /** How often the group's lag is sampled, ms. */
   lagIntervalMs: number;
   /** Pacing of small batches, ms (TALLY_CONSUMER_PACE_MS; event-consumer.ts); 0 or absent: none. */
@@ -60,6 +62,7 @@ export function startSinkRole(
     topic: config.eventsTopic,
     dlqTopic: config.dlqTopic,
     maxWaitMs: config.maxWaitMs,
+    minBytes: config.minBytes,
     lagIntervalMs: config.lagIntervalMs,
     paceMs: config.paceMs,
     sinkSpanName: options.spanName,

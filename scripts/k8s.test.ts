@@ -96,6 +96,7 @@ const VALUE_SETS: Record<string, ValueSet> = {
   HA: { files: ['ci/ha-values.yaml'], set: withoutMissingFiles },
   'external backends': { files: ['ci/external-values.yaml'] },
   'HTTP probes': { set: { 'probes.grpc': 'false' } },
+  'TLS listeners': { files: ['ci/tls-values.yaml'] },
 };
 
 const rendered = renderCache(helmBinary, VALUE_SETS);
@@ -108,7 +109,7 @@ interface EnvVar {
   valueFrom?: { secretKeyRef?: { name: string; key: string } };
 }
 interface Probe {
-  httpGet?: { path: string; port: string | number };
+  httpGet?: { path: string; port: string | number; scheme?: string };
   grpc?: { port: number; service?: string };
 }
 interface Container {
@@ -360,6 +361,11 @@ describe('charts/tally', needsHelm, () => {
         for (const [variable, caFile] of [
           ['TALLY_KAFKA_TLS_CA_FILE', config.kafka.tls?.caFile],
           ['TALLY_REDIS_TLS_CA_FILE', config.redis.tls?.caFile],
+          ['TALLY_TLS_CERT_FILE', config.tls?.certFile],
+          ['TALLY_TLS_KEY_FILE', config.tls?.keyFile],
+          ['TALLY_TLS_CLIENT_CA_FILE', config.tls?.clientCaFile],
+          ['TALLY_GRPC_TLS_CA_FILE', config.grpcClientTls?.caFile],
+          ['TALLY_GRPC_TLS_CLIENT_CERT_FILE', config.grpcClientTls?.certFile],
         ] as const) {
           if (caFile === undefined) continue;
           // The CA file the code reads is in a volume of the Secret the values name.
@@ -373,6 +379,20 @@ describe('charts/tally', needsHelm, () => {
         if (setName === 'external backends' && uses.has('kafka')) {
           assert.equal(config.kafka.sasl?.mechanism, 'scram-sha-512', `${where}: SASL from the values`);
           assert.ok(config.kafka.tls?.caFile, `${where}: TLS with the CA from the values`);
+        }
+        if (setName === 'TLS listeners' && role !== 'migrate') {
+          assert.ok(config.tls, `${where}: TLS on the listeners from the values`);
+          const grpcServer = role === 'ingest' || role === 'query';
+          assert.equal(
+            config.tls.clientCaFile !== undefined,
+            grpcServer,
+            `${where}: client CA on gRPC servers only`,
+          );
+          if (role === 'gateway')
+            assert.ok(
+              config.grpcClientTls?.certFile && config.grpcClientTls.caFile,
+              `${where}: mTLS to ingest and query`,
+            );
         }
         if (setName === 'external backends' && uses.has('redis')) {
           assert.equal(config.redis.auth?.username, 'tally', `${where}: the Redis ACL user from the values`);
@@ -487,7 +507,8 @@ describe('charts/tally', needsHelm, () => {
           ['readinessProbe', '/readyz'],
         ] as const;
         // probes.grpc switches a gRPC role's three probes together: on by default, off in 'HTTP probes'.
-        const grpcProbes = servers.has(role) && setName !== 'HTTP probes';
+        // With TLS on the listeners the gRPC roles are probed over HTTPS: the kubelet's gRPC probe has no TLS.
+        const grpcProbes = servers.has(role) && setName !== 'HTTP probes' && config.tls === undefined;
         for (const [kind, path] of kinds) {
           const probe = container[kind];
           assert.ok(probe, `${where}: no ${kind}`);
@@ -506,6 +527,11 @@ describe('charts/tally', needsHelm, () => {
           }
           assert.equal(probe.grpc, undefined, `${where}: ${kind}: ${role} is probed over HTTP`);
           assert.equal(probe.httpGet?.path, path, `${where}: ${kind} path`);
+          assert.equal(
+            probe.httpGet?.scheme ?? 'HTTP',
+            config.tls ? 'HTTPS' : 'HTTP',
+            `${where}: ${kind} scheme follows TALLY_TLS_CERT_FILE`,
+          );
           assert.equal(portNumber(probe.httpGet!.port), statusPort, `${where}: ${kind} port`);
         }
       }

@@ -19,6 +19,7 @@ import type { Stoppable } from './infra/lifecycle.ts';
 import type { Logger } from './infra/logger.ts';
 import type { Registry } from './infra/metrics.ts';
 import type { ReadinessReport } from './infra/readiness.ts';
+import type { ReloadingTls } from './infra/tls/tls-reloader.ts';
 import type { Tracer } from './infra/tracing.ts';
 import * as ingest from './ingest/ingest.ts';
 import * as persister from './persister/persister.ts';
@@ -43,6 +44,8 @@ export interface RoleWiring {
   metrics: Registry;
   tracer: Tracer | undefined;
   readiness: () => Promise<ReadinessReport>;
+  /** The listeners' TLS material (TALLY_TLS_*), followed as its files change; none: plaintext. */
+  tls: ReloadingTls | undefined;
   /** A client of `service`: in-process when a role of this process serves it, else gRPC to `address`. */
   client<T extends GenServiceMethods>(service: GenService<T>, address: string): ServiceClient<T>;
 }
@@ -109,6 +112,7 @@ export const ROLE_TABLE = {
           metrics: w.metrics,
           tracer: w.tracer,
           readiness: w.readiness,
+          tls: w.tls,
           // The dashboard's live feed: this process's own group, reading from the end of the log.
           live: {
             log: port(w, 'gateway', 'log'),

@@ -4,10 +4,12 @@
  * then lets the consumer roles join their groups in the background; stops them in named drain phases.
  */
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import { type Backends, backendChecks, closeBackends, openBackends, type Port } from './backends.ts';
-import type { TallyConfig } from './infra/config.ts';
+import { grpcClientTls, listenerTls, type TallyConfig } from './infra/config.ts';
 import { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
 import { createGrpcClient, type GrpcServer, type ServiceClient } from './infra/grpc/grpc-service.ts';
+import { grpcChannelCredentials, grpcServerCredentials } from './infra/grpc/grpc-tls.ts';
 import { type MetricsServer, startMetricsServer } from './infra/http/metrics-server.ts';
 import type { Stoppable } from './infra/lifecycle.ts';
 import type { Logger } from './infra/logger.ts';
@@ -15,6 +17,8 @@ import { createMetricsRegistry } from './infra/metrics.ts';
 import { Readiness } from './infra/readiness.ts';
 import { migrate } from './infra/sql/migrate.ts';
 import { afterReady } from './infra/sql/sql-database.ts';
+import type { TlsFiles, TlsMaterial } from './infra/tls/tls-files.ts';
+import { leafFields, type ReloadingTls, watchTlsFiles } from './infra/tls/tls-reloader.ts';
 import { serviceNamedByEnv, startTracing, type Tracing } from './infra/tracing.ts';
 import { ROLE_TABLE, ROLES, type Role, type RoleWiring } from './roles.ts';
 
@@ -89,10 +93,23 @@ export async function runRoles(
   let readiness = new Readiness([]);
   const report = () => readiness.report();
   const hasHttpRole = roles.some((r) => ROLE_TABLE[r].kind === 'http');
+  // The TLS files are read and checked before anything listens (a ConfigError names the variable).
+  const tls = startTls(config, logger);
   // Without an HTTP role, /metrics gets a server of its own, up first so that a taken port fails fast.
-  const metricsServer: MetricsServer | undefined = hasHttpRole
-    ? undefined
-    : await startMetricsServer({ ...config.metrics, registry: metrics, readiness: report });
+  let metricsServer: MetricsServer | undefined;
+  try {
+    metricsServer = hasHttpRole
+      ? undefined
+      : await startMetricsServer({
+          ...config.metrics,
+          registry: metrics,
+          readiness: report,
+          tls: tls.listener,
+        });
+  } catch (error) {
+    tls.close();
+    throw error;
+  }
   if (metricsServer)
     logger.info('metrics listening', { host: config.metrics.host, port: metricsServer.port });
 
@@ -126,6 +143,7 @@ export async function runRoles(
   drain.phase('telemetry', async () => {
     await tracing?.shutdown(TRACING_FLUSH_MS); // exports the spans of the drain too
     await metricsServer?.close();
+    tls.close();
   });
 
   try {
@@ -175,12 +193,14 @@ export async function runRoles(
       metrics,
       tracer: tracing.tracer,
       readiness: report,
+      tls: tls.listener,
       client: <T extends GenServiceMethods>(service: GenService<T>, address: string): ServiceClient<T> => {
         const local = grpc?.localClient(service);
         if (local) return local;
         const client = createGrpcClient(service, address, {
           maxMessageBytes: config.grpc.maxMessageBytes,
           tracer: tracing?.tracer,
+          credentials: tls.grpcClient,
         });
         clients.push(client);
         return client;
@@ -189,7 +209,14 @@ export async function runRoles(
     const ofKind = (kind: 'grpc' | 'http' | 'consumer') => roles.filter((r) => ROLE_TABLE[r].kind === kind);
     for (const role of ofKind('grpc')) services.push(await ROLE_TABLE[role].start(wiring));
     if (!grpc.isEmpty) {
-      grpcServer = await grpc.listen(config.grpc);
+      grpcServer = await grpc.listen({
+        ...config.grpc,
+        credentials:
+          tls.listener &&
+          grpcServerCredentials(tls.listener, {
+            requireClientCertificate: config.tls?.clientCaFile !== undefined,
+          }),
+      });
       logger.info('grpc listening', { host: config.grpc.host, port: grpcServer.port });
     }
     for (const role of ofKind('http')) edge.push(await ROLE_TABLE[role].start(wiring));
@@ -233,6 +260,48 @@ export async function runRoles(
     metricsPort,
     joined,
     stop: () => drain.run(),
+  };
+}
+
+/**
+ * The process's TLS: the listeners' material (TALLY_TLS_*) and the gRPC client's credentials
+ * (TALLY_GRPC_TLS*), each file read and checked now and then followed as it changes.
+ */
+function startTls(
+  config: TallyConfig,
+  logger: Logger,
+): { listener: ReloadingTls | undefined; grpcClient: ChannelCredentials | undefined; close(): void } {
+  const watched: ReloadingTls[] = [];
+  const watch = (files: TlsFiles, material: TlsMaterial, name: string) => {
+    const reloading = watchTlsFiles(files, material, { logger, name });
+    watched.push(reloading);
+    return reloading;
+  };
+  let listener: ReloadingTls | undefined;
+  if (config.tls) {
+    const { files, material } = listenerTls(config.tls);
+    listener = watch(files, material, 'listeners');
+    logger.info('tls on the listeners', {
+      ...leafFields(material),
+      grpcClientCertificates: config.tls.clientCaFile === undefined ? 'not asked' : 'required',
+    });
+  }
+  let grpcClient: ChannelCredentials | undefined;
+  if (config.grpcClientTls) {
+    const { files, material } = grpcClientTls(config.grpcClientTls);
+    const reloading = files.certFile || files.caFile ? watch(files, material, 'grpc client') : undefined;
+    grpcClient = grpcChannelCredentials(reloading);
+    logger.info('tls to ingest and query', {
+      ca: files.caFile ?? 'system CAs',
+      ...(material.leaf ? { clientCertificate: leafFields(material) } : {}),
+    });
+  }
+  return {
+    listener,
+    grpcClient,
+    close: () => {
+      for (const w of watched) w.close();
+    },
   };
 }
 

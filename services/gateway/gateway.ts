@@ -7,17 +7,19 @@
  * their clients (gRPC, or in-process when this process serves them), and reads the
  * events topic itself (its own consumer group) for the live feed.
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import type { QueryService } from '../gen/tally/v1/query_pb.js';
 import type { ServiceClient } from '../infra/grpc/grpc-service.ts';
 import { httpRoutes } from '../infra/http/http-rules.ts';
 import { observeRequest, traceRequest } from '../infra/http/http-server.ts';
+import { createListener } from '../infra/http/tls-server.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { Logger } from '../infra/logger.ts';
 import { createMetricsRegistry, type HttpMetrics, httpMetrics, type Registry } from '../infra/metrics.ts';
 import type { ReadinessReport } from '../infra/readiness.ts';
+import type { ReloadingTls } from '../infra/tls/tls-reloader.ts';
 import type { Tracer } from '../infra/tracing.ts';
 import { loadApiDocs } from './api-docs.ts';
 import { loadDashboardAssets } from './dashboard-assets.ts';
@@ -61,6 +63,8 @@ export interface GatewayDeps {
   live?: LiveFeedSource;
   /** Traces each request (docs/tracing.md) but the probes and scrapes; none when tracing is off. */
   tracer?: Tracer;
+  /** Serves HTTPS (and wss) with this material, followed as it is reloaded; plain HTTP without. */
+  tls?: ReloadingTls | undefined;
 }
 
 /** A running gateway; `port` is the bound port (useful with port 0). */
@@ -109,7 +113,7 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
     }),
     context: (request, response) => createRequestContext(request, response, contextOptions),
   });
-  const server = createHttpServer(config, httpMetrics(metrics), deps.tracer, router);
+  const server = createHttpServer(config, httpMetrics(metrics), deps.tracer, router, deps.tls);
   const stream = createStreamServer({ query: deps.query, live: deps.live, logger });
   server.on('upgrade', createUpgradeHandler(stream, isAccepting));
   try {
@@ -119,7 +123,7 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
     throw error;
   }
   const port = (server.address() as AddressInfo).port;
-  logger.info('gateway listening', { host: config.host, port });
+  logger.info('gateway listening', { host: config.host, port, ...(deps.tls ? { tls: true } : {}) });
 
   return {
     name: 'gateway',
@@ -138,15 +142,16 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
 
 /**
  * The HTTP server: every request goes to `router`, counted and timed in `requestMetrics` under
- * its route, and traced (but the probes and the scrape) when there is a tracer.
+ * its route, and traced (but the probes and the scrape) when there is a tracer; HTTPS with `tls`.
  */
 function createHttpServer(
   config: GatewayConfig,
   requestMetrics: HttpMetrics,
   tracer: Tracer | undefined,
   router: Router,
+  tls: ReloadingTls | undefined,
 ): Server {
-  const server = createServer(
+  const server = createListener(
     {
       requestTimeout: config.requestTimeoutMs,
       headersTimeout: Math.min(config.requestTimeoutMs, 10_000),
@@ -167,6 +172,7 @@ function createHttpServer(
         );
       else void router(request, response, matched);
     },
+    tls,
   );
   server.keepAliveTimeout = 5_000;
   return server;

@@ -13,6 +13,13 @@ import {
 } from './auth/jwt-verifier.ts';
 import type { RedisSecurity } from './counters/redis-counter-store.ts';
 import type { KafkaSecurity } from './log/kafka-security.ts';
+import {
+  readTlsMaterial,
+  TlsFileError,
+  type TlsFileRole,
+  type TlsFiles,
+  type TlsMaterial,
+} from './tls/tls-files.ts';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const list = z.string().transform((s) =>
@@ -72,6 +79,13 @@ const schema = z.object({
   TALLY_HTTP_PORT: int(0, 65535).default(8080),
   TALLY_GRPC_PORT: int(0, 65535).default(50051),
   TALLY_METRICS_PORT: int(0, 65535).default(9464),
+  TALLY_TLS_CERT_FILE: z.string().min(1).optional(),
+  TALLY_TLS_KEY_FILE: z.string().min(1).optional(),
+  TALLY_TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
+  TALLY_GRPC_TLS: bool.default(false),
+  TALLY_GRPC_TLS_CA_FILE: z.string().min(1).optional(),
+  TALLY_GRPC_TLS_CLIENT_CERT_FILE: z.string().min(1).optional(),
+  TALLY_GRPC_TLS_CLIENT_KEY_FILE: z.string().min(1).optional(),
   TALLY_INGEST_ADDR: z.string().min(1).default('127.0.0.1:50051'),
   TALLY_QUERY_ADDR: z.string().min(1).default('127.0.0.1:50051'),
   TALLY_EVENTS_TOPIC: name.default('events'),
@@ -156,6 +170,18 @@ export interface TallyConfig {
   /** The /metrics server of a process without a gateway (a gateway serves /metrics on its HTTP port). */
   metrics: { host: string; port: number };
   /**
+   * TLS on the listeners (HTTP, metrics, gRPC), followed as the files change; with `clientCaFile`,
+   * gRPC clients must present a certificate signed by it (docs/security.md).
+   */
+  tls: { certFile: string; keyFile: string; clientCaFile: string | undefined } | undefined;
+  /**
+   * TLS when dialling ingest and query (TALLY_GRPC_TLS): `caFile` trusted instead of the system's
+   * CAs; `certFile`/`keyFile`: the certificate presented to a server asking for one.
+   */
+  grpcClientTls:
+    | { caFile: string | undefined; certFile: string | undefined; keyFile: string | undefined }
+    | undefined;
+  /**
    * `events`: what ingest writes; `accepted`: the events the persister stored, first sight of
    * each id only, partition for partition (what the other sinks read); `dlq`: poison records.
    */
@@ -227,6 +253,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     conflicts.push(
       'TALLY_REDIS_TLS_CA_FILE: set without TLS: set TALLY_REDIS_TLS=true (or a rediss:// TALLY_REDIS_URL)',
     );
+  conflicts.push(...tlsConflicts(e));
   const jwtKeys = [e.TALLY_JWT_JWKS_URL, e.TALLY_JWT_PUBLIC_KEY_FILE].filter((v) => v !== undefined);
   if (jwtKeys.length > 1)
     conflicts.push(
@@ -289,6 +316,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       reflection: e.TALLY_GRPC_REFLECTION,
     },
     metrics: { host: e.TALLY_BIND_HOST, port: e.TALLY_METRICS_PORT },
+    tls:
+      e.TALLY_TLS_CERT_FILE !== undefined && e.TALLY_TLS_KEY_FILE !== undefined
+        ? {
+            certFile: e.TALLY_TLS_CERT_FILE,
+            keyFile: e.TALLY_TLS_KEY_FILE,
+            clientCaFile: e.TALLY_TLS_CLIENT_CA_FILE,
+          }
+        : undefined,
+    grpcClientTls: e.TALLY_GRPC_TLS
+      ? {
+          caFile: e.TALLY_GRPC_TLS_CA_FILE,
+          certFile: e.TALLY_GRPC_TLS_CLIENT_CERT_FILE,
+          keyFile: e.TALLY_GRPC_TLS_CLIENT_KEY_FILE,
+        }
+      : undefined,
     topics: {
       events: e.TALLY_EVENTS_TOPIC,
       eventsPartitions: e.TALLY_EVENTS_PARTITIONS,
@@ -385,6 +427,78 @@ export function jwtVerifierOptions(config: NonNullable<TallyConfig['jwt']>): Jwt
     options.publicKeyPem = pem;
   }
   return options;
+}
+
+/** The TLS variables that only make sense together. */
+function tlsConflicts(e: z.infer<typeof schema>): string[] {
+  const conflicts: string[] = [];
+  const pair = [
+    ['TALLY_TLS_CERT_FILE', 'TALLY_TLS_KEY_FILE'],
+    ['TALLY_GRPC_TLS_CLIENT_CERT_FILE', 'TALLY_GRPC_TLS_CLIENT_KEY_FILE'],
+  ] as const;
+  for (const [cert, key] of pair)
+    if ((e[cert] === undefined) !== (e[key] === undefined)) {
+      const [set, unset] = e[cert] === undefined ? [key, cert] : [cert, key];
+      conflicts.push(`${unset}: required with ${set} (a certificate and its key go together)`);
+    }
+  if (e.TALLY_TLS_CLIENT_CA_FILE !== undefined && e.TALLY_TLS_CERT_FILE === undefined)
+    conflicts.push(
+      'TALLY_TLS_CLIENT_CA_FILE: set without TLS on the listeners: set TALLY_TLS_CERT_FILE and TALLY_TLS_KEY_FILE',
+    );
+  if (!e.TALLY_GRPC_TLS)
+    for (const k of [
+      'TALLY_GRPC_TLS_CA_FILE',
+      'TALLY_GRPC_TLS_CLIENT_CERT_FILE',
+      'TALLY_GRPC_TLS_CLIENT_KEY_FILE',
+    ] as const)
+      if (e[k] !== undefined)
+        conflicts.push(`${k}: set without TLS to ingest and query: set TALLY_GRPC_TLS=true`);
+  return conflicts;
+}
+
+/** The variable naming each file of the listeners' TLS material. */
+const LISTENER_TLS_VARIABLES: Record<TlsFileRole, string> = {
+  cert: 'TALLY_TLS_CERT_FILE',
+  key: 'TALLY_TLS_KEY_FILE',
+  ca: 'TALLY_TLS_CLIENT_CA_FILE',
+};
+
+/** The variable naming each file of the gRPC client's TLS material. */
+const GRPC_CLIENT_TLS_VARIABLES: Record<TlsFileRole, string> = {
+  cert: 'TALLY_GRPC_TLS_CLIENT_CERT_FILE',
+  key: 'TALLY_GRPC_TLS_CLIENT_KEY_FILE',
+  ca: 'TALLY_GRPC_TLS_CA_FILE',
+};
+
+/**
+ * The listeners' TLS files (`config.tls`, defined) and their material, read and checked: a
+ * ConfigError naming the variable of a file that is missing, holds no PEM, or whose key does not
+ * match the certificate.
+ */
+export function listenerTls(config: NonNullable<TallyConfig['tls']>): {
+  files: TlsFiles;
+  material: TlsMaterial;
+} {
+  const files = { certFile: config.certFile, keyFile: config.keyFile, caFile: config.clientCaFile };
+  return { files, material: checkedTls(files, LISTENER_TLS_VARIABLES) };
+}
+
+/** The gRPC client's TLS files (`config.grpcClientTls`, defined) and their material, checked as {@link listenerTls}. */
+export function grpcClientTls(config: NonNullable<TallyConfig['grpcClientTls']>): {
+  files: TlsFiles;
+  material: TlsMaterial;
+} {
+  const files = { certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile };
+  return { files, material: checkedTls(files, GRPC_CLIENT_TLS_VARIABLES) };
+}
+
+function checkedTls(files: TlsFiles, variables: Record<TlsFileRole, string>): TlsMaterial {
+  try {
+    return readTlsMaterial(files);
+  } catch (error) {
+    if (!(error instanceof TlsFileError)) throw error;
+    throw new ConfigError(`invalid configuration:\n  ${variables[error.role]}: ${error.message}`);
+  }
 }
 
 /** The PEM bundle a TALLY_*_TLS_CA_FILE names, or a ConfigError naming that variable. */

@@ -30,9 +30,11 @@ export class StreamClient {
     ws.on('error', () => {}); // the close that follows is what tests look at
   }
 
-  /** Opens ws://127.0.0.1:<port>/v1/stream. */
-  static async connect(port: number, path = '/v1/stream'): Promise<StreamClient> {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`);
+  /** Opens ws://127.0.0.1:<port>/v1/stream (wss:// trusting `tls.ca`, with `tls`). */
+  static async connect(port: number, path = '/v1/stream', tls?: { ca: Buffer }): Promise<StreamClient> {
+    const ws = tls
+      ? new WebSocket(`wss://127.0.0.1:${port}${path}`, { ca: tls.ca })
+      : new WebSocket(`ws://127.0.0.1:${port}${path}`);
     const client = new StreamClient(ws);
     await once(ws, 'open');
     return client;

@@ -382,7 +382,9 @@ The root context, or (dict "root" $ "migrate" true) for the migration Job (its o
  TALLY_REDIS_CLUSTER_NODES, TALLY_REDIS_URL, TALLY_REDIS_PREFIX, TALLY_PG_URL, TALLY_PG_READ_URLS,
  TALLY_PG_SCHEMA, TALLY_PG_POOL_SIZE, TALLY_KAFKA_SASL_MECHANISM, TALLY_KAFKA_SASL_USERNAME,
  TALLY_KAFKA_SASL_PASSWORD, TALLY_KAFKA_TLS, TALLY_KAFKA_TLS_CA_FILE, TALLY_REDIS_USERNAME,
- TALLY_REDIS_PASSWORD, TALLY_REDIS_TLS, TALLY_REDIS_TLS_CA_FILE]
+ TALLY_REDIS_PASSWORD, TALLY_REDIS_TLS, TALLY_REDIS_TLS_CA_FILE, TALLY_TLS_CERT_FILE, TALLY_TLS_KEY_FILE,
+ TALLY_TLS_CLIENT_CA_FILE, TALLY_GRPC_TLS, TALLY_GRPC_TLS_CA_FILE, TALLY_GRPC_TLS_CLIENT_CERT_FILE,
+ TALLY_GRPC_TLS_CLIENT_KEY_FILE]
 {{- end }}
 
 {{/*
@@ -394,6 +396,7 @@ own variables, then config.env and the role's env (the role's wins), then extraE
 {{- $role := .role }}
 {{- $backends := index (include "tally.backends" $root | fromYaml) $role }}
 {{- include "tally.baseEnv" . }}
+{{- include "tally.tlsEnv" . }}
 {{- if has "kafka" $backends }}
 {{- include "tally.kafkaEnv" $root }}
 {{- end }}
@@ -488,5 +491,38 @@ tolerations:
 {{- with (default $root.Values.affinity .r.affinity) }}
 affinity:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+The TLS variables of a role (tls.enabled): its listeners' certificate from the mounted Secret; on
+ingest and query with tls.clientAuth, the client CA; on the gateway, TLS to ingest and query.
+*/}}
+{{- define "tally.tlsEnv" -}}
+{{- $tls := .root.Values.tls }}
+{{- if $tls.enabled }}
+{{- if not $tls.secretName }}
+{{- fail "tls.secretName: tls.enabled needs an existing kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt)" }}
+{{- end }}
+- name: TALLY_TLS_CERT_FILE
+  value: /etc/tally/tls/tls.crt
+- name: TALLY_TLS_KEY_FILE
+  value: /etc/tally/tls/tls.key
+{{- if and $tls.clientAuth (has .role (include "tally.grpcRoles" .root | fromYamlArray)) }}
+- name: TALLY_TLS_CLIENT_CA_FILE
+  value: /etc/tally/tls/ca.crt
+{{- end }}
+{{- if eq .role "gateway" }}
+- name: TALLY_GRPC_TLS
+  value: "true"
+- name: TALLY_GRPC_TLS_CA_FILE
+  value: /etc/tally/tls/ca.crt
+{{- if $tls.clientAuth }}
+- name: TALLY_GRPC_TLS_CLIENT_CERT_FILE
+  value: /etc/tally/tls/tls.crt
+- name: TALLY_GRPC_TLS_CLIENT_KEY_FILE
+  value: /etc/tally/tls/tls.key
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}

@@ -409,6 +409,8 @@ export interface GrpcServerOptions {
   maxMessageBytes: number;
   /** Default {@link MAX_CONNECTION_AGE_MS}. */
   maxConnectionAgeMs?: number;
+  /** TLS (grpc-tls.ts); default plaintext. */
+  credentials?: grpc.ServerCredentials | undefined;
 }
 
 /** Binds `services` on host:port (port 0 picks a free one). */
@@ -428,7 +430,7 @@ export async function startGrpcServer(
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
       `${options.host}:${options.port}`,
-      grpc.ServerCredentials.createInsecure(),
+      options.credentials ?? grpc.ServerCredentials.createInsecure(),
       (error, bound) => (error ? reject(error) : resolve(bound)),
     ),
   );
@@ -520,7 +522,7 @@ const BALANCING_OPTIONS: grpc.ChannelOptions = {
 export const KEEPALIVE = { timeMs: 15_000, timeoutMs: 5_000 } as const;
 
 /**
- * A client of `service` at `address`, plaintext: `host:port`, or a gRPC target such as
+ * A client of `service` at `address`, plaintext unless `credentials` say TLS (grpc-tls.ts): `host:port`, or a gRPC target such as
  * `dns:///name:port` or `ipv4:host:port,host:port`, its calls balanced over every address
  * ({@link BALANCING_OPTIONS}). Errors arrive as AppError with the status code. With `tracer`, each
  * call is a CLIENT span, child of the active context, sent as `traceparent`.
@@ -533,10 +535,11 @@ export function createGrpcClient<T extends GenServiceMethods>(
     defaultTimeoutMs?: number;
     tracer?: Tracer;
     keepalive?: { timeMs: number; timeoutMs: number };
+    credentials?: grpc.ChannelCredentials | undefined;
   } = {},
 ): ServiceClient<T> {
   const keepalive = options.keepalive ?? KEEPALIVE;
-  const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+  const client = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), {
     ...BALANCING_OPTIONS,
     'grpc.keepalive_time_ms': keepalive.timeMs,
     'grpc.keepalive_timeout_ms': keepalive.timeoutMs,

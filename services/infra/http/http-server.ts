@@ -255,7 +255,7 @@ export function traceRequest(
       kind: SpanKind.SERVER,
       attributes: {
         'http.request.method': method,
-        'url.scheme': 'http',
+        'url.scheme': 'encrypted' in request.socket ? 'https' : 'http',
         'network.protocol.version': request.httpVersion,
       },
     },

@@ -18,6 +18,8 @@ export interface AdmittedEvent {
 export class EventAdmission {
   readonly #limits: EventLimits;
   readonly #now: () => number;
+  /** Each call's client address, worked out once for all of its events. */
+  readonly #ips = new WeakMap<CallContext, string>();
 
   constructor(limits: EventLimits, now: () => number) {
     this.#limits = limits;
@@ -44,7 +46,14 @@ export class EventAdmission {
     const violation = validateEvent(toEventInput(event), this.#limits, now, `${path}.`);
     if (violation) throw AppError.invalidField(violation.field, violation.description, info);
     if (event.id === '') event.id = uuidv7(now);
-    if (event.ip === '') event.ip = callerIp(context);
+    if (event.ip === '') {
+      let ip = this.#ips.get(context);
+      if (ip === undefined) {
+        ip = callerIp(context);
+        this.#ips.set(context, ip);
+      }
+      event.ip = ip;
+    }
     event.receivedAt = msToTimestamp(now);
     const key = partitionKey(event);
     const value = encodeEvent(event);

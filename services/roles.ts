@@ -69,6 +69,13 @@ function port<P extends Port>(wiring: RoleWiring, role: string, name: P): NonNul
   return backend as NonNullable<Backends[P]>;
 }
 
+/**
+ * The longest wait of the live feed's fetches (for 64 KiB of records): a dashboard refreshing a
+ * few times a second needs nothing sooner, and the sinks' shorter wait would cost the gateway a
+ * fetch every few tens of milliseconds while a dashboard is open.
+ */
+const LIVE_FEED_MAX_WAIT_MS = 250;
+
 /** The deps and config every sink role shares. */
 function sink(
   wiring: RoleWiring,
@@ -118,7 +125,7 @@ export const ROLE_TABLE = {
             log: port(w, 'gateway', 'log'),
             eventsTopic: config.topics.events,
             groupId: `${config.groupPrefix}gateway-live-${hostname()}-${process.pid}`,
-            maxWaitMs: config.consumer.maxWaitMs,
+            maxWaitMs: LIVE_FEED_MAX_WAIT_MS,
           },
         },
         {

@@ -12,6 +12,9 @@ import type { BatchContext, BatchHandler, ConsumerOptions, LogConsumer } from '.
 import type { OffsetStore } from './offset-store.ts';
 import type { PartitionLog } from './partition-log.ts';
 
+/** Longest an idle partition's consumer waits before reading again (an append wakes it sooner). */
+const IDLE_RECHECK_MS = 1_000;
+
 /** A topic as consumers see it: its incarnation id and partitions. */
 export interface TopicView {
   id: string;
@@ -305,7 +308,13 @@ class PartitionWorker {
       }
       const records = result.records;
       if (records.length === 0) {
-        await log.waitForRecords(position, this.#init.consumer.maxWaitMs, this.#abort.signal);
+        // An append wakes the wait at once: its bound only re-checks now and then, so a short
+        // fetch wait meant for Kafka (where it batches) need not spin an idle partition here.
+        await log.waitForRecords(
+          position,
+          Math.max(this.#init.consumer.maxWaitMs, IDLE_RECHECK_MS),
+          this.#abort.signal,
+        );
         continue;
       }
       try {

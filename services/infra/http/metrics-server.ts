@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { AppError, Code } from '../app-error.ts';
 import type { Registry } from '../metrics.ts';
 import type { ReadinessReport } from '../readiness.ts';
-import { sendError, sendJson, sendMetrics } from './http-server.ts';
+import { checkMetricsToken, sendError, sendJson, sendMetrics } from './http-server.ts';
 
 export interface MetricsServerOptions {
   host: string;
@@ -16,6 +16,10 @@ export interface MetricsServerOptions {
   registry: Registry;
   /** What `/readyz` answers: 200 with the report when ready, else 503 with it. */
   readiness: () => Promise<ReadinessReport>;
+  /** When set, `/metrics` answers only `Authorization: Bearer <token>` (TALLY_METRICS_TOKEN). */
+  token?: string;
+  /** Told of each refused scrape (counted in `tally_auth_failures_total{surface="metrics"}`). */
+  onRefused?: (error: unknown) => void;
 }
 
 export interface MetricsServer {
@@ -29,6 +33,12 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   const server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?', 1)[0];
     if (path === '/metrics') {
+      try {
+        checkMetricsToken(request, options.token);
+      } catch (error) {
+        options.onRefused?.(error);
+        return sendError(response, error);
+      }
       sendMetrics(response, options.registry).catch(() => {
         if (response.headersSent) response.destroy();
         else sendError(response, new AppError(Code.INTERNAL, 'collecting metrics failed'));

@@ -1,6 +1,6 @@
 /**
  * Access control in embedded mode (`tally all` with no servers): the same contract as on the real
- * servers (testing/access-contract.ts), and the safe defaults — on loopback with nothing
+ * servers (access-control.contract.ts), and the safe defaults — on loopback with nothing
  * configured Tally runs open and says how to turn access control on; on another address with no
  * credential configured and without TALLY_AUTH=off it refuses to start, saying why.
  */
@@ -18,7 +18,7 @@ import {
   rest,
   runAccessMatrix,
   startTestJwks,
-} from './testing/access-contract.ts';
+} from './access-control.contract.ts';
 import { freePort, startTally, type TallyProcess } from './testing/tally-process.ts';
 
 const dirs: string[] = [];

@@ -1,5 +1,5 @@
 /**
- * Access control on the real servers: the contract's matrix (testing/access-contract.ts) over
+ * Access control on the real servers: the contract's matrix (access-control.contract.ts) over
  * every REST route, gRPC method and the WebSocket of a `tally all` with access control on; a JWKS
  * rotated while Tally uses it; a key revoked through the admin API refused by two gateways sharing
  * Redis and PostgreSQL within 5 s, its open WebSocket closed with 4401; and no key or token in
@@ -20,7 +20,7 @@ import {
   runAccessMatrix,
   startTestJwks,
   type TestJwks,
-} from './testing/access-contract.ts';
+} from './access-control.contract.ts';
 import {
   realServers,
   requireRealServers,

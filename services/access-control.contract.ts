@@ -13,15 +13,15 @@ import type { AddressInfo } from 'node:net';
 import type { DescMethod } from '@bufbuild/protobuf';
 import { exportJWK, SignJWT } from 'jose';
 import { WebSocket } from 'ws';
-import { formatApiKey, type Scope } from '../domain/api-keys.ts';
-import { REST_SERVICES } from '../gateway/gateway.ts';
-import { LEGACY_ROUTES } from '../gateway/route-docs.ts';
-import { IngestService } from '../gen/tally/v1/ingest_pb.js';
-import { KeysService } from '../gen/tally/v1/keys_pb.js';
-import { type AppError, Code } from '../infra/app-error.ts';
-import { requiredScope } from '../infra/auth/access-control.ts';
-import { createGrpcClient } from '../infra/grpc/grpc-service.ts';
-import { httpRoutes } from '../infra/http/http-rules.ts';
+import { formatApiKey, type Scope } from './domain/api-keys.ts';
+import { REST_SERVICES } from './gateway/gateway.ts';
+import { LEGACY_ROUTES } from './gateway/route-docs.ts';
+import { IngestService } from './gen/tally/v1/ingest_pb.js';
+import { KeysService } from './gen/tally/v1/keys_pb.js';
+import { type AppError, Code } from './infra/app-error.ts';
+import { requiredScope } from './infra/auth/access-control.ts';
+import { createGrpcClient } from './infra/grpc/grpc-service.ts';
+import { httpRoutes } from './infra/http/http-rules.ts';
 
 export const JWT_ISSUER = 'https://issuer.test';
 export const JWT_AUDIENCE = 'tally-test';
@@ -235,7 +235,7 @@ export function restRoutes(): {
   }));
   return [...routes, ...legacy].map((r) => {
     const sample = SAMPLES[r.name];
-    assert.ok(sample, `no sample request for ${r.name}: add one to access-contract.ts`);
+    assert.ok(sample, `no sample request for ${r.name}: add one to access-control.contract.ts`);
     return { ...r, path: sample.path ?? r.name.split(' ')[1]!, body: sample.body };
   });
 }

@@ -11,10 +11,12 @@ import * as counter from './counter/counter.ts';
 import { defaultEventLimits } from './domain/event-rules.ts';
 import * as gateway from './gateway/gateway.ts';
 import { IngestService } from './gen/tally/v1/ingest_pb.js';
+import { KeysService } from './gen/tally/v1/keys_pb.js';
 import { QueryService } from './gen/tally/v1/query_pb.js';
-import type { TallyConfig } from './infra/config.ts';
+import type { AuthMode, TallyConfig } from './infra/config.ts';
 import type { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
 import type { ServiceClient } from './infra/grpc/grpc-service.ts';
+import type { KeyStore } from './infra/keys/key-store.ts';
 import type { Stoppable } from './infra/lifecycle.ts';
 import type { Logger } from './infra/logger.ts';
 import type { Registry } from './infra/metrics.ts';
@@ -46,6 +48,13 @@ export interface RoleWiring {
   readiness: () => Promise<ReadinessReport>;
   /** The listeners' TLS material (TALLY_TLS_*), followed as its files change; none: plaintext. */
   tls: ReloadingTls | undefined;
+  /** Access control as this process runs it (config.ts `resolveAuthMode`). */
+  auth: AuthMode;
+  /**
+   * The key store of a process with the SQL port (cached: access-control.ts), which access
+   * control and key administration share; undefined without the SQL port.
+   */
+  keys: KeyStore | undefined;
   /** A client of `service`: in-process when a role of this process serves it, else gRPC to `address`. */
   client<T extends GenServiceMethods>(service: GenService<T>, address: string): ServiceClient<T>;
 }
@@ -115,6 +124,8 @@ export const ROLE_TABLE = {
         {
           ingest: w.client(IngestService, config.grpc.ingestAddr),
           query: w.client(QueryService, config.grpc.queryAddr),
+          keys: w.client(KeysService, config.grpc.queryAddr),
+          auth: { on: w.auth.on, metricsToken: config.auth.metricsToken },
           logger: w.logger,
           metrics: w.metrics,
           tracer: w.tracer,
@@ -169,11 +180,13 @@ export const ROLE_TABLE = {
   query: {
     kind: 'grpc',
     ports: ['counters', 'sql'],
+    // Also serves tally.v1.KeysService: the gRPC role with the SQL port, where the keys are.
     start: (w) =>
       query.start(
         {
           counters: port(w, 'query', 'counters'),
           sql: port(w, 'query', 'sql'),
+          keys: w.keys,
           grpc: w.grpc,
           logger: w.logger,
         },

@@ -6,14 +6,28 @@
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { type Backends, backendChecks, closeBackends, openBackends, type Port } from './backends.ts';
-import { grpcClientTls, listenerTls, type TallyConfig } from './infra/config.ts';
+import { apiKeyId } from './domain/api-keys.ts';
+import { AppError } from './infra/app-error.ts';
+import { cachedKeyStore, createAccessControl } from './infra/auth/access-control.ts';
+import { createJwtVerifier } from './infra/auth/jwt-verifier.ts';
+import {
+  type AuthMode,
+  grpcClientTls,
+  isLoopbackHost,
+  jwtVerifierOptions,
+  listenerTls,
+  resolveAuthMode,
+  type TallyConfig,
+} from './infra/config.ts';
 import { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
 import { createGrpcClient, type GrpcServer, type ServiceClient } from './infra/grpc/grpc-service.ts';
 import { grpcChannelCredentials, grpcServerCredentials } from './infra/grpc/grpc-tls.ts';
 import { type MetricsServer, startMetricsServer } from './infra/http/metrics-server.ts';
+import type { KeyStore } from './infra/keys/key-store.ts';
+import { createSqlKeyStore } from './infra/keys/sql-key-store.ts';
 import type { Stoppable } from './infra/lifecycle.ts';
 import type { Logger } from './infra/logger.ts';
-import { createMetricsRegistry } from './infra/metrics.ts';
+import { authMetrics, createMetricsRegistry } from './infra/metrics.ts';
 import { Readiness } from './infra/readiness.ts';
 import { migrate } from './infra/sql/migrate.ts';
 import { afterReady } from './infra/sql/sql-database.ts';
@@ -42,9 +56,41 @@ export function serviceName(roles: readonly Role[]): string {
   return present.length === ROLES.length ? 'tally-all' : `tally-${present.join('-')}`;
 }
 
-/** The ports `roles` use together. */
-export function portsOf(roles: readonly Role[]): Set<Port> {
-  return new Set(roles.flatMap((r) => ROLE_TABLE[r].ports));
+/**
+ * The ports `roles` use together; with access control on, a process serving gRPC roles also
+ * opens the SQL port, where the API keys are (infra/keys/).
+ */
+export function portsOf(roles: readonly Role[], authOn = false): Set<Port> {
+  const ports = new Set(roles.flatMap((r) => ROLE_TABLE[r].ports));
+  if (authOn && roles.some((r) => ROLE_TABLE[r].kind === 'grpc')) ports.add('sql');
+  return ports;
+}
+
+/** The name of the key stored from TALLY_BOOTSTRAP_ADMIN_KEY. */
+export const BOOTSTRAP_KEY_NAME = 'bootstrap admin (TALLY_BOOTSTRAP_ADMIN_KEY)';
+
+/** Says at start-up how access control runs, and how to turn it on when it is off. */
+function logAuthMode(auth: AuthMode, config: TallyConfig, logger: Logger): void {
+  if (auth.on) {
+    logger.info('access control on', {
+      why: auth.why,
+      jwt: config.jwt !== undefined,
+      metricsToken: config.auth.metricsToken !== undefined,
+    });
+    return;
+  }
+  const hint =
+    'to require credentials: TALLY_AUTH=on TALLY_BOOTSTRAP_ADMIN_KEY=<a tly_sk_ key> (make one with `tally keys create --name admin --scopes admin`, or let the key be made from your own random 32 bytes); see docs/security.md';
+  if (auth.why === 'loopback')
+    logger.info('access control off: listening on loopback only, every caller may read and write', {
+      host: config.http.host,
+      hint,
+    });
+  else
+    logger[isLoopbackHost(config.http.host) ? 'info' : 'warn'](
+      'access control off (TALLY_AUTH=off): every caller that reaches this process may read, write and administer keys',
+      { host: config.http.host, hint },
+    );
 }
 
 /**
@@ -89,7 +135,9 @@ export async function runRoles(
   logger: Logger,
   options: RunOptions = {},
 ): Promise<Running> {
+  const auth = resolveAuthMode(config); // a ConfigError before anything starts
   const metrics = createMetricsRegistry(); // one registry: roles running together share each metric
+  const failures = authMetrics(metrics).failures;
   let readiness = new Readiness([]);
   const report = () => readiness.report();
   const hasHttpRole = roles.some((r) => ROLE_TABLE[r].kind === 'http');
@@ -105,6 +153,10 @@ export async function runRoles(
           registry: metrics,
           readiness: report,
           tls: tls.listener,
+          token: config.auth.metricsToken,
+          onRefused: (error) => {
+            if (error instanceof AppError) failures.inc({ surface: 'metrics', reason: error.reason });
+          },
         });
   } catch (error) {
     tls.close();
@@ -116,6 +168,7 @@ export async function runRoles(
   let tracing: Tracing | undefined;
   let backends: Backends = {};
   let grpc: GrpcRegistry | undefined;
+  let keys: (KeyStore & { invalidate(): void }) | undefined;
   let grpcServer: GrpcServer | undefined;
   const clients: { close(): void }[] = [];
   const services: Stoppable[] = [];
@@ -139,7 +192,10 @@ export async function runRoles(
   drain.phase('services', async () => {
     for (const role of services.reverse()) await stopRole(role, logger);
   });
-  drain.phase('backends', () => closeBackends(backends));
+  drain.phase('backends', async () => {
+    await keys?.close().catch((error: unknown) => logger.warn('key store close failed', { error }));
+    await closeBackends(backends);
+  });
   drain.phase('telemetry', async () => {
     await tracing?.shutdown(TRACING_FLUSH_MS); // exports the spans of the drain too
     await metricsServer?.close();
@@ -154,7 +210,8 @@ export async function runRoles(
         serviceName: serviceNamedByEnv() ? 'from OTEL_* variables' : serviceName(roles),
         exporter: process.env.OTEL_TRACES_EXPORTER?.trim() || 'otlp',
       });
-    backends = await openBackends(portsOf(roles), config, logger, metrics);
+    logAuthMode(auth, config, logger);
+    backends = await openBackends(portsOf(roles, auth.on), config, logger, metrics);
     for (const port of ['log', 'counters', 'sql'] as const) {
       const backend = backends[port];
       if (backend) logger.info('backend', { port, adapter: backend.description });
@@ -176,6 +233,35 @@ export async function runRoles(
       backends = { ...backends, sql: afterReady(sql, migrated) };
     }
     readiness = new Readiness(backendChecks(backends, config.topics.events));
+    if (backends.sql) {
+      keys = cachedKeyStore(
+        createSqlKeyStore({
+          sql: backends.sql,
+          onFlushError: (error) => logger.warn("writing keys' last use failed", { error }),
+        }),
+        { logger },
+      );
+      if (config.auth.bootstrapAdminKey !== undefined) {
+        const added = await keys.adopt(config.auth.bootstrapAdminKey, {
+          name: BOOTSTRAP_KEY_NAME,
+          kind: 'secret',
+          scopes: new Set(['admin']),
+        });
+        const id = apiKeyId(config.auth.bootstrapAdminKey);
+        logger.info(added ? 'bootstrap admin key stored' : 'bootstrap admin key present', { id });
+      }
+    }
+    const grpcRoles = roles.some((r) => ROLE_TABLE[r].kind === 'grpc');
+    // Throws when access control is on without a key store: never serve gRPC open by mistake.
+    const access = grpcRoles
+      ? createAccessControl({
+          mode: auth.on ? 'on' : 'off',
+          keys,
+          jwt: config.jwt && createJwtVerifier(jwtVerifierOptions(config.jwt)),
+          metrics,
+          logger,
+        })
+      : undefined;
     // The one place topics are ensured: every role that reads or writes them runs after this.
     await backends.log?.ensureTopics([
       { name: config.topics.events, partitions: config.topics.eventsPartitions },
@@ -184,7 +270,7 @@ export async function runRoles(
       { name: config.topics.dlq, partitions: config.topics.eventsPartitions },
     ]);
 
-    grpc = new GrpcRegistry(logger, metrics, tracing.tracer);
+    grpc = new GrpcRegistry(logger, metrics, tracing.tracer, access);
     const wiring: RoleWiring = {
       config,
       backends,
@@ -194,6 +280,8 @@ export async function runRoles(
       tracer: tracing.tracer,
       readiness: report,
       tls: tls.listener,
+      auth,
+      keys,
       client: <T extends GenServiceMethods>(service: GenService<T>, address: string): ServiceClient<T> => {
         const local = grpc?.localClient(service);
         if (local) return local;

@@ -126,5 +126,25 @@ export function slosDashboard(): Dashboard {
     }),
   );
   for (const slo of SLOS) sloPanels(slo, builder);
+  builder.withPanel(
+    timeSeries({
+      title: 'Refused credentials',
+      description:
+        'Requests refused by access control (docs/security.md), per second, by surface (rest, grpc, ' +
+        'websocket, metrics) and reason (MISSING_CREDENTIAL, INVALID_CREDENTIAL, INVALID_TOKEN, ' +
+        "INSUFFICIENT_SCOPE, …). Refusals spend no error budget (they are the caller's fault), but a " +
+        'rise is a misconfigured client, a revoked key still deployed, or someone guessing.',
+      unit: 'reqps',
+      min: 0,
+      width: 24,
+      height: 8,
+      queries: [
+        {
+          expr: 'sum by (surface, reason) (rate(tally_auth_failures_total{namespace=~"$namespace"}[5m]))',
+          legend: '{{surface}} {{reason}}',
+        },
+      ],
+    }),
+  );
   return build(builder);
 }

@@ -211,6 +211,8 @@ export interface Principal {
   limits?: RateLimitOverrides;
   /** Events it may write per calendar month (UTC); absent: no quota. */
   monthlyQuota?: number;
+  /** When the credential stops working (a key's expiry, a token's `exp`), epoch ms; absent: never. */
+  expiresAtMs?: number;
 }
 
 /**

@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { create, type DescService } from '@bufbuild/protobuf';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
+import { KeysService } from '../gen/tally/v1/keys_pb.js';
 import { QueryService } from '../gen/tally/v1/query_pb.js';
 import { createLogger } from '../infra/logger.ts';
 import { OPENAPI_FILE } from './api-docs.ts';
@@ -25,6 +26,7 @@ async function startGateway() {
   const deps: GatewayDeps = {
     ingest: emptyClient(IngestService),
     query: emptyClient(QueryService),
+    keys: emptyClient(KeysService),
     logger: createLogger('error'),
   };
   const gateway: Gateway = await start(deps, {

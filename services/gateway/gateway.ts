@@ -9,15 +9,25 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Principal, Scope } from '../domain/api-keys.ts';
 import type { IngestService } from '../gen/tally/v1/ingest_pb.js';
+import type { KeysService } from '../gen/tally/v1/keys_pb.js';
 import type { QueryService } from '../gen/tally/v1/query_pb.js';
+import { AppError } from '../infra/app-error.ts';
+import { insufficientScope, SURFACE_METADATA } from '../infra/auth/access-control.ts';
 import type { ServiceClient } from '../infra/grpc/grpc-service.ts';
 import { httpRoutes } from '../infra/http/http-rules.ts';
 import { observeRequest, traceRequest } from '../infra/http/http-server.ts';
 import { createListener } from '../infra/http/tls-server.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { Logger } from '../infra/logger.ts';
-import { createMetricsRegistry, type HttpMetrics, httpMetrics, type Registry } from '../infra/metrics.ts';
+import {
+  authMetrics,
+  createMetricsRegistry,
+  type HttpMetrics,
+  httpMetrics,
+  type Registry,
+} from '../infra/metrics.ts';
 import type { ReadinessReport } from '../infra/readiness.ts';
 import type { ReloadingTls } from '../infra/tls/tls-reloader.ts';
 import type { Tracer } from '../infra/tracing.ts';
@@ -51,11 +61,23 @@ export interface GatewayConfig {
   coalesce?: CoalescerOptions;
 }
 
+/** Access control at the edge (docs/security.md); the checks themselves are ingest's and query's. */
+export interface GatewayAuth {
+  /** Whether access control is on: then the WebSocket asks each socket for a credential. */
+  on: boolean;
+  /** When set, `/metrics` answers only `Authorization: Bearer <token>`. */
+  metricsToken?: string;
+}
+
 export interface GatewayDeps {
   /** The process's readiness, served at `/readyz` (200 when ready, else 503, with the report). */
   readiness?: () => Promise<ReadinessReport>;
   ingest: ServiceClient<(typeof IngestService)['method']>;
   query: ServiceClient<(typeof QueryService)['method']>;
+  /** Key administration's REST routes, and the WebSocket's credential checks (WhoAmI); needed with auth on. */
+  keys?: ServiceClient<(typeof KeysService)['method']>;
+  /** Default: off, no metrics token. */
+  auth?: GatewayAuth;
   logger: Logger;
   /** The process's metrics, served at /metrics, where every request is counted and timed (default: a registry of its own). */
   metrics?: Registry;
@@ -85,6 +107,11 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
   const dashboard = loadDashboardAssets();
   const apiDocs = loadApiDocs();
   const metrics = deps.metrics ?? createMetricsRegistry({ defaultMetrics: false });
+  const failures = authMetrics(metrics).failures;
+  /** Counts a refusal decided here (the metrics token, the stream's scope); ingest and query count theirs. */
+  const countRefusal = (surface: 'metrics' | 'websocket', error: unknown) => {
+    if (error instanceof AppError) failures.inc({ surface, reason: error.reason });
+  };
   const coalescer = new PublishCoalescer(
     deps.ingest,
     config.coalesce ?? { maxBatchEvents: 1_000, maxBatchBytes: 2 * 1024 * 1024 },
@@ -102,6 +129,8 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
     accepting: isAccepting,
     readiness: deps.readiness,
     metrics,
+    metricsToken: deps.auth?.metricsToken,
+    onMetricsRefused: (error) => countRefusal('metrics', error),
     apiDocs,
     dashboard,
     legacy,
@@ -109,13 +138,16 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
     rest: createRestTranscoder({
       ingest: deps.ingest,
       query: deps.query,
+      keys: deps.keys,
       requestTimeoutMs: config.requestTimeoutMs,
     }),
     context: (request, response) => createRequestContext(request, response, contextOptions),
   });
   const server = createHttpServer(config, httpMetrics(metrics), deps.tracer, router, deps.tls);
-  const stream = createStreamServer({ query: deps.query, live: deps.live, logger });
-  server.on('upgrade', createUpgradeHandler(stream, isAccepting));
+  if (deps.auth?.on && !deps.keys) throw new Error('a gateway with access control on needs the keys client');
+  const streamAuth = deps.auth?.on && deps.keys ? { check: streamCheck(deps.keys, countRefusal) } : undefined;
+  const stream = createStreamServer({ query: deps.query, live: deps.live, logger, auth: streamAuth });
+  server.on('upgrade', createUpgradeHandler(stream, isAccepting, streamAuth));
   try {
     await listen(server, config);
   } catch (error) {
@@ -137,6 +169,30 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
       await closed;
       clearTimeout(force);
     },
+  };
+}
+
+/**
+ * The stream's credential check: the credential is valid (KeysService.WhoAmI, counted by query
+ * under surface `websocket` when refused) and holds the `read` scope (PERMISSION_DENIED, counted
+ * here, otherwise).
+ */
+function streamCheck(
+  keys: ServiceClient<(typeof KeysService)['method']>,
+  countRefusal: (surface: 'websocket', error: unknown) => void,
+): (authorization: string) => Promise<void> {
+  return async (authorization) => {
+    const caller = await keys.whoAmI(
+      {},
+      { metadata: { authorization, [SURFACE_METADATA]: 'websocket' }, timeoutMs: 5_000 },
+    );
+    if (caller.scopes.includes('read')) return;
+    const error = insufficientScope(
+      { kind: caller.kind as Principal['kind'], id: caller.id, scopes: new Set(caller.scopes as Scope[]) },
+      'read',
+    );
+    countRefusal('websocket', error);
+    throw error;
   };
 }
 

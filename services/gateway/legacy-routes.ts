@@ -31,6 +31,7 @@ export function legacyRoutes(deps: LegacyDeps): LegacyRoute[] {
       ...served(LEGACY_ROUTES.generate),
       async handle(ctx) {
         const body = objectBody(await ctx.json());
+        ctx.takeBodyKey(body);
         const event = {
           id: optionalString(body, 'uuid'),
           type: optionalString(body, 'type'),
@@ -51,7 +52,7 @@ export function legacyRoutes(deps: LegacyDeps): LegacyRoute[] {
       async handle(ctx) {
         const body = objectBody(await ctx.json());
         const url = requiredString(body, 'url');
-        const counters = await deps.query.getCounters({ target: url });
+        const counters = await deps.query.getCounters({ target: url }, { metadata: ctx.callMetadata() });
         sendJson(ctx.response, 200, { url, events: seedTrack(counters.counts) });
       },
     },
@@ -62,7 +63,7 @@ export function legacyRoutes(deps: LegacyDeps): LegacyRoute[] {
         const body = objectBody(await ctx.json());
         const url = requiredString(body, 'url');
         const date = requiredString(body, 'date');
-        const report = await deps.query.getReport({ target: url, date });
+        const report = await deps.query.getReport({ target: url, date }, { metadata: ctx.callMetadata() });
         sendJson(ctx.response, 200, {
           url,
           date,

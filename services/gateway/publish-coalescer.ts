@@ -41,10 +41,17 @@ export interface PublishCall {
   timeoutMs?: number;
   /** About the event's encoded size (its request body's length); unknown: it is sent alone. */
   sizeHint?: number;
+  /**
+   * The caller's credential and origin as call metadata (`authorization`, `origin`,
+   * `tally-surface`): a call carries the events of one credential only, checked by ingest.
+   */
+  metadata?: Readonly<Record<string, string>>;
 }
 
 interface Waiting {
   call: PublishCall;
+  /** Events share a call only with events of the same credential and origin. */
+  sharedWith: string;
   size: number;
   /** Epoch ms past which the caller no longer waits. */
   deadline: number;
@@ -76,6 +83,7 @@ export class PublishCoalescer {
     return new Promise<string>((resolve, reject) => {
       this.#waiting.push({
         call,
+        sharedWith: JSON.stringify([call.metadata?.authorization ?? '', call.metadata?.origin ?? '']),
         size: call.sizeHint ?? this.#maxBatchBytes,
         deadline: call.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + call.timeoutMs,
         context: context.active(),
@@ -121,7 +129,13 @@ export class PublishCoalescer {
         );
         continue;
       }
-      if (batch.length > 0 && (next.alone || batch[0]!.alone || bytes + next.size > this.#maxBatchBytes))
+      if (
+        batch.length > 0 &&
+        (next.alone ||
+          batch[0]!.alone ||
+          next.sharedWith !== batch[0]!.sharedWith ||
+          bytes + next.size > this.#maxBatchBytes)
+      )
         break;
       this.#waiting.shift();
       batch.push(next);
@@ -132,9 +146,9 @@ export class PublishCoalescer {
 
   #options(batch: readonly Waiting[]): CallOptions {
     const deadline = Math.min(...batch.map((w) => w.deadline));
-    const options: CallOptions = {};
+    const options: CallOptions = { metadata: { ...batch[0]!.call.metadata } };
     if (Number.isFinite(deadline)) options.timeoutMs = Math.max(1, deadline - Date.now());
-    if (batch.length === 1) options.metadata = { 'x-forwarded-for': batch[0]!.call.clientIp };
+    if (batch.length === 1) options.metadata!['x-forwarded-for'] = batch[0]!.call.clientIp;
     return options;
   }
 
@@ -178,7 +192,9 @@ export class PublishCoalescer {
  * undefined when the refusal names no one event (then each is sent alone to find out).
  */
 function refusedEvent(error: unknown, size: number): { index?: number; error?: AppError } | undefined {
-  if (!(error instanceof AppError) || error.code !== Code.INVALID_ARGUMENT) return undefined;
+  if (!(error instanceof AppError)) return undefined;
+  if (error.code === Code.PERMISSION_DENIED) return permissionRefusal(error, size);
+  if (error.code !== Code.INVALID_ARGUMENT) return undefined;
   const index = error.reason === Reason.INVALID_EVENT ? Number(error.metadata.index) : Number.NaN;
   if (!Number.isInteger(index) || index < 0 || index >= size) return {};
   const path = `events[${index}]`;
@@ -186,4 +202,21 @@ function refusedEvent(error: unknown, size: number): { index?: number; error?: A
     field.startsWith(path) ? `event${field.slice(path.length)}` : field,
   );
   return { index, error: renamed };
+}
+
+/**
+ * An event of a batch its credential may not write (an event type, another user: metadata
+ * `index`), in a lone call's terms; undefined for a refusal of the whole call (a scope), which is
+ * every event's.
+ */
+function permissionRefusal(error: AppError, size: number): { index: number; error: AppError } | undefined {
+  const index = Number(error.metadata.index ?? Number.NaN);
+  if (!Number.isInteger(index) || index < 0 || index >= size) return undefined;
+  const path = `events[${index}]`;
+  const message = error.message.startsWith(path) ? `event${error.message.slice(path.length)}` : error.message;
+  const { index: _, ...metadata } = error.metadata;
+  return {
+    index,
+    error: new AppError(error.code, message, { reason: error.reason, metadata, cause: error }),
+  };
 }

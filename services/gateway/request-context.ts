@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PublishRequest } from '../gen/tally/v1/ingest_pb.js';
+import { SURFACE_METADATA } from '../infra/auth/access-control.ts';
 import { parseJson, readBody } from '../infra/http/http-server.ts';
 import type { PublishCoalescer } from './publish-coalescer.ts';
 
@@ -20,6 +21,17 @@ export interface RequestContext {
   bodyBytes(): number | undefined;
   /** Publishes one event through ingest (sharing calls with other requests'); resolves with its id. */
   publish(event: PublishRequest['event'] | Record<string, unknown>): Promise<string>;
+  /**
+   * What the calls made for this request carry for access control: the caller's `authorization`
+   * (the header, else an `api_key` taken from an ingest route's body), its `origin`, and the
+   * surface (`rest`). Ingest and query check them (infra/auth/access-control.ts).
+   */
+  callMetadata(): Record<string, string>;
+  /**
+   * Removes an `api_key` field from an ingest route's JSON body (`navigator.sendBeacon` cannot set
+   * headers) and uses it as the credential when the request has no `Authorization` header.
+   */
+  takeBodyKey(body: unknown): void;
 }
 
 /** What every request's context shares. */
@@ -44,6 +56,9 @@ export function createRequestContext(
   let bodyRead: Promise<unknown> | undefined;
   let bodyBytes: number | undefined;
   const clientIp = (request.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
+  const metadata: Record<string, string> = { [SURFACE_METADATA]: 'rest' };
+  if (request.headers.authorization) metadata.authorization = request.headers.authorization;
+  if (request.headers.origin) metadata.origin = request.headers.origin;
   return {
     request,
     response,
@@ -62,7 +77,16 @@ export function createRequestContext(
         clientIp,
         timeoutMs: options.requestTimeoutMs,
         sizeHint: bodyBytes,
+        metadata,
       }),
+    callMetadata: () => ({ ...metadata }),
+    takeBodyKey(body) {
+      if (typeof body !== 'object' || body === null || !('api_key' in body)) return;
+      const key = (body as { api_key?: unknown }).api_key;
+      delete (body as { api_key?: unknown }).api_key;
+      if (typeof key === 'string' && key !== '' && metadata.authorization === undefined)
+        metadata.authorization = `Bearer ${key}`;
+    },
   };
 }
 

@@ -8,6 +8,7 @@
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import type { PublishRequest } from '../gen/tally/v1/ingest_pb.js';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
+import { KeysService } from '../gen/tally/v1/keys_pb.js';
 import { QueryService } from '../gen/tally/v1/query_pb.js';
 import { AppError, Code } from '../infra/app-error.ts';
 import type { ServiceClient } from '../infra/grpc/grpc-service.ts';
@@ -16,12 +17,14 @@ import { sendJson } from '../infra/http/http-server.ts';
 import type { RequestContext } from './request-context.ts';
 
 /** The services whose http rules the gateway serves (scripts/openapi.test.ts checks the document lists each route). */
-export const REST_SERVICES = [IngestService, QueryService] as const;
+export const REST_SERVICES = [IngestService, QueryService, KeysService] as const;
 
 /** Where the transcoded requests go. */
 export interface RestTranscoderOptions {
   ingest: ServiceClient<(typeof IngestService)['method']>;
   query: ServiceClient<(typeof QueryService)['method']>;
+  /** Absent: the key routes answer UNIMPLEMENTED. */
+  keys?: ServiceClient<(typeof KeysService)['method']>;
   /** Each call's deadline. */
   requestTimeoutMs: number;
 }
@@ -44,6 +47,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestHandle
   const clients: Record<string, Record<string, (request: unknown, options?: unknown) => Promise<unknown>>> = {
     [IngestService.typeName]: options.ingest as never,
     [QueryService.typeName]: options.query as never,
+    [KeysService.typeName]: options.keys as never,
   };
   const publishMethod = IngestService.method.publish;
   return async (route, match, ctx, url) => {
@@ -55,7 +59,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestHandle
     const call = clients[route.service.typeName]?.[route.method.localName];
     if (!call) throw new AppError(Code.UNIMPLEMENTED, `${route.method.name} is not served here`);
     const result = await call(request, {
-      metadata: { 'x-forwarded-for': ctx.clientIp },
+      metadata: { ...ctx.callMetadata(), 'x-forwarded-for': ctx.clientIp },
       timeoutMs: options.requestTimeoutMs,
     });
     sendJson(ctx.response, 200, toJson(route.method.output, result as never, { alwaysEmitImplicit: true }));
@@ -73,13 +77,15 @@ async function requestJson(
   url: URL,
 ): Promise<Record<string, JsonValue>> {
   const json: Record<string, JsonValue> = {};
+  // Ingest routes take a key in the body too, for navigator.sendBeacon (which sets no headers).
+  const body = route.body === '' ? undefined : await ctx.json();
+  if (route.service.typeName === IngestService.typeName) ctx.takeBodyKey(body);
   if (route.body === '*') {
-    const body = await ctx.json();
     if (!isObject(body)) throw AppError.invalidField('body', 'must be a JSON object');
     Object.assign(json, body);
     return json;
   }
-  if (route.body !== '') json[route.body] = (await ctx.json()) as JsonValue;
+  if (route.body !== '') json[route.body] = body as JsonValue;
   for (const key of new Set(url.searchParams.keys())) {
     const values = url.searchParams.getAll(key);
     const field = route.method.input.fields.find((f) => f.name === key || f.jsonName === key);

@@ -8,7 +8,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError, Code, shuttingDown } from '../infra/app-error.ts';
 import type { HttpRoute } from '../infra/http/http-rules.ts';
-import { methodNotAllowed, sendError, sendJson, sendMetrics } from '../infra/http/http-server.ts';
+import {
+  checkMetricsToken,
+  methodNotAllowed,
+  sendError,
+  sendJson,
+  sendMetrics,
+} from '../infra/http/http-server.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Registry } from '../infra/metrics.ts';
 import type { ReadinessReport } from '../infra/readiness.ts';
@@ -31,6 +37,10 @@ export interface RouterParts {
   readiness?: () => Promise<ReadinessReport>;
   /** Served at `/metrics`. */
   metrics: Registry;
+  /** When set, `/metrics` answers only `Authorization: Bearer <token>` (TALLY_METRICS_TOKEN). */
+  metricsToken?: string;
+  /** Told of each refused scrape. */
+  onMetricsRefused?: (error: unknown) => void;
   apiDocs: ApiDocs;
   dashboard: DashboardAssets;
   legacy: readonly LegacyRoute[];
@@ -67,7 +77,15 @@ export function createRouter(parts: RouterParts): Router {
       if (path === '/healthz' || path === '/readyz' || path === '/metrics') matched.route = path;
       if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
       if (path === '/readyz') return await sendReadiness(response, parts);
-      if (path === '/metrics') return await sendMetrics(response, parts.metrics);
+      if (path === '/metrics') {
+        try {
+          checkMetricsToken(request, parts.metricsToken);
+        } catch (error) {
+          parts.onMetricsRefused?.(error);
+          throw error;
+        }
+        return await sendMetrics(response, parts.metrics);
+      }
 
       if (apiDocs.owns(path)) {
         enter(apiDocs.route(path));

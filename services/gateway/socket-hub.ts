@@ -6,6 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { Code } from '../infra/app-error.ts';
 import type { Logger } from '../infra/logger.ts';
 import {
   type ClientMessage,
@@ -29,6 +30,28 @@ export interface StreamSocket {
   /** Token bucket of client messages. */
   tokens: number;
   tokensAtMs: number;
+  /**
+   * The socket's `Authorization` value (`Bearer <key or JWT>`) once access control let it in;
+   * undefined while it has not authenticated (it then gets nothing but may send `auth`).
+   */
+  authorization?: string;
+}
+
+/** Close codes of a socket refused by access control (docs/stream.md). */
+export const CLOSE_UNAUTHENTICATED = 4401;
+export const CLOSE_PERMISSION_DENIED = 4403;
+
+/** Access control of the stream, when it is on. */
+export interface StreamAuth {
+  /**
+   * Resolves when `authorization` may read the stream; rejects with the AppError saying why
+   * (UNAUTHENTICATED, PERMISSION_DENIED) or that it cannot be told now (any other code).
+   */
+  check(authorization: string): Promise<void>;
+  /** How long a socket opened without a credential has to send `auth` (default 5,000 ms). */
+  authTimeoutMs?: number;
+  /** How often each open socket's credential is checked again (default 1,000 ms). */
+  recheckMs?: number;
 }
 
 export interface SocketHubOptions {
@@ -55,6 +78,38 @@ export interface SocketHubOptions {
   onMessage(socket: StreamSocket, message: ClientMessage): void;
   /** Called once a socket closed (it is no longer in `sockets`). */
   onClose(socket: StreamSocket): void;
+  /**
+   * With it, a socket must present a credential — in the handshake (`authorization` of
+   * `handleUpgrade`) or as its first message, `{"channel":"auth","token":"…"}` — before anything
+   * else, and is closed (4401, 4403) when the credential stops being accepted.
+   */
+  auth?: StreamAuth;
+}
+
+/** The subprotocol prefix of a credential offered in the handshake: `bearer.<key or JWT>`. */
+export const BEARER_PROTOCOL = 'bearer.';
+
+/**
+ * Closes a socket whose credential was refused: 4401 for UNAUTHENTICATED (missing, invalid,
+ * expired, revoked), 4403 for PERMISSION_DENIED; any other error (the check could not be made)
+ * leaves it open. The reason is the error's message, which never holds the credential.
+ */
+function closeRefused(socket: StreamSocket, error: unknown): void {
+  const code = (error as { code?: unknown }).code;
+  const close =
+    code === Code.UNAUTHENTICATED
+      ? CLOSE_UNAUTHENTICATED
+      : code === Code.PERMISSION_DENIED
+        ? CLOSE_PERMISSION_DENIED
+        : undefined;
+  if (close === undefined) {
+    if (socket.authorization === '') socket.authorization = undefined; // let it send auth again
+    return;
+  }
+  const reason = Buffer.from(String((error as Error).message ?? 'refused'))
+    .subarray(0, 120)
+    .toString();
+  if (socket.ws.readyState === socket.ws.OPEN) socket.ws.close(close, reason);
 }
 
 /** Owns the open sockets; pings them from construction until `stop()`. */
@@ -64,6 +119,7 @@ export class SocketHub {
   readonly #options: SocketHubOptions;
   readonly #wss: WebSocketServer;
   readonly #pings: NodeJS.Timeout;
+  readonly #rechecks: NodeJS.Timeout | undefined;
   #stopping = false;
 
   constructor(options: SocketHubOptions) {
@@ -73,16 +129,31 @@ export class SocketHub {
       maxPayload: options.maxMessageBytes,
       perMessageDeflate: false,
       clientTracking: false,
+      // A credential offered as a subprotocol (`bearer.<credential>`) is never echoed back.
+      handleProtocols: (protocols) => [...protocols].find((p) => !p.startsWith(BEARER_PROTOCOL)) ?? false,
     });
     this.#pings = setInterval(() => this.#ping(), options.pingIntervalMs);
+    if (options.auth) {
+      this.#rechecks = setInterval(() => this.#recheck(), options.auth.recheckMs ?? 1_000);
+      this.#rechecks.unref();
+    }
+  }
+
+  /** The `Authorization` value of some authenticated socket, for reads made for all of them. */
+  anyAuthorization(): string | undefined {
+    for (const socket of this.sockets) if (socket.authorization !== undefined) return socket.authorization;
+    return undefined;
   }
 
   get stopping(): boolean {
     return this.#stopping;
   }
 
-  /** Completes a WebSocket upgrade, or answers 503 when stopping or full. */
-  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  /**
+   * Completes a WebSocket upgrade, or answers 503 when stopping or full; `authorization`: the
+   * credential the handshake carried, already accepted (access control on).
+   */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, authorization?: string): void {
     if (this.#stopping || this.sockets.size >= this.#options.maxSockets) {
       const reason = this.#stopping ? 'server is shutting down' : 'too many stream connections';
       socket.end(
@@ -90,7 +161,7 @@ export class SocketHub {
       );
       return;
     }
-    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#open(ws));
+    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#open(ws, authorization));
   }
 
   /** Sends unless the socket is closed or hopelessly behind (then dropped); false when not sent. */
@@ -130,6 +201,7 @@ export class SocketHub {
   async stop(): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#pings);
+    clearInterval(this.#rechecks);
     const closing = [...this.sockets].map(
       ({ ws }) =>
         new Promise<void>((resolve) => {
@@ -146,7 +218,7 @@ export class SocketHub {
     this.#wss.close();
   }
 
-  #open(ws: WebSocket): void {
+  #open(ws: WebSocket, authorization: string | undefined): void {
     const socket: StreamSocket = {
       ws,
       dashboard: false,
@@ -157,7 +229,6 @@ export class SocketHub {
       tokensAtMs: this.#options.now(),
     };
     this.sockets.add(socket);
-    this.#options.onOpen(socket);
     ws.on('pong', () => {
       socket.alive = true;
     });
@@ -167,14 +238,85 @@ export class SocketHub {
       this.#options.logger.debug('stream socket error', { error: error.message });
     });
     ws.on('close', () => {
+      clearTimeout(deadline);
       this.sockets.delete(socket);
       this.#options.onClose(socket);
     });
+    const auth = this.#options.auth;
+    let deadline: NodeJS.Timeout | undefined;
+    if (!auth || authorization !== undefined) {
+      this.#welcome(socket, authorization);
+      return;
+    }
+    deadline = setTimeout(() => {
+      if (socket.authorization === undefined)
+        ws.close(CLOSE_UNAUTHENTICATED, 'authentication required: send {"channel":"auth","token":"…"} first');
+    }, auth.authTimeoutMs ?? 5_000);
+    deadline.unref();
+  }
+
+  /** The socket may read: it gets its `hello` and the listener learns of it. */
+  #welcome(socket: StreamSocket, authorization: string | undefined): void {
+    socket.authorization = authorization ?? (this.#options.auth ? undefined : '');
+    this.#options.onOpen(socket);
     this.reply(socket, this.#options.hello());
+  }
+
+  /** A message of a socket that has not authenticated: only `auth` is understood. */
+  #authenticate(socket: StreamSocket, text: string): void {
+    let token: unknown;
+    try {
+      const message = JSON.parse(text) as { channel?: unknown; token?: unknown };
+      token = message.channel === 'auth' ? message.token : undefined;
+    } catch {
+      token = undefined;
+    }
+    if (typeof token !== 'string' || token === '') {
+      socket.ws.close(
+        CLOSE_UNAUTHENTICATED,
+        'authentication required: the first message must be {"channel":"auth","token":"…"}',
+      );
+      return;
+    }
+    const authorization = `Bearer ${token}`;
+    socket.authorization = ''; // a check is under way: further messages wait for it
+    this.#options.auth!.check(authorization).then(
+      () => {
+        if (socket.ws.readyState === socket.ws.OPEN) this.#welcome(socket, authorization);
+      },
+      (error: unknown) => closeRefused(socket, error),
+    );
+  }
+
+  /** Checks every open socket's credential again (one check per distinct credential). */
+  #recheck(): void {
+    const auth = this.#options.auth;
+    if (!auth) return;
+    const byCredential = new Map<string, StreamSocket[]>();
+    for (const socket of this.sockets) {
+      if (!socket.authorization) continue;
+      const group = byCredential.get(socket.authorization) ?? [];
+      group.push(socket);
+      byCredential.set(socket.authorization, group);
+    }
+    for (const [authorization, sockets] of byCredential)
+      auth.check(authorization).catch((error: unknown) => {
+        for (const socket of sockets) closeRefused(socket, error);
+      });
   }
 
   #receive(socket: StreamSocket, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
     socket.alive = true;
+    if (socket.authorization === undefined) {
+      const bytes = Buffer.isBuffer(data)
+        ? data
+        : Array.isArray(data)
+          ? Buffer.concat(data)
+          : Buffer.from(data);
+      this.#authenticate(socket, isBinary ? '' : bytes.toString('utf8'));
+      return;
+    }
+    if (socket.authorization === '' && this.#options.auth) return; // its credential is being checked
     if (!this.#takeToken(socket)) {
       this.replyError(socket, {
         field: 'message',

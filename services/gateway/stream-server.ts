@@ -9,13 +9,14 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { defaultEventLimits } from '../domain/event-rules.ts';
 import type { QueryService } from '../gen/tally/v1/query_pb.js';
-import type { ServiceClient } from '../infra/grpc/grpc-service.ts';
+import { SURFACE_METADATA } from '../infra/auth/access-control.ts';
+import type { CallOptions, ServiceClient } from '../infra/grpc/grpc-service.ts';
 import type { Logger } from '../infra/logger.ts';
 import { CountersWatch } from './counters-watch.ts';
 import { DashboardFeed, type LiveStateView } from './dashboard-feed.ts';
 import { type LiveFeed, type LiveFeedSource, startLiveFeed } from './live-feed.ts';
 import type { LiveEvent } from './live-stats.ts';
-import { SocketHub } from './socket-hub.ts';
+import { SocketHub, type StreamAuth } from './socket-hub.ts';
 
 /** The version of the protocol, sent in `hello`. */
 export const STREAM_PROTOCOL_VERSION = 1;
@@ -55,11 +56,20 @@ export interface StreamServerOptions {
   feedIdleMs?: number;
   /** Test hook: the clock (ms); the timers stay the global ones. */
   now?: () => number;
+  /**
+   * Access control, when on: each socket authenticates (socket-hub.ts), and the stream's shared
+   * reads (leaderboards, counters) are made with the credential of one of its authenticated
+   * sockets, each of which may read.
+   */
+  auth?: StreamAuth;
 }
 
 export interface StreamServer {
-  /** Completes a WebSocket upgrade of `/v1/stream` (the caller checked the path). */
-  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /**
+   * Completes a WebSocket upgrade of `/v1/stream` (the caller checked the path and, with access
+   * control on, the handshake's credential: `authorization`).
+   */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, authorization?: string): void;
   readonly socketCount: number;
   /** Closes every socket (1001), stops the timers and the live feed. */
   stop(): Promise<void>;
@@ -114,8 +124,10 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
       counters.closed(socket);
       if (hub.sockets.size === 0) live.release();
     },
+    auth: options.auth,
   });
-  const parts = { query: options.query, hub, logger, now, settleMs };
+  const query = options.auth ? withAuthorization(options.query, () => hub.anyAuthorization()) : options.query;
+  const parts = { query, hub, logger, now, settleMs };
   dashboard = new DashboardFeed({
     ...parts,
     liveState,
@@ -133,7 +145,8 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
     get socketCount() {
       return hub.sockets.size;
     },
-    handleUpgrade: (request, socket, head) => hub.handleUpgrade(request, socket, head),
+    handleUpgrade: (request, socket, head, authorization) =>
+      hub.handleUpgrade(request, socket, head, authorization),
     async stop() {
       dashboard.stop();
       counters.stop();
@@ -141,6 +154,28 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
       await live.stop();
     },
   };
+}
+
+/** `client` whose calls carry `authorization()` (when there is one) and the surface `websocket`. */
+function withAuthorization<C extends object>(client: C, authorization: () => string | undefined): C {
+  return new Proxy(client, {
+    get(target, property) {
+      const value = Reflect.get(target, property) as unknown;
+      if (typeof value !== 'function' || property === 'close') return value;
+      return (request: unknown, callOptions?: CallOptions) => {
+        const credential = authorization();
+        const metadata: Record<string, string> = {
+          ...callOptions?.metadata,
+          [SURFACE_METADATA]: 'websocket',
+        };
+        if (credential) metadata.authorization = credential;
+        return (value as (r: unknown, o: CallOptions) => unknown).call(target, request, {
+          ...callOptions,
+          metadata,
+        });
+      };
+    },
+  });
 }
 
 /** The live feed, read only while someone watches. */

@@ -9,16 +9,39 @@ import { AppError, Code, shuttingDown } from '../infra/app-error.ts';
 import { restError } from '../infra/http/http-server.ts';
 import { requestUrl } from './request-context.ts';
 import { STREAM_PATH } from './route-docs.ts';
+import { BEARER_PROTOCOL } from './socket-hub.ts';
 import type { StreamServer } from './stream-server.ts';
 
 /** A listener of the HTTP server's `upgrade` event. */
 export type UpgradeHandler = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
+/** With access control on, how the handshake's credential is checked (as the stream's, socket-hub.ts). */
+export interface UpgradeAuth {
+  check(authorization: string): Promise<void>;
+}
+
+/**
+ * The credential of a handshake: its `Authorization` header (clients other than browsers), else a
+ * subprotocol `bearer.<key or JWT>` of `Sec-WebSocket-Protocol` (browsers cannot set headers).
+ */
+export function handshakeAuthorization(request: IncomingMessage): string | undefined {
+  if (request.headers.authorization) return request.headers.authorization;
+  const offered = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+  const bearer = offered.find((p) => p.startsWith(BEARER_PROTOCOL));
+  return bearer === undefined ? undefined : `Bearer ${bearer.slice(BEARER_PROTOCOL.length)}`;
+}
+
 /**
  * Hands an upgrade of `STREAM_PATH` to `stream`; refuses any other path with 404, and every
- * upgrade with 503 once `accepting()` is false (the gateway drains).
+ * upgrade with 503 once `accepting()` is false (the gateway drains). With `auth`, a handshake
+ * carrying a credential is checked first (401 or 403 as REST answers them); one without may still
+ * authenticate with its first message.
  */
-export function createUpgradeHandler(stream: StreamServer, accepting: () => boolean): UpgradeHandler {
+export function createUpgradeHandler(
+  stream: StreamServer,
+  accepting: () => boolean,
+  auth?: UpgradeAuth,
+): UpgradeHandler {
   return (request, socket, head) => {
     socket.on('error', () => {}); // a reset during the handshake is the client's business
     const path = requestUrl(request.url)?.pathname;
@@ -27,7 +50,12 @@ export function createUpgradeHandler(stream: StreamServer, accepting: () => bool
       return refuse(socket, new AppError(Code.NOT_FOUND, message));
     }
     if (!accepting()) return refuse(socket, shuttingDown());
-    stream.handleUpgrade(request, socket, head);
+    const authorization = auth ? handshakeAuthorization(request) : undefined;
+    if (!auth || authorization === undefined) return stream.handleUpgrade(request, socket, head);
+    auth.check(authorization).then(
+      () => stream.handleUpgrade(request, socket, head, authorization),
+      (error: unknown) => refuse(socket, error instanceof AppError ? error : shuttingDown()),
+    );
   };
 }
 

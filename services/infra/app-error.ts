@@ -83,6 +83,23 @@ export const Reason = {
   BODY_TOO_LARGE: 'BODY_TOO_LARGE',
   /** The server drains; another instance will take the call. */
   SHUTTING_DOWN: 'SHUTTING_DOWN',
+  /** UNAUTHENTICATED: the request carries no credential (an API key or a JWT). */
+  MISSING_CREDENTIAL: 'MISSING_CREDENTIAL',
+  /**
+   * UNAUTHENTICATED: the API key is refused; metadata `credential_error`: `malformed`, `unknown`,
+   * `revoked` or `expired`.
+   */
+  INVALID_CREDENTIAL: 'INVALID_CREDENTIAL',
+  /** UNAUTHENTICATED: the JWT is refused; metadata `token_error` says why (docs/security.md). */
+  INVALID_TOKEN: 'INVALID_TOKEN',
+  /** PERMISSION_DENIED: the credential lacks the scope the call needs; metadata `required_scope`. */
+  INSUFFICIENT_SCOPE: 'INSUFFICIENT_SCOPE',
+  /** PERMISSION_DENIED: the ingest key may not be used from the request's `Origin`. */
+  ORIGIN_NOT_ALLOWED: 'ORIGIN_NOT_ALLOWED',
+  /** PERMISSION_DENIED: the ingest key may not write this event type; metadata `index` in a batch. */
+  EVENT_TYPE_NOT_ALLOWED: 'EVENT_TYPE_NOT_ALLOWED',
+  /** PERMISSION_DENIED: a token writes an event for another user than its subject; metadata `index` in a batch. */
+  OTHER_USER: 'OTHER_USER',
 } as const;
 
 /** A request field at fault (google.rpc.BadRequest.FieldViolation). */

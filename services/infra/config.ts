@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { parseApiKey } from '../domain/api-keys.ts';
 import { defaultEventLimits } from '../domain/event-rules.ts';
 import {
   DEFAULT_JWT_ALGORITHMS,
@@ -125,6 +126,9 @@ const schema = z.object({
     .regex(/^[A-Za-z_][A-Za-z0-9_:.-]*$/, 'a claim name')
     .default('scope'),
   TALLY_JWT_CLOCK_TOLERANCE_S: int(0, 300).default(30),
+  TALLY_AUTH: z.enum(['on', 'off']).optional(),
+  TALLY_BOOTSTRAP_ADMIN_KEY: z.string().optional(),
+  TALLY_METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
 });
 
 /** The names of every variable the schema reads (the README's configuration table lists each). */
@@ -224,6 +228,16 @@ export interface TallyConfig {
         clockToleranceSec: number;
       }
     | undefined;
+  /**
+   * Access control (docs/security.md). `mode`: TALLY_AUTH as set (undefined: decided by
+   * {@link resolveAuthMode}); `bootstrapAdminKey`: a `tly_sk_` key stored (hashed) with scope
+   * admin at start-up if absent; `metricsToken`: the bearer token `/metrics` asks for.
+   */
+  auth: {
+    mode: 'on' | 'off' | undefined;
+    bootstrapAdminKey: string | undefined;
+    metricsToken: string | undefined;
+  };
 }
 
 /** Thrown when the environment holds a bad value; the message names every bad variable. */
@@ -266,6 +280,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       conflicts.push(
         `${k}: set without TALLY_JWT_JWKS_URL or TALLY_JWT_PUBLIC_KEY_FILE to verify tokens with`,
       );
+  if (e.TALLY_BOOTSTRAP_ADMIN_KEY !== undefined) {
+    // Never echoed: the message says what is wrong, not what was given.
+    const parsed = parseApiKey(e.TALLY_BOOTSTRAP_ADMIN_KEY);
+    if (!parsed.ok) conflicts.push(`TALLY_BOOTSTRAP_ADMIN_KEY: ${parsed.message}`);
+    else if (parsed.kind !== 'secret')
+      conflicts.push('TALLY_BOOTSTRAP_ADMIN_KEY: must be a secret key (tly_sk_…), not an ingest key');
+  }
   if (conflicts.length > 0)
     throw new ConfigError(`invalid configuration:\n${conflicts.map((c) => `  ${c}`).join('\n')}`);
   return deepFreeze({
@@ -367,7 +388,49 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
             clockToleranceSec: e.TALLY_JWT_CLOCK_TOLERANCE_S,
           }
         : undefined,
+    auth: {
+      mode: e.TALLY_AUTH,
+      bootstrapAdminKey: e.TALLY_BOOTSTRAP_ADMIN_KEY,
+      metricsToken: e.TALLY_METRICS_TOKEN,
+    },
   });
+}
+
+/** Whether `host` is a loopback address (or name): nobody else can reach what listens on it. */
+export function isLoopbackHost(host: string): boolean {
+  return /^(localhost|127\.\d+\.\d+\.\d+|::1|\[::1\])$/.test(host);
+}
+
+/** Access control as a process runs it, and why (for the start-up log). */
+export interface AuthMode {
+  on: boolean;
+  /** `explicit` (TALLY_AUTH), `servers` (a server backend is configured), `credentials`, `loopback`. */
+  why: 'explicit' | 'servers' | 'credentials' | 'loopback';
+}
+
+/**
+ * The access control mode: TALLY_AUTH when set; else on, unless the process is the open local
+ * default — every port embedded, no credential configured (no bootstrap key, no JWT), listening
+ * on loopback only — which runs open. Never open on another address without TALLY_AUTH=off: an
+ * embedded process bound elsewhere with no credential configured is a ConfigError saying how to
+ * choose.
+ */
+export function resolveAuthMode(config: TallyConfig): AuthMode {
+  if (config.auth.mode !== undefined) return { on: config.auth.mode === 'on', why: 'explicit' };
+  const servers =
+    config.kafka.brokers !== undefined ||
+    config.redis.url !== undefined ||
+    config.redis.clusterNodes.length > 0 ||
+    config.pg.url !== undefined;
+  if (servers) return { on: true, why: 'servers' };
+  if (config.auth.bootstrapAdminKey !== undefined || config.jwt !== undefined)
+    return { on: true, why: 'credentials' };
+  if (isLoopbackHost(config.http.host)) return { on: false, why: 'loopback' };
+  throw new ConfigError(
+    `invalid configuration:\n  TALLY_AUTH: unset, and TALLY_BIND_HOST=${config.http.host} would expose the API to the network without access control. ` +
+      'Either set TALLY_AUTH=on with TALLY_BOOTSTRAP_ADMIN_KEY (a tly_sk_ key; or keys made by `tally keys create`, or TALLY_JWT_*), ' +
+      'or TALLY_AUTH=off to run open on purpose, or TALLY_BIND_HOST=127.0.0.1 to stay local',
+  );
 }
 
 /**

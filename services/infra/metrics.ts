@@ -130,6 +130,27 @@ export interface ProduceMetrics {
   failures: Counter;
 }
 
+/**
+ * Refused credentials, by the surface that refused them (`rest`, `grpc`, `websocket`, `metrics`)
+ * and the ErrorInfo reason (`MISSING_CREDENTIAL`, `INVALID_CREDENTIAL`, `INVALID_TOKEN`,
+ * `INSUFFICIENT_SCOPE`, …). docs/security.md.
+ */
+export function authMetrics(registry: Registry): { failures: Counter<'surface' | 'reason'> } {
+  return {
+    failures: once(
+      registry,
+      'tally_auth_failures_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_auth_failures_total',
+          help: 'Requests refused by access control (401 or 403), by surface and reason',
+          labelNames: ['surface', 'reason'],
+          registers,
+        }),
+    ),
+  };
+}
+
 export function produceMetrics(registry: Registry): ProduceMetrics {
   return {
     duration: once(

@@ -2,9 +2,10 @@
  * Turns an incoming event into a log record: fills server-side fields (id,
  * received_at, ip), applies the rules, and encodes it.
  */
+import { eventUserFor } from '../domain/api-keys.ts';
 import { type EventLimits, isIpAddress, validateEvent } from '../domain/event-rules.ts';
 import type { Event } from '../gen/tally/v1/event_pb.js';
-import { AppError, Reason } from '../infra/app-error.ts';
+import { AppError, Code, Reason } from '../infra/app-error.ts';
 import type { CallContext } from '../infra/grpc/grpc-service.ts';
 import { uuidv7 } from '../infra/ids.ts';
 import type { LogRecord } from '../infra/log/event-log.ts';
@@ -31,6 +32,10 @@ export class EventAdmission {
    * tracing); throws INVALID_ARGUMENT naming the field. `index` undefined: the call's one `event`;
    * else the event `events[index]` of a batch or stream, whose error says so in structured form
    * (ErrorInfo reason INVALID_EVENT, metadata `index`), so that no caller parses the field path.
+   * The call's principal (access control) decides too: a token's subject fills an empty
+   * `user_id` and may not name another user without the admin scope (reason OTHER_USER), and an
+   * ingest key held to some event types writes only those (EVENT_TYPE_NOT_ALLOWED); both are
+   * PERMISSION_DENIED with metadata `index` in a batch.
    */
   admit(
     event: Event | undefined,
@@ -42,9 +47,26 @@ export class EventAdmission {
     const info =
       index === undefined ? {} : { reason: Reason.INVALID_EVENT, metadata: { index: String(index) } };
     if (!event) throw AppError.invalidField(path, 'is required', info);
+    const principal = context.principal;
+    const at: Record<string, string> = index === undefined ? {} : { index: String(index) };
+    if (principal) {
+      const user = eventUserFor(principal, event.userId);
+      if ('error' in user)
+        throw new AppError(Code.PERMISSION_DENIED, `${path}.user_id: ${user.error}`, {
+          reason: Reason.OTHER_USER,
+          metadata: at,
+        });
+      event.userId = user.userId;
+    }
     const now = this.#now();
     const violation = validateEvent(toEventInput(event), this.#limits, now, `${path}.`);
     if (violation) throw AppError.invalidField(violation.field, violation.description, info);
+    if (principal?.allowedTypes !== undefined && !principal.allowedTypes.includes(event.type))
+      throw new AppError(
+        Code.PERMISSION_DENIED,
+        `${path}.type: API key ${principal.id} may not write events of this type`,
+        { reason: Reason.EVENT_TYPE_NOT_ALLOWED, metadata: at },
+      );
     if (event.id === '') event.id = uuidv7(now);
     if (event.ip === '') {
       let ip = this.#ips.get(context);

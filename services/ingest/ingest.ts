@@ -3,6 +3,7 @@
  * appends it to the `events` topic keyed by user (else target), and answers OK
  * only once Kafka acknowledged it.
  */
+import type { Principal } from '../domain/api-keys.ts';
 import type { EventLimits } from '../domain/event-rules.ts';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { AppError, Code } from '../infra/app-error.ts';
@@ -43,6 +44,12 @@ export interface IngestDeps {
   tracer?: Tracer;
   /** Epoch ms; injectable for tests. */
   now?: () => number;
+  /**
+   * The hook for rate limits and quotas: called once per call (per message of a stream) after
+   * access control and validation, with the call's principal and its cost in events, before
+   * anything is written; a rejection (RESOURCE_EXHAUSTED) refuses the call. None: no limits.
+   */
+  limits?: (principal: Principal | undefined, cost: number) => Promise<void>;
 }
 
 /** A PublishStreamAcked stream reads at most this many batches' worth of events ahead of its answers. */
@@ -68,9 +75,11 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
   };
   const admission = new EventAdmission(config.limits, deps.now ?? Date.now);
 
+  const charge = deps.limits ?? (async () => {});
   deps.grpc.register(IngestService, {
     async publish(request, context) {
       const record = admission.admit(request.event, undefined, context, traceHeaders());
+      await charge(context.principal, 1);
       await producer.append([record.record]);
       acceptedBy.publish.inc();
       return { id: record.id };
@@ -80,6 +89,7 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
       admission.checkBatchSize(request.events.length, config.maxBatchEvents);
       const headers = traceHeaders();
       const admitted = request.events.map((event, i) => admission.admit(event, i, context, headers));
+      await charge(context.principal, admitted.length);
       await producer.append(admitted.map((a) => a.record));
       acceptedBy.publishBatch.inc(admitted.length);
       return { ids: admitted.map((a) => a.id) };
@@ -92,7 +102,11 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
       const inFlight: Promise<number>[] = [];
       const send = () => {
         const records = chunk.map((a) => a.record);
-        inFlight.push(producer.append(records).then(() => records.length));
+        inFlight.push(
+          charge(context.principal, records.length)
+            .then(() => producer.append(records))
+            .then(() => records.length),
+        );
         chunk = [];
       };
       let streamError: unknown;
@@ -134,7 +148,7 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
     publishStreamAcked(requests, context) {
       return ackedStream(requests, context, {
         admission,
-        append: (records) => producer.append(records),
+        append: (records) => charge(context.principal, records.length).then(() => producer.append(records)),
         maxMessageEvents: config.maxBatchEvents,
         maxUnansweredEvents: ACKED_STREAM_WINDOW * config.maxBatchEvents,
         headers: traceHeaders(),

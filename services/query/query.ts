@@ -8,9 +8,11 @@ import { QueryService } from '../gen/tally/v1/query_pb.js';
 import { AppError } from '../infra/app-error.ts';
 import type { CounterStore } from '../infra/counters/counter-store.ts';
 import type { GrpcRegistry } from '../infra/grpc/grpc-registry.ts';
+import type { KeyStore } from '../infra/keys/key-store.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { SqlDatabase } from '../infra/sql/sql-database.ts';
+import { registerKeysService } from './keys-service.ts';
 
 /**
  * One target's summary rows of one day, shaped as the report's rows. Once vacuum has marked the
@@ -30,6 +32,8 @@ export interface QueryConfig {
 export interface QueryDeps {
   counters: CounterStore;
   sql: SqlDatabase;
+  /** The API keys, administered by tally.v1.KeysService (keys-service.ts), served alongside. */
+  keys?: KeyStore;
   grpc: GrpcRegistry;
   logger: Logger;
 }
@@ -89,5 +93,6 @@ export async function start(deps: QueryDeps, config: QueryConfig): Promise<Stopp
   });
 
   deps.logger.info('query ready');
+  if (deps.keys) registerKeysService({ keys: deps.keys, grpc: deps.grpc, logger: deps.logger });
   return { name: 'query', stop: async () => {} };
 }

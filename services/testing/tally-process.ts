@@ -29,6 +29,9 @@ export interface TallyProcess {
  * consumer roles is a member of its group (with `untilServing`, once it logged "tally started":
  * the edge serves, consumers may still be joining). The metrics server takes any free port
  * (TALLY_METRICS_PORT=0) unless `env` says otherwise, so that several processes can run side by side.
+ * Access control is off (TALLY_AUTH=off) unless `env` sets TALLY_AUTH: on the real servers a
+ * process runs it by default, and the tests of other features call without credentials; the
+ * access-control tests turn it on with their own keys (access-control.contract.ts).
  */
 export async function startTally(
   roles: string[],
@@ -41,7 +44,7 @@ export async function startTally(
   // servers' addresses) must not switch a port the test wants embedded to a server.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TALLY_')));
   const child = spawn(TALLY, roles, {
-    env: { ...inherited, TALLY_LOG_LEVEL: 'info', TALLY_METRICS_PORT: '0', ...env },
+    env: { ...inherited, TALLY_LOG_LEVEL: 'info', TALLY_METRICS_PORT: '0', TALLY_AUTH: 'off', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];

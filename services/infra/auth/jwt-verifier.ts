@@ -9,7 +9,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, errors, type JWK, type JWTPayload, jwtVerify } from 'jose';
 import { isScope, type Principal, type Scope } from '../../domain/api-keys.ts';
 import { defaultEventLimits } from '../../domain/event-rules.ts';
-import { AppError, Code } from '../app-error.ts';
+import { AppError, Code, Reason } from '../app-error.ts';
 
 /** Why a token was refused (metadata `token_error` of the AppError). */
 export type JwtFailure =
@@ -24,7 +24,7 @@ export type JwtFailure =
   | 'jwks_unavailable';
 
 /** ErrorInfo reason of a refused token; metadata `token_error` is the {@link JwtFailure}. */
-export const INVALID_TOKEN = 'INVALID_TOKEN';
+export const INVALID_TOKEN = Reason.INVALID_TOKEN;
 
 export const DEFAULT_JWT_ALGORITHMS: readonly string[] = Object.freeze(['RS256', 'ES256', 'EdDSA']);
 
@@ -175,7 +175,9 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
         throw refused('malformed');
       const scopes = scopesOf(payload[scopesClaim]);
       if (scopes === undefined) throw refused('malformed');
-      return { kind: 'jwt', id: subject, userId: subject, scopes };
+      const principal: Principal = { kind: 'jwt', id: subject, userId: subject, scopes };
+      if (typeof payload.exp === 'number') principal.expiresAtMs = payload.exp * 1000;
+      return principal;
     },
   };
 }

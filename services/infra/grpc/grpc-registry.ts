@@ -7,6 +7,7 @@
 import type { DescService } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import type * as grpc from '@grpc/grpc-js';
+import type { AccessControl } from '../auth/access-control.ts';
 import type { Logger } from '../logger.ts';
 import { grpcMetrics, type Registry } from '../metrics.ts';
 import type { Tracer } from '../tracing.ts';
@@ -32,18 +33,22 @@ export class GrpcRegistry {
   readonly #logger: Logger;
   readonly #metrics: Registry | undefined;
   readonly #tracer: Tracer | undefined;
+  readonly #access: AccessControl | undefined;
   #accepting = true;
   readonly #draining = new AbortController();
 
   /**
    * With `metrics`, every call is counted and timed there (docs/metrics.md); with `tracer`, every
    * call is a SERVER span continuing the caller's trace context (docs/tracing.md). Health checks
-   * and reflection are neither: probes and tools would bury the real traffic.
+   * and reflection are neither: probes and tools would bury the real traffic. With `access`,
+   * every call of a registered service, in-process ones included, is checked by it (credential,
+   * scope); health and reflection stay open (docs/security.md).
    */
-  constructor(logger: Logger, metrics?: Registry, tracer?: Tracer) {
+  constructor(logger: Logger, metrics?: Registry, tracer?: Tracer, access?: AccessControl) {
     this.#logger = logger;
     this.#metrics = metrics;
     this.#tracer = tracer;
+    this.#access = access;
   }
 
   /** Adds a service; call before {@link listen}. */
@@ -55,6 +60,7 @@ export class GrpcRegistry {
         draining: this.#draining.signal,
         metrics: this.#metrics && grpcMetrics(this.#metrics),
         tracer: this.#tracer,
+        access: this.#access,
       }),
     );
     this.#descriptors.push(service);
@@ -75,6 +81,7 @@ export class GrpcRegistry {
         logger: this.#logger.child({ service: service.typeName }),
         metrics: this.#metrics && grpcMetrics(this.#metrics),
         tracer: this.#tracer,
+        access: this.#access,
       })
     );
   }

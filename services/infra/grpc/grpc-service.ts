@@ -27,7 +27,9 @@ import {
   type TextMapSetter,
   trace,
 } from '@opentelemetry/api';
+import type { Principal } from '../../domain/api-keys.ts';
 import { AppError, Code, codeName, shuttingDown, toAppError } from '../app-error.ts';
+import type { AccessControl } from '../auth/access-control.ts';
 import { decodeStatus, encodeStatus, STATUS_DETAILS_KEY } from '../error-details.ts';
 import type { Logger } from '../logger.ts';
 import { type GrpcMetrics, secondsSince } from '../metrics.ts';
@@ -38,6 +40,11 @@ export interface CallContext {
   metadata: grpc.Metadata;
   /** `ip:port` of the caller. */
   peer: string;
+  /**
+   * Who the call acts as, once access control let it in (absent on a server without access
+   * control, as in handler tests).
+   */
+  principal?: Principal;
 }
 
 /** What a server-streaming handler knows of its call: also when the caller goes away. */
@@ -108,6 +115,8 @@ export function grpcService<T extends GenServiceMethods>(
     draining?: AbortSignal;
     metrics?: GrpcMetrics;
     tracer?: Tracer;
+    /** Checks every call's credential and scope before its request is decoded (access-control.ts). */
+    access?: AccessControl;
   },
 ): { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation } {
   const definition: Record<string, grpc.MethodDefinition<Buffer, unknown>> = {};
@@ -134,6 +143,15 @@ export function grpcService<T extends GenServiceMethods>(
     const count = (code: Code) => options.metrics?.requests.inc({ ...labels, code: codeName(code) });
     const spanName = `${service.typeName}/${method.name}`;
     const spanAttributes = rpcAttributes(service.typeName, method.name);
+    /** The call's context, with its principal once access control let it in. */
+    const admit = async (
+      call: grpc.ServerUnaryCall<Buffer, unknown> | grpc.ServerReadableStream<Buffer, unknown> | ServerWriter,
+    ): Promise<CallContext> => {
+      const context = contextOf(call);
+      if (options.access)
+        context.principal = await options.access.authorizeCall(method, metadataLookup(call.metadata));
+      return context;
+    };
     /** Runs `work` as the call, then answers through `settle`: OK with its value, else its error's status. */
     const respond = <R>(
       metadata: grpc.Metadata,
@@ -188,9 +206,10 @@ export function grpcService<T extends GenServiceMethods>(
         call.on('cancelled', () => cancelled.abort());
         respond(call.metadata, streamEnd(call, cancelled.signal), async () => {
           refuseWhenDraining(options.accepting);
+          const admitted = await admit(call);
           const request = decode(method.input, call.request, '');
           const answers = stream[method.localName]!(request, {
-            ...contextOf(call),
+            ...admitted,
             signal: cancelled.signal,
           });
           for await (const init of answers) {
@@ -215,11 +234,12 @@ export function grpcService<T extends GenServiceMethods>(
         call.on('cancelled', () => cancelled.abort());
         respond(call.metadata, streamEnd(call, cancelled.signal), async () => {
           refuseWhenDraining(options.accepting);
+          const admitted = await admit(call);
           // A handler that stops reading still answers and ends with its status: neither leaving its
           // loop nor a read it left pending may destroy the call.
           const requests = decodeStream(requestsOf(call), method.input);
           const answers = duplex[method.localName]!(requests, {
-            ...contextOf(call),
+            ...admitted,
             signal: cancelled.signal,
             draining,
           });
@@ -237,12 +257,14 @@ export function grpcService<T extends GenServiceMethods>(
       ? (call: grpc.ServerReadableStream<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) =>
           respond(call.metadata, unaryAnswer(callback), async () => {
             refuseWhenDraining(options.accepting);
-            return fn(decodeStream(call, method.input), contextOf(call));
+            const admitted = await admit(call);
+            return fn(decodeStream(call, method.input), admitted);
           })
       : (call: grpc.ServerUnaryCall<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) =>
           respond(call.metadata, unaryAnswer(callback), async () => {
             refuseWhenDraining(options.accepting);
-            return fn(decode(method.input, call.request, ''), contextOf(call));
+            const admitted = await admit(call);
+            return fn(decode(method.input, call.request, ''), admitted);
           });
   }
   return { definition, handlers };
@@ -350,6 +372,14 @@ function contextOf(
   call: grpc.ServerUnaryCall<Buffer, unknown> | grpc.ServerReadableStream<Buffer, unknown> | ServerWriter,
 ): CallContext {
   return { metadata: call.metadata, peer: call.getPeer() };
+}
+
+/** The first text value of each metadata key, as access control reads headers. */
+export function metadataLookup(metadata: grpc.Metadata): (name: string) => string | undefined {
+  return (name) => {
+    const value = metadata.get(name)[0];
+    return typeof value === 'string' ? value : undefined;
+  };
 }
 
 function decode<D extends DescMessage>(schema: D, bytes: Buffer, where: string): MessageShape<D> {

@@ -15,6 +15,7 @@ import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2
 import * as grpc from '@grpc/grpc-js';
 import { context, SpanKind, trace } from '@opentelemetry/api';
 import { AppError, Code, codeName, shuttingDown, toAppError } from '../app-error.ts';
+import type { AccessControl } from '../auth/access-control.ts';
 import { withTimeout } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import { type GrpcMetrics, secondsSince } from '../metrics.ts';
@@ -39,6 +40,8 @@ export interface InProcessClientOptions {
   metrics?: GrpcMetrics;
   /** Traces each call (docs/tracing.md) when given. */
   tracer?: Tracer;
+  /** Checks each call's credential and scope, as the gRPC server does. */
+  access?: AccessControl;
 }
 
 /** A ServiceClient whose calls run `impl`'s handlers in this process. */
@@ -89,7 +92,8 @@ export function createInProcessClient<T extends GenServiceMethods>(
       if (!options.accepting()) throw shuttingDown();
       const metadata = new grpc.Metadata();
       for (const [k, v] of Object.entries(callOptions?.metadata ?? {})) metadata.set(k, v);
-      const running = handler(request, { metadata, peer: IN_PROCESS_PEER });
+      const principal = await options.access?.authorizeCall(method, (name) => callOptions?.metadata?.[name]);
+      const running = handler(request, { metadata, peer: IN_PROCESS_PEER, principal });
       try {
         const answer = await (callOptions?.timeoutMs
           ? withTimeout(

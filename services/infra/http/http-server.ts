@@ -3,6 +3,7 @@
  * and errors rendered from AppError codes through the one code→status table,
  * with the same standard details gRPC sends (infra/error-details.ts).
  */
+import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JsonValue } from '@bufbuild/protobuf';
 import { context, SpanKind, trace } from '@opentelemetry/api';
@@ -115,6 +116,11 @@ export function restError(error: unknown): {
   if ((status === 503 || status === 429) && appError.retryAfterMs !== undefined)
     headers['retry-after'] = String(Math.max(1, Math.ceil(appError.retryAfterMs / 1000)));
   if (status === 413) headers.connection = 'close';
+  if (status === 401)
+    headers['www-authenticate'] =
+      appError.reason === Reason.INVALID_TOKEN
+        ? 'Bearer realm="tally", error="invalid_token"'
+        : 'Bearer realm="tally"';
   const field = appError.field;
   return {
     status,
@@ -202,6 +208,27 @@ function closeAfterDiscarding(response: ServerResponse, limitBytes: number): voi
 }
 
 /** Answers a scrape: every metric of `registry` in the Prometheus text format. */
+/**
+ * Whether a scrape may read `/metrics`: always without a token (TALLY_METRICS_TOKEN unset), else
+ * only with `Authorization: Bearer <token>` (compared in constant time). Throws UNAUTHENTICATED
+ * otherwise; the message never repeats what was sent.
+ */
+export function checkMetricsToken(request: IncomingMessage, token: string | undefined): void {
+  if (token === undefined) return;
+  const header = request.headers.authorization ?? '';
+  if (header === '')
+    throw new AppError(Code.UNAUTHENTICATED, '/metrics needs "Authorization: Bearer <metrics token>"', {
+      reason: Reason.MISSING_CREDENTIAL,
+    });
+  const sent = Buffer.from(header.replace(/^Bearer\s+/i, ''));
+  const expected = Buffer.from(token);
+  if (sent.length !== expected.length || !timingSafeEqual(sent, expected))
+    throw new AppError(Code.UNAUTHENTICATED, 'the metrics token is not the configured one', {
+      reason: Reason.INVALID_CREDENTIAL,
+      metadata: { credential_error: 'unknown' },
+    });
+}
+
 export async function sendMetrics(response: ServerResponse, registry: Registry): Promise<void> {
   const text = await registry.metrics();
   response.writeHead(200, {

@@ -7,7 +7,7 @@ import { AppError, Code } from '../app-error.ts';
 import type { Registry } from '../metrics.ts';
 import type { ReadinessReport } from '../readiness.ts';
 import type { ReloadingTls } from '../tls/tls-reloader.ts';
-import { sendError, sendJson, sendMetrics } from './http-server.ts';
+import { checkMetricsToken, sendError, sendJson, sendMetrics } from './http-server.ts';
 import { createListener } from './tls-server.ts';
 
 export interface MetricsServerOptions {
@@ -19,6 +19,10 @@ export interface MetricsServerOptions {
   readiness: () => Promise<ReadinessReport>;
   /** Serves HTTPS with this material (followed as it is reloaded); plain HTTP without. */
   tls?: ReloadingTls | undefined;
+  /** When set, `/metrics` answers only `Authorization: Bearer <token>` (TALLY_METRICS_TOKEN). */
+  token?: string;
+  /** Told of each refused scrape (counted in `tally_auth_failures_total{surface="metrics"}`). */
+  onRefused?: (error: unknown) => void;
 }
 
 export interface MetricsServer {
@@ -34,6 +38,12 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     (request, response) => {
       const path = (request.url ?? '/').split('?', 1)[0];
       if (path === '/metrics') {
+        try {
+          checkMetricsToken(request, options.token);
+        } catch (error) {
+          options.onRefused?.(error);
+          return sendError(response, error);
+        }
         sendMetrics(response, options.registry).catch(() => {
           if (response.headersSent) response.destroy();
           else sendError(response, new AppError(Code.INTERNAL, 'collecting metrics failed'));

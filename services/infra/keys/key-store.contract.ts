@@ -119,6 +119,7 @@ export function keyStoreContract(adapter: string, environment: () => Promise<Key
         allowedTypes: ['like', 'view'],
         limits: { ingestEventsPerMinute: 600, readsPerMinute: 30 },
         monthlyQuota: 5_000_000_000,
+        expiresAtMs: T0 + 90 * DAY,
       });
     });
 

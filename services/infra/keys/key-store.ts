@@ -12,7 +12,7 @@ import {
   type RateLimitOverrides,
   type Scope,
 } from '../../domain/api-keys.ts';
-import { AppError, Code } from '../app-error.ts';
+import { AppError, Code, Reason } from '../app-error.ts';
 
 /** What a new key may do and for how long (create's input; rotate copies it from the old key). */
 export interface NewKeySpec {
@@ -66,6 +66,11 @@ export interface KeyStore {
   readonly description: string;
   /** Makes a key; INVALID_ARGUMENT naming the field for a bad spec. */
   create(spec: NewKeySpec): Promise<CreatedKey>;
+  /**
+   * Stores a key whose text was made elsewhere (the bootstrap admin key of a deployment's Secret),
+   * hashed, unless it is stored already: true when it was added. Refuses a malformed key.
+   */
+  adopt(key: string, spec: NewKeySpec): Promise<boolean>;
   /** The key whose text hashes to `hash` (hashApiKey), whatever its state; undefined if none. */
   findByHash(hash: string): Promise<ApiKeyRecord | undefined>;
   /** The key with display id `id`; undefined if none. */
@@ -109,11 +114,12 @@ export function principalOfKey(record: ApiKeyRecord): Principal {
   if (record.limits.ingestEventsPerMinute !== undefined || record.limits.readsPerMinute !== undefined)
     principal.limits = { ...record.limits };
   if (record.monthlyQuota !== undefined) principal.monthlyQuota = record.monthlyQuota;
+  if (record.expiresAt !== undefined) principal.expiresAtMs = record.expiresAt.getTime();
   return principal;
 }
 
 /** ErrorInfo reason of a refused credential; metadata `credential_error` says why. */
-export const INVALID_CREDENTIAL = 'INVALID_CREDENTIAL';
+export const INVALID_CREDENTIAL = Reason.INVALID_CREDENTIAL;
 
 /**
  * The principal of an API key presented with a request, touching its last use; UNAUTHENTICATED

@@ -156,6 +156,39 @@ export function createSqlKeyStore(options: SqlKeyStoreOptions): KeyStore {
       return sql.transaction((tx) => insert(tx, spec, createdAt));
     },
 
+    async adopt(key, spec) {
+      const createdAt = now();
+      validateKeySpec(spec, createdAt);
+      const parsed = parseApiKey(key);
+      if (!parsed.ok) throw AppError.invalidField('key', parsed.message);
+      if (parsed.kind !== spec.kind) throw AppError.invalidField('key', `is not a ${spec.kind} key`);
+      const hash = await hashApiKey(key);
+      const rows = await sql.query<{ id: string }>(
+        `INSERT INTO api_key (id, hash, name, kind, scopes, allowed_origins, allowed_types, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5::text[], $6::text[], $7::text[], $8, $9)
+         ON CONFLICT DO NOTHING RETURNING id`,
+        [
+          parsed.id,
+          hash,
+          spec.name.trim(),
+          spec.kind,
+          sortedScopes(spec.scopes),
+          [...(spec.allowedOrigins ?? [])],
+          [...(spec.allowedTypes ?? [])],
+          createdAt,
+          spec.expiresAt ?? null,
+        ],
+      );
+      if (rows.length > 0) return true;
+      const [same] = await sql.query<{ id: string }>('SELECT id FROM api_key WHERE hash = $1', [hash]);
+      if (!same)
+        throw new AppError(
+          Code.ALREADY_EXISTS,
+          `another key has the display id ${parsed.id}: make a new key`,
+        );
+      return false;
+    },
+
     async findByHash(hash) {
       const [row] = await sql.query<Row>(`SELECT ${COLUMNS} FROM api_key WHERE hash = $1`, [hash]);
       return row && toRecord(row);

@@ -9,7 +9,7 @@ export const TARGETS = {
   restSingleEventsPerSecond: 10_000,
   restSingleP99MsAt70: 20,
   batchEventsPerSecond: 50_000,
-  e2eEventsPerSecond: 25_000,
+  e2eEventsPerSecond: 20_000,
   redisVisibleP99Ms: 250,
   /** The rate at which the Redis-visible p99 is held to its target (the nearest step reports it). */
   redisVisibleAtRate: 5_000,

@@ -42,6 +42,7 @@ const MAY_BE_EMPTY: Record<string, string> = {
   tally_redis_operation_duration_seconds: 'the embedded counter store is not Redis',
   tally_pg_query_duration_seconds: 'PGlite, the embedded SQL database, is not PostgreSQL',
   ALERTS: 'no Tally alert has to fire',
+  tally_auth_failures_total: 'access control is off in this run: nothing is refused',
   nodejs_gc_duration_seconds:
     'a series appears with the first collection of its kind: the scraped process need not have collected garbage in the seconds of the test',
 };

@@ -101,6 +101,25 @@ export function backendsDashboard(): Dashboard {
         ],
       }),
     )
+    .withPanel(
+      timeSeries({
+        title: 'Events per sink write (mean), by sink',
+        description:
+          'How many events one write of a sink carries: the batches of every partition a fetch ' +
+          'brought, gathered into one insert, script call or transaction. Small writes at a steady ' +
+          'load mean per-write costs dominate (see TALLY_CONSUMER_MIN_BYTES).',
+        unit: 'short',
+        min: 0,
+        queries: [
+          {
+            expr:
+              `sum by (sink) (rate(tally_sink_write_events_sum${sel()}${RATE}))\n/\n` +
+              `sum by (sink) (rate(tally_sink_write_events_count${sel()}${RATE}))`,
+            legend: '{{sink}}',
+          },
+        ],
+      }),
+    )
     .withRow(new RowBuilder('Redis and PostgreSQL'))
     .withPanel(
       timeSeries({

@@ -5,7 +5,14 @@
  */
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import type { ChannelCredentials } from '@grpc/grpc-js';
-import { type Backends, backendChecks, closeBackends, openBackends, type Port } from './backends.ts';
+import {
+  type Backends,
+  backendChecks,
+  closeBackends,
+  openBackends,
+  openRequestLimits,
+  type Port,
+} from './backends.ts';
 import { apiKeyId } from './domain/api-keys.ts';
 import { AppError } from './infra/app-error.ts';
 import { cachedKeyStore, createAccessControl } from './infra/auth/access-control.ts';
@@ -28,6 +35,7 @@ import { createSqlKeyStore } from './infra/keys/sql-key-store.ts';
 import type { Stoppable } from './infra/lifecycle.ts';
 import type { Logger } from './infra/logger.ts';
 import { authMetrics, createMetricsRegistry } from './infra/metrics.ts';
+import type { RequestLimits } from './pipeline/request-limits.ts';
 import { Readiness } from './infra/readiness.ts';
 import { migrate } from './infra/sql/migrate.ts';
 import { afterReady } from './infra/sql/sql-database.ts';
@@ -169,6 +177,7 @@ export async function runRoles(
   let backends: Backends = {};
   let grpc: GrpcRegistry | undefined;
   let keys: (KeyStore & { invalidate(): void }) | undefined;
+  let limits: RequestLimits | undefined;
   let grpcServer: GrpcServer | undefined;
   const clients: { close(): void }[] = [];
   const services: Stoppable[] = [];
@@ -194,6 +203,7 @@ export async function runRoles(
   });
   drain.phase('backends', async () => {
     await keys?.close().catch((error: unknown) => logger.warn('key store close failed', { error }));
+    await limits?.close().catch((error: unknown) => logger.warn('rate limiter close failed', { error }));
     await closeBackends(backends);
   });
   drain.phase('telemetry', async () => {
@@ -233,6 +243,9 @@ export async function runRoles(
       backends = { ...backends, sql: afterReady(sql, migrated) };
     }
     readiness = new Readiness(backendChecks(backends, config.topics.events));
+    // The roles that check limits: ingest (events), query (reads), the gateway (the stream's subscriptions).
+    if (roles.some((r) => r === 'gateway' || r === 'ingest' || r === 'query'))
+      limits = openRequestLimits(config, logger, metrics);
     if (backends.sql) {
       keys = cachedKeyStore(
         createSqlKeyStore({
@@ -282,6 +295,7 @@ export async function runRoles(
       tls: tls.listener,
       auth,
       keys,
+      limits,
       client: <T extends GenServiceMethods>(service: GenService<T>, address: string): ServiceClient<T> => {
         const local = grpc?.localClient(service);
         if (local) return local;

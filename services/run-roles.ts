@@ -35,13 +35,13 @@ import { createSqlKeyStore } from './infra/keys/sql-key-store.ts';
 import type { Stoppable } from './infra/lifecycle.ts';
 import type { Logger } from './infra/logger.ts';
 import { authMetrics, createMetricsRegistry } from './infra/metrics.ts';
-import type { RequestLimits } from './pipeline/request-limits.ts';
 import { Readiness } from './infra/readiness.ts';
 import { migrate } from './infra/sql/migrate.ts';
 import { afterReady } from './infra/sql/sql-database.ts';
 import type { TlsFiles, TlsMaterial } from './infra/tls/tls-files.ts';
 import { leafFields, type ReloadingTls, watchTlsFiles } from './infra/tls/tls-reloader.ts';
 import { serviceNamedByEnv, startTracing, type Tracing } from './infra/tracing.ts';
+import type { RequestLimits } from './pipeline/request-limits.ts';
 import { ROLE_TABLE, ROLES, type Role, type RoleWiring } from './roles.ts';
 
 /** Longest the stop waits for buffered spans to be exported: well within the drain's force deadline. */

@@ -69,7 +69,9 @@ export function parseCidr(text: string): Cidr | { error: string } {
     return { error: `${JSON.stringify(text)}: the prefix length must be 0 to ${width}` };
   const mask = effective === 0 ? 0n : ((1n << BigInt(effective)) - 1n) << BigInt(width - effective);
   if ((ip.value & mask) !== ip.value)
-    return { error: `${JSON.stringify(text)}: host bits are set (did you mean ${networkText(ip, mask, effective)}?)` };
+    return {
+      error: `${JSON.stringify(text)}: host bits are set (did you mean ${networkText(ip, mask, effective)}?)`,
+    };
   return { family: ip.family, network: ip.value, bits: effective, text };
 }
 
@@ -87,7 +89,8 @@ export function inRanges(address: string, ranges: readonly Cidr[]): boolean {
   for (const r of ranges) {
     if (r.family !== ip.family) continue;
     const width = r.family === 4 ? 32 : 128;
-    if (r.bits === 0 || ip.value >> BigInt(width - r.bits) === r.network >> BigInt(width - r.bits)) return true;
+    if (r.bits === 0 || ip.value >> BigInt(width - r.bits) === r.network >> BigInt(width - r.bits))
+      return true;
   }
   return false;
 }

@@ -168,7 +168,8 @@ export class PublishCoalescer {
     const deadline = Math.min(...batch.map((w) => w.deadline));
     const options: CallOptions = { metadata: { ...batch[0]!.call.metadata } };
     if (Number.isFinite(deadline)) options.timeoutMs = Math.max(1, deadline - Date.now());
-    if (batch.length === 1 || this.#perAddress) options.metadata!['x-forwarded-for'] = batch[0]!.call.clientIp;
+    if (batch.length === 1 || this.#perAddress)
+      options.metadata!['x-forwarded-for'] = batch[0]!.call.clientIp;
     if (batch.length > 1 && this.#perAddress) options.metadata![REQUESTS_METADATA] = String(batch.length);
     return options;
   }

@@ -185,7 +185,10 @@ export class AppError extends Error {
     this.code = code;
     this.retryable = options.retryable ?? RETRYABLE.has(code);
     this.fieldViolations = options.fieldViolations ?? [];
-    this.retryAfterMs = this.retryable ? (options.retryAfterMs ?? DEFAULT_RETRY_DELAY_MS) : undefined;
+    // Whole milliseconds: RetryInfo's Duration holds whole nanoseconds.
+    this.retryAfterMs = this.retryable
+      ? Math.ceil(options.retryAfterMs ?? DEFAULT_RETRY_DELAY_MS)
+      : undefined;
     this.reason = options.reason ?? codeName(code);
     this.metadata = options.metadata ?? {};
     this.quotaViolations = options.quotaViolations ?? [];

@@ -338,7 +338,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'TALLY_RATE_LIMIT_IP_PER_MIN',
       'TALLY_RATE_LIMIT_REDIS_URL',
     ] as const)
-      if (present[k] !== undefined) conflicts.push(`${k}: set with TALLY_RATE_LIMITS=off, which checks no limit`);
+      if (present[k] !== undefined)
+        conflicts.push(`${k}: set with TALLY_RATE_LIMITS=off, which checks no limit`);
   if (conflicts.length > 0)
     throw new ConfigError(`invalid configuration:\n${conflicts.map((c) => `  ${c}`).join('\n')}`);
   return deepFreeze({

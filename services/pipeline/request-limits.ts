@@ -19,7 +19,11 @@
 import type { Principal } from '../domain/api-keys.ts';
 import { type Cidr, clientAddress, inRanges } from '../domain/client-address.ts';
 import { isIpAddress } from '../domain/event-rules.ts';
-import { type RateLimitHeaderInput, rateLimitHeaders, retryAfterSeconds } from '../domain/rate-limit-headers.ts';
+import {
+  type RateLimitHeaderInput,
+  rateLimitHeaders,
+  retryAfterSeconds,
+} from '../domain/rate-limit-headers.ts';
 import { AppError, Code, Reason } from '../infra/app-error.ts';
 import type { CallContext } from '../infra/grpc/grpc-service.ts';
 import { IN_PROCESS_PEER } from '../infra/grpc/in-process-client.ts';
@@ -230,7 +234,11 @@ function rateLimited(
 ): AppError {
   const { policy } = decision;
   const limit = `${policy.limit} ${unit} per minute`;
-  const metadata = { ...headerMetadata(decisions), limit: policy.name, remaining: String(decision.remaining) };
+  const metadata = {
+    ...headerMetadata(decisions),
+    limit: policy.name,
+    remaining: String(decision.remaining),
+  };
   const quotaViolations = [{ subject, description: `${policy.name}: ${limit}` }];
   if (decision.reason === 'unavailable')
     return new AppError(Code.RESOURCE_EXHAUSTED, 'rate limits cannot be checked now; retry later', {

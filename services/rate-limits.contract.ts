@@ -8,9 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { WebSocket } from 'ws';
 import { newSecretKey } from './access-control.contract.ts';
 import { QueryService } from './gen/tally/v1/query_pb.js';
 import { AppError, Code, Reason } from './infra/app-error.ts';
@@ -296,6 +298,25 @@ export function rateLimitContract(deployment: string, d: LimitDeployment): void 
         assert.equal((await call(port, 'GET', '/v1/counters?target=limits/1')).status, 200);
       assertLimited(await call(port, 'POST', '/v1/events', { body: events(1).events[0] }), 'ip', 5);
       assertLimited(await call(port, 'GET', '/v1/counters?target=limits/1', { forwardedFor: null }), 'ip', 5);
+
+      // A stream subscription is a read: answered with an error, and the socket stays open.
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/stream`);
+      const messages: Record<string, unknown>[] = [];
+      ws.on('message', (data) => messages.push(JSON.parse(String(data))));
+      await once(ws, 'open');
+      ws.send(JSON.stringify({ op: 'subscribe', channel: 'counters', targets: ['limits/1'], id: 7 }));
+      const deadline = Date.now() + 5_000;
+      while (!messages.some((m) => m.channel === 'error') && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
+      const error = messages.find((m) => m.channel === 'error');
+      assert.ok(error, JSON.stringify(messages));
+      assert.equal(error.code, 'RESOURCE_EXHAUSTED');
+      assert.equal(error.reason, Reason.RATE_LIMITED);
+      assert.equal(error.id, 7);
+      assert.ok(Number(error.retryAfterMs) > 0);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(ws.readyState, WebSocket.OPEN, 'the socket stays open');
+      ws.close();
     });
 
     test('Redis out of reach: failing open admits (counted, logged), failing closed refuses with 429; never a 500', async () => {

@@ -163,7 +163,14 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
   const server = createHttpServer(config, httpMetrics(metrics), deps.tracer, router, deps.tls);
   if (deps.auth?.on && !deps.keys) throw new Error('a gateway with access control on needs the keys client');
   const streamAuth = deps.auth?.on && deps.keys ? { check: streamCheck(deps.keys, countRefusal) } : undefined;
-  const stream = createStreamServer({ query: deps.query, live: deps.live, logger, auth: streamAuth });
+  const stream = createStreamServer({
+    query: deps.query,
+    live: deps.live,
+    logger,
+    auth: streamAuth,
+    limits: deps.limits,
+    clientAddress: trusted.length > 0 ? clientAddressOf : undefined,
+  });
   server.on('upgrade', createUpgradeHandler(stream, isAccepting, streamAuth));
   try {
     await listen(server, config);

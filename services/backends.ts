@@ -9,6 +9,9 @@ import type { CounterStore } from './infra/counters/counter-store.ts';
 import { createEmbeddedCounterStore } from './infra/counters/embedded-counter-store.ts';
 import { createRedisCounterStore } from './infra/counters/redis-counter-store.ts';
 import { lockDataDir } from './infra/data-dir-lock.ts';
+import { createEmbeddedRateLimiter } from './infra/limits/embedded-rate-limiter.ts';
+import { failurePolicy, quotaFailurePolicy } from './infra/limits/rate-limiter.ts';
+import { createRedisRateLimiter } from './infra/limits/redis-rate-limiter.ts';
 import { createEmbeddedEventLog } from './infra/log/embedded-event-log.ts';
 import type { EventLog } from './infra/log/event-log.ts';
 import { createKafkaEventLog } from './infra/log/kafka-event-log.ts';
@@ -19,6 +22,7 @@ import type { BackendCheck } from './infra/readiness.ts';
 import { createPgDatabase } from './infra/sql/pg-database.ts';
 import { createPgliteDatabase } from './infra/sql/pglite-database.ts';
 import type { SqlDatabase } from './infra/sql/sql-database.ts';
+import { createRequestLimits, type RequestLimits } from './pipeline/request-limits.ts';
 
 /** The three ports (DESIGN.md §4). */
 export type Port = 'log' | 'counters' | 'sql';
@@ -146,4 +150,48 @@ export function backendChecks(backends: Backends, eventsTopic: string): BackendC
       check: () => sql.ping(),
     });
   return checks;
+}
+
+/**
+ * The request path's rate limits (TALLY_RATE_LIMIT_*), or undefined when TALLY_RATE_LIMITS=off:
+ * on Redis — TALLY_RATE_LIMIT_REDIS_URL, else the counters' Redis (standalone or Cluster), with
+ * the TALLY_REDIS_* credentials and TLS — shared by every process, else in this process (limits
+ * per process). A failure of that Redis admits or refuses by TALLY_RATE_LIMIT_FAILURE, counted and
+ * logged (infra/limits/rate-limiter.ts `failurePolicy`).
+ */
+export function openRequestLimits(
+  config: TallyConfig,
+  logger: Logger,
+  metrics?: Registry,
+): RequestLimits | undefined {
+  const settings = config.rateLimits;
+  if (!settings) return undefined;
+  const url = settings.redisUrl ?? config.redis.url;
+  const clusterNodes = settings.redisUrl === undefined ? config.redis.clusterNodes : [];
+  const { limiter, quotas } =
+    url || clusterNodes.length > 0
+      ? createRedisRateLimiter({
+          url,
+          clusterNodes,
+          security: redisSecurity(config.redis),
+          keyPrefix: config.redis.keyPrefix,
+        })
+      : createEmbeddedRateLimiter();
+  const failure = { mode: settings.failure, logger, metrics };
+  logger.info('rate limits on', {
+    limiter: limiter.description,
+    failure: settings.failure,
+    ingestPerMin: settings.ingestPerMin,
+    readPerMin: settings.readPerMin,
+    ipPerMin: settings.ipPerMin ?? 'none',
+    trustedProxies: config.trustedProxies.map((c) => c.text),
+  });
+  return createRequestLimits({
+    limiter: failurePolicy(limiter, failure),
+    quotas: quotaFailurePolicy(quotas, failure),
+    ingestPerMin: settings.ingestPerMin,
+    readPerMin: settings.readPerMin,
+    ipPerMin: settings.ipPerMin,
+    trustedProxies: config.trustedProxies,
+  });
 }

@@ -25,6 +25,7 @@ import type { ReloadingTls } from './infra/tls/tls-reloader.ts';
 import type { Tracer } from './infra/tracing.ts';
 import * as ingest from './ingest/ingest.ts';
 import * as persister from './persister/persister.ts';
+import type { RequestLimits } from './pipeline/request-limits.ts';
 import type { SinkRoleConfig, SinkRoleDeps } from './pipeline/sink-role.ts';
 import * as query from './query/query.ts';
 
@@ -55,6 +56,11 @@ export interface RoleWiring {
    * control and key administration share; undefined without the SQL port.
    */
   keys: KeyStore | undefined;
+  /**
+   * The rate limits and quotas (pipeline/request-limits.ts), shared by the roles of the process
+   * that check them; undefined when TALLY_RATE_LIMITS=off.
+   */
+  limits: RequestLimits | undefined;
   /** A client of `service`: in-process when a role of this process serves it, else gRPC to `address`. */
   client<T extends GenServiceMethods>(service: GenService<T>, address: string): ServiceClient<T>;
 }
@@ -112,6 +118,25 @@ function sink(
   };
 }
 
+/** Ingest's hook: a call's events against its credential's, its address's limits and the quota. */
+function ingestLimits(limits: RequestLimits | undefined): ingest.IngestDeps['limits'] {
+  if (!limits) return undefined;
+  if (!limits.perAddress) return (context, events) => limits.ingest({ principal: context.principal }, events);
+  return (context, events) =>
+    limits.ingest(
+      { principal: context.principal, address: limits.callAddress(context) },
+      events,
+      limits.callRequests(context),
+    );
+}
+
+/** Query's hook: one read against its credential's and its address's limits. */
+function readLimits(limits: RequestLimits | undefined): query.QueryDeps['limits'] {
+  if (!limits) return undefined;
+  if (!limits.perAddress) return (context) => limits.read({ principal: context.principal });
+  return (context) => limits.read({ principal: context.principal, address: limits.callAddress(context) });
+}
+
 /** Every role, in the order `tally all` lists them. */
 export const ROLE_TABLE = {
   gateway: {
@@ -131,6 +156,7 @@ export const ROLE_TABLE = {
           tracer: w.tracer,
           readiness: w.readiness,
           tls: w.tls,
+          limits: w.limits,
           // The dashboard's live feed: this process's own group, reading from the end of the log.
           live: {
             log: port(w, 'gateway', 'log'),
@@ -142,6 +168,7 @@ export const ROLE_TABLE = {
         {
           ...config.http,
           drainTimeoutMs: config.drainTimeoutMs,
+          trustedProxies: config.trustedProxies,
           // Calls to ingest carry at most what ingest takes in one call, well under the gRPC limit.
           coalesce: {
             maxBatchEvents: config.ingest.maxBatchEvents,
@@ -162,6 +189,7 @@ export const ROLE_TABLE = {
           logger: w.logger,
           metrics: w.metrics,
           tracer: w.tracer,
+          limits: ingestLimits(w.limits),
         },
         {
           eventsTopic: w.config.topics.events,
@@ -189,6 +217,7 @@ export const ROLE_TABLE = {
           keys: w.keys,
           grpc: w.grpc,
           logger: w.logger,
+          limits: readLimits(w.limits),
         },
         { maxTargetChars: defaultEventLimits.maxTargetChars },
       ),

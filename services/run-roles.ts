@@ -5,7 +5,14 @@
  */
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import type { ChannelCredentials } from '@grpc/grpc-js';
-import { type Backends, backendChecks, closeBackends, openBackends, type Port } from './backends.ts';
+import {
+  type Backends,
+  backendChecks,
+  closeBackends,
+  openBackends,
+  openRequestLimits,
+  type Port,
+} from './backends.ts';
 import { apiKeyId } from './domain/api-keys.ts';
 import { AppError } from './infra/app-error.ts';
 import { cachedKeyStore, createAccessControl } from './infra/auth/access-control.ts';
@@ -34,6 +41,7 @@ import { afterReady } from './infra/sql/sql-database.ts';
 import type { TlsFiles, TlsMaterial } from './infra/tls/tls-files.ts';
 import { leafFields, type ReloadingTls, watchTlsFiles } from './infra/tls/tls-reloader.ts';
 import { serviceNamedByEnv, startTracing, type Tracing } from './infra/tracing.ts';
+import type { RequestLimits } from './pipeline/request-limits.ts';
 import { ROLE_TABLE, ROLES, type Role, type RoleWiring } from './roles.ts';
 
 /** Longest the stop waits for buffered spans to be exported: well within the drain's force deadline. */
@@ -169,6 +177,7 @@ export async function runRoles(
   let backends: Backends = {};
   let grpc: GrpcRegistry | undefined;
   let keys: (KeyStore & { invalidate(): void }) | undefined;
+  let limits: RequestLimits | undefined;
   let grpcServer: GrpcServer | undefined;
   const clients: { close(): void }[] = [];
   const services: Stoppable[] = [];
@@ -194,6 +203,7 @@ export async function runRoles(
   });
   drain.phase('backends', async () => {
     await keys?.close().catch((error: unknown) => logger.warn('key store close failed', { error }));
+    await limits?.close().catch((error: unknown) => logger.warn('rate limiter close failed', { error }));
     await closeBackends(backends);
   });
   drain.phase('telemetry', async () => {
@@ -233,6 +243,9 @@ export async function runRoles(
       backends = { ...backends, sql: afterReady(sql, migrated) };
     }
     readiness = new Readiness(backendChecks(backends, config.topics.events));
+    // The roles that check limits: ingest (events), query (reads), the gateway (the stream's subscriptions).
+    if (roles.some((r) => r === 'gateway' || r === 'ingest' || r === 'query'))
+      limits = openRequestLimits(config, logger, metrics);
     if (backends.sql) {
       keys = cachedKeyStore(
         createSqlKeyStore({
@@ -282,6 +295,7 @@ export async function runRoles(
       tls: tls.listener,
       auth,
       keys,
+      limits,
       client: <T extends GenServiceMethods>(service: GenService<T>, address: string): ServiceClient<T> => {
         const local = grpc?.localClient(service);
         if (local) return local;

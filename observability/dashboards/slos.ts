@@ -146,5 +146,29 @@ export function slosDashboard(): Dashboard {
       ],
     }),
   );
+  builder.withPanel(
+    timeSeries({
+      title: 'Rate limited',
+      description:
+        'Requests refused by a rate limit or quota (HTTP 429, gRPC RESOURCE_EXHAUSTED; docs/security.md), ' +
+        'per second, by limit (ingest, read, ip, monthly), and checks whose limiter backend (Redis) failed ' +
+        '(admitted or refused by TALLY_RATE_LIMIT_FAILURE). Refusals spend no error budget; backend ' +
+        'failures mean limits are not enforced (failing open) or everything is refused (failing closed).',
+      unit: 'reqps',
+      min: 0,
+      width: 24,
+      height: 8,
+      queries: [
+        {
+          expr: 'sum by (limit) (rate(tally_rate_limited_total{namespace=~"$namespace"}[5m]))',
+          legend: '{{limit}}',
+        },
+        {
+          expr: 'sum(rate(tally_rate_limit_backend_errors_total{namespace=~"$namespace"}[5m]))',
+          legend: 'backend errors',
+        },
+      ],
+    }),
+  );
   return build(builder);
 }

@@ -10,6 +10,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Principal, Scope } from '../domain/api-keys.ts';
+import { type Cidr, clientAddress, inRanges } from '../domain/client-address.ts';
 import type { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import type { KeysService } from '../gen/tally/v1/keys_pb.js';
 import type { QueryService } from '../gen/tally/v1/query_pb.js';
@@ -31,6 +32,7 @@ import {
 import type { ReadinessReport } from '../infra/readiness.ts';
 import type { ReloadingTls } from '../infra/tls/tls-reloader.ts';
 import type { Tracer } from '../infra/tracing.ts';
+import type { RequestLimits } from '../pipeline/request-limits.ts';
 import { loadApiDocs } from './api-docs.ts';
 import { loadDashboardAssets } from './dashboard-assets.ts';
 import { legacyRoutes } from './legacy-routes.ts';
@@ -59,6 +61,12 @@ export interface GatewayConfig {
    * (publish-coalescer.ts); default: up to 1,000 events and 2 MiB of bodies per call.
    */
   coalesce?: CoalescerOptions;
+  /**
+   * Proxies whose `X-Forwarded-For` is believed (TALLY_TRUSTED_PROXIES): the client's address,
+   * forwarded to ingest and query for the events' `ip` and the limits per address, is the first
+   * untrusted hop from the right. Empty: the connection's address.
+   */
+  trustedProxies?: readonly Cidr[];
 }
 
 /** Access control at the edge (docs/security.md); the checks themselves are ingest's and query's. */
@@ -87,6 +95,11 @@ export interface GatewayDeps {
   tracer?: Tracer;
   /** Serves HTTPS (and wss) with this material, followed as it is reloaded; plain HTTP without. */
   tls?: ReloadingTls | undefined;
+  /**
+   * The rate limits (pipeline/request-limits.ts): the stream's subscriptions are reads, checked
+   * here; REST calls are checked by ingest and query. None: the stream is not limited.
+   */
+  limits?: RequestLimits;
 }
 
 /** A running gateway; `port` is the bound port (useful with port 0). */
@@ -112,14 +125,18 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
   const countRefusal = (surface: 'metrics' | 'websocket', error: unknown) => {
     if (error instanceof AppError) failures.inc({ surface, reason: error.reason });
   };
-  const coalescer = new PublishCoalescer(
-    deps.ingest,
-    config.coalesce ?? { maxBatchEvents: 1_000, maxBatchBytes: 2 * 1024 * 1024 },
-  );
+  const coalescer = new PublishCoalescer(deps.ingest, {
+    ...(config.coalesce ?? { maxBatchEvents: 1_000, maxBatchBytes: 2 * 1024 * 1024 }),
+    perAddress: deps.limits?.perAddress ?? false,
+  });
+  const trusted = config.trustedProxies ?? [];
+  const clientAddressOf = (socketAddress: string, forwardedFor: string | undefined) =>
+    clientAddress(socketAddress, forwardedFor, (address) => inRanges(address, trusted));
   const contextOptions = {
     maxBodyBytes: config.maxBodyBytes,
     requestTimeoutMs: config.requestTimeoutMs,
     coalescer,
+    clientAddress: trusted.length > 0 ? clientAddressOf : undefined,
   };
   // Cleared by `stop`: the router and the upgrade handler refuse new work from then on.
   let accepting = true;
@@ -146,7 +163,14 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
   const server = createHttpServer(config, httpMetrics(metrics), deps.tracer, router, deps.tls);
   if (deps.auth?.on && !deps.keys) throw new Error('a gateway with access control on needs the keys client');
   const streamAuth = deps.auth?.on && deps.keys ? { check: streamCheck(deps.keys, countRefusal) } : undefined;
-  const stream = createStreamServer({ query: deps.query, live: deps.live, logger, auth: streamAuth });
+  const stream = createStreamServer({
+    query: deps.query,
+    live: deps.live,
+    logger,
+    auth: streamAuth,
+    limits: deps.limits,
+    clientAddress: trusted.length > 0 ? clientAddressOf : undefined,
+  });
   server.on('upgrade', createUpgradeHandler(stream, isAccepting, streamAuth));
   try {
     await listen(server, config);

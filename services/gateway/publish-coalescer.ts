@@ -20,6 +20,7 @@ import type { EventSchema } from '../gen/tally/v1/event_pb.js';
 import type { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { AppError, Code, Reason } from '../infra/app-error.ts';
 import type { CallOptions, ServiceClient } from '../infra/grpc/grpc-service.ts';
+import { REQUESTS_METADATA } from '../pipeline/request-limits.ts';
 
 type IngestClient = ServiceClient<(typeof IngestService)['method']>;
 type EventInit = MessageInitShape<typeof EventSchema>;
@@ -31,6 +32,12 @@ export interface CoalescerOptions {
   maxBatchEvents: number;
   /** Most bytes (by the callers' size hints) in one call, under the gRPC message limit. */
   maxBatchBytes: number;
+  /**
+   * Whether ingest limits requests per client address: then a call carries the events of one
+   * address only, named in its `x-forwarded-for`, with the number of requests it carries
+   * (`tally-requests`).
+   */
+  perAddress?: boolean;
 }
 
 /** What one publish gives: the event, where it came from, and its deadline. */
@@ -59,6 +66,11 @@ interface Waiting {
   context: Context;
   /** Set after a batch refused another event: this one goes alone. */
   alone: boolean;
+  /**
+   * Set when a rate limit refused a call holding this event and it goes again in a smaller one
+   * (as many events as the limit had left); a second refusal is its answer.
+   */
+  limitRetry: boolean;
   resolve(id: string): void;
   reject(error: unknown): void;
 }
@@ -68,6 +80,7 @@ export class PublishCoalescer {
   readonly #maxInFlight: number;
   readonly #maxBatchEvents: number;
   readonly #maxBatchBytes: number;
+  readonly #perAddress: boolean;
   #waiting: Waiting[] = [];
   #inFlight = 0;
 
@@ -76,6 +89,7 @@ export class PublishCoalescer {
     this.#maxInFlight = options.maxInFlight ?? 2;
     this.#maxBatchEvents = Math.max(1, options.maxBatchEvents);
     this.#maxBatchBytes = options.maxBatchBytes;
+    this.#perAddress = options.perAddress ?? false;
   }
 
   /** Publishes one event; resolves with its id once the log holds it. */
@@ -83,11 +97,16 @@ export class PublishCoalescer {
     return new Promise<string>((resolve, reject) => {
       this.#waiting.push({
         call,
-        sharedWith: JSON.stringify([call.metadata?.authorization ?? '', call.metadata?.origin ?? '']),
+        sharedWith: JSON.stringify([
+          call.metadata?.authorization ?? '',
+          call.metadata?.origin ?? '',
+          this.#perAddress ? call.clientIp : '',
+        ]),
         size: call.sizeHint ?? this.#maxBatchBytes,
         deadline: call.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + call.timeoutMs,
         context: context.active(),
         alone: false,
+        limitRetry: false,
         resolve,
         reject,
       });
@@ -134,6 +153,7 @@ export class PublishCoalescer {
         (next.alone ||
           batch[0]!.alone ||
           next.sharedWith !== batch[0]!.sharedWith ||
+          next.limitRetry !== batch[0]!.limitRetry ||
           bytes + next.size > this.#maxBatchBytes)
       )
         break;
@@ -148,7 +168,9 @@ export class PublishCoalescer {
     const deadline = Math.min(...batch.map((w) => w.deadline));
     const options: CallOptions = { metadata: { ...batch[0]!.call.metadata } };
     if (Number.isFinite(deadline)) options.timeoutMs = Math.max(1, deadline - Date.now());
-    if (batch.length === 1) options.metadata!['x-forwarded-for'] = batch[0]!.call.clientIp;
+    if (batch.length === 1 || this.#perAddress)
+      options.metadata!['x-forwarded-for'] = batch[0]!.call.clientIp;
+    if (batch.length > 1 && this.#perAddress) options.metadata![REQUESTS_METADATA] = String(batch.length);
     return options;
   }
 
@@ -171,6 +193,24 @@ export class PublishCoalescer {
         w.resolve(response.ids[i] ?? '');
       });
     } catch (error) {
+      if (error instanceof AppError && error.reason === Reason.COST_EXCEEDS_LIMIT) {
+        // Together, more events than the limit takes at once (a tiny limit): each goes alone,
+        // and gets the answer it would have had alone.
+        for (const w of batch) w.alone = true;
+        this.#waiting.unshift(...batch);
+        return;
+      }
+      const admissible = limitedShare(error, batch);
+      if (admissible !== undefined) {
+        // A rate limit or quota had fewer units than the call holds: its first `admissible`
+        // events go again together, first in line, so that the limit's last units are used; the
+        // others get the refusal (each would have had it sent alone, once the units are gone).
+        const again = batch.slice(0, admissible);
+        for (const w of batch.slice(admissible)) w.reject(error);
+        for (const w of again) w.limitRetry = true;
+        this.#waiting.unshift(...again);
+        return;
+      }
       const refused = refusedEvent(error, batch.length);
       if (refused === undefined) {
         for (const w of batch) w.reject(error);
@@ -184,6 +224,21 @@ export class PublishCoalescer {
       this.#waiting.unshift(...again);
     }
   }
+}
+
+/**
+ * How many of a refused batch's events to send again after a rate limit's or quota's refusal
+ * (ErrorInfo RATE_LIMITED or QUOTA_EXCEEDED, metadata `remaining`): the units left, when some are
+ * and fewer than the batch holds; undefined for any other error, and for events already sent
+ * again once.
+ */
+function limitedShare(error: unknown, batch: readonly Waiting[]): number | undefined {
+  if (!(error instanceof AppError) || error.code !== Code.RESOURCE_EXHAUSTED) return undefined;
+  if (error.reason !== Reason.RATE_LIMITED && error.reason !== Reason.QUOTA_EXCEEDED) return undefined;
+  if (batch.some((w) => w.limitRetry)) return undefined;
+  const remaining = Number(error.metadata.remaining);
+  if (!Number.isSafeInteger(remaining) || remaining < 1 || remaining >= batch.length) return undefined;
+  return remaining;
 }
 
 /**

@@ -41,6 +41,11 @@ export interface RequestContextOptions {
   /** The deadline of a publish. */
   requestTimeoutMs: number;
   coalescer: PublishCoalescer;
+  /**
+   * The client's address from the connection's and the `X-Forwarded-For` header's (believed only
+   * from a trusted proxy: domain/client-address.ts); default: the connection's.
+   */
+  clientAddress?: (socketAddress: string, forwardedFor: string | undefined) => string;
 }
 
 /**
@@ -55,7 +60,10 @@ export function createRequestContext(
 ): RequestContext {
   let bodyRead: Promise<unknown> | undefined;
   let bodyBytes: number | undefined;
-  const clientIp = (request.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
+  const socketIp = (request.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
+  const clientIp = options.clientAddress
+    ? options.clientAddress(socketIp, request.headersDistinct['x-forwarded-for']?.join(','))
+    : socketIp;
   const metadata: Record<string, string> = { [SURFACE_METADATA]: 'rest' };
   if (request.headers.authorization) metadata.authorization = request.headers.authorization;
   if (request.headers.origin) metadata.origin = request.headers.origin;

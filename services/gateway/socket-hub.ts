@@ -35,6 +35,8 @@ export interface StreamSocket {
    * undefined while it has not authenticated (it then gets nothing but may send `auth`).
    */
   authorization?: string;
+  /** The client's address: the connection's, or what a trusted proxy forwarded. */
+  address: string;
 }
 
 /** Close codes of a socket refused by access control (docs/stream.md). */
@@ -84,6 +86,8 @@ export interface SocketHubOptions {
    * else, and is closed (4401, 4403) when the credential stops being accepted.
    */
   auth?: StreamAuth;
+  /** The client's address from the connection's and `X-Forwarded-For` (default: the connection's). */
+  clientAddress?: (socketAddress: string, forwardedFor: string | undefined) => string;
 }
 
 /** The subprotocol prefix of a credential offered in the handshake: `bearer.<key or JWT>`. */
@@ -161,7 +165,11 @@ export class SocketHub {
       );
       return;
     }
-    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#open(ws, authorization));
+    const peer = (request.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
+    const address = this.#options.clientAddress
+      ? this.#options.clientAddress(peer, request.headersDistinct['x-forwarded-for']?.join(','))
+      : peer;
+    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#open(ws, authorization, address));
   }
 
   /** Sends unless the socket is closed or hopelessly behind (then dropped); false when not sent. */
@@ -218,9 +226,10 @@ export class SocketHub {
     this.#wss.close();
   }
 
-  #open(ws: WebSocket, authorization: string | undefined): void {
+  #open(ws: WebSocket, authorization: string | undefined, address: string): void {
     const socket: StreamSocket = {
       ws,
+      address,
       dashboard: false,
       targets: new Set(),
       pending: new Map(),

@@ -7,16 +7,19 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { apiKeyId, type Principal } from '../domain/api-keys.ts';
 import { defaultEventLimits } from '../domain/event-rules.ts';
 import type { QueryService } from '../gen/tally/v1/query_pb.js';
+import { codeName, toAppError } from '../infra/app-error.ts';
 import { SURFACE_METADATA } from '../infra/auth/access-control.ts';
 import type { CallOptions, ServiceClient } from '../infra/grpc/grpc-service.ts';
 import type { Logger } from '../infra/logger.ts';
+import type { RequestLimits } from '../pipeline/request-limits.ts';
 import { CountersWatch } from './counters-watch.ts';
 import { DashboardFeed, type LiveStateView } from './dashboard-feed.ts';
 import { type LiveFeed, type LiveFeedSource, startLiveFeed } from './live-feed.ts';
 import type { LiveEvent } from './live-stats.ts';
-import { SocketHub, type StreamAuth } from './socket-hub.ts';
+import { SocketHub, type StreamAuth, type StreamSocket } from './socket-hub.ts';
 
 /** The version of the protocol, sent in `hello`. */
 export const STREAM_PROTOCOL_VERSION = 1;
@@ -62,6 +65,14 @@ export interface StreamServerOptions {
    * sockets, each of which may read.
    */
   auth?: StreamAuth;
+  /**
+   * The rate limits: each `subscribe` is a read of the socket's credential (and address, when
+   * limited per address); over the limit it is answered with an `error` message (code
+   * `RESOURCE_EXHAUSTED`, `retryAfterMs`) and the socket stays open.
+   */
+  limits?: RequestLimits;
+  /** The client's address from the connection's and `X-Forwarded-For` (default: the connection's). */
+  clientAddress?: (socketAddress: string, forwardedFor: string | undefined) => string;
 }
 
 export interface StreamServer {
@@ -99,6 +110,8 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
     },
   });
   const liveState = (): LiveStateView => live.state();
+  /** Each socket's last message whose rate limit check is under way. */
+  const checked = new Map<StreamSocket, Promise<unknown>>();
   const hub = new SocketHub({
     logger,
     now,
@@ -117,14 +130,45 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
       limits: { maxMessageBytes, ...limits, maxMessagesPerSecond, tickMs },
     }),
     onMessage: (socket, message) => {
-      if (message.channel === 'dashboard') dashboard.handle(socket, message);
-      else counters.handle(socket, message);
+      const handle = () => {
+        if (message.channel === 'dashboard') dashboard.handle(socket, message);
+        else counters.handle(socket, message);
+      };
+      const limits = options.limits;
+      if (!limits) return handle();
+      // In order: a socket's messages wait for its subscriptions' checks.
+      const previous = checked.get(socket) ?? Promise.resolve();
+      const next = previous.then(async () => {
+        if (message.op !== 'subscribe') return handle();
+        try {
+          await limits.read({ principal: streamPrincipal(socket.authorization), address: socket.address });
+        } catch (error) {
+          const refusal = toAppError(error);
+          hub.reply(socket, {
+            channel: 'error',
+            field: 'op',
+            message: refusal.message,
+            code: codeName(refusal.code),
+            reason: refusal.reason,
+            ...(refusal.retryAfterMs === undefined ? {} : { retryAfterMs: refusal.retryAfterMs }),
+            ...(message.id === undefined ? {} : { id: message.id }),
+          });
+          return;
+        }
+        if (socket.ws.readyState === socket.ws.OPEN) handle();
+      });
+      checked.set(
+        socket,
+        next.catch((error: unknown) => logger.warn('stream message failed', { error })),
+      );
     },
     onClose: (socket) => {
+      checked.delete(socket);
       counters.closed(socket);
       if (hub.sockets.size === 0) live.release();
     },
     auth: options.auth,
+    clientAddress: options.clientAddress,
   });
   const query = options.auth ? withAuthorization(options.query, () => hub.anyAuthorization()) : options.query;
   const parts = { query, hub, logger, now, settleMs };
@@ -227,4 +271,26 @@ function createFeedLease(
       await feed?.stop();
     },
   };
+}
+
+/**
+ * Whose read limit a socket's subscription counts against: its API key's display id, or its
+ * token's subject (read from the token, which access control verified when the socket opened and
+ * checks again every second); none when access control is off. A key's own read limit is not
+ * known here: the stream's subscriptions count against the default limit, in the same bucket as
+ * the key's other reads.
+ */
+function streamPrincipal(authorization: string | undefined): Principal | undefined {
+  const credential = authorization?.replace(/^Bearer\s+/i, '');
+  if (!credential) return undefined;
+  if (credential.startsWith('tly_')) {
+    const id = apiKeyId(credential);
+    return id === undefined ? undefined : { kind: 'key', id, scopes: new Set() };
+  }
+  try {
+    const payload = JSON.parse(Buffer.from(credential.split('.')[1] ?? '', 'base64url').toString('utf8'));
+    return typeof payload?.sub === 'string' ? { kind: 'jwt', id: payload.sub, scopes: new Set() } : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -100,6 +100,21 @@ export const Reason = {
   EVENT_TYPE_NOT_ALLOWED: 'EVENT_TYPE_NOT_ALLOWED',
   /** PERMISSION_DENIED: a token writes an event for another user than its subject; metadata `index` in a batch. */
   OTHER_USER: 'OTHER_USER',
+  /**
+   * RESOURCE_EXHAUSTED: over a rate limit; RetryInfo says when the same call would pass. Metadata
+   * `limit` (the policy: `ingest`, `read`, `ip`), `remaining` (units the bucket holds now),
+   * `ratelimit` and `ratelimit_policy` (the HTTP `RateLimit` and `RateLimit-Policy` values).
+   */
+  RATE_LIMITED: 'RATE_LIMITED',
+  /**
+   * RESOURCE_EXHAUSTED: the call costs more than the limit's whole burst (a batch of more events
+   * than the per-minute limit): it never passes, so there is no RetryInfo. Metadata as RATE_LIMITED.
+   */
+  COST_EXCEEDS_LIMIT: 'COST_EXCEEDS_LIMIT',
+  /** RESOURCE_EXHAUSTED: the key's monthly event quota is used up; RetryInfo until the month ends. */
+  QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
+  /** RESOURCE_EXHAUSTED: the limits could not be checked and are configured to fail closed. */
+  LIMITS_UNAVAILABLE: 'LIMITS_UNAVAILABLE',
 } as const;
 
 /** A request field at fault (google.rpc.BadRequest.FieldViolation). */
@@ -107,6 +122,14 @@ export interface FieldViolation {
   /** Path of the field, e.g. `events[3].type`, `attributes["city"]`, `body`. */
   field: string;
   /** What is wrong with it, e.g. `must match ^[A-Za-z0-9_.:-]{1,64}$`. */
+  description: string;
+}
+
+/** A quota or limit a call ran past (google.rpc.QuotaFailure.Violation). */
+export interface QuotaViolation {
+  /** Whose limit: `api_key:<display id>`, `subject`, `client_ip`. */
+  subject: string;
+  /** Which limit and by how much, e.g. `ingest: 1000 events per 60 s`. */
   description: string;
 }
 
@@ -134,6 +157,8 @@ export interface AppErrorOptions {
   reason?: string;
   /** ErrorInfo's metadata: facts a client can act on (`index`, `limit_bytes`); never secrets. */
   metadata?: Readonly<Record<string, string>>;
+  /** The limits the call ran past (sent as google.rpc.QuotaFailure). */
+  quotaViolations?: readonly QuotaViolation[];
   http?: HttpOverride;
 }
 
@@ -151,6 +176,7 @@ export class AppError extends Error {
   readonly retryAfterMs: number | undefined;
   readonly reason: string;
   readonly metadata: Readonly<Record<string, string>>;
+  readonly quotaViolations: readonly QuotaViolation[];
   readonly http: HttpOverride | undefined;
 
   constructor(code: Code, message: string, options: AppErrorOptions = {}) {
@@ -159,9 +185,13 @@ export class AppError extends Error {
     this.code = code;
     this.retryable = options.retryable ?? RETRYABLE.has(code);
     this.fieldViolations = options.fieldViolations ?? [];
-    this.retryAfterMs = this.retryable ? (options.retryAfterMs ?? DEFAULT_RETRY_DELAY_MS) : undefined;
+    // Whole milliseconds: RetryInfo's Duration holds whole nanoseconds.
+    this.retryAfterMs = this.retryable
+      ? Math.ceil(options.retryAfterMs ?? DEFAULT_RETRY_DELAY_MS)
+      : undefined;
     this.reason = options.reason ?? codeName(code);
     this.metadata = options.metadata ?? {};
+    this.quotaViolations = options.quotaViolations ?? [];
     this.http = options.http;
   }
 

@@ -211,3 +211,60 @@ test('JWT settings that are bad or do not go together fail naming the variable',
   );
   fails({ TALLY_JWT_ISSUER: 'i' }, /TALLY_JWT_ISSUER: set without TALLY_JWT_JWKS_URL/);
 });
+
+test('rate limits: on with generous defaults, per minute, with trusted proxies as CIDR ranges; mistakes named', () => {
+  const defaults = loadConfig({});
+  assert.deepEqual(defaults.rateLimits, {
+    ingestPerMin: 100_000,
+    readPerMin: 6_000,
+    ipPerMin: undefined,
+    failure: 'open',
+    redisUrl: undefined,
+  });
+  assert.deepEqual(defaults.trustedProxies, []);
+  const set = loadConfig({
+    TALLY_RATE_LIMIT_INGEST_PER_MIN: '1000',
+    TALLY_RATE_LIMIT_READ_PER_MIN: '60',
+    TALLY_RATE_LIMIT_IP_PER_MIN: '100',
+    TALLY_RATE_LIMIT_FAILURE: 'closed',
+    TALLY_RATE_LIMIT_REDIS_URL: 'redis://127.0.0.1:6380',
+    TALLY_TRUSTED_PROXIES: '10.0.0.0/8, 192.168.1.7, fd00::/8, ::ffff:172.16.0.0/108',
+  });
+  assert.deepEqual(set.rateLimits, {
+    ingestPerMin: 1000,
+    readPerMin: 60,
+    ipPerMin: 100,
+    failure: 'closed',
+    redisUrl: 'redis://127.0.0.1:6380',
+  });
+  assert.deepEqual(
+    set.trustedProxies.map((c) => [c.family, c.bits]),
+    [
+      [4, 8],
+      [4, 32],
+      [6, 8],
+      [4, 12],
+    ],
+  );
+  assert.equal(loadConfig({ TALLY_RATE_LIMITS: 'off' }).rateLimits, undefined);
+  const fails = (env: Record<string, string>, message: RegExp) =>
+    assert.throws(
+      () => loadConfig(env),
+      (error: unknown) => error instanceof ConfigError && message.test(error.message),
+    );
+  fails({ TALLY_RATE_LIMIT_INGEST_PER_MIN: '0' }, /TALLY_RATE_LIMIT_INGEST_PER_MIN/);
+  fails({ TALLY_RATE_LIMIT_READ_PER_MIN: '1.5' }, /TALLY_RATE_LIMIT_READ_PER_MIN/);
+  fails({ TALLY_RATE_LIMIT_IP_PER_MIN: '60000001' }, /TALLY_RATE_LIMIT_IP_PER_MIN/);
+  fails({ TALLY_RATE_LIMIT_FAILURE: 'maybe' }, /TALLY_RATE_LIMIT_FAILURE/);
+  fails({ TALLY_RATE_LIMITS: 'yes' }, /TALLY_RATE_LIMITS/);
+  fails(
+    { TALLY_RATE_LIMITS: 'off', TALLY_RATE_LIMIT_IP_PER_MIN: '10' },
+    /TALLY_RATE_LIMIT_IP_PER_MIN: set with TALLY_RATE_LIMITS=off/,
+  );
+  fails(
+    { TALLY_TRUSTED_PROXIES: '10.0.0.0/33' },
+    /TALLY_TRUSTED_PROXIES: "10.0.0.0\/33": the prefix length must be 0 to 32/,
+  );
+  fails({ TALLY_TRUSTED_PROXIES: '10.0.0.1/8' }, /host bits are set \(did you mean 10.0.0.0\/8\?\)/);
+  fails({ TALLY_TRUSTED_PROXIES: 'proxy.local' }, /"proxy.local" is not an IP address or a CIDR range/);
+});

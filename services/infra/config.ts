@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseApiKey } from '../domain/api-keys.ts';
+import { type Cidr, parseCidr } from '../domain/client-address.ts';
 import { defaultEventLimits } from '../domain/event-rules.ts';
 import {
   DEFAULT_JWT_ALGORITHMS,
@@ -21,6 +22,11 @@ import {
   type TlsFiles,
   type TlsMaterial,
 } from './tls/tls-files.ts';
+
+/** Events a credential may write per minute by default (docs/security.md, "Rate limits"). */
+export const DEFAULT_INGEST_PER_MIN = 100_000;
+/** Reads a credential may make per minute by default. */
+export const DEFAULT_READ_PER_MIN = 6_000;
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const list = z.string().transform((s) =>
@@ -49,6 +55,19 @@ const jwtAlgorithms = list.pipe(z.array(z.string()).min(1)).superRefine((algorit
       message: `${JSON.stringify(bad)} is not allowed: each one of ${PUBLIC_KEY_JWT_ALGORITHMS.join(', ')} (never none; HS* needs a shared secret, which Tally does not take)`,
     });
 });
+
+/** A comma-separated list of CIDR ranges (or single addresses), each checked. */
+const cidrList = list.transform((items, ctx) => {
+  const ranges: Cidr[] = [];
+  for (const item of items) {
+    const parsed = parseCidr(item);
+    if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+    else ranges.push(parsed);
+  }
+  return ranges;
+});
+/** A rate in units per minute: at most 60,000,000 (a unit per microsecond, the limiter's finest). */
+const perMinute = int(1, 60_000_000);
 
 /** Each variable with its default; the README's configuration table lists the same. */
 const schema = z.object({
@@ -129,6 +148,13 @@ const schema = z.object({
   TALLY_AUTH: z.enum(['on', 'off']).optional(),
   TALLY_BOOTSTRAP_ADMIN_KEY: z.string().optional(),
   TALLY_METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+  TALLY_RATE_LIMITS: z.enum(['on', 'off']).default('on'),
+  TALLY_RATE_LIMIT_INGEST_PER_MIN: perMinute.default(DEFAULT_INGEST_PER_MIN),
+  TALLY_RATE_LIMIT_READ_PER_MIN: perMinute.default(DEFAULT_READ_PER_MIN),
+  TALLY_RATE_LIMIT_IP_PER_MIN: perMinute.optional(),
+  TALLY_RATE_LIMIT_FAILURE: z.enum(['open', 'closed']).default('open'),
+  TALLY_RATE_LIMIT_REDIS_URL: z.string().url().optional(),
+  TALLY_TRUSTED_PROXIES: cidrList.optional(),
 });
 
 /** The names of every variable the schema reads (the README's configuration table lists each). */
@@ -238,6 +264,24 @@ export interface TallyConfig {
     bootstrapAdminKey: string | undefined;
     metricsToken: string | undefined;
   };
+  /**
+   * Rate limits and quotas (docs/security.md, "Rate limits"); undefined when TALLY_RATE_LIMITS=off.
+   * Per minute: `ingestPerMin` events and `readPerMin` reads per credential (a key's own limits
+   * override them), `ipPerMin` requests per client address (none: no limit per address).
+   * `redisUrl`: the limiter's own Redis (default: the counters' Redis, else in process);
+   * `failure`: what a check does when that Redis fails.
+   */
+  rateLimits:
+    | {
+        ingestPerMin: number;
+        readPerMin: number;
+        ipPerMin: number | undefined;
+        failure: 'open' | 'closed';
+        redisUrl: string | undefined;
+      }
+    | undefined;
+  /** Peers whose `X-Forwarded-For` is believed (TALLY_TRUSTED_PROXIES); empty: none. */
+  trustedProxies: readonly Cidr[];
 }
 
 /** Thrown when the environment holds a bad value; the message names every bad variable. */
@@ -287,6 +331,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     else if (parsed.kind !== 'secret')
       conflicts.push('TALLY_BOOTSTRAP_ADMIN_KEY: must be a secret key (tly_sk_…), not an ingest key');
   }
+  if (e.TALLY_RATE_LIMITS === 'off')
+    for (const k of [
+      'TALLY_RATE_LIMIT_INGEST_PER_MIN',
+      'TALLY_RATE_LIMIT_READ_PER_MIN',
+      'TALLY_RATE_LIMIT_IP_PER_MIN',
+      'TALLY_RATE_LIMIT_REDIS_URL',
+    ] as const)
+      if (present[k] !== undefined)
+        conflicts.push(`${k}: set with TALLY_RATE_LIMITS=off, which checks no limit`);
   if (conflicts.length > 0)
     throw new ConfigError(`invalid configuration:\n${conflicts.map((c) => `  ${c}`).join('\n')}`);
   return deepFreeze({
@@ -393,6 +446,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       bootstrapAdminKey: e.TALLY_BOOTSTRAP_ADMIN_KEY,
       metricsToken: e.TALLY_METRICS_TOKEN,
     },
+    rateLimits:
+      e.TALLY_RATE_LIMITS === 'on'
+        ? {
+            ingestPerMin: e.TALLY_RATE_LIMIT_INGEST_PER_MIN,
+            readPerMin: e.TALLY_RATE_LIMIT_READ_PER_MIN,
+            ipPerMin: e.TALLY_RATE_LIMIT_IP_PER_MIN,
+            failure: e.TALLY_RATE_LIMIT_FAILURE,
+            redisUrl: e.TALLY_RATE_LIMIT_REDIS_URL,
+          }
+        : undefined,
+    trustedProxies: e.TALLY_TRUSTED_PROXIES ?? [],
   });
 }
 

@@ -4,6 +4,7 @@
  * - google.rpc.BadRequest, one FieldViolation per field at fault (invalid input);
  * - google.rpc.RetryInfo with the delay to wait, when the error is retryable (UNAVAILABLE,
  *   RESOURCE_EXHAUSTED, …): its presence is what says "retry";
+ * - google.rpc.QuotaFailure, one Violation per limit a call ran past (rate limits, quotas);
  * - google.rpc.ErrorInfo (reason, domain `tally.dev`, metadata), on every error.
  * gRPC carries the Status in the `grpc-status-details-bin` trailer, which grpcurl and the
  * standard libraries of Go, Java and Python read; REST carries the same details in the body's
@@ -19,16 +20,21 @@ import {
   durationFromMs,
   durationMs,
 } from '@bufbuild/protobuf/wkt';
-import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from '../gen/google/rpc/error_details_pb.js';
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  QuotaFailureSchema,
+  RetryInfoSchema,
+} from '../gen/google/rpc/error_details_pb.js';
 import { type Status, StatusSchema } from '../gen/google/rpc/status_pb.js';
 import { AppError, type AppErrorOptions, type Code, ERROR_DOMAIN } from './app-error.ts';
 
 /** The trailer holding the serialized google.rpc.Status. */
 export const STATUS_DETAILS_KEY = 'grpc-status-details-bin';
 
-const DETAILS = createRegistry(BadRequestSchema, RetryInfoSchema, ErrorInfoSchema);
+const DETAILS = createRegistry(BadRequestSchema, RetryInfoSchema, QuotaFailureSchema, ErrorInfoSchema);
 
-/** The standard detail messages of `error`, packed in Any: BadRequest?, RetryInfo?, ErrorInfo. */
+/** The standard detail messages of `error`, packed in Any: BadRequest?, RetryInfo?, QuotaFailure?, ErrorInfo. */
 export function errorDetails(error: AppError): Any[] {
   const details: Any[] = [];
   if (error.fieldViolations.length > 0)
@@ -38,6 +44,15 @@ export function errorDetails(error: AppError): Any[] {
   if (error.retryable && error.retryAfterMs !== undefined)
     details.push(
       anyPack(RetryInfoSchema, create(RetryInfoSchema, { retryDelay: durationFromMs(error.retryAfterMs) })),
+    );
+  if (error.quotaViolations.length > 0)
+    details.push(
+      anyPack(
+        QuotaFailureSchema,
+        create(QuotaFailureSchema, {
+          violations: error.quotaViolations.map((v) => ({ subject: v.subject, description: v.description })),
+        }),
+      ),
     );
   details.push(
     anyPack(
@@ -94,6 +109,12 @@ export function decodeStatus(
       const detail = anyUnpack(any, RetryInfoSchema);
       options.retryable = true;
       options.retryAfterMs = detail?.retryDelay ? durationMs(detail.retryDelay) : undefined;
+    } else if (anyIs(any, QuotaFailureSchema)) {
+      const detail = anyUnpack(any, QuotaFailureSchema);
+      options.quotaViolations = detail?.violations.map((v) => ({
+        subject: v.subject,
+        description: v.description,
+      }));
     } else if (anyIs(any, ErrorInfoSchema)) {
       const detail = anyUnpack(any, ErrorInfoSchema);
       options.reason = detail?.reason || undefined;

@@ -3,11 +3,11 @@
  * appends it to the `events` topic keyed by user (else target), and answers OK
  * only once Kafka acknowledged it.
  */
-import type { Principal } from '../domain/api-keys.ts';
 import type { EventLimits } from '../domain/event-rules.ts';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { AppError, Code } from '../infra/app-error.ts';
 import type { GrpcRegistry } from '../infra/grpc/grpc-registry.ts';
+import type { CallContext } from '../infra/grpc/grpc-service.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { EventLog } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
@@ -45,11 +45,12 @@ export interface IngestDeps {
   /** Epoch ms; injectable for tests. */
   now?: () => number;
   /**
-   * The hook for rate limits and quotas: called once per call (per message of a stream) after
-   * access control and validation, with the call's principal and its cost in events, before
-   * anything is written; a rejection (RESOURCE_EXHAUSTED) refuses the call. None: no limits.
+   * The hook for rate limits and quotas: called once per call (per chunk of a stream, per
+   * message of an acked stream) after access control and validation, with the call (its
+   * principal, its peer and forwarded address) and its cost in events, before anything is
+   * written; a rejection (RESOURCE_EXHAUSTED) refuses the call. None: no limits.
    */
-  limits?: (principal: Principal | undefined, cost: number) => Promise<void>;
+  limits?: (context: CallContext, cost: number) => Promise<void>;
 }
 
 /** A PublishStreamAcked stream reads at most this many batches' worth of events ahead of its answers. */
@@ -79,7 +80,7 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
   deps.grpc.register(IngestService, {
     async publish(request, context) {
       const record = admission.admit(request.event, undefined, context, traceHeaders());
-      await charge(context.principal, 1);
+      await charge(context, 1);
       await producer.append([record.record]);
       acceptedBy.publish.inc();
       return { id: record.id };
@@ -89,7 +90,7 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
       admission.checkBatchSize(request.events.length, config.maxBatchEvents);
       const headers = traceHeaders();
       const admitted = request.events.map((event, i) => admission.admit(event, i, context, headers));
-      await charge(context.principal, admitted.length);
+      await charge(context, admitted.length);
       await producer.append(admitted.map((a) => a.record));
       acceptedBy.publishBatch.inc(admitted.length);
       return { ids: admitted.map((a) => a.id) };
@@ -103,7 +104,7 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
       const send = () => {
         const records = chunk.map((a) => a.record);
         inFlight.push(
-          charge(context.principal, records.length)
+          charge(context, records.length)
             .then(() => producer.append(records))
             .then(() => records.length),
         );
@@ -148,7 +149,7 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
     publishStreamAcked(requests, context) {
       return ackedStream(requests, context, {
         admission,
-        append: (records) => charge(context.principal, records.length).then(() => producer.append(records)),
+        append: (records) => charge(context, records.length).then(() => producer.append(records)),
         maxMessageEvents: config.maxBatchEvents,
         maxUnansweredEvents: ACKED_STREAM_WINDOW * config.maxBatchEvents,
         headers: traceHeaders(),

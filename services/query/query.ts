@@ -8,6 +8,7 @@ import { QueryService } from '../gen/tally/v1/query_pb.js';
 import { AppError } from '../infra/app-error.ts';
 import type { CounterStore } from '../infra/counters/counter-store.ts';
 import type { GrpcRegistry } from '../infra/grpc/grpc-registry.ts';
+import type { CallContext } from '../infra/grpc/grpc-service.ts';
 import type { KeyStore } from '../infra/keys/key-store.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { Logger } from '../infra/logger.ts';
@@ -36,6 +37,12 @@ export interface QueryDeps {
   keys?: KeyStore;
   grpc: GrpcRegistry;
   logger: Logger;
+  /**
+   * The hook for rate limits: called once per read (GetCounters, GetReport, TopTargets) after
+   * access control, with the call; a rejection (RESOURCE_EXHAUSTED) refuses it. None: no limits.
+   * Key administration is not limited.
+   */
+  limits?: (context: CallContext) => Promise<void>;
 }
 
 export async function start(deps: QueryDeps, config: QueryConfig): Promise<Stoppable> {
@@ -45,14 +52,16 @@ export async function start(deps: QueryDeps, config: QueryConfig): Promise<Stopp
       throw AppError.invalidField('target', `must be at most ${config.maxTargetChars} characters`);
   };
 
+  const charge = deps.limits ?? (async () => {});
   deps.grpc.register(QueryService, {
-    async topTargets(request) {
+    async topTargets(request, context) {
       const limit = request.limit === 0 ? 10 : request.limit;
       if (limit > 100) throw AppError.invalidField('limit', 'must be at most 100');
       request.types.forEach((type, i) => {
         if (type === '' || type.length > 64)
           throw AppError.invalidField(`types[${i}]`, 'must be 1 to 64 characters');
       });
+      await charge(context);
       const leaders = await deps.counters.top(request.types, limit);
       return {
         leaders: leaders.map((l) => ({
@@ -62,8 +71,9 @@ export async function start(deps: QueryDeps, config: QueryConfig): Promise<Stopp
       };
     },
 
-    async getCounters(request) {
+    async getCounters(request, context) {
       checkTarget(request.target);
+      await charge(context);
       const counts = await deps.counters.read(request.target);
       return {
         target: request.target,
@@ -71,10 +81,11 @@ export async function start(deps: QueryDeps, config: QueryConfig): Promise<Stopp
       };
     },
 
-    async getReport(request) {
+    async getReport(request, context) {
       checkTarget(request.target);
       const day = parseReportDate(request.date);
       if ('field' in day) throw AppError.invalidField(day.field, day.description);
+      await charge(context);
       const rows = await deps.sql.reader.query<HourTypeTotal>(REPORT_SQL, [
         request.target,
         day.startMs,

@@ -115,6 +115,11 @@ export function restError(error: unknown): {
   const headers: Record<string, string> = { ...appError.http?.headers };
   if ((status === 503 || status === 429) && appError.retryAfterMs !== undefined)
     headers['retry-after'] = String(Math.max(1, Math.ceil(appError.retryAfterMs / 1000)));
+  // A rate limit's refusal carries its RateLimit fields (pipeline/request-limits.ts).
+  if (status === 429) {
+    if (appError.metadata.ratelimit) headers.ratelimit = appError.metadata.ratelimit;
+    if (appError.metadata.ratelimit_policy) headers['ratelimit-policy'] = appError.metadata.ratelimit_policy;
+  }
   if (status === 413) headers.connection = 'close';
   if (status === 401)
     headers['www-authenticate'] =

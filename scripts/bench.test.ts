@@ -140,14 +140,15 @@ test('the benchmark harness runs its smoke variant end to end and reports every 
     'no profiled gateway samples',
   );
 
-  // Access control off and on, each load with a CPU figure both ways, and the target's line.
+  // Access control off and on, each load with a CPU figure both ways (a smoke step may fail: its
+  // CPU is measured all the same), and the target's line.
   const auth = report.slice(report.indexOf('## Cost of access control'));
   assert.match(auth, /\*\*Access control on costs ≤ 5 % of throughput: (met|not met)\*\*/);
   for (const load of ['REST single', 'REST batch', 'gRPC stream'])
     for (const state of ['off', 'on'])
       assert.match(
         auth,
-        new RegExp(`\\| ${load} *\\| ${state} *\\| \\d[\\d,]*[^|]*\\| [^|]*\\| \\d`),
+        new RegExp(`\\| ${load} *\\| ${state} *\\|[^|]*\\|[^|]*\\| \\d`),
         `${load} with access control ${state}`,
       );
   assert.match(auth, /TALLY_RATE_LIMIT/, 'says how the rate limits are measured');

@@ -96,7 +96,7 @@ async function authStage(
       `that access control is ${on ? 'on' : 'off'}`,
     );
   const apiKey = credential ? await credential() : undefined;
-  if (on) await expectRefusedWithoutKey(b);
+  if (on) await checkCredential(b, apiKey);
   const { restSingleLoad, restBatchLoad, grpcStreamLoad } = ingestLoads(b);
   const series = (
     label: string,
@@ -136,16 +136,28 @@ async function createLoadKey(b: Bench, adminKey: string): Promise<{ key: string;
   return { key, id: record.id };
 }
 
-/** With access control on, an event sent without a credential is refused: the stage really checks. */
-async function expectRefusedWithoutKey({ deployment }: Bench): Promise<void> {
-  const response = await fetch(`http://127.0.0.1:${deployment.httpPort}/v1/events`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ type: 'bench', target: 'bench/auth', userId: 'bench' }),
-  });
-  await response.arrayBuffer();
-  if (response.status !== 401)
+/**
+ * With access control on, an event sent without a credential is refused (the stage really checks)
+ * and one sent with the load's key is accepted (which also warms the key's cache in ingest).
+ */
+async function checkCredential({ deployment }: Bench, apiKey: string | undefined): Promise<void> {
+  const send = async (headers: Record<string, string>) => {
+    const response = await fetch(`http://127.0.0.1:${deployment.httpPort}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ type: 'bench', target: 'bench/auth', userId: 'bench' }),
+    });
+    return { status: response.status, text: await response.text() };
+  };
+  const without = await send({});
+  if (without.status !== 401)
     throw new Error(
-      `an event without a credential was answered ${response.status}, not 401: access control is not on`,
+      `an event without a credential was answered ${without.status}, not 401: access control is not on`,
+    );
+  if (apiKey === undefined) return;
+  const withKey = await send({ authorization: `Bearer ${apiKey}` });
+  if (withKey.status !== 200)
+    throw new Error(
+      `an event with the load's key was answered ${withKey.status}: ${withKey.text.slice(0, 300)}`,
     );
 }

@@ -6,8 +6,9 @@
  * run (the Kafka client producing directly, a bare Node HTTP server, redis-benchmark, PostgreSQL
  * COPY), measures what the sinks keep per event besides the events (against what the design
  * before kept), samples every process's CPU, and writes bench/RESULTS.md. Then it compares the
- * two Kafka clients (TALLY_KAFKA_CLIENT: the roles restarted with each) and measures what tracing
- * and metrics cost the ingest path. Each phase is a module of bench/phases/ that fills its part
+ * two Kafka clients (TALLY_KAFKA_CLIENT: the roles restarted with each), measures what tracing
+ * and metrics cost the ingest path, and what access control costs it (TALLY_AUTH off against on,
+ * the load sending a key; with the harness's TALLY_RATE_LIMIT* variables, the rate limits too). Each phase is a module of bench/phases/ that fills its part
  * of the results; bench/report.ts renders them, each phase's sections by its
  * bench/phases/<phase>.report.ts.
  *
@@ -18,7 +19,7 @@
  *   --raw-dir   where k6 summaries and outputs go (default: a new temporary directory)
  *   --phases    run only these phases (for working on the harness): seed, bare-http, rest-single,
  *               rest-batch, grpc-stream, raw-producer, sinks, bookkeeping, e2e, queries,
- *               in-process, startup, kafka-clients, overhead
+ *               in-process, startup, kafka-clients, overhead, auth
  *   --render    render the report of a previous run's results.json (in its raw directory) and exit
  *
  * The roles use the service's default Kafka client unless TALLY_KAFKA_CLIENT is set in the
@@ -46,6 +47,7 @@ import { type Bench, children, fmt, repo } from './lib/harness.ts';
 import { machine, versions } from './lib/machine.ts';
 import { CpuSampler, pidListeningOn, processTree } from './lib/proc.ts';
 import type { Results } from './lib/results.ts';
+import { runAuth } from './phases/auth.ts';
 import { runGrpcStream, runRestBatch } from './phases/batches.ts';
 import { runBookkeeping } from './phases/bookkeeping.ts';
 import { runE2e } from './phases/e2e.ts';
@@ -74,10 +76,11 @@ const PHASES = [
   'queries',
   'in-process',
   'startup',
-  // The last two restart ingest and the gateway with settings of their own, and stop the
-  // consumers: no phase after them uses the deployment.
+  // The last three restart ingest and the gateway (and query) with settings of their own, and stop
+  // the consumers: no phase after them uses the deployment.
   'kafka-clients',
   'overhead',
+  'auth',
 ] as const;
 type Phase = (typeof PHASES)[number];
 
@@ -102,6 +105,8 @@ const PHASE_RUNS: Record<Phase, (b: Bench) => Promise<void>> = {
   startup: runStartup,
   'kafka-clients': runKafkaClients,
   overhead: runOverhead,
+  // Access control off, then on (TALLY_AUTH, a bootstrap key, the load's key; TALLY_RATE_LIMIT* passed on).
+  auth: runAuth,
 };
 
 const { values: args } = parseArgs({

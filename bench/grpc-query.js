@@ -17,6 +17,7 @@ import {
   arrivalScenario,
   envNumber,
   envString,
+  grpcParams,
   ingestThresholds,
   loadConfig,
   SUMMARY_TREND_STATS,
@@ -72,7 +73,7 @@ export default function () {
     const k = 1 + Math.floor(Math.random() * config.targets);
     request = { target: `${pick(FAMILIES)}${k}`, date: day.toISOString().slice(0, 10) };
   }
-  const response = client.invoke(METHOD, request, { timeout: '10s' });
+  const response = client.invoke(METHOD, request, grpcParams(config, { timeout: '10s' }));
   const ok = check(response, {
     'status is OK': (r) => r?.status === grpc.StatusOK,
     'answers for the target': (r) =>

@@ -70,6 +70,17 @@ export interface Plan {
     /** The profiled steps' rate, as a share of the maximum with tracing off. */
     profileShare: number;
   };
+  /**
+   * The cost of access control: the REST single, REST batch and gRPC stream searches with it off
+   * and on (starting a step below this run's maxima when measured, so that both pass a step at
+   * the same rate).
+   */
+  auth: {
+    stepSeconds: number;
+    restSingle: Stepping;
+    restBatch: Stepping;
+    grpcStream: Stepping;
+  };
   /** `tally all` started on a fresh data directory and restarted on it, this many times each. */
   startupRuns: number;
   /** The fixed loads run through the split edge and through one process (bench/phases/edge.ts). */
@@ -112,6 +123,13 @@ export const FULL: Plan = {
     restSingle: { start: 960, factor: 1.15, maxSteps: 3 },
     profileShare: 0.7,
   },
+  // About 3–4 minutes: 3 searches of up to 3 steps each way.
+  auth: {
+    stepSeconds: 10,
+    restSingle: { start: 960, factor: 1.15, maxSteps: 3 },
+    restBatch: { start: 180, factor: 1.15, maxSteps: 3 },
+    grpcStream: { start: 22, factor: 1.15, maxSteps: 3 },
+  },
   startupRuns: 3,
   // Below both shapes' maxima, so CPU per event compares like with like.
   inProcess: { restSingleRate: 800, restBatchEventsRate: 10_000 },
@@ -150,6 +168,12 @@ export const SMOKE: Plan = {
     grpcStream: { start: 1, factor: 2, maxSteps: 1 },
     restSingle: { start: 5, factor: 2, maxSteps: 1 },
     profileShare: 0.7,
+  },
+  auth: {
+    stepSeconds: 2,
+    restSingle: { start: 5, factor: 2, maxSteps: 1 },
+    restBatch: { start: 2, factor: 2, maxSteps: 1 },
+    grpcStream: { start: 1, factor: 2, maxSteps: 1 },
   },
   startupRuns: 1,
   inProcess: { restSingleRate: 10, restBatchEventsRate: 40 },

@@ -8,6 +8,7 @@
 import { met, num, type Push, pct, table } from './lib/format.ts';
 import { KAFKA_LIBRARY, type Results } from './lib/results.ts';
 import type { SummaryRow } from './lib/summary.ts';
+import { authRows, renderAuth } from './phases/auth.report.ts';
 import { ingestRows, renderBatches } from './phases/batches.report.ts';
 import { bookkeepingRows, renderBookkeeping } from './phases/bookkeeping.report.ts';
 import { e2eCostRows, e2eRows, renderE2e } from './phases/e2e.report.ts';
@@ -38,6 +39,7 @@ export const SECTIONS = [
   'Start-up of `tally all` (embedded, as `npm start`)',
   'Kafka client: kafkajs against @platformatic/kafka',
   'Cost of tracing and metrics',
+  'Cost of access control',
   'Method',
 ] as const;
 
@@ -62,6 +64,7 @@ export const SUMMARY_ROWS = [
   "Counter's Redis memory, 24 h at 20,000 events/s",
   'Kafka client, @platformatic/kafka ÷ kafkajs',
   'Tracing and metrics on, cost in throughput',
+  'Access control on, cost in throughput',
 ] as const;
 
 /** The summary table's rows, in the order of SUMMARY_ROWS. */
@@ -76,6 +79,7 @@ function summaryRows(r: Results): SummaryRow[] {
   bookkeepingRows(r, rows);
   kafkaClientRows(r, rows);
   overheadRows(r, rows);
+  authRows(r, rows);
   return rows;
 }
 
@@ -96,6 +100,7 @@ export function renderReport(r: Results): string {
   renderStartup(r, push);
   renderKafkaClients(r, push);
   renderOverhead(r, push);
+  renderAuth(r, push);
   renderMethod(r, push);
   renderErrors(r, push);
   return `${out

@@ -18,6 +18,7 @@ import {
   ingestThresholds,
   loadConfig,
   SUMMARY_TREND_STATS,
+  withCredential,
 } from '../loadtest/lib/config.js';
 import { EventFactory, newRunId } from '../loadtest/lib/events.js';
 import { recordCall } from '../loadtest/lib/metrics.js';
@@ -28,7 +29,7 @@ const config = loadConfig({ rate: 5, p99Ms: 20 + batchSize });
 const events = new EventFactory(config, 'rp');
 const url = `${config.httpUrl}/v1/events:batch`;
 const params = {
-  headers: { 'content-type': 'application/json' },
+  headers: withCredential(config, { 'content-type': 'application/json' }),
   tags: { name: 'POST /v1/events:batch' },
   timeout: '10s',
 };

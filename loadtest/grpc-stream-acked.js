@@ -10,6 +10,7 @@ import { Stream } from 'k6/net/grpc';
 import {
   arrivalScenario,
   envNumber,
+  grpcParams,
   ingestThresholds,
   loadConfig,
   SUMMARY_TREND_STATS,
@@ -52,7 +53,7 @@ export default function (data) {
   const messages = [];
   const answered = new Set();
   const outcome = { acked: 0, refused: 0, failed: 0, twice: 0, error: undefined };
-  const stream = new Stream(client, PUBLISH_STREAM_ACKED, { timeout: '30s' });
+  const stream = new Stream(client, PUBLISH_STREAM_ACKED, grpcParams(config, { timeout: '30s' }));
   const mark = (first, last) => {
     for (let seq = first; seq <= last; seq++) {
       if (answered.has(seq)) outcome.twice++;

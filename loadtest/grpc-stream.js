@@ -9,6 +9,7 @@ import { Stream } from 'k6/net/grpc';
 import {
   arrivalScenario,
   envNumber,
+  grpcParams,
   ingestThresholds,
   loadConfig,
   SUMMARY_TREND_STATS,
@@ -45,7 +46,7 @@ export default function (data) {
   connectOnce(client, connection, config.grpcAddr);
   const startedAt = Date.now();
   const outcome = { accepted: undefined, error: undefined };
-  const stream = new Stream(client, PUBLISH_STREAM, { timeout: '30s' });
+  const stream = new Stream(client, PUBLISH_STREAM, grpcParams(config, { timeout: '30s' }));
   stream.on('data', (response) => {
     outcome.accepted = Number(response.accepted);
   });

@@ -5,7 +5,13 @@
  */
 import { check } from 'k6';
 import grpc from 'k6/net/grpc';
-import { arrivalScenario, ingestThresholds, loadConfig, SUMMARY_TREND_STATS } from './lib/config.js';
+import {
+  arrivalScenario,
+  grpcParams,
+  ingestThresholds,
+  loadConfig,
+  SUMMARY_TREND_STATS,
+} from './lib/config.js';
 import { EventFactory, newRunId } from './lib/events.js';
 import { connectOnce, ingestClient, PUBLISH } from './lib/grpc.js';
 import { recordCall } from './lib/metrics.js';
@@ -32,7 +38,7 @@ export function setup() {
 export default function (data) {
   connectOnce(client, connection, config.grpcAddr);
   const event = events.event(events.id(data.runId));
-  const response = client.invoke(PUBLISH, { event }, { timeout: '10s' });
+  const response = client.invoke(PUBLISH, { event }, grpcParams(config, { timeout: '10s' }));
   const ok = check(response, {
     'status is OK': (r) => r?.status === grpc.StatusOK,
     'answers the event id': (r) => r?.status === grpc.StatusOK && r.message.id === event.id,

@@ -11,6 +11,7 @@ import {
   ingestThresholds,
   loadConfig,
   SUMMARY_TREND_STATS,
+  withCredential,
 } from './lib/config.js';
 import { EventFactory, newRunId } from './lib/events.js';
 import { recordCall } from './lib/metrics.js';
@@ -22,7 +23,7 @@ const config = loadConfig({ rate: 5, p99Ms: 20 + batchSize });
 const events = new EventFactory(config, 'rb');
 const url = `${config.httpUrl}/v1/events:batch`;
 const params = {
-  headers: { 'content-type': 'application/json' },
+  headers: withCredential(config, { 'content-type': 'application/json' }),
   tags: { name: 'POST /v1/events:batch' },
   timeout: '10s',
 };

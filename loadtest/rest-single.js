@@ -4,7 +4,13 @@
  */
 import { check } from 'k6';
 import http from 'k6/http';
-import { arrivalScenario, ingestThresholds, loadConfig, SUMMARY_TREND_STATS } from './lib/config.js';
+import {
+  arrivalScenario,
+  ingestThresholds,
+  loadConfig,
+  SUMMARY_TREND_STATS,
+  withCredential,
+} from './lib/config.js';
 import { EventFactory, newRunId } from './lib/events.js';
 import { recordCall } from './lib/metrics.js';
 import { summaryHandler } from './lib/summary.js';
@@ -13,7 +19,7 @@ const config = loadConfig({ rate: 50, p99Ms: 20 });
 const events = new EventFactory(config, 'rs');
 const url = `${config.httpUrl}/v1/events`;
 const params = {
-  headers: { 'content-type': 'application/json' },
+  headers: withCredential(config, { 'content-type': 'application/json' }),
   tags: { name: 'POST /v1/events' },
   timeout: '10s',
 };

@@ -18,6 +18,7 @@ import {
   ingestThresholds,
   loadConfig,
   SUMMARY_TREND_STATS,
+  withCredential,
 } from './lib/config.js';
 import { EventFactory, newRunId } from './lib/events.js';
 import { recordCall } from './lib/metrics.js';
@@ -41,7 +42,7 @@ const events = new EventFactory(config, 'ws');
 const watched = events.popularTargets(watchTargets);
 const publishUrl = `${config.httpUrl}/v1/events`;
 const publishParams = {
-  headers: { 'content-type': 'application/json' },
+  headers: withCredential(config, { 'content-type': 'application/json' }),
   tags: { name: 'POST /v1/events' },
   timeout: '10s',
 };
@@ -107,10 +108,16 @@ export function subscriber(data) {
     ws.send(JSON.stringify(message));
   };
 
-  ws.onopen = () => {
+  const subscribeAll = () => {
     subscribe({ op: 'subscribe', channel: 'dashboard', id: 'dashboard' });
     if (watched.length > 0)
       subscribe({ op: 'subscribe', channel: 'counters', targets: watched, id: 'counters' });
+  };
+
+  ws.onopen = () => {
+    // With API_KEY (a credential with the read scope): authenticate first, subscribe on `hello`.
+    if (config.apiKey === '') subscribeAll();
+    else ws.send(JSON.stringify({ channel: 'auth', token: config.apiKey }));
     setTimeout(() => ws.close(), holdMs);
   };
 
@@ -118,6 +125,7 @@ export function subscriber(data) {
     const message = JSON.parse(e.data);
     switch (message.channel) {
       case 'hello':
+        if (seen.hello === undefined && config.apiKey !== '') subscribeAll();
         seen.hello ??= message;
         break;
       case 'subscribed':

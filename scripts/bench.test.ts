@@ -1,10 +1,11 @@
 /**
  * The benchmark harness (bench/bench.ts) in its smoke variant: seconds of tiny load on tiny tables,
  * end to end — the six role processes on the local servers, k6, the simulator and every baseline,
- * then the roles restarted with each Kafka client and with tracing on and under the CPU profiler —
+ * then the roles restarted with each Kafka client, with tracing on and under the CPU profiler, and
+ * with access control off and on —
  * writing its report to a scratch path (never bench/RESULTS.md). Checks that the run succeeds and
  * that the report has every section, a figure on every line of its summary, the Kafka clients'
- * verdict and the observability target's line. No timing is asserted: figures belong to
+ * verdict, the observability target's line and the access control target's. No timing is asserted: figures belong to
  * `make bench`. Skipped when k6 is not installed or the local servers are not running
  * (`make services-up`), saying which.
  */
@@ -138,6 +139,19 @@ test('the benchmark harness runs its smoke variant end to end and reports every 
     /\| REST single *\| \d+ *\| \d[\d,]* *\| gateway *\| [1-9]/,
     'no profiled gateway samples',
   );
+
+  // Access control off and on, each load with a CPU figure both ways (a smoke step may fail: its
+  // CPU is measured all the same), and the target's line.
+  const auth = report.slice(report.indexOf('## Cost of access control'));
+  assert.match(auth, /\*\*Access control on costs ≤ 5 % of throughput: (met|not met)\*\*/);
+  for (const load of ['REST single', 'REST batch', 'gRPC stream'])
+    for (const state of ['off', 'on'])
+      assert.match(
+        auth,
+        new RegExp(`\\| ${load} *\\| ${state} *\\|[^|]*\\|[^|]*\\| \\d`),
+        `${load} with access control ${state}`,
+      );
+  assert.match(auth, /TALLY_RATE_LIMIT/, 'says how the rate limits are measured');
 
   if (committedBefore !== undefined)
     assert.equal(statSync(committed).mtimeMs, committedBefore, 'the smoke run touched bench/RESULTS.md');

@@ -70,6 +70,7 @@ function namespaceOf(argv: string[]): string | undefined {
 }
 
 const KINDS: Record<string, string> = {
+  deploy: 'Deployment',
   deployment: 'Deployment',
   deployments: 'Deployment',
   svc: 'Service',
@@ -90,7 +91,7 @@ const KINDS: Record<string, string> = {
  * platform sizes, and what the operators make from them (a Deployment per Pooler, an HPA per
  * ScaledObject, the Secrets the prod size reads).
  */
-function knownObjects(release: K8sObject[]): Map<string, Set<string>> {
+function knownObjects(release: K8sObject[], readers: K8sObject[] = release): Map<string, Set<string>> {
   const known = new Map<string, Set<string>>();
   const add = (kind: string, name: string) => {
     if (!known.has(kind)) known.set(kind, new Set());
@@ -98,6 +99,9 @@ function knownObjects(release: K8sObject[]): Map<string, Set<string>> {
   };
   const platform = Object.values(platformSizes).flatMap((c) => platformObjects(c) as unknown as K8sObject[]);
   for (const o of [...release, ...platform]) add(o.kind, o.metadata.name);
+  // The Secrets of yours that the release reads (the bootstrap admin key, with the default values).
+  for (const [, name] of JSON.stringify(readers).matchAll(/"secretKeyRef":\{"name":"([^"]+)"/g))
+    add('Secret', name!);
   for (const p of platform.filter((o) => o.kind === 'Pooler')) add('Deployment', p.metadata.name);
   for (const s of release.filter((o) => o.kind === 'ScaledObject'))
     add('HorizontalPodAutoscaler', `keda-hpa-${s.metadata.name}`);
@@ -131,11 +135,15 @@ function checkKubectl(command: string, known: Map<string, Set<string>>): string[
     problems.push(`creates namespace ${argv[3]}, not ${NAMESPACE}`);
   if (verb === 'create' && argv[2] === 'secret' && !known.get('Secret')?.has(argv[4]!))
     problems.push(`creates Secret ${argv[4]}, which nothing reads`);
-  if (
-    verb === 'exec' &&
-    !brokerPod(argv.find((a, i) => i > 1 && !a.startsWith('-') && argv[i - 1] !== '-n')!)
-  )
-    problems.push('execs in a pod that is not a Kafka broker of the platform');
+  const execIn =
+    verb === 'exec' ? argv.find((a, i) => i > 1 && !a.startsWith('-') && argv[i - 1] !== '-n')! : '';
+  const releaseDeployment = /^deploy\/(.+)$/.exec(execIn)?.[1];
+  if (releaseDeployment !== undefined && !known.get('Deployment')?.has(releaseDeployment))
+    problems.push(`execs in deploy/${releaseDeployment}, not a Deployment of the release`);
+  if (verb === 'exec' && releaseDeployment === undefined && !brokerPod(execIn))
+    problems.push(
+      'execs in a pod that is neither a Kafka broker of the platform nor a Deployment of the release',
+    );
   const lookup = (kindWord: string, name: string) => {
     const kind = KINDS[kindWord.toLowerCase()];
     if (!kind) problems.push(`unknown kind ${kindWord}`);
@@ -155,9 +163,18 @@ function checkKubectl(command: string, known: Map<string, Set<string>>): string[
 
 describe('docs/deploy.md', needsHelm, () => {
   const release = () => renderChart(HELM!, { files: ['values-dev.yaml'] });
+  /**
+   * What the release reads with the default values and with ci/auth-values.yaml, access control on:
+   * the Secrets the guide has you create (the bootstrap admin key, the metrics token).
+   */
+  const readers = () => [
+    ...release(),
+    ...renderChart(HELM!, {}),
+    ...renderChart(HELM!, { files: ['ci/auth-values.yaml'] }),
+  ];
 
   test('every kubectl command names the platform’s namespace and objects the release and platform have', () => {
-    const known = knownObjects(release());
+    const known = knownObjects(release(), readers());
     const all = commands(DOC);
     assert.ok(all.filter((c) => c.startsWith('kubectl')).length >= 10, 'the guide’s kubectl commands');
     assert.deepEqual(
@@ -167,6 +184,14 @@ describe('docs/deploy.md', needsHelm, () => {
     // The same checker finds a wrong name.
     assert.notDeepEqual(checkKubectl('kubectl -n tally get deployment tally-counterr', known), []);
     assert.notDeepEqual(checkKubectl('kubectl -n talley get deployment tally-counter', known), []);
+    assert.notDeepEqual(
+      checkKubectl('kubectl -n tally exec deploy/tally-qeury -- tally keys list', known),
+      [],
+    );
+    assert.notDeepEqual(
+      checkKubectl('kubectl -n tally create secret generic tally-admn --from-literal=key=x', known),
+      [],
+    );
   });
 
   test('the dev walkthrough: namespace, operators, make k8s-dev, Ctrl-C, again, a scaled consumer role', () => {

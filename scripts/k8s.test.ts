@@ -17,6 +17,7 @@ import { parse as parseYaml } from 'yaml';
 import { DIST_DIR, distFile, platformFile } from '../cdk8s/main.ts';
 import { platformObjects } from '../cdk8s/platform.ts';
 import { platformSizes } from '../cdk8s/platform-config.ts';
+import { formatApiKey } from '../services/domain/api-keys.ts';
 import { CONSUMER_ROLES } from '../services/testing/chaos.ts';
 import { CONSUMER_GROUPS } from '../services/testing/tally-client.ts';
 import {
@@ -97,6 +98,8 @@ const VALUE_SETS: Record<string, ValueSet> = {
   'external backends': { files: ['ci/external-values.yaml'] },
   'HTTP probes': { set: { 'probes.grpc': 'false' } },
   'TLS listeners': { files: ['ci/tls-values.yaml'] },
+  'access control': { files: ['ci/auth-values.yaml'], set: withoutMissingFiles },
+  'access control off': { set: { 'auth.enabled': 'false' } },
 };
 
 const rendered = renderCache(helmBinary, VALUE_SETS);
@@ -156,6 +159,9 @@ function resolvedEnv(objects: readonly K8sObject[], container: Container): Recor
     TALLY_KAFKA_SASL_PASSWORD: 'kafka-password',
     PGUSER: 'tally',
     PGPASSWORD: 'password',
+    // A well-formed key (its checksum holds) and a token long enough, as the Secrets would hold.
+    TALLY_BOOTSTRAP_ADMIN_KEY: formatApiKey('secret', new Uint8Array(32).fill(7)),
+    TALLY_METRICS_TOKEN: 'a-metrics-token-of-32-characters',
   };
   const env: Record<string, string> = {};
   for (const v of container.env ?? []) {
@@ -366,6 +372,7 @@ describe('charts/tally', needsHelm, () => {
           ['TALLY_TLS_CLIENT_CA_FILE', config.tls?.clientCaFile],
           ['TALLY_GRPC_TLS_CA_FILE', config.grpcClientTls?.caFile],
           ['TALLY_GRPC_TLS_CLIENT_CERT_FILE', config.grpcClientTls?.certFile],
+          ['TALLY_JWT_PUBLIC_KEY_FILE', config.jwt?.publicKeyFile],
         ] as const) {
           if (caFile === undefined) continue;
           // The CA file the code reads is in a volume of the Secret the values name.

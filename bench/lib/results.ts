@@ -236,6 +236,25 @@ export interface OverheadResult {
   profileDir: string;
 }
 
+/** The ingest loads of one stage of the auth phase (access control off, or on). */
+export interface AuthStage {
+  on: boolean;
+  restSingle?: Series;
+  restBatch?: Series;
+  grpcStream?: Series;
+}
+
+/** What access control (and rate limiting, once configured) costs the ingest path: off against on. */
+export interface AuthResult {
+  stepSeconds: number;
+  off: AuthStage;
+  on?: AuthStage;
+  /** The TALLY_RATE_LIMIT* variables of the harness's environment, passed to the stage with access control on. */
+  rateLimitEnv: Record<string, string>;
+  /** The load's key: its kind and scopes, made through KeysService with the bootstrap admin key. */
+  key: { kind: string; scopes: string[]; id: string };
+}
+
 export interface QueryRun {
   rate: number;
   seconds: number;
@@ -286,6 +305,7 @@ export interface Results {
   getReport?: QueryRun & { seed: SeedResult };
   kafkaClients?: KafkaClientsResult;
   overhead?: OverheadResult;
+  auth?: AuthResult;
   /** `tally all` (embedded) started fresh and restarted: bench/phases/edge.ts. */
   startup?: StartupRun[];
   /** The edge split and in one process at the same loads: bench/phases/edge.ts. */

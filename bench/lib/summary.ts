@@ -25,6 +25,8 @@ export const TARGETS = {
   ingestVsRawProducer: 0.5,
   /** What tracing and metrics may cost, as a share of the throughput without them. */
   observabilityCost: 0.1,
+  /** What access control and rate limiting may cost, as a share of the throughput without them. */
+  authCost: 0.05,
   /** The counter's Redis memory after 24 h at `dayEventsPerSecond`, bytes (1 GB). */
   counterRedisBytesPerDay: 1e9,
   dayEventsPerSecond: 20_000,

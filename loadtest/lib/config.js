@@ -66,6 +66,9 @@ export function loadConfig(defaults) {
   const runId = envString('RUN_ID', '');
   if (runId !== '' && !/^[A-Za-z0-9][A-Za-z0-9-]{0,31}$/.test(runId))
     throw new Error(`RUN_ID: must be 1 to 32 letters, digits and -, not ${JSON.stringify(runId)}`);
+  const apiKey = envString('API_KEY', '');
+  if (!/^[\x21-\x7e]*$/.test(apiKey))
+    throw new Error('API_KEY: must be printable ASCII without spaces (a tly_sk_ or tly_ik_ key, or a JWT)');
   const grpcAddr = envString('TALLY_GRPC', '127.0.0.1:50051');
   if (!/^[^/]+:\d+$/.test(grpcAddr))
     throw new Error(`TALLY_GRPC: must be host:port, not ${JSON.stringify(grpcAddr)}`);
@@ -86,7 +89,21 @@ export function loadConfig(defaults) {
     maxErrorRate: envNumber('MAX_ERROR_RATE', 0.001, { min: 0, max: 1 }),
     summaryJson: envString('SUMMARY_JSON', ''),
     runId,
+    /** The credential every call sends (`Authorization: Bearer`, gRPC metadata); empty: none. */
+    apiKey,
   });
+}
+
+/** HTTP headers with the credential of API_KEY added, when one is given. */
+export function withCredential(config, headers) {
+  return config.apiKey === '' ? headers : { ...headers, authorization: `Bearer ${config.apiKey}` };
+}
+
+/** gRPC call parameters with the credential of API_KEY as `authorization` metadata, when one is given. */
+export function grpcParams(config, params) {
+  return config.apiKey === ''
+    ? params
+    : { ...params, metadata: { authorization: `Bearer ${config.apiKey}` } };
 }
 
 /**

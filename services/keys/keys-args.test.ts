@@ -68,6 +68,14 @@ describe('keys command line', () => {
     });
   });
 
+  test('generate: a secret key by default, or the kind given', () => {
+    assert.deepEqual(parseKeysArgs(['generate']), { action: 'generate', kind: 'secret' });
+    assert.deepEqual(parseKeysArgs(['generate', '--kind', 'ingest']), { action: 'generate', kind: 'ingest' });
+    fails(['generate', '--kind', 'public'], /^--kind: "public" is not a kind/);
+    fails(['generate', '--name', 'x'], /^--name: not a flag of keys generate/);
+    fails(['generate', 'admin'], /takes no arguments/);
+  });
+
   test('each mistake names its flag', () => {
     fails([], /give an action/);
     fails(['delete'], /unknown action "delete"/);

@@ -20,7 +20,9 @@ export type KeysAction =
     }
   | { action: 'list' }
   | { action: 'revoke'; id: string }
-  | { action: 'rotate'; id: string; graceMs: number };
+  | { action: 'rotate'; id: string; graceMs: number }
+  /** A fresh key printed, not stored (for TALLY_BOOTSTRAP_ADMIN_KEY, a Kubernetes Secret). */
+  | { action: 'generate'; kind: ApiKeyKind };
 
 export const KEYS_USAGE = `usage:
   tally keys create --name <name> --scopes ingest,read[,admin] [--kind secret|ingest]
@@ -29,6 +31,9 @@ export const KEYS_USAGE = `usage:
   tally keys list
   tally keys revoke <id>
   tally keys rotate <id> [--grace 24h]
+  tally keys generate [--kind secret|ingest]
+generate prints a new key and stores nothing (no database is opened): give it to Tally as
+TALLY_BOOTSTRAP_ADMIN_KEY, which stores it at start-up with the admin scope.
 An ingest key (--kind ingest) has the ingest scope only and may be held to origins and event types.
 Durations: <n>s, <n>m, <n>h or <n>d.`;
 
@@ -64,14 +69,16 @@ const FLAGS: Record<KeysAction['action'], readonly string[]> = {
   list: [],
   revoke: [],
   rotate: ['--grace'],
+  generate: ['--kind'],
 };
 
 export function parseKeysArgs(args: readonly string[]): KeysAction {
   const [action, ...rest] = args;
-  if (action === undefined) throw new KeysArgsError('keys: give an action: create, list, revoke or rotate');
+  if (action === undefined)
+    throw new KeysArgsError('keys: give an action: create, list, revoke, rotate or generate');
   if (!Object.hasOwn(FLAGS, action))
     throw new KeysArgsError(
-      `keys: unknown action ${JSON.stringify(action)} (create, list, revoke or rotate)`,
+      `keys: unknown action ${JSON.stringify(action)} (create, list, revoke, rotate or generate)`,
     );
   const allowed = FLAGS[action as KeysAction['action']];
   const flags = new Map<string, string>();
@@ -98,6 +105,19 @@ export function parseKeysArgs(args: readonly string[]): KeysAction {
       throw new KeysArgsError(`keys list: takes no arguments (${positional.join(' ')})`);
     return { action };
   }
+  const kindOf = (): ApiKeyKind => {
+    const text = flags.get('--kind') ?? 'secret';
+    if (!(API_KEY_KINDS as readonly string[]).includes(text))
+      throw new KeysArgsError(
+        `--kind: ${JSON.stringify(text)} is not a kind (${API_KEY_KINDS.join(' or ')})`,
+      );
+    return text as ApiKeyKind;
+  };
+  if (action === 'generate') {
+    if (positional.length > 0)
+      throw new KeysArgsError(`keys generate: takes no arguments (${positional.join(' ')})`);
+    return { action, kind: kindOf() };
+  }
   if (action === 'revoke' || action === 'rotate') {
     if (positional.length !== 1)
       throw new KeysArgsError(`keys ${action}: give the id of one key (as keys list shows it)`);
@@ -119,12 +139,7 @@ export function parseKeysArgs(args: readonly string[]): KeysAction {
   const name = flags.get('--name');
   if (name === undefined || name.trim() === '')
     throw new KeysArgsError('--name: required (who or what the key is for)');
-  const kindText = flags.get('--kind') ?? 'secret';
-  if (!(API_KEY_KINDS as readonly string[]).includes(kindText))
-    throw new KeysArgsError(
-      `--kind: ${JSON.stringify(kindText)} is not a kind (${API_KEY_KINDS.join(' or ')})`,
-    );
-  const kind = kindText as ApiKeyKind;
+  const kind = kindOf();
   const scopesText = flags.get('--scopes') ?? (kind === 'ingest' ? 'ingest' : undefined);
   if (scopesText === undefined)
     throw new KeysArgsError('--scopes: required for a secret key (ingest, read, admin)');

@@ -3,7 +3,13 @@
  * (main.ts opens it and applies the migrations). A new key is printed once, never logged; listings
  * show display ids, never keys or hashes. Exit status: 0 done, 1 refused (unknown id, a key
  * already rotated), 2 a bad command line.
+ *
+ * `tally keys generate` prints a fresh key and opens nothing: a well-formed key (its checksum
+ * included) to hand to Tally as TALLY_BOOTSTRAP_ADMIN_KEY, e.g. in a Kubernetes Secret, from a
+ * machine or an image that has no access to the database.
  */
+import { randomBytes } from 'node:crypto';
+import { API_KEY_RANDOM_BYTES, formatApiKey } from '../domain/api-keys.ts';
 import { AppError, Code } from '../infra/app-error.ts';
 import type { ApiKeyRecord, CreatedKey, KeyStore } from '../infra/keys/key-store.ts';
 import { KEYS_USAGE, KeysArgsError, parseKeysArgs } from './keys-args.ts';
@@ -49,6 +55,11 @@ export async function keysCommand(
     if (!(error instanceof KeysArgsError)) throw error;
     io.err.write(`tally: ${error.message}\n${KEYS_USAGE}\n`);
     return 2;
+  }
+  if (action.action === 'generate') {
+    // The key alone on stdout, so that `$(tally keys generate)` is the key; nothing stored.
+    io.out.write(`${formatApiKey(action.kind, new Uint8Array(randomBytes(API_KEY_RANDOM_BYTES)))}\n`);
+    return 0;
   }
   const { store, close } = await openStore();
   try {

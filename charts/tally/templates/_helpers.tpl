@@ -110,11 +110,20 @@ aggregator: accepted
 {{/* Which backends each role opens (services/main.ts openBackends). */}}
 {{- define "tally.backends" -}}
 gateway: [kafka]
-ingest: [kafka]
+{{- /* With access control on, ingest checks keys in PostgreSQL (services/run-roles.ts portsOf). */}}
+ingest: [kafka{{ if .Values.auth.enabled }}, postgres{{ end }}]
 query: [redis, postgres]
 persister: [kafka, postgres]
 counter: [kafka, redis]
 aggregator: [kafka, postgres]
+{{- end }}
+
+{{/* "true" when an enabled role uses PostgreSQL (then the migration Job runs). */}}
+{{- define "tally.sqlOn" -}}
+{{- $root := . }}
+{{- range $role, $uses := include "tally.backends" . | fromYaml }}
+{{- if and (index $root.Values.roles $role).enabled (has "postgres" $uses) }}true{{ end }}
+{{- end }}
 {{- end }}
 
 {{- define "tally.image" -}}
@@ -384,7 +393,9 @@ The root context, or (dict "root" $ "migrate" true) for the migration Job (its o
  TALLY_KAFKA_SASL_PASSWORD, TALLY_KAFKA_TLS, TALLY_KAFKA_TLS_CA_FILE, TALLY_REDIS_USERNAME,
  TALLY_REDIS_PASSWORD, TALLY_REDIS_TLS, TALLY_REDIS_TLS_CA_FILE, TALLY_TLS_CERT_FILE, TALLY_TLS_KEY_FILE,
  TALLY_TLS_CLIENT_CA_FILE, TALLY_GRPC_TLS, TALLY_GRPC_TLS_CA_FILE, TALLY_GRPC_TLS_CLIENT_CERT_FILE,
- TALLY_GRPC_TLS_CLIENT_KEY_FILE]
+ TALLY_GRPC_TLS_CLIENT_KEY_FILE, TALLY_AUTH, TALLY_BOOTSTRAP_ADMIN_KEY, TALLY_METRICS_TOKEN,
+ TALLY_JWT_JWKS_URL, TALLY_JWT_PUBLIC_KEY_FILE, TALLY_JWT_ISSUER, TALLY_JWT_AUDIENCE, TALLY_JWT_ALGORITHMS,
+ TALLY_JWT_SCOPES_CLAIM, TALLY_JWT_CLOCK_TOLERANCE_S]
 {{- end }}
 
 {{/*
@@ -397,6 +408,7 @@ own variables, then config.env and the role's env (the role's wins), then extraE
 {{- $backends := index (include "tally.backends" $root | fromYaml) $role }}
 {{- include "tally.baseEnv" . }}
 {{- include "tally.tlsEnv" . }}
+{{- include "tally.authEnv" . }}
 {{- if has "kafka" $backends }}
 {{- include "tally.kafkaEnv" $root }}
 {{- end }}
@@ -522,6 +534,74 @@ ingest and query with tls.clientAuth, the client CA; on the gateway, TLS to inge
   value: /etc/tally/tls/tls.crt
 - name: TALLY_GRPC_TLS_CLIENT_KEY_FILE
   value: /etc/tally/tls/tls.key
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the bootstrap admin key: auth.bootstrapAdminKey.existingSecret, else <prefix>-bootstrap-admin. */}}
+{{- define "tally.bootstrapSecretName" -}}
+{{- default (printf "%s-bootstrap-admin" (include "tally.prefix" .)) .Values.auth.bootstrapAdminKey.existingSecret }}
+{{- end }}
+
+{{/* Whether ingest and query verify JWTs: a JWKS URL or a public key Secret is given. */}}
+{{- define "tally.jwtOn" -}}
+{{- $jwt := .Values.auth.jwt }}
+{{- if and .Values.auth.enabled (or $jwt.jwksUrl $jwt.publicKeySecret.name) }}true{{ end }}
+{{- end }}
+
+{{- define "tally.jwtKeyFile" -}}
+/etc/tally/jwt/{{ .Values.auth.jwt.publicKeySecret.key }}
+{{- end }}
+
+{{/*
+Access control of a role (dict "root" $ "role" …): TALLY_AUTH in every role, the metrics token in
+every role (each serves /metrics); on ingest and query, which check credentials, the bootstrap
+admin key and the JWT settings. Keys and tokens come from Secrets only, never as literals.
+*/}}
+{{- define "tally.authEnv" -}}
+{{- $auth := .root.Values.auth }}
+- name: TALLY_AUTH
+  value: {{ ternary "on" "off" $auth.enabled | quote }}
+{{- with $auth.metricsToken }}
+{{- if .existingSecret }}
+- name: TALLY_METRICS_TOKEN
+  valueFrom:
+    secretKeyRef: { name: {{ .existingSecret | quote }}, key: {{ .key | quote }} }
+{{- end }}
+{{- end }}
+{{- if and $auth.enabled (has .role (include "tally.grpcRoles" .root | fromYamlArray)) }}
+{{- if $auth.bootstrapAdminKey.enabled }}
+- name: TALLY_BOOTSTRAP_ADMIN_KEY
+  valueFrom:
+    secretKeyRef: { name: {{ include "tally.bootstrapSecretName" .root | quote }}, key: {{ $auth.bootstrapAdminKey.key | quote }} }
+{{- end }}
+{{- if include "tally.jwtOn" .root }}
+{{- with $auth.jwt }}
+{{- if .jwksUrl }}
+- name: TALLY_JWT_JWKS_URL
+  value: {{ .jwksUrl | quote }}
+{{- end }}
+{{- if .publicKeySecret.name }}
+- name: TALLY_JWT_PUBLIC_KEY_FILE
+  value: {{ include "tally.jwtKeyFile" $.root | quote }}
+{{- end }}
+- name: TALLY_JWT_ISSUER
+  value: {{ .issuer | quote }}
+- name: TALLY_JWT_AUDIENCE
+  value: {{ join "," .audience | quote }}
+{{- with .algorithms }}
+- name: TALLY_JWT_ALGORITHMS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- with .scopesClaim }}
+- name: TALLY_JWT_SCOPES_CLAIM
+  value: {{ . | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" .clockToleranceSeconds) }}
+- name: TALLY_JWT_CLOCK_TOLERANCE_S
+  value: {{ .clockToleranceSeconds | toString | quote }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}

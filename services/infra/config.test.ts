@@ -215,8 +215,8 @@ test('JWT settings that are bad or do not go together fail naming the variable',
 test('rate limits: on with generous defaults, per minute, with trusted proxies as CIDR ranges; mistakes named', () => {
   const defaults = loadConfig({});
   assert.deepEqual(defaults.rateLimits, {
-    ingestPerMin: 100_000,
-    readPerMin: 6_000,
+    ingestPerMin: 3_000_000,
+    readPerMin: 60_000,
     ipPerMin: undefined,
     failure: 'open',
     redisUrl: undefined,

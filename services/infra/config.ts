@@ -23,10 +23,14 @@ import {
   type TlsMaterial,
 } from './tls/tls-files.ts';
 
-/** Events a credential may write per minute by default (docs/security.md, "Rate limits"). */
-export const DEFAULT_INGEST_PER_MIN = 100_000;
-/** Reads a credential may make per minute by default. */
-export const DEFAULT_READ_PER_MIN = 6_000;
+/**
+ * Events a credential may write per minute by default (docs/security.md, "Rate limits"): 50,000 a
+ * second, above what one server sends in normal use, so that the default stops a runaway client
+ * rather than a busy one; a key's override sets its own.
+ */
+export const DEFAULT_INGEST_PER_MIN = 3_000_000;
+/** Reads a credential may make per minute by default (1,000 a second). */
+export const DEFAULT_READ_PER_MIN = 60_000;
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const list = z.string().transform((s) =>

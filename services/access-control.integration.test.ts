@@ -3,9 +3,11 @@
  * every REST route, gRPC method and the WebSocket of a `tally all` with access control on; a JWKS
  * rotated while Tally uses it; a key revoked through the admin API refused by two gateways sharing
  * Redis and PostgreSQL within 5 s, its open WebSocket closed with 4401; and no key or token in
- * any process's log.
+ * any process's log or in the spans the matrix's process exported.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import {
@@ -29,6 +31,25 @@ import {
 } from './testing/real-servers.ts';
 import { startTally, type TallyProcess } from './testing/tally-process.ts';
 
+/** An OTLP/HTTP JSON receiver keeping each export's body as received, for the credential grep. */
+async function startSpanReceiver() {
+  const bodies: string[] = [];
+  const server = createServer((request, response) => {
+    let body = '';
+    request.setEncoding('utf8');
+    request.on('data', (chunk: string) => {
+      body += chunk;
+    });
+    request.on('end', () => {
+      bodies.push(body);
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { bodies, port: (server.address() as AddressInfo).port, close: () => server.close() };
+}
+
+let spans: Awaited<ReturnType<typeof startSpanReceiver>>;
 let ns: TestNamespace;
 let jwks: TestJwks;
 let adminKey: string;
@@ -57,6 +78,7 @@ before(async () => {
   await requireRealServers();
   ns = testNamespace(2);
   jwks = await startTestJwks();
+  spans = await startSpanReceiver();
   adminKey = newSecretKey();
   secrets.push(adminKey);
 });
@@ -64,12 +86,20 @@ before(async () => {
 after(async () => {
   await Promise.all(processes.map((p) => p.kill('SIGTERM')));
   await jwks?.close();
+  spans?.close();
 });
 
 let keys: MatrixKeys;
 
 test('the authorization matrix: every route, method and the stream, refused and let in as the credential says', async () => {
-  const tally = await startTally(['all'], env());
+  // Traced, every span exported soon: the grep below reads what the matrix's calls exported.
+  const tally = await startTally(['all'], {
+    ...env(),
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${spans.port}`,
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    OTEL_TRACES_SAMPLER: 'always_on',
+    OTEL_BSP_SCHEDULE_DELAY: '200',
+  });
   processes.push(tally);
   const target: AccessTarget = {
     httpPort: tally.httpPort!,
@@ -149,13 +179,24 @@ test('a key revoked through the admin API is refused by every gateway within 5 s
   assert.ok(Date.now() - revokedAt < 6_000);
 });
 
-test('no key and no token appears in any process log', () => {
+test('no key and no token appears in any process log or exported span', async () => {
   assert.ok(processes.length >= 3);
   for (const p of processes)
     for (const secret of secrets) {
       const line = p.lines.find((l) => l.includes(secret) || l.includes(secret.slice(7, 40)));
       assert.equal(line, undefined, `a credential in the log: ${line?.slice(0, 80)}…`);
     }
+  // The matrix's process exported its spans (REST, gRPC, refusals included) every 200 ms.
+  const deadline = Date.now() + 10_000;
+  while (!spans.bodies.some((b) => b.includes('"spans"')) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 100));
+  const exported = spans.bodies.join('\n');
+  assert.ok(exported.includes('"spans"'), 'the traced process exported spans');
+  for (const secret of secrets)
+    assert.ok(
+      !exported.includes(secret) && !exported.includes(secret.slice(7, 40)),
+      'a credential in an exported span',
+    );
 });
 
 test('the metrics count the refusals by surface and reason; TALLY_METRICS_TOKEN guards /metrics', async () => {

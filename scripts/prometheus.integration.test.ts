@@ -43,6 +43,8 @@ const MAY_BE_EMPTY: Record<string, string> = {
   tally_pg_query_duration_seconds: 'PGlite, the embedded SQL database, is not PostgreSQL',
   ALERTS: 'no Tally alert has to fire',
   tally_auth_failures_total: 'access control is off in this run: nothing is refused',
+  tally_rate_limited_total: 'no credential or address of this run reaches a limit',
+  tally_rate_limit_backend_errors_total: "the rate limiter's store answers throughout",
   nodejs_gc_duration_seconds:
     'a series appears with the first collection of its kind: the scraped process need not have collected garbage in the seconds of the test',
 };

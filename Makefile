@@ -25,8 +25,8 @@ services-down: ## Stop the local servers (data kept)
 services-purge: ## Stop the local servers and delete their data
 	scripts/services-down.sh --purge
 
-dev: install services-up ## Run every role in one process against the local servers
-	source scripts/services-env.sh && bin/tally all
+dev: install services-up ## Run every role in one process against the local servers (on loopback, access control off)
+	source scripts/services-env.sh && TALLY_BIND_HOST=$${TALLY_BIND_HOST:-127.0.0.1} TALLY_AUTH=$${TALLY_AUTH:-off} bin/tally all
 
 migrate: install services-up ## Apply the PostgreSQL schema
 	source scripts/services-env.sh && bin/tally migrate

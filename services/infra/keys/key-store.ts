@@ -129,7 +129,7 @@ export const INVALID_CREDENTIAL = Reason.INVALID_CREDENTIAL;
 export async function authenticateApiKey(store: KeyStore, key: string, now: Date): Promise<Principal> {
   const parsed = parseApiKey(key);
   if (!parsed.ok) throw refused('malformed', parsed.message);
-  const record = await store.findByHash(await hashApiKey(key));
+  const record = await store.findByHash(hashApiKey(key));
   if (record === undefined) throw refused('unknown', `API key ${parsed.id} is not known`);
   const state = keyState(record, now);
   if (state !== 'active') throw refused(state, `API key ${record.id} is ${state}`);

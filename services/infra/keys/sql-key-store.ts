@@ -89,7 +89,7 @@ export function createSqlKeyStore(options: SqlKeyStoreOptions): KeyStore {
            RETURNING ${COLUMNS}`,
           [
             parsed.id,
-            await hashApiKey(key),
+            hashApiKey(key),
             spec.name.trim(),
             spec.kind,
             sortedScopes(spec.scopes),
@@ -162,7 +162,7 @@ export function createSqlKeyStore(options: SqlKeyStoreOptions): KeyStore {
       const parsed = parseApiKey(key);
       if (!parsed.ok) throw AppError.invalidField('key', parsed.message);
       if (parsed.kind !== spec.kind) throw AppError.invalidField('key', `is not a ${spec.kind} key`);
-      const hash = await hashApiKey(key);
+      const hash = hashApiKey(key);
       const rows = await sql.query<{ id: string }>(
         `INSERT INTO api_key (id, hash, name, kind, scopes, allowed_origins, allowed_types, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5::text[], $6::text[], $7::text[], $8, $9)

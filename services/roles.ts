@@ -202,6 +202,7 @@ export const ROLE_TABLE = {
           lingerMs: w.config.ingest.lingerMs,
           maxProduceBatchEvents: w.config.ingest.maxProduceBatchEvents,
           produceTimeoutMs: w.config.ingest.produceTimeoutMs,
+          trustedProxies: w.config.trustedProxies,
         },
       ),
   },

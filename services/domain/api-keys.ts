@@ -7,7 +7,6 @@
  * prefix and the checksum let secret scanners find leaked keys with no false positives to speak
  * of (GitHub's token format; docs/security.md). Only a key's SHA-256 is stored.
  */
-import { createHash } from 'node:crypto';
 
 /** What a credential may do: `ingest` writes events, `read` reads counters, reports, top and the stream, `admin` manages keys. */
 export type Scope = 'ingest' | 'read' | 'admin';
@@ -175,16 +174,6 @@ function apiKeyIdOfBody(body: string): string {
 export function apiKeyId(key: string): string | undefined {
   const parsed = parseApiKey(key);
   return parsed.ok ? parsed.id : undefined;
-}
-
-/**
- * SHA-256 of the whole key text, in lower-case hex: what the key store keeps and looks keys up by.
- * A key holds 256 random bits, so a fast unsalted hash is safe: there is nothing to guess.
- * Synchronous on purpose: Web Crypto's digest runs as a thread-pool job: 45 µs of CPU a key against
- * 1.5 µs for node:crypto's hash.
- */
-export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
 }
 
 /** Per-credential overrides of the rate limits, in requests per minute; absent: the default limit. */

@@ -92,6 +92,7 @@ async function startIngest(
       lingerMs: 2,
       maxProduceBatchEvents: 5000,
       produceTimeoutMs: options.produceTimeoutMs ?? 30_000,
+      trustedProxies: [],
     },
   );
   const server: GrpcServer = await registry.listen({ host: '127.0.0.1', port: 0, maxMessageBytes: 4 << 20 });

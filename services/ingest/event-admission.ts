@@ -3,7 +3,7 @@
  * received_at, ip), applies the rules, and encodes it.
  */
 import { eventUserFor } from '../domain/api-keys.ts';
-import { type EventLimits, isIpAddress, validateEvent } from '../domain/event-rules.ts';
+import { type EventLimits, validateEvent } from '../domain/event-rules.ts';
 import type { Event } from '../gen/tally/v1/event_pb.js';
 import { AppError, Code, Reason } from '../infra/app-error.ts';
 import type { CallContext } from '../infra/grpc/grpc-service.ts';
@@ -19,12 +19,18 @@ export interface AdmittedEvent {
 export class EventAdmission {
   readonly #limits: EventLimits;
   readonly #now: () => number;
+  readonly #addressOf: (context: CallContext) => string;
   /** Each call's client address, worked out once for all of its events. */
   readonly #ips = new WeakMap<CallContext, string>();
 
-  constructor(limits: EventLimits, now: () => number) {
+  /**
+   * `addressOf` gives a call's client address, which fills an event's empty `ip`: the gateway's
+   * forwarded address only when the gateway is one to believe (request-limits.ts `callAddress`).
+   */
+  constructor(limits: EventLimits, now: () => number, addressOf: (context: CallContext) => string) {
     this.#limits = limits;
     this.#now = now;
+    this.#addressOf = addressOf;
   }
 
   /**
@@ -71,7 +77,7 @@ export class EventAdmission {
     if (event.ip === '') {
       let ip = this.#ips.get(context);
       if (ip === undefined) {
-        ip = callerIp(context);
+        ip = this.#addressOf(context);
         this.#ips.set(context, ip);
       }
       event.ip = ip;
@@ -86,19 +92,4 @@ export class EventAdmission {
     if (count > max)
       throw AppError.invalidField('events', `must hold at most ${max} events per call (got ${count})`);
   }
-}
-
-/** The client address: the gateway's x-forwarded-for, else the gRPC peer. */
-function callerIp(context: CallContext): string {
-  const forwarded = context.metadata.get('x-forwarded-for')[0];
-  if (typeof forwarded === 'string' && forwarded !== '') {
-    const first = forwarded.split(',')[0]!.trim();
-    if (isIpAddress(first)) return first;
-  }
-  // peer looks like "ipv4:127.0.0.1:5000", "127.0.0.1:5000" or "[::1]:5000"
-  const peer = context.peer.replace(/^ipv[46]:/, '');
-  const bracketed = /^\[([^\]]+)\]:\d+$/.exec(peer);
-  const v4 = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(peer);
-  const ip = bracketed ? bracketed[1]! : (v4?.[1] ?? '');
-  return isIpAddress(ip) ? ip : '';
 }

@@ -3,6 +3,7 @@
  * appends it to the `events` topic keyed by user (else target), and answers OK
  * only once Kafka acknowledged it.
  */
+import { type Cidr, inRanges } from '../domain/client-address.ts';
 import type { EventLimits } from '../domain/event-rules.ts';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { AppError, Code } from '../infra/app-error.ts';
@@ -14,6 +15,7 @@ import type { Logger } from '../infra/logger.ts';
 import { ingestMetrics, produceMetrics, type Registry } from '../infra/metrics.ts';
 import { recordTraceHeaders, type Tracer } from '../infra/tracing.ts';
 import { BatchingProducer } from '../pipeline/batching-producer.ts';
+import { callAddress } from '../pipeline/request-limits.ts';
 import { ackedStream } from './acked-stream.ts';
 import { type AdmittedEvent, EventAdmission } from './event-admission.ts';
 
@@ -30,6 +32,12 @@ export interface IngestConfig {
   maxProduceBatchEvents: number;
   /** Longest a call waits for the log's acknowledgement before UNAVAILABLE. */
   produceTimeoutMs: number;
+  /**
+   * Peers whose `x-forwarded-for` metadata gives the client's address (TALLY_TRUSTED_PROXIES), as
+   * for the rate limits; the gateway of this process is believed too. From any other peer an
+   * event's `ip` is the peer's address.
+   */
+  trustedProxies: readonly Cidr[];
 }
 
 export interface IngestDeps {
@@ -74,7 +82,9 @@ export async function start(deps: IngestDeps, config: IngestConfig): Promise<Sto
     publishStream: ingested.labels({ method: 'PublishStream' }),
     publishStreamAcked: ingested.labels({ method: 'PublishStreamAcked' }),
   };
-  const admission = new EventAdmission(config.limits, deps.now ?? Date.now);
+  const admission = new EventAdmission(config.limits, deps.now ?? Date.now, (context) =>
+    callAddress(context, (address) => inRanges(address, config.trustedProxies)),
+  );
 
   const charge = deps.limits ?? (async () => {});
   deps.grpc.register(IngestService, {

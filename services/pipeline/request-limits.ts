@@ -164,16 +164,7 @@ export function createRequestLimits(options: RequestLimitsOptions): RequestLimit
         });
       await run(checks);
     },
-    callAddress(context) {
-      const peer = peerAddress(context.peer);
-      const forwarded = context.metadata.get('x-forwarded-for').map(String).join(',');
-      if (context.peer === IN_PROCESS_PEER) {
-        // The gateway of this very process: it worked the address out and forwards one.
-        const first = forwarded.split(',')[0]?.trim() ?? '';
-        return isIpAddress(first) ? first : peer;
-      }
-      return clientAddress(peer, forwarded, trusted);
-    },
+    callAddress: (context) => callAddress(context, trusted),
     callRequests(context) {
       const value = context.metadata.get(REQUESTS_METADATA)[0];
       if (value === undefined) return 1;
@@ -199,6 +190,24 @@ function credentialBucket(principal: Principal | undefined): { key: string; subj
   return principal.kind === 'key'
     ? { key: `key:${principal.id}`, subject: `api_key:${principal.id}` }
     : { key: `sub:${principal.id}`, subject: 'token_subject' };
+}
+
+/**
+ * The client's address of a gRPC call: the peer's, or the `x-forwarded-for` metadata of a gateway
+ * — that of this very process (`tally all`), or a peer `trusted` says is a proxy — read as the
+ * gateway reads `X-Forwarded-For` (domain/client-address.ts). From any other peer the metadata is
+ * ignored: a client cannot pass for another address. '' when the peer has no address (a socket
+ * path).
+ */
+export function callAddress(context: CallContext, trusted: (address: string) => boolean): string {
+  const peer = peerAddress(context.peer);
+  const forwarded = context.metadata.get('x-forwarded-for').map(String).join(',');
+  if (context.peer === IN_PROCESS_PEER) {
+    // The gateway of this very process: it worked the address out and forwards one.
+    const first = forwarded.split(',')[0]?.trim() ?? '';
+    return isIpAddress(first) ? first : peer;
+  }
+  return clientAddress(peer, forwarded, trusted);
 }
 
 /** `ipv4:10.0.0.1:5000`, `10.0.0.1:5000`, `[::1]:5000` → the address; '' when none. */

@@ -3,12 +3,12 @@
  * errors. `environment()` gives a migrated database in a fresh schema.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { hashApiKey, parseApiKey } from '../../domain/api-keys.ts';
+import { parseApiKey } from '../../domain/api-keys.ts';
 import { type AppError, Code } from '../app-error.ts';
 import type { SqlDatabase } from '../sql/sql-database.ts';
-import { authenticateApiKey, keyState, type NewKeySpec, principalOfKey } from './key-store.ts';
+import { authenticateApiKey, hashApiKey, keyState, type NewKeySpec, principalOfKey } from './key-store.ts';
 import { createSqlKeyStore, type SqlKeyStoreOptions } from './sql-key-store.ts';
 
 export interface KeyStoreEnvironment {
@@ -90,6 +90,7 @@ export function keyStoreContract(adapter: string, environment: () => Promise<Key
       const rows = JSON.stringify(await sql.query('SELECT * FROM api_key'));
       assert.ok(!rows.includes(key.slice(7, 40)), 'the key is not stored');
       assert.ok(rows.includes(hashApiKey(key)), 'its SHA-256 is');
+      assert.equal(hashApiKey(key), createHash('sha256').update(key).digest('hex'));
     });
 
     test('an ingest key keeps its origins, types, limits and quota', async (t) => {

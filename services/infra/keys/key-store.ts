@@ -3,16 +3,26 @@
  * never stored, and shown once, at creation). Adapter: sql-key-store.ts, on the SQL port, so the
  * same code serves PostgreSQL and the embedded PGlite. docs/security.md describes the credentials.
  */
+import { createHash } from 'node:crypto';
 import {
   API_KEY_KINDS,
   type ApiKeyKind,
-  hashApiKey,
   type Principal,
   parseApiKey,
   type RateLimitOverrides,
   type Scope,
 } from '../../domain/api-keys.ts';
 import { AppError, Code, Reason } from '../app-error.ts';
+
+/**
+ * SHA-256 of the whole key text, in lower-case hex: what the key store keeps and looks keys up by.
+ * A key holds 256 random bits, so a fast unsalted hash is safe: there is nothing to guess.
+ * Synchronous on purpose: Web Crypto's digest runs as a thread-pool job: 45 µs of CPU a key against
+ * 1.5 µs for node:crypto's hash.
+ */
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
 
 /** What a new key may do and for how long (create's input; rotate copies it from the old key). */
 export interface NewKeySpec {

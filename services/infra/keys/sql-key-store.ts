@@ -8,7 +8,6 @@ import {
   API_KEY_RANDOM_BYTES,
   type ApiKeyKind,
   formatApiKey,
-  hashApiKey,
   parseApiKey,
   type Scope,
   sortedScopes,
@@ -18,6 +17,7 @@ import type { SqlDatabase, SqlExecutor } from '../sql/sql-database.ts';
 import {
   type ApiKeyRecord,
   type CreatedKey,
+  hashApiKey,
   type KeyStore,
   keyState,
   type NewKeySpec,

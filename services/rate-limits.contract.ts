@@ -151,10 +151,11 @@ export function rateLimitContract(deployment: string, d: LimitDeployment): void 
       const quota = await createKey(place, ['--quota', '10']);
       const fresh = await createKey(place, []);
       const byAddress = await createKey(place, []);
+      const adminKey = newSecretKey();
       const tally = await start({
         ...place,
         TALLY_AUTH: 'on',
-        TALLY_BOOTSTRAP_ADMIN_KEY: newSecretKey(),
+        TALLY_BOOTSTRAP_ADMIN_KEY: adminKey,
         TALLY_MAX_BATCH_EVENTS: '2000',
         TALLY_RATE_LIMIT_INGEST_PER_MIN: '1000',
         TALLY_RATE_LIMIT_READ_PER_MIN: '4',
@@ -224,6 +225,43 @@ export function rateLimitContract(deployment: string, d: LimitDeployment): void 
       for (let i = 0; i < 3; i++)
         assert.equal((await call(port, 'GET', '/v1/counters?target=limits/1', { key: own.key })).status, 200);
       assertLimited(await call(port, 'GET', '/v1/counters?target=limits/1', { key: own.key }), 'read', 3);
+
+      // The same limits given through the admin API (POST /v1/keys), shown by listings and WhoAmI,
+      // and a stream's subscriptions count against the key's own read limit: 2 a minute, not 4.
+      const made = await call(port, 'POST', '/v1/keys', {
+        body: { name: 'stream limits', scopes: ['read'], readsPerMinute: '2', ingestEventsPerMinute: '7' },
+        key: adminKey,
+      });
+      assert.equal(made.status, 200, JSON.stringify(made.json));
+      const streamKey = (made.json as { key: string }).key;
+      const record = (made.json as { record: Record<string, unknown> }).record;
+      assert.equal(record.readsPerMinute, '2');
+      assert.equal(record.ingestEventsPerMinute, '7');
+      assert.equal(record.monthlyQuota, undefined);
+      const zero = await call(port, 'POST', '/v1/keys', {
+        body: { name: 'zero', scopes: ['read'], readsPerMinute: '0' },
+        key: adminKey,
+      });
+      assert.equal(zero.status, 400);
+      assert.match(JSON.stringify(zero.json), /reads_per_minute/);
+      const me = await call(port, 'GET', '/v1/whoami', { key: streamKey });
+      assert.equal(me.status, 200, JSON.stringify(me.json));
+      assert.equal((me.json as { readsPerMinute?: string }).readsPerMinute, '2');
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/stream`, ['tally.v1', `bearer.${streamKey}`]);
+      const messages: Record<string, unknown>[] = [];
+      ws.on('message', (data) => messages.push(JSON.parse(String(data))));
+      await once(ws, 'open');
+      for (let id = 1; id <= 3; id++)
+        ws.send(JSON.stringify({ op: 'subscribe', channel: 'counters', targets: [`limits/ws${id}`], id }));
+      const until = Date.now() + 5_000;
+      while (!messages.some((m) => m.channel === 'error') && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 20));
+      const refusal = messages.find((m) => m.channel === 'error');
+      assert.ok(refusal, JSON.stringify(messages));
+      assert.equal(refusal.id, 3, JSON.stringify(messages));
+      assert.equal(refusal.reason, Reason.RATE_LIMITED);
+      assert.match(String(refusal.message), /2 reads per minute/);
+      ws.close();
 
       // A monthly quota of 10 events: 6, then 5 is refused (nothing counted), then 4, then nothing.
       assert.equal(
@@ -298,6 +336,21 @@ export function rateLimitContract(deployment: string, d: LimitDeployment): void 
         assert.equal((await call(port, 'GET', '/v1/counters?target=limits/1')).status, 200);
       assertLimited(await call(port, 'POST', '/v1/events', { body: events(1).events[0] }), 'ip', 5);
       assertLimited(await call(port, 'GET', '/v1/counters?target=limits/1', { forwardedFor: null }), 'ip', 5);
+      // A client cannot pass for a gateway reading for its stream (tally-requests 0): loopback is
+      // no trusted proxy here, so the read is charged, and refused.
+      const grpc = createGrpcClient(QueryService, `127.0.0.1:${tally.grpcPort}`);
+      try {
+        const spoofed = await grpc
+          .getCounters({ target: 'limits/1' }, { metadata: { 'tally-requests': '0' } })
+          .then(
+            () => undefined,
+            (error: unknown) => error,
+          );
+        assert.ok(spoofed instanceof AppError, 'a read claiming to carry no request was admitted');
+        assert.equal(spoofed.code, Code.RESOURCE_EXHAUSTED);
+      } finally {
+        grpc.close();
+      }
 
       // A stream subscription is a read: answered with an error, and the socket stays open.
       const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/stream`);

@@ -126,15 +126,23 @@ function ingestLimits(limits: RequestLimits | undefined): ingest.IngestDeps['lim
     limits.ingest(
       { principal: context.principal, address: limits.callAddress(context) },
       events,
-      limits.callRequests(context),
+      Math.max(1, limits.callRequests(context)),
     );
 }
 
-/** Query's hook: one read against its credential's and its address's limits. */
+/**
+ * Query's hook: one read against its credential's and its address's limits — but for a trusted
+ * gateway's reads for the stream's subscriptions, charged when each was made.
+ */
 function readLimits(limits: RequestLimits | undefined): query.QueryDeps['limits'] {
   if (!limits) return undefined;
-  if (!limits.perAddress) return (context) => limits.read({ principal: context.principal });
-  return (context) => limits.read({ principal: context.principal, address: limits.callAddress(context) });
+  return async (context) => {
+    if (limits.callRequests(context) === 0) return;
+    await limits.read({
+      principal: context.principal,
+      ...(limits.perAddress ? { address: limits.callAddress(context) } : {}),
+    });
+  };
 }
 
 /** Every role, in the order `tally all` lists them. */

@@ -9,7 +9,7 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Principal, Scope } from '../domain/api-keys.ts';
+import type { Principal, RateLimitOverrides, Scope } from '../domain/api-keys.ts';
 import { type Cidr, clientAddress, inRanges } from '../domain/client-address.ts';
 import type { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import type { KeysService } from '../gen/tally/v1/keys_pb.js';
@@ -204,17 +204,24 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
 function streamCheck(
   keys: ServiceClient<(typeof KeysService)['method']>,
   countRefusal: (surface: 'websocket', error: unknown) => void,
-): (authorization: string) => Promise<void> {
+): (authorization: string) => Promise<Principal> {
   return async (authorization) => {
     const caller = await keys.whoAmI(
       {},
       { metadata: { authorization, [SURFACE_METADATA]: 'websocket' }, timeoutMs: 5_000 },
     );
-    if (caller.scopes.includes('read')) return;
-    const error = insufficientScope(
-      { kind: caller.kind as Principal['kind'], id: caller.id, scopes: new Set(caller.scopes as Scope[]) },
-      'read',
-    );
+    const limits: RateLimitOverrides = {};
+    if (caller.ingestEventsPerMinute !== undefined)
+      limits.ingestEventsPerMinute = Number(caller.ingestEventsPerMinute);
+    if (caller.readsPerMinute !== undefined) limits.readsPerMinute = Number(caller.readsPerMinute);
+    const principal: Principal = {
+      kind: caller.kind as Principal['kind'],
+      id: caller.id,
+      scopes: new Set(caller.scopes as Scope[]),
+      limits,
+    };
+    if (principal.scopes.has('read')) return principal;
+    const error = insufficientScope(principal, 'read');
     countRefusal('websocket', error);
     throw error;
   };

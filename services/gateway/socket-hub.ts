@@ -3,9 +3,11 @@
  * `hello`, each client message rate-limited and parsed, the pings, and sending with
  * backpressure. What a message asks for is the listener's business (`createStreamServer`).
  */
+
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
+import type { Principal } from '../domain/api-keys.ts';
 import { Code } from '../infra/app-error.ts';
 import type { Logger } from '../infra/logger.ts';
 import {
@@ -35,8 +37,19 @@ export interface StreamSocket {
    * undefined while it has not authenticated (it then gets nothing but may send `auth`).
    */
   authorization?: string;
+  /**
+   * Who the credential is (its key's own rate limits included), from access control's last check
+   * of it; undefined with access control off.
+   */
+  principal?: Principal;
   /** The client's address: the connection's, or what a trusted proxy forwarded. */
   address: string;
+}
+
+/** A credential access control accepted: the `Authorization` value and who it is. */
+export interface AcceptedCredential {
+  authorization: string;
+  principal: Principal;
 }
 
 /** Close codes of a socket refused by access control (docs/stream.md). */
@@ -46,10 +59,10 @@ export const CLOSE_PERMISSION_DENIED = 4403;
 /** Access control of the stream, when it is on. */
 export interface StreamAuth {
   /**
-   * Resolves when `authorization` may read the stream; rejects with the AppError saying why
-   * (UNAUTHENTICATED, PERMISSION_DENIED) or that it cannot be told now (any other code).
+   * Resolves with who `authorization` is when it may read the stream; rejects with the AppError
+   * saying why (UNAUTHENTICATED, PERMISSION_DENIED) or that it cannot be told now (any other code).
    */
-  check(authorization: string): Promise<void>;
+  check(authorization: string): Promise<Principal>;
   /** How long a socket opened without a credential has to send `auth` (default 5,000 ms). */
   authTimeoutMs?: number;
   /** How often each open socket's credential is checked again (default 1,000 ms). */
@@ -154,10 +167,15 @@ export class SocketHub {
   }
 
   /**
-   * Completes a WebSocket upgrade, or answers 503 when stopping or full; `authorization`: the
-   * credential the handshake carried, already accepted (access control on).
+   * Completes a WebSocket upgrade, or answers 503 when stopping or full; `credential`: the
+   * handshake's credential, already accepted (access control on), and who it is.
    */
-  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, authorization?: string): void {
+  handleUpgrade(
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    credential?: AcceptedCredential,
+  ): void {
     if (this.#stopping || this.sockets.size >= this.#options.maxSockets) {
       const reason = this.#stopping ? 'server is shutting down' : 'too many stream connections';
       socket.end(
@@ -169,7 +187,7 @@ export class SocketHub {
     const address = this.#options.clientAddress
       ? this.#options.clientAddress(peer, request.headersDistinct['x-forwarded-for']?.join(','))
       : peer;
-    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#open(ws, authorization, address));
+    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#open(ws, credential, address));
   }
 
   /** Sends unless the socket is closed or hopelessly behind (then dropped); false when not sent. */
@@ -226,7 +244,7 @@ export class SocketHub {
     this.#wss.close();
   }
 
-  #open(ws: WebSocket, authorization: string | undefined, address: string): void {
+  #open(ws: WebSocket, credential: AcceptedCredential | undefined, address: string): void {
     const socket: StreamSocket = {
       ws,
       address,
@@ -253,8 +271,8 @@ export class SocketHub {
     });
     const auth = this.#options.auth;
     let deadline: NodeJS.Timeout | undefined;
-    if (!auth || authorization !== undefined) {
-      this.#welcome(socket, authorization);
+    if (!auth || credential !== undefined) {
+      this.#welcome(socket, credential);
       return;
     }
     deadline = setTimeout(() => {
@@ -265,8 +283,9 @@ export class SocketHub {
   }
 
   /** The socket may read: it gets its `hello` and the listener learns of it. */
-  #welcome(socket: StreamSocket, authorization: string | undefined): void {
-    socket.authorization = authorization ?? (this.#options.auth ? undefined : '');
+  #welcome(socket: StreamSocket, credential: AcceptedCredential | undefined): void {
+    socket.authorization = credential?.authorization ?? (this.#options.auth ? undefined : '');
+    socket.principal = credential?.principal;
     this.#options.onOpen(socket);
     this.reply(socket, this.#options.hello());
   }
@@ -290,8 +309,8 @@ export class SocketHub {
     const authorization = `Bearer ${token}`;
     socket.authorization = ''; // a check is under way: further messages wait for it
     this.#options.auth!.check(authorization).then(
-      () => {
-        if (socket.ws.readyState === socket.ws.OPEN) this.#welcome(socket, authorization);
+      (principal) => {
+        if (socket.ws.readyState === socket.ws.OPEN) this.#welcome(socket, { authorization, principal });
       },
       (error: unknown) => closeRefused(socket, error),
     );
@@ -309,9 +328,15 @@ export class SocketHub {
       byCredential.set(socket.authorization, group);
     }
     for (const [authorization, sockets] of byCredential)
-      auth.check(authorization).catch((error: unknown) => {
-        for (const socket of sockets) closeRefused(socket, error);
-      });
+      auth.check(authorization).then(
+        // The key's record may have changed (its limits): the sockets follow it.
+        (principal) => {
+          for (const socket of sockets) socket.principal = principal;
+        },
+        (error: unknown) => {
+          for (const socket of sockets) closeRefused(socket, error);
+        },
+      );
   }
 
   #receive(socket: StreamSocket, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {

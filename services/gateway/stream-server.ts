@@ -7,7 +7,6 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { apiKeyId, type Principal } from '../domain/api-keys.ts';
 import { defaultEventLimits } from '../domain/event-rules.ts';
 import type { QueryService } from '../gen/tally/v1/query_pb.js';
 import { codeName, toAppError } from '../infra/app-error.ts';
@@ -15,11 +14,12 @@ import { SURFACE_METADATA } from '../infra/auth/access-control.ts';
 import type { CallOptions, ServiceClient } from '../infra/grpc/grpc-service.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { RequestLimits } from '../pipeline/request-limits.ts';
+import { REQUESTS_METADATA } from '../pipeline/request-limits.ts';
 import { CountersWatch } from './counters-watch.ts';
 import { DashboardFeed, type LiveStateView } from './dashboard-feed.ts';
 import { type LiveFeed, type LiveFeedSource, startLiveFeed } from './live-feed.ts';
 import type { LiveEvent } from './live-stats.ts';
-import { SocketHub, type StreamAuth, type StreamSocket } from './socket-hub.ts';
+import { type AcceptedCredential, SocketHub, type StreamAuth, type StreamSocket } from './socket-hub.ts';
 
 /** The version of the protocol, sent in `hello`. */
 export const STREAM_PROTOCOL_VERSION = 1;
@@ -80,7 +80,12 @@ export interface StreamServer {
    * Completes a WebSocket upgrade of `/v1/stream` (the caller checked the path and, with access
    * control on, the handshake's credential: `authorization`).
    */
-  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, authorization?: string): void;
+  handleUpgrade(
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    credential?: AcceptedCredential,
+  ): void;
   readonly socketCount: number;
   /** Closes every socket (1001), stops the timers and the live feed. */
   stop(): Promise<void>;
@@ -141,7 +146,7 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
       const next = previous.then(async () => {
         if (message.op !== 'subscribe') return handle();
         try {
-          await limits.read({ principal: streamPrincipal(socket.authorization), address: socket.address });
+          await limits.read({ principal: socket.principal, address: socket.address });
         } catch (error) {
           const refusal = toAppError(error);
           hub.reply(socket, {
@@ -189,8 +194,8 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
     get socketCount() {
       return hub.sockets.size;
     },
-    handleUpgrade: (request, socket, head, authorization) =>
-      hub.handleUpgrade(request, socket, head, authorization),
+    handleUpgrade: (request, socket, head, credential) =>
+      hub.handleUpgrade(request, socket, head, credential),
     async stop() {
       dashboard.stop();
       counters.stop();
@@ -200,7 +205,11 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
   };
 }
 
-/** `client` whose calls carry `authorization()` (when there is one) and the surface `websocket`. */
+/**
+ * `client` whose calls carry `authorization()` (when there is one), the surface `websocket`, and
+ * no client request for the rate limits: the stream's reads serve subscriptions that were charged
+ * when made (REQUESTS_METADATA `0`, believed from this process's gateway or a trusted proxy).
+ */
 function withAuthorization<C extends object>(client: C, authorization: () => string | undefined): C {
   return new Proxy(client, {
     get(target, property) {
@@ -211,6 +220,7 @@ function withAuthorization<C extends object>(client: C, authorization: () => str
         const metadata: Record<string, string> = {
           ...callOptions?.metadata,
           [SURFACE_METADATA]: 'websocket',
+          [REQUESTS_METADATA]: '0',
         };
         if (credential) metadata.authorization = credential;
         return (value as (r: unknown, o: CallOptions) => unknown).call(target, request, {
@@ -271,26 +281,4 @@ function createFeedLease(
       await feed?.stop();
     },
   };
-}
-
-/**
- * Whose read limit a socket's subscription counts against: its API key's display id, or its
- * token's subject (read from the token, which access control verified when the socket opened and
- * checks again every second); none when access control is off. A key's own read limit is not
- * known here: the stream's subscriptions count against the default limit, in the same bucket as
- * the key's other reads.
- */
-function streamPrincipal(authorization: string | undefined): Principal | undefined {
-  const credential = authorization?.replace(/^Bearer\s+/i, '');
-  if (!credential) return undefined;
-  if (credential.startsWith('tly_')) {
-    const id = apiKeyId(credential);
-    return id === undefined ? undefined : { kind: 'key', id, scopes: new Set() };
-  }
-  try {
-    const payload = JSON.parse(Buffer.from(credential.split('.')[1] ?? '', 'base64url').toString('utf8'));
-    return typeof payload?.sub === 'string' ? { kind: 'jwt', id: payload.sub, scopes: new Set() } : undefined;
-  } catch {
-    return undefined;
-  }
 }

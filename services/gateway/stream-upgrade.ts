@@ -5,6 +5,7 @@
  */
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Principal } from '../domain/api-keys.ts';
 import { AppError, Code, shuttingDown } from '../infra/app-error.ts';
 import { restError } from '../infra/http/http-server.ts';
 import { requestUrl } from './request-context.ts';
@@ -17,7 +18,7 @@ export type UpgradeHandler = (request: IncomingMessage, socket: Duplex, head: Bu
 
 /** With access control on, how the handshake's credential is checked (as the stream's, socket-hub.ts). */
 export interface UpgradeAuth {
-  check(authorization: string): Promise<void>;
+  check(authorization: string): Promise<Principal>;
 }
 
 /**
@@ -53,7 +54,7 @@ export function createUpgradeHandler(
     const authorization = auth ? handshakeAuthorization(request) : undefined;
     if (!auth || authorization === undefined) return stream.handleUpgrade(request, socket, head);
     auth.check(authorization).then(
-      () => stream.handleUpgrade(request, socket, head, authorization),
+      (principal) => stream.handleUpgrade(request, socket, head, { authorization, principal }),
       (error: unknown) => refuse(socket, error instanceof AppError ? error : shuttingDown()),
     );
   };

@@ -40,8 +40,10 @@ export const LIMIT_PERIOD_MS = 60_000;
 
 /**
  * Metadata a gateway adds to a call carrying several clients' requests (its coalesced
- * publishes): how many requests the call carries, for the per-address limit. Believed only from
- * a trusted hop, as `x-forwarded-for` is.
+ * publishes): how many requests the call carries, for the per-address limit; `0` on the reads it
+ * makes for the stream's subscriptions, which it charged when each was made (a subscription is
+ * one read, however often its counters are read). Believed only from a trusted hop, as
+ * `x-forwarded-for` is.
  */
 export const REQUESTS_METADATA = 'tally-requests';
 
@@ -80,7 +82,10 @@ export interface RequestLimits {
   read(caller: Caller): Promise<void>;
   /** The client's address of a gRPC call: the peer, or what a trusted peer forwarded. */
   callAddress(context: CallContext): string;
-  /** How many client requests a gRPC call carries: 1, or what a trusted peer says. */
+  /**
+   * How many client requests a gRPC call carries: 1, or what a trusted peer says (0: a gateway's
+   * read for subscriptions it already charged).
+   */
   callRequests(context: CallContext): number;
   /** The client's address of an HTTP request from `socketAddress` with these `X-Forwarded-For` values. */
   httpAddress(socketAddress: string, forwardedFor: string | string[] | undefined): string;
@@ -170,7 +175,7 @@ export function createRequestLimits(options: RequestLimitsOptions): RequestLimit
       if (value === undefined) return 1;
       if (context.peer !== IN_PROCESS_PEER && !trusted(peerAddress(context.peer))) return 1;
       const n = Number(value);
-      return Number.isSafeInteger(n) && n >= 1 ? n : 1;
+      return Number.isSafeInteger(n) && n >= 0 ? n : 1;
     },
     httpAddress(socketAddress, forwardedFor) {
       const peer = socketAddress.replace(/^::ffff:(?=\d+\.)/, '');

@@ -7,7 +7,14 @@
 
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { API_KEY_KINDS, type ApiKeyKind, isScope, type Scope, sortedScopes } from '../domain/api-keys.ts';
+import {
+  API_KEY_KINDS,
+  type ApiKeyKind,
+  isScope,
+  type RateLimitOverrides,
+  type Scope,
+  sortedScopes,
+} from '../domain/api-keys.ts';
 import { type ApiKeySchema, KeysService } from '../gen/tally/v1/keys_pb.js';
 import { AppError } from '../infra/app-error.ts';
 import type { GrpcRegistry } from '../infra/grpc/grpc-registry.ts';
@@ -49,6 +56,11 @@ export function registerKeysService(deps: KeysServiceDeps): void {
             : undefined,
         allowedOrigins: request.allowedOrigins,
         allowedTypes: request.allowedTypes,
+        limits: {
+          ingestEventsPerMinute: perMinute('ingest_events_per_minute', request.ingestEventsPerMinute),
+          readsPerMinute: perMinute('reads_per_minute', request.readsPerMinute),
+        },
+        monthlyQuota: wholeNumber('monthly_quota', request.monthlyQuota, Number.MAX_SAFE_INTEGER),
       });
       logger.info('key created', { id: created.record.id, by: context.principal?.id });
       return { key: created.key, record: toApiKey(created.record) };
@@ -86,6 +98,7 @@ export function registerKeysService(deps: KeysServiceDeps): void {
         id: principal.id,
         scopes: sortedScopes(principal.scopes),
         expiresAt: principal.expiresAtMs === undefined ? undefined : timestampFromMs(principal.expiresAtMs),
+        ...limitFields(principal.limits),
       };
     },
   });
@@ -105,5 +118,39 @@ function toApiKey(record: ApiKeyRecord): MessageInitShape<typeof ApiKeySchema> {
     expiresAt: at(record.expiresAt),
     revokedAt: at(record.revokedAt),
     replacedBy: record.replacedBy ?? '',
+    ...limitFields(record.limits),
+    ...(record.monthlyQuota === undefined ? {} : { monthlyQuota: BigInt(record.monthlyQuota) }),
   };
+}
+
+/** A key's own rate limits as the messages carry them; absent ones stay unset. */
+function limitFields(limits: RateLimitOverrides | undefined): {
+  ingestEventsPerMinute?: bigint;
+  readsPerMinute?: bigint;
+} {
+  return {
+    ...(limits?.ingestEventsPerMinute === undefined
+      ? {}
+      : { ingestEventsPerMinute: BigInt(limits.ingestEventsPerMinute) }),
+    ...(limits?.readsPerMinute === undefined ? {} : { readsPerMinute: BigInt(limits.readsPerMinute) }),
+  };
+}
+
+/** The largest limit per minute a key may have (the column is a PostgreSQL integer). */
+const MAX_PER_MINUTE = 2_147_483_647;
+
+/** An optional limit per minute of a request; INVALID_ARGUMENT naming `field` when out of range. */
+function perMinute(field: string, value: bigint | undefined): number | undefined {
+  return wholeNumber(field, value, MAX_PER_MINUTE);
+}
+
+/** An optional count from 1 to `max`; unset stays undefined. */
+function wholeNumber(field: string, value: bigint | undefined, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (value < 1n || value > BigInt(max))
+    throw AppError.invalidField(
+      field,
+      `must be a whole number from 1 to ${max} (leave it unset for no limit of its own)`,
+    );
+  return Number(value);
 }

@@ -83,6 +83,27 @@ export declare type ApiKey = Message<"tally.v1.ApiKey"> & {
    * @generated from field: string replaced_by = 11;
    */
   replacedBy: string;
+
+  /**
+   * Events it may write per minute; unset: the server's default (TALLY_RATE_LIMIT_INGEST_PER_MIN).
+   *
+   * @generated from field: optional uint64 ingest_events_per_minute = 12;
+   */
+  ingestEventsPerMinute?: bigint | undefined;
+
+  /**
+   * Reads it may make per minute; unset: the server's default (TALLY_RATE_LIMIT_READ_PER_MIN).
+   *
+   * @generated from field: optional uint64 reads_per_minute = 13;
+   */
+  readsPerMinute?: bigint | undefined;
+
+  /**
+   * Events it may write per calendar month (UTC); unset: no quota.
+   *
+   * @generated from field: optional uint64 monthly_quota = 14;
+   */
+  monthlyQuota?: bigint | undefined;
 };
 
 /**
@@ -132,6 +153,23 @@ export declare type CreateKeyRequest = Message<"tally.v1.CreateKeyRequest"> & {
    * @generated from field: repeated string allowed_types = 6;
    */
   allowedTypes: string[];
+
+  /**
+   * Its own rate limits and quota (see ApiKey); unset: the server's defaults, no quota.
+   *
+   * @generated from field: optional uint64 ingest_events_per_minute = 7;
+   */
+  ingestEventsPerMinute?: bigint | undefined;
+
+  /**
+   * @generated from field: optional uint64 reads_per_minute = 8;
+   */
+  readsPerMinute?: bigint | undefined;
+
+  /**
+   * @generated from field: optional uint64 monthly_quota = 9;
+   */
+  monthlyQuota?: bigint | undefined;
 };
 
 /**
@@ -312,6 +350,18 @@ export declare type WhoAmIResponse = Message<"tally.v1.WhoAmIResponse"> & {
    * @generated from field: google.protobuf.Timestamp expires_at = 4;
    */
   expiresAt?: Timestamp | undefined;
+
+  /**
+   * A key's own rate limits (see ApiKey); unset: the server's defaults.
+   *
+   * @generated from field: optional uint64 ingest_events_per_minute = 5;
+   */
+  ingestEventsPerMinute?: bigint | undefined;
+
+  /**
+   * @generated from field: optional uint64 reads_per_minute = 6;
+   */
+  readsPerMinute?: bigint | undefined;
 };
 
 /**

@@ -208,6 +208,12 @@ describe('spikes', () => {
   test('hysteresis: a ten-minute spike raises once; two spikes apart raise twice', () => {
     const long = script(200, (m) => (m >= 100 && m < 110 ? 200 : 20));
     assert.equal(evaluateSpikes(SPIKES, INITIAL_SPIKE_STATE, long, 199).alerts.length, 1);
+    // A spike that keeps growing (each minute doubling) scores high every minute: still one alert.
+    const growing = script(140, (m) => (m >= 100 && m < 106 ? 200 * 2 ** (m - 100) : 20));
+    assert.deepEqual(
+      evaluateSpikes(SPIKES, INITIAL_SPIKE_STATE, growing, 139).alerts.map((a) => a.minute),
+      [100],
+    );
     const twice = script(220, (m) => ((m >= 100 && m < 103) || (m >= 160 && m < 163) ? 200 : 20));
     assert.deepEqual(
       evaluateSpikes(SPIKES, INITIAL_SPIKE_STATE, twice, 219).alerts.map((a) => a.minute),

@@ -1,0 +1,84 @@
+/**
+ * The notification store port: the notifications the alert rules raised, kept for listing and
+ * acknowledgement (docs/alerts.md). A notification's id is deterministic, so recording the same
+ * notification again — after a redelivery, a restart or a takeover — keeps one. Adapter:
+ * sql-notification-store.ts, on the SQL port (PostgreSQL, and PGlite in the embedded mode).
+ */
+
+/** What raised a notification: the three kinds of alert rule. */
+export type NotificationKind = 'milestone' | 'threshold' | 'spike';
+export const NOTIFICATION_KINDS: readonly NotificationKind[] = ['milestone', 'threshold', 'spike'];
+
+/** The recipient every notification may also go to: the dashboard's Alerts panel. */
+export const DASHBOARD_RECIPIENT = 'dashboard';
+
+/** A notification as the alerter raises it. */
+export interface Notification {
+  /** Deterministic: the rule, the series and the threshold or minute that raised it. */
+  id: string;
+  ruleId: string;
+  kind: NotificationKind;
+  /** The target of the series ('' for a window over a user's events). */
+  target: string;
+  /** The event type counted. */
+  type: string;
+  /** The user, for a window over one user's events. */
+  subject?: string;
+  /** The count, sum or per-minute count that raised it. */
+  value: number;
+  /** The milestone or threshold reached (milestone, threshold). */
+  threshold?: number;
+  /** The window's length (threshold). */
+  windowMinutes?: number;
+  /** The baseline's mean (spike). */
+  baseline?: number;
+  /** The minute's score against the baseline (spike). */
+  score?: number;
+  /** When what raised it happened: the minute, or the event that reached a milestone. */
+  occurredAt: Date;
+  /** `user:<id>`, `group:<name>`, {@link DASHBOARD_RECIPIENT}: at least one. */
+  recipients: readonly string[];
+  /** What happened, as people read it. */
+  message: string;
+}
+
+/** A kept notification. */
+export interface StoredNotification extends Notification {
+  /** Its place in the order notifications were kept: the cursor of listings and replays. */
+  seq: string;
+  createdAt: Date;
+  /** Whether the recipient a listing was made for has read it (false without a recipient). */
+  read: boolean;
+}
+
+export interface NotificationQuery {
+  /** Only those addressed to this recipient (and `read` says whether it read them). */
+  recipient?: string;
+  target?: string;
+  ruleId?: string;
+  /** Only those kept before this cursor (a `seq`): the next page of a newest-first listing. */
+  before?: string;
+  /** Most notifications answered (1–1,000). */
+  limit: number;
+}
+
+export interface NotificationPage {
+  /** Newest first. */
+  notifications: StoredNotification[];
+  /** The cursor of the next (older) page; undefined when this one is the last. */
+  nextCursor?: string;
+}
+
+export interface NotificationStore {
+  /** Keeps each notification whose id is not kept yet; answers how many were new. */
+  record(notifications: readonly Notification[]): Promise<number>;
+  /** A page of kept notifications, newest first. */
+  list(query: NotificationQuery): Promise<NotificationPage>;
+  /**
+   * Those addressed to any of `recipients` kept after the cursor `afterSeq`, oldest first (at
+   * most `limit`): what a client that saw `afterSeq` missed.
+   */
+  since(afterSeq: string, recipients: readonly string[], limit: number): Promise<StoredNotification[]>;
+  /** Marks notifications read by `recipient` (those addressed to it); answers how many were unread. */
+  markRead(recipient: string, ids: readonly string[]): Promise<number>;
+}

@@ -56,7 +56,11 @@ export function createEmbeddedMilestoneStore(options: EmbeddedMilestoneStoreOpti
       const out: MilestoneCrossing[] = [];
       let changed = false;
       for (const [series, group] of bySeries(increments)) {
-        const s = (state[series] ??= { count: 0, notifiedUpTo: 0, marks: {}, pending: {} });
+        let s = state[series];
+        if (s === undefined) {
+          s = { count: 0, notifiedUpTo: 0, marks: {}, pending: {} };
+          state[series] = s;
+        }
         for (const increment of group) {
           const mark = s.marks[increment.partition];
           if (mark !== undefined && increment.offset <= BigInt(mark)) continue;

@@ -52,9 +52,19 @@ export function notificationStoreContract(
       const { store, sql } = await open(t);
       const a = milestone('post/1', 100);
       const b = milestone('post/1', 1_000);
-      assert.equal(await store.record([a, b, a]), 2, 'a repeat within one write');
-      assert.equal(await store.record([b, milestone('post/2', 100)]), 1, 'a repeat of an earlier write');
-      assert.equal(await store.record([]), 0);
+      const first = await store.record([a, b, a]);
+      assert.equal(first.added, 2, 'a repeat within one write');
+      assert.deepEqual(
+        first.stored.map((n) => n.id),
+        [a.id, b.id],
+      );
+      const second = await store.record([b, milestone('post/2', 100)]);
+      assert.equal(second.added, 1, 'a repeat of an earlier write');
+      // The repeat answers the notification as first kept: the same seq and time.
+      assert.equal(second.stored[0]!.seq, first.stored[1]!.seq);
+      assert.deepEqual(second.stored[0]!.createdAt, first.stored[1]!.createdAt);
+      assert.ok(BigInt(second.stored[1]!.seq) > BigInt(first.stored[1]!.seq));
+      assert.deepEqual(await store.record([]), { added: 0, stored: [] });
       const [row] = await sql.query<{ n: string | number }>('SELECT count(*) AS n FROM notification');
       assert.equal(Number(row!.n), 3);
     });

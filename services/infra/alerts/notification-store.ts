@@ -51,6 +51,13 @@ export interface StoredNotification extends Notification {
   read: boolean;
 }
 
+export interface RecordedNotifications {
+  /** How many were not kept before. */
+  added: number;
+  /** Each id given, as kept, in the order first given. */
+  stored: StoredNotification[];
+}
+
 export interface NotificationQuery {
   /** Only those addressed to this recipient (and `read` says whether it read them). */
   recipient?: string;
@@ -70,8 +77,11 @@ export interface NotificationPage {
 }
 
 export interface NotificationStore {
-  /** Keeps each notification whose id is not kept yet; answers how many were new. */
-  record(notifications: readonly Notification[]): Promise<number>;
+  /**
+   * Keeps each notification whose id is not kept yet; answers how many were new and every one
+   * given as kept (the first time it was: its `seq` and `createdAt`), one per id, in order.
+   */
+  record(notifications: readonly Notification[]): Promise<RecordedNotifications>;
   /** A page of kept notifications, newest first. */
   list(query: NotificationQuery): Promise<NotificationPage>;
   /**

@@ -10,6 +10,7 @@ import type {
   NotificationPage,
   NotificationQuery,
   NotificationStore,
+  RecordedNotifications,
   StoredNotification,
 } from './notification-store.ts';
 
@@ -41,8 +42,8 @@ const COLUMNS = `n.seq, n.id, n.rule_id, n.kind, n.target, n.type, n.subject, n.
 
 export function createSqlNotificationStore(sql: SqlDatabase): NotificationStore {
   return {
-    async record(notifications: readonly Notification[]): Promise<number> {
-      if (notifications.length === 0) return 0;
+    async record(notifications: readonly Notification[]): Promise<RecordedNotifications> {
+      if (notifications.length === 0) return { added: 0, stored: [] };
       const column = <T>(pick: (n: Notification) => T) => notifications.map(pick);
       const rows = await sql.query<{ id: string }>(
         `INSERT INTO notification (id, rule_id, kind, target, type, subject, value, threshold,
@@ -75,7 +76,13 @@ export function createSqlNotificationStore(sql: SqlDatabase): NotificationStore 
           column((n) => n.message),
         ],
       );
-      return rows.length;
+      const ids = [...new Set(notifications.map((n) => n.id))];
+      const kept = await sql.query<Row>(
+        `SELECT ${COLUMNS}, false AS read FROM notification n WHERE n.id = ANY($1::text[])`,
+        [ids],
+      );
+      const byId = new Map(kept.map((row) => [row.id, toStored(row)]));
+      return { added: rows.length, stored: ids.map((id) => byId.get(id)!) };
     },
 
     async list(query: NotificationQuery): Promise<NotificationPage> {

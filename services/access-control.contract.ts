@@ -202,6 +202,7 @@ const SAMPLES: Record<string, { path?: string; body?: unknown }> = {
   'GET /v1/counters': { path: '/v1/counters?target=auth/a' },
   'GET /v1/report': { path: '/v1/report?target=auth/a&date=2026-01-01' },
   'GET /v1/top': { path: '/v1/top?limit=3' },
+  'GET /v1/uniques': { path: '/v1/uniques?target=auth/a' },
   'POST /v1/keys': { body: { name: 'matrix', scopes: ['read'] } },
   'GET /v1/keys': {},
   'POST /v1/keys/{id}:revoke': { path: '/v1/keys/NOSUCHID:revoke' },
@@ -269,6 +270,8 @@ function grpcSample(method: DescMethod): unknown {
       return { target: 'auth/g', date: '2026-01-01' };
     case 'TopTargets':
       return { limit: 3 };
+    case 'GetUniques':
+      return { target: 'auth/g' };
     case 'CreateKey':
       return { name: 'matrix grpc', scopes: ['read'] };
     case 'ListKeys':

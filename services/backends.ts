@@ -70,8 +70,12 @@ export async function openBackends(
               security: redisSecurity(config.redis),
               keyPrefix,
               metrics,
+              windowMaxMembers: config.counters.windowMaxMembers,
             })
-          : createEmbeddedCounterStore({ dataDir: dataDir('counters') });
+          : createEmbeddedCounterStore({
+              dataDir: dataDir('counters'),
+              windowMaxMembers: config.counters.windowMaxMembers,
+            });
     }
   } catch (error) {
     await closeBackends(backends);

@@ -92,6 +92,12 @@ async function requestJson(
     if (field?.fieldKind === 'list') json[key] = values;
     else if (values.length > 1) throw AppError.invalidField(key, 'is given more than once');
     else json[key] = values[0] ?? '';
+    // protobuf-es's error for an enum name it does not know names the enum, not the field.
+    if (field?.fieldKind === 'enum' && !field.enum.values.some((v) => v.name === json[key]))
+      throw AppError.invalidField(
+        field.name,
+        `must be one of ${field.enum.values.map((v) => v.name).join(', ')}`,
+      );
   }
   return json;
 }

@@ -121,6 +121,7 @@ const schema = z.object({
     .regex(/^[A-Za-z0-9._-]*$/)
     .default(''),
   TALLY_REDIS_PREFIX: name.default('tally'),
+  TALLY_WINDOW_MAX_MEMBERS: int(100, 1_000_000).default(1000),
   TALLY_MAX_LATENESS_MS: int(0).default(defaultEventLimits.maxLatenessMs),
   TALLY_MAX_FUTURE_MS: int(0).default(defaultEventLimits.maxFutureMs),
   TALLY_MAX_BATCH_EVENTS: int(1, 100_000).default(1000),
@@ -190,6 +191,8 @@ export interface TallyConfig {
     /** TLS to Redis (also on for a `rediss://` URL); `caFile`: a PEM bundle trusted besides the system's CAs. */
     tls: { caFile: string | undefined } | undefined;
   };
+  /** The counter store, Redis or embedded: members each hour's leaderboard window keeps. */
+  counters: { windowMaxMembers: number };
   pg: { url: string | undefined; readUrls: string[]; schema: string; poolSize: number; migrate: boolean };
   http: { host: string; port: number; maxBodyBytes: number; requestTimeoutMs: number };
   grpc: {
@@ -372,6 +375,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           : undefined,
       tls: redisTls ? { caFile: e.TALLY_REDIS_TLS_CA_FILE } : undefined,
     },
+    counters: { windowMaxMembers: e.TALLY_WINDOW_MAX_MEMBERS },
     pg: {
       url: e.TALLY_PG_URL,
       readUrls: e.TALLY_PG_READ_URLS ?? [],

@@ -326,7 +326,7 @@ export function redisMetrics(registry: Registry): { duration: Histogram<'operati
       (registers) =>
         new Histogram({
           name: 'tally_redis_operation_duration_seconds',
-          help: 'Time of one counter store call on Redis (failures included), by operation (apply, read, top)',
+          help: 'Time of one counter store call on Redis (failures included), by operation (apply, read, top, uniques)',
           labelNames: ['operation'],
           buckets: LATENCY_BUCKETS,
           registers,

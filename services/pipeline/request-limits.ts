@@ -4,7 +4,7 @@
  *
  * - `ingest`: events written per minute per credential (an API key, a JWT's subject), counted
  *   per event (a batch of 500 costs 500); a key's `ingestEventsPerMinute` overrides the default;
- * - `read`: reads per minute per credential (GetCounters, GetReport, TopTargets, a WebSocket
+ * - `read`: reads per minute per credential (GetCounters, GetReport, TopTargets, GetUniques, a WebSocket
  *   subscription); a key's `readsPerMinute` overrides the default;
  * - `ip`: requests per minute per client address, when configured (also with access control off);
  * - `monthly`: a key's events per calendar month (UTC), when the key has a quota.

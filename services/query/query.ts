@@ -1,12 +1,29 @@
 /**
- * The query role: tally.v1.QueryService over gRPC. Counters come from the
- * counter store (Redis), reports from the hourly summaries (PostgreSQL, read
+ * The query role: tally.v1.QueryService over gRPC. Counters, leaderboards of all time, the
+ * current hour and the current day, and unique users come from the counter store (Redis);
+ * reports and leaderboards of past dates and months from the hourly summaries (PostgreSQL, read
  * replicas when configured).
  */
-import { buildDayReport, type HourTypeTotal, parseReportDate } from '../domain/report.ts';
-import { QueryService } from '../gen/tally/v1/query_pb.js';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import type { FieldViolation } from '../domain/event-rules.ts';
+import { buildDayReport, HOUR_MS, type HourTypeTotal, parseReportDate } from '../domain/report.ts';
+import {
+  dayHoldingMs,
+  type HourSpan,
+  hourHoldingMs,
+  hoursOf,
+  parsePastDate,
+  parsePastMonth,
+  parseTimeZone,
+} from '../domain/windows.ts';
+import { QueryService, type TopTargetsRequest, Window } from '../gen/tally/v1/query_pb.js';
 import { AppError } from '../infra/app-error.ts';
-import type { CounterStore } from '../infra/counters/counter-store.ts';
+import {
+  type CounterStore,
+  type TypeLeaders,
+  UNIQUES_RELATIVE_STANDARD_ERROR,
+  UNIQUES_RETENTION_MS,
+} from '../infra/counters/counter-store.ts';
 import type { GrpcRegistry } from '../infra/grpc/grpc-registry.ts';
 import type { CallContext } from '../infra/grpc/grpc-service.ts';
 import type { KeyStore } from '../infra/keys/key-store.ts';
@@ -26,6 +43,23 @@ const REPORT_SQL = `SELECT date_part('epoch', hour) * 1000 AS "hourStartMs", typ
   FROM event_summary
  WHERE target = $1 AND hour >= to_timestamp($2 / 1000.0) AND hour < to_timestamp($3 / 1000.0)`;
 
+/**
+ * The `$4` most counted targets of each type over the summary hours [$1, $2) (epoch ms), of the
+ * types `$3` (every type when null): highest first, ties by target descending (code unit order)
+ * as the leaderboards of the counter store order them. Uses `event_summary_hour` (migration 0006).
+ */
+const TOP_SQL = `SELECT type, target, total::text AS count FROM (
+  SELECT type, target, sum(count) AS total,
+         row_number() OVER (PARTITION BY type ORDER BY sum(count) DESC, target COLLATE "C" DESC) AS rank
+    FROM event_summary
+   WHERE hour >= to_timestamp($1 / 1000.0) AND hour < to_timestamp($2 / 1000.0)
+     AND ($3::text[] IS NULL OR type = ANY($3::text[]))
+   GROUP BY type, target) ranked
+ WHERE rank <= $4
+ ORDER BY type, rank`;
+
+const DAY_MS = 24 * HOUR_MS;
+
 export interface QueryConfig {
   maxTargetChars: number;
 }
@@ -38,11 +72,61 @@ export interface QueryDeps {
   grpc: GrpcRegistry;
   logger: Logger;
   /**
-   * The hook for rate limits: called once per read (GetCounters, GetReport, TopTargets) after
+   * The hook for rate limits: called once per read (GetCounters, GetReport, TopTargets, GetUniques) after
    * access control, with the call; a rejection (RESOURCE_EXHAUSTED) refuses it. None: no limits.
    * Key administration is not limited.
    */
   limits?: (context: CallContext) => Promise<void>;
+  /** The clock windows are read by (default Date.now). */
+  now?: () => number;
+}
+
+/** Where a TopTargets request's counts come from. */
+type Ranking =
+  | { from: 'all-time' }
+  | { from: 'windows'; span: HourSpan; hours: number[] }
+  | { from: 'summaries'; span: HourSpan };
+
+/** The window of `request` at `nowMs`, or the violation naming its field. */
+function rankingOf(request: TopTargetsRequest, nowMs: number): Ranking | FieldViolation {
+  let window = request.window;
+  if (window === Window.UNSPECIFIED) {
+    if (request.date !== '' && request.month !== '')
+      return { field: 'month', description: 'cannot be given with date' };
+    window = request.date !== '' ? Window.DATE : request.month !== '' ? Window.MONTH : Window.ALL_TIME;
+  }
+  if (!Object.values(Window).includes(window))
+    return { field: 'window', description: `is not a known window: ${window}` };
+  const zoned = window === Window.DAY || window === Window.DATE || window === Window.MONTH;
+  if (!zoned && request.timeZone !== '')
+    return { field: 'time_zone', description: 'applies only to WINDOW_DAY, WINDOW_DATE and WINDOW_MONTH' };
+  if (window !== Window.DATE && request.date !== '')
+    return { field: 'date', description: 'applies only to WINDOW_DATE' };
+  if (window !== Window.MONTH && request.month !== '')
+    return { field: 'month', description: 'applies only to WINDOW_MONTH' };
+  const zone = parseTimeZone(request.timeZone);
+  if ('field' in zone) return zone;
+  switch (window) {
+    case Window.HOUR: {
+      const span = hourHoldingMs(nowMs);
+      return { from: 'windows', span, hours: [span.startMs] };
+    }
+    case Window.DAY: {
+      const span = dayHoldingMs(nowMs, zone.zone);
+      // The hours begun so far: later ones hold nothing yet.
+      return { from: 'windows', span, hours: hoursOf(span).filter((h) => h <= nowMs) };
+    }
+    case Window.DATE: {
+      const span = parsePastDate(request.date, zone.zone, nowMs);
+      return 'field' in span ? span : { from: 'summaries', span };
+    }
+    case Window.MONTH: {
+      const span = parsePastMonth(request.month, zone.zone, nowMs);
+      return 'field' in span ? span : { from: 'summaries', span };
+    }
+    default:
+      return { from: 'all-time' };
+  }
 }
 
 export async function start(deps: QueryDeps, config: QueryConfig): Promise<Stoppable> {
@@ -53,6 +137,31 @@ export async function start(deps: QueryDeps, config: QueryConfig): Promise<Stopp
   };
 
   const charge = deps.limits ?? (async () => {});
+  const now = deps.now ?? Date.now;
+  /** The leaderboards of the summaries over `span`: every type in `types`, ordered by type. */
+  const topOfSummaries = async (
+    types: readonly string[],
+    span: HourSpan,
+    limit: number,
+  ): Promise<TypeLeaders[]> => {
+    const rows = await deps.sql.reader.query<{ type: string; target: string; count: string }>(TOP_SQL, [
+      span.startMs,
+      span.endMs,
+      types.length > 0 ? [...new Set(types)] : null,
+      limit,
+    ]);
+    const boards = new Map<string, TypeLeaders['targets']>(types.map((type) => [type, []]));
+    for (const row of rows) {
+      let board = boards.get(row.type);
+      if (!board) {
+        board = [];
+        boards.set(row.type, board);
+      }
+      board.push({ target: row.target, count: Number(row.count) });
+    }
+    // Code unit order, as the counter store orders types (SQL would use the collation).
+    return [...boards.keys()].sort().map((type) => ({ type, targets: boards.get(type)! }));
+  };
   deps.grpc.register(QueryService, {
     async topTargets(request, context) {
       const limit = request.limit === 0 ? 10 : request.limit;
@@ -61,13 +170,55 @@ export async function start(deps: QueryDeps, config: QueryConfig): Promise<Stopp
         if (type === '' || type.length > 64)
           throw AppError.invalidField(`types[${i}]`, 'must be 1 to 64 characters');
       });
+      const ranking = rankingOf(request, now());
+      if ('field' in ranking) throw AppError.invalidField(ranking.field, ranking.description);
       await charge(context);
-      const leaders = await deps.counters.top(request.types, limit);
+      const leaders =
+        ranking.from === 'all-time'
+          ? await deps.counters.top(request.types, limit)
+          : ranking.from === 'windows'
+            ? await deps.counters.topWindow(request.types, ranking.hours, limit)
+            : await topOfSummaries(request.types, ranking.span, limit);
       return {
         leaders: leaders.map((l) => ({
           type: l.type,
           targets: l.targets.map((t) => ({ target: t.target, count: BigInt(t.count) })),
         })),
+        ...(ranking.from !== 'all-time' && {
+          windowStart: timestampFromMs(ranking.span.startMs),
+          windowEnd: timestampFromMs(ranking.span.endMs),
+        }),
+      };
+    },
+
+    async getUniques(request, context) {
+      checkTarget(request.target);
+      request.types.forEach((type, i) => {
+        if (type === '' || type.length > 64)
+          throw AppError.invalidField(`types[${i}]`, 'must be 1 to 64 characters');
+      });
+      const nowMs = now();
+      const today = Math.floor(nowMs / DAY_MS) * DAY_MS;
+      let dayStartMs = today;
+      if (request.date !== '') {
+        const day = parseReportDate(request.date);
+        if ('field' in day) throw AppError.invalidField(day.field, day.description);
+        if (day.startMs > today) throw AppError.invalidField('date', `is in the future: ${request.date}`);
+        if (day.endMs + UNIQUES_RETENTION_MS <= nowMs)
+          throw AppError.invalidField(
+            'date',
+            `unique users of a day are kept for ${UNIQUES_RETENTION_MS / DAY_MS} days after it: ${request.date}`,
+          );
+        dayStartMs = day.startMs;
+      }
+      await charge(context);
+      const uniques = await deps.counters.uniques(request.target, request.types, dayStartMs);
+      return {
+        target: request.target,
+        date: new Date(dayStartMs).toISOString().slice(0, 10),
+        uniques: uniques.map((u) => ({ type: u.type, day: BigInt(u.day), allTime: BigInt(u.allTime) })),
+        approximate: true,
+        relativeStandardError: UNIQUES_RELATIVE_STANDARD_ERROR,
       };
     },
 

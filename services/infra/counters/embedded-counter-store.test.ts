@@ -9,7 +9,7 @@ import { createEmbeddedCounterStore } from './embedded-counter-store.ts';
 counterStoreContract('embedded', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tally-counters-'));
   return {
-    open: async () => createEmbeddedCounterStore({ dataDir: dir }),
+    open: async (options) => createEmbeddedCounterStore({ dataDir: dir, ...options }),
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
   };
 });

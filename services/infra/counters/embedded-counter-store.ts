@@ -8,6 +8,13 @@
  * `journal.<n>` for n > G, replayed in order on open. A torn last line (a crash
  * mid-write) is ignored: its `apply` had not returned, so its batch will be
  * redelivered and applied again.
+ *
+ * Hour windows of the leaderboards (type → UTC hour → target → count) and unique users
+ * (target → type → a HyperLogLog of all time and one per UTC day, hyperloglog.ts) follow the
+ * same applies, journal and snapshot. A window keeps `windowMaxMembers` members, trimmed after
+ * each partition's increments as the Redis adapter trims after each script; windows are dropped
+ * 50 h after their hour and days' unique users 35 days after the day (on the next apply that
+ * touches them, or the next snapshot; reads ignore them from that moment).
  */
 import {
   closeSync,
@@ -21,13 +28,34 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import type { CounterIncrement, CounterStore, TypeCounter, TypeLeaders } from './counter-store.ts';
+import {
+  type CounterIncrement,
+  type CounterStore,
+  DEFAULT_WINDOW_MAX_MEMBERS,
+  type TypeCounter,
+  type TypeLeaders,
+  type TypeUniques,
+  UNIQUES_RETENTION_MS,
+  WINDOW_RETENTION_MS,
+} from './counter-store.ts';
+import { createHyperLogLog, type HyperLogLog, type RawHyperLogLog } from './hyperloglog.ts';
 
 export interface EmbeddedCounterStoreOptions {
   dataDir: string;
   /** Journal size that triggers a snapshot (default 64 MiB). */
   compactAfterBytes?: number;
+  /** Members each hour's leaderboard window keeps (default 1000). */
+  windowMaxMembers?: number;
+  /** The clock that decides which windows and days are still kept (default Date.now). */
+  now?: () => number;
 }
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+
+/** Descending count, ties by target descending: the order Redis's ZREVRANGE gives. */
+const byRank = (a: { target: string; count: number }, b: { target: string; count: number }) =>
+  b.count - a.count || (a.target < b.target ? 1 : a.target > b.target ? -1 : 0);
 
 interface Snapshot {
   generation: number;
@@ -35,16 +63,30 @@ interface Snapshot {
   counts: Record<string, Record<string, [number, number]>>;
   /** target → partition → offset of the last event applied (absent in a snapshot of an older version) */
   marks?: Record<string, Record<string, number>>;
+  /** type → hour start (epoch ms) → target → count */
+  windows?: Record<string, Record<string, Record<string, number>>>;
+  /** target → type → [all time, { day start (epoch ms) → users of the day }] */
+  uniques?: Record<string, Record<string, [RawHyperLogLog, Record<string, RawHyperLogLog>]>>;
 }
 
 /** One journal line: the increments of partition `p` one apply applied. */
 interface JournalEntry {
   p: number;
-  inc: [target: string, type: string, offset: number, value: number | null][];
+  /** Time and user are absent in a line of an older version. */
+  inc: [
+    target: string,
+    type: string,
+    offset: number,
+    value: number | null,
+    timeMs?: number | null,
+    userId?: string | null,
+  ][];
 }
 
 export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions): CounterStore {
   const compactAfter = options.compactAfterBytes ?? 64 * 1024 * 1024;
+  const windowMaxMembers = options.windowMaxMembers ?? DEFAULT_WINDOW_MAX_MEMBERS;
+  const now = options.now ?? Date.now;
   mkdirSync(options.dataDir, { recursive: true });
   const counts = new Map<string, Map<string, { count: number; sum: number }>>();
   /** target → partition → offset of the last event applied */
@@ -61,6 +103,86 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
     c.sum += value ?? 0;
     types.set(type, c);
   };
+  /** type → hour start → target → count */
+  const windows = new Map<string, Map<number, Map<string, number>>>();
+  /** target → type → users */
+  const uniques = new Map<string, Map<string, { all: HyperLogLog; days: Map<number, HyperLogLog> }>>();
+  const windowKept = (hourMs: number, nowMs: number) => hourMs + HOUR_MS + WINDOW_RETENTION_MS > nowMs;
+  const dayKept = (dayMs: number, nowMs: number) => dayMs + DAY_MS + UNIQUES_RETENTION_MS > nowMs;
+
+  /** Adds one event to its hour's window; returns the window when it changed. */
+  const addToWindow = (type: string, target: string, timeMs: number | null | undefined, nowMs: number) => {
+    if (timeMs === null || timeMs === undefined || !Number.isFinite(timeMs)) return undefined;
+    const hour = Math.floor(timeMs / HOUR_MS) * HOUR_MS;
+    if (!windowKept(hour, nowMs)) return undefined;
+    let hours = windows.get(type);
+    if (!hours) {
+      hours = new Map();
+      windows.set(type, hours);
+    }
+    let window = hours.get(hour);
+    if (!window) {
+      window = new Map();
+      hours.set(hour, window);
+    }
+    window.set(target, (window.get(target) ?? 0) + 1);
+    return window;
+  };
+  /** Keeps the `windowMaxMembers` highest of `window`: the lowest ranks out, as ZREMRANGEBYRANK does. */
+  const trim = (window: Map<string, number>) => {
+    if (window.size <= windowMaxMembers) return;
+    const ranked = [...window].map(([target, count]) => ({ target, count })).sort(byRank);
+    for (const { target } of ranked.slice(windowMaxMembers)) window.delete(target);
+  };
+  const usersOf = (target: string, type: string) => {
+    let types = uniques.get(target);
+    if (!types) {
+      types = new Map();
+      uniques.set(target, types);
+    }
+    let users = types.get(type);
+    if (!users) {
+      users = { all: createHyperLogLog(), days: new Map() };
+      types.set(type, users);
+    }
+    return users;
+  };
+  const addUser = (
+    target: string,
+    type: string,
+    userId: string | null | undefined,
+    timeMs: number | null | undefined,
+    nowMs: number,
+  ) => {
+    if (!userId) return;
+    const users = usersOf(target, type);
+    users.all.add(userId);
+    for (const day of users.days.keys()) if (!dayKept(day, nowMs)) users.days.delete(day);
+    if (timeMs === null || timeMs === undefined || !Number.isFinite(timeMs)) return;
+    const day = Math.floor(timeMs / DAY_MS) * DAY_MS;
+    if (!dayKept(day, nowMs)) return;
+    let hll = users.days.get(day);
+    if (!hll) {
+      hll = createHyperLogLog();
+      users.days.set(day, hll);
+    }
+    hll.add(userId);
+  };
+  /** Applies one journal entry's increments to the windows and unique users. */
+  const addWindowsAndUsers = (entry: JournalEntry, nowMs: number) => {
+    const touched = new Set<Map<string, number>>();
+    for (const [target, type, , , timeMs, userId] of entry.inc) {
+      const window = addToWindow(type, target, timeMs, nowMs);
+      if (window) touched.add(window);
+      addUser(target, type, userId, timeMs, nowMs);
+    }
+    for (const window of touched) trim(window);
+  };
+  const dropExpiredWindows = (nowMs: number) => {
+    for (const hours of windows.values())
+      for (const hour of hours.keys()) if (!windowKept(hour, nowMs)) hours.delete(hour);
+  };
+
   const markOf = (target: string, partition: number) => marks.get(target)?.get(partition) ?? -1;
   const setMark = (target: string, partition: number, offset: number) => {
     let byPartition = marks.get(target);
@@ -86,6 +208,19 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
     for (const [target, byPartition] of Object.entries(snap.marks ?? {}))
       for (const [partition, offset] of Object.entries(byPartition))
         setMark(target, Number(partition), offset);
+    for (const [type, hours] of Object.entries(snap.windows ?? {}))
+      windows.set(
+        type,
+        new Map(
+          Object.entries(hours).map(([hour, members]) => [Number(hour), new Map(Object.entries(members))]),
+        ),
+      );
+    for (const [target, types] of Object.entries(snap.uniques ?? {}))
+      for (const [type, [all, days]] of Object.entries(types)) {
+        const users = usersOf(target, type);
+        users.all = createHyperLogLog(all);
+        for (const [day, raw] of Object.entries(days)) users.days.set(Number(day), createHyperLogLog(raw));
+      }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
@@ -112,8 +247,10 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
         // A line of an older version names event ids instead of offsets: its counts, no mark.
         if (typeof entry.p === 'number' && typeof offset === 'number') setMark(target, entry.p, offset);
       }
+      addWindowsAndUsers(entry, now());
     }
   }
+  dropExpiredWindows(now());
 
   // Start a fresh journal generation after whatever exists.
   let journalGen = Math.max(generation, ...journals) + 1;
@@ -126,6 +263,25 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
       snap.counts[target] = Object.fromEntries([...types].map(([type, c]) => [type, [c.count, c.sum]]));
     }
     for (const [target, byPartition] of marks) snap.marks![target] = Object.fromEntries(byPartition);
+    const nowMs = now();
+    dropExpiredWindows(nowMs);
+    snap.windows = {};
+    for (const [type, hours] of windows)
+      snap.windows[type] = Object.fromEntries(
+        [...hours].map(([hour, members]) => [hour, Object.fromEntries(members)]),
+      );
+    snap.uniques = {};
+    for (const [target, types] of uniques) {
+      const byType: NonNullable<Snapshot['uniques']>[string] = {};
+      for (const [type, { all, days }] of types)
+        byType[type] = [
+          all.toJSON(),
+          Object.fromEntries(
+            [...days].filter(([day]) => dayKept(day, nowMs)).map(([day, hll]) => [day, hll.toJSON()]),
+          ),
+        ];
+      snap.uniques[target] = byType;
+    }
     const tmp = `${snapshotPath}.tmp`;
     const fd = openSync(tmp, 'w');
     writeSync(fd, JSON.stringify(snap));
@@ -161,7 +317,14 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
           entry = { p: inc.partition, inc: [] };
           entries.set(inc.partition, entry);
         }
-        entry.inc.push([inc.target, inc.type, offset, inc.value ?? null]);
+        entry.inc.push([
+          inc.target,
+          inc.type,
+          offset,
+          inc.value ?? null,
+          inc.timeMs ?? null,
+          inc.userId || null,
+        ]);
         applied++;
       }
       if (applied === 0) return 0;
@@ -172,9 +335,13 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
       writeSync(journalFd, lines);
       fdatasyncSync(journalFd);
       journalBytes += lines.length;
-      for (const entry of entries.values())
+      const nowMs = now();
+      for (const entry of entries.values()) {
         for (const [target, type, , value] of entry.inc) add(target, type, value);
+        addWindowsAndUsers(entry, nowMs);
+      }
       for (const { target, partition, offset } of moved.values()) setMark(target, partition, offset);
+      dropExpiredWindows(nowMs);
       if (journalBytes > compactAfter) compact();
       return applied;
     },
@@ -208,6 +375,41 @@ export function createEmbeddedCounterStore(options: EmbeddedCounterStoreOptions)
           .sort((a, b) => b.count - a.count || (a.target < b.target ? 1 : -1))
           .slice(0, limit),
       }));
+    },
+
+    async topWindow(
+      types: readonly string[],
+      hours: readonly number[],
+      limit: number,
+    ): Promise<TypeLeaders[]> {
+      const nowMs = now();
+      const wanted =
+        types.length > 0 ? new Set(types) : new Set([...counts.values()].flatMap((t) => [...t.keys()]));
+      return [...wanted].sort().map((type) => {
+        const union = new Map<string, number>();
+        for (const hour of new Set(hours)) {
+          if (!windowKept(hour, nowMs)) continue;
+          for (const [target, count] of windows.get(type)?.get(hour) ?? [])
+            union.set(target, (union.get(target) ?? 0) + count);
+        }
+        return {
+          type,
+          targets: [...union]
+            .map(([target, count]) => ({ target, count }))
+            .sort(byRank)
+            .slice(0, limit),
+        };
+      });
+    },
+
+    async uniques(target: string, types: readonly string[], dayStartMs: number): Promise<TypeUniques[]> {
+      const wanted = types.length > 0 ? new Set(types) : new Set(counts.get(target)?.keys() ?? []);
+      const kept = dayKept(dayStartMs, now());
+      return [...wanted].sort().map((type) => {
+        const users = uniques.get(target)?.get(type);
+        const day = kept ? users?.days.get(dayStartMs) : undefined;
+        return { type, day: day?.count() ?? 0, allTime: users?.all.count() ?? 0 };
+      });
     },
 
     async close(): Promise<void> {

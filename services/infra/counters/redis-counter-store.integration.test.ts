@@ -8,14 +8,19 @@ import { Redis } from 'ioredis';
 import { realServers, requireRealServers, testNamespace } from '../../testing/real-servers.ts';
 import { deleteRedisKeys } from '../../testing/redis-keys.ts';
 import { counterStoreContract, inPartition } from './counter-store.contract.ts';
+import { UNIQUES_RETENTION_MS, WINDOW_RETENTION_MS } from './counter-store.ts';
 import { createRedisCounterStore } from './redis-counter-store.ts';
 
 await requireRealServers();
 
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+
 counterStoreContract('redis', async () => {
   const ns = testNamespace();
   return {
-    open: async () => createRedisCounterStore({ url: realServers.redisUrl, keyPrefix: ns.redisPrefix }),
+    open: async (options) =>
+      createRedisCounterStore({ url: realServers.redisUrl, keyPrefix: ns.redisPrefix, ...options }),
     cleanup: () => deleteRedisKeys(ns.redisPrefix),
   };
 });
@@ -92,11 +97,34 @@ test('a leaderboard whose write was lost catches up when the batch is redelivere
 counterStoreContract('redis cluster', async () => {
   const ns = testNamespace();
   return {
-    open: async () =>
+    open: async (options) =>
       createRedisCounterStore({
         clusterNodes: realServers.redisClusterNodes,
         keyPrefix: ns.redisPrefix,
+        ...options,
       }),
     cleanup: () => deleteRedisKeys(ns.redisPrefix, 'cluster'),
   };
+});
+
+test('hour windows and days of unique users expire by their own time; all time does not', async (t) => {
+  const { ns, store, redis } = storeAndClient(t);
+  const hour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS - 3 * HOUR_MS;
+  const day = Math.floor(hour / DAY_MS) * DAY_MS;
+  await store.apply(
+    inPartition(0, [
+      { position: 1n, target: 'ttl', type: 'VIEW', value: undefined, timeMs: hour + 5, userId: 'ann' },
+    ]),
+  );
+  const keys = await redis.keys(`${ns.redisPrefix}:*`);
+  const ttlOf = async (pattern: RegExp) => {
+    const key = keys.find((k) => pattern.test(k));
+    assert.ok(key, `${pattern} in ${keys.join(' ')}`);
+    return redis.pexpiretime(key);
+  };
+  assert.equal(await ttlOf(/:top:\{VIEW\}:h:\d+$/), hour + HOUR_MS + WINDOW_RETENTION_MS);
+  assert.equal(await ttlOf(/:u:d:\d+:VIEW$/), day + DAY_MS + UNIQUES_RETENTION_MS);
+  assert.equal(await ttlOf(/:u:a:VIEW$/), -1);
+  assert.equal(await ttlOf(/:top:\{VIEW\}:o$/), -1);
+  assert.equal(await ttlOf(/:top:\{VIEW\}$/), -1);
 });

@@ -2,8 +2,9 @@
 // @generated from file tally/v1/query.proto (package tally.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file tally/v1/query.proto.
@@ -158,7 +159,8 @@ export declare const GetReportResponseSchema: GenMessage<GetReportResponse>;
  */
 export declare type TopTargetsRequest = Message<"tally.v1.TopTargetsRequest"> & {
   /**
-   * The types to rank; empty means every type counted so far.
+   * The types to rank; empty means every type counted so far (in the window,
+   * for WINDOW_DATE and WINDOW_MONTH).
    *
    * @generated from field: repeated string types = 1;
    */
@@ -170,6 +172,35 @@ export declare type TopTargetsRequest = Message<"tally.v1.TopTargetsRequest"> & 
    * @generated from field: uint32 limit = 2;
    */
   limit: number;
+
+  /**
+   * Which counts rank; all time unless named.
+   *
+   * @generated from field: tally.v1.Window window = 3;
+   */
+  window: Window;
+
+  /**
+   * An IANA time zone (Europe/Paris) for WINDOW_DAY, WINDOW_DATE and
+   * WINDOW_MONTH; empty means UTC.
+   *
+   * @generated from field: string time_zone = 4;
+   */
+  timeZone: string;
+
+  /**
+   * For WINDOW_DATE: the local date, YYYY-MM-DD, today or before.
+   *
+   * @generated from field: string date = 5;
+   */
+  date: string;
+
+  /**
+   * For WINDOW_MONTH: the local month, YYYY-MM, this month or before.
+   *
+   * @generated from field: string month = 6;
+   */
+  month: string;
 };
 
 /**
@@ -232,6 +263,18 @@ export declare type TopTargetsResponse = Message<"tally.v1.TopTargetsResponse"> 
    * @generated from field: repeated tally.v1.TypeLeaders leaders = 1;
    */
   leaders: TypeLeaders[];
+
+  /**
+   * The hours counted, [window_start, window_end): absent for all time.
+   *
+   * @generated from field: google.protobuf.Timestamp window_start = 2;
+   */
+  windowStart?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp window_end = 3;
+   */
+  windowEnd?: Timestamp | undefined;
 };
 
 /**
@@ -239,6 +282,169 @@ export declare type TopTargetsResponse = Message<"tally.v1.TopTargetsResponse"> 
  * Use `create(TopTargetsResponseSchema)` to create a new message.
  */
 export declare const TopTargetsResponseSchema: GenMessage<TopTargetsResponse>;
+
+/**
+ * @generated from message tally.v1.GetUniquesRequest
+ */
+export declare type GetUniquesRequest = Message<"tally.v1.GetUniquesRequest"> & {
+  /**
+   * @generated from field: string target = 1;
+   */
+  target: string;
+
+  /**
+   * The types; empty means every type counted for the target.
+   *
+   * @generated from field: repeated string types = 2;
+   */
+  types: string[];
+
+  /**
+   * The UTC day, YYYY-MM-DD: today or one of the 35 days before; empty means
+   * today.
+   *
+   * @generated from field: string date = 3;
+   */
+  date: string;
+};
+
+/**
+ * Describes the message tally.v1.GetUniquesRequest.
+ * Use `create(GetUniquesRequestSchema)` to create a new message.
+ */
+export declare const GetUniquesRequestSchema: GenMessage<GetUniquesRequest>;
+
+/**
+ * @generated from message tally.v1.TypeUniques
+ */
+export declare type TypeUniques = Message<"tally.v1.TypeUniques"> & {
+  /**
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * Distinct users of the day.
+   *
+   * @generated from field: uint64 day = 2;
+   */
+  day: bigint;
+
+  /**
+   * Distinct users since counting began.
+   *
+   * @generated from field: uint64 all_time = 3;
+   */
+  allTime: bigint;
+};
+
+/**
+ * Describes the message tally.v1.TypeUniques.
+ * Use `create(TypeUniquesSchema)` to create a new message.
+ */
+export declare const TypeUniquesSchema: GenMessage<TypeUniques>;
+
+/**
+ * @generated from message tally.v1.GetUniquesResponse
+ */
+export declare type GetUniquesResponse = Message<"tally.v1.GetUniquesResponse"> & {
+  /**
+   * @generated from field: string target = 1;
+   */
+  target: string;
+
+  /**
+   * The UTC day counted, YYYY-MM-DD.
+   *
+   * @generated from field: string date = 2;
+   */
+  date: string;
+
+  /**
+   * Ordered by type; events without a user_id count in none.
+   *
+   * @generated from field: repeated tally.v1.TypeUniques uniques = 3;
+   */
+  uniques: TypeUniques[];
+
+  /**
+   * Always true: the counts are HyperLogLog estimates.
+   *
+   * @generated from field: bool approximate = 4;
+   */
+  approximate: boolean;
+
+  /**
+   * Their relative standard error: 0.0081 (0.81 %).
+   *
+   * @generated from field: double relative_standard_error = 5;
+   */
+  relativeStandardError: number;
+};
+
+/**
+ * Describes the message tally.v1.GetUniquesResponse.
+ * Use `create(GetUniquesResponseSchema)` to create a new message.
+ */
+export declare const GetUniquesResponseSchema: GenMessage<GetUniquesResponse>;
+
+/**
+ * The counts a leaderboard ranks. Windows count events by their time
+ * (occurred_at, else received_at), in whole UTC hours.
+ *
+ * @generated from enum tally.v1.Window
+ */
+export enum Window {
+  /**
+   * All time, or WINDOW_DATE when date is given, WINDOW_MONTH when month is.
+   *
+   * @generated from enum value: WINDOW_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Every event counted so far.
+   *
+   * @generated from enum value: WINDOW_ALL_TIME = 1;
+   */
+  ALL_TIME = 1,
+
+  /**
+   * The current UTC hour.
+   *
+   * @generated from enum value: WINDOW_HOUR = 2;
+   */
+  HOUR = 2,
+
+  /**
+   * The current day in time_zone (UTC when empty): the UTC hours that begin
+   * within it (for a zone whose offset is not a whole number of hours, the day
+   * shifted later by the fraction). Each hour keeps its most counted targets
+   * only, so counts below the first thousand or so are approximate.
+   *
+   * @generated from enum value: WINDOW_DAY = 3;
+   */
+  DAY = 3,
+
+  /**
+   * A day up to today, date in time_zone, from the hourly summaries (exact).
+   *
+   * @generated from enum value: WINDOW_DATE = 4;
+   */
+  DATE = 4,
+
+  /**
+   * A month up to this one, month in time_zone, from the hourly summaries (exact).
+   *
+   * @generated from enum value: WINDOW_MONTH = 5;
+   */
+  MONTH = 5,
+}
+
+/**
+ * Describes the enum tally.v1.Window.
+ */
+export declare const WindowSchema: GenEnum<Window>;
 
 /**
  * Reads counters (Redis) and reports (the hourly summaries in PostgreSQL).
@@ -268,7 +474,9 @@ export declare const QueryService: GenService<{
     output: typeof GetReportResponseSchema;
   },
   /**
-   * The most counted targets of each type (the leaderboards), highest first.
+   * The most counted targets of each type (the leaderboards), highest first: all
+   * time, the current hour, the current day (UTC or a time zone), or a past date or
+   * month.
    *
    * @generated from rpc tally.v1.QueryService.TopTargets
    */
@@ -276,6 +484,17 @@ export declare const QueryService: GenService<{
     methodKind: "unary";
     input: typeof TopTargetsRequestSchema;
     output: typeof TopTargetsResponseSchema;
+  },
+  /**
+   * Unique users of one target per type, on a UTC day (today or one of the 35
+   * before) and all time: HyperLogLog estimates, relative standard error 0.81 %.
+   *
+   * @generated from rpc tally.v1.QueryService.GetUniques
+   */
+  getUniques: {
+    methodKind: "unary";
+    input: typeof GetUniquesRequestSchema;
+    output: typeof GetUniquesResponseSchema;
   },
 }>;
 

@@ -2,15 +2,16 @@
 // @generated from file tally/v1/query.proto (package tally.v1, syntax proto3)
 /* eslint-disable */
 
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc, tsEnum } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_tally_v1_access } from "./access_pb.js";
 
 /**
  * Describes the file tally/v1/query.proto.
  */
 export const file_tally_v1_query = /*@__PURE__*/
-  fileDesc("ChR0YWxseS92MS9xdWVyeS5wcm90bxIIdGFsbHkudjEiJAoSR2V0Q291bnRlcnNSZXF1ZXN0Eg4KBnRhcmdldBgBIAEoCSI1CglUeXBlQ291bnQSDAoEdHlwZRgBIAEoCRINCgVjb3VudBgCIAEoBBILCgNzdW0YAyABKAEiSgoTR2V0Q291bnRlcnNSZXNwb25zZRIOCgZ0YXJnZXQYASABKAkSIwoGY291bnRzGAIgAygLMhMudGFsbHkudjEuVHlwZUNvdW50IjAKEEdldFJlcG9ydFJlcXVlc3QSDgoGdGFyZ2V0GAEgASgJEgwKBGRhdGUYAiABKAkiPwoKSG91ckNvdW50cxIMCgRob3VyGAEgASgNEiMKBmNvdW50cxgCIAMoCzITLnRhbGx5LnYxLlR5cGVDb3VudCJWChFHZXRSZXBvcnRSZXNwb25zZRIOCgZ0YXJnZXQYASABKAkSDAoEZGF0ZRgCIAEoCRIjCgVob3VycxgDIAMoCzIULnRhbGx5LnYxLkhvdXJDb3VudHMiMQoRVG9wVGFyZ2V0c1JlcXVlc3QSDQoFdHlwZXMYASADKAkSDQoFbGltaXQYAiABKA0iLAoLVGFyZ2V0Q291bnQSDgoGdGFyZ2V0GAEgASgJEg0KBWNvdW50GAIgASgEIkMKC1R5cGVMZWFkZXJzEgwKBHR5cGUYASABKAkSJgoHdGFyZ2V0cxgCIAMoCzIVLnRhbGx5LnYxLlRhcmdldENvdW50IjwKElRvcFRhcmdldHNSZXNwb25zZRImCgdsZWFkZXJzGAEgAygLMhUudGFsbHkudjEuVHlwZUxlYWRlcnMysAIKDFF1ZXJ5U2VydmljZRJkCgtHZXRDb3VudGVycxIcLnRhbGx5LnYxLkdldENvdW50ZXJzUmVxdWVzdBodLnRhbGx5LnYxLkdldENvdW50ZXJzUmVzcG9uc2UiGMDzGAKC0+STAg4SDC92MS9jb3VudGVycxJcCglHZXRSZXBvcnQSGi50YWxseS52MS5HZXRSZXBvcnRSZXF1ZXN0GhsudGFsbHkudjEuR2V0UmVwb3J0UmVzcG9uc2UiFsDzGAKC0+STAgwSCi92MS9yZXBvcnQSXAoKVG9wVGFyZ2V0cxIbLnRhbGx5LnYxLlRvcFRhcmdldHNSZXF1ZXN0GhwudGFsbHkudjEuVG9wVGFyZ2V0c1Jlc3BvbnNlIhPA8xgCgtPkkwIJEgcvdjEvdG9wYgZwcm90bzM", [file_google_api_annotations, file_tally_v1_access]);
+  fileDesc("ChR0YWxseS92MS9xdWVyeS5wcm90bxIIdGFsbHkudjEiJAoSR2V0Q291bnRlcnNSZXF1ZXN0Eg4KBnRhcmdldBgBIAEoCSI1CglUeXBlQ291bnQSDAoEdHlwZRgBIAEoCRINCgVjb3VudBgCIAEoBBILCgNzdW0YAyABKAEiSgoTR2V0Q291bnRlcnNSZXNwb25zZRIOCgZ0YXJnZXQYASABKAkSIwoGY291bnRzGAIgAygLMhMudGFsbHkudjEuVHlwZUNvdW50IjAKEEdldFJlcG9ydFJlcXVlc3QSDgoGdGFyZ2V0GAEgASgJEgwKBGRhdGUYAiABKAkiPwoKSG91ckNvdW50cxIMCgRob3VyGAEgASgNEiMKBmNvdW50cxgCIAMoCzITLnRhbGx5LnYxLlR5cGVDb3VudCJWChFHZXRSZXBvcnRSZXNwb25zZRIOCgZ0YXJnZXQYASABKAkSDAoEZGF0ZRgCIAEoCRIjCgVob3VycxgDIAMoCzIULnRhbGx5LnYxLkhvdXJDb3VudHMigwEKEVRvcFRhcmdldHNSZXF1ZXN0Eg0KBXR5cGVzGAEgAygJEg0KBWxpbWl0GAIgASgNEiAKBndpbmRvdxgDIAEoDjIQLnRhbGx5LnYxLldpbmRvdxIRCgl0aW1lX3pvbmUYBCABKAkSDAoEZGF0ZRgFIAEoCRINCgVtb250aBgGIAEoCSIsCgtUYXJnZXRDb3VudBIOCgZ0YXJnZXQYASABKAkSDQoFY291bnQYAiABKAQiQwoLVHlwZUxlYWRlcnMSDAoEdHlwZRgBIAEoCRImCgd0YXJnZXRzGAIgAygLMhUudGFsbHkudjEuVGFyZ2V0Q291bnQingEKElRvcFRhcmdldHNSZXNwb25zZRImCgdsZWFkZXJzGAEgAygLMhUudGFsbHkudjEuVHlwZUxlYWRlcnMSMAoMd2luZG93X3N0YXJ0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp3aW5kb3dfZW5kGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJAChFHZXRVbmlxdWVzUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkSDQoFdHlwZXMYAiADKAkSDAoEZGF0ZRgDIAEoCSI6CgtUeXBlVW5pcXVlcxIMCgR0eXBlGAEgASgJEgsKA2RheRgCIAEoBBIQCghhbGxfdGltZRgDIAEoBCKQAQoSR2V0VW5pcXVlc1Jlc3BvbnNlEg4KBnRhcmdldBgBIAEoCRIMCgRkYXRlGAIgASgJEiYKB3VuaXF1ZXMYAyADKAsyFS50YWxseS52MS5UeXBlVW5pcXVlcxITCgthcHByb3hpbWF0ZRgEIAEoCBIfChdyZWxhdGl2ZV9zdGFuZGFyZF9lcnJvchgFIAEoASp5CgZXaW5kb3cSFgoSV0lORE9XX1VOU1BFQ0lGSUVEEAASEwoPV0lORE9XX0FMTF9USU1FEAESDwoLV0lORE9XX0hPVVIQAhIOCgpXSU5ET1dfREFZEAMSDwoLV0lORE9XX0RBVEUQBBIQCgxXSU5ET1dfTU9OVEgQBTKSAwoMUXVlcnlTZXJ2aWNlEmQKC0dldENvdW50ZXJzEhwudGFsbHkudjEuR2V0Q291bnRlcnNSZXF1ZXN0Gh0udGFsbHkudjEuR2V0Q291bnRlcnNSZXNwb25zZSIYwPMYAoLT5JMCDhIML3YxL2NvdW50ZXJzElwKCUdldFJlcG9ydBIaLnRhbGx5LnYxLkdldFJlcG9ydFJlcXVlc3QaGy50YWxseS52MS5HZXRSZXBvcnRSZXNwb25zZSIWwPMYAoLT5JMCDBIKL3YxL3JlcG9ydBJcCgpUb3BUYXJnZXRzEhsudGFsbHkudjEuVG9wVGFyZ2V0c1JlcXVlc3QaHC50YWxseS52MS5Ub3BUYXJnZXRzUmVzcG9uc2UiE8DzGAKC0+STAgkSBy92MS90b3ASYAoKR2V0VW5pcXVlcxIbLnRhbGx5LnYxLkdldFVuaXF1ZXNSZXF1ZXN0GhwudGFsbHkudjEuR2V0VW5pcXVlc1Jlc3BvbnNlIhfA8xgCgtPkkwINEgsvdjEvdW5pcXVlc2IGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp, file_tally_v1_access]);
 
 /**
  * Describes the message tally.v1.GetCountersRequest.
@@ -81,6 +82,42 @@ export const TypeLeadersSchema = /*@__PURE__*/
  */
 export const TopTargetsResponseSchema = /*@__PURE__*/
   messageDesc(file_tally_v1_query, 9);
+
+/**
+ * Describes the message tally.v1.GetUniquesRequest.
+ * Use `create(GetUniquesRequestSchema)` to create a new message.
+ */
+export const GetUniquesRequestSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_query, 10);
+
+/**
+ * Describes the message tally.v1.TypeUniques.
+ * Use `create(TypeUniquesSchema)` to create a new message.
+ */
+export const TypeUniquesSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_query, 11);
+
+/**
+ * Describes the message tally.v1.GetUniquesResponse.
+ * Use `create(GetUniquesResponseSchema)` to create a new message.
+ */
+export const GetUniquesResponseSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_query, 12);
+
+/**
+ * Describes the enum tally.v1.Window.
+ */
+export const WindowSchema = /*@__PURE__*/
+  enumDesc(file_tally_v1_query, 0);
+
+/**
+ * The counts a leaderboard ranks. Windows count events by their time
+ * (occurred_at, else received_at), in whole UTC hours.
+ *
+ * @generated from enum tally.v1.Window
+ */
+export const Window = /*@__PURE__*/
+  tsEnum(WindowSchema);
 
 /**
  * Reads counters (Redis) and reports (the hourly summaries in PostgreSQL).

@@ -41,7 +41,15 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
       );
       assert.deepEqual(
         tables.map((r) => r.table_name),
-        ['api_key', 'consumer_offset', 'event', 'event_summary', 'schema_migration'],
+        [
+          'alert_rule',
+          'alert_rule_clock',
+          'api_key',
+          'consumer_offset',
+          'event',
+          'event_summary',
+          'schema_migration',
+        ],
       );
     });
 

@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  type AlertRuleInput,
+  DEFAULT_REARM_RATIO,
+  formatAlertRuleId,
+  isAlertRuleId,
+  SPIKE_DEFAULTS,
+  validateAlertRule,
+} from './alert-rules.ts';
+
+const base = {
+  name: 'post milestones',
+  eventType: 'view',
+  recipients: { dashboard: true },
+} satisfies Partial<AlertRuleInput>;
+
+const milestone = (thresholds: number[], subject = { kind: 'target_prefix' as const, value: 'post/' }) =>
+  ({ ...base, condition: { kind: 'milestone', subject, thresholds } }) satisfies AlertRuleInput;
+
+/** The fields at fault for `input`, in order. */
+function faults(input: AlertRuleInput): string[] {
+  const result = validateAlertRule(input);
+  assert.equal(result.ok, false, 'expected the rule to be refused');
+  return result.ok ? [] : result.violations.map((v) => v.field);
+}
+
+function valid(input: AlertRuleInput) {
+  const result = validateAlertRule(input);
+  assert.ok(result.ok, result.ok ? '' : JSON.stringify(result.violations));
+  return result.spec;
+}
+
+test('a milestone rule: ascending, distinct, positive whole thresholds, at most 32', () => {
+  const spec = valid(milestone([100, 1_000, 10_000]));
+  assert.deepEqual(spec, {
+    name: 'post milestones',
+    enabled: true,
+    eventType: 'view',
+    recipients: { userIds: [], groups: [], targetOwner: false, dashboard: true },
+    condition: {
+      kind: 'milestone',
+      subject: { kind: 'target_prefix', value: 'post/' },
+      thresholds: [100, 1_000, 10_000],
+    },
+  });
+  assert.deepEqual(faults(milestone([100, 10, 1_000, 1_000])), [
+    'milestone.thresholds[1]',
+    'milestone.thresholds[3]',
+  ]);
+  assert.deepEqual(faults(milestone([0])), ['milestone.thresholds[0]']);
+  assert.deepEqual(faults(milestone([1.5])), ['milestone.thresholds[0]']);
+  assert.deepEqual(faults(milestone([2 ** 53])), ['milestone.thresholds[0]']);
+  assert.deepEqual(faults(milestone([])), ['milestone.thresholds']);
+  valid(milestone(Array.from({ length: 32 }, (_, i) => i + 1)));
+  assert.deepEqual(faults(milestone(Array.from({ length: 33 }, (_, i) => i + 1))), ['milestone.thresholds']);
+  assert.deepEqual(faults(milestone([1], { kind: 'user_id', value: 'u1' } as never)), [
+    'milestone.subject.user_id',
+  ]);
+});
+
+test('the common fields are checked by name: name, event type, recipients', () => {
+  const ok = milestone([10]);
+  assert.deepEqual(faults({ ...ok, name: '  ' }), ['name']);
+  assert.deepEqual(faults({ ...ok, name: 'x'.repeat(201) }), ['name']);
+  assert.deepEqual(faults({ ...ok, name: 'two\nlines' }), ['name']);
+  assert.equal(valid({ ...ok, name: '  padded  ' }).name, 'padded');
+  assert.deepEqual(faults({ ...ok, eventType: '' }), ['event_type']);
+  assert.deepEqual(faults({ ...ok, eventType: '1view' }), ['event_type']);
+  assert.deepEqual(faults({ ...ok, recipients: {} }), ['recipients']);
+  assert.deepEqual(faults({ ...ok, recipients: { userIds: ['a', '', 'a'] } }), [
+    'recipients.user_ids[1]',
+    'recipients.user_ids[2]',
+  ]);
+  assert.deepEqual(faults({ ...ok, recipients: { groups: ['ops', 'bad group'] } }), ['recipients.groups[1]']);
+  assert.deepEqual(faults({ ...ok, recipients: { groups: Array.from({ length: 21 }, (_, i) => `g${i}`) } }), [
+    'recipients.groups',
+  ]);
+  assert.equal(valid({ ...ok, enabled: false }).enabled, false);
+  assert.deepEqual(faults({ ...base }), ['condition']);
+  // Several faults at once are all reported.
+  assert.deepEqual(faults({ ...ok, name: '', eventType: '', recipients: {} }), [
+    'name',
+    'event_type',
+    'recipients',
+  ]);
+});
+
+test('a window rule: count or sum over 1 to 1440 minutes, threshold and re-arm ratio', () => {
+  const window = (
+    change: Record<string, unknown> = {},
+    subject = { kind: 'target' as const, value: 'shop/a' },
+  ) =>
+    ({
+      ...base,
+      condition: { kind: 'window', subject, measure: '', windowMinutes: 10, threshold: 50, ...change },
+    }) as AlertRuleInput;
+  assert.deepEqual(valid(window()).condition, {
+    kind: 'window',
+    subject: { kind: 'target', value: 'shop/a' },
+    measure: 'count',
+    windowMinutes: 10,
+    threshold: 50,
+    rearmRatio: DEFAULT_REARM_RATIO,
+  });
+  assert.equal(valid(window({ measure: 'sum', threshold: 12.5 })).condition.kind, 'window');
+  valid(window({ windowMinutes: 1 }));
+  valid(window({ windowMinutes: 1440, rearmRatio: 1 }));
+  valid(window({}, { kind: 'user_id', value: 'user-1' } as never));
+  for (const [change, field] of [
+    [{ measure: 'avg' }, 'window.measure'],
+    [{ windowMinutes: 0 }, 'window.window_minutes'],
+    [{ windowMinutes: 1441 }, 'window.window_minutes'],
+    [{ threshold: 12.5 }, 'window.threshold'],
+    [{ threshold: 0 }, 'window.threshold'],
+    [{ measure: 'sum', threshold: Number.NaN }, 'window.threshold'],
+    [{ rearmRatio: 0 }, 'window.rearm_ratio'],
+    [{ rearmRatio: 1.1 }, 'window.rearm_ratio'],
+  ] as const)
+    assert.deepEqual(faults(window(change)), [field], JSON.stringify(change));
+  assert.deepEqual(faults(window({ subject: undefined })), ['window.subject']);
+  assert.deepEqual(faults(window({}, { kind: 'target_prefix', value: '' } as never)), [
+    'window.subject.target_prefix',
+  ]);
+  assert.deepEqual(
+    faults({ ...window({}, { kind: 'user_id', value: 'u' } as never), recipients: { targetOwner: true } }),
+    ['recipients.target_owner'],
+  );
+});
+
+test('a spike rule: defaults filled, each parameter checked, clear_z below the threshold', () => {
+  const spike = (change: Record<string, unknown> = {}) =>
+    ({
+      ...base,
+      condition: { kind: 'spike', subject: { kind: 'target', value: 'shop/a' }, ...change },
+    }) as AlertRuleInput;
+  assert.deepEqual(valid(spike()).condition, {
+    kind: 'spike',
+    subject: { kind: 'target', value: 'shop/a' },
+    halfLifeMinutes: SPIKE_DEFAULTS.halfLifeMinutes,
+    zThreshold: SPIKE_DEFAULTS.zThreshold,
+    clearZ: 2,
+    minCountPerMinute: SPIKE_DEFAULTS.minCountPerMinute,
+    minRatio: SPIKE_DEFAULTS.minRatio,
+  });
+  const custom = valid(spike({ zThreshold: 6, halfLifeMinutes: 1440, minCountPerMinute: 1, minRatio: 1 }));
+  assert.equal(
+    custom.condition.kind === 'spike' && custom.condition.clearZ,
+    3,
+    'clear_z defaults to half the threshold',
+  );
+  for (const [change, field] of [
+    [{ halfLifeMinutes: 0 }, 'spike.half_life_minutes'],
+    [{ halfLifeMinutes: 10_081 }, 'spike.half_life_minutes'],
+    [{ zThreshold: 0 }, 'spike.z_threshold'],
+    [{ zThreshold: 101 }, 'spike.z_threshold'],
+    [{ clearZ: 4 }, 'spike.clear_z'],
+    [{ clearZ: -1 }, 'spike.clear_z'],
+    [{ minCountPerMinute: 0 }, 'spike.min_count_per_minute'],
+    [{ minRatio: 0.5 }, 'spike.min_ratio'],
+    [{ subject: { kind: 'user_id', value: 'u' } }, 'spike.subject.user_id'],
+  ] as const)
+    assert.deepEqual(faults(spike(change)), [field], JSON.stringify(change));
+});
+
+test('rule ids: ar_ and 10 base62 characters from 8 random bytes', () => {
+  const id = formatAlertRuleId(new Uint8Array(8).fill(255));
+  assert.match(id, /^ar_[0-9A-Za-z]{10}$/);
+  assert.ok(isAlertRuleId(id));
+  assert.equal(formatAlertRuleId(new Uint8Array(8)), 'ar_0000000000');
+  assert.notEqual(formatAlertRuleId(new Uint8Array(8).fill(1)), formatAlertRuleId(new Uint8Array(8).fill(2)));
+  assert.throws(() => formatAlertRuleId(new Uint8Array(7)), RangeError);
+  for (const text of ['ar_123', 'xx_0000000000', 'ar_000000000!', ''])
+    assert.equal(isAlertRuleId(text), false, text);
+});

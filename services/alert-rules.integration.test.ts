@@ -97,9 +97,10 @@ test('REST: an admin creates, lists, gets, updates and deletes rules; defaults a
     subject: { target: 'shop/checkout' },
     halfLifeMinutes: 60,
     zThreshold: 5,
-    clearZ: 2.5,
-    minCountPerMinute: 5,
+    zClear: 2.5,
+    minCount: 5,
     minRatio: 2,
+    warmupMinutes: 60,
   });
 
   const listed = await rest(port, 'GET', '/v1/alert-rules', { headers: admin() });
@@ -130,7 +131,7 @@ test('REST: an admin creates, lists, gets, updates and deletes rules; defaults a
     measure: 'sum',
     windowMinutes: 60,
     threshold: 500,
-    rearmRatio: 0.9,
+    rearmMinutes: 60,
   });
   assert.ok(BigInt(after.revision) > BigInt(rule.revision));
 
@@ -180,8 +181,8 @@ test('REST: an invalid rule is a 400 naming each field at fault from the request
     ],
     [{ ...milestoneRule, milestone: undefined }, ['rule.condition']],
     [
-      { ...milestoneRule, milestone: undefined, spike: { subject: { userId: 'u1' }, clearZ: 9 } },
-      ['rule.spike.subject.user_id', 'rule.spike.clear_z'],
+      { ...milestoneRule, milestone: undefined, spike: { subject: { userId: 'u1' }, zClear: 9 } },
+      ['rule.spike.subject.user_id', 'rule.spike.z_clear'],
     ],
     [{ ...milestoneRule, colour: 'red' }, ['rule.colour']],
   ];
@@ -249,7 +250,7 @@ test('gRPC: the same methods, credentials and errors', async (t) => {
   const made = created.rule!;
   assert.equal(made.condition.case, 'window');
   assert.equal(made.condition.case === 'window' && made.condition.value.measure, 'count');
-  assert.equal(made.condition.case === 'window' && made.condition.value.rearmRatio, 0.9);
+  assert.equal(made.condition.case === 'window' && made.condition.value.rearmMinutes, 5);
   assert.equal(made.enabled, true);
   assert.deepEqual((await client.getAlertRule({ id: made.id }, { metadata })).rule, made);
 

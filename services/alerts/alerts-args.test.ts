@@ -56,8 +56,8 @@ test('create: each kind, its subject and recipients', () => {
       '99.5',
       '--measure',
       'sum',
-      '--rearm-ratio',
-      '0.5',
+      '--rearm-minutes',
+      '0',
       '--user',
       'u1',
       '--notify-users',
@@ -76,7 +76,7 @@ test('create: each kind, its subject and recipients', () => {
         windowMinutes: 60,
         threshold: 99.5,
         measure: 'sum',
-        rearmRatio: 0.5,
+        rearmMinutes: 0,
         subject: { kind: 'user_id', value: 'u1' },
         userIds: ['a', 'b'],
         groups: ['sales'],
@@ -84,7 +84,7 @@ test('create: each kind, its subject and recipients', () => {
     },
   );
   const spike = parseAlertsArgs(
-    'create --name s --type like --spike --z 5 --clear-z 1 --half-life 30 --min-count 9 --min-ratio 3 --target t --dashboard'.split(
+    'create --name s --type like --spike --z 5 --z-clear 1 --half-life 30 --min-count 9 --min-ratio 3 --warmup 0 --target t --dashboard'.split(
       ' ',
     ),
   );
@@ -95,9 +95,10 @@ test('create: each kind, its subject and recipients', () => {
       eventType: 'like',
       kind: 'spike',
       zThreshold: 5,
-      clearZ: 1,
+      zClear: 1,
       halfLifeMinutes: 30,
-      minCountPerMinute: 9,
+      minCount: 9,
+      warmupMinutes: 0,
       minRatio: 3,
       subject: { kind: 'target', value: 't' },
       dashboard: true,
@@ -134,6 +135,12 @@ test('mistakes name their flag', () => {
   refused([...create, '--milestone', '10,x', '--target', 't'], '--milestone');
   refused([...create, '--milestone', '0', '--target', 't'], '--milestone');
   refused([...create, '--window', '1441', '--threshold', '1', '--target', 't'], '--window');
+  refused(
+    [...create, '--window', '5', '--threshold', '1', '--rearm-minutes', 'soon', '--target', 't'],
+    '--rearm-minutes',
+  );
+  refused([...create, '--spike', '--warmup', '-1', '--target', 't'], '--warmup');
+  refused([...create, '--milestone', '10', '--warmup', '5', '--target', 't'], '--warmup');
   refused([...create, '--window', '5', '--threshold', 'lots', '--target', 't'], '--threshold');
   refused([...create, '--window', '5', '--threshold', '1', '--measure', 'avg', '--target', 't'], '--measure');
   refused([...create, '--spike', '--target', ''], '--target');

@@ -18,12 +18,13 @@ export interface RuleFlags {
   windowMinutes?: number;
   threshold?: number;
   measure?: string;
-  rearmRatio?: number;
+  rearmMinutes?: number;
   halfLifeMinutes?: number;
   zThreshold?: number;
-  clearZ?: number;
-  minCountPerMinute?: number;
+  zClear?: number;
+  minCount?: number;
   minRatio?: number;
+  warmupMinutes?: number;
   userIds?: string[];
   groups?: string[];
   targetOwner?: boolean;
@@ -45,11 +46,11 @@ export const ALERTS_USAGE = `usage:
   tally alerts delete <id>
 kinds (one):
   --milestone 100,1000,10000       the count reaches each threshold (ascending, at most 32)
-  --window <minutes> --threshold <x> [--measure count|sum] [--rearm-ratio 0.9]
+  --window <minutes> --threshold <x> [--measure count|sum] [--rearm-minutes <window>]
                                    the count or sum over the last 1-1440 minutes reaches x;
-                                   re-armed once below x × the ratio
-  --spike [--half-life 60] [--z 4] [--clear-z 2] [--min-count 5] [--min-ratio 2]
-                                   the rate per minute stands out from its own baseline
+                                   again only once below x and the re-arm minutes have passed
+  --spike [--half-life 60] [--z 4] [--z-clear 2] [--min-count 5] [--min-ratio 2] [--warmup 60]
+                                   the count per minute stands out from its own baseline
 subject (one): --target <target> | --prefix <target prefix> | --user <user id> (window only)
 recipients (at least one): --notify-users <id,id> --notify-groups <name,name> --notify-owner
   --dashboard   (update: --no-notify-owner, --no-dashboard; an empty list clears one)
@@ -69,12 +70,13 @@ const VALUE_FLAGS = new Set([
   '--window',
   '--threshold',
   '--measure',
-  '--rearm-ratio',
+  '--rearm-minutes',
   '--half-life',
   '--z',
-  '--clear-z',
+  '--z-clear',
   '--min-count',
   '--min-ratio',
+  '--warmup',
   '--target',
   '--prefix',
   '--user',
@@ -97,12 +99,13 @@ const SWITCHES_UPDATE = new Set([
 export const KIND_OF_FLAG: Readonly<Record<string, AlertRuleKind>> = Object.freeze({
   '--threshold': 'window',
   '--measure': 'window',
-  '--rearm-ratio': 'window',
+  '--rearm-minutes': 'window',
   '--half-life': 'spike',
   '--z': 'spike',
-  '--clear-z': 'spike',
+  '--z-clear': 'spike',
   '--min-count': 'spike',
   '--min-ratio': 'spike',
+  '--warmup': 'spike',
 });
 
 const ACTIONS = ['create', 'list', 'get', 'update', 'delete'] as const;
@@ -204,9 +207,8 @@ function ruleFlags(flags: Map<string, string | true>): RuleFlags {
   if (windowMinutes !== undefined) rule.windowMinutes = wholeNumber('--window', windowMinutes, 1440);
   const numberFlags = [
     ['--threshold', 'threshold'],
-    ['--rearm-ratio', 'rearmRatio'],
     ['--z', 'zThreshold'],
-    ['--clear-z', 'clearZ'],
+    ['--z-clear', 'zClear'],
     ['--min-ratio', 'minRatio'],
   ] as const;
   for (const [flag, field] of numberFlags) {
@@ -216,7 +218,11 @@ function ruleFlags(flags: Map<string, string | true>): RuleFlags {
   const halfLife = text('--half-life');
   if (halfLife !== undefined) rule.halfLifeMinutes = wholeNumber('--half-life', halfLife, 10_080);
   const minCount = text('--min-count');
-  if (minCount !== undefined) rule.minCountPerMinute = wholeNumber('--min-count', minCount, 1_000_000_000);
+  if (minCount !== undefined) rule.minCount = wholeNumber('--min-count', minCount, 1_000_000_000);
+  const rearm = text('--rearm-minutes');
+  if (rearm !== undefined) rule.rearmMinutes = wholeNumber('--rearm-minutes', rearm, 10_080, 0);
+  const warmup = text('--warmup');
+  if (warmup !== undefined) rule.warmupMinutes = wholeNumber('--warmup', warmup, 10_080, 0);
   const measure = text('--measure');
   if (measure !== undefined) {
     if (measure !== 'count' && measure !== 'sum')
@@ -264,10 +270,10 @@ function list(text: string): string[] {
     .filter((s) => s !== '');
 }
 
-function wholeNumber(flag: string, text: string, max: number): number {
+function wholeNumber(flag: string, text: string, max: number, min = 1): number {
   const value = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
-  if (!(Number.isSafeInteger(value) && value >= 1 && value <= max))
-    throw new AlertsArgsError(`${flag}: ${JSON.stringify(text)} is not a whole number from 1 to ${max}`);
+  if (!(Number.isSafeInteger(value) && value >= min && value <= max))
+    throw new AlertsArgsError(`${flag}: ${JSON.stringify(text)} is not a whole number from ${min} to ${max}`);
   return value;
 }
 

@@ -95,7 +95,7 @@ test('create, list, get, update and delete, as a user runs them', async () => {
   assert.equal(spike.code, 0, spike.stderr);
   assert.equal(
     fields(spike).condition,
-    'z ≥ 4 (clears below 2), half-life 60 min, at least 5/min and 2× the baseline',
+    'z ≥ 4 (clears below 2), half-life 60 min, at least 5/min and 2× the baseline, after 60 min of warm-up',
     'the defaults are shown',
   );
   const spikeId = fields(spike).id!;
@@ -135,7 +135,7 @@ test('create, list, get, update and delete, as a user runs them', async () => {
     measure: 'count',
     windowMinutes: 30,
     threshold: 50,
-    rearmRatio: 0.9,
+    rearmMinutes: 30,
   });
 
   const deleted = await tally('delete', made.id!);
@@ -197,13 +197,13 @@ test('mistakes name their flag and exit 2; nothing is stored', async () => {
         '--spike',
         '--z',
         '2',
-        '--clear-z',
+        '--z-clear',
         '3',
         '--target',
         't',
         '--dashboard',
       ],
-      /^tally: --clear-z \(spike\.clear_z\)/m,
+      /^tally: --z-clear \(spike\.z_clear\)/m,
     ],
     [
       ['create', '--name', 'x', '--type', 'view', '--spike', '--target', 't', '--dashboard', '--bogus', '1'],

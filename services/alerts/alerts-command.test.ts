@@ -34,7 +34,10 @@ test('rules are kept in the embedded database when no PostgreSQL is configured',
   assert.equal(made.code, 0, made.stderr);
   const id = /^id:\s+(\S+)$/m.exec(made.stdout)?.[1] ?? '';
   assert.match(id, /^ar_[0-9A-Za-z]{10}$/);
-  assert.match(made.stdout, /^condition: sum over 60 min reaches 500 \(re-armed below 450\)$/m);
+  assert.match(
+    made.stdout,
+    /^condition: sum over 60 min reaches 500 \(again once below it, 60 min after\)$/m,
+  );
 
   const listed = await tally('list');
   assert.equal(listed.code, 0, listed.stderr);

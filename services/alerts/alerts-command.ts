@@ -36,12 +36,13 @@ const FLAG_OF_FIELD: Record<string, string> = {
   'window.measure': '--measure',
   'window.window_minutes': '--window',
   'window.threshold': '--threshold',
-  'window.rearm_ratio': '--rearm-ratio',
+  'window.rearm_minutes': '--rearm-minutes',
   'spike.half_life_minutes': '--half-life',
   'spike.z_threshold': '--z',
-  'spike.clear_z': '--clear-z',
-  'spike.min_count_per_minute': '--min-count',
+  'spike.z_clear': '--z-clear',
+  'spike.min_count': '--min-count',
   'spike.min_ratio': '--min-ratio',
+  'spike.warmup_minutes': '--warmup',
   subject: '--target, --prefix or --user',
   'subject.target': '--target',
   'subject.target_prefix': '--prefix',
@@ -128,12 +129,13 @@ export async function alertsCommand(
 const FLAG_FIELDS: Record<string, keyof RuleFlags> = {
   '--threshold': 'threshold',
   '--measure': 'measure',
-  '--rearm-ratio': 'rearmRatio',
+  '--rearm-minutes': 'rearmMinutes',
   '--half-life': 'halfLifeMinutes',
   '--z': 'zThreshold',
-  '--clear-z': 'clearZ',
-  '--min-count': 'minCountPerMinute',
+  '--z-clear': 'zClear',
+  '--min-count': 'minCount',
   '--min-ratio': 'minRatio',
+  '--warmup': 'warmupMinutes',
 };
 
 function flagGiven(rule: RuleFlags, flag: string): boolean {
@@ -161,7 +163,7 @@ function inputOf(flags: RuleFlags, current?: AlertRule): AlertRuleInput {
       measure: pick(flags.measure, 'measure') ?? '',
       windowMinutes: pick(flags.windowMinutes, 'windowMinutes') ?? 0,
       threshold: pick(flags.threshold, 'threshold') ?? 0,
-      ...defined('rearmRatio', pick(flags.rearmRatio, 'rearmRatio')),
+      ...defined('rearmMinutes', pick(flags.rearmMinutes, 'rearmMinutes')),
     };
   else if (kind === 'spike')
     condition = {
@@ -170,9 +172,14 @@ function inputOf(flags: RuleFlags, current?: AlertRule): AlertRuleInput {
       ...defined('halfLifeMinutes', pick(flags.halfLifeMinutes, 'halfLifeMinutes')),
       ...defined('zThreshold', pick(flags.zThreshold, 'zThreshold')),
       // A clear level is kept only with the threshold it was made for.
-      ...defined('clearZ', flags.clearZ ?? (flags.zThreshold === undefined ? kept.clearZ : undefined)),
-      ...defined('minCountPerMinute', pick(flags.minCountPerMinute, 'minCountPerMinute')),
+      ...defined('zClear', flags.zClear ?? (flags.zThreshold === undefined ? kept.zClear : undefined)),
+      ...defined('minCount', pick(flags.minCount, 'minCount')),
       ...defined('minRatio', pick(flags.minRatio, 'minRatio')),
+      // So is a warm-up, with its half-life.
+      ...defined(
+        'warmupMinutes',
+        flags.warmupMinutes ?? (flags.halfLifeMinutes === undefined ? kept.warmupMinutes : undefined),
+      ),
     };
   const input: AlertRuleInput = {
     name: flags.name ?? current?.name ?? '',
@@ -210,9 +217,9 @@ function conditionText(c: AlertCondition): string {
     case 'milestone':
       return `count reaches ${c.thresholds.join(', ')}`;
     case 'window':
-      return `${c.measure} over ${c.windowMinutes} min reaches ${c.threshold} (re-armed below ${c.threshold * c.rearmRatio})`;
+      return `${c.measure} over ${c.windowMinutes} min reaches ${c.threshold} (again once below it, ${c.rearmMinutes} min after)`;
     case 'spike':
-      return `z ≥ ${c.zThreshold} (clears below ${c.clearZ}), half-life ${c.halfLifeMinutes} min, at least ${c.minCountPerMinute}/min and ${c.minRatio}× the baseline`;
+      return `z ≥ ${c.zThreshold} (clears below ${c.zClear}), half-life ${c.halfLifeMinutes} min, at least ${c.minCount}/min and ${c.minRatio}× the baseline, after ${c.warmupMinutes} min of warm-up`;
   }
 }
 

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   type AlertRuleInput,
-  DEFAULT_REARM_RATIO,
   formatAlertRuleId,
   isAlertRuleId,
   SPIKE_DEFAULTS,
@@ -86,7 +85,7 @@ test('the common fields are checked by name: name, event type, recipients', () =
   ]);
 });
 
-test('a window rule: count or sum over 1 to 1440 minutes, threshold and re-arm ratio', () => {
+test('a window rule: count or sum over 1 to 1440 minutes, threshold and re-arm minutes', () => {
   const window = (
     change: Record<string, unknown> = {},
     subject = { kind: 'target' as const, value: 'shop/a' },
@@ -101,11 +100,15 @@ test('a window rule: count or sum over 1 to 1440 minutes, threshold and re-arm r
     measure: 'count',
     windowMinutes: 10,
     threshold: 50,
-    rearmRatio: DEFAULT_REARM_RATIO,
+    rearmMinutes: 10,
   });
   assert.equal(valid(window({ measure: 'sum', threshold: 12.5 })).condition.kind, 'window');
   valid(window({ windowMinutes: 1 }));
-  valid(window({ windowMinutes: 1440, rearmRatio: 1 }));
+  valid(window({ windowMinutes: 1440, rearmMinutes: 0 }));
+  assert.equal(
+    (valid(window({ rearmMinutes: 10_080 })).condition as { rearmMinutes: number }).rearmMinutes,
+    10_080,
+  );
   valid(window({}, { kind: 'user_id', value: 'user-1' } as never));
   for (const [change, field] of [
     [{ measure: 'avg' }, 'window.measure'],
@@ -114,8 +117,9 @@ test('a window rule: count or sum over 1 to 1440 minutes, threshold and re-arm r
     [{ threshold: 12.5 }, 'window.threshold'],
     [{ threshold: 0 }, 'window.threshold'],
     [{ measure: 'sum', threshold: Number.NaN }, 'window.threshold'],
-    [{ rearmRatio: 0 }, 'window.rearm_ratio'],
-    [{ rearmRatio: 1.1 }, 'window.rearm_ratio'],
+    [{ rearmMinutes: -1 }, 'window.rearm_minutes'],
+    [{ rearmMinutes: 1.5 }, 'window.rearm_minutes'],
+    [{ rearmMinutes: 10_081 }, 'window.rearm_minutes'],
   ] as const)
     assert.deepEqual(faults(window(change)), [field], JSON.stringify(change));
   assert.deepEqual(faults(window({ subject: undefined })), ['window.subject']);
@@ -128,7 +132,7 @@ test('a window rule: count or sum over 1 to 1440 minutes, threshold and re-arm r
   );
 });
 
-test('a spike rule: defaults filled, each parameter checked, clear_z below the threshold', () => {
+test('a spike rule: defaults filled, each parameter checked, z_clear below the threshold', () => {
   const spike = (change: Record<string, unknown> = {}) =>
     ({
       ...base,
@@ -139,24 +143,28 @@ test('a spike rule: defaults filled, each parameter checked, clear_z below the t
     subject: { kind: 'target', value: 'shop/a' },
     halfLifeMinutes: SPIKE_DEFAULTS.halfLifeMinutes,
     zThreshold: SPIKE_DEFAULTS.zThreshold,
-    clearZ: 2,
-    minCountPerMinute: SPIKE_DEFAULTS.minCountPerMinute,
+    zClear: 2,
+    minCount: SPIKE_DEFAULTS.minCount,
     minRatio: SPIKE_DEFAULTS.minRatio,
+    warmupMinutes: SPIKE_DEFAULTS.halfLifeMinutes,
   });
-  const custom = valid(spike({ zThreshold: 6, halfLifeMinutes: 1440, minCountPerMinute: 1, minRatio: 1 }));
-  assert.equal(
-    custom.condition.kind === 'spike' && custom.condition.clearZ,
-    3,
-    'clear_z defaults to half the threshold',
+  const custom = valid(spike({ zThreshold: 6, halfLifeMinutes: 1440, minCount: 1, minRatio: 1 }));
+  assert.deepEqual(
+    custom.condition.kind === 'spike' && [custom.condition.zClear, custom.condition.warmupMinutes],
+    [3, 1440],
+    'z_clear defaults to half the threshold, the warm-up to one half-life',
   );
+  valid(spike({ warmupMinutes: 0 }));
   for (const [change, field] of [
     [{ halfLifeMinutes: 0 }, 'spike.half_life_minutes'],
     [{ halfLifeMinutes: 10_081 }, 'spike.half_life_minutes'],
     [{ zThreshold: 0 }, 'spike.z_threshold'],
     [{ zThreshold: 101 }, 'spike.z_threshold'],
-    [{ clearZ: 4 }, 'spike.clear_z'],
-    [{ clearZ: -1 }, 'spike.clear_z'],
-    [{ minCountPerMinute: 0 }, 'spike.min_count_per_minute'],
+    [{ zClear: 4 }, 'spike.z_clear'],
+    [{ zClear: -1 }, 'spike.z_clear'],
+    [{ minCount: 0 }, 'spike.min_count'],
+    [{ warmupMinutes: -1 }, 'spike.warmup_minutes'],
+    [{ warmupMinutes: 10_081 }, 'spike.warmup_minutes'],
     [{ minRatio: 0.5 }, 'spike.min_ratio'],
     [{ subject: { kind: 'user_id', value: 'u' } }, 'spike.subject.user_id'],
   ] as const)

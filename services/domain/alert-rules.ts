@@ -5,11 +5,12 @@
  * A rule watches one event type and is one of three kinds (docs/alerts.md):
  * - `milestone`: the count on a target, or on each target under a prefix, reaches each threshold;
  * - `window`: the count or sum over the last W minutes, for a target, a prefix or a user, reaches X
- *   (rising edge), and re-arms once it falls below X × `rearm_ratio`;
+ *   (rising edge), and re-arms once it is below X again and `rearm_minutes` have passed;
  * - `spike`: a series' rate per minute stands out from its own exponentially weighted baseline.
  *
  * Field paths in violations are the proto's (`milestone.thresholds[2]`), relative to the rule: the
- * caller puts the request's path in front (`rule.`).
+ * caller puts the request's path in front (`rule.`). A window or spike condition carries the
+ * parameters of domain/alert-detectors.ts's `WindowRule` and `SpikeRule` under their names.
  */
 import { base62 } from './api-keys.ts';
 import { defaultEventLimits, type FieldViolation, textProblem } from './event-rules.ts';
@@ -56,8 +57,11 @@ export interface WindowCondition {
   windowMinutes: number;
   /** Alert when the measure goes from below to at or above this (a whole number for `count`). */
   threshold: number;
-  /** Re-armed once the measure is below threshold × this, in (0, 1]; default {@link DEFAULT_REARM_RATIO}. */
-  rearmRatio: number;
+  /**
+   * Minutes after an alert before the rule may alert again for the series; it re-arms only once
+   * the measure is also back below the threshold. Default: the window's length.
+   */
+  rearmMinutes: number;
 }
 
 export interface SpikeCondition {
@@ -69,11 +73,13 @@ export interface SpikeCondition {
   /** A minute is a spike at or above this robust z-score... */
   zThreshold: number;
   /** ...and the spike clears once the z-score falls below this (hysteresis). */
-  clearZ: number;
+  zClear: number;
   /** ...and when the minute holds at least this many events... */
-  minCountPerMinute: number;
-  /** ...and at least this many times the baseline mean. */
+  minCount: number;
+  /** ...and at least this many times the baseline mean... */
   minRatio: number;
+  /** ...once the baseline has this many minutes of history. */
+  warmupMinutes: number;
 }
 
 export type AlertCondition = MilestoneCondition | WindowCondition | SpikeCondition;
@@ -104,16 +110,17 @@ export interface AlertRuleInput {
         measure: string;
         windowMinutes: number;
         threshold: number;
-        rearmRatio?: number;
+        rearmMinutes?: number;
       }
     | {
         kind: 'spike';
         subject?: AlertSubject;
         halfLifeMinutes?: number;
         zThreshold?: number;
-        clearZ?: number;
-        minCountPerMinute?: number;
+        zClear?: number;
+        minCount?: number;
         minRatio?: number;
+        warmupMinutes?: number;
       };
 }
 
@@ -124,21 +131,26 @@ export const ALERT_RULE_LIMITS = Object.freeze({
   maxWindowMinutes: 1440,
   maxUserIds: 100,
   maxGroups: 20,
+  maxRearmMinutes: 10_080,
   maxHalfLifeMinutes: 10_080,
+  maxWarmupMinutes: 10_080,
   maxZ: 100,
-  maxMinCountPerMinute: 1_000_000_000,
+  maxMinCount: 1_000_000_000,
   maxMinRatio: 1_000,
 });
 
-/** Defaults of a window rule's re-arm and a spike rule's parameters, filled by {@link validateAlertRule}. */
-export const DEFAULT_REARM_RATIO = 0.9;
+/**
+ * Defaults of a spike rule's parameters, filled by {@link validateAlertRule} (a window rule's
+ * re-arm defaults to its window's length).
+ */
 export const SPIKE_DEFAULTS = Object.freeze({
   halfLifeMinutes: 60,
   zThreshold: 4,
-  /** Default clear level: half the z threshold (2 with the default threshold). */
-  clearZRatio: 0.5,
-  minCountPerMinute: 5,
+  /** Default clear level: this times the z threshold (2 with the default threshold). */
+  zClearRatio: 0.5,
+  minCount: 5,
   minRatio: 2,
+  // The warm-up defaults to one half-life: the time the baseline takes to reflect the series.
 });
 
 const TYPE_PATTERN = /^[A-Za-z][A-Za-z0-9_.:-]*$/; // as domain/event-rules.ts accepts
@@ -309,9 +321,9 @@ function validateCondition(condition: AlertRuleInput['condition'], bad: Bad): Al
       if (measure === 'count' && !(Number.isSafeInteger(x) && x >= 1))
         bad('window.threshold', 'must be a whole number from 1 for a count');
       else if (!(Number.isFinite(x) && x > 0)) bad('window.threshold', 'must be a finite number above 0');
-      const rearmRatio = condition.rearmRatio ?? DEFAULT_REARM_RATIO;
-      if (!(Number.isFinite(rearmRatio) && rearmRatio > 0 && rearmRatio <= 1))
-        bad('window.rearm_ratio', 'must be above 0 and at most 1');
+      const rearmMinutes = condition.rearmMinutes ?? minutes;
+      if (!(Number.isInteger(rearmMinutes) && rearmMinutes >= 0 && rearmMinutes <= L.maxRearmMinutes))
+        bad('window.rearm_minutes', `must be a whole number from 0 to ${L.maxRearmMinutes}`);
       return (
         subject && {
           kind: 'window',
@@ -319,7 +331,7 @@ function validateCondition(condition: AlertRuleInput['condition'], bad: Bad): Al
           measure: measure as AlertMeasure,
           windowMinutes: minutes,
           threshold: x,
-          rearmRatio,
+          rearmMinutes,
         }
       );
     }
@@ -327,37 +339,37 @@ function validateCondition(condition: AlertRuleInput['condition'], bad: Bad): Al
       const subject = subjectOk(false);
       const D = SPIKE_DEFAULTS;
       const halfLifeMinutes = condition.halfLifeMinutes ?? D.halfLifeMinutes;
-      if (
-        !(
-          Number.isInteger(halfLifeMinutes) &&
-          halfLifeMinutes >= 1 &&
-          halfLifeMinutes <= L.maxHalfLifeMinutes
-        )
-      )
+      const halfLifeOk =
+        Number.isInteger(halfLifeMinutes) && halfLifeMinutes >= 1 && halfLifeMinutes <= L.maxHalfLifeMinutes;
+      if (!halfLifeOk)
         bad('spike.half_life_minutes', `must be a whole number from 1 to ${L.maxHalfLifeMinutes}`);
       const zThreshold = condition.zThreshold ?? D.zThreshold;
       const zOk = Number.isFinite(zThreshold) && zThreshold > 0 && zThreshold <= L.maxZ;
       if (!zOk) bad('spike.z_threshold', `must be above 0 and at most ${L.maxZ}`);
-      const clearZ = condition.clearZ ?? (zOk ? zThreshold * D.clearZRatio : D.zThreshold * D.clearZRatio);
-      if (!(Number.isFinite(clearZ) && clearZ >= 0))
-        bad('spike.clear_z', 'must be a finite number, 0 or more');
-      else if (zOk && !(clearZ < zThreshold))
-        bad('spike.clear_z', `must be below z_threshold (${zThreshold}), or the spike never clears`);
-      const minCount = condition.minCountPerMinute ?? D.minCountPerMinute;
-      if (!(Number.isInteger(minCount) && minCount >= 1 && minCount <= L.maxMinCountPerMinute))
-        bad('spike.min_count_per_minute', `must be a whole number from 1 to ${L.maxMinCountPerMinute}`);
+      const zClear = condition.zClear ?? (zOk ? zThreshold : D.zThreshold) * D.zClearRatio;
+      if (!(Number.isFinite(zClear) && zClear >= 0))
+        bad('spike.z_clear', 'must be a finite number, 0 or more');
+      else if (zOk && !(zClear < zThreshold))
+        bad('spike.z_clear', `must be below z_threshold (${zThreshold}), or a spike never clears`);
+      const minCount = condition.minCount ?? D.minCount;
+      if (!(Number.isInteger(minCount) && minCount >= 1 && minCount <= L.maxMinCount))
+        bad('spike.min_count', `must be a whole number from 1 to ${L.maxMinCount}`);
       const minRatio = condition.minRatio ?? D.minRatio;
       if (!(Number.isFinite(minRatio) && minRatio >= 1 && minRatio <= L.maxMinRatio))
         bad('spike.min_ratio', `must be from 1 to ${L.maxMinRatio}`);
+      const warmupMinutes = condition.warmupMinutes ?? (halfLifeOk ? halfLifeMinutes : D.halfLifeMinutes);
+      if (!(Number.isInteger(warmupMinutes) && warmupMinutes >= 0 && warmupMinutes <= L.maxWarmupMinutes))
+        bad('spike.warmup_minutes', `must be a whole number from 0 to ${L.maxWarmupMinutes}`);
       return (
         subject && {
           kind: 'spike',
           subject,
           halfLifeMinutes,
           zThreshold,
-          clearZ,
-          minCountPerMinute: minCount,
+          zClear,
+          minCount,
           minRatio,
+          warmupMinutes,
         }
       );
     }

@@ -133,7 +133,7 @@ function ruleInput(rule: AlertRuleMessage | undefined): AlertRuleInput {
         measure: condition.value.measure,
         windowMinutes: condition.value.windowMinutes,
         threshold: condition.value.threshold,
-        ...(condition.value.rearmRatio === undefined ? {} : { rearmRatio: condition.value.rearmRatio }),
+        ...(condition.value.rearmMinutes === undefined ? {} : { rearmMinutes: condition.value.rearmMinutes }),
       };
       break;
     case 'spike': {
@@ -143,9 +143,10 @@ function ruleInput(rule: AlertRuleMessage | undefined): AlertRuleInput {
         subject: subjectOf(s.subject),
         ...(s.halfLifeMinutes === undefined ? {} : { halfLifeMinutes: s.halfLifeMinutes }),
         ...(s.zThreshold === undefined ? {} : { zThreshold: s.zThreshold }),
-        ...(s.clearZ === undefined ? {} : { clearZ: s.clearZ }),
-        ...(s.minCountPerMinute === undefined ? {} : { minCountPerMinute: s.minCountPerMinute }),
+        ...(s.zClear === undefined ? {} : { zClear: s.zClear }),
+        ...(s.minCount === undefined ? {} : { minCount: s.minCount }),
         ...(s.minRatio === undefined ? {} : { minRatio: s.minRatio }),
+        ...(s.warmupMinutes === undefined ? {} : { warmupMinutes: s.warmupMinutes }),
       };
       break;
     }
@@ -174,7 +175,7 @@ export function toMessage(rule: AlertRule): MessageInitShape<typeof AlertRuleSch
               measure: c.measure,
               windowMinutes: c.windowMinutes,
               threshold: c.threshold,
-              rearmRatio: c.rearmRatio,
+              rearmMinutes: c.rearmMinutes,
             },
           }
         : {
@@ -183,9 +184,10 @@ export function toMessage(rule: AlertRule): MessageInitShape<typeof AlertRuleSch
               subject: subjectMessage(c.subject),
               halfLifeMinutes: c.halfLifeMinutes,
               zThreshold: c.zThreshold,
-              clearZ: c.clearZ,
-              minCountPerMinute: c.minCountPerMinute,
+              zClear: c.zClear,
+              minCount: c.minCount,
               minRatio: c.minRatio,
+              warmupMinutes: c.warmupMinutes,
             },
           };
   return {

@@ -72,9 +72,10 @@ export function ruleStoreContract(adapter: string, environment: () => Promise<Ru
           subject: { kind: 'target', value: 'shop/checkout' },
           halfLifeMinutes: SPIKE_DEFAULTS.halfLifeMinutes,
           zThreshold: SPIKE_DEFAULTS.zThreshold,
-          clearZ: SPIKE_DEFAULTS.zThreshold * SPIKE_DEFAULTS.clearZRatio,
-          minCountPerMinute: SPIKE_DEFAULTS.minCountPerMinute,
+          zClear: SPIKE_DEFAULTS.zThreshold * SPIKE_DEFAULTS.zClearRatio,
+          minCount: SPIKE_DEFAULTS.minCount,
           minRatio: SPIKE_DEFAULTS.minRatio,
+          warmupMinutes: SPIKE_DEFAULTS.halfLifeMinutes,
         },
         createdAt: new Date(T0),
         updatedAt: new Date(T0),
@@ -114,7 +115,7 @@ export function ruleStoreContract(adapter: string, environment: () => Promise<Ru
         measure: 'sum',
         windowMinutes: 60,
         threshold: 999.5,
-        rearmRatio: 0.9,
+        rearmMinutes: 60,
       });
       assert.deepEqual(await store.list(), [m, w]);
     });

@@ -213,7 +213,8 @@ export declare const MilestoneConditionSchema: GenMessage<MilestoneCondition>;
 
 /**
  * The count or sum of the event type over the last window_minutes reaches threshold (rising
- * edge); the rule re-arms once it falls below threshold × rearm_ratio.
+ * edge); the rule may then alert again for the series once the measure is back below threshold
+ * and rearm_minutes have passed since it alerted.
  *
  * @generated from message tally.v1.WindowCondition
  */
@@ -247,11 +248,11 @@ export declare type WindowCondition = Message<"tally.v1.WindowCondition"> & {
   threshold: number;
 
   /**
-   * Above 0 and at most 1; unset: 0.9.
+   * 0 to 10080; unset: window_minutes.
    *
-   * @generated from field: optional double rearm_ratio = 5;
+   * @generated from field: optional uint32 rearm_minutes = 5;
    */
-  rearmRatio?: number | undefined;
+  rearmMinutes?: number | undefined;
 };
 
 /**
@@ -261,7 +262,7 @@ export declare type WindowCondition = Message<"tally.v1.WindowCondition"> & {
 export declare const WindowConditionSchema: GenMessage<WindowCondition>;
 
 /**
- * The per-minute rate on the target (each target under a prefix) stands out from its own
+ * The per-minute count on the target (each target under a prefix) stands out from its own
  * exponentially weighted baseline. Unset parameters take the defaults, which the answer shows.
  *
  * @generated from message tally.v1.SpikeCondition
@@ -289,18 +290,18 @@ export declare type SpikeCondition = Message<"tally.v1.SpikeCondition"> & {
   zThreshold?: number | undefined;
 
   /**
-   * The spike clears below this z-score (0 or more, below z_threshold); default z_threshold / 2.
+   * A raised spike clears below this z-score (0 or more, below z_threshold); default z_threshold / 2.
    *
-   * @generated from field: optional double clear_z = 4;
+   * @generated from field: optional double z_clear = 4;
    */
-  clearZ?: number | undefined;
+  zClear?: number | undefined;
 
   /**
    * Only a minute with at least this many events is a spike (1 to 1e9); default 5.
    *
-   * @generated from field: optional uint32 min_count_per_minute = 5;
+   * @generated from field: optional uint32 min_count = 5;
    */
-  minCountPerMinute?: number | undefined;
+  minCount?: number | undefined;
 
   /**
    * Only a minute at least this many times the baseline mean is a spike (1 to 1000); default 2.
@@ -308,6 +309,13 @@ export declare type SpikeCondition = Message<"tally.v1.SpikeCondition"> & {
    * @generated from field: optional double min_ratio = 6;
    */
   minRatio?: number | undefined;
+
+  /**
+   * Minutes of history before the baseline is trusted (0 to 10080); default half_life_minutes.
+   *
+   * @generated from field: optional uint32 warmup_minutes = 7;
+   */
+  warmupMinutes?: number | undefined;
 };
 
 /**

@@ -117,7 +117,7 @@ test('REST: an admin creates, lists, gets, updates and deletes rules; defaults a
     enabled: false,
     eventType: 'purchase',
     recipients: { userIds: ['sales-1'] },
-    window: { subject: { userId: 'user-42' }, measure: 'sum', windowMinutes: 60, threshold: 500 },
+    threshold: { subject: { userId: 'user-42' }, measure: 'sum', windowMinutes: 60, threshold: 500 },
   };
   const updated = await rest(port, 'PUT', `/v1/alert-rules/${rule.id}`, { body: window, headers: admin() });
   assert.equal(updated.status, 200, JSON.stringify(updated.json));
@@ -126,7 +126,7 @@ test('REST: an admin creates, lists, gets, updates and deletes rules; defaults a
   assert.equal(after.createdAt, rule.createdAt);
   assert.equal(after.enabled, false);
   assert.equal(after.milestone, undefined);
-  assert.deepEqual(after.window, {
+  assert.deepEqual(after.threshold, {
     subject: { userId: 'user-42' },
     measure: 'sum',
     windowMinutes: 60,
@@ -175,9 +175,9 @@ test('REST: an invalid rule is a 400 naming each field at fault from the request
         ...milestoneRule,
         recipients: {},
         milestone: undefined,
-        window: { subject: { targetPrefix: 'post/' }, windowMinutes: 2000, threshold: 3 },
+        threshold: { subject: { targetPrefix: 'post/' }, windowMinutes: 2000, threshold: 3 },
       },
-      ['rule.recipients', 'rule.window.window_minutes'],
+      ['rule.recipients', 'rule.threshold.window_minutes'],
     ],
     [{ ...milestoneRule, milestone: undefined }, ['rule.condition']],
     [
@@ -226,7 +226,7 @@ test('gRPC: the same methods, credentials and errors', async (t) => {
     eventType: 'like',
     recipients: { dashboard: true },
     condition: {
-      case: 'window' as const,
+      case: 'threshold' as const,
       value: {
         subject: { subject: { case: 'targetPrefix' as const, value: 'post/' } },
         windowMinutes: 5,
@@ -248,9 +248,9 @@ test('gRPC: the same methods, credentials and errors', async (t) => {
 
   const created = await client.createAlertRule({ rule }, { metadata });
   const made = created.rule!;
-  assert.equal(made.condition.case, 'window');
-  assert.equal(made.condition.case === 'window' && made.condition.value.measure, 'count');
-  assert.equal(made.condition.case === 'window' && made.condition.value.rearmMinutes, 5);
+  assert.equal(made.condition.case, 'threshold');
+  assert.equal(made.condition.case === 'threshold' && made.condition.value.measure, 'count');
+  assert.equal(made.condition.case === 'threshold' && made.condition.value.rearmMinutes, 5);
   assert.equal(made.enabled, true);
   assert.deepEqual((await client.getAlertRule({ id: made.id }, { metadata })).rule, made);
 

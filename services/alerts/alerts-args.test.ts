@@ -72,7 +72,7 @@ test('create: each kind, its subject and recipients', () => {
         name: 'spend',
         eventType: 'purchase',
         enabled: false,
-        kind: 'window',
+        kind: 'threshold',
         windowMinutes: 60,
         threshold: 99.5,
         measure: 'sum',

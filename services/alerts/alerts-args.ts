@@ -44,10 +44,10 @@ export const ALERTS_USAGE = `usage:
   tally alerts get <id>
   tally alerts update <id> [any flag of create] [--enable | --disable]
   tally alerts delete <id>
-kinds (one):
+kinds (one: milestone, threshold, spike):
   --milestone 100,1000,10000       the count reaches each threshold (ascending, at most 32)
   --window <minutes> --threshold <x> [--measure count|sum] [--rearm-minutes <window>]
-                                   the count or sum over the last 1-1440 minutes reaches x;
+                                   a threshold rule: the count or sum over the last 1-1440 minutes reaches x;
                                    again only once below x and the re-arm minutes have passed
   --spike [--half-life 60] [--z 4] [--z-clear 2] [--min-count 5] [--min-ratio 2] [--warmup 60]
                                    the count per minute stands out from its own baseline
@@ -97,9 +97,9 @@ const SWITCHES_UPDATE = new Set([
 
 /** The kind each kind-specific flag belongs to. */
 export const KIND_OF_FLAG: Readonly<Record<string, AlertRuleKind>> = Object.freeze({
-  '--threshold': 'window',
-  '--measure': 'window',
-  '--rearm-minutes': 'window',
+  '--threshold': 'threshold',
+  '--measure': 'threshold',
+  '--rearm-minutes': 'threshold',
   '--half-life': 'spike',
   '--z': 'spike',
   '--z-clear': 'spike',
@@ -107,6 +107,18 @@ export const KIND_OF_FLAG: Readonly<Record<string, AlertRuleKind>> = Object.free
   '--min-ratio': 'spike',
   '--warmup': 'spike',
 });
+
+/** The flag that chooses each kind, and back. */
+export const KIND_FLAG: Readonly<Record<AlertRuleKind, string>> = Object.freeze({
+  milestone: '--milestone',
+  threshold: '--window',
+  spike: '--spike',
+});
+const KIND_OF_KIND_FLAG = Object.freeze({
+  '--milestone': 'milestone',
+  '--window': 'threshold',
+  '--spike': 'spike',
+} as const);
 
 const ACTIONS = ['create', 'list', 'get', 'update', 'delete'] as const;
 
@@ -195,10 +207,12 @@ function ruleFlags(flags: Map<string, string | true>): RuleFlags {
   const kinds = (['--milestone', '--window', '--spike'] as const).filter((f) => flags.has(f));
   if (kinds.length > 1)
     throw new AlertsArgsError(`${kinds[1]}: give one kind (${kinds.join(' or ')}), not several`);
-  if (kinds[0]) rule.kind = kinds[0].slice(2) as AlertRuleKind;
+  if (kinds[0]) rule.kind = KIND_OF_KIND_FLAG[kinds[0]];
   for (const [flag, kind] of Object.entries(KIND_OF_FLAG))
     if (flags.has(flag) && rule.kind !== undefined && rule.kind !== kind)
-      throw new AlertsArgsError(`${flag}: belongs to a ${kind} rule, not a ${rule.kind} rule`);
+      throw new AlertsArgsError(
+        `${flag}: belongs to a ${kind} rule (${KIND_FLAG[kind]}), not a ${rule.kind} rule`,
+      );
 
   const milestone = text('--milestone');
   if (milestone !== undefined)

@@ -130,7 +130,7 @@ test('create, list, get, update and delete, as a user runs them', async () => {
   const window = await tally('update', made.id!, '--window', '30', '--threshold', '50');
   assert.equal(window.code, 0, window.stderr);
   assert.deepEqual((await store.get(made.id!))!.condition, {
-    kind: 'window',
+    kind: 'threshold',
     subject: { kind: 'target_prefix', value: 'post/' },
     measure: 'count',
     windowMinutes: 30,
@@ -173,7 +173,7 @@ test('mistakes name their flag and exit 2; nothing is stored', async () => {
         't',
         '--dashboard',
       ],
-      /^tally: --threshold \(window\.threshold\): must be a whole number/m,
+      /^tally: --threshold \(threshold\.threshold\): must be a whole number/m,
     ],
     [
       ['create', '--name', 'x', '--type', 'view', '--spike', '--target', 't'],
@@ -222,7 +222,10 @@ test('mistakes name their flag and exit 2; nothing is stored', async () => {
   );
   const wrongKind = await tally('update', spike.id!, '--threshold', '5');
   assert.equal(wrongKind.code, 2);
-  assert.match(wrongKind.stderr, /^tally: --threshold: belongs to a window rule/m);
+  assert.match(
+    wrongKind.stderr,
+    /^tally: --threshold: belongs to a threshold rule, and ar_\w+ is a spike rule \(give --window to change its kind\)$/m,
+  );
 });
 
 test('--help prints the usage and exits 0', async () => {

@@ -43,7 +43,7 @@ test('rules are kept in the embedded database when no PostgreSQL is configured',
   assert.equal(listed.code, 0, listed.stderr);
   assert.match(
     listed.stdout,
-    new RegExp(`^${id}\\s+spend\\s+window\\s+purchase\\s+user user-42\\s+yes\\s`, 'm'),
+    new RegExp(`^${id}\\s+spend\\s+threshold\\s+purchase\\s+user user-42\\s+yes\\s`, 'm'),
   );
   assert.equal((await tally('delete', id)).code, 0);
   assert.equal((await tally('list')).stdout, 'no alert rules\n');

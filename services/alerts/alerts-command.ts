@@ -10,6 +10,7 @@ import { AppError, Code } from '../infra/app-error.ts';
 import {
   ALERTS_USAGE,
   AlertsArgsError,
+  KIND_FLAG,
   KIND_OF_FLAG,
   parseAlertsArgs,
   type RuleFlags,
@@ -33,10 +34,10 @@ const FLAG_OF_FIELD: Record<string, string> = {
   'recipients.groups': '--notify-groups',
   'recipients.target_owner': '--notify-owner',
   'milestone.thresholds': '--milestone',
-  'window.measure': '--measure',
-  'window.window_minutes': '--window',
-  'window.threshold': '--threshold',
-  'window.rearm_minutes': '--rearm-minutes',
+  'threshold.measure': '--measure',
+  'threshold.window_minutes': '--window',
+  'threshold.threshold': '--threshold',
+  'threshold.rearm_minutes': '--rearm-minutes',
   'spike.half_life_minutes': '--half-life',
   'spike.z_threshold': '--z',
   'spike.z_clear': '--z-clear',
@@ -51,7 +52,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
 
 function flagOf(field: string): string | undefined {
   const plain = field.replace(/\[\d+\]/g, '');
-  return FLAG_OF_FIELD[plain] ?? FLAG_OF_FIELD[plain.replace(/^(milestone|window|spike)\./, '')];
+  return FLAG_OF_FIELD[plain] ?? FLAG_OF_FIELD[plain.replace(/^(milestone|threshold|spike)\./, '')];
 }
 
 export async function alertsCommand(
@@ -94,7 +95,7 @@ export async function alertsCommand(
         for (const [flag, owner] of Object.entries(KIND_OF_FLAG))
           if (flagGiven(action.rule, flag) && owner !== kind) {
             io.err.write(
-              `tally: ${flag}: belongs to a ${owner} rule, and ${action.id} is a ${kind} rule (give --${owner} to change its kind)\n`,
+              `tally: ${flag}: belongs to a ${owner} rule, and ${action.id} is a ${kind} rule (give ${KIND_FLAG[owner]} to change its kind)\n`,
             );
             return 2;
           }
@@ -156,7 +157,7 @@ function inputOf(flags: RuleFlags, current?: AlertRule): AlertRuleInput {
   let condition: AlertRuleInput['condition'];
   if (kind === 'milestone')
     condition = { kind, subject, thresholds: pick(flags.thresholds, 'thresholds') ?? [] };
-  else if (kind === 'window')
+  else if (kind === 'threshold')
     condition = {
       kind,
       subject,
@@ -216,7 +217,7 @@ function conditionText(c: AlertCondition): string {
   switch (c.kind) {
     case 'milestone':
       return `count reaches ${c.thresholds.join(', ')}`;
-    case 'window':
+    case 'threshold':
       return `${c.measure} over ${c.windowMinutes} min reaches ${c.threshold} (again once below it, ${c.rearmMinutes} min after)`;
     case 'spike':
       return `z ≥ ${c.zThreshold} (clears below ${c.zClear}), half-life ${c.halfLifeMinutes} min, at least ${c.minCount}/min and ${c.minRatio}× the baseline, after ${c.warmupMinutes} min of warm-up`;

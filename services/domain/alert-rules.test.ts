@@ -85,24 +85,24 @@ test('the common fields are checked by name: name, event type, recipients', () =
   ]);
 });
 
-test('a window rule: count or sum over 1 to 1440 minutes, threshold and re-arm minutes', () => {
+test('a threshold rule: count or sum over 1 to 1440 minutes, threshold and re-arm minutes', () => {
   const window = (
     change: Record<string, unknown> = {},
     subject = { kind: 'target' as const, value: 'shop/a' },
   ) =>
     ({
       ...base,
-      condition: { kind: 'window', subject, measure: '', windowMinutes: 10, threshold: 50, ...change },
+      condition: { kind: 'threshold', subject, measure: '', windowMinutes: 10, threshold: 50, ...change },
     }) as AlertRuleInput;
   assert.deepEqual(valid(window()).condition, {
-    kind: 'window',
+    kind: 'threshold',
     subject: { kind: 'target', value: 'shop/a' },
     measure: 'count',
     windowMinutes: 10,
     threshold: 50,
     rearmMinutes: 10,
   });
-  assert.equal(valid(window({ measure: 'sum', threshold: 12.5 })).condition.kind, 'window');
+  assert.equal(valid(window({ measure: 'sum', threshold: 12.5 })).condition.kind, 'threshold');
   valid(window({ windowMinutes: 1 }));
   valid(window({ windowMinutes: 1440, rearmMinutes: 0 }));
   assert.equal(
@@ -111,20 +111,20 @@ test('a window rule: count or sum over 1 to 1440 minutes, threshold and re-arm m
   );
   valid(window({}, { kind: 'user_id', value: 'user-1' } as never));
   for (const [change, field] of [
-    [{ measure: 'avg' }, 'window.measure'],
-    [{ windowMinutes: 0 }, 'window.window_minutes'],
-    [{ windowMinutes: 1441 }, 'window.window_minutes'],
-    [{ threshold: 12.5 }, 'window.threshold'],
-    [{ threshold: 0 }, 'window.threshold'],
-    [{ measure: 'sum', threshold: Number.NaN }, 'window.threshold'],
-    [{ rearmMinutes: -1 }, 'window.rearm_minutes'],
-    [{ rearmMinutes: 1.5 }, 'window.rearm_minutes'],
-    [{ rearmMinutes: 10_081 }, 'window.rearm_minutes'],
+    [{ measure: 'avg' }, 'threshold.measure'],
+    [{ windowMinutes: 0 }, 'threshold.window_minutes'],
+    [{ windowMinutes: 1441 }, 'threshold.window_minutes'],
+    [{ threshold: 12.5 }, 'threshold.threshold'],
+    [{ threshold: 0 }, 'threshold.threshold'],
+    [{ measure: 'sum', threshold: Number.NaN }, 'threshold.threshold'],
+    [{ rearmMinutes: -1 }, 'threshold.rearm_minutes'],
+    [{ rearmMinutes: 1.5 }, 'threshold.rearm_minutes'],
+    [{ rearmMinutes: 10_081 }, 'threshold.rearm_minutes'],
   ] as const)
     assert.deepEqual(faults(window(change)), [field], JSON.stringify(change));
-  assert.deepEqual(faults(window({ subject: undefined })), ['window.subject']);
+  assert.deepEqual(faults(window({ subject: undefined })), ['threshold.subject']);
   assert.deepEqual(faults(window({}, { kind: 'target_prefix', value: '' } as never)), [
-    'window.subject.target_prefix',
+    'threshold.subject.target_prefix',
   ]);
   assert.deepEqual(
     faults({ ...window({}, { kind: 'user_id', value: 'u' } as never), recipients: { targetOwner: true } }),

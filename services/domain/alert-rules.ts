@@ -4,12 +4,12 @@
  *
  * A rule watches one event type and is one of three kinds (docs/alerts.md):
  * - `milestone`: the count on a target, or on each target under a prefix, reaches each threshold;
- * - `window`: the count or sum over the last W minutes, for a target, a prefix or a user, reaches X
+ * - `threshold`: the count or sum over the last W minutes, for a target, a prefix or a user, reaches X
  *   (rising edge), and re-arms once it is below X again and `rearm_minutes` have passed;
  * - `spike`: a series' rate per minute stands out from its own exponentially weighted baseline.
  *
  * Field paths in violations are the proto's (`milestone.thresholds[2]`), relative to the rule: the
- * caller puts the request's path in front (`rule.`). A window or spike condition carries the
+ * caller puts the request's path in front (`rule.`). A threshold or spike condition carries the
  * parameters of domain/alert-detectors.ts's `WindowRule` and `SpikeRule` under their names.
  */
 import { base62 } from './api-keys.ts';
@@ -17,12 +17,12 @@ import { defaultEventLimits, type FieldViolation, textProblem } from './event-ru
 
 export type { FieldViolation };
 
-export const ALERT_RULE_KINDS = Object.freeze(['milestone', 'window', 'spike'] as const);
+export const ALERT_RULE_KINDS = Object.freeze(['milestone', 'threshold', 'spike'] as const);
 export type AlertRuleKind = (typeof ALERT_RULE_KINDS)[number];
 
 /**
  * What a rule watches, named as the proto's `AlertSubject` oneof: one target, every target whose
- * name starts with a prefix (each its own series), or one user's events (window rules only).
+ * name starts with a prefix (each its own series), or one user's events (threshold rules only).
  */
 export interface AlertSubject {
   kind: 'target' | 'target_prefix' | 'user_id';
@@ -48,8 +48,8 @@ export interface MilestoneCondition {
 export type AlertMeasure = 'count' | 'sum';
 export const ALERT_MEASURES: readonly AlertMeasure[] = Object.freeze(['count', 'sum'] as const);
 
-export interface WindowCondition {
-  kind: 'window';
+export interface ThresholdCondition {
+  kind: 'threshold';
   subject: AlertSubject;
   /** Events counted, or their values summed. */
   measure: AlertMeasure;
@@ -82,7 +82,7 @@ export interface SpikeCondition {
   warmupMinutes: number;
 }
 
-export type AlertCondition = MilestoneCondition | WindowCondition | SpikeCondition;
+export type AlertCondition = MilestoneCondition | ThresholdCondition | SpikeCondition;
 
 /** A rule as stored and answered: every default filled. */
 export interface AlertRuleSpec {
@@ -104,7 +104,7 @@ export interface AlertRuleInput {
   condition?:
     | { kind: 'milestone'; subject?: AlertSubject; thresholds: readonly number[] }
     | {
-        kind: 'window';
+        kind: 'threshold';
         subject?: AlertSubject;
         /** `count` (or empty) or `sum`. */
         measure: string;
@@ -140,7 +140,7 @@ export const ALERT_RULE_LIMITS = Object.freeze({
 });
 
 /**
- * Defaults of a spike rule's parameters, filled by {@link validateAlertRule} (a window rule's
+ * Defaults of a spike rule's parameters, filled by {@link validateAlertRule} (a threshold rule's
  * re-arm defaults to its window's length).
  */
 export const SPIKE_DEFAULTS = Object.freeze({
@@ -181,7 +181,7 @@ export type AlertRuleValidation =
 
 /**
  * Checks a rule and fills its defaults: the rule as it is stored, or every field at fault (paths
- * relative to the rule, as the proto names them: `window.window_minutes`, `recipients.groups[1]`).
+ * relative to the rule, as the proto names them: `threshold.window_minutes`, `recipients.groups[1]`).
  */
 export function validateAlertRule(input: AlertRuleInput): AlertRuleValidation {
   const violations: FieldViolation[] = [];
@@ -306,27 +306,27 @@ function validateCondition(condition: AlertRuleInput['condition'], bad: Bad): Al
       });
       return subject && { kind: 'milestone', subject, thresholds };
     }
-    case 'window': {
+    case 'threshold': {
       const subject = subjectOk(true);
       const measure = condition.measure === '' ? 'count' : condition.measure;
       if (!(ALERT_MEASURES as readonly string[]).includes(measure))
-        bad('window.measure', `must be ${ALERT_MEASURES.join(' or ')}`);
+        bad('threshold.measure', `must be ${ALERT_MEASURES.join(' or ')}`);
       const minutes = condition.windowMinutes;
       if (!(Number.isInteger(minutes) && minutes >= L.minWindowMinutes && minutes <= L.maxWindowMinutes))
         bad(
-          'window.window_minutes',
+          'threshold.window_minutes',
           `must be a whole number from ${L.minWindowMinutes} to ${L.maxWindowMinutes}`,
         );
       const x = condition.threshold;
       if (measure === 'count' && !(Number.isSafeInteger(x) && x >= 1))
-        bad('window.threshold', 'must be a whole number from 1 for a count');
-      else if (!(Number.isFinite(x) && x > 0)) bad('window.threshold', 'must be a finite number above 0');
+        bad('threshold.threshold', 'must be a whole number from 1 for a count');
+      else if (!(Number.isFinite(x) && x > 0)) bad('threshold.threshold', 'must be a finite number above 0');
       const rearmMinutes = condition.rearmMinutes ?? minutes;
       if (!(Number.isInteger(rearmMinutes) && rearmMinutes >= 0 && rearmMinutes <= L.maxRearmMinutes))
-        bad('window.rearm_minutes', `must be a whole number from 0 to ${L.maxRearmMinutes}`);
+        bad('threshold.rearm_minutes', `must be a whole number from 0 to ${L.maxRearmMinutes}`);
       return (
         subject && {
-          kind: 'window',
+          kind: 'threshold',
           subject,
           measure: measure as AlertMeasure,
           windowMinutes: minutes,

@@ -126,9 +126,9 @@ function ruleInput(rule: AlertRuleMessage | undefined): AlertRuleInput {
         thresholds: condition.value.thresholds.map((t) => Number(t)),
       };
       break;
-    case 'window':
+    case 'threshold':
       input.condition = {
-        kind: 'window',
+        kind: 'threshold',
         subject: subjectOf(condition.value.subject),
         measure: condition.value.measure,
         windowMinutes: condition.value.windowMinutes,
@@ -167,9 +167,9 @@ export function toMessage(rule: AlertRule): MessageInitShape<typeof AlertRuleSch
           case: 'milestone',
           value: { subject: subjectMessage(c.subject), thresholds: c.thresholds.map((t) => BigInt(t)) },
         }
-      : c.kind === 'window'
+      : c.kind === 'threshold'
         ? {
-            case: 'window',
+            case: 'threshold',
             value: {
               subject: subjectMessage(c.subject),
               measure: c.measure,

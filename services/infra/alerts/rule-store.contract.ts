@@ -86,7 +86,7 @@ export function ruleStoreContract(adapter: string, environment: () => Promise<Ru
       assert.equal(await store.get('not an id'), undefined);
     });
 
-    test('each kind round-trips: milestone thresholds, a window on a user with its sum', async (t) => {
+    test('each kind round-trips: milestone thresholds, a threshold on the sum of a user', async (t) => {
       const { store, clock } = await withStore(t);
       const m = await store.create(milestone());
       clock.ms += MINUTE;
@@ -101,7 +101,7 @@ export function ruleStoreContract(adapter: string, environment: () => Promise<Ru
         eventType: 'purchase',
         recipients: { groups: ['sales'] },
         condition: {
-          kind: 'window',
+          kind: 'threshold',
           subject: { kind: 'user_id', value: 'user-42' },
           measure: 'sum',
           windowMinutes: 60,
@@ -110,7 +110,7 @@ export function ruleStoreContract(adapter: string, environment: () => Promise<Ru
       });
       assert.equal(w.enabled, false);
       assert.deepEqual(w.condition, {
-        kind: 'window',
+        kind: 'threshold',
         subject: { kind: 'user_id', value: 'user-42' },
         measure: 'sum',
         windowMinutes: 60,

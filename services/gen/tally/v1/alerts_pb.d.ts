@@ -63,10 +63,10 @@ export declare type AlertRule = Message<"tally.v1.AlertRule"> & {
     case: "milestone";
   } | {
     /**
-     * @generated from field: tally.v1.WindowCondition window = 7;
+     * @generated from field: tally.v1.ThresholdCondition threshold = 7;
      */
-    value: WindowCondition;
-    case: "window";
+    value: ThresholdCondition;
+    case: "threshold";
   } | {
     /**
      * @generated from field: tally.v1.SpikeCondition spike = 8;
@@ -128,7 +128,7 @@ export declare type AlertSubject = Message<"tally.v1.AlertSubject"> & {
     case: "targetPrefix";
   } | {
     /**
-     * One user's events (window rules only).
+     * One user's events (threshold rules only).
      *
      * @generated from field: string user_id = 3;
      */
@@ -216,9 +216,9 @@ export declare const MilestoneConditionSchema: GenMessage<MilestoneCondition>;
  * edge); the rule may then alert again for the series once the measure is back below threshold
  * and rearm_minutes have passed since it alerted.
  *
- * @generated from message tally.v1.WindowCondition
+ * @generated from message tally.v1.ThresholdCondition
  */
-export declare type WindowCondition = Message<"tally.v1.WindowCondition"> & {
+export declare type ThresholdCondition = Message<"tally.v1.ThresholdCondition"> & {
   /**
    * A target, a target_prefix or a user_id.
    *
@@ -256,10 +256,10 @@ export declare type WindowCondition = Message<"tally.v1.WindowCondition"> & {
 };
 
 /**
- * Describes the message tally.v1.WindowCondition.
- * Use `create(WindowConditionSchema)` to create a new message.
+ * Describes the message tally.v1.ThresholdCondition.
+ * Use `create(ThresholdConditionSchema)` to create a new message.
  */
-export declare const WindowConditionSchema: GenMessage<WindowCondition>;
+export declare const ThresholdConditionSchema: GenMessage<ThresholdCondition>;
 
 /**
  * The per-minute count on the target (each target under a prefix) stands out from its own
@@ -497,7 +497,7 @@ export declare const DeleteAlertRuleResponseSchema: GenMessage<DeleteAlertRuleRe
 /**
  * Alert rule administration (scope admin), served by the query role. Rules are stored and
  * administered here; docs/alerts.md describes each kind, its fields, defaults and limits. An
- * invalid rule is refused with INVALID_ARGUMENT naming every field at fault (`rule.window.window_minutes`).
+ * invalid rule is refused with INVALID_ARGUMENT naming every field at fault (`rule.threshold.window_minutes`).
  *
  * @generated from service tally.v1.AlertService
  */

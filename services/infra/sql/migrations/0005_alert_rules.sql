@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS alert_rule (
   name text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
   enabled boolean NOT NULL,
   event_type text NOT NULL CHECK (length(event_type) BETWEEN 1 AND 64),
-  kind text NOT NULL CHECK (kind IN ('milestone', 'window', 'spike')),
+  kind text NOT NULL CHECK (kind IN ('milestone', 'threshold', 'spike')),
   subject_kind text NOT NULL CHECK (subject_kind IN ('target', 'target_prefix', 'user_id')),
   subject text NOT NULL CHECK (length(subject) > 0),
   condition jsonb NOT NULL CHECK (jsonb_typeof(condition) = 'object'),
@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS alert_rule (
   updated_at timestamptz NOT NULL,
   revision bigint NOT NULL UNIQUE,
   deleted_at timestamptz,
-  -- Only window rules watch a user.
-  CHECK (subject_kind <> 'user_id' OR kind = 'window')
+  -- Only threshold rules watch a user.
+  CHECK (subject_kind <> 'user_id' OR kind = 'threshold')
 );
 -- `revision`'s unique index serves the changes since a revision, in order (an alerter's poll).

@@ -16,6 +16,7 @@ import { WebSocket } from 'ws';
 import { formatApiKey, type Scope } from './domain/api-keys.ts';
 import { REST_SERVICES } from './gateway/gateway.ts';
 import { LEGACY_ROUTES } from './gateway/route-docs.ts';
+import { AlertService } from './gen/tally/v1/alerts_pb.js';
 import { IngestService } from './gen/tally/v1/ingest_pb.js';
 import { KeysService } from './gen/tally/v1/keys_pb.js';
 import { type AppError, Code } from './infra/app-error.ts';
@@ -195,6 +196,14 @@ export async function makeKeys(target: AccessTarget): Promise<MatrixKeys> {
   };
 }
 
+/** A valid alert rule (AlertService's samples). */
+const SAMPLE_RULE = {
+  name: 'matrix',
+  eventType: 'like',
+  recipients: { dashboard: true },
+  milestone: { subject: { target: 'auth/a' }, thresholds: [10, 100] },
+};
+
 /** A valid request of each REST route, by route template (`PUT /event_generate/`, `GET /v1/counters`…). */
 const SAMPLES: Record<string, { path?: string; body?: unknown }> = {
   'POST /v1/events': { body: { type: 'like', target: 'auth/a', userId: 'user-1' } },
@@ -208,6 +217,11 @@ const SAMPLES: Record<string, { path?: string; body?: unknown }> = {
   'POST /v1/keys/{id}:revoke': { path: '/v1/keys/NOSUCHID:revoke' },
   'POST /v1/keys/{id}:rotate': { path: '/v1/keys/NOSUCHID:rotate', body: {} },
   'GET /v1/whoami': {},
+  'POST /v1/alert-rules': { body: SAMPLE_RULE },
+  'GET /v1/alert-rules': {},
+  'GET /v1/alert-rules/{id}': { path: '/v1/alert-rules/NOSUCHID' },
+  'PUT /v1/alert-rules/{id}': { path: '/v1/alert-rules/NOSUCHID', body: SAMPLE_RULE },
+  'DELETE /v1/alert-rules/{id}': { path: '/v1/alert-rules/NOSUCHID' },
   'PUT /event_generate/': { body: { type: 'like', url: 'auth/a' } },
   'POST /event_track/': { body: { url: 'auth/a' } },
   'POST /event_report/': { body: { url: 'auth/a', date: '2026-01-01' } },
@@ -255,6 +269,15 @@ export function grpcMethods(): {
 /** A sample gRPC request for each method (streams: one message). */
 function grpcSample(method: DescMethod): unknown {
   const event = { type: 'like', target: 'auth/g', userId: 'user-1' };
+  const grpcRule = {
+    name: 'matrix grpc',
+    eventType: 'like',
+    recipients: { dashboard: true },
+    condition: {
+      case: 'milestone',
+      value: { subject: { subject: { case: 'target', value: 'auth/g' } }, thresholds: [10n] },
+    },
+  };
   switch (method.name) {
     case 'Publish':
       return { event };
@@ -279,7 +302,15 @@ function grpcSample(method: DescMethod): unknown {
       return {};
     case 'RevokeKey':
     case 'RotateKey':
+    case 'GetAlertRule':
+    case 'DeleteAlertRule':
       return { id: 'NOSUCHID' };
+    case 'ListAlertRules':
+      return {};
+    case 'CreateAlertRule':
+      return { rule: grpcRule };
+    case 'UpdateAlertRule':
+      return { id: 'NOSUCHID', rule: grpcRule };
     default:
       assert.fail(`no sample gRPC request for ${method.parent.typeName}/${method.name}: add one`);
   }
@@ -531,7 +562,9 @@ export async function runAccessMatrix(target: AccessTarget, keys: MatrixKeys): P
   }
   for (const { service, method, scope } of grpcMethods()) {
     const answer = await callGrpc(target.grpcPort, service, method, bearer(right[scope!]!));
-    const ok = answer.code === Code.OK || (answer.code === Code.NOT_FOUND && service === KeysService);
+    const ok =
+      answer.code === Code.OK ||
+      (answer.code === Code.NOT_FOUND && (service === KeysService || service === AlertService));
     assert.ok(ok, `gRPC ${method.name} with its scope: ${answer.code} ${answer.reason}`);
   }
   // Basic authentication (the key as user name), the body's api_key, a JWT with its own user.

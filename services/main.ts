@@ -1,11 +1,14 @@
 /**
  * `tally <role…>` / `tally all`: runs roles (run-roles.ts, by the table in roles.ts) until
- * SIGTERM/SIGINT, then drains. The other commands — `simulate`, `dlq-replay`, `migrate`, `keys` —
+ * SIGTERM/SIGINT, then drains. The other commands — `simulate`, `dlq-replay`, `migrate`, `keys`,
+ * `alerts` —
  * are a table of their own below: each opens only the ports it needs.
  */
 import { resolve } from 'node:path';
+import { alertsCommand } from './alerts/alerts-command.ts';
 import { closeBackends, openBackends } from './backends.ts';
 import { replayDeadLetters } from './dlq/replay.ts';
+import { createSqlRuleStore } from './infra/alerts/sql-rule-store.ts';
 import { ConfigError, loadConfig, type TallyConfig } from './infra/config.ts';
 import { DataDirInUseError } from './infra/data-dir-lock.ts';
 import { createSqlKeyStore } from './infra/keys/sql-key-store.ts';
@@ -26,6 +29,8 @@ commands:
   dlq-replay [--from-group <g>]    send dead-lettered events back to the events topic
   migrate                          apply the SQL schema
   keys create|list|revoke|rotate   administer API keys (keys --help lists the flags)
+  alerts create|list|get|update|delete
+                                   administer alert rules (alerts --help lists the flags)
 configuration: TALLY_* environment variables (see README.md); with none set, every port
 uses its embedded adapter under TALLY_DATA_DIR (default ./data)`;
 
@@ -97,13 +102,7 @@ const COMMANDS: Record<string, Command> = {
       flags,
       async () => {
         // No logger: nothing about keys is logged, and the command's output is its own.
-        const backends = await openBackends(new Set(['sql']), config, createLogger('error'));
-        try {
-          await migrate(backends.sql!, config.pg.schema);
-        } catch (error) {
-          await closeBackends(backends);
-          throw error;
-        }
+        const backends = await openMigratedSql(config);
         const store = createSqlKeyStore({ sql: backends.sql! });
         return {
           store,
@@ -115,7 +114,31 @@ const COMMANDS: Record<string, Command> = {
       },
       { out: process.stdout, err: process.stderr },
     ),
+  alerts: async (flags, config) =>
+    alertsCommand(
+      flags,
+      async () => {
+        const backends = await openMigratedSql(config);
+        return {
+          store: createSqlRuleStore({ sql: backends.sql! }),
+          close: () => closeBackends(backends),
+        };
+      },
+      { out: process.stdout, err: process.stderr },
+    ),
 };
+
+/** The SQL port alone, migrated; the command's output is its own, so only errors are logged. */
+async function openMigratedSql(config: TallyConfig) {
+  const backends = await openBackends(new Set(['sql']), config, createLogger('error'));
+  try {
+    await migrate(backends.sql!, config.pg.schema);
+  } catch (error) {
+    await closeBackends(backends);
+    throw error;
+  }
+  return backends;
+}
 
 /** A user's mistake (usage, configuration, a data directory in use): a message and exit status 2. */
 function isUserError(error: unknown): error is Error {

@@ -10,9 +10,11 @@ import type { Backends, Port } from './backends.ts';
 import * as counter from './counter/counter.ts';
 import { defaultEventLimits } from './domain/event-rules.ts';
 import * as gateway from './gateway/gateway.ts';
+import { AlertService } from './gen/tally/v1/alerts_pb.js';
 import { IngestService } from './gen/tally/v1/ingest_pb.js';
 import { KeysService } from './gen/tally/v1/keys_pb.js';
 import { QueryService } from './gen/tally/v1/query_pb.js';
+import { createSqlRuleStore } from './infra/alerts/sql-rule-store.ts';
 import type { AuthMode, TallyConfig } from './infra/config.ts';
 import type { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
 import type { ServiceClient } from './infra/grpc/grpc-service.ts';
@@ -27,6 +29,7 @@ import * as ingest from './ingest/ingest.ts';
 import * as persister from './persister/persister.ts';
 import type { RequestLimits } from './pipeline/request-limits.ts';
 import type { SinkRoleConfig, SinkRoleDeps } from './pipeline/sink-role.ts';
+import { registerAlertService } from './query/alert-service.ts';
 import * as query from './query/query.ts';
 
 /**
@@ -158,6 +161,7 @@ export const ROLE_TABLE = {
           ingest: w.client(IngestService, config.grpc.ingestAddr),
           query: w.client(QueryService, config.grpc.queryAddr),
           keys: w.client(KeysService, config.grpc.queryAddr),
+          alerts: w.client(AlertService, config.grpc.queryAddr),
           auth: { on: w.auth.on, metricsToken: config.auth.metricsToken },
           logger: w.logger,
           metrics: w.metrics,
@@ -217,19 +221,23 @@ export const ROLE_TABLE = {
   query: {
     kind: 'grpc',
     ports: ['counters', 'sql'],
-    // Also serves tally.v1.KeysService: the gRPC role with the SQL port, where the keys are.
-    start: (w) =>
-      query.start(
+    // Also serves tally.v1.KeysService and tally.v1.AlertService: the gRPC role with the SQL
+    // port, where the keys and the alert rules are.
+    start: (w) => {
+      const sql = port(w, 'query', 'sql');
+      registerAlertService({ rules: createSqlRuleStore({ sql }), grpc: w.grpc, logger: w.logger });
+      return query.start(
         {
           counters: port(w, 'query', 'counters'),
-          sql: port(w, 'query', 'sql'),
+          sql,
           keys: w.keys,
           grpc: w.grpc,
           logger: w.logger,
           limits: readLimits(w.limits),
         },
         { maxTargetChars: defaultEventLimits.maxTargetChars },
-      ),
+      );
+    },
   },
   persister: {
     kind: 'consumer',

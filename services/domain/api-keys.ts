@@ -8,7 +8,7 @@
  * of (GitHub's token format; docs/security.md). Only a key's SHA-256 is stored.
  */
 
-/** What a credential may do: `ingest` writes events, `read` reads counters, reports, top and the stream, `admin` manages keys. */
+/** What a credential may do: `ingest` writes events, `read` reads counters, reports, top and the stream, `admin` manages keys and alert rules. */
 export type Scope = 'ingest' | 'read' | 'admin';
 export const SCOPES: readonly Scope[] = Object.freeze(['ingest', 'read', 'admin'] as const);
 

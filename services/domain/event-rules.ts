@@ -146,7 +146,8 @@ export function validateEvent(
   return undefined;
 }
 
-function textProblem(text: string, maxChars: number): string | undefined {
+/** Why `text` is not acceptable free text of at most `maxChars` characters (control characters, bad Unicode); undefined when it is. */
+export function textProblem(text: string, maxChars: number): string | undefined {
   if (text.length > maxChars) return `must be at most ${maxChars} characters`;
   if (CONTROL_CHARS.test(text)) return 'must not contain control characters';
   if (text.includes(REPLACEMENT_CHAR)) return 'must be valid UTF-8';

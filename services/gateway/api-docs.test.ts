@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { create, type DescService } from '@bufbuild/protobuf';
+import { AlertService } from '../gen/tally/v1/alerts_pb.js';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { KeysService } from '../gen/tally/v1/keys_pb.js';
 import { QueryService } from '../gen/tally/v1/query_pb.js';
@@ -27,6 +28,7 @@ async function startGateway() {
     ingest: emptyClient(IngestService),
     query: emptyClient(QueryService),
     keys: emptyClient(KeysService),
+    alerts: emptyClient(AlertService),
     logger: createLogger('error'),
   };
   const gateway: Gateway = await start(deps, {

@@ -11,6 +11,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Principal, RateLimitOverrides, Scope } from '../domain/api-keys.ts';
 import { type Cidr, clientAddress, inRanges } from '../domain/client-address.ts';
+import type { AlertService } from '../gen/tally/v1/alerts_pb.js';
 import type { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import type { KeysService } from '../gen/tally/v1/keys_pb.js';
 import type { QueryService } from '../gen/tally/v1/query_pb.js';
@@ -84,6 +85,8 @@ export interface GatewayDeps {
   query: ServiceClient<(typeof QueryService)['method']>;
   /** Key administration's REST routes, and the WebSocket's credential checks (WhoAmI); needed with auth on. */
   keys?: ServiceClient<(typeof KeysService)['method']>;
+  /** Alert rule administration's REST routes (served by query); absent: they answer UNIMPLEMENTED. */
+  alerts?: ServiceClient<(typeof AlertService)['method']>;
   /** Default: off, no metrics token. */
   auth?: GatewayAuth;
   logger: Logger;
@@ -156,6 +159,7 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
       ingest: deps.ingest,
       query: deps.query,
       keys: deps.keys,
+      alerts: deps.alerts,
       requestTimeoutMs: config.requestTimeoutMs,
     }),
     context: (request, response) => createRequestContext(request, response, contextOptions),

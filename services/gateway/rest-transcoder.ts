@@ -6,6 +6,7 @@
  * through the request's `publish` (the shared `PublishCoalescer`) instead of a call of its own.
  */
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
+import { AlertService } from '../gen/tally/v1/alerts_pb.js';
 import type { PublishRequest } from '../gen/tally/v1/ingest_pb.js';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { KeysService } from '../gen/tally/v1/keys_pb.js';
@@ -17,7 +18,7 @@ import { sendJson } from '../infra/http/http-server.ts';
 import type { RequestContext } from './request-context.ts';
 
 /** The services whose http rules the gateway serves (scripts/openapi.test.ts checks the document lists each route). */
-export const REST_SERVICES = [IngestService, QueryService, KeysService] as const;
+export const REST_SERVICES = [IngestService, QueryService, KeysService, AlertService] as const;
 
 /** Where the transcoded requests go. */
 export interface RestTranscoderOptions {
@@ -25,6 +26,8 @@ export interface RestTranscoderOptions {
   query: ServiceClient<(typeof QueryService)['method']>;
   /** Absent: the key routes answer UNIMPLEMENTED. */
   keys?: ServiceClient<(typeof KeysService)['method']>;
+  /** Absent: the alert rule routes answer UNIMPLEMENTED. */
+  alerts?: ServiceClient<(typeof AlertService)['method']>;
   /** Each call's deadline. */
   requestTimeoutMs: number;
 }
@@ -48,6 +51,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestHandle
     [IngestService.typeName]: options.ingest as never,
     [QueryService.typeName]: options.query as never,
     [KeysService.typeName]: options.keys as never,
+    [AlertService.typeName]: options.alerts as never,
   };
   const publishMethod = IngestService.method.publish;
   return async (route, match, ctx, url) => {

@@ -42,6 +42,8 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
       assert.deepEqual(
         tables.map((r) => r.table_name),
         [
+          'alert_rule',
+          'alert_rule_clock',
           'api_key',
           'consumer_offset',
           'event',

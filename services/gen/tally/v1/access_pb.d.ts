@@ -40,7 +40,7 @@ export enum AccessScope {
   READ = 2,
 
   /**
-   * Key administration and later admin APIs.
+   * Key and alert rule administration, and later admin APIs.
    *
    * @generated from enum value: ACCESS_SCOPE_ADMIN = 3;
    */

@@ -7,6 +7,7 @@ import {
   emissionIntervalUs,
   type GcraPolicy,
   gcraCheck,
+  gcraTake,
   policyProblem,
 } from './gcra.ts';
 
@@ -243,4 +244,40 @@ test('policies and costs that cannot be enforced are named', () => {
   // T is rounded up to a whole microsecond: 7 per minute is never faster than asked.
   assert.equal(emissionIntervalUs({ limit: 7, periodMs: 60_000 }), 8_571_429);
   assert.equal(emissionIntervalUs({ limit: 1000, periodMs: 60_000 }), 60_000);
+});
+
+test('a take of at least n and at most m is admitted as a check of n would be, and takes what is there up to m', () => {
+  fc.assert(
+    fc.property(
+      policy,
+      checks(2_000_000, 50),
+      fc.nat(60),
+      fc.nat(200),
+      fc.nat(3_000_000),
+      (p, before, least, extra, gapUs) => {
+        // Some state first, then a take at a later instant.
+        let tat: number | undefined;
+        let now = T0;
+        for (const { gapUs: g, cost } of before) {
+          now += g;
+          tat = gcraCheck(p, tat, now, cost).tatUs;
+        }
+        now += gapUs;
+        const most = least + extra;
+        const take = gcraTake(p, tat, now, least, most);
+        const check = gcraCheck(p, tat, now, least);
+        assert.equal(take.allowed, check.allowed);
+        if (!check.allowed) {
+          const { taken, ...refusal } = take;
+          assert.equal(taken, 0);
+          assert.deepEqual(refusal, check, 'a refused take is a refused check of its least');
+          return;
+        }
+        const there = gcraCheck(p, tat, now, 0).remaining;
+        assert.equal(take.taken, Math.min(most, there));
+        const { taken, ...asCheck } = take;
+        assert.deepEqual(asCheck, gcraCheck(p, tat, now, taken), 'the same as a check of what it took');
+      },
+    ),
+  );
 });

@@ -87,36 +87,48 @@ export function gcraCheck(
   nowUs: number,
   cost: number,
 ): GcraResult {
+  const { taken: _, ...result } = gcraTake(policy, storedTatUs, nowUs, cost, cost);
+  return result;
+}
+
+/**
+ * Takes as many units as the bucket holds, at least `least` and at most `most` (≥ `least`),
+ * in one step: admitted when `least` units are there (as a check of `least` would be), then
+ * `taken` is the most of `most` the bucket holds, and the TAT moves by that many. A refusal
+ * is a refusal of `least`: its wait is until `least` units are there. A check of `cost` is a
+ * take of at least and at most `cost`.
+ */
+export function gcraTake(
+  policy: GcraPolicy,
+  storedTatUs: number | undefined,
+  nowUs: number,
+  least: number,
+  most: number,
+): GcraResult & { taken: number } {
   const t = emissionIntervalUs(policy);
   const burst = burstOf(policy);
   const capacityUs = burst * t;
   const tat = storedTatUs === undefined ? nowUs : Math.max(storedTatUs, nowUs);
-  if (cost > burst) {
-    return {
-      allowed: false,
-      tatUs: tat,
-      remaining: remainingOf(capacityUs - (tat - nowUs), t),
-      resetMs: microsToMillis(tat - nowUs),
-      retryAfterMs: Number.POSITIVE_INFINITY,
-      refusal: 'cost-exceeds-burst',
-    };
-  }
-  const next = tat + cost * t;
-  const excessUs = next - nowUs - capacityUs;
-  if (excessUs > 0) {
-    return {
-      allowed: false,
-      tatUs: tat,
-      remaining: remainingOf(capacityUs - (tat - nowUs), t),
-      resetMs: microsToMillis(tat - nowUs),
-      retryAfterMs: microsToMillis(excessUs),
-      refusal: 'limited',
-    };
-  }
+  const free = remainingOf(capacityUs - (tat - nowUs), t);
+  const refused = (refusal: GcraRefusal, retryAfterMs: number) => ({
+    allowed: false,
+    taken: 0,
+    tatUs: tat,
+    remaining: free,
+    resetMs: microsToMillis(tat - nowUs),
+    retryAfterMs,
+    refusal,
+  });
+  if (least > burst) return refused('cost-exceeds-burst', Number.POSITIVE_INFINITY);
+  const excessUs = tat + least * t - nowUs - capacityUs;
+  if (excessUs > 0) return refused('limited', microsToMillis(excessUs));
+  const taken = Math.min(most, free);
+  const next = tat + taken * t;
   return {
     allowed: true,
+    taken,
     tatUs: next,
-    remaining: remainingOf(capacityUs - (next - nowUs), t),
+    remaining: free - taken,
     resetMs: microsToMillis(next - nowUs),
     retryAfterMs: 0,
   };

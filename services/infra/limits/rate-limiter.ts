@@ -55,6 +55,29 @@ export interface RateLimiter {
   close(): Promise<void>;
 }
 
+/** A take from a shared bucket: the decision on its least, and how many units it took. */
+export interface Take {
+  decision: Decision;
+  taken: number;
+}
+
+/**
+ * Buckets several processes share (Redis), from which each may take units ahead of its checks
+ * (leased-rate-limiter.ts): a take admits when `least` units are there and then takes what is
+ * there up to `most`; units taken and not spent are given back.
+ */
+export interface SharedBuckets {
+  readonly description: string;
+  /**
+   * Takes at least `least` and at most `most` units from `key`'s bucket under `policy`, or
+   * nothing (refused: the decision is that on `least`). Rejects (UNAVAILABLE) when the backend fails.
+   */
+  take(key: string, policy: RateLimitPolicy, least: number, most: number): Promise<Take>;
+  /** Gives back `units` taken from `key`'s bucket and not spent. */
+  giveBack(key: string, policy: RateLimitPolicy, units: number): Promise<void>;
+  close(): Promise<void>;
+}
+
 /** At most `limit` units per calendar month (UTC) per key. */
 export interface Quota {
   name: string;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { Cluster, Redis } from 'ioredis';
-import { burstOf, emissionIntervalUs, gcraCheck } from '../../domain/gcra.ts';
+import { burstOf, emissionIntervalUs, gcraTake } from '../../domain/gcra.ts';
 import { realServers, requireRealServers, testNamespace } from '../../testing/real-servers.ts';
 import { deleteRedisKeys } from '../../testing/redis-keys.ts';
 import type { Logger } from '../logger.ts';
@@ -56,7 +56,7 @@ for (const on of ['standalone', 'cluster'] as const) {
   });
 }
 
-test('the script decides as gcraCheck does, on any sequence of checks', async (t) => {
+test('the script decides and takes as gcraTake does, on any sequence of takes', async (t) => {
   const redis = new Redis(realServers.redisUrl);
   const ns = testNamespace();
   t.after(async () => {
@@ -66,7 +66,7 @@ test('the script decides as gcraCheck does, on any sequence of checks', async (t
   // The same script with the time given rather than read from Redis.
   const line = 'local now = tonumber(time[1]) * 1000000 + tonumber(time[2])';
   assert.ok(GCRA_SCRIPT.includes(line));
-  const script = GCRA_SCRIPT.replace(line, 'local now = tonumber(ARGV[4])');
+  const script = GCRA_SCRIPT.replace(line, 'local now = tonumber(ARGV[5])');
   const T0 = 1_900_000_000_000_000;
   let run = 0;
   await fc.assert(
@@ -76,26 +76,43 @@ test('the script decides as gcraCheck does, on any sequence of checks', async (t
         periodMs: fc.constantFrom(100, 1_000, 7_000, 60_000, 3_600_000),
         burst: fc.option(fc.integer({ min: 1, max: 3000 }), { nil: undefined }),
       }),
-      fc.array(fc.record({ gapUs: fc.nat(5_000_000), cost: fc.nat(300) }), { minLength: 1, maxLength: 40 }),
+      fc.array(
+        fc.record({
+          gapUs: fc.nat(5_000_000),
+          least: fc.nat(300),
+          extra: fc.oneof(fc.constant(0), fc.nat(400)),
+        }),
+        {
+          minLength: 1,
+          maxLength: 40,
+        },
+      ),
       async (policy, checks) => {
         const key = `${ns.redisPrefix}:diff:${run++}`;
         let now = T0;
-        for (const { gapUs, cost } of checks) {
+        for (const { gapUs, least, extra } of checks) {
           now += gapUs;
-          const args = [emissionIntervalUs(policy), burstOf(policy), cost, now].map(String);
-          const [admitted, scriptNow, stored] = (await redis.eval(script, 1, key, ...args)) as [
+          const args = [emissionIntervalUs(policy), burstOf(policy), least, least + extra, now].map(String);
+          const [admitted, taken, scriptNow, stored] = (await redis.eval(script, 1, key, ...args)) as [
+            number,
             number,
             number,
             string | null,
           ];
           assert.equal(scriptNow, now);
           // (A stored TAT may have expired meanwhile: its expiry runs on Redis's real clock.)
-          const expected = gcraCheck(policy, stored === null ? undefined : Number(stored), now, cost);
+          const expected = gcraTake(
+            policy,
+            stored === null ? undefined : Number(stored),
+            now,
+            least,
+            least + extra,
+          );
           assert.equal(admitted === 1, expected.allowed);
+          assert.equal(taken, expected.taken);
           // The script keeps the new TAT; a refused check or a read leaves the key as it was.
           const kept = await redis.get(key);
-          if (kept !== null)
-            assert.equal(Number(kept), expected.allowed && cost > 0 ? expected.tatUs : Number(stored));
+          if (kept !== null) assert.equal(Number(kept), expected.taken > 0 ? expected.tatUs : Number(stored));
         }
         await redis.del(key);
       },

@@ -17,6 +17,8 @@ export interface NotificationStoreEnvironment {
 
 const T0 = Date.UTC(2026, 11, 6, 12, 0);
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** The milestone `threshold` of `target` under rule r1, for user u1 and the dashboard. */
 function milestone(
   target: string,
@@ -147,14 +149,64 @@ export function notificationStoreContract(
       await store.record([milestone('post/1', 200), milestone('post/2', 100, ['group:ops'])]);
       await store.record([milestone('post/1', 300)]);
       assert.deepEqual(
-        (await store.since(cursor, ['user:u1'], 10)).map((n) => n.id),
+        (await store.since(cursor, { recipients: ['user:u1'] }, 10)).map((n) => n.id),
         ['r1/post/1/200', 'r1/post/1/300'],
       );
       assert.deepEqual(
-        (await store.since(cursor, ['user:u1', 'group:ops'], 2)).map((n) => n.id),
+        (await store.since(cursor, { recipients: ['user:u1', 'group:ops'] }, 2)).map((n) => n.id),
         ['r1/post/1/200', 'r1/post/2/100'],
       );
-      assert.deepEqual(await store.since(cursor, ['user:nobody'], 10), []);
+      assert.deepEqual(await store.since(cursor, { recipients: ['user:nobody'] }, 10), []);
+      assert.deepEqual(
+        (await store.since(cursor, { target: 'post/2' }, 10)).map((n) => n.id),
+        ['r1/post/2/100'],
+      );
+      assert.deepEqual(
+        (await store.since(cursor, { target: 'post/1', recipients: ['group:ops'] }, 10)).map((n) => n.id),
+        [],
+      );
+      assert.deepEqual(
+        (await store.since('0', {}, 10)).map((n) => n.id),
+        ['r1/post/1/100', 'r1/post/1/200', 'r1/post/2/100', 'r1/post/1/300'],
+      );
+      const latest = await store.latestSeq();
+      assert.equal((await store.since(latest, {}, 10)).length, 0);
+      assert.equal((await store.since(String(BigInt(latest) - 1n), {}, 10))[0]?.id, 'r1/post/1/300');
+    });
+
+    test('notifications become visible in seq order: a reader following the cursor misses none', async (t) => {
+      const { sql } = await open(t);
+      // The first write's transaction dawdles after its insert, as a writer descheduled before
+      // its commit would; the second write starts meanwhile.
+      let dawdle = true;
+      const slow: SqlDatabase = {
+        ...sql,
+        query: (...args) => sql.query(...args),
+        transaction: (work) =>
+          sql.transaction(async (tx) => {
+            const wait = dawdle;
+            dawdle = false;
+            const result = await work(tx);
+            if (wait) await new Promise((resolve) => setTimeout(resolve, 400));
+            return result;
+          }),
+      };
+      const store = createSqlNotificationStore(slow);
+      assert.equal(await store.latestSeq(), '0');
+      const [first, second] = [milestone('post/1', 100), milestone('post/2', 100)];
+      const writes = [store.record([first]), sleep(100).then(() => store.record([second]))];
+      const seen: string[] = [];
+      let cursor = '0';
+      const deadline = Date.now() + 3_000;
+      while (seen.length < 2 && Date.now() < deadline) {
+        for (const n of await store.since(cursor, {}, 1_000)) {
+          seen.push(n.id);
+          cursor = n.seq;
+        }
+        await sleep(20);
+      }
+      await Promise.all(writes);
+      assert.deepEqual(seen, [first.id, second.id], 'the reader saw both, in seq order');
     });
 
     test('reads are kept per recipient, and only for notifications addressed to it', async (t) => {

@@ -69,6 +69,22 @@ export interface NotificationQuery {
   limit: number;
 }
 
+/** Which notifications a replay or a watch wants: those matching every field given. */
+export interface NotificationFilter {
+  /** Addressed to any of these. */
+  recipients?: readonly string[];
+  /** About this target. */
+  target?: string;
+}
+
+/** Whether `n` matches `filter`. */
+export function matchesFilter(n: Notification, filter: NotificationFilter): boolean {
+  if (filter.target !== undefined && n.target !== filter.target) return false;
+  if (filter.recipients !== undefined && !filter.recipients.some((r) => n.recipients.includes(r)))
+    return false;
+  return true;
+}
+
 export interface NotificationPage {
   /** Newest first. */
   notifications: StoredNotification[];
@@ -85,10 +101,14 @@ export interface NotificationStore {
   /** A page of kept notifications, newest first. */
   list(query: NotificationQuery): Promise<NotificationPage>;
   /**
-   * Those addressed to any of `recipients` kept after the cursor `afterSeq`, oldest first (at
-   * most `limit`): what a client that saw `afterSeq` missed.
+   * Those matching `filter` kept after the cursor `afterSeq`, oldest first (at most `limit`):
+   * what a client that saw `afterSeq` missed. Notifications become visible in `seq` order (one
+   * with a higher seq is never seen before one with a lower), so a reader that saw up to a seq
+   * misses nothing by asking for those after it.
    */
-  since(afterSeq: string, recipients: readonly string[], limit: number): Promise<StoredNotification[]>;
+  since(afterSeq: string, filter: NotificationFilter, limit: number): Promise<StoredNotification[]>;
+  /** The highest seq kept ('0' when none): where a watch with nothing to replay starts. */
+  latestSeq(): Promise<string>;
   /** Marks notifications read by `recipient` (those addressed to it); answers how many were unread. */
   markRead(recipient: string, ids: readonly string[]): Promise<number>;
 }

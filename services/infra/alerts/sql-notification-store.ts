@@ -6,6 +6,7 @@
 import type { SqlDatabase } from '../sql/sql-database.ts';
 import type {
   Notification,
+  NotificationFilter,
   NotificationKind,
   NotificationPage,
   NotificationQuery,
@@ -13,6 +14,9 @@ import type {
   RecordedNotifications,
   StoredNotification,
 } from './notification-store.ts';
+
+/** The advisory lock (pg_advisory_xact_lock) that serializes the writers of notifications. */
+const RECORD_LOCK = 7_344_201_607;
 
 /** Most notifications one listing answers. */
 export const MAX_PAGE = 1_000;
@@ -45,8 +49,12 @@ export function createSqlNotificationStore(sql: SqlDatabase): NotificationStore 
     async record(notifications: readonly Notification[]): Promise<RecordedNotifications> {
       if (notifications.length === 0) return { added: 0, stored: [] };
       const column = <T>(pick: (n: Notification) => T) => notifications.map(pick);
-      const rows = await sql.query<{ id: string }>(
-        `INSERT INTO notification (id, rule_id, kind, target, type, subject, value, threshold,
+      // One writer at a time, the lock held to the commit: seqs are taken in the order they
+      // become visible, so a reader that saw seq s has seen every lower one (`since`).
+      const rows = await sql.transaction(async (tx) => {
+        await tx.query(`SELECT pg_advisory_xact_lock($1)`, [RECORD_LOCK]);
+        return tx.query<{ id: string }>(
+          `INSERT INTO notification (id, rule_id, kind, target, type, subject, value, threshold,
            window_minutes, baseline, score, occurred_at, recipients, message)
          SELECT n.id, n.rule_id, n.kind, n.target, n.type, n.subject, n.value, n.threshold,
            n.window_minutes, n.baseline, n.score, n.occurred_at,
@@ -58,24 +66,25 @@ export function createSqlNotificationStore(sql: SqlDatabase): NotificationStore 
              baseline, score, occurred_at, recipients, message)
          ON CONFLICT (id) DO NOTHING
          RETURNING id`,
-        [
-          column((n) => n.id),
-          column((n) => n.ruleId),
-          column((n) => n.kind),
-          column((n) => n.target),
-          column((n) => n.type),
-          column((n) => n.subject ?? null),
-          column((n) => n.value),
-          column((n) => n.threshold ?? null),
-          column((n) => n.windowMinutes ?? null),
-          column((n) => n.baseline ?? null),
-          column((n) => n.score ?? null),
-          column((n) => n.occurredAt.toISOString()),
-          // A text[][] cannot be ragged: each notification's recipients travel as a JSON array.
-          column((n) => JSON.stringify(n.recipients)),
-          column((n) => n.message),
-        ],
-      );
+          [
+            column((n) => n.id),
+            column((n) => n.ruleId),
+            column((n) => n.kind),
+            column((n) => n.target),
+            column((n) => n.type),
+            column((n) => n.subject ?? null),
+            column((n) => n.value),
+            column((n) => n.threshold ?? null),
+            column((n) => n.windowMinutes ?? null),
+            column((n) => n.baseline ?? null),
+            column((n) => n.score ?? null),
+            column((n) => n.occurredAt.toISOString()),
+            // A text[][] cannot be ragged: each notification's recipients travel as a JSON array.
+            column((n) => JSON.stringify(n.recipients)),
+            column((n) => n.message),
+          ],
+        );
+      });
       const ids = [...new Set(notifications.map((n) => n.id))];
       const kept = await sql.query<Row>(
         `SELECT ${COLUMNS}, false AS read FROM notification n WHERE n.id = ANY($1::text[])`,
@@ -113,20 +122,32 @@ export function createSqlNotificationStore(sql: SqlDatabase): NotificationStore 
         : { notifications: page };
     },
 
-    async since(
-      afterSeq: string,
-      recipients: readonly string[],
-      limit: number,
-    ): Promise<StoredNotification[]> {
+    async since(afterSeq: string, filter: NotificationFilter, limit: number): Promise<StoredNotification[]> {
+      const params: unknown[] = [afterSeq];
+      const param = (value: unknown) => {
+        params.push(value);
+        return `$${params.length}`;
+      };
+      const where = [`n.seq > $1::bigint`];
+      if (filter.recipients !== undefined)
+        where.push(`n.recipients && ${param([...filter.recipients])}::text[]`);
+      if (filter.target !== undefined) where.push(`n.target = ${param(filter.target)}`);
       const rows = await sql.query<Row>(
         `SELECT ${COLUMNS}, false AS read
          FROM notification n
-         WHERE n.seq > $1::bigint AND n.recipients && $2::text[]
+         WHERE ${where.join(' AND ')}
          ORDER BY n.seq
-         LIMIT $3`,
-        [afterSeq, [...recipients], Math.min(Math.max(1, Math.floor(limit)), MAX_PAGE)],
+         LIMIT ${param(Math.min(Math.max(1, Math.floor(limit)), MAX_PAGE))}`,
+        params,
       );
       return rows.map(toStored);
+    },
+
+    async latestSeq(): Promise<string> {
+      const [row] = await sql.query<{ seq: string | number | bigint | null }>(
+        `SELECT max(seq) AS seq FROM notification`,
+      );
+      return String(row?.seq ?? 0);
     },
 
     async markRead(recipient: string, ids: readonly string[]): Promise<number> {

@@ -2,7 +2,7 @@
 // @generated from file tally/v1/notifications.proto (package tally.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
@@ -10,6 +10,226 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file tally/v1/notifications.proto.
  */
 export declare const file_tally_v1_notifications: GenFile;
+
+/**
+ * @generated from message tally.v1.ListNotificationsRequest
+ */
+export declare type ListNotificationsRequest = Message<"tally.v1.ListNotificationsRequest"> & {
+  /**
+   * "user:<id>", "group:<name>", "dashboard" or "me"; empty: every recipient (not for an end
+   * user's JWT, for which empty means "me").
+   *
+   * @generated from field: string recipient = 1;
+   */
+  recipient: string;
+
+  /**
+   * Only those about this target.
+   *
+   * @generated from field: string target = 2;
+   */
+  target: string;
+
+  /**
+   * Only those this rule raised.
+   *
+   * @generated from field: string rule_id = 3;
+   */
+  ruleId: string;
+
+  /**
+   * 1 to 1,000; 0: 50.
+   *
+   * @generated from field: uint32 page_size = 4;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page.
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message tally.v1.ListNotificationsRequest.
+ * Use `create(ListNotificationsRequestSchema)` to create a new message.
+ */
+export declare const ListNotificationsRequestSchema: GenMessage<ListNotificationsRequest>;
+
+/**
+ * @generated from message tally.v1.ListNotificationsResponse
+ */
+export declare type ListNotificationsResponse = Message<"tally.v1.ListNotificationsResponse"> & {
+  /**
+   * Newest first; `read` is the recipient's (false without a recipient).
+   *
+   * @generated from field: repeated tally.v1.Notification notifications = 1;
+   */
+  notifications: Notification[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message tally.v1.ListNotificationsResponse.
+ * Use `create(ListNotificationsResponseSchema)` to create a new message.
+ */
+export declare const ListNotificationsResponseSchema: GenMessage<ListNotificationsResponse>;
+
+/**
+ * @generated from message tally.v1.MarkNotificationsReadRequest
+ */
+export declare type MarkNotificationsReadRequest = Message<"tally.v1.MarkNotificationsReadRequest"> & {
+  /**
+   * The recipient who read them ("me", or for an end user's JWT empty: its own).
+   *
+   * @generated from field: string recipient = 1;
+   */
+  recipient: string;
+
+  /**
+   * 1 to 1,000 notification ids.
+   *
+   * @generated from field: repeated string ids = 2;
+   */
+  ids: string[];
+};
+
+/**
+ * Describes the message tally.v1.MarkNotificationsReadRequest.
+ * Use `create(MarkNotificationsReadRequestSchema)` to create a new message.
+ */
+export declare const MarkNotificationsReadRequestSchema: GenMessage<MarkNotificationsReadRequest>;
+
+/**
+ * @generated from message tally.v1.MarkNotificationsReadResponse
+ */
+export declare type MarkNotificationsReadResponse = Message<"tally.v1.MarkNotificationsReadResponse"> & {
+  /**
+   * How many were unread by the recipient until now.
+   *
+   * @generated from field: uint32 marked = 1;
+   */
+  marked: number;
+};
+
+/**
+ * Describes the message tally.v1.MarkNotificationsReadResponse.
+ * Use `create(MarkNotificationsReadResponseSchema)` to create a new message.
+ */
+export declare const MarkNotificationsReadResponseSchema: GenMessage<MarkNotificationsReadResponse>;
+
+/**
+ * @generated from message tally.v1.WatchNotificationsRequest
+ */
+export declare type WatchNotificationsRequest = Message<"tally.v1.WatchNotificationsRequest"> & {
+  /**
+   * As in ListNotificationsRequest; a watch names a recipient, a target, or both.
+   *
+   * @generated from field: string recipient = 1;
+   */
+  recipient: string;
+
+  /**
+   * @generated from field: string target = 2;
+   */
+  target: string;
+
+  /**
+   * The seq of the last notification the client saw: those kept after it are replayed first.
+   *
+   * @generated from field: optional uint64 after_seq = 3;
+   */
+  afterSeq?: bigint | undefined;
+};
+
+/**
+ * Describes the message tally.v1.WatchNotificationsRequest.
+ * Use `create(WatchNotificationsRequestSchema)` to create a new message.
+ */
+export declare const WatchNotificationsRequestSchema: GenMessage<WatchNotificationsRequest>;
+
+/**
+ * @generated from message tally.v1.WatchNotificationsResponse
+ */
+export declare type WatchNotificationsResponse = Message<"tally.v1.WatchNotificationsResponse"> & {
+  /**
+   * @generated from oneof tally.v1.WatchNotificationsResponse.event
+   */
+  event: {
+    /**
+     * @generated from field: tally.v1.Notification notification = 1;
+     */
+    value: Notification;
+    case: "notification";
+  } | {
+    /**
+     * First, when more were kept after after_seq than a replay holds: those before the replay
+     * were skipped (list them with ListNotifications).
+     *
+     * @generated from field: tally.v1.ReplayTruncated replay_truncated = 2;
+     */
+    value: ReplayTruncated;
+    case: "replayTruncated";
+  } | {
+    /**
+     * After the replay (at once without after_seq): what follows is live.
+     *
+     * @generated from field: tally.v1.CaughtUp caught_up = 3;
+     */
+    value: CaughtUp;
+    case: "caughtUp";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message tally.v1.WatchNotificationsResponse.
+ * Use `create(WatchNotificationsResponseSchema)` to create a new message.
+ */
+export declare const WatchNotificationsResponseSchema: GenMessage<WatchNotificationsResponse>;
+
+/**
+ * @generated from message tally.v1.ReplayTruncated
+ */
+export declare type ReplayTruncated = Message<"tally.v1.ReplayTruncated"> & {
+  /**
+   * The seq of the first notification replayed.
+   *
+   * @generated from field: uint64 resumed_at_seq = 1;
+   */
+  resumedAtSeq: bigint;
+};
+
+/**
+ * Describes the message tally.v1.ReplayTruncated.
+ * Use `create(ReplayTruncatedSchema)` to create a new message.
+ */
+export declare const ReplayTruncatedSchema: GenMessage<ReplayTruncated>;
+
+/**
+ * @generated from message tally.v1.CaughtUp
+ */
+export declare type CaughtUp = Message<"tally.v1.CaughtUp"> & {
+  /**
+   * The newest seq kept when the replay ended: resume after it if nothing came since.
+   *
+   * @generated from field: uint64 seq = 1;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message tally.v1.CaughtUp.
+ * Use `create(CaughtUpSchema)` to create a new message.
+ */
+export declare const CaughtUpSchema: GenMessage<CaughtUp>;
 
 /**
  * A notification raised by an alert rule (docs/alerts.md). The notifications topic carries one
@@ -134,6 +354,13 @@ export declare type Notification = Message<"tally.v1.Notification"> & {
    * @generated from field: string recipient = 17;
    */
   recipient: string;
+
+  /**
+   * In a listing for a recipient: whether that recipient has read it.
+   *
+   * @generated from field: bool read = 18;
+   */
+  read: boolean;
 };
 
 /**
@@ -141,4 +368,49 @@ export declare type Notification = Message<"tally.v1.Notification"> & {
  * Use `create(NotificationSchema)` to create a new message.
  */
 export declare const NotificationSchema: GenMessage<Notification>;
+
+/**
+ * The notifications the alert rules raised (docs/alerts.md), served by the query role from the
+ * notification store: listed a page at a time, marked read per recipient, and watched live. Who
+ * may see what: a caller with scope read sees any recipient's and any target's notifications,
+ * but a JWT naming an end user (one without scope admin) sees only those addressed to
+ * "user:<its subject>" — or those about a target it names. Recipient "me" is the caller's own.
+ *
+ * @generated from service tally.v1.NotificationService
+ */
+export declare const NotificationService: GenService<{
+  /**
+   * Kept notifications, newest first, a page at a time.
+   *
+   * @generated from rpc tally.v1.NotificationService.ListNotifications
+   */
+  listNotifications: {
+    methodKind: "unary";
+    input: typeof ListNotificationsRequestSchema;
+    output: typeof ListNotificationsResponseSchema;
+  },
+  /**
+   * Marks notifications read by a recipient; ids not addressed to it are ignored.
+   *
+   * @generated from rpc tally.v1.NotificationService.MarkNotificationsRead
+   */
+  markNotificationsRead: {
+    methodKind: "unary";
+    input: typeof MarkNotificationsReadRequestSchema;
+    output: typeof MarkNotificationsReadResponseSchema;
+  },
+  /**
+   * Notifications as they are kept, in the order they were kept (by seq). With after_seq, first
+   * those kept after it (at most a replay's worth: see ReplayTruncated), then caught_up, then the
+   * live ones; without it, caught_up and the live ones. The WebSocket /v1/stream's channel
+   * "notifications" is this stream (docs/stream.md).
+   *
+   * @generated from rpc tally.v1.NotificationService.WatchNotifications
+   */
+  watchNotifications: {
+    methodKind: "server_streaming";
+    input: typeof WatchNotificationsRequestSchema;
+    output: typeof WatchNotificationsResponseSchema;
+  },
+}>;
 

@@ -2,19 +2,89 @@
 // @generated from file tally/v1/notifications.proto (package tally.v1, syntax proto3)
 /* eslint-disable */
 
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_tally_v1_access } from "./access_pb.js";
 
 /**
  * Describes the file tally/v1/notifications.proto.
  */
 export const file_tally_v1_notifications = /*@__PURE__*/
-  fileDesc("Chx0YWxseS92MS9ub3RpZmljYXRpb25zLnByb3RvEgh0YWxseS52MSK1AwoMTm90aWZpY2F0aW9uEgoKAmlkGAEgASgJEgsKA3NlcRgCIAEoBBIPCgdydWxlX2lkGAMgASgJEgwKBGtpbmQYBCABKAkSDgoGdGFyZ2V0GAUgASgJEgwKBHR5cGUYBiABKAkSDwoHc3ViamVjdBgHIAEoCRINCgV2YWx1ZRgIIAEoARIWCgl0aHJlc2hvbGQYCSABKAFIAIgBARIbCg53aW5kb3dfbWludXRlcxgKIAEoDUgBiAEBEhUKCGJhc2VsaW5lGAsgASgBSAKIAQESEgoFc2NvcmUYDCABKAFIA4gBARIvCgtvY2N1cnJlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVjaXBpZW50cxgOIAMoCRIPCgdtZXNzYWdlGA8gASgJEi4KCmNyZWF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXJlY2lwaWVudBgRIAEoCUIMCgpfdGhyZXNob2xkQhEKD193aW5kb3dfbWludXRlc0ILCglfYmFzZWxpbmVCCAoGX3Njb3JlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Chx0YWxseS92MS9ub3RpZmljYXRpb25zLnByb3RvEgh0YWxseS52MSJ1ChhMaXN0Tm90aWZpY2F0aW9uc1JlcXVlc3QSEQoJcmVjaXBpZW50GAEgASgJEg4KBnRhcmdldBgCIAEoCRIPCgdydWxlX2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImMKGUxpc3ROb3RpZmljYXRpb25zUmVzcG9uc2USLQoNbm90aWZpY2F0aW9ucxgBIAMoCzIWLnRhbGx5LnYxLk5vdGlmaWNhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPgocTWFya05vdGlmaWNhdGlvbnNSZWFkUmVxdWVzdBIRCglyZWNpcGllbnQYASABKAkSCwoDaWRzGAIgAygJIi8KHU1hcmtOb3RpZmljYXRpb25zUmVhZFJlc3BvbnNlEg4KBm1hcmtlZBgBIAEoDSJkChlXYXRjaE5vdGlmaWNhdGlvbnNSZXF1ZXN0EhEKCXJlY2lwaWVudBgBIAEoCRIOCgZ0YXJnZXQYAiABKAkSFgoJYWZ0ZXJfc2VxGAMgASgESACIAQFCDAoKX2FmdGVyX3NlcSK1AQoaV2F0Y2hOb3RpZmljYXRpb25zUmVzcG9uc2USLgoMbm90aWZpY2F0aW9uGAEgASgLMhYudGFsbHkudjEuTm90aWZpY2F0aW9uSAASNQoQcmVwbGF5X3RydW5jYXRlZBgCIAEoCzIZLnRhbGx5LnYxLlJlcGxheVRydW5jYXRlZEgAEicKCWNhdWdodF91cBgDIAEoCzISLnRhbGx5LnYxLkNhdWdodFVwSABCBwoFZXZlbnQiKQoPUmVwbGF5VHJ1bmNhdGVkEhYKDnJlc3VtZWRfYXRfc2VxGAEgASgEIhcKCENhdWdodFVwEgsKA3NlcRgBIAEoBCLDAwoMTm90aWZpY2F0aW9uEgoKAmlkGAEgASgJEgsKA3NlcRgCIAEoBBIPCgdydWxlX2lkGAMgASgJEgwKBGtpbmQYBCABKAkSDgoGdGFyZ2V0GAUgASgJEgwKBHR5cGUYBiABKAkSDwoHc3ViamVjdBgHIAEoCRINCgV2YWx1ZRgIIAEoARIWCgl0aHJlc2hvbGQYCSABKAFIAIgBARIbCg53aW5kb3dfbWludXRlcxgKIAEoDUgBiAEBEhUKCGJhc2VsaW5lGAsgASgBSAKIAQESEgoFc2NvcmUYDCABKAFIA4gBARIvCgtvY2N1cnJlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVjaXBpZW50cxgOIAMoCRIPCgdtZXNzYWdlGA8gASgJEi4KCmNyZWF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXJlY2lwaWVudBgRIAEoCRIMCgRyZWFkGBIgASgIQgwKCl90aHJlc2hvbGRCEQoPX3dpbmRvd19taW51dGVzQgsKCV9iYXNlbGluZUIICgZfc2NvcmUyjQMKE05vdGlmaWNhdGlvblNlcnZpY2USewoRTGlzdE5vdGlmaWNhdGlvbnMSIi50YWxseS52MS5MaXN0Tm90aWZpY2F0aW9uc1JlcXVlc3QaIy50YWxseS52MS5MaXN0Tm90aWZpY2F0aW9uc1Jlc3BvbnNlIh3A8xgCgtPkkwITEhEvdjEvbm90aWZpY2F0aW9ucxKPAQoVTWFya05vdGlmaWNhdGlvbnNSZWFkEiYudGFsbHkudjEuTWFya05vdGlmaWNhdGlvbnNSZWFkUmVxdWVzdBonLnRhbGx5LnYxLk1hcmtOb3RpZmljYXRpb25zUmVhZFJlc3BvbnNlIiXA8xgCgtPkkwIbOgEqIhYvdjEvbm90aWZpY2F0aW9uczpyZWFkEmcKEldhdGNoTm90aWZpY2F0aW9ucxIjLnRhbGx5LnYxLldhdGNoTm90aWZpY2F0aW9uc1JlcXVlc3QaJC50YWxseS52MS5XYXRjaE5vdGlmaWNhdGlvbnNSZXNwb25zZSIEwPMYAjABYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp, file_tally_v1_access]);
+
+/**
+ * Describes the message tally.v1.ListNotificationsRequest.
+ * Use `create(ListNotificationsRequestSchema)` to create a new message.
+ */
+export const ListNotificationsRequestSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_notifications, 0);
+
+/**
+ * Describes the message tally.v1.ListNotificationsResponse.
+ * Use `create(ListNotificationsResponseSchema)` to create a new message.
+ */
+export const ListNotificationsResponseSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_notifications, 1);
+
+/**
+ * Describes the message tally.v1.MarkNotificationsReadRequest.
+ * Use `create(MarkNotificationsReadRequestSchema)` to create a new message.
+ */
+export const MarkNotificationsReadRequestSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_notifications, 2);
+
+/**
+ * Describes the message tally.v1.MarkNotificationsReadResponse.
+ * Use `create(MarkNotificationsReadResponseSchema)` to create a new message.
+ */
+export const MarkNotificationsReadResponseSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_notifications, 3);
+
+/**
+ * Describes the message tally.v1.WatchNotificationsRequest.
+ * Use `create(WatchNotificationsRequestSchema)` to create a new message.
+ */
+export const WatchNotificationsRequestSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_notifications, 4);
+
+/**
+ * Describes the message tally.v1.WatchNotificationsResponse.
+ * Use `create(WatchNotificationsResponseSchema)` to create a new message.
+ */
+export const WatchNotificationsResponseSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_notifications, 5);
+
+/**
+ * Describes the message tally.v1.ReplayTruncated.
+ * Use `create(ReplayTruncatedSchema)` to create a new message.
+ */
+export const ReplayTruncatedSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_notifications, 6);
+
+/**
+ * Describes the message tally.v1.CaughtUp.
+ * Use `create(CaughtUpSchema)` to create a new message.
+ */
+export const CaughtUpSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_notifications, 7);
 
 /**
  * Describes the message tally.v1.Notification.
  * Use `create(NotificationSchema)` to create a new message.
  */
 export const NotificationSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_notifications, 0);
+  messageDesc(file_tally_v1_notifications, 8);
+
+/**
+ * The notifications the alert rules raised (docs/alerts.md), served by the query role from the
+ * notification store: listed a page at a time, marked read per recipient, and watched live. Who
+ * may see what: a caller with scope read sees any recipient's and any target's notifications,
+ * but a JWT naming an end user (one without scope admin) sees only those addressed to
+ * "user:<its subject>" — or those about a target it names. Recipient "me" is the caller's own.
+ *
+ * @generated from service tally.v1.NotificationService
+ */
+export const NotificationService = /*@__PURE__*/
+  serviceDesc(file_tally_v1_notifications, 0);
 

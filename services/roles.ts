@@ -13,7 +13,9 @@ import * as gateway from './gateway/gateway.ts';
 import { AlertService } from './gen/tally/v1/alerts_pb.js';
 import { IngestService } from './gen/tally/v1/ingest_pb.js';
 import { KeysService } from './gen/tally/v1/keys_pb.js';
+import { NotificationService } from './gen/tally/v1/notifications_pb.js';
 import { QueryService } from './gen/tally/v1/query_pb.js';
+import { createSqlNotificationStore } from './infra/alerts/sql-notification-store.ts';
 import { createSqlRuleStore } from './infra/alerts/sql-rule-store.ts';
 import type { AuthMode, TallyConfig } from './infra/config.ts';
 import type { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
@@ -30,6 +32,8 @@ import * as persister from './persister/persister.ts';
 import type { RequestLimits } from './pipeline/request-limits.ts';
 import type { SinkRoleConfig, SinkRoleDeps } from './pipeline/sink-role.ts';
 import { registerAlertService } from './query/alert-service.ts';
+import { registerNotificationService } from './query/notification-service.ts';
+import { createNotificationWatches } from './query/notification-watch.ts';
 import * as query from './query/query.ts';
 
 /**
@@ -162,6 +166,7 @@ export const ROLE_TABLE = {
           query: w.client(QueryService, config.grpc.queryAddr),
           keys: w.client(KeysService, config.grpc.queryAddr),
           alerts: w.client(AlertService, config.grpc.queryAddr),
+          notifications: w.client(NotificationService, config.grpc.queryAddr),
           auth: { on: w.auth.on, metricsToken: config.auth.metricsToken },
           logger: w.logger,
           metrics: w.metrics,
@@ -221,12 +226,21 @@ export const ROLE_TABLE = {
   query: {
     kind: 'grpc',
     ports: ['counters', 'sql'],
-    // Also serves tally.v1.KeysService and tally.v1.AlertService: the gRPC role with the SQL
-    // port, where the keys and the alert rules are.
-    start: (w) => {
+    // Also serves tally.v1.KeysService, tally.v1.AlertService and tally.v1.NotificationService:
+    // the gRPC role with the SQL port, where the keys, the alert rules and the notifications are.
+    start: async (w) => {
       const sql = port(w, 'query', 'sql');
       registerAlertService({ rules: createSqlRuleStore({ sql }), grpc: w.grpc, logger: w.logger });
-      return query.start(
+      const store = createSqlNotificationStore(sql);
+      const watches = createNotificationWatches({ store, logger: w.logger, ...w.config.notifications });
+      registerNotificationService({
+        store,
+        watches,
+        grpc: w.grpc,
+        logger: w.logger,
+        limits: readLimits(w.limits),
+      });
+      const running = await query.start(
         {
           counters: port(w, 'query', 'counters'),
           sql,
@@ -237,6 +251,13 @@ export const ROLE_TABLE = {
         },
         { maxTargetChars: defaultEventLimits.maxTargetChars },
       );
+      return {
+        name: running.name,
+        async stop() {
+          watches.stop();
+          await running.stop();
+        },
+      };
     },
   },
   persister: {

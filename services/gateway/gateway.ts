@@ -14,6 +14,7 @@ import { type Cidr, clientAddress, inRanges } from '../domain/client-address.ts'
 import type { AlertService } from '../gen/tally/v1/alerts_pb.js';
 import type { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import type { KeysService } from '../gen/tally/v1/keys_pb.js';
+import type { NotificationService } from '../gen/tally/v1/notifications_pb.js';
 import type { QueryService } from '../gen/tally/v1/query_pb.js';
 import { AppError } from '../infra/app-error.ts';
 import { insufficientScope, SURFACE_METADATA } from '../infra/auth/access-control.ts';
@@ -87,6 +88,8 @@ export interface GatewayDeps {
   keys?: ServiceClient<(typeof KeysService)['method']>;
   /** Alert rule administration's REST routes (served by query); absent: they answer UNIMPLEMENTED. */
   alerts?: ServiceClient<(typeof AlertService)['method']>;
+  /** Notifications' REST routes and the stream's channel `notifications` (served by query); absent: UNIMPLEMENTED. */
+  notifications?: ServiceClient<(typeof NotificationService)['method']>;
   /** Default: off, no metrics token. */
   auth?: GatewayAuth;
   logger: Logger;
@@ -160,6 +163,7 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
       query: deps.query,
       keys: deps.keys,
       alerts: deps.alerts,
+      notifications: deps.notifications,
       requestTimeoutMs: config.requestTimeoutMs,
     }),
     context: (request, response) => createRequestContext(request, response, contextOptions),
@@ -169,6 +173,7 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
   const streamAuth = deps.auth?.on && deps.keys ? { check: streamCheck(deps.keys, countRefusal) } : undefined;
   const stream = createStreamServer({
     query: deps.query,
+    notifications: deps.notifications,
     live: deps.live,
     logger,
     auth: streamAuth,

@@ -10,6 +10,7 @@ import { AlertService } from '../gen/tally/v1/alerts_pb.js';
 import type { PublishRequest } from '../gen/tally/v1/ingest_pb.js';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { KeysService } from '../gen/tally/v1/keys_pb.js';
+import { NotificationService } from '../gen/tally/v1/notifications_pb.js';
 import { QueryService } from '../gen/tally/v1/query_pb.js';
 import { AppError, Code } from '../infra/app-error.ts';
 import type { ServiceClient } from '../infra/grpc/grpc-service.ts';
@@ -18,7 +19,13 @@ import { sendJson } from '../infra/http/http-server.ts';
 import type { RequestContext } from './request-context.ts';
 
 /** The services whose http rules the gateway serves (scripts/openapi.test.ts checks the document lists each route). */
-export const REST_SERVICES = [IngestService, QueryService, KeysService, AlertService] as const;
+export const REST_SERVICES = [
+  IngestService,
+  QueryService,
+  KeysService,
+  AlertService,
+  NotificationService,
+] as const;
 
 /** Where the transcoded requests go. */
 export interface RestTranscoderOptions {
@@ -28,6 +35,8 @@ export interface RestTranscoderOptions {
   keys?: ServiceClient<(typeof KeysService)['method']>;
   /** Absent: the alert rule routes answer UNIMPLEMENTED. */
   alerts?: ServiceClient<(typeof AlertService)['method']>;
+  /** Absent: the notification routes answer UNIMPLEMENTED. */
+  notifications?: ServiceClient<(typeof NotificationService)['method']>;
   /** Each call's deadline. */
   requestTimeoutMs: number;
 }
@@ -52,6 +61,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestHandle
     [QueryService.typeName]: options.query as never,
     [KeysService.typeName]: options.keys as never,
     [AlertService.typeName]: options.alerts as never,
+    [NotificationService.typeName]: options.notifications as never,
   };
   const publishMethod = IngestService.method.publish;
   return async (route, match, ctx, url) => {

@@ -43,7 +43,7 @@ test('bad messages are refused with a reason naming the field', () => {
     [
       { op: 'subscribe', channel: 7 },
       'channel',
-      /^channel: must be "dashboard" or "counters", not number 7$/,
+      /^channel: must be "dashboard", "counters" or "notifications", not number 7$/,
     ],
     [{ op: 'subscribe', channel: 'counters' }, 'targets', /^targets: is required with channel "counters"/],
     [{ op: 'subscribe', channel: 'counters', targets: 'a' }, 'targets', /^targets: must be an array/],
@@ -90,4 +90,43 @@ test('a refusal echoes the id of the message when it had a valid one', () => {
     message: 'op: must be "subscribe" or "unsubscribe", not "nope"',
     id: 'req-1',
   });
+});
+
+test('notifications subscriptions: a recipient, a target, a seq to resume after', () => {
+  assert.deepEqual(parse({ op: 'subscribe', channel: 'notifications', recipient: 'me', afterSeq: '42' }), {
+    op: 'subscribe',
+    channel: 'notifications',
+    recipient: 'me',
+    target: '',
+    afterSeq: '42',
+  });
+  assert.deepEqual(
+    parse({ op: 'subscribe', channel: 'notifications', target: 'post/1', afterSeq: 7, id: 'n' }),
+    {
+      op: 'subscribe',
+      channel: 'notifications',
+      recipient: '',
+      target: 'post/1',
+      afterSeq: '7',
+      id: 'n',
+    },
+  );
+  assert.deepEqual(parse({ op: 'unsubscribe', channel: 'notifications' }), {
+    op: 'unsubscribe',
+    channel: 'notifications',
+  });
+  const refusals: [unknown, string][] = [
+    [{ op: 'subscribe', channel: 'notifications', afterSeq: -1 }, 'afterSeq'],
+    [{ op: 'subscribe', channel: 'notifications', afterSeq: '1e3' }, 'afterSeq'],
+    [{ op: 'subscribe', channel: 'notifications', recipient: 5 }, 'recipient'],
+    [{ op: 'subscribe', channel: 'notifications', target: 'x'.repeat(11) }, 'target'],
+    [{ op: 'subscribe', channel: 'notifications', targets: ['a'] }, 'targets'],
+    [{ op: 'subscribe', channel: 'counters', targets: ['a'], recipient: 'me' }, 'recipient'],
+    [{ op: 'unsubscribe', channel: 'notifications', afterSeq: '1' }, 'afterSeq'],
+  ];
+  for (const [message, field] of refusals) {
+    const error = parse(message) as { field?: string; message?: string };
+    assert.equal(error.field, field, JSON.stringify(message));
+    assert.ok(error.message?.startsWith(`${field}: `), error.message);
+  }
 });

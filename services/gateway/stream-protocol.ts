@@ -3,7 +3,13 @@
  * parsing and validation, with a precise reason naming the field at fault.
  */
 
-export type Channel = 'dashboard' | 'counters';
+export type Channel = 'dashboard' | 'counters' | 'notifications';
+
+/** A notifications subscription: a recipient ('': none; "me": the socket's own) and a target ('': none). */
+export interface NotificationsSelection {
+  recipient: string;
+  target: string;
+}
 
 /** A well-formed client message. `id`, when given, is echoed in the reply. */
 export type ClientMessage =
@@ -11,7 +17,16 @@ export type ClientMessage =
   | { op: 'subscribe'; channel: 'counters'; targets: string[]; id?: string | number }
   | { op: 'unsubscribe'; channel: 'dashboard'; id?: string | number }
   /** Without `targets`: every counters subscription of the socket. */
-  | { op: 'unsubscribe'; channel: 'counters'; targets?: string[]; id?: string | number };
+  | { op: 'unsubscribe'; channel: 'counters'; targets?: string[]; id?: string | number }
+  /** `afterSeq`: replay those kept after it first (the last seq the client saw). */
+  | ({
+      op: 'subscribe';
+      channel: 'notifications';
+      afterSeq?: string;
+      id?: string | number;
+    } & NotificationsSelection)
+  /** Without a recipient or target: every notifications subscription of the socket. */
+  | ({ op: 'unsubscribe'; channel: 'notifications'; id?: string | number } & Partial<NotificationsSelection>);
 
 /** Why a message was refused: `field` is the JSON path at fault, `message` starts with it. */
 export interface ProtocolError {
@@ -28,8 +43,11 @@ export interface ProtocolLimits {
 }
 
 const OPS = ['subscribe', 'unsubscribe'];
-const CHANNELS = ['dashboard', 'counters'];
-const FIELDS = ['op', 'channel', 'targets', 'id'];
+const CHANNELS = ['dashboard', 'counters', 'notifications'];
+const FIELDS = ['op', 'channel', 'targets', 'recipient', 'target', 'afterSeq', 'id'];
+const CHANNEL_NAMES = '"dashboard", "counters" or "notifications"';
+/** Longest recipient (`user:` or `group:` and a name). */
+const MAX_RECIPIENT_CHARS = 200;
 
 /** Parses one text frame; a ProtocolError for anything but a well-formed message. */
 export function parseClientMessage(text: string, limits: ProtocolLimits): ClientMessage | ProtocolError {
@@ -62,13 +80,60 @@ export function parseClientMessage(text: string, limits: ProtocolLimits): Client
   if (op === undefined) return failWithId('op', 'is required ("subscribe" or "unsubscribe")');
   if (typeof op !== 'string' || !OPS.includes(op))
     return failWithId('op', `must be "subscribe" or "unsubscribe", not ${describe(op)}`);
-  if (channel === undefined) return failWithId('channel', 'is required ("dashboard" or "counters")');
+  if (channel === undefined) return failWithId('channel', `is required (${CHANNEL_NAMES})`);
   if (typeof channel !== 'string' || !CHANNELS.includes(channel))
-    return failWithId('channel', `must be "dashboard" or "counters", not ${describe(channel)}`);
+    return failWithId('channel', `must be ${CHANNEL_NAMES}, not ${describe(channel)}`);
+  if (channel !== 'notifications')
+    for (const field of ['recipient', 'target', 'afterSeq'])
+      if (body[field] !== undefined) return failWithId(field, 'is only allowed with channel "notifications"');
 
   if (channel === 'dashboard') {
     if (body.targets !== undefined) return failWithId('targets', 'is only allowed with channel "counters"');
     return withId({ op: op as 'subscribe' | 'unsubscribe', channel });
+  }
+  if (channel === 'notifications') {
+    if (body.targets !== undefined)
+      return failWithId(
+        'targets',
+        'is only allowed with channel "counters" (a notifications subscription names one "target")',
+      );
+    const text = (field: string, max: number): string | ProtocolError => {
+      const value = body[field];
+      if (value === undefined) return '';
+      if (typeof value !== 'string') return failWithId(field, `must be a string, not ${describe(value)}`);
+      if (value.length > max) return failWithId(field, `must be at most ${max} characters`);
+      return value;
+    };
+    const recipient = text('recipient', MAX_RECIPIENT_CHARS);
+    if (typeof recipient !== 'string') return recipient;
+    const target = text('target', limits.maxTargetChars);
+    if (typeof target !== 'string') return target;
+    if (op === 'unsubscribe') {
+      if (body.afterSeq !== undefined) return failWithId('afterSeq', 'is only allowed with op "subscribe"');
+      return withId({
+        op,
+        channel,
+        ...(body.recipient === undefined ? {} : { recipient }),
+        ...(body.target === undefined ? {} : { target }),
+      });
+    }
+    let afterSeq: string | undefined;
+    if (body.afterSeq !== undefined) {
+      const value = body.afterSeq;
+      const ok =
+        (typeof value === 'string' && /^\d{1,19}$/.test(value)) ||
+        (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0);
+      if (!ok)
+        return failWithId('afterSeq', 'must be a seq: a non-negative integer, or one as a string of digits');
+      afterSeq = String(value);
+    }
+    return withId({
+      op: 'subscribe',
+      channel,
+      recipient,
+      target,
+      ...(afterSeq === undefined ? {} : { afterSeq }),
+    });
   }
 
   if (body.targets === undefined) {

@@ -2,12 +2,14 @@
  * The WebSocket `/v1/stream` (protocol: docs/stream.md), put together from its three parts: the
  * sockets (`SocketHub`), channel `dashboard` (`DashboardFeed`: a snapshot about every `tickMs` of
  * the live feed's statistics, the leaderboards and alerts) and channel `counters`
- * (`CountersWatch`: a target's counters pushed when the live feed has seen an event for it), and
- * the live feed they share, which reads only while a socket is open.
+ * (`CountersWatch`: a target's counters pushed when the live feed has seen an event for it), the
+ * live feed they share, which reads only while a socket is open, and channel `notifications`
+ * (`NotificationsWatch`: WatchNotifications streams of the query role).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { defaultEventLimits } from '../domain/event-rules.ts';
+import type { NotificationService } from '../gen/tally/v1/notifications_pb.js';
 import type { QueryService } from '../gen/tally/v1/query_pb.js';
 import { codeName, toAppError } from '../infra/app-error.ts';
 import { SURFACE_METADATA } from '../infra/auth/access-control.ts';
@@ -19,6 +21,7 @@ import { CountersWatch } from './counters-watch.ts';
 import { DashboardFeed, type LiveStateView } from './dashboard-feed.ts';
 import { type LiveFeed, type LiveFeedSource, startLiveFeed } from './live-feed.ts';
 import type { LiveEvent } from './live-stats.ts';
+import { NotificationsWatch } from './notifications-watch.ts';
 import { type AcceptedCredential, SocketHub, type StreamAuth, type StreamSocket } from './socket-hub.ts';
 
 /** The version of the protocol, sent in `hello`. */
@@ -27,6 +30,10 @@ export const STREAM_PROTOCOL_VERSION = 1;
 /** What the stream serves and its limits; every default is the one the gateway runs with. */
 export interface StreamServerOptions {
   query: ServiceClient<(typeof QueryService)['method']>;
+  /** Channel `notifications`; absent: its subscriptions are refused (UNIMPLEMENTED). */
+  notifications?: ServiceClient<(typeof NotificationService)['method']>;
+  /** Most notifications subscriptions per socket (default 10). */
+  maxNotificationSubscriptions?: number;
   /** Where the live feed reads; without it, the dashboard says live data is unavailable. */
   live?: LiveFeedSource;
   logger: Logger;
@@ -106,6 +113,7 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
   // The hub's callbacks and the live feed reach the two channels, created once the hub exists.
   let dashboard: DashboardFeed;
   let counters: CountersWatch;
+  let notifications: NotificationsWatch | undefined;
   const live = createFeedLease(options, logger, {
     started: () => dashboard.reset(now()),
     seen: (events) => {
@@ -137,7 +145,17 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
     onMessage: (socket, message) => {
       const handle = () => {
         if (message.channel === 'dashboard') dashboard.handle(socket, message);
-        else counters.handle(socket, message);
+        else if (message.channel === 'counters') counters.handle(socket, message);
+        else if (notifications) notifications.handle(socket, message);
+        else
+          hub.reply(socket, {
+            channel: 'error',
+            field: 'channel',
+            message:
+              'channel: "notifications" is not served by this gateway (it has no notification service)',
+            code: 'UNIMPLEMENTED',
+            ...(message.id === undefined ? {} : { id: message.id }),
+          });
       };
       const limits = options.limits;
       if (!limits) return handle();
@@ -170,6 +188,7 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
     onClose: (socket) => {
       checked.delete(socket);
       counters.closed(socket);
+      notifications?.closed(socket);
       if (hub.sockets.size === 0) live.release();
     },
     auth: options.auth,
@@ -189,6 +208,13 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
     roundMs: Math.max(50, Math.floor(tickMs / 2)),
     maxTargets: limits.maxTargets,
   });
+  if (options.notifications)
+    notifications = new NotificationsWatch({
+      notifications: options.notifications,
+      hub,
+      logger,
+      maxSubscriptions: options.maxNotificationSubscriptions ?? 10,
+    });
 
   return {
     get socketCount() {
@@ -199,6 +225,7 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
     async stop() {
       dashboard.stop();
       counters.stop();
+      notifications?.stop();
       await hub.stop();
       await live.stop();
     },

@@ -100,6 +100,8 @@ export const Reason = {
   EVENT_TYPE_NOT_ALLOWED: 'EVENT_TYPE_NOT_ALLOWED',
   /** PERMISSION_DENIED: a token writes an event for another user than its subject; metadata `index` in a batch. */
   OTHER_USER: 'OTHER_USER',
+  /** PERMISSION_DENIED: an end user's token asks for notifications addressed to someone else. */
+  OTHER_RECIPIENT: 'OTHER_RECIPIENT',
   /**
    * RESOURCE_EXHAUSTED: over a rate limit; RetryInfo says when the same call would pass. Metadata
    * `limit` (the policy: `ingest`, `read`, `ip`), `remaining` (units the bucket holds now),

@@ -140,6 +140,8 @@ const schema = z.object({
   TALLY_CONSUMER_LAG_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   TALLY_DRAIN_TIMEOUT_MS: int(0).default(15_000),
   TALLY_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  TALLY_NOTIFICATIONS_POLL_MS: int(10, 60_000).default(250),
+  TALLY_NOTIFICATIONS_REPLAY_MAX: int(1, 100_000).default(1_000),
   TALLY_JWT_JWKS_URL: secureUrl.optional(),
   TALLY_JWT_PUBLIC_KEY_FILE: z.string().min(1).optional(),
   TALLY_JWT_ISSUER: z.string().min(1).optional(),
@@ -246,6 +248,11 @@ export interface TallyConfig {
   };
   drainTimeoutMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * WatchNotifications (query role): how often the store is read while someone watches (ms), and
+   * the most notifications a resuming watch is replayed.
+   */
+  notifications: { pollMs: number; replayMax: number };
   /**
    * End users' JWTs (docs/security.md), when a JWKS URL or a public key file is set: the keys,
    * the required `iss` and `aud`, the allowed algorithms, the scopes claim and the clock skew.
@@ -437,6 +444,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     drainTimeoutMs: e.TALLY_DRAIN_TIMEOUT_MS,
     logLevel: e.TALLY_LOG_LEVEL,
+    notifications: { pollMs: e.TALLY_NOTIFICATIONS_POLL_MS, replayMax: e.TALLY_NOTIFICATIONS_REPLAY_MAX },
     jwt:
       jwtKeys.length > 0
         ? {

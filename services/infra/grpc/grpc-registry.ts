@@ -78,6 +78,7 @@ export class GrpcRegistry {
       impl &&
       createInProcessClient(service, impl, {
         accepting: () => this.#accepting,
+        draining: this.#draining.signal,
         logger: this.#logger.child({ service: service.typeName }),
         metrics: this.#metrics && grpcMetrics(this.#metrics),
         tracer: this.#tracer,

@@ -47,20 +47,20 @@ export interface CallContext {
   principal?: Principal;
 }
 
-/** What a server-streaming handler knows of its call: also when the caller goes away. */
+/** What a streaming handler knows of its call: also when the caller goes away, and when the server drains. */
 export interface StreamCallContext extends CallContext {
   /** Aborted when the call is cancelled (by the caller, or its deadline): stop producing. */
   signal: AbortSignal;
-}
-
-/** What a bidirectional handler knows of its call: also when the server starts draining. */
-export interface BidiCallContext extends StreamCallContext {
   /**
-   * Aborted when the server starts draining: a long-lived stream stops reading, answers what it
-   * read, and ends (the server waits for calls in flight, up to its drain timeout).
+   * Aborted when the server starts draining: a long-lived stream stops (a bidirectional one stops
+   * reading and answers what it read) and ends (the server waits for calls in flight, up to its
+   * drain timeout).
    */
   draining: AbortSignal;
 }
+
+/** What a bidirectional handler knows of its call. */
+export type BidiCallContext = StreamCallContext;
 
 type MethodImpl<M> = M extends { methodKind: 'unary'; input: infer I; output: infer O }
   ? I extends DescMessage
@@ -104,7 +104,7 @@ const identity = (b: Buffer): Buffer => b;
  * The grpc-js definition and handlers for `service` served by `impl`; each call is counted and timed
  * in `metrics` when given, and runs in a SERVER span continuing the caller's `traceparent` with `tracer`
  * (a server stream: from its request to its end). While `accepting()` is false, new calls get UNAVAILABLE;
- * `draining`, once aborted, tells bidirectional calls in flight to end.
+ * `draining`, once aborted, tells streaming calls in flight to end.
  */
 export function grpcService<T extends GenServiceMethods>(
   service: GenService<T>,
@@ -201,6 +201,7 @@ export function grpcService<T extends GenServiceMethods>(
         string,
         (request: unknown, context: StreamCallContext) => AsyncIterable<MessageInitShape<DescMessage>>
       >;
+      const draining = options.draining ?? new AbortController().signal;
       handlers[method.name] = (call: grpc.ServerWritableStream<Buffer, unknown>) => {
         const cancelled = new AbortController();
         call.on('cancelled', () => cancelled.abort());
@@ -211,6 +212,7 @@ export function grpcService<T extends GenServiceMethods>(
           const answers = stream[method.localName]!(request, {
             ...admitted,
             signal: cancelled.signal,
+            draining,
           });
           for await (const init of answers) {
             if (cancelled.signal.aborted) break;
@@ -501,7 +503,13 @@ type ClientMethod<M> = M extends { methodKind: 'unary'; input: infer I; output: 
           ? (options?: CallOptions) => BidiCall<MessageInitShape<I>, MessageShape<O>>
           : never
         : never
-      : never;
+      : M extends { methodKind: 'server_streaming'; input: infer I; output: infer O }
+        ? I extends DescMessage
+          ? O extends DescMessage
+            ? (request: MessageInitShape<I>, options?: StreamCallOptions) => AsyncIterable<MessageShape<O>>
+            : never
+          : never
+        : never;
 
 /**
  * A bidirectional call: write requests, read the answers by iterating it. The iteration ends when
@@ -526,6 +534,15 @@ export interface CallOptions {
   metadata?: Record<string, string>;
   /** Per-call deadline. */
   timeoutMs?: number;
+}
+
+/**
+ * A server stream's options: also a signal that cancels it. Its answers are read by iterating;
+ * the iteration ends when the server ends the call OK (or `signal` aborts, or the loop leaves,
+ * both cancelling the call) and throws an AppError with the status otherwise.
+ */
+export interface StreamCallOptions extends CallOptions {
+  signal?: AbortSignal;
 }
 
 /**
@@ -668,6 +685,25 @@ export function createGrpcClient<T extends GenServiceMethods>(
           ? traced(options.tracer, metadata, () => stream(requests, metadata, grpcOptions))
           : stream(requests, metadata, grpcOptions);
       };
+    } else if (method.methodKind === 'server_streaming') {
+      out[method.localName] = (request: MessageInitShape<DescMessage>, callOptions?: StreamCallOptions) => {
+        const { metadata, grpcOptions } = setup(callOptions);
+        let span: Span | undefined;
+        if (options.tracer) {
+          const parent = context.active();
+          span = options.tracer.startSpan(
+            spanName,
+            { kind: SpanKind.CLIENT, attributes: spanAttributes },
+            parent,
+          );
+          propagation.inject(trace.setSpan(parent, span), metadata, metadataSetter);
+        }
+        return serverStream(
+          () => client.makeServerStreamRequest(path, serialize, deserialize, request, metadata, grpcOptions),
+          callOptions?.signal,
+          (code) => span && endRpcSpan(span, code),
+        );
+      };
     } else if (method.methodKind === 'bidi_streaming') {
       out[method.localName] = (callOptions?: CallOptions) => {
         const { metadata, grpcOptions } = setup(callOptions);
@@ -690,6 +726,32 @@ export function createGrpcClient<T extends GenServiceMethods>(
     }
   }
   return out as ServiceClient<T>;
+}
+
+/** The answers of a server stream as an async iterable; leaving the loop or `signal` cancels the call. */
+async function* serverStream<O>(
+  open: () => grpc.ClientReadableStream<O>,
+  signal: AbortSignal | undefined,
+  ended: (code: Code) => void,
+): AsyncGenerator<O> {
+  if (signal?.aborted) return;
+  const call = open();
+  const cancel = () => call.cancel();
+  signal?.addEventListener('abort', cancel);
+  let code: Code = Code.CANCELLED;
+  try {
+    for await (const answer of call) yield answer as O;
+    code = Code.OK;
+  } catch (error) {
+    if (signal?.aborted) return; // cancelled by its caller: the end it asked for
+    const appError = isServiceError(error) ? fromServiceError(error) : toAppError(error);
+    code = appError.code;
+    throw appError;
+  } finally {
+    signal?.removeEventListener('abort', cancel);
+    if (code === Code.CANCELLED) call.cancel();
+    ended(code);
+  }
 }
 
 function bidiCall<I, O>(call: grpc.ClientDuplexStream<I, O>, ended?: (code: Code) => void): BidiCall<I, O> {

@@ -26,6 +26,8 @@ import {
   SERVER_FAULTS,
   type ServiceClient,
   type ServiceImpl,
+  type StreamCallContext,
+  type StreamCallOptions,
 } from './grpc-service.ts';
 
 /** The peer an in-process call reports: the loopback address a local gRPC call would show. */
@@ -42,6 +44,8 @@ export interface InProcessClientOptions {
   tracer?: Tracer;
   /** Checks each call's credential and scope, as the gRPC server does. */
   access?: AccessControl;
+  /** Aborted when the process drains: server streams in flight end, as the gRPC server's do. */
+  draining?: AbortSignal;
 }
 
 /** A ServiceClient whose calls run `impl`'s handlers in this process. */
@@ -110,9 +114,69 @@ export function createInProcessClient<T extends GenServiceMethods>(
         throw appError;
       }
     };
+    /** A server stream: its handler's answers, until they end, the caller leaves or cancels, or the process drains. */
+    const stream = async function* (request: unknown, callOptions: StreamCallOptions | undefined) {
+      if (callOptions?.signal?.aborted) return;
+      const startMs = performance.now();
+      const span = options.tracer?.startSpan(spanName, {
+        kind: SpanKind.INTERNAL,
+        attributes: {
+          'rpc.service': service.typeName,
+          'rpc.method': method.name,
+          'tally.rpc.transport': 'in-process',
+        },
+      });
+      const left = new AbortController();
+      const signal = callOptions?.signal ? AbortSignal.any([callOptions.signal, left.signal]) : left.signal;
+      let code: Code = Code.OK;
+      try {
+        if (!options.accepting()) throw shuttingDown();
+        const metadata = new grpc.Metadata();
+        for (const [k, v] of Object.entries(callOptions?.metadata ?? {})) metadata.set(k, v);
+        const principal = await options.access?.authorizeCall(
+          method,
+          (name) => callOptions?.metadata?.[name],
+        );
+        const answers = (
+          impl as Record<string, unknown> as Record<
+            string,
+            (request: unknown, context: StreamCallContext) => AsyncIterable<MessageInitShape<DescMessage>>
+          >
+        )[method.localName]!(request, {
+          metadata,
+          peer: IN_PROCESS_PEER,
+          principal,
+          signal,
+          draining: options.draining ?? new AbortController().signal,
+        });
+        for await (const answer of answers) {
+          if (signal.aborted) break;
+          yield create(method.output, answer);
+        }
+      } catch (error) {
+        const appError = toAppError(error);
+        code = appError.code;
+        if (code === Code.INTERNAL || code === Code.UNKNOWN)
+          options.logger.error('rpc failed', { method: method.name, error });
+        throw appError;
+      } finally {
+        left.abort();
+        if (callOptions?.signal?.aborted && code === Code.OK) code = Code.CANCELLED;
+        count(code);
+        duration?.observe(secondsSince(startMs));
+        if (span) {
+          span.setAttribute('rpc.grpc.status_code', code);
+          if (SERVER_FAULTS.has(code)) failSpan(span, codeName(code));
+          span.end();
+        }
+      }
+    };
     if (method.methodKind === 'unary') {
       out[method.localName] = (request: MessageInitShape<DescMessage>, callOptions?: CallOptions) =>
         call(create(method.input, request), callOptions);
+    } else if (method.methodKind === 'server_streaming') {
+      out[method.localName] = (request: MessageInitShape<DescMessage>, callOptions?: StreamCallOptions) =>
+        stream(create(method.input, request), callOptions);
     } else if (method.methodKind === 'client_streaming') {
       out[method.localName] = (
         requests: AsyncIterable<MessageInitShape<DescMessage>> | Iterable<MessageInitShape<DescMessage>>,

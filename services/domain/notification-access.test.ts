@@ -52,7 +52,7 @@ test('recipients are checked: "me" needs a user, and only the three forms pass',
   }
 });
 
-test('marking read needs a recipient: the one named, or an end user\'s own', () => {
+test("marking read needs a recipient: the one named, or an end user's own", () => {
   assert.deepEqual(readerFor(endUser, ''), { ok: true, recipient: 'user:u1' });
   assert.deepEqual(readerFor(serverKey, 'user:u2'), { ok: true, recipient: 'user:u2' });
   const none = readerFor(serverKey, '');

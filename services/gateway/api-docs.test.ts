@@ -12,6 +12,7 @@ import { create, type DescService } from '@bufbuild/protobuf';
 import { AlertService } from '../gen/tally/v1/alerts_pb.js';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { KeysService } from '../gen/tally/v1/keys_pb.js';
+import { NotificationService } from '../gen/tally/v1/notifications_pb.js';
 import { QueryService } from '../gen/tally/v1/query_pb.js';
 import { createLogger } from '../infra/logger.ts';
 import { OPENAPI_FILE } from './api-docs.ts';
@@ -29,6 +30,7 @@ async function startGateway() {
     query: emptyClient(QueryService),
     keys: emptyClient(KeysService),
     alerts: emptyClient(AlertService),
+    notifications: emptyClient(NotificationService),
     logger: createLogger('error'),
   };
   const gateway: Gateway = await start(deps, {

@@ -57,6 +57,11 @@ function connect() {
   renderStatus();
   socket.addEventListener('open', () => {
     socket.send(JSON.stringify({ op: 'subscribe', channel: 'dashboard' }));
+    // The dashboard's notifications, resumed after the last one seen: a reconnect misses none.
+    const resume = alerts.lastSeq === null ? {} : { afterSeq: alerts.lastSeq };
+    socket.send(
+      JSON.stringify({ op: 'subscribe', channel: 'notifications', recipient: 'dashboard', ...resume }),
+    );
   });
   socket.addEventListener('message', (event) => {
     if (connection.socket !== socket) return;
@@ -108,8 +113,17 @@ function onMessage(message) {
       renderStatus();
       renderDashboard(message);
       break;
+    case 'notification':
+      addAlerts([message.notification]);
+      break;
+    case 'notifications':
+      if (message.event === 'caughtUp') caughtUp(message.seq);
+      break;
     case 'error':
-      console.warn('tally stream:', message.message);
+      if (message.subscription === 'notifications') {
+        alerts.unavailable = message.message;
+        renderAlerts();
+      } else console.warn('tally stream:', message.message);
       break;
     default:
       break; // hello, subscribed: nothing to show
@@ -209,7 +223,6 @@ function renderDashboard(d) {
     : 'No live feed on this gateway: the latest events are not shown.';
   renderBoards(d.top);
   renderLatest(d.latest);
-  renderAlerts(d.alerts);
 }
 
 function renderRate(rate, sinceMs, atMs) {
@@ -449,25 +462,199 @@ function createEventRow(event) {
   return row;
 }
 
-// -- alerts (an empty feed until an alerting role exists; the shape is in docs/stream.md)
+// -- alerts: the notifications for "dashboard" (channel notifications, docs/stream.md)
 
-function renderAlerts(alerts) {
-  const list = $('alerts');
-  $('alerts-empty').hidden = alerts.length > 0;
-  list.replaceChildren(
-    ...alerts.map((alert) => {
-      const item = el('li', 'alert');
-      item.dataset.severity = alert.severity ?? 'info';
-      const when = alert.at ? ` · ${timeFormat.format(new Date(alert.at))}` : '';
-      item.append(
-        el('span', 'type-dot'),
-        el('span', 'alert-title', alert.title ?? 'Alert'),
-        el('span', 'alert-text', `${alert.message ?? ''}${when}`),
-      );
-      return item;
-    }),
-  );
+const MAX_ALERTS = 30;
+const KIND_TITLE = { milestone: 'Milestone', threshold: 'Threshold', spike: 'Spike' };
+
+const alerts = {
+  /** id -> notification, the newest MAX_ALERTS kept. */
+  byId: new Map(),
+  /** The newest seq seen (of a notification, or of caughtUp): where a reconnect resumes. */
+  lastSeq: null,
+  /** The history before the first subscription was read once. */
+  historyRead: false,
+  unavailable: null,
+};
+
+const bigger = (a, b) => (a === null || BigInt(b) > BigInt(a) ? b : a);
+
+function addAlerts(list) {
+  for (const n of list) {
+    alerts.byId.set(n.id, n);
+    alerts.lastSeq = bigger(alerts.lastSeq, n.seq);
+  }
+  const newest = [...alerts.byId.values()].sort((x, y) => (BigInt(y.seq) > BigInt(x.seq) ? 1 : -1));
+  alerts.byId = new Map(newest.slice(0, MAX_ALERTS).map((n) => [n.id, n]));
+  alerts.unavailable = null;
+  renderAlerts();
 }
+
+/** Live from `seq` on; the first time, the newest ones kept before it are listed once. */
+function caughtUp(seq) {
+  alerts.lastSeq = bigger(alerts.lastSeq, seq);
+  alerts.unavailable = null;
+  renderAlerts();
+  if (alerts.historyRead) return;
+  alerts.historyRead = true;
+  const before = (BigInt(seq) + 1n).toString();
+  fetch(`/v1/notifications?recipient=dashboard&pageSize=${MAX_ALERTS}&pageToken=${before}`)
+    .then((response) => (response.ok ? response.json() : { notifications: [] }))
+    .then((page) => addAlerts(page.notifications ?? []))
+    .catch(() => {});
+}
+
+function renderAlerts() {
+  const list = $('alerts');
+  const shown = [...alerts.byId.values()];
+  $('alerts-empty').hidden = shown.length > 0;
+  const note = $('alerts-note');
+  note.classList.toggle('is-warning', Boolean(alerts.unavailable));
+  note.textContent = alerts.unavailable ?? (shown.length > 0 ? 'newest first' : '');
+  const items = shown.map((n) => {
+    let item = list.querySelector(`[data-id="${CSS.escape(n.id)}"]`);
+    if (item) return item;
+    item = el('li', 'alert');
+    item.dataset.id = n.id;
+    item.dataset.kind = n.kind;
+    item.dataset.severity = n.kind === 'spike' ? 'warning' : 'info';
+    const when = n.createdAt ? timeFormat.format(new Date(n.createdAt)) : '';
+    const title = el('span', 'alert-title', `${KIND_TITLE[n.kind] ?? 'Alert'} · ${n.type}`);
+    const text = el('span', 'alert-text', `${n.message}${when ? ` · ${when}` : ''}`);
+    item.append(el('span', 'type-dot'), title, text);
+    if (n.target) {
+      const open = el('button', 'alert-target', n.target);
+      open.type = 'button';
+      open.title = `Open ${n.target}`;
+      open.addEventListener('click', () => openTarget(n.target));
+      item.append(open);
+    }
+    if (motion && list.children.length > 0)
+      item.animate([{ opacity: 0 }, { opacity: 1 }], { duration: 400, easing: 'ease-out' });
+    return item;
+  });
+  list.replaceChildren(...items);
+}
+
+// -- a target's page: counters, unique users, today's hours, its alerts (REST, docs/alerts.md)
+
+async function getJson(path) {
+  const response = await fetch(path);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.message ?? `HTTP ${response.status}`);
+  return body;
+}
+
+async function openTarget(target) {
+  const dialog = $('target-view');
+  dialog.dataset.target = target;
+  $('target-title').textContent = target;
+  $('target-title').title = target;
+  for (const id of ['target-counters', 'target-uniques', 'target-alerts']) $(id).replaceChildren();
+  $('target-hours').replaceChildren();
+  $('target-status').textContent = 'Loading…';
+  if (!dialog.open) dialog.showModal();
+  const q = encodeURIComponent(target);
+  const today = new Date().toISOString().slice(0, 10);
+  try {
+    const [counters, report, history] = await Promise.all([
+      getJson(`/v1/counters?target=${q}`),
+      getJson(`/v1/report?target=${q}&date=${today}`),
+      getJson(`/v1/notifications?target=${q}&pageSize=20`),
+    ]);
+    const types = counters.counts.map((c) => c.type);
+    const uniques =
+      types.length > 0
+        ? await getJson(
+            `/v1/uniques?target=${q}&${types.map((t) => `types=${encodeURIComponent(t)}`).join('&')}`,
+          )
+        : { uniques: [] };
+    if (dialog.dataset.target !== target) return; // another target was opened meanwhile
+    renderTargetCounters(counters.counts);
+    renderTargetUniques(uniques);
+    renderTargetHours(report.hours, today);
+    renderTargetAlerts(history.notifications);
+    $('target-status').textContent = '';
+  } catch (error) {
+    if (dialog.dataset.target === target)
+      $('target-status').textContent = `Could not read ${target}: ${error.message}`;
+  }
+}
+
+function statRow(label, value, title) {
+  const row = el('li', 'stat-row');
+  const name = el('span', 'stat-name', label);
+  name.title = title ?? label;
+  row.append(name, el('b', 'stat-value', value));
+  return row;
+}
+
+function renderTargetCounters(counts) {
+  const list = $('target-counters');
+  if (counts.length === 0) list.append(el('li', 'stat-empty', 'No events counted yet'));
+  for (const c of counts) {
+    const sum = Number(c.sum) !== 0 ? ` · sum ${numberFormat.format(Number(c.sum))}` : '';
+    list.append(statRow(c.type, `${numberFormat.format(Number(c.count))}${sum}`));
+  }
+}
+
+function renderTargetUniques(uniques) {
+  const list = $('target-uniques');
+  if (uniques.uniques.length === 0) list.append(el('li', 'stat-empty', 'No users yet'));
+  const error = uniques.relativeStandardError
+    ? ` (±${(uniques.relativeStandardError * 100).toFixed(2)} %)`
+    : '';
+  for (const u of uniques.uniques)
+    list.append(
+      statRow(
+        u.type,
+        `${numberFormat.format(Number(u.day))} today · ${numberFormat.format(Number(u.allTime))} all time`,
+        `approximate${error}`,
+      ),
+    );
+}
+
+/** Today's 24 hours (UTC) as bars: every type's count summed per hour. */
+function renderTargetHours(hours, day) {
+  const svg = $('target-hours');
+  const totals = Array.from({ length: 24 }, () => 0);
+  for (const h of hours) totals[h.hour] = h.counts.reduce((sum, c) => sum + Number(c.count), 0);
+  const top = Math.max(1, ...totals);
+  const width = 240;
+  const height = 60;
+  const slot = width / 24;
+  totals.forEach((count, hour) => {
+    const bar = document.createElementNS(SVG_NS, 'rect');
+    const barHeight = count > 0 ? Math.max(1.5, (count / top) * (height - 2)) : 0;
+    bar.setAttribute('class', 'hour-bar');
+    bar.setAttribute('x', (hour * slot + 0.5).toFixed(2));
+    bar.setAttribute('width', (slot - 1).toFixed(2));
+    bar.setAttribute('y', (height - barHeight).toFixed(2));
+    bar.setAttribute('height', barHeight.toFixed(2));
+    const title = document.createElementNS(SVG_NS, 'title');
+    title.textContent = `${String(hour).padStart(2, '0')}:00 UTC · ${numberFormat.format(count)}`;
+    bar.append(title);
+    svg.append(bar);
+  });
+  svg.dataset.hours = totals.join(',');
+  $('target-hours-note').textContent =
+    `${day} (UTC) · ${numberFormat.format(totals.reduce((a, b) => a + b, 0))} events`;
+}
+
+function renderTargetAlerts(notifications) {
+  const list = $('target-alerts');
+  if (notifications.length === 0) list.append(el('li', 'stat-empty', 'No alerts for this target'));
+  for (const n of notifications) {
+    const when = n.createdAt ? new Date(n.createdAt).toLocaleString() : '';
+    list.append(statRow(n.message, when, `${KIND_TITLE[n.kind] ?? n.kind} · seq ${n.seq}`));
+  }
+}
+
+$('target-close').addEventListener('click', () => $('target-view').close());
+$('boards').addEventListener('click', (event) => {
+  const row = event.target.closest?.('.row');
+  if (row?.dataset.target) openTarget(row.dataset.target);
+});
 
 // ---- start -----------------------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ describe('parseSimulateArgs', () => {
       requestTimeoutMs: 30_000,
       retryForMs: 0,
       ledgerPath: undefined,
+      spikes: [],
     } satisfies Omit<SimulateOptions, 'seed' | 'runId'>);
     assert.ok(Number.isSafeInteger(seed) && seed >= 0 && seed < 2 ** 32);
     assert.match(runId, /^[a-z0-9]{8}$/);
@@ -71,6 +72,8 @@ describe('parseSimulateArgs', () => {
       '--retry-for=2m',
       '--ledger',
       '/tmp/acked.ndjson',
+      '--spike',
+      'post/3:at=10s:x=5:for=20s',
     ]);
     assert.deepEqual(options, {
       scenario: 'orders',
@@ -87,6 +90,7 @@ describe('parseSimulateArgs', () => {
       requestTimeoutMs: 1500,
       retryForMs: 120_000,
       ledgerPath: '/tmp/acked.ndjson',
+      spikes: [{ target: 'post/3', atMs: 10_000, factor: 5, forMs: 20_000 }],
     });
   });
 
@@ -234,4 +238,34 @@ describe('simulateCommand', () => {
     assert.match(err.text(), /^tally simulate: --rate: must be a number/);
     assert.ok(err.text().endsWith(SIMULATE_USAGE));
   });
+});
+
+test('--spike: a target, when, how many times, how long; repeatable; errors name the flag', () => {
+  const options = parseSimulateArgs([
+    '--scenario',
+    'social',
+    '--spike',
+    'post/7:at=60s:x=20:for=30s',
+    '--spike=https://a.example/x:y:at=0:x=2:for=1m',
+  ]);
+  assert.deepEqual(options.spikes, [
+    { target: 'post/7', atMs: 60_000, factor: 20, forMs: 30_000 },
+    { target: 'https://a.example/x:y', atMs: 0, factor: 2, forMs: 60_000 },
+  ]);
+  assert.match(
+    simulateCommandLine(options),
+    /--spike post\/7:at=1m:x=20:for=30s --spike https:\/\/a\.example\/x:y:at=0s:x=2:for=1m/,
+  );
+  for (const [spec, why] of [
+    ['post/7:at=60s:x=20', /must be <target>:at=/],
+    ['post/7:at=60s:x=1:for=30s', /x must be a whole factor/],
+    ['post/7:at=soon:x=2:for=30s', /at: must be a positive duration/],
+    ['post/7:at=1s:y=2:for=30s', /"y" is not a spike setting/],
+    [':at=1s:x=2:for=30s', /names no target/],
+  ] as const)
+    assert.throws(
+      () => parseSimulateArgs(['--spike', spec]),
+      (e: Error) => e.message.startsWith('--spike: ') && why.test(e.message),
+      spec,
+    );
 });

@@ -4,6 +4,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { isScenarioName, SCENARIO_DEFAULTS, SCENARIOS, type ScenarioName } from './scenarios.ts';
+import { parseSpike, type Spike } from './spikes.ts';
 
 /**
  * Where events go: REST (`POST /v1/events[:batch]`), gRPC (`tally.v1.IngestService` Publish or
@@ -57,6 +58,8 @@ export interface SimulateOptions {
   retryForMs: number;
   /** File that receives every acknowledged event as a JSON line; undefined: none. */
   ledgerPath: string | undefined;
+  /** Targets whose rate is multiplied for a while (spikes.ts); empty: none. */
+  spikes: Spike[];
 }
 
 /** A bad command line; `message` names the flag. `helpRequested` for `--help` / `-h`. */
@@ -127,6 +130,10 @@ flags:
                         no retries); Tally counts a retried event once
   --ledger FILE       write every acknowledged event to FILE as a JSON line (id, type,
                         target, userId, value, occurredAtMs), to check Tally's figures against
+  --spike SPEC        TARGET:at=TIME:x=FACTOR:for=DURATION, e.g. post/7:at=60s:x=20:for=30s: from
+                        TIME into the run, for DURATION, TARGET gets FACTOR times its own rate
+                        (each of its events followed by FACTOR − 1 more of the same type from
+                        other users); may be given more than once
   -h, --help          this text
 `;
 
@@ -148,7 +155,8 @@ type Flag =
   | 'run-id'
   | 'timeout'
   | 'retry-for'
-  | 'ledger';
+  | 'ledger'
+  | 'spike';
 
 const FLAGS: readonly Flag[] = [
   'scenario',
@@ -165,6 +173,7 @@ const FLAGS: readonly Flag[] = [
   'timeout',
   'retry-for',
   'ledger',
+  'spike',
 ];
 
 function isFlag(name: string): name is Flag {
@@ -174,6 +183,7 @@ function isFlag(name: string): name is Flag {
 /** Parses the arguments after `simulate`; throws SimulateArgsError naming the flag at fault. */
 export function parseSimulateArgs(argv: readonly string[]): SimulateOptions {
   const given = new Map<Flag, string>();
+  const spikes: Spike[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') throw new SimulateArgsError('help requested', true);
@@ -192,6 +202,12 @@ export function parseSimulateArgs(argv: readonly string[]): SimulateOptions {
         throw new SimulateArgsError(`--${name}: needs a value`);
       value = next;
       i++;
+    }
+    if (name === 'spike') {
+      const spike = parseSpike(value, plainDuration);
+      if (typeof spike === 'string') throw new SimulateArgsError(`--spike: ${spike}; got ${quote(value)}`);
+      spikes.push(spike);
+      continue;
     }
     if (given.has(name)) throw new SimulateArgsError(`--${name}: given more than once`);
     given.set(name, value);
@@ -260,6 +276,7 @@ export function parseSimulateArgs(argv: readonly string[]): SimulateOptions {
     retryForMs:
       retryForText === undefined || retryForText === '0' ? 0 : parseDuration('retry-for', retryForText),
     ledgerPath,
+    spikes,
   };
 }
 
@@ -293,15 +310,28 @@ function optionalInteger(given: Map<Flag, string>, flag: Flag, min: number, max:
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 const MAX_DURATION_MS = 30 * 24 * 3_600_000;
 
-/** `30s`, `5m`, `1h`, `1500ms`, `1.5m`, or plain seconds (`45`). */
-function parseDuration(flag: Flag, text: string): number {
+/** `30s`, `5m`, `1h`, `1500ms`, `1.5m`, or plain seconds (`45`); NaN for anything else. */
+function durationOf(text: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
   const ms = match ? Number(match[1]) * UNIT_MS[match[2] ?? 's']! : Number.NaN;
-  if (!(ms > 0) || ms > MAX_DURATION_MS)
-    throw new SimulateArgsError(
-      `--${flag}: must be a positive duration such as 30s, 5m, 1h, 1500ms or a number of seconds (at most 30 days); got ${quote(text)}`,
-    );
-  return Math.round(ms);
+  return ms > 0 && ms <= MAX_DURATION_MS ? Math.round(ms) : Number.NaN;
+}
+
+const DURATION_FORM =
+  'a positive duration such as 30s, 5m, 1h, 1500ms or a number of seconds (at most 30 days)';
+
+function parseDuration(flag: Flag, text: string): number {
+  const ms = durationOf(text);
+  if (Number.isNaN(ms))
+    throw new SimulateArgsError(`--${flag}: must be ${DURATION_FORM}; got ${quote(text)}`);
+  return ms;
+}
+
+/** A duration within a spike's text. */
+function plainDuration(text: string): number {
+  const ms = durationOf(text);
+  if (Number.isNaN(ms)) throw new Error(`must be ${DURATION_FORM}, not ${quote(text)}`);
+  return ms;
 }
 
 function parseTarget(text: string): SimulateTarget {
@@ -350,11 +380,16 @@ export function simulateCommandLine(options: SimulateOptions, withRunId = false)
   if (options.requestTimeoutMs !== SIMULATE_DEFAULTS.requestTimeoutMs)
     parts.push(`--timeout ${formatDurationFlag(options.requestTimeoutMs)}`);
   if (options.retryForMs > 0) parts.push(`--retry-for ${formatDurationFlag(options.retryForMs)}`);
+  for (const spike of options.spikes)
+    parts.push(
+      `--spike ${spike.target}:at=${formatDurationFlag(spike.atMs)}:x=${spike.factor}:for=${formatDurationFlag(spike.forMs)}`,
+    );
   if (withRunId) parts.push(`--run-id ${options.runId}`);
   return `tally simulate ${parts.join(' ')}`;
 }
 
 function formatDurationFlag(ms: number): string {
+  if (ms === 0) return '0s';
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
   if (ms % 60_000 === 0) return `${ms / 60_000}m`;
   if (ms % 1000 === 0) return `${ms / 1000}s`;

@@ -26,6 +26,7 @@ import { createScenario, type ScenarioName } from './scenarios.ts';
 import type { EventSource, SimEvent } from './sim-event.ts';
 import { SimulateArgsError, type SimulateOptions, simulateCommandLine, targetUrl } from './simulate-args.ts';
 import { formatProgress, formatSummary } from './simulation-report.ts';
+import { withSpikes } from './spikes.ts';
 import { createTransport, type SendOutcome, type Transport } from './transport.ts';
 
 export interface SimulationIo {
@@ -178,13 +179,18 @@ function orderKey(event: SimEvent): string {
 
 /** Runs the simulation to its end (duration, total, or `io.signal`), prints and returns the summary. */
 export async function runSimulation(options: SimulateOptions, io: SimulationIo): Promise<SimulationSummary> {
-  const source = createScenario(options.scenario, {
-    seed: options.seed,
-    ratePerSecond: options.ratePerSecond,
-    targets: options.targets,
-    users: options.users,
-    idPrefix: options.runId,
-  });
+  const source = withSpikes(
+    createScenario(options.scenario, {
+      seed: options.seed,
+      ratePerSecond: options.ratePerSecond,
+      targets: options.targets,
+      users: options.users,
+      idPrefix: options.runId,
+    }),
+    options.spikes,
+    options.seed,
+    options.users,
+  );
   const transport = createTransport(options.target, {
     batchSize: options.batchSize,
     requestTimeoutMs: options.requestTimeoutMs,

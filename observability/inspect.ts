@@ -1,6 +1,7 @@
 /**
  * Reading the rendered observability files back, for the tests: the PromQL of every dashboard
- * panel and variable, and the metric names an expression uses.
+ * panel and variable, the metric names an expression uses, and the SQL of the PostgreSQL panels
+ * and variables.
  */
 
 /** One PromQL query of a dashboard. */
@@ -13,17 +14,24 @@ export interface DashboardQuery {
 
 interface PanelJson {
   title?: string;
-  targets?: { expr?: string }[];
+  targets?: { expr?: string; rawSql?: string; format?: string; datasource?: { type?: string } }[];
   panels?: PanelJson[];
+}
+
+interface VariableJson {
+  name: string;
+  type: string;
+  query?: unknown;
+  datasource?: { type?: string };
 }
 
 interface DashboardJson {
   title: string;
   panels?: PanelJson[];
-  templating?: { list?: { name: string; type: string; query?: unknown }[] };
+  templating?: { list?: VariableJson[] };
 }
 
-/** Every panel target's `expr` of a dashboard (rows' panels included). */
+/** Every panel target's `expr` (PromQL) of a dashboard (rows' panels included). */
 export function panelQueries(dashboard: DashboardJson): DashboardQuery[] {
   const out: DashboardQuery[] = [];
   const visit = (panels: PanelJson[] | undefined) => {
@@ -47,15 +55,54 @@ export interface LabelValuesQuery {
   label: string;
 }
 
+/** The Prometheus query variables of a dashboard (those of other data sources left out). */
 export function variableQueries(dashboard: DashboardJson): LabelValuesQuery[] {
   const out: LabelValuesQuery[] = [];
   for (const v of dashboard.templating?.list ?? []) {
-    if (v.type !== 'query') continue;
+    if (v.type !== 'query' || v.datasource?.type !== 'prometheus') continue;
     const match = /^label_values\((.*),\s*([A-Za-z_][A-Za-z0-9_]*)\)$/.exec(String(v.query));
     if (!match)
       throw new Error(`${dashboard.title}: variable ${v.name}: not a label_values() query: ${v.query}`);
     out.push({ dashboard: dashboard.title, variable: v.name, match: match[1]!, label: match[2]! });
   }
+  return out;
+}
+
+/** One SQL query of a dashboard: a PostgreSQL panel's target, or a query variable's. */
+export interface DashboardSqlQuery {
+  dashboard: string;
+  /** The panel's title, or `variable <name>`. */
+  panel: string;
+  sql: string;
+  /** How Grafana reads the rows: `time_series`, `table`; a variable's values: `variable`. */
+  format: string;
+}
+
+/** Every panel target's `rawSql` and every query variable's SQL of a dashboard, for one data source type. */
+export function sqlQueries(dashboard: DashboardJson, datasourceType: string): DashboardSqlQuery[] {
+  const out: DashboardSqlQuery[] = [];
+  const visit = (panels: PanelJson[] | undefined) => {
+    for (const panel of panels ?? []) {
+      for (const target of panel.targets ?? [])
+        if (target.rawSql && target.datasource?.type === datasourceType)
+          out.push({
+            dashboard: dashboard.title,
+            panel: panel.title ?? '',
+            sql: target.rawSql,
+            format: target.format ?? 'time_series',
+          });
+      visit(panel.panels);
+    }
+  };
+  visit(dashboard.panels);
+  for (const v of dashboard.templating?.list ?? [])
+    if (v.type === 'query' && v.datasource?.type === datasourceType)
+      out.push({
+        dashboard: dashboard.title,
+        panel: `variable ${v.name}`,
+        sql: String(v.query),
+        format: 'variable',
+      });
   return out;
 }
 

@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { backendsDashboard } from './dashboards/backends.ts';
+import { businessDashboard } from './dashboards/business.ts';
 import { overviewDashboard } from './dashboards/overview.ts';
 import { slosDashboard } from './dashboards/slos.ts';
 import { RULE_FILES, renderRuleFile } from './prometheus/rules.ts';
@@ -21,6 +22,7 @@ export const DASHBOARDS: Record<string, () => Dashboard> = {
   'tally-overview.json': overviewDashboard,
   'tally-slos.json': slosDashboard,
   'tally-backends.json': backendsDashboard,
+  'tally-business.json': businessDashboard,
 };
 
 /** Every rendered file: absolute path → content. */

@@ -4,14 +4,23 @@
  * filters); every metric a dashboard or rule uses is one the code exports (docs/metrics.md's table,
  * itself checked against the code by services/metrics.integration.test.ts), and every documented
  * metric is on a dashboard; every alert explains itself, links to its runbook section, and has
- * promtool tests that fire it and that must not.
+ * promtool tests that fire it and that must not. The business dashboard's SQL is run against a
+ * real PostgreSQL by scripts/business-dashboard.integration.test.ts; here, only its shape, and the
+ * substitution of Grafana's macros and variables that test relies on.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { DATASOURCE } from '../observability/dashboards/panels.ts';
-import { type DashboardQuery, metricNames, panelQueries, variableQueries } from '../observability/inspect.ts';
+import { DATASOURCE, POSTGRES } from '../observability/dashboards/panels.ts';
+import { interpolateGrafanaSql } from '../observability/grafana-sql.ts';
+import {
+  type DashboardQuery,
+  metricNames,
+  panelQueries,
+  sqlQueries,
+  variableQueries,
+} from '../observability/inspect.ts';
 import { localPrometheusConfig, parseTarget } from '../observability/prometheus/local-config.ts';
 import { RULE_FILES, RUNBOOK_URL, type Rule } from '../observability/prometheus/rules.ts';
 import { DASHBOARDS, OBSERVABILITY_DIR, renderAll, staleFiles } from '../observability/render.ts';
@@ -33,7 +42,13 @@ interface PanelJson {
   description?: string;
   datasource?: { type: string; uid: string };
   fieldConfig?: { defaults?: { unit?: string } };
-  targets?: { expr: string; refId: string; datasource?: { type: string; uid: string } }[];
+  targets?: {
+    expr?: string;
+    rawSql?: string;
+    format?: string;
+    refId: string;
+    datasource?: { type: string; uid: string };
+  }[];
 }
 interface DashboardJson {
   uid: string;
@@ -41,7 +56,9 @@ interface DashboardJson {
   description?: string;
   tags?: string[];
   panels: PanelJson[];
-  templating: { list: { name: string; type: string; query?: unknown }[] };
+  templating: {
+    list: { name: string; type: string; query?: unknown; datasource?: { type: string; uid: string } }[];
+  };
 }
 
 /** docs/metrics.md's table: metric name → type. */
@@ -133,26 +150,106 @@ test('each dashboard has a uid, the tally tag, the data source variable and its 
   assert.deepEqual(filters('tally-backends'), ['datasource', 'namespace', 'role', 'pod']);
   // The SLOs are recorded per namespace: role and pod do not apply.
   assert.deepEqual(filters('tally-slos'), ['datasource', 'namespace']);
+  // Business: Prometheus by namespace; PostgreSQL (its own data source) by event type.
+  assert.deepEqual(filters('tally-business'), ['datasource', 'namespace', 'postgres', 'type']);
 });
 
-test('every panel has a description, a unit and the data source variable, and queries filtered by the variables', () => {
+/** The variables that filter the queries of each data source: the query variables fed by it. */
+function filtersBySource(d: DashboardJson): Map<string, string[]> {
+  const by = new Map<string, string[]>([
+    [DATASOURCE.uid!, []],
+    [POSTGRES.uid!, []],
+  ]);
+  for (const v of d.templating.list)
+    if (v.type === 'query') {
+      const list = by.get(v.datasource?.uid ?? '');
+      assert.ok(
+        list,
+        `${d.title} / $${v.name}: fed by no known data source: ${JSON.stringify(v.datasource)}`,
+      );
+      list.push(v.name);
+    }
+  return by;
+}
+
+test('every panel has a description, a unit and a data source variable, and queries filtered by its variables', () => {
   for (const d of dashboards) {
-    const variables = d.templating.list.map((v) => v.name).filter((v) => v !== 'datasource');
+    const filters = filtersBySource(d);
     const ids = d.panels.map((p) => p.id);
     assert.equal(new Set(ids).size, ids.length, `${d.title}: panel ids not unique`);
     for (const p of d.panels.filter((p) => p.type !== 'row')) {
       const where = `${d.title} / ${p.title}`;
       assert.ok((p.description ?? '').length >= 60, `${where}: description missing or too short`);
       assert.ok(p.fieldConfig?.defaults?.unit, `${where}: no unit`);
-      assert.deepEqual(p.datasource, DATASOURCE, where);
+      const source = [DATASOURCE, POSTGRES].find((s) => s.uid === p.datasource?.uid);
+      assert.ok(source, `${where}: data source ${JSON.stringify(p.datasource)}`);
+      assert.deepEqual(p.datasource, source, where);
       assert.ok(p.targets && p.targets.length > 0, `${where}: no query`);
       for (const t of p.targets) {
         assert.match(t.refId, /^[A-Z]$/, where);
-        assert.deepEqual(t.datasource, DATASOURCE, where);
-        for (const v of variables) assert.ok(t.expr.includes(`$${v}`), `${where}: ${t.expr} ignores $${v}`);
+        assert.deepEqual(t.datasource, source, where);
+        const query = source === DATASOURCE ? t.expr : t.rawSql;
+        assert.ok(query, `${where}: no ${source === DATASOURCE ? 'expr' : 'rawSql'} for ${source.type}`);
+        if (source === POSTGRES) assert.match(t.format ?? '', /^(time_series|table)$/, where);
+        for (const v of filters.get(source.uid!)!)
+          assert.ok(query.includes(`$${v}`), `${where}: ${query} ignores $${v}`);
       }
     }
   }
+});
+
+test('the business dashboard has PostgreSQL panels and Prometheus panels, each checked by its own test', () => {
+  const business = dashboards.find((d) => d.uid === 'tally-business')!;
+  const sql = sqlQueries(business, POSTGRES.type!);
+  const promql = panelQueries(business);
+  assert.ok(sql.filter((q) => q.format !== 'variable').length >= 4, 'PostgreSQL panels');
+  assert.ok(promql.length >= 3, 'Prometheus panels');
+  // Neither list holds the other's queries: PromQL checks skip the SQL, and the reverse.
+  for (const q of promql) assert.doesNotMatch(q.expr, /\bevent_summary\b|\bSELECT\b/i, q.panel);
+  for (const q of sql) assert.match(q.sql, /^SELECT\b[\s\S]*\bFROM event_summary\b/, q.panel);
+  assert.deepEqual(
+    variableQueries(business).map((v) => v.variable),
+    ['namespace'],
+  );
+  // Only this dashboard reads PostgreSQL.
+  for (const d of dashboards.filter((d) => d !== business))
+    assert.deepEqual(sqlQueries(d, POSTGRES.type!), []);
+});
+
+test("Grafana's SQL substitution: variables quoted as Grafana's SQL data sources do, then the PostgreSQL macros", () => {
+  const context = {
+    from: new Date('2025-03-01T00:00:00Z'),
+    to: new Date('2025-03-02T01:30:00.120Z'),
+    variables: { type: ['like', "o'clock"], one: ['view'], single: "it's" },
+  };
+  assert.equal(
+    interpolateGrafanaSql(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not a JavaScript template.
+      "SELECT $__time(hour), x FROM t WHERE $__timeFilter( hour ) AND type IN ($type) AND a IN (${one}) AND b = '$single'",
+      context,
+    ),
+    "SELECT hour AS \"time\", x FROM t WHERE hour BETWEEN '2025-03-01T00:00:00Z' AND '2025-03-02T01:30:00.12Z' " +
+      "AND type IN ('like','o''clock') AND a IN ('view') AND b = 'it''s'",
+  );
+  assert.equal(
+    interpolateGrafanaSql('least($__timeFrom()::timestamptz, $__timeTo())', context),
+    "least('2025-03-01T00:00:00Z'::timestamptz, '2025-03-02T01:30:00.12Z')",
+  );
+  // Anything it does not reproduce fails, rather than reaching the database as Grafana would not send it.
+  assert.throws(() => interpolateGrafanaSql('SELECT $missing', context), /\$missing: no such variable/);
+  assert.throws(
+    () => interpolateGrafanaSql("SELECT $__timeGroupAlias(hour, '1h')", context),
+    /\$__timeGroupAlias: a macro this substitution does not reproduce/,
+  );
+  assert.throws(() => interpolateGrafanaSql('SELECT $__interval', context), /not substituted: \$__interval/);
+  assert.throws(
+    () => interpolateGrafanaSql('SELECT 1 WHERE $__timeFilter()', context),
+    /missing time column/,
+  );
+  assert.throws(
+    () => interpolateGrafanaSql('SELECT 1 WHERE t IN ($type)', { ...context, variables: { type: [] } }),
+    /no value selected/,
+  );
 });
 
 test('every SLO has its panels on the SLO dashboard', () => {

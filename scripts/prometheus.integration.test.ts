@@ -5,8 +5,9 @@
  * hundred events sent over REST. Every recording and alert rule evaluates without error, every
  * dashboard query is valid and returns series (except those whose metrics have nothing to report
  * in such a run, each with its reason), every variable finds the target's labels, and the
- * events-accepted panel shows the events sent. Fails, saying how to install it, when Prometheus
- * is missing.
+ * events-accepted panel shows the events sent. The PostgreSQL panels and variables of the business
+ * dashboard are not PromQL: scripts/business-dashboard.integration.test.ts runs them. Fails, saying
+ * how to install it, when Prometheus is missing.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -252,6 +253,11 @@ test('every recording and alert rule of the rule files is loaded and evaluates w
 test('every dashboard query is valid, and returns series unless its metrics have nothing to report', async () => {
   const queries = dashboards.flatMap(panelQueries);
   assert.ok(queries.length > 40, `only ${queries.length} queries found`);
+  // Every dashboard's PromQL is here, the business one's too (its SQL is not).
+  assert.deepEqual(
+    [...new Set(queries.map((q) => q.dashboard))].sort(),
+    dashboards.map((d) => d.title as string).sort(),
+  );
   const empty: string[] = [];
   for (const q of queries) {
     const where = `${q.dashboard} / ${q.panel}: ${q.expr}`;

@@ -1,7 +1,9 @@
 /**
  * What Tally's dashboards share: the data source and filter variables, the label selector they
- * feed, and panel builders that always set a description, a unit and the data source.
+ * feed, and panel builders that always set a description, a unit and the data source — Prometheus
+ * for PromQL queries, PostgreSQL for SQL ones.
  */
+import type * as cog from '@grafana/grafana-foundation-sdk/cog';
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import {
   type Dashboard,
@@ -20,12 +22,20 @@ import {
 } from '@grafana/grafana-foundation-sdk/dashboard';
 import { DataqueryBuilder } from '@grafana/grafana-foundation-sdk/prometheus';
 import * as stat from '@grafana/grafana-foundation-sdk/stat';
+import * as table from '@grafana/grafana-foundation-sdk/table';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 import { JOB } from '../slo.ts';
 
 /** Every query goes to the Prometheus data source picked in the `datasource` variable. */
 // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not a JavaScript template.
 export const DATASOURCE: DataSourceRef = { type: 'prometheus', uid: '${datasource}' };
+
+/** Grafana's PostgreSQL data source plugin (built in since Grafana 10.3, formerly `postgres`). */
+export const POSTGRES_PLUGIN = 'grafana-postgresql-datasource';
+
+/** Every SQL query goes to the PostgreSQL data source picked in the `postgres` variable. */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not a JavaScript template.
+export const POSTGRES: DataSourceRef = { type: POSTGRES_PLUGIN, uid: '${postgres}' };
 
 /** The filter variables, in the order they narrow each other. */
 export type Filter = 'namespace' | 'role' | 'pod';
@@ -131,13 +141,64 @@ function thresholds(steps: Threshold[]): ThresholdsConfigBuilder {
   return new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps(steps);
 }
 
-export interface PanelOptions {
+/**
+ * A query of Grafana's PostgreSQL data source, as its query editor's code mode saves it: the SQL,
+ * with Grafana's macros (`$__timeFilter(hour)`) and variables (`$type`), and how Grafana reads the
+ * rows: `time_series` (a `time` column, a `metric` column naming the series, value columns; sorted
+ * by time) or `table` (the rows as they are).
+ */
+export interface SqlQuery {
+  rawSql: string;
+  format: 'time_series' | 'table';
+}
+
+/** The target a panel stores for a SQL query; the SDK has no builder for this data source. */
+class SqlQueryBuilder implements cog.Builder<cog.Dataquery> {
+  readonly #query: SqlQuery;
+  readonly #refId: string;
+  constructor(query: SqlQuery, refId: string) {
+    this.#query = query;
+    this.#refId = refId;
+  }
+  build(): cog.Dataquery {
+    return {
+      refId: this.#refId,
+      datasource: POSTGRES,
+      editorMode: 'code',
+      format: this.#query.format,
+      rawQuery: true,
+      rawSql: this.#query.rawSql,
+      _implementsDataqueryVariant: () => {},
+    } as cog.Dataquery;
+  }
+}
+
+/** A panel's queries: PromQL to the Prometheus data source, or SQL to the PostgreSQL one. */
+export type PanelQueries =
+  | { queries: readonly Query[]; sql?: never }
+  | { sql: readonly SqlQuery[]; queries?: never };
+
+/** The data source and targets of a panel's queries (PromQL only at the range's end when `instant`). */
+function targetsOf(
+  q: PanelQueries,
+  instant = false,
+): { datasource: DataSourceRef; targets: cog.Builder<cog.Dataquery>[] } {
+  if (q.sql)
+    return {
+      datasource: POSTGRES,
+      targets: q.sql.map((query, i) => new SqlQueryBuilder(query, String.fromCharCode(65 + i))),
+    };
+  return { datasource: DATASOURCE, targets: queries(q.queries, instant) };
+}
+
+export type PanelOptions = PanelCommon & PanelQueries;
+
+export interface PanelCommon {
   title: string;
   /** What the panel shows and how to read it, for someone new to Tally. */
   description: string;
   /** A Grafana unit id: `s`, `bytes`, `reqps`, `percentunit`, … */
   unit: string;
-  queries: readonly Query[];
   /** Grid width (of 24) and height. */
   width?: number;
   height?: number;
@@ -149,10 +210,11 @@ export interface PanelOptions {
 
 /** A time series panel. */
 export function timeSeries(o: PanelOptions): timeseries.PanelBuilder {
+  const { datasource, targets } = targetsOf(o);
   const panel = new timeseries.PanelBuilder()
     .title(o.title)
     .description(o.description)
-    .datasource(DATASOURCE)
+    .datasource(datasource)
     .unit(o.unit)
     .span(o.width ?? 12)
     .height(o.height ?? 8)
@@ -170,7 +232,7 @@ export function timeSeries(o: PanelOptions): timeseries.PanelBuilder {
         .mode(common.TooltipDisplayMode.Multi)
         .sort(common.SortOrder.Descending),
     )
-    .targets(queries(o.queries));
+    .targets(targets);
   if (o.min !== undefined) panel.min(o.min);
   if (o.decimals !== undefined) panel.decimals(o.decimals);
   if (o.steps) {
@@ -185,20 +247,38 @@ export function timeSeries(o: PanelOptions): timeseries.PanelBuilder {
 
 /** A stat panel showing each series' value at the end of the time range. */
 export function statPanel(o: PanelOptions): stat.PanelBuilder {
+  const { datasource, targets } = targetsOf(o, true);
   const panel = new stat.PanelBuilder()
     .title(o.title)
     .description(o.description)
-    .datasource(DATASOURCE)
+    .datasource(datasource)
     .unit(o.unit)
     .span(o.width ?? 6)
     .height(o.height ?? 6)
     .graphMode(common.BigValueGraphMode.None)
     .colorMode(common.BigValueColorMode.Value)
     .reduceOptions(new common.ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
-    .targets(queries(o.queries, true));
+    .targets(targets);
   if (o.min !== undefined) panel.min(o.min);
   if (o.decimals !== undefined) panel.decimals(o.decimals);
   if (o.steps) panel.thresholds(thresholds(o.steps));
+  return panel;
+}
+
+/** A table panel showing the rows of its queries as they are (sortable by clicking a header). */
+export function tablePanel(o: PanelOptions): table.PanelBuilder {
+  const { datasource, targets } = targetsOf(o);
+  const panel = new table.PanelBuilder()
+    .title(o.title)
+    .description(o.description)
+    .datasource(datasource)
+    .unit(o.unit)
+    .span(o.width ?? 12)
+    .height(o.height ?? 10)
+    .showHeader(true)
+    .cellHeight(common.TableCellHeight.Sm)
+    .targets(targets);
+  if (o.decimals !== undefined) panel.decimals(o.decimals);
   return panel;
 }
 

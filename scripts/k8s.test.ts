@@ -853,6 +853,50 @@ describe('charts/tally', needsHelm, () => {
       }
     });
 
+    test('the business dashboard ships with its PostgreSQL queries, which the PromQL checks leave out', {
+      skip: MISSING_DASHBOARDS,
+    }, () => {
+      const objects = rendered('monitoring');
+      const map = ofKind(objects, 'ConfigMap').find((m) => m.metadata.name === 'tally-dashboard-business') as
+        | (K8sObject & { data: Record<string, string> })
+        | undefined;
+      assert.ok(map, 'a ConfigMap tally-dashboard-business');
+      const dashboard = JSON.parse(map.data['tally-business.json']!) as {
+        panels: { datasource?: { type?: string }; targets?: { rawSql?: string }[] }[];
+      };
+      const sqlPanels = dashboard.panels.filter(
+        (p) => p.datasource?.type === 'grafana-postgresql-datasource',
+      );
+      assert.ok(sqlPanels.length > 0, 'PostgreSQL panels');
+      for (const p of sqlPanels) assert.match(p.targets?.[0]?.rawSql ?? '', /\bFROM event_summary\b/);
+      const promql = promqlOf(objects);
+      assert.ok(
+        promql.some((e) => e.includes('tally_ingest_events_total{job="tally", namespace=~"$namespace"}')),
+      );
+      assert.deepEqual(
+        promql.filter((e) => /event_summary|SELECT/i.test(e)),
+        [],
+        'SQL read as PromQL',
+      );
+      // A panel of another data source is skipped whole, its targets with it.
+      const sqlPanel = {
+        datasource: { type: 'grafana-postgresql-datasource', uid: 'pg' },
+        targets: [{ rawSql: 'SELECT 1', expr: 'tally_not_promql' }],
+      };
+      const promPanel = { datasource: { type: 'prometheus' }, targets: [{ expr: 'tally_x_total' }] };
+      assert.deepEqual(
+        promqlOf([
+          {
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            metadata: { name: 'd' },
+            data: { 'd.json': JSON.stringify({ panels: [sqlPanel, promPanel] }) },
+          } as K8sObject,
+        ]),
+        ['tally_x_total'],
+      );
+    });
+
     test('series names are read out of PromQL, strings and labels left out', () => {
       assert.deepEqual(
         seriesNames(

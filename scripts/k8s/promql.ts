@@ -3,7 +3,11 @@
  */
 import type { K8sObject } from './manifests.ts';
 
-/** Every PromQL expression of the PrometheusRules and of the dashboards in ConfigMaps among `objects`. */
+/**
+ * Every PromQL expression of the PrometheusRules and of the dashboards in ConfigMaps among `objects`;
+ * a panel, target or variable of another data source (the business dashboard's PostgreSQL: SQL in
+ * `rawSql` and `query`) is left out.
+ */
 export function promqlOf(objects: readonly K8sObject[]): string[] {
   const exprs: string[] = [];
   for (const r of objects.filter((o) => o.kind === 'PrometheusRule'))
@@ -14,7 +18,7 @@ export function promqlOf(objects: readonly K8sObject[]): string[] {
     if (typeof node === 'string') {
       if (key === 'expr' || key === 'query') exprs.push(node);
     } else if (Array.isArray(node)) for (const n of node) walk(n);
-    else if (node && typeof node === 'object')
+    else if (node && typeof node === 'object' && !ofOtherSource(node))
       for (const [k, v] of Object.entries(node))
         walk(v, k === 'query' && typeof v === 'object' ? undefined : k);
   };
@@ -22,6 +26,12 @@ export function promqlOf(objects: readonly K8sObject[]): string[] {
     for (const json of Object.values((map as { data?: Record<string, string> }).data ?? {}))
       walk(JSON.parse(json));
   return exprs;
+}
+
+/** Whether a dashboard node (panel, target, variable) names a data source other than Prometheus. */
+function ofOtherSource(node: object): boolean {
+  const source = (node as { datasource?: { type?: unknown } }).datasource;
+  return typeof source?.type === 'string' && source.type !== 'prometheus';
 }
 
 /**

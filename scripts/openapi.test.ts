@@ -196,6 +196,11 @@ test('schemas follow the protobuf JSON mapping as the gateway writes it', () => 
     [
       ['types', 'query', { type: 'array', items: { type: 'string' } }],
       ['limit', 'query', { type: 'integer', format: 'int32', minimum: 0, maximum: 4_294_967_295 }],
+      // An enum by its schema, as a body field would be.
+      ['window', 'query', { $ref: '#/components/schemas/tally.v1.Window' }],
+      ['timeZone', 'query', { type: 'string' }],
+      ['date', 'query', { type: 'string' }],
+      ['month', 'query', { type: 'string' }],
     ],
   );
 });

@@ -4,13 +4,15 @@
  * store's own apply script (read from its source, so the baseline runs the very script the
  * sink runs, but for how an offset is read: see `benchApplyScript`) with one event and with
  * eight, the leaderboard's ZADD GT, and the HGETALL of a read. Keys live under the run's prefix,
- * per target as the sink's: counts, sums, and marks with a field per partition; nothing per event.
+ * per target as the sink's: counts, sums, marks with a field per partition, and unique users; nothing per event.
  */
+
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Redis } from 'ioredis';
+import { UNIQUES_RETENTION_MS } from '../../services/infra/counters/counter-store.ts';
 
 const run = promisify(execFile);
 
@@ -81,6 +83,9 @@ export function benchApplyScript(script: string): string {
   return script.replace(absolute, 'local offset = mark + tonumber(ARGV[a])');
 }
 
+/** The UTC day the baseline's events fall on (any day: it only names their unique-user keys). */
+const BENCH_DAY_MS = Date.UTC(2026, 11, 6);
+
 /** redis-benchmark's `__rand_int__`: the number zero-padded to 12 digits. */
 const randInt = (n: number) => String(n).padStart(12, '0');
 
@@ -95,18 +100,24 @@ export async function runRedisBenchmark(options: RedisBenchOptions): Promise<Red
   for (let t = 0; t < options.targets; t++) marks.hset(`${p}:{${randInt(t)}}:o`, ...fields);
   await marks.exec();
   const partition = String(Math.floor(options.partitions / 2));
-  /** One script call for one target's `events` ([offset, type, value] each): the store's layout. */
+  /**
+   * One script call for one target's `events` ([offset, type, value] each), each with a user and
+   * its day, as the sink sends them (the user's unique-user keys are written too): the store's
+   * layout.
+   */
   const applyCall = (events: string[][]) => [
     'EVALSHA',
     sha,
-    '3',
+    '4',
     `${target}:n`,
     `${target}:s`,
     `${target}:o`,
+    `${target}:u`,
+    String(UNIQUES_RETENTION_MS / 1000),
     '1', // one partition of this target in the call
     partition,
     String(events.length),
-    ...events.flat(),
+    ...events.flatMap((e) => [...e, 'u__rand_int__', String(BENCH_DAY_MS)]),
   ];
   const applyOne = applyCall([['1', 'like', '']]);
   const applyEight = applyCall(

@@ -127,6 +127,7 @@ export async function usedMemory(redis: Redis): Promise<number> {
 function kindOf(prefix: string, key: string): RedisKeyKind | undefined {
   const rest = key.slice(prefix.length);
   if (rest.startsWith(':top:') || rest === ':types') return 'leaderboards';
+  if (/^:\{[^}]*\}:u:/.test(rest)) return 'uniques';
   if (rest.endsWith(':n')) return 'counts';
   if (rest.endsWith(':s')) return 'sums';
   if (rest.endsWith(':o')) return 'marks';

@@ -5,6 +5,7 @@
  * 2 a bad command line or an invalid rule (the message names the flag).
  */
 import type { AlertCondition, AlertRuleInput } from '../domain/alert-rules.ts';
+import { formatColumns, minuteTime } from '../domain/text-table.ts';
 import type { AlertRule, RuleStore } from '../infra/alerts/rule-store.ts';
 import { AppError, Code } from '../infra/app-error.ts';
 import {
@@ -203,10 +204,6 @@ function defined<K extends string>(key: K, value: unknown): Partial<Record<K, nu
 }
 
 /** `2026-01-15 12:00Z`. */
-function when(date: Date): string {
-  return `${date.toISOString().slice(0, 16).replace('T', ' ')}Z`;
-}
-
 const SUBJECT_LABEL = { target: 'target', target_prefix: 'prefix', user_id: 'user' } as const;
 
 function subjectText(condition: AlertCondition): string {
@@ -242,8 +239,8 @@ function details(rule: AlertRule): string {
     ['subject', subjectText(rule.condition)],
     ['condition', conditionText(rule.condition)],
     ['notify', recipients.join(', ')],
-    ['created', when(rule.createdAt)],
-    ['updated', when(rule.updatedAt)],
+    ['created', minuteTime(rule.createdAt)],
+    ['updated', minuteTime(rule.updatedAt)],
     ['revision', String(rule.revision)],
   ];
   return lines.map(([label, value]) => `${`${label}:`.padEnd(11)}${value}\n`).join('');
@@ -261,17 +258,8 @@ function table(rules: readonly AlertRule[]): string {
       r.eventType,
       subjectText(r.condition),
       r.enabled ? 'yes' : 'no',
-      when(r.updatedAt),
+      minuteTime(r.updatedAt),
     ]),
   ];
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
-  return rows
-    .map(
-      (row) =>
-        `${row
-          .map((cell, c) => cell.padEnd(widths[c]!))
-          .join('  ')
-          .trimEnd()}\n`,
-    )
-    .join('');
+  return formatColumns(rows);
 }

@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { API_KEY_RANDOM_BYTES, formatApiKey } from '../domain/api-keys.ts';
+import { formatColumns, minuteTime } from '../domain/text-table.ts';
 import { AppError, Code } from '../infra/app-error.ts';
 import type { ApiKeyRecord, CreatedKey, KeyStore } from '../infra/keys/key-store.ts';
 import { KEYS_USAGE, KeysArgsError, parseKeysArgs } from './keys-args.ts';
@@ -88,14 +89,14 @@ export async function keysCommand(
         return 0;
       case 'revoke': {
         const record = await store.revoke(action.id);
-        io.out.write(`revoked API key ${record.id} (${record.name}) at ${when(record.revokedAt)}\n`);
+        io.out.write(`revoked API key ${record.id} (${record.name}) at ${minuteTime(record.revokedAt)}\n`);
         return 0;
       }
       case 'rotate': {
         const created = await store.rotate(action.id, action.graceMs);
         const old = await store.get(action.id);
         printCreated(io, created);
-        io.out.write(`replaces:  ${action.id}, which works until ${when(old?.expiresAt)}\n`);
+        io.out.write(`replaces:  ${action.id}, which works until ${minuteTime(old?.expiresAt)}\n`);
         return 0;
       }
     }
@@ -124,7 +125,7 @@ function printCreated(io: KeysCommandIo, { key, record }: CreatedKey): void {
     ['name', record.name],
     ['kind', record.kind],
     ['scopes', record.scopes.join(',')],
-    ['expires', when(record.expiresAt, 'never')],
+    ['expires', minuteTime(record.expiresAt, 'never')],
   ];
   if (record.allowedOrigins.length > 0) lines.push(['origins', record.allowedOrigins.join(',')]);
   if (record.allowedTypes.length > 0) lines.push(['types', record.allowedTypes.join(',')]);
@@ -139,10 +140,6 @@ function printCreated(io: KeysCommandIo, { key, record }: CreatedKey): void {
 }
 
 /** `2026-01-15 12:00Z`, or `dash` for none. */
-function when(date: Date | undefined, dash = '—'): string {
-  return date === undefined ? dash : `${date.toISOString().slice(0, 16).replace('T', ' ')}Z`;
-}
-
 /** The listing: one line per key, aligned columns; never a key or a hash. */
 function table(records: readonly ApiKeyRecord[]): string {
   if (records.length === 0) return 'no API keys\n';
@@ -153,20 +150,11 @@ function table(records: readonly ApiKeyRecord[]): string {
       r.replacedBy === undefined ? r.name : `${r.name} (replaced by ${r.replacedBy})`,
       r.kind,
       r.scopes.join(','),
-      when(r.createdAt),
-      when(r.lastUsedAt),
-      when(r.expiresAt, 'never'),
-      when(r.revokedAt),
+      minuteTime(r.createdAt),
+      minuteTime(r.lastUsedAt),
+      minuteTime(r.expiresAt, 'never'),
+      minuteTime(r.revokedAt),
     ]),
   ];
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
-  return rows
-    .map(
-      (row) =>
-        `${row
-          .map((cell, c) => cell.padEnd(widths[c]!))
-          .join('  ')
-          .trimEnd()}\n`,
-    )
-    .join('');
+  return formatColumns(rows);
 }

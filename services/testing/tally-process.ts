@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { type AddressInfo, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -101,11 +101,38 @@ export async function startTally(
   return proc;
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1 (for a process that must keep its port across restarts). */
+/**
+ * Ports handed out are drawn below the kernel's ephemeral range, which outgoing connections
+ * (a Kafka or Redis client's) take their local ports from: a port asked of the kernel with
+ * listen(0) and closed again can be the local end of someone's connection a moment later, or be
+ * handed out again by the next listen(0). Ports of the local servers (15432, 16379, 17001-17003
+ * and their cluster bus ports 27001-27003, 19092-19093) lie outside the range drawn from.
+ */
+const PORT_RANGE = { low: 20_000, high: 26_999 };
+const handedOut = new Set<number>();
+
+/**
+ * A TCP port free on 127.0.0.1 when this returned and not handed out before by this process
+ * (for a process that must keep its port across restarts, or a server the test starts itself).
+ */
 export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PORT_RANGE.low + Math.floor(Math.random() * (PORT_RANGE.high - PORT_RANGE.low + 1));
+    if (handedOut.has(port)) continue;
+    if (await bindable(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port found in ${PORT_RANGE.low}-${PORT_RANGE.high} after 200 tries`);
+}
+
+async function bindable(port: number): Promise<boolean> {
   const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  const ok = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => resolve(true));
+  });
+  if (ok) await new Promise((resolve) => server.close(resolve));
+  return ok;
 }

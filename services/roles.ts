@@ -302,6 +302,7 @@ export const ROLE_TABLE = {
             store: createSqlNotificationStore(sql),
             producer: port(w, 'alerter', 'log').producer(),
             topic: w.config.topics.notifications,
+            metrics: w.metrics,
           }),
         },
         config,

@@ -12,7 +12,7 @@ import { decodeNotification } from '../pipeline/notification-codec.ts';
 import { waitFor } from './real-servers.ts';
 import { http } from './tally-client.ts';
 
-export const THRESHOLDS = [10, 50, 100, 200] as const;
+const THRESHOLDS = [10, 50, 100, 200] as const;
 
 /** Views per watched target: the first crosses every threshold, the others fewer. */
 const VIEWS = [230, 120, 60] as const;

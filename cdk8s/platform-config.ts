@@ -147,9 +147,11 @@ const topics = (eventsPartitions: number): PlatformConfig['kafka']['topics'] => 
     events,
     // The persister forwards partition p of the events topic to partition p here, and refuses to
     // start with fewer partitions: the count is the events topic's, never a number of its own.
-    // The counter and the aggregator read it instead of the events topic: the same retention, so
-    // a sink that was down can catch up over as long an outage as the persister can.
+    // The counter, the aggregator and the alerter read it instead of the events topic: the same
+    // retention, so a sink that was down can catch up over as long an outage as the persister can.
     accepted: { name: 'events.accepted', partitions: events.partitions, retentionMs: events.retentionMs },
+    // The alerter's notifications, one record per recipient keyed by it, for the gateways that
+    // push them live: a day is enough, the notification store in PostgreSQL keeps them for good.
     notifications: {
       name: 'notifications',
       partitions: Math.max(1, eventsPartitions / 4),

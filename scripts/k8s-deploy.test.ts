@@ -305,7 +305,7 @@ describe('PostgreSQL connections', needsHelm, () => {
     assert.notEqual(result.status, 0, 'the HA maxima straight on PostgreSQL (500 connections) are refused');
     assert.match(
       result.stderr,
-      /up to \d+ connections \(postgres\.poolSize 10 × \d+ pods: persister \d+, aggregator \d+, query \d+/,
+      /up to \d+ connections \(postgres\.poolSize 10 × \d+ pods: persister \d+, aggregator \d+, alerter \d+, query \d+/,
     );
     assert.match(result.stderr, /exceed postgres\.maxConnections \(500\)/);
     const dev = helmTemplate(helmBinary(), {
@@ -568,7 +568,7 @@ describe('backends closed to strangers', () => {
       defaults.topics.events,
       defaults.topics.accepted,
       defaults.topics.dlq,
-      'notifications',
+      defaults.topics.notifications,
     ])
       for (const op of ['Read', 'Write', 'Describe']) assert.ok(allows('topic', topic, op), `${op} ${topic}`);
     assert.ok(allows('topic', 'deliveries.shop', 'Create'), 'Create deliveries.<destination>');
@@ -585,6 +585,10 @@ describe('backends closed to strangers', () => {
     }
     assert.equal(consumers.get('persister')?.topic, 'events', 'the persister reads the events topic');
     assert.ok(allows('topic', defaults.topics.accepted, 'Write'), 'the persister writes the accepted topic');
+    assert.ok(
+      allows('topic', defaults.topics.notifications, 'Write'),
+      'the alerter writes the notifications topic',
+    );
     const main = readFileSync(join(REPO, 'services', 'roles.ts'), 'utf8'); // the role table wires the gateway
     const live = /groupId: `\$\{config\.groupPrefix\}(gateway-live-)\$\{/.exec(main)?.[1];
     assert.equal(

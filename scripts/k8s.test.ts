@@ -238,6 +238,7 @@ describe('charts/tally', needsHelm, () => {
     assert.equal(consumers.get('persister')?.topic, 'events');
     assert.equal(consumers.get('counter')?.topic, 'accepted');
     assert.equal(consumers.get('aggregator')?.topic, 'accepted');
+    assert.equal(consumers.get('alerter')?.topic, 'accepted');
   });
 
   test('each consumer role has a ScaledObject on its own consumer group and topic, as the code names them', () => {
@@ -457,6 +458,12 @@ describe('charts/tally', needsHelm, () => {
         const config = loadConfig(resolvedEnv(objects, container));
         assert.equal(config.topics.accepted, accepted, `${where}: kafka.acceptedTopic`);
         assert.notEqual(config.topics.accepted, config.topics.events, where);
+        // Every process ensures the topics (services/run-roles.ts), the notifications topic too:
+        // a pod without the name would create the code's default beside the configured one.
+        assert.ok(
+          names.has('TALLY_NOTIFICATIONS_TOPIC'),
+          `${where}: TALLY_EVENTS_TOPIC without TALLY_NOTIFICATIONS_TOPIC`,
+        );
       }
       assert.ok(pods > 0, `${setName}: no pod uses Kafka`);
     }
@@ -466,6 +473,11 @@ describe('charts/tally', needsHelm, () => {
       loadConfig(resolvedEnv(rendered('external backends'), podSpec(external).containers[0]!)).topics
         .accepted,
       'staging.events.accepted',
+    );
+    assert.equal(
+      loadConfig(resolvedEnv(rendered('external backends'), podSpec(external).containers[0]!)).topics
+        .notifications,
+      'staging.notifications',
     );
   });
 
@@ -729,6 +741,14 @@ describe('charts/tally', needsHelm, () => {
         /kafka\.acceptedTopic \(events\.dlq\) must be a topic of its own/,
       ],
       [{ set: { 'kafka.acceptedTopic': 'no spaces' } }, /\/kafka\/acceptedTopic/],
+      [
+        { set: { 'kafka.notificationsTopic': 'events.accepted' } },
+        /kafka\.notificationsTopic \(events\.accepted\) must be a topic of its own/,
+      ],
+      [
+        { set: { 'config.env.TALLY_NOTIFICATIONS_TOPIC': 'mine' } },
+        /TALLY_NOTIFICATIONS_TOPIC is set by the chart from its values/,
+      ],
       [{ setJson: { extraEnv: '[{"name":"TALLY_LOG_LEVEL","value":"debug"}]' } }, /\/extraEnv\/0\/name/],
       [
         { set: { 'roles.counter.keda.maxReplicaCount': '13' } },
@@ -1003,7 +1023,12 @@ describe('cdk8s platform', () => {
       );
       assert.deepEqual(
         topics.map((t) => t.topicName).sort(),
-        [defaults.topics.events, defaults.topics.accepted, defaults.topics.dlq, 'notifications'].sort(),
+        [
+          defaults.topics.events,
+          defaults.topics.accepted,
+          defaults.topics.dlq,
+          defaults.topics.notifications,
+        ].sort(),
       );
       const partitions = (name: string) => topics.find((t) => t.topicName === name)?.partitions;
       const retention = (name: string) => topics.find((t) => t.topicName === name)?.config['retention.ms'];
@@ -1064,6 +1089,7 @@ describe('cdk8s platform', () => {
         eventsTopic: string;
         acceptedTopic: string;
         dlqTopic: string;
+        notificationsTopic: string;
         eventsPartitions: number;
       };
       redis: { clusterNodes: string };
@@ -1074,6 +1100,7 @@ describe('cdk8s platform', () => {
     assert.equal(values.kafka.eventsTopic, dev.kafka.topics.events.name);
     assert.equal(values.kafka.acceptedTopic, dev.kafka.topics.accepted.name);
     assert.equal(values.kafka.dlqTopic, dev.kafka.topics.dlq.name);
+    assert.equal(values.kafka.notificationsTopic, dev.kafka.topics.notifications.name);
     assert.equal(values.kafka.eventsPartitions, dev.kafka.topics.events.partitions);
     assert.equal(values.redis.clusterNodes, `${dev.redis.name}-leader:6379`);
     // Through the PgBouncer poolers, in front of the primary and of the replicas.

@@ -4,6 +4,9 @@
  * adapter gets its own small options, never the whole configuration.
  */
 import { join, resolve } from 'node:path';
+import { createEmbeddedMilestoneStore } from './infra/alerts/embedded-milestone-store.ts';
+import type { MilestoneStore } from './infra/alerts/milestone-store.ts';
+import { createRedisMilestoneStore } from './infra/alerts/redis-milestone-store.ts';
 import { kafkaSecurity, redisSecurity, type TallyConfig } from './infra/config.ts';
 import type { CounterStore } from './infra/counters/counter-store.ts';
 import { createEmbeddedCounterStore } from './infra/counters/embedded-counter-store.ts';
@@ -25,14 +28,16 @@ import type { SqlDatabase } from './infra/sql/sql-database.ts';
 import { createRequestLimits, type RequestLimits } from './pipeline/request-limits.ts';
 
 /** The three ports (DESIGN.md §4). */
-export type Port = 'log' | 'counters' | 'sql';
-export const PORTS: readonly Port[] = ['log', 'counters', 'sql'];
+export type Port = 'log' | 'counters' | 'sql' | 'alerts';
+export const PORTS: readonly Port[] = ['log', 'counters', 'sql', 'alerts'];
 
 /** The open adapters of a process; a port no role asked for is absent. */
 export interface Backends {
   log?: EventLog;
   counters?: CounterStore;
   sql?: SqlDatabase;
+  /** The alerter's milestone counts (Redis, as the counters, else embedded). */
+  alerts?: MilestoneStore;
   /** Releases the data directory, when an embedded adapter locked it. */
   releaseDataDir?: () => Promise<void>;
 }
@@ -54,11 +59,13 @@ export async function openBackends(
   const backends: Backends = {};
   const embedded =
     (ports.has('log') && !config.kafka.brokers) ||
-    (ports.has('counters') && !config.redis.url && config.redis.clusterNodes.length === 0) ||
+    ((ports.has('counters') || ports.has('alerts')) &&
+      !config.redis.url &&
+      config.redis.clusterNodes.length === 0) ||
     (ports.has('sql') && !config.pg.url);
   if (embedded)
     backends.releaseDataDir = await lockDataDir(resolve(config.dataDir), logger, { hint: DATA_DIR_HINT });
-  const dataDir = (folder: 'log' | 'counters' | 'pg') => join(config.dataDir, folder);
+  const dataDir = (folder: 'log' | 'counters' | 'pg' | 'alerts') => join(config.dataDir, folder);
   try {
     if (ports.has('counters')) {
       const { url, clusterNodes, keyPrefix } = config.redis;
@@ -76,6 +83,13 @@ export async function openBackends(
               dataDir: dataDir('counters'),
               windowMaxMembers: config.counters.windowMaxMembers,
             });
+    }
+    if (ports.has('alerts')) {
+      const { url, clusterNodes, keyPrefix } = config.redis;
+      backends.alerts =
+        url || clusterNodes.length > 0
+          ? createRedisMilestoneStore({ url, clusterNodes, security: redisSecurity(config.redis), keyPrefix })
+          : createEmbeddedMilestoneStore({ dataDir: dataDir('alerts') });
     }
   } catch (error) {
     await closeBackends(backends);
@@ -120,7 +134,12 @@ async function openEventLog(config: TallyConfig, logger: Logger, dataDir: string
 
 /** Closes every open adapter (errors ignored: each has logged its own), then releases the data directory. */
 export async function closeBackends(backends: Backends): Promise<void> {
-  await Promise.allSettled([backends.log?.close(), backends.counters?.close(), backends.sql?.close()]);
+  await Promise.allSettled([
+    backends.log?.close(),
+    backends.counters?.close(),
+    backends.sql?.close(),
+    backends.alerts?.close(),
+  ]);
   await backends.releaseDataDir?.();
 }
 
@@ -132,7 +151,7 @@ export async function closeBackends(backends: Backends): Promise<void> {
  */
 export function backendChecks(backends: Backends, eventsTopic: string): BackendCheck[] {
   const checks: BackendCheck[] = [];
-  const { log, counters, sql } = backends;
+  const { log, counters, sql, alerts } = backends;
   if (log)
     checks.push({
       name: 'log',
@@ -152,6 +171,12 @@ export function backendChecks(backends: Backends, eventsTopic: string): BackendC
       name: 'sql',
       adapter: sql.description,
       check: () => sql.ping(),
+    });
+  if (alerts)
+    checks.push({
+      name: 'alerts',
+      adapter: alerts.description,
+      check: () => alerts.ping(),
     });
   return checks;
 }

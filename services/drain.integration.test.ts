@@ -30,7 +30,9 @@ test('SIGTERM mid-stream drains ingest and consumers; after restarts nothing is 
   });
 
   let edge = await start(['ingest'], edgeEnv);
-  let sinks = await start(['persister', 'counter', 'aggregator'], ns.env);
+  // Every consumer role in one process, as the drain stops them together.
+  const SINKS = ['persister', 'counter', 'aggregator', 'alerter'];
+  let sinks = await start(SINKS, ns.env);
 
   const TOTAL = 6_000;
   const hour = hourStart(Date.now()) - HOUR_MS;
@@ -74,7 +76,7 @@ test('SIGTERM mid-stream drains ingest and consumers; after restarts nothing is 
       sinks.lines.some((l) => l.includes('"consumer stopped"')),
       'the consumers reported stopping',
     );
-    sinks = await start(['persister', 'counter', 'aggregator'], ns.env);
+    sinks = await start(SINKS, ns.env);
 
     await waitFor(
       () => acknowledged > TOTAL / 2,

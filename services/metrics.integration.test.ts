@@ -2,8 +2,9 @@
  * Metrics on the real servers, one role per process: each role exports exactly
  * the `tally_*` metrics docs/metrics.md gives it (the test reads the doc's
  * table, so the two cannot drift), with the documented types and labels, plus
- * the process and Node.js ones; and after events, requests and a poison record
- * the counters and histograms that should move did, and the lag returns to 0.
+ * the process and Node.js ones; and after events, requests, a poison record and
+ * a milestone rule's two crossings the counters and histograms that should move
+ * did, and the lag returns to 0.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -16,12 +17,13 @@ import { startTally, type TallyProcess } from './testing/tally-process.ts';
 
 await requireRealServers();
 
-const ROLES = ['gateway', 'ingest', 'query', 'persister', 'counter', 'aggregator'] as const;
+const ROLES = ['gateway', 'ingest', 'query', 'persister', 'counter', 'aggregator', 'alerter'] as const;
 type Role = (typeof ROLES)[number];
 const GROUP_OF = {
   persister: CONSUMER_GROUPS[0],
   counter: CONSUMER_GROUPS[1],
   aggregator: CONSUMER_GROUPS[2],
+  alerter: CONSUMER_GROUPS[3],
 } as const;
 const PARTITIONS = 3;
 
@@ -104,11 +106,11 @@ describe('metrics of every role on real Kafka, Redis and PostgreSQL', () => {
   const backends = new Backends(ns);
   const documented = documentedMetrics();
   const processes = new Map<Role, TallyProcess>();
-  const env = { ...ns.env, TALLY_CONSUMER_LAG_INTERVAL_MS: '300' };
+  const env = { ...ns.env, TALLY_CONSUMER_LAG_INTERVAL_MS: '300', TALLY_ALERT_RULES_REFRESH_MS: '200' };
   const proc = (role: Role) => processes.get(role)!;
 
   before(async () => {
-    const backs = ['ingest', 'query', 'persister', 'counter', 'aggregator'] as const;
+    const backs = ['ingest', 'query', 'persister', 'counter', 'aggregator', 'alerter'] as const;
     const started = await Promise.allSettled(backs.map((role) => startTally([role], env)));
     started.forEach((s, i) => {
       if (s.status === 'fulfilled') processes.set(backs[i]!, s.value);
@@ -167,10 +169,24 @@ describe('metrics of every role on real Kafka, Redis and PostgreSQL', () => {
     }
   });
 
-  test('after events, requests and a poison record, what should move moved, and the lag is back to 0', async () => {
+  test('after events, requests, a poison record and two milestones, what should move moved, and the lag is back to 0', async () => {
     const gateway = proc('gateway');
     const target = `https://metrics.example/${ns.id}/${randomUUID()}`;
     const event = (i: number) => ({ id: `${ns.id}-${i}`, type: 'view', target, userId: `u${i % 7}` });
+
+    // A milestone rule on the target (50 and 100 views: the events below reach both), in force in
+    // the alerter before the first event.
+    const rule = await http(gateway.httpPort!, 'POST', '/v1/alert-rules', {
+      name: 'metrics',
+      eventType: 'view',
+      recipients: { dashboard: true },
+      milestone: { subject: { target }, thresholds: [50, 100] },
+    });
+    assert.equal(rule.status, 200, rule.text);
+    await waitFor(
+      () => proc('alerter').lines.some((line) => line.includes('"msg":"alert rules changed"')),
+      () => 'the alerter never loaded the rule',
+    );
 
     // 5 single events and a batch of 50 over REST, a batch of 45 over gRPC: 100 events.
     for (let i = 0; i < 5; i++)
@@ -254,7 +270,7 @@ describe('metrics of every role on real Kafka, Redis and PostgreSQL', () => {
     assert.ok(qy.sum('tally_pg_query_duration_seconds_count', { operation: 'select' }) >= 1);
 
     // Consumers: every event held by each sink, its visible latency, its batches, the poison record.
-    for (const sink of ['persister', 'counter', 'aggregator'] as const) {
+    for (const sink of ['persister', 'counter', 'aggregator', 'alerter'] as const) {
       const group = ns.groupPrefix + GROUP_OF[sink];
       await waitFor(
         async () => {
@@ -317,6 +333,10 @@ describe('metrics of every role on real Kafka, Redis and PostgreSQL', () => {
     const aggregator = await scrape(proc('aggregator'));
     for (const operation of ['begin', 'insert', 'select', 'update', 'commit'])
       assert.ok(aggregator.sum('tally_pg_query_duration_seconds_count', { operation }) >= 1, operation);
+    // The alerter: both milestones crossed, each notification kept (an insert) and counted once.
+    const alerter = await scrape(proc('alerter'));
+    assert.equal(alerter.sum('tally_notifications_total'), 2);
+    assert.ok(alerter.sum('tally_pg_query_duration_seconds_count', { operation: 'insert' }) >= 1);
 
     // Every sample of a documented metric has exactly the documented labels.
     for (const role of ROLES) {

@@ -6,6 +6,9 @@
  */
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import * as aggregator from './aggregator/aggregator.ts';
+import * as alerter from './alerter/alerter.ts';
+import { notificationWriter } from './alerter/notification-writer.ts';
+import { startRuleSource } from './alerter/rule-source.ts';
 import type { Backends, Port } from './backends.ts';
 import * as counter from './counter/counter.ts';
 import { defaultEventLimits } from './domain/event-rules.ts';
@@ -295,6 +298,42 @@ export const ROLE_TABLE = {
         // Its fetches wait for more records than the others' (summaries may be seconds behind).
         { ...config, ...w.config.consumer.aggregator, positionTopic: w.config.topics.events },
       );
+    },
+  },
+  alerter: {
+    kind: 'consumer',
+    ports: ['log', 'sql', 'alerts'],
+    group: 'group_alerting',
+    topic: 'accepted',
+    start: async (w) => {
+      const { deps, config } = sink(w, 'alerter', 'group_alerting', 'accepted');
+      const sql = port(w, 'alerter', 'sql');
+      const rules = await startRuleSource({
+        store: createSqlRuleStore({ sql }),
+        logger: w.logger,
+        refreshMs: w.config.alerts.rulesRefreshMs,
+      });
+      const running = await alerter.start(
+        {
+          ...deps,
+          milestones: port(w, 'alerter', 'alerts'),
+          rules: () => rules.milestones(),
+          notify: notificationWriter({
+            store: createSqlNotificationStore(sql),
+            producer: port(w, 'alerter', 'log').producer(),
+            topic: w.config.topics.notifications,
+            metrics: w.metrics,
+          }),
+        },
+        config,
+      );
+      return {
+        name: running.name,
+        async stop() {
+          rules.stop();
+          await running.stop();
+        },
+      };
     },
   },
 } as const satisfies Record<string, RoleSpec>;

@@ -281,6 +281,8 @@ export async function runRoles(
       // Partition for partition with the events topic: the persister forwards p to p.
       { name: config.topics.accepted, partitions: config.topics.eventsPartitions },
       { name: config.topics.dlq, partitions: config.topics.eventsPartitions },
+      // The alerter's notifications, keyed by recipient (docs/alerts.md).
+      { name: config.topics.notifications, partitions: config.topics.eventsPartitions },
     ]);
 
     grpc = new GrpcRegistry(logger, metrics, tracing.tracer, access);

@@ -246,6 +246,7 @@ describe('tracing on the real servers', () => {
       group_persistence: 'persister insert',
       group_realtimecounter: 'counter apply',
       group_aggregation: 'aggregator upsert',
+      group_alerting: 'alerter evaluate',
     } as const;
     for (const group of CONSUMER_GROUPS) {
       const consume = spans.find(

@@ -179,9 +179,10 @@ export function overviewDashboard(): Dashboard {
         description:
           'Records that each consumer group has not committed yet on the topic it reads, all partitions ' +
           'together: how far the persister (group_persistence, on the events topic), counter ' +
-          '(group_realtimecounter) and aggregator (group_aggregation, both on the accepted topic, ' +
-          'events.accepted by default) are behind. The counter and the aggregator get only what the ' +
-          'persister forwarded: while the persister lags, their sinks fall behind with it. Near zero ' +
+          '(group_realtimecounter), aggregator (group_aggregation) and alerter (group_alerting, the ' +
+          'last three on the accepted topic, events.accepted by default) are behind. The counter, the ' +
+          'aggregator and the alerter get only what the persister forwarded: while the persister lags, ' +
+          'their sinks fall behind with it. Near zero ' +
           'and flat is healthy; steady growth means a sink cannot keep up or is stuck. Every process ' +
           'of a group reports the whole group, hence max.',
         unit: 'short',
@@ -222,6 +223,25 @@ export function overviewDashboard(): Dashboard {
           {
             expr: `sum by (sink) (rate(tally_sink_events_total${sel()}${RATE}))`,
             legend: '{{sink}}',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'Notifications raised per second',
+        description:
+          'Notifications the alert rules raised (docs/alerts.md): each kept once in the notification ' +
+          'store and published to the notifications topic, one record per recipient. A redelivered ' +
+          'batch answers its crossings again under the same ids, which are not counted twice. It moves ' +
+          "only when a rule's threshold is crossed: flat at zero is normal between milestones, while " +
+          "the alerter's lag (above) says whether it keeps up.",
+        unit: 'cps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum(rate(tally_notifications_total${sel()}${RATE}))`,
+            legend: 'notifications',
           },
         ],
       }),

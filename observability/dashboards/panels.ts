@@ -60,7 +60,7 @@ export function quantile(q: number, metric: string, selector: string, by: readon
 
 const FILTER_DESCRIPTIONS: Record<Filter, string> = {
   namespace: 'Kubernetes namespace of the Tally installation (local runs: "local").',
-  role: 'Tally role a process runs (gateway, ingest, query, persister, counter, aggregator; "all" when one process runs them all).',
+  role: 'Tally role a process runs (gateway, ingest, query, persister, counter, aggregator, alerter; "all" when one process runs them all).',
   pod: 'One process: a pod in Kubernetes, host:port locally.',
 };
 

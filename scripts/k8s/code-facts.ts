@@ -41,7 +41,12 @@ export type Backend = 'kafka' | 'redis' | 'postgres';
 
 /** Which backends each role opens: the ports of its row in the role table. */
 export function roleBackends(): Map<string, Set<Backend>> {
-  const backends: Record<Port, Backend> = { log: 'kafka', counters: 'redis', sql: 'postgres' };
+  const backends: Record<Port, Backend> = {
+    log: 'kafka',
+    counters: 'redis',
+    sql: 'postgres',
+    alerts: 'redis',
+  };
   return new Map(ROLES.map((r) => [r, new Set(ROLE_TABLE[r].ports.map((p) => backends[p]))]));
 }
 

@@ -65,7 +65,7 @@ export function start(deps: AlerterDeps, config: AlerterConfig): Promise<Stoppab
         for (const logged of events)
           for (const rule of rules) {
             if (!watches(rule, logged.event.type, logged.event.target)) continue;
-            const series = `${rule.ruleId}${SEPARATOR}${logged.event.target}`;
+            const series = milestoneSeries(rule.ruleId, logged.event.target);
             increments.push({
               series,
               partition: logged.partition,
@@ -82,6 +82,11 @@ export function start(deps: AlerterDeps, config: AlerterConfig): Promise<Stoppab
       await deps.milestones.confirm(crossings);
     },
   });
+}
+
+/** The milestone store's series of a rule and a target. */
+export function milestoneSeries(ruleId: string, target: string): string {
+  return `${ruleId}${SEPARATOR}${target}`;
 }
 
 /** Whether `rule` counts an event of `type` on `target`. */

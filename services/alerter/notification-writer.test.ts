@@ -1,6 +1,7 @@
 /**
- * The notification writer on PGlite and the embedded log: kept once, published once per
- * recipient keyed by it, and written again under the same id and seq when a batch is redelivered.
+ * The notification writer on PGlite and the embedded log: kept once (and counted once), published
+ * once per recipient keyed by it, and written again under the same id and seq when a batch is
+ * redelivered.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -12,6 +13,7 @@ import type { Notification } from '../infra/alerts/notification-store.ts';
 import { createSqlNotificationStore } from '../infra/alerts/sql-notification-store.ts';
 import { createEmbeddedEventLog } from '../infra/log/embedded-event-log.ts';
 import { createLogger } from '../infra/logger.ts';
+import { createMetricsRegistry } from '../infra/metrics.ts';
 import { migrate } from '../infra/sql/migrate.ts';
 import { createPgliteDatabase } from '../infra/sql/pglite-database.ts';
 import { decodeNotification } from '../pipeline/notification-codec.ts';
@@ -32,7 +34,8 @@ test('kept once, published per recipient, and again under the same id and seq', 
   const topic = `notifications-${randomUUID()}`;
   await log.ensureTopics([{ name: topic, partitions: 2 }]);
   const store = createSqlNotificationStore(sql);
-  const notify = notificationWriter({ store, producer: log.producer(), topic });
+  const metrics = createMetricsRegistry({ defaultMetrics: false });
+  const notify = notificationWriter({ store, producer: log.producer(), topic, metrics });
   const milestone: Notification = {
     id: 'milestone:likes:abc:100',
     ruleId: 'likes',
@@ -50,6 +53,8 @@ test('kept once, published per recipient, and again under the same id and seq', 
 
   const { notifications } = await store.list({ limit: 10 });
   assert.equal(notifications.length, 1);
+  const raised = await metrics.getSingleMetric('tally_notifications_total')?.get();
+  assert.equal(raised?.values[0]?.value, 1, 'tally_notifications_total counts the notification once');
   const seq = notifications[0]!.seq;
 
   const records: { key: string | null; value: ReturnType<typeof decodeNotification> }[] = [];

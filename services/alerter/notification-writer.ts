@@ -7,6 +7,7 @@
  */
 import type { Notification, NotificationStore } from '../infra/alerts/notification-store.ts';
 import type { LogProducer, LogRecord } from '../infra/log/event-log.ts';
+import { notificationMetrics, type Registry } from '../infra/metrics.ts';
 import { encodeNotification } from '../pipeline/notification-codec.ts';
 
 export interface NotificationWriterDeps {
@@ -14,15 +15,19 @@ export interface NotificationWriterDeps {
   producer: LogProducer;
   /** The notifications topic. */
   topic: string;
+  /** Where `tally_notifications_total` counts the notifications kept for the first time. */
+  metrics: Registry;
 }
 
 /** The alerter's `notify`: keeps, then publishes. */
 export function notificationWriter(
   deps: NotificationWriterDeps,
 ): (notifications: readonly Notification[]) => Promise<void> {
+  const raised = notificationMetrics(deps.metrics).notifications;
   return async (notifications) => {
     if (notifications.length === 0) return;
-    const { stored } = await deps.store.record(notifications);
+    const { added, stored } = await deps.store.record(notifications);
+    raised.inc(added);
     const records: LogRecord[] = [];
     for (const n of stored)
       for (const recipient of n.recipients)

@@ -116,6 +116,7 @@ const schema = z.object({
   TALLY_EVENTS_PARTITIONS: int(1, 10_000).default(12),
   TALLY_DLQ_TOPIC: name.default('events.dlq'),
   TALLY_ACCEPTED_TOPIC: name.default('events.accepted'),
+  TALLY_NOTIFICATIONS_TOPIC: name.default('notifications'),
   TALLY_GROUP_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9._-]*$/)
@@ -138,6 +139,7 @@ const schema = z.object({
   TALLY_AGGREGATOR_MIN_BYTES: int(1, 16 * 1024 * 1024).default(256 * 1024),
   TALLY_AGGREGATOR_MAX_WAIT_MS: int(1, 30_000).default(1_000),
   TALLY_CONSUMER_LAG_INTERVAL_MS: int(100, 3_600_000).default(5_000),
+  TALLY_ALERT_RULES_REFRESH_MS: int(100, 3_600_000).default(2_000),
   TALLY_DRAIN_TIMEOUT_MS: int(0).default(15_000),
   TALLY_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   TALLY_NOTIFICATIONS_POLL_MS: int(10, 60_000).default(250),
@@ -224,7 +226,7 @@ export interface TallyConfig {
    * `events`: what ingest writes; `accepted`: the events the persister stored, first sight of
    * each id only, partition for partition (what the other sinks read); `dlq`: poison records.
    */
-  topics: { events: string; eventsPartitions: number; accepted: string; dlq: string };
+  topics: { events: string; eventsPartitions: number; accepted: string; dlq: string; notifications: string };
   groupPrefix: string;
   ingest: {
     maxLatenessMs: number;
@@ -246,6 +248,8 @@ export interface TallyConfig {
     paceMs: number;
     aggregator: { maxWaitMs: number; minBytes: number };
   };
+  /** The alerter: how often it reads the alert rules' change feed (ms). */
+  alerts: { rulesRefreshMs: number };
   drainTimeoutMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /**
@@ -425,6 +429,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       eventsPartitions: e.TALLY_EVENTS_PARTITIONS,
       accepted: e.TALLY_ACCEPTED_TOPIC,
       dlq: e.TALLY_DLQ_TOPIC,
+      notifications: e.TALLY_NOTIFICATIONS_TOPIC,
     },
     groupPrefix: e.TALLY_GROUP_PREFIX,
     ingest: {
@@ -442,6 +447,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       minBytes: e.TALLY_CONSUMER_MIN_BYTES,
       aggregator: { maxWaitMs: e.TALLY_AGGREGATOR_MAX_WAIT_MS, minBytes: e.TALLY_AGGREGATOR_MIN_BYTES },
     },
+    alerts: { rulesRefreshMs: e.TALLY_ALERT_RULES_REFRESH_MS },
     drainTimeoutMs: e.TALLY_DRAIN_TIMEOUT_MS,
     logLevel: e.TALLY_LOG_LEVEL,
     notifications: { pollMs: e.TALLY_NOTIFICATIONS_POLL_MS, replayMax: e.TALLY_NOTIFICATIONS_REPLAY_MAX },

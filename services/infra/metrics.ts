@@ -208,7 +208,26 @@ export function duplicateMetrics(registry: Registry): { duplicates: Counter<'kin
   };
 }
 
-/** The sink consumers (persister, counter, aggregator). */
+/**
+ * Notifications the alert rules raised (docs/alerts.md): kept in the notification store for the
+ * first time, so a crossing answered again after a redelivery or a restart is counted once.
+ */
+export function notificationMetrics(registry: Registry): { notifications: Counter } {
+  return {
+    notifications: once(
+      registry,
+      'tally_notifications_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_notifications_total',
+          help: 'Notifications raised by the alert rules: kept in the notification store for the first time (one per id, however often a crossing is answered)',
+          registers,
+        }),
+    ),
+  };
+}
+
+/** The sink consumers (persister, counter, aggregator, alerter). */
 export interface ConsumerMetrics {
   lag: Gauge<'group' | 'topic' | 'partition'>;
   batchEvents: Histogram<'group'>;

@@ -4,7 +4,9 @@
  * are added and removed, and Kafka, Redis and PostgreSQL are each restarted once. At the end,
  * once every consumer group has caught up, each sink is compared with exactly what Tally
  * acknowledged: events missing, events counted twice, sums, and per-user order (probe users
- * whose events must appear in every sink as a prefix of their sequence at every moment).
+ * whose events must appear in every sink as a prefix of their sequence at every moment); and the
+ * alerter's notifications of a milestone rule on the probes' targets with the thresholds their
+ * acknowledged events crossed, one each in PostgreSQL and once per recipient on the topic.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -19,8 +21,11 @@ import { hourStart } from '../domain/report.ts';
 import { type AppError, Code } from '../infra/app-error.ts';
 import type { CounterStore } from '../infra/counters/counter-store.ts';
 import { createRedisCounterStore } from '../infra/counters/redis-counter-store.ts';
+import type { EventLog } from '../infra/log/event-log.ts';
 import { createKafkaEventLog } from '../infra/log/kafka-event-log.ts';
 import { createLogger } from '../infra/logger.ts';
+import { decodeNotification } from '../pipeline/notification-codec.ts';
+import { readTopic } from './milestone-run.ts';
 import { createPrivateKafka, type PrivateKafka } from './private-kafka.ts';
 import { createPrivatePostgres, type PrivatePostgres } from './private-postgres.ts';
 import { createPrivateRedis, type PrivateRedis } from './private-redis.ts';
@@ -28,7 +33,7 @@ import { CONSUMER_GROUPS, ingestClient } from './tally-client.ts';
 import { freePort, startTally, type TallyProcess } from './tally-process.ts';
 
 const TALLY = join(import.meta.dirname, '..', '..', 'bin', 'tally');
-export const CONSUMER_ROLES = ['persister', 'counter', 'aggregator'] as const;
+export const CONSUMER_ROLES = ['persister', 'counter', 'aggregator', 'alerter'] as const;
 type ConsumerRole = (typeof CONSUMER_ROLES)[number];
 
 export type FaultKind = 'kill' | 'add' | 'remove' | 'restart-kafka' | 'restart-redis' | 'restart-postgres';
@@ -63,16 +68,21 @@ export const CHAOS_DEFAULTS: Omit<ChaosOptions, 'log' | 'seed'> = Object.freeze(
   partitions: 12,
 });
 
-/** One sink's figures: every key (event id, counter, summary) compared with what was acknowledged. */
+/**
+ * One sink's figures: every key (event id, counter, summary; notification, and notification and
+ * recipient) compared with what was acknowledged.
+ */
 export interface SinkRow {
   sink: string;
-  /** Events acknowledged by Tally (what the sink should hold). */
+  /** What the figures count: events, or the alerter's notifications (or their topic records). */
+  unit: 'events' | 'notifications';
+  /** Events acknowledged by Tally, or the notifications they must raise (what the sink should hold). */
   sent: number;
-  /** Events the sink holds (rows, or the sum of its counts). */
+  /** What the sink holds (rows, or the sum of its counts). */
   counted: number;
-  /** Acknowledged events the sink does not hold. */
+  /** What the sink should hold and does not. */
   missing: number;
-  /** Events the sink holds more than once, or that were never acknowledged. */
+  /** What the sink holds more than once, or should not hold at all. */
   duplicated: number;
   /** Keys whose sum of values differs (undefined where the sink keeps no sums). */
   sumsDiffering: number | undefined;
@@ -105,6 +115,11 @@ export interface ChaosResult {
   faults: FaultRecord[];
   /** Everything that went wrong, one line each; empty when ok. */
   problems: string[];
+  /**
+   * Records of the notifications topic that repeat one already there (the same notification, id
+   * and seq, for the same recipient): a batch redelivered after its notifications were published.
+   */
+  repeatedNotificationRecords: number;
   /** The simulator's summary. */
   simulatorSummary: string;
   sendSeconds: number;
@@ -360,8 +375,57 @@ class OrderProbes {
   }
 }
 
+/** What every probe's target starts with: the alert rule's prefix. */
+function probePrefix(runId: string): string {
+  return `chaos-order-${runId}-`;
+}
+
 function probeTarget(runId: string, u: number): string {
-  return `chaos-order-${runId}-${u}`;
+  return `${probePrefix(runId)}${u}`;
+}
+
+/** The milestones of the run's alert rule: the probes' event counts each target crosses. */
+export const PROBE_MILESTONES = [10, 25, 50, 100, 250, 500, 1000] as const;
+/** Who the rule tells: its notifications' recipients, sorted. */
+const PROBE_RECIPIENTS = ['dashboard', 'group:chaos'] as const;
+
+/**
+ * Makes the run's milestone rule with `tally alerts create`, as an operator would, before any
+ * alerter starts (each loads it at start): the order probes' events on each probe's target.
+ */
+async function createProbeRule(env: Record<string, string>, runId: string): Promise<void> {
+  const child = spawn(
+    TALLY,
+    [
+      'alerts',
+      'create',
+      '--name',
+      'chaos order probes',
+      '--type',
+      'order_probe',
+      '--milestone',
+      PROBE_MILESTONES.join(','),
+      '--prefix',
+      probePrefix(runId),
+      '--notify-groups',
+      'chaos',
+      '--dashboard',
+    ],
+    {
+      env: {
+        ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TALLY_'))),
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  for (const stream of [child.stdout!, child.stderr!])
+    stream.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`tally alerts create exited with ${code}:\n${output}`);
 }
 
 /** Reads each probe user's (count, sum) in each sink every few hundred milliseconds and checks it is a prefix. */
@@ -476,6 +540,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       TALLY_GRPC_PORT: '0',
       TALLY_BIND_HOST: '127.0.0.1',
     };
+    say('making the alert rule of the run: milestones of the order probes');
+    await createProbeRule(env, runId);
     fleet = new Fleet(env, problems, say);
     say('starting ingest, then each consumer role as separate processes');
     await fleet.start('ingest', { TALLY_GRPC_PORT: String(grpcPort) });
@@ -661,6 +727,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       ...probes.sent,
     ];
     const rows = await compareSinks(acknowledged, pool, counters);
+    const alerts = await compareNotifications(probes.sent, pool, log.current);
+    rows.push(...alerts.rows);
+    problems.push(...alerts.problems);
     const finalOrder = new OrderSampler(targets, pool, counters);
     await sleep(300);
     await finalOrder.stop();
@@ -673,6 +742,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     for (const row of rows) {
       if (row.missing > 0 || row.duplicated > 0)
         problems.push(`${row.sink}: ${row.missing} missing, ${row.duplicated} duplicated`);
+      if (row.sent === 0) problems.push(`${row.sink}: nothing to compare`);
       if (row.sumsDiffering) problems.push(`${row.sink}: ${row.sumsDiffering} sums differ`);
     }
     const result: ChaosResult = {
@@ -681,6 +751,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       order: sampler.rows,
       faults,
       problems,
+      repeatedNotificationRecords: alerts.repeatedRecords,
       simulatorSummary: simulator.output(),
       sendSeconds,
       catchUpSeconds,
@@ -707,6 +778,7 @@ function compare(
   expected: Map<string, Tally>,
   held: Map<string, Tally>,
   withSums: boolean,
+  unit: SinkRow['unit'] = 'events',
 ): SinkRow {
   let sent = 0;
   let counted = 0;
@@ -724,7 +796,15 @@ function compare(
     counted += have.count;
     if (!expected.has(key)) duplicated += have.count;
   }
-  return { sink, sent, counted, missing, duplicated, sumsDiffering: withSums ? sumsDiffering : undefined };
+  return {
+    sink,
+    unit,
+    sent,
+    counted,
+    missing,
+    duplicated,
+    sumsDiffering: withSums ? sumsDiffering : undefined,
+  };
 }
 
 function add(into: Map<string, Tally>, key: string, count: number, sum: number): void {
@@ -785,6 +865,79 @@ async function compareSinks(
   ];
 }
 
+/**
+ * The alerter's notifications against the probes' acknowledged events: per probe target, one
+ * notification per milestone its events reached — in PostgreSQL, and on the notifications topic
+ * once per recipient, each record carrying the seq the store gave its notification. A record
+ * repeated after a redelivery (the same id, seq and recipient) is counted apart, not as a
+ * duplicate: readers keep one.
+ */
+async function compareNotifications(
+  probes: readonly AcknowledgedEvent[],
+  pool: pg.Pool,
+  log: EventLog,
+): Promise<{ rows: SinkRow[]; problems: string[]; repeatedRecords: number }> {
+  const sent = new Map<string, number>();
+  for (const e of probes) sent.set(e.target, (sent.get(e.target) ?? 0) + 1);
+  const expected = new Map<string, Tally>();
+  const expectedRecords = new Map<string, Tally>();
+  for (const [target, count] of sent)
+    for (const threshold of PROBE_MILESTONES.filter((m) => m <= count)) {
+      add(expected, `${target}\u0000${threshold}`, 1, 0);
+      for (const recipient of PROBE_RECIPIENTS)
+        add(expectedRecords, `${target}\u0000${threshold}\u0000${recipient}`, 1, 0);
+    }
+
+  const problems: string[] = [];
+  const kept = (
+    await pool.query<{ id: string; seq: string; target: string; threshold: number; recipients: string[] }>(
+      'SELECT id, seq::text AS seq, target, threshold, recipients FROM notification',
+    )
+  ).rows;
+  const held = new Map<string, Tally>();
+  const seqOf = new Map<string, string>();
+  for (const r of kept) {
+    add(held, `${r.target}\u0000${r.threshold}`, 1, 0);
+    seqOf.set(r.id, r.seq);
+    if ([...r.recipients].sort().join(',') !== PROBE_RECIPIENTS.join(','))
+      problems.push(
+        `notification ${r.id} is for ${r.recipients.join(', ')}, not ${PROBE_RECIPIENTS.join(', ')}`,
+      );
+  }
+
+  const heldRecords = new Map<string, Tally>();
+  const seen = new Set<string>();
+  let repeatedRecords = 0;
+  for (const record of await readTopic(log, 'notifications')) {
+    const m = decodeNotification(record.value);
+    if (String(m.seq) !== seqOf.get(m.id))
+      problems.push(
+        `a record of notification ${m.id} carries seq ${m.seq}, the store's is ${seqOf.get(m.id)}`,
+      );
+    const pair = `${m.id}\u0000${m.recipient}`;
+    if (seen.has(pair)) {
+      repeatedRecords++;
+      continue;
+    }
+    seen.add(pair);
+    add(heldRecords, `${m.target}\u0000${m.threshold}\u0000${m.recipient}`, 1, 0);
+  }
+  return {
+    rows: [
+      compare('notifications (alerter)', expected, held, false, 'notifications'),
+      compare(
+        'notifications topic, per recipient (alerter)',
+        expectedRecords,
+        heldRecords,
+        false,
+        'notifications',
+      ),
+    ],
+    problems,
+    repeatedRecords,
+  };
+}
+
 const n = (v: number) => v.toLocaleString('en-US');
 
 /** The report: the faults, the per-sink table, the order table and the verdict, as Markdown. */
@@ -811,6 +964,10 @@ export function formatChaosReport(result: ChaosResult, options: Omit<ChaosOption
     );
   lines.push(
     '',
+    `Notifications topic: ${n(result.repeatedNotificationRecords)} records written again after a redelivery (the same notification, id and seq, for the same recipient; readers keep one).`,
+  );
+  lines.push(
+    '',
     '| per-user order, sampled while the run went on | users | samples | out of order | backend away |',
     '|---|---:|---:|---:|---:|',
   );
@@ -818,7 +975,9 @@ export function formatChaosReport(result: ChaosResult, options: Omit<ChaosOption
     lines.push(`| ${r.sink} | ${r.users} | ${n(r.samples)} | ${n(r.outOfOrder)} | ${n(r.unavailable)} |`);
   lines.push('');
   if (result.ok)
-    lines.push('Result: every sink holds exactly the acknowledged events, each once, in per-user order.');
+    lines.push(
+      'Result: every sink holds exactly the acknowledged events, each once, in per-user order; one notification per milestone crossed, once per recipient.',
+    );
   else {
     lines.push(`Result: FAILED (${result.problems.length} problems)`);
     for (const p of result.problems) lines.push(`- ${p}`);

@@ -20,9 +20,11 @@ export const realServers = Object.freeze({
 export interface TestNamespace {
   id: string;
   eventsTopic: string;
-  /** Where the persister forwards what it stored first; the counter and the aggregator read it. */
+  /** Where the persister forwards what it stored first; the counter, the aggregator and the alerter read it. */
   acceptedTopic: string;
   dlqTopic: string;
+  /** Where the alerter publishes notifications. */
+  notificationsTopic: string;
   groupPrefix: string;
   redisPrefix: string;
   pgSchema: string;
@@ -37,6 +39,7 @@ export function testNamespace(partitions = 6): TestNamespace {
     eventsTopic: `t-${id}-events`,
     acceptedTopic: `t-${id}-events.accepted`,
     dlqTopic: `t-${id}-events.dlq`,
+    notificationsTopic: `t-${id}-notifications`,
     groupPrefix: `t-${id}-`,
     redisPrefix: `t-${id}`,
     pgSchema: `t_${id}`,
@@ -51,6 +54,7 @@ export function testNamespace(partitions = 6): TestNamespace {
       TALLY_EVENTS_PARTITIONS: String(partitions),
       TALLY_DLQ_TOPIC: ns.dlqTopic,
       TALLY_ACCEPTED_TOPIC: ns.acceptedTopic,
+      TALLY_NOTIFICATIONS_TOPIC: ns.notificationsTopic,
       TALLY_GROUP_PREFIX: ns.groupPrefix,
       TALLY_REDIS_PREFIX: ns.redisPrefix,
       TALLY_PG_SCHEMA: ns.pgSchema,

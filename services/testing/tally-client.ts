@@ -20,7 +20,12 @@ handleProcessWarnings();
 export type EventInit = MessageInitShape<typeof EventSchema>;
 
 /** The sink groups, the persister first: the others read what it forwards. */
-export const CONSUMER_GROUPS = ['group_persistence', 'group_realtimecounter', 'group_aggregation'] as const;
+export const CONSUMER_GROUPS = [
+  'group_persistence',
+  'group_realtimecounter',
+  'group_aggregation',
+  'group_alerting',
+] as const;
 
 /** The topic a sink group reads: the persister the events, the others the accepted events. */
 export function topicOfGroup(ns: TestNamespace, group: string): string {
@@ -109,7 +114,12 @@ export class Backends {
   async cleanup(): Promise<void> {
     await this.pg.query(`DROP SCHEMA IF EXISTS ${this.ns.pgSchema} CASCADE`).catch(() => {});
     await this.log
-      .deleteTopics([this.ns.eventsTopic, this.ns.acceptedTopic, this.ns.dlqTopic])
+      .deleteTopics([
+        this.ns.eventsTopic,
+        this.ns.acceptedTopic,
+        this.ns.dlqTopic,
+        this.ns.notificationsTopic,
+      ])
       .catch(() => {});
     let cursor = '0';
     do {

@@ -71,7 +71,7 @@ app.kubernetes.io/component: {{ .role }}
 
 {{/* Every role, in services/main.ts's order. */}}
 {{- define "tally.roles" -}}
-[gateway, ingest, query, persister, counter, aggregator]
+[gateway, ingest, query, persister, counter, aggregator, alerter]
 {{- end }}
 
 {{/* The consumer roles and their consumer groups (before TALLY_GROUP_PREFIX), as in services/main.ts. */}}
@@ -79,17 +79,19 @@ app.kubernetes.io/component: {{ .role }}
 persister: group_persistence
 counter: group_realtimecounter
 aggregator: group_aggregation
+alerter: group_alerting
 {{- end }}
 
 {{/*
 The topic each consumer role reads, by its configuration name (the role table's `topic`,
-services/roles.ts): the persister reads the events topic and forwards what it accepts; the counter
-and the aggregator read the accepted topic. Their KEDA triggers watch the lag there.
+services/roles.ts): the persister reads the events topic and forwards what it accepts; the counter,
+the aggregator and the alerter read the accepted topic. Their KEDA triggers watch the lag there.
 */}}
 {{- define "tally.consumerTopics" -}}
 persister: events
 counter: accepted
 aggregator: accepted
+alerter: accepted
 {{- end }}
 
 {{/* A topic's name from its configuration name: (dict "root" $ "topic" "accepted") → kafka.acceptedTopic */}}
@@ -116,6 +118,8 @@ query: [redis, postgres]
 persister: [kafka, postgres]
 counter: [kafka, redis]
 aggregator: [kafka, postgres]
+{{- /* The alert rules and notifications in PostgreSQL, the milestone counts in Redis. */}}
+alerter: [kafka, redis, postgres]
 {{- end }}
 
 {{/* "true" when an enabled role uses PostgreSQL (then the migration Job runs). */}}
@@ -278,7 +282,7 @@ The root context, or (dict "root" $ "migrate" true) for the migration Job (its o
   value: {{ printf "postgres://$(PGUSER):$(PGPASSWORD)@%s:%d/%s" $pg.readHost (int $pg.port) $pg.database | quote }}
 {{- end }}
 {{- else }}
-{{- fail "postgres: the persister, aggregator and query roles and the migrations need PostgreSQL: set postgres.credentialsSecret.name (with postgres.host), postgres.url, or postgres.urlSecret.name" }}
+{{- fail "postgres: the persister, aggregator, alerter and query roles and the migrations need PostgreSQL: set postgres.credentialsSecret.name (with postgres.host), postgres.url, or postgres.urlSecret.name" }}
 {{- end }}
 - name: TALLY_PG_SCHEMA
   value: {{ $pg.schema | quote }}
@@ -302,7 +306,7 @@ The root context, or (dict "root" $ "migrate" true) for the migration Job (its o
   valueFrom:
     secretKeyRef: { name: {{ include "tally.backendsSecretName" . | quote }}, key: redis-url }
 {{- else }}
-{{- fail "redis: the counter and query roles need Redis: set redis.clusterNodes, redis.url or redis.existingSecret.name" }}
+{{- fail "redis: the counter, alerter and query roles need Redis: set redis.clusterNodes, redis.url or redis.existingSecret.name" }}
 {{- end }}
 - name: TALLY_REDIS_PREFIX
   value: {{ $redis.prefix | quote }}
@@ -343,7 +347,10 @@ The root context, or (dict "root" $ "migrate" true) for the migration Job (its o
 - name: TALLY_KAFKA_CLIENT_ID
   value: {{ $kafka.clientId | quote }}
 {{- if or (eq $kafka.acceptedTopic $kafka.eventsTopic) (eq $kafka.acceptedTopic $kafka.dlqTopic) }}
-{{- fail (printf "kafka.acceptedTopic (%s) must be a topic of its own, not kafka.eventsTopic or kafka.dlqTopic: the persister forwards the events it accepted there, and the counter and the aggregator read only those" $kafka.acceptedTopic) }}
+{{- fail (printf "kafka.acceptedTopic (%s) must be a topic of its own, not kafka.eventsTopic or kafka.dlqTopic: the persister forwards the events it accepted there, and the counter, the aggregator and the alerter read only those" $kafka.acceptedTopic) }}
+{{- end }}
+{{- if has $kafka.notificationsTopic (list $kafka.eventsTopic $kafka.acceptedTopic $kafka.dlqTopic) }}
+{{- fail (printf "kafka.notificationsTopic (%s) must be a topic of its own, not kafka.eventsTopic, kafka.acceptedTopic or kafka.dlqTopic: the alerter writes notifications there, which are no events" $kafka.notificationsTopic) }}
 {{- end }}
 - name: TALLY_EVENTS_TOPIC
   value: {{ $kafka.eventsTopic | quote }}
@@ -353,6 +360,8 @@ The root context, or (dict "root" $ "migrate" true) for the migration Job (its o
   value: {{ $kafka.acceptedTopic | quote }}
 - name: TALLY_DLQ_TOPIC
   value: {{ $kafka.dlqTopic | quote }}
+- name: TALLY_NOTIFICATIONS_TOPIC
+  value: {{ $kafka.notificationsTopic | quote }}
 {{- with $kafka.groupPrefix }}
 - name: TALLY_GROUP_PREFIX
   value: {{ . | quote }}
@@ -387,7 +396,8 @@ The root context, or (dict "root" $ "migrate" true) for the migration Job (its o
 {{- define "tally.managedEnvNames" -}}
 [TALLY_LOG_LEVEL, TALLY_DRAIN_TIMEOUT_MS, TALLY_HTTP_PORT, TALLY_GRPC_PORT, TALLY_METRICS_PORT,
  TALLY_INGEST_ADDR, TALLY_QUERY_ADDR, TALLY_PG_MIGRATE, TALLY_KAFKA_BROKERS, TALLY_KAFKA_CLIENT_ID,
- TALLY_EVENTS_TOPIC, TALLY_EVENTS_PARTITIONS, TALLY_ACCEPTED_TOPIC, TALLY_DLQ_TOPIC, TALLY_GROUP_PREFIX,
+ TALLY_EVENTS_TOPIC, TALLY_EVENTS_PARTITIONS, TALLY_ACCEPTED_TOPIC, TALLY_DLQ_TOPIC, TALLY_NOTIFICATIONS_TOPIC,
+ TALLY_GROUP_PREFIX,
  TALLY_REDIS_CLUSTER_NODES, TALLY_REDIS_URL, TALLY_REDIS_PREFIX, TALLY_PG_URL, TALLY_PG_READ_URLS,
  TALLY_PG_SCHEMA, TALLY_PG_POOL_SIZE, TALLY_KAFKA_SASL_MECHANISM, TALLY_KAFKA_SASL_USERNAME,
  TALLY_KAFKA_SASL_PASSWORD, TALLY_KAFKA_TLS, TALLY_KAFKA_TLS_CA_FILE, TALLY_REDIS_USERNAME,

@@ -52,6 +52,7 @@ export function createEmbeddedMilestoneStore(options: EmbeddedMilestoneStoreOpti
       .sort((a, b) => a.threshold - b.threshold);
 
   return {
+    description: `embedded (${path})`,
     async apply(increments: readonly MilestoneIncrement[]): Promise<MilestoneCrossing[]> {
       const out: MilestoneCrossing[] = [];
       let changed = false;
@@ -102,6 +103,7 @@ export function createEmbeddedMilestoneStore(options: EmbeddedMilestoneStoreOpti
       };
     },
 
+    async ping(): Promise<void> {},
     async close(): Promise<void> {},
   };
 }

@@ -41,6 +41,8 @@ export interface MilestoneCrossing {
 }
 
 export interface MilestoneStore {
+  /** Which adapter, for the start-up log and readiness. */
+  readonly description: string;
   /**
    * Applies the increments not applied before and claims the thresholds their series crossed;
    * answers the pending crossings of every series touched — this call's and those left by a
@@ -51,6 +53,8 @@ export interface MilestoneStore {
   confirm(crossings: readonly MilestoneCrossing[]): Promise<void>;
   /** A series' count and the highest threshold claimed (0 when none); for tests and inspection. */
   inspect(series: string): Promise<{ count: number; notifiedUpTo: number; pending: number[] }>;
+  /** Resolves when the store answers (Redis: PING); for readiness. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -84,7 +84,7 @@ type ClientWithScripts = (Redis | Cluster) & {
 };
 
 export function createRedisMilestoneStore(options: RedisMilestoneStoreOptions): MilestoneStore {
-  const { client, connectionError } = connectRedis(options, 'Redis milestone store');
+  const { client, where, connectionError } = connectRedis(options, 'Redis milestone store');
   client.defineCommand('tallyMilestones', { lua: APPLY_SCRIPT, numberOfKeys: 1 });
   const redis = client as ClientWithScripts;
   const keyOf = (series: string) =>
@@ -93,6 +93,7 @@ export function createRedisMilestoneStore(options: RedisMilestoneStoreOptions): 
     new AppError(Code.UNAVAILABLE, `Redis ${what} failed`, { cause: connectionError() ?? cause });
 
   return {
+    description: `redis (ioredis, ${where})`,
     async apply(increments: readonly MilestoneIncrement[]): Promise<MilestoneCrossing[]> {
       const calls: Promise<MilestoneCrossing[]>[] = [];
       for (const [series, group] of bySeries(increments)) {
@@ -155,6 +156,14 @@ export function createRedisMilestoneStore(options: RedisMilestoneStoreOptions): 
         .map((f) => Number(f.slice(2)))
         .sort((a, b) => a - b);
       return { count: Number(fields.c ?? 0), notifiedUpTo: Number(fields.u ?? 0), pending };
+    },
+
+    async ping(): Promise<void> {
+      try {
+        await redis.ping();
+      } catch (error) {
+        throw unavailable('milestone ping', error);
+      }
     },
 
     async close(): Promise<void> {

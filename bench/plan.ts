@@ -80,6 +80,12 @@ export interface Plan {
     restSingle: Stepping;
     restBatch: Stepping;
     grpcStream: Stepping;
+    /**
+     * Rounds of paired steps after the searches: access control off then on (on then off every
+     * other round), each load at the highest rate both searches passed; the cost is read from
+     * their medians, so a drift of the machine during the searches does not count as a cost.
+     */
+    pairedRounds: number;
   };
   /** `tally all` started on a fresh data directory and restarted on it, this many times each. */
   startupRuns: number;
@@ -129,6 +135,7 @@ export const FULL: Plan = {
     restSingle: { start: 960, factor: 1.15, maxSteps: 3 },
     restBatch: { start: 180, factor: 1.15, maxSteps: 3 },
     grpcStream: { start: 22, factor: 1.15, maxSteps: 3 },
+    pairedRounds: 4,
   },
   startupRuns: 3,
   // Below both shapes' maxima, so CPU per event compares like with like.
@@ -174,6 +181,7 @@ export const SMOKE: Plan = {
     restSingle: { start: 5, factor: 2, maxSteps: 1 },
     restBatch: { start: 2, factor: 2, maxSteps: 1 },
     grpcStream: { start: 1, factor: 2, maxSteps: 1 },
+    pairedRounds: 1,
   },
   startupRuns: 1,
   inProcess: { restSingleRate: 10, restBatchEventsRate: 40 },

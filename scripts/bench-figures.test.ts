@@ -21,6 +21,7 @@ import type {
   OverheadResult,
   Series,
 } from '../bench/lib/results.ts';
+import { authCosts, pairedRatios } from '../bench/phases/auth.report.ts';
 import { bookkeepingFigures } from '../bench/phases/bookkeeping.report.ts';
 import {
   type ClientFigure,
@@ -346,4 +347,37 @@ test("redis-benchmark runs the counter store's apply script with offsets relativ
     applyScript(join(import.meta.dirname, '..')),
   );
   assert.throws(() => benchApplyScript('return 1'), /update bench\/baselines\/redis-bench.ts/);
+});
+
+test('access control costs 1 − the median of the paired rounds, not the searches minutes apart', () => {
+  // The searches drifted: the stage with access control on ran on a busier machine (40 % more CPU
+  // per event); the paired rounds, run side by side, put the cost at about 2 %.
+  const at = (rate: number, events: number, gateway: number, ingest: number) =>
+    step(rate, true, events, { gateway, ingest });
+  const searchOff = series([at(240, 24_000, 40, 70)]);
+  const searchOn = series([at(240, 24_000, 56, 98)]);
+  const paired = {
+    load: 'restBatch' as const,
+    rate: 240,
+    off: [at(240, 24_000, 40, 70), at(240, 24_000, 44, 70), at(240, 24_000, 40, 66)],
+    on: [at(240, 24_000, 41, 72), at(240, 24_000, 40, 70), at(240, 24_000, 42, 68)],
+  };
+  const auth = {
+    stepSeconds: 10,
+    off: { on: false, restBatch: searchOff },
+    on: { on: true, restBatch: searchOn },
+    rateLimitEnv: {},
+    key: { kind: 'secret', scopes: ['ingest'], id: 'k' },
+  };
+  const bySearch = authCosts(auth).find((c) => c.load === 'REST batch')!;
+  assert.ok(Math.abs(bySearch.cost! - (1 - 110 / 154)) < 1e-9, `${bySearch.cost}`);
+  const byRounds = authCosts({ ...auth, paired: [paired] }).find((c) => c.load === 'REST batch')!;
+  assert.deepEqual(
+    byRounds.rounds!.map((q) => q.toFixed(4)),
+    [110 / 113, 114 / 110, 106 / 110].map((q) => q.toFixed(4)),
+  );
+  assert.ok(Math.abs(byRounds.cost! - (1 - 110 / 113)) < 1e-9, `the median round: ${byRounds.cost}`);
+  // A round whose step failed is left out.
+  paired.on[0] = { ...paired.on[0]!, passed: false };
+  assert.equal(pairedRatios(paired, ['gateway', 'ingest']).length, 2);
 });

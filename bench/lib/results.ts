@@ -253,6 +253,16 @@ export interface AuthResult {
   rateLimitEnv: Record<string, string>;
   /** The load's key: its kind and scopes, made through KeysService with the bootstrap admin key. */
   key: { kind: string; scopes: string[]; id: string };
+  /** Paired steps after the searches, per load: access control off and on alternately, round by round. */
+  paired?: AuthPaired[];
+}
+
+/** One load's paired steps at one rate: round r ran `off[r]` and `on[r]` (in turn, either first). */
+export interface AuthPaired {
+  load: 'restSingle' | 'restBatch' | 'grpcStream';
+  rate: number;
+  off: LoadStep[];
+  on: LoadStep[];
 }
 
 export interface QueryRun {

@@ -4,14 +4,17 @@
  * key with the ingest scope made for the load through KeysService, which the k6 scripts send as
  * API_KEY), through the same REST single, REST batch and gRPC stream searches. The stage with
  * access control on also gets the harness's TALLY_RATE_LIMIT* variables, so that it measures the
- * rate limits too whenever those are set.
+ * rate limits too whenever those are set. Then paired rounds: each load at the highest rate both
+ * searches passed, access control off then on (on then off every other round), the processes
+ * restarted for each, so that the cost is read from medians of steps run side by side in time
+ * rather than from two searches minutes apart.
  */
 import { randomBytes } from 'node:crypto';
 import { API_KEY_RANDOM_BYTES, formatApiKey } from '../../services/domain/api-keys.ts';
 import { CONSUMER_ROLES } from '../lib/deployment.ts';
 import { type Bench, expectLogged } from '../lib/harness.ts';
-import { below, ingestLoads, type K6SeriesOptions, k6Series } from '../lib/k6-series.ts';
-import type { AuthResult, AuthStage } from '../lib/results.ts';
+import { below, ingestLoads, type K6SeriesOptions, k6Series, k6Step } from '../lib/k6-series.ts';
+import type { AuthPaired, AuthResult, AuthStage, Series } from '../lib/results.ts';
 import type { Stepping } from '../plan.ts';
 
 /** Where both stages' searches start. */
@@ -44,7 +47,8 @@ export async function runAuth(b: Bench): Promise<void> {
       (e): e is [string, string] => e[0].startsWith(RATE_LIMIT_PREFIX) && e[1] !== undefined,
     ),
   );
-  const off = await authStage(b, false, { TALLY_AUTH: 'off' }, undefined, steppings);
+  const offEnv = { TALLY_AUTH: 'off' };
+  const off = await authStage(b, false, offEnv, undefined, steppings);
   const auth: AuthResult = {
     stepSeconds: a.stepSeconds,
     off,
@@ -55,6 +59,7 @@ export async function runAuth(b: Bench): Promise<void> {
   // A fresh bootstrap key each run: it is stored (hashed) in the run's schema, dropped with it.
   const adminKey = formatApiKey('secret', new Uint8Array(randomBytes(API_KEY_RANDOM_BYTES)));
   const onEnv = { TALLY_AUTH: 'on', TALLY_BOOTSTRAP_ADMIN_KEY: adminKey, ...rateLimitEnv };
+  let loadKey: string | undefined;
   auth.on = await authStage(
     b,
     true,
@@ -62,10 +67,82 @@ export async function runAuth(b: Bench): Promise<void> {
     async () => {
       const made = await createLoadKey(b, adminKey);
       auth.key.id = made.id;
+      loadKey = made.key;
       return made.key;
     },
     steppings,
   );
+  auth.paired = await pairedRounds(b, auth, { off: offEnv, on: onEnv }, loadKey);
+}
+
+/**
+ * Each load at the highest rate both stages passed, in `plan.auth.pairedRounds` rounds of a step
+ * with access control off and one with it on, alternating which goes first.
+ */
+async function pairedRounds(
+  b: Bench,
+  auth: AuthResult,
+  envs: { off: Record<string, string>; on: Record<string, string> },
+  apiKey: string | undefined,
+): Promise<AuthPaired[]> {
+  const { plan, progress } = b;
+  const loads = ingestLoads(b);
+  const loadOf = {
+    restSingle: loads.restSingleLoad,
+    restBatch: loads.restBatchLoad,
+    grpcStream: loads.grpcStreamLoad,
+  };
+  const paired: AuthPaired[] = [];
+  for (const load of ['restSingle', 'restBatch', 'grpcStream'] as const) {
+    const rate = highestBothPassed(auth.off[load], auth.on?.[load]);
+    if (rate !== undefined) paired.push({ load, rate, off: [], on: [] });
+  }
+  if (paired.length === 0) return paired;
+  for (let round = 0; round < plan.auth.pairedRounds; round++)
+    for (const on of round % 2 === 0 ? [false, true] : [true, false]) {
+      progress(`paired round ${round + 1} of ${plan.auth.pairedRounds}: access control ${on ? 'on' : 'off'}`);
+      await restart(b, on, on ? envs.on : envs.off);
+      if (on) await checkCredential(b, apiKey);
+      for (const p of paired) {
+        const load = loadOf[p.load];
+        const step = await k6Step(b, {
+          ...load,
+          name: `auth-paired-${round + 1}-${on ? 'on' : 'off'}-${p.load}-${p.rate}`,
+          rate: p.rate,
+          seconds: plan.auth.stepSeconds,
+          env: (rate) => ({ ...load.env(rate), ...(on && apiKey ? { API_KEY: apiKey } : {}) }),
+        });
+        progress(
+          `  ${p.load} at ${p.rate}/s: ${Math.round(step.achievedEvents)} events/s, ${step.passed ? 'pass' : `FAIL (${step.why})`}`,
+        );
+        (on ? p.on : p.off).push(step);
+      }
+    }
+  return paired;
+}
+
+/** The highest rate at which both searches passed a step. */
+function highestBothPassed(a: Series | undefined, b: Series | undefined): number | undefined {
+  const passed = (s: Series | undefined) =>
+    new Set((s?.steps ?? []).filter((x) => x.passed).map((x) => x.rate));
+  const other = passed(b);
+  const both = [...passed(a)].filter((rate) => other.has(rate));
+  return both.length > 0 ? Math.max(...both) : undefined;
+}
+
+/** Restarts ingest, query and the gateway with `env`, and checks they say access control is as asked. */
+async function restart(b: Bench, on: boolean, env: Record<string, string>): Promise<void> {
+  const { deployment } = b;
+  await Promise.all((['gateway', 'ingest', 'query'] as const).map((role) => deployment.stop(role)));
+  await Promise.all([deployment.start('ingest', env), deployment.start('query', env)]);
+  await deployment.start('gateway', env);
+  for (const role of ['ingest', 'query'] as const)
+    expectLogged(
+      b,
+      role,
+      [on ? '"msg":"access control on"' : '"msg":"access control off'],
+      `that access control is ${on ? 'on' : 'off'}`,
+    );
 }
 
 /**
@@ -79,22 +156,13 @@ async function authStage(
   credential: (() => Promise<string>) | undefined,
   steppings: AuthSteppings,
 ): Promise<AuthStage> {
-  const { plan, deployment, progress } = b;
+  const { plan, progress } = b;
   const name = `auth-${on ? 'on' : 'off'}`;
   const limits = Object.keys(env).filter((k) => k.startsWith(RATE_LIMIT_PREFIX));
   progress(
     `access control ${on ? `on (a bootstrap admin key, a key with the ingest scope for the load${limits.length > 0 ? `; ${limits.join(', ')}` : ''})` : 'off'}: restarting ingest, query and the gateway`,
   );
-  await Promise.all((['gateway', 'ingest', 'query'] as const).map((role) => deployment.stop(role)));
-  await Promise.all([deployment.start('ingest', env), deployment.start('query', env)]);
-  await deployment.start('gateway', env);
-  for (const role of ['ingest', 'query'] as const)
-    expectLogged(
-      b,
-      role,
-      [on ? '"msg":"access control on"' : '"msg":"access control off'],
-      `that access control is ${on ? 'on' : 'off'}`,
-    );
+  await restart(b, on, env);
   const apiKey = credential ? await credential() : undefined;
   if (on) await checkCredential(b, apiKey);
   const { restSingleLoad, restBatchLoad, grpcStreamLoad } = ingestLoads(b);

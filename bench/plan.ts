@@ -82,8 +82,9 @@ export interface Plan {
     grpcStream: Stepping;
     /**
      * Rounds of paired steps after the searches: access control off then on (on then off every
-     * other round), each load at the highest rate both searches passed; the cost is read from
-     * their medians, so a drift of the machine during the searches does not count as a cost.
+     * other round), each load a step below the highest rate both searches passed; the cost is read from
+     * the geometric mean of their ratios, so a drift of the machine during the searches does not
+     * count as a cost.
      */
     pairedRounds: number;
   };

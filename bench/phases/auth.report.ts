@@ -35,8 +35,8 @@ const UNIT_OF: Record<AuthLoad, string> = {
 export interface AuthCost {
   load: AuthLoad;
   /**
-   * 1 − (CPU per event of the path off ÷ on), at the same offered rate: the median of the paired
-   * rounds' ratios when they ran, else the searches' step at the highest rate both passed.
+   * 1 − (CPU per event of the path off ÷ on), at the same offered rate: the geometric mean of the
+   * paired rounds' ratios when they ran, else the searches' step at the highest rate both passed.
    */
   cpu: number | undefined;
   /** The paired rounds' ratios (off ÷ on), when they ran. */
@@ -57,7 +57,7 @@ export function authCosts(a: AuthResult): AuthCost[] {
     );
     const q =
       rounds.length > 0
-        ? median(rounds)
+        ? geometricMean(rounds)
         : ratio(cpuPerEvent(pair?.[0], AUTH_PATH_OF[load]), cpuPerEvent(pair?.[1], AUTH_PATH_OF[load]));
     const off = maximum(a.off[key]);
     const on = maximum(a.on?.[key]);
@@ -81,10 +81,13 @@ export function pairedRatios(p: AuthPaired | undefined, path: readonly string[])
   return out;
 }
 
-function median(values: readonly number[]): number {
-  const sorted = values.toSorted((x, y) => x - y);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+/**
+ * The geometric mean: the rounds alternate which stage goes first, so a cost that falls on
+ * whichever runs second (the machine warming, a topic growing) is in half the ratios one way and
+ * in half the other, and cancels in their mean — not in their median.
+ */
+function geometricMean(values: readonly number[]): number {
+  return Math.exp(values.reduce((sum, v) => sum + Math.log(v), 0) / values.length);
 }
 
 /** The paired rounds of a load, as the report's evidence says them. */
@@ -94,7 +97,7 @@ function roundsText(c: AuthCost, paired: AuthPaired | undefined, path: readonly 
     .map((s, i) => `${micros(cpuPerEvent(s, path))} off, ${micros(cpuPerEvent(paired.on[i], path))} on`)
     .join('; ');
   const ratios = c.rounds.map((q) => pct(q * 100, 1)).join(', ');
-  return ` Paired rounds at ${num(paired.rate)} ${UNIT_OF[c.load]}/s, off and on in turn: ${steps} (off ÷ on: ${ratios}; the cost is 1 − their median).`;
+  return ` Paired rounds at ${num(paired.rate)} ${UNIT_OF[c.load]}/s, off and on in turn: ${steps} (off ÷ on: ${ratios}; the cost is 1 − their geometric mean).`;
 }
 
 /** Met when every load's cost is within the target; undefined when one was not measured. */
@@ -171,7 +174,7 @@ export function renderAuth(r: Results, push: Push): void {
       "the maxima of the phases above. The cost is read from the CPU per event of the path's processes at the same offered rate (a " +
       'CPU-bound path serves in inverse proportion to it), the maxima corroborating when both searches found theirs. ' +
       (a.paired && a.paired.length > 0
-        ? `Then ${a.paired[0]!.off.length} paired rounds: each load at the highest rate both searches passed, access control off and on in turn (on first every other round), the processes restarted for each; the cost is 1 − the median of the rounds' off ÷ on, so that a drift of the machine between the two searches does not read as a cost. `
+        ? `Then ${a.paired[0]!.off.length} paired rounds: each load a step below the highest rate both searches passed, access control off and on in turn (on first every other round), the processes restarted for each; the cost is 1 − the geometric mean of the rounds' off ÷ on (the order alternates, so a cost that falls on whichever stage runs second cancels in the mean), so that a drift of the machine between the two searches does not read as a cost. `
         : '') +
       rateLimitText(a),
     '',
@@ -211,7 +214,7 @@ export function renderAuth(r: Results, push: Push): void {
       c.cpu === undefined
         ? '—'
         : c.rounds
-          ? `median of ${c.rounds.length} paired rounds: ${pct((1 / (1 - c.cpu)) * 100, 1)}, ${pct(c.cpu * 100, 1)} of the throughput`
+          ? `mean of ${c.rounds.length} paired rounds: ${pct((1 / (1 - c.cpu)) * 100, 1)}, ${pct(c.cpu * 100, 1)} of the throughput`
           : `${pct((ratio(perEvent[1], perEvent[0]) ?? Number.NaN) * 100, 1)} at ${num(pair![0].rate)} ${UNIT_OF[c.load]}/s: ${pct(c.cpu * 100, 1)} of the throughput`,
       '',
     ]);

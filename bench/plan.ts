@@ -87,6 +87,8 @@ export interface Plan {
      * count as a cost.
      */
     pairedRounds: number;
+    /** Of each paired step: longer than the searches' steps, each round being one sample. */
+    pairedStepSeconds: number;
   };
   /** `tally all` started on a fresh data directory and restarted on it, this many times each. */
   startupRuns: number;
@@ -136,7 +138,8 @@ export const FULL: Plan = {
     restSingle: { start: 960, factor: 1.15, maxSteps: 3 },
     restBatch: { start: 180, factor: 1.15, maxSteps: 3 },
     grpcStream: { start: 22, factor: 1.15, maxSteps: 3 },
-    pairedRounds: 4,
+    pairedRounds: 6,
+    pairedStepSeconds: 30,
   },
   startupRuns: 3,
   // Below both shapes' maxima, so CPU per event compares like with like.
@@ -183,6 +186,7 @@ export const SMOKE: Plan = {
     restBatch: { start: 2, factor: 2, maxSteps: 1 },
     grpcStream: { start: 1, factor: 2, maxSteps: 1 },
     pairedRounds: 1,
+    pairedStepSeconds: 2,
   },
   startupRuns: 1,
   inProcess: { restSingleRate: 10, restBatchEventsRate: 40 },

@@ -255,6 +255,8 @@ export interface AuthResult {
   key: { kind: string; scopes: string[]; id: string };
   /** Paired steps after the searches, per load: access control off and on alternately, round by round. */
   paired?: AuthPaired[];
+  /** The length of each paired step. */
+  pairedStepSeconds?: number;
 }
 
 /** One load's paired steps at one rate: round r ran `off[r]` and `on[r]` (in turn, either first). */

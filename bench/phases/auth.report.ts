@@ -174,7 +174,7 @@ export function renderAuth(r: Results, push: Push): void {
       "the maxima of the phases above. The cost is read from the CPU per event of the path's processes at the same offered rate (a " +
       'CPU-bound path serves in inverse proportion to it), the maxima corroborating when both searches found theirs. ' +
       (a.paired && a.paired.length > 0
-        ? `Then ${a.paired[0]!.off.length} paired rounds: each load a step below the highest rate both searches passed, access control off and on in turn (on first every other round), the processes restarted for each; the cost is 1 − the geometric mean of the rounds' off ÷ on (the order alternates, so a cost that falls on whichever stage runs second cancels in the mean), so that a drift of the machine between the two searches does not read as a cost. `
+        ? `Then ${a.paired[0]!.off.length} paired rounds${a.pairedStepSeconds ? ` of ${num(a.pairedStepSeconds)} s steps` : ''}: each load a step below the highest rate both searches passed, access control off and on in turn (on first every other round), the processes restarted for each; the cost is 1 − the geometric mean of the rounds' off ÷ on (the order alternates, so a cost that falls on whichever stage runs second cancels in the mean), so that a drift of the machine between the two searches does not read as a cost. `
         : '') +
       rateLimitText(a),
     '',

@@ -72,6 +72,7 @@ export async function runAuth(b: Bench): Promise<void> {
     },
     steppings,
   );
+  auth.pairedStepSeconds = plan.auth.pairedStepSeconds;
   auth.paired = await pairedRounds(b, auth, { off: offEnv, on: onEnv }, loadKey);
 }
 
@@ -109,7 +110,7 @@ async function pairedRounds(
           ...load,
           name: `auth-paired-${round + 1}-${on ? 'on' : 'off'}-${p.load}-${p.rate}`,
           rate: p.rate,
-          seconds: plan.auth.stepSeconds,
+          seconds: plan.auth.pairedStepSeconds,
           env: (rate) => ({ ...load.env(rate), ...(on && apiKey ? { API_KEY: apiKey } : {}) }),
         });
         progress(

@@ -378,7 +378,9 @@ test('access control costs 1 − the geometric mean of the paired rounds, not th
   );
   const mean = Math.cbrt((110 / 113) * (114 / 110) * (106 / 110));
   assert.ok(Math.abs(byRounds.cost! - (1 - mean)) < 1e-9, `the geometric mean: ${byRounds.cost}`);
-  // A round whose step failed is left out.
-  paired.on[0] = { ...paired.on[0]!, passed: false };
+  // A round whose step failed on a few drops counts; one whose step carried under 95 % does not.
+  paired.on[0] = { ...paired.on[0]!, passed: false, achievedEvents: 23_000 };
+  assert.equal(pairedRatios(paired, ['gateway', 'ingest']).length, 3);
+  paired.on[1] = { ...paired.on[1]!, passed: false, achievedEvents: 22_000 };
   assert.equal(pairedRatios(paired, ['gateway', 'ingest']).length, 2);
 });

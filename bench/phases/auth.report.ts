@@ -4,7 +4,7 @@
  */
 import { boundNote, maximum } from '../lib/evidence.ts';
 import { cpuPerEvent, micros, ms, num, type Push, pct, ratio, stepList, table } from '../lib/format.ts';
-import type { AuthPaired, AuthResult, Results, Series } from '../lib/results.ts';
+import type { AuthPaired, AuthResult, LoadStep, Results, Series } from '../lib/results.ts';
 import { type SummaryRow, TARGETS } from '../lib/summary.ts';
 import { commonStep } from './overhead.report.ts';
 
@@ -68,13 +68,22 @@ export function authCosts(a: AuthResult): AuthCost[] {
   });
 }
 
-/** Each paired round's CPU per event of `path` off ÷ on (rounds where either step failed left out). */
+/** The share of its offered events a paired step must carry for its CPU per event to count. */
+export const PAIRED_MIN_CARRIED = 0.95;
+
+/**
+ * Each paired round's CPU per event of `path` off ÷ on. A round counts when both its steps carried
+ * at least {@link PAIRED_MIN_CARRIED} of the events offered, passed or not: a step at the edge of
+ * saturation may drop a little over the 1 % a search allows, and its CPU per event still compares.
+ */
 export function pairedRatios(p: AuthPaired | undefined, path: readonly string[]): number[] {
   if (!p) return [];
+  const carried = (s: LoadStep) =>
+    s.offeredEvents > 0 && s.achievedEvents >= PAIRED_MIN_CARRIED * s.offeredEvents;
   const out: number[] = [];
   p.off.forEach((off, i) => {
     const on = p.on[i];
-    if (!on || !off.passed || !on.passed) return;
+    if (!on || !carried(off) || !carried(on)) return;
     const q = ratio(cpuPerEvent(off, path), cpuPerEvent(on, path));
     if (q !== undefined) out.push(q);
   });

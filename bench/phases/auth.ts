@@ -124,15 +124,18 @@ async function pairedRounds(
 
 /**
  * The rate of the paired rounds: the second highest at which both searches passed a step (the
- * highest when there is one): a step at the edge of saturation drops iterations in some rounds
- * and not in others, and a round with a failed step is left out.
+ * highest when there is one; else the lower of the two searches' highest passes): a step at the
+ * edge of saturation fails in some rounds and not in others.
  */
 function pairedRate(a: Series | undefined, b: Series | undefined): number | undefined {
-  const passed = (s: Series | undefined) =>
-    new Set((s?.steps ?? []).filter((x) => x.passed).map((x) => x.rate));
-  const other = passed(b);
-  const both = [...passed(a)].filter((rate) => other.has(rate)).sort((x, y) => y - x);
-  return both[1] ?? both[0];
+  const passed = (s: Series | undefined) => (s?.steps ?? []).filter((x) => x.passed).map((x) => x.rate);
+  const other = new Set(passed(b));
+  const both = passed(a)
+    .filter((rate) => other.has(rate))
+    .sort((x, y) => y - x);
+  if (both.length > 0) return both[1] ?? both[0];
+  const highest = [passed(a), passed(b)].map((rates) => Math.max(...rates));
+  return highest.every(Number.isFinite) ? Math.min(...highest) : undefined;
 }
 
 /** Restarts ingest, query and the gateway with `env`, and checks they say access control is as asked. */

@@ -1,13 +1,15 @@
 /**
  * The newcomer's path in a real browser: open the dashboard, run the simulator,
  * and watch the page's leaderboards reach exactly what the simulator had
- * acknowledged (Debian's Chromium through playwright-core, `tally all` on the real servers).
+ * acknowledged, and its Alerts panel show the milestones the social scenario's demo rules
+ * reached (Debian's Chromium through playwright-core, `tally all` on the real servers).
  */
 import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
+import { DEMO_RULES, ensureDemoRules } from './simulator/demo-rules.ts';
 import { parseSimulateArgs } from './simulator/simulate-args.ts';
 import { runSimulation } from './simulator/simulator.ts';
 import { launchChromium } from './testing/browser.ts';
@@ -98,4 +100,78 @@ test('the simulator runs and the dashboard counters reach what it sent', { timeo
   const screenshot = join(tmpdir(), `tally-dashboard-simulated-${ns.id}.png`);
   await page.screenshot({ path: screenshot });
   t.diagnostic(`screenshot: ${screenshot}`);
+});
+
+test('the social scenario with its demo rules: the Alerts panel shows each milestone its likes reached, once', {
+  timeout: 240_000,
+}, async (t) => {
+  const ns = testNamespace(6);
+  const backends = new Backends(ns);
+  const tally = await startTally(['all'], { ...ns.env, TALLY_ALERT_RULES_REFRESH_MS: '200' });
+  const browser = await launchChromium();
+  t.after(async () => {
+    await browser.close();
+    await tally.kill('SIGTERM');
+    await backends.cleanup();
+  });
+  const origin = `http://127.0.0.1:${tally.httpPort}`;
+  // The rules first (as `--demo-rules` makes them), and the alerter has them before the events flow.
+  const made = await ensureDemoRules(origin, 'social');
+  assert.ok(
+    made.every((line) => line.includes(': created')),
+    made.join('\n'),
+  );
+  assert.ok((await ensureDemoRules(origin, 'social')).every((line) => line.endsWith(': already there')));
+  await waitFor(
+    () => tally.lines.some((l) => l.includes('"msg":"alert rules changed"')),
+    () => 'the alerter never took the rules in',
+    10_000,
+  );
+
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(`${origin}/`);
+  const options = parseSimulateArgs([
+    '--scenario',
+    'social',
+    '--total',
+    '1500',
+    '--rate',
+    '500',
+    '--seed',
+    '11',
+    '--targets',
+    '40',
+    '--target',
+    origin,
+  ]);
+  const quiet = new Writable({ write: (_chunk, _encoding, done) => done() });
+  const summary = await runSimulation(options, { out: quiet, err: quiet });
+  assert.equal(summary.acknowledged, 1500, JSON.stringify(summary.errors));
+
+  // Every milestone the acknowledged likes reached on a post, by the rule's thresholds.
+  const thresholds = DEMO_RULES.social![0]!.milestone!.thresholds;
+  const expected = new Set<string>();
+  for (const [target, byType] of Object.entries(summary.acknowledgedByTarget)) {
+    const likes = byType.like?.count ?? 0;
+    if (!target.startsWith('post/')) continue;
+    for (const threshold of thresholds)
+      if (likes >= threshold)
+        expected.add(`${target} reached ${threshold.toLocaleString('en-US')} like events`);
+  }
+  assert.ok(expected.size >= 3, `the run reaches a few milestones: ${[...expected]}`);
+  const shown = () =>
+    page.evaluate(
+      `[...document.querySelectorAll('#alerts .alert .alert-text')].map((e) => e.textContent.split(' · ')[0])`,
+    ) as Promise<string[]>;
+  await waitFor(
+    async () => (await shown()).length === Math.min(30, expected.size),
+    async () => `the panel shows ${JSON.stringify(await shown())}, expected ${expected.size}`,
+    60_000,
+  );
+  const messages = await shown();
+  assert.equal(new Set(messages).size, messages.length, 'each milestone once');
+  for (const message of messages) assert.ok(expected.has(message), `${message} was not reached`);
+  assert.deepEqual(errors, []);
 });

@@ -43,6 +43,7 @@ describe('parseSimulateArgs', () => {
       retryForMs: 0,
       ledgerPath: undefined,
       spikes: [],
+      demoRules: false,
     } satisfies Omit<SimulateOptions, 'seed' | 'runId'>);
     assert.ok(Number.isSafeInteger(seed) && seed >= 0 && seed < 2 ** 32);
     assert.match(runId, /^[a-z0-9]{8}$/);
@@ -91,6 +92,7 @@ describe('parseSimulateArgs', () => {
       retryForMs: 120_000,
       ledgerPath: '/tmp/acked.ndjson',
       spikes: [{ target: 'post/3', atMs: 10_000, factor: 5, forMs: 20_000 }],
+      demoRules: false,
     });
   });
 
@@ -268,4 +270,17 @@ test('--spike: a target, when, how many times, how long; repeatable; errors name
       (e: Error) => e.message.startsWith('--spike: ') && why.test(e.message),
       spec,
     );
+});
+
+test('--demo-rules takes no value and needs a REST target', () => {
+  assert.equal(parseSimulateArgs(['--demo-rules', '--scenario', 'social']).demoRules, true);
+  assert.throws(
+    () => parseSimulateArgs(['--demo-rules=yes']),
+    /^SimulateArgsError: --demo-rules: takes no value/,
+  );
+  assert.throws(
+    () => parseSimulateArgs(['--demo-rules', '--target', 'grpc://127.0.0.1:50051']),
+    /--demo-rules: .* needs an http:\/\/ --target/,
+  );
+  assert.match(simulateCommandLine(parseSimulateArgs(['--demo-rules'])), / --demo-rules/);
 });

@@ -60,6 +60,8 @@ export interface SimulateOptions {
   ledgerPath: string | undefined;
   /** Targets whose rate is multiplied for a while (spikes.ts); empty: none. */
   spikes: Spike[];
+  /** Create the scenario's demo alert rules before the run (demo-rules.ts). */
+  demoRules: boolean;
 }
 
 /** A bad command line; `message` names the flag. `helpRequested` for `--help` / `-h`. */
@@ -134,6 +136,9 @@ flags:
                         TIME into the run, for DURATION, TARGET gets FACTOR times its own rate
                         (each of its events followed by FACTOR − 1 more of the same type from
                         other users); may be given more than once
+  --demo-rules        before sending, create the scenario's demo alert rules through
+                        /v1/alert-rules unless they exist (social: likes reaching milestones on
+                        each post, likes spiking on a post), so the dashboard shows alerts
   -h, --help          this text
 `;
 
@@ -184,15 +189,21 @@ function isFlag(name: string): name is Flag {
 export function parseSimulateArgs(argv: readonly string[]): SimulateOptions {
   const given = new Map<Flag, string>();
   const spikes: Spike[] = [];
+  let demoRules = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') throw new SimulateArgsError('help requested', true);
+    if (arg === '--demo-rules') {
+      demoRules = true;
+      continue;
+    }
+    if (arg.startsWith('--demo-rules=')) throw new SimulateArgsError('--demo-rules: takes no value');
     if (!arg.startsWith('--')) throw new SimulateArgsError(`unexpected argument ${JSON.stringify(arg)}`);
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq === -1 ? undefined : eq);
     if (!isFlag(name))
       throw new SimulateArgsError(
-        `--${name}: unknown flag (flags: ${FLAGS.map((f) => `--${f}`).join(', ')})`,
+        `--${name}: unknown flag (flags: ${FLAGS.map((f) => `--${f}`).join(', ')}, --demo-rules)`,
       );
     let value: string;
     if (eq !== -1) value = arg.slice(eq + 1);
@@ -254,6 +265,9 @@ export function parseSimulateArgs(argv: readonly string[]): SimulateOptions {
   const timeoutText = given.get('timeout');
   const retryForText = given.get('retry-for');
   const ledgerPath = given.get('ledger');
+  const target = parseTarget(given.get('target') ?? SIMULATE_DEFAULTS.target);
+  if (demoRules && target.protocol !== 'rest')
+    throw new SimulateArgsError('--demo-rules: creates the rules over REST, so it needs an http:// --target');
   if (ledgerPath !== undefined && ledgerPath.trim() === '')
     throw new SimulateArgsError('--ledger: must be a file path; got ""');
   return {
@@ -261,7 +275,7 @@ export function parseSimulateArgs(argv: readonly string[]): SimulateOptions {
     ratePerSecond,
     durationMs,
     total,
-    target: parseTarget(given.get('target') ?? SIMULATE_DEFAULTS.target),
+    target,
     seed:
       seedText === undefined
         ? randomInt(0, 2 ** 32)
@@ -277,6 +291,7 @@ export function parseSimulateArgs(argv: readonly string[]): SimulateOptions {
       retryForText === undefined || retryForText === '0' ? 0 : parseDuration('retry-for', retryForText),
     ledgerPath,
     spikes,
+    demoRules,
   };
 }
 
@@ -384,6 +399,7 @@ export function simulateCommandLine(options: SimulateOptions, withRunId = false)
     parts.push(
       `--spike ${spike.target}:at=${formatDurationFlag(spike.atMs)}:x=${spike.factor}:for=${formatDurationFlag(spike.forMs)}`,
     );
+  if (options.demoRules) parts.push('--demo-rules');
   if (withRunId) parts.push(`--run-id ${options.runId}`);
   return `tally simulate ${parts.join(' ')}`;
 }

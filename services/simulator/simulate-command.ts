@@ -1,6 +1,7 @@
 /**
  * `tally simulate …` as one call for the entry point: parse, run, exit status.
  */
+import { ensureDemoRules } from './demo-rules.ts';
 import { parseSimulateArgs, SIMULATE_USAGE, SimulateArgsError } from './simulate-args.ts';
 import { runSimulation, type SimulationIo } from './simulator.ts';
 
@@ -24,6 +25,11 @@ export async function simulateCommand(argv: readonly string[], io: SimulationIo)
     return 2;
   }
   try {
+    if (options.demoRules && options.target.protocol === 'rest')
+      for (const line of await ensureDemoRules(options.target.url, options.scenario).catch(
+        (error: unknown) => [`demo alert rules not created: ${(error as Error).message}`],
+      ))
+        io.err.write(`${line}\n`);
     const summary = await runSimulation(options, io);
     return summary.failed > 0 ? 1 : 0;
   } catch (error) {

@@ -222,6 +222,8 @@ const SAMPLES: Record<string, { path?: string; body?: unknown }> = {
   'GET /v1/alert-rules/{id}': { path: '/v1/alert-rules/NOSUCHID' },
   'PUT /v1/alert-rules/{id}': { path: '/v1/alert-rules/NOSUCHID', body: SAMPLE_RULE },
   'DELETE /v1/alert-rules/{id}': { path: '/v1/alert-rules/NOSUCHID' },
+  'GET /v1/notifications': { path: '/v1/notifications?recipient=dashboard' },
+  'POST /v1/notifications:read': { body: { recipient: 'dashboard', ids: ['NOSUCHID'] } },
   'PUT /event_generate/': { body: { type: 'like', url: 'auth/a' } },
   'POST /event_track/': { body: { url: 'auth/a' } },
   'POST /event_report/': { body: { url: 'auth/a', date: '2026-01-01' } },
@@ -266,7 +268,7 @@ export function grpcMethods(): {
   );
 }
 
-/** A sample gRPC request for each method (streams: one message). */
+/** A sample gRPC request for each method (client streams: one message; a server stream is read to its first answer). */
 function grpcSample(method: DescMethod): unknown {
   const event = { type: 'like', target: 'auth/g', userId: 'user-1' };
   const grpcRule = {
@@ -311,6 +313,11 @@ function grpcSample(method: DescMethod): unknown {
       return { rule: grpcRule };
     case 'UpdateAlertRule':
       return { id: 'NOSUCHID', rule: grpcRule };
+    case 'ListNotifications':
+    case 'WatchNotifications':
+      return { recipient: 'dashboard' };
+    case 'MarkNotificationsRead':
+      return { recipient: 'dashboard', ids: ['NOSUCHID'] };
     default:
       assert.fail(`no sample gRPC request for ${method.parent.typeName}/${method.name}: add one`);
   }
@@ -338,6 +345,12 @@ export async function callGrpc(
       call.end();
       for await (const _ of call) {
       }
+    } else if (method.methodKind === 'server_streaming') {
+      const answers = client[method.localName]!(request, {
+        metadata,
+        timeoutMs: 10_000,
+      }) as AsyncIterable<unknown>;
+      for await (const _ of answers) break; // let in: it answered (a watch would go on)
     } else await client[method.localName]!(request, { metadata, timeoutMs: 10_000 });
     return { code: Code.OK };
   } catch (error) {

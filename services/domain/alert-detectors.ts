@@ -136,6 +136,29 @@ export function evaluateWindow(
 }
 
 /**
+ * Judges the minutes after `closedMinute` up to `currentMinute` — still open: late events may yet
+ * add to them — so that a window that has reached its threshold fires now rather than once its
+ * minute closes. Fires at most once, on the first such minute whose windowed total reaches the
+ * threshold while armed; the rule is then disarmed as by {@link evaluateWindow}, whose later pass
+ * over these minutes cannot fire again (disarmed) nor re-arm before the minute it fired in.
+ */
+export function judgeOpenWindow(
+  rule: WindowRule,
+  state: WindowState,
+  totals: MinuteTotals,
+  closedMinute: number,
+  currentMinute: number,
+): { state: WindowState; firing?: WindowFiring } {
+  if (!state.armed) return { state };
+  for (let minute = closedMinute + 1; minute <= currentMinute; minute++) {
+    const value = windowTotal(totals, minute, rule.windowMinutes);
+    if (value >= rule.threshold)
+      return { state: { ...state, armed: false, firedMinute: minute }, firing: { minute, value } };
+  }
+  return { state };
+}
+
+/**
  * Where an evaluation starts: after the last minute evaluated, or — the first time — at the
  * earliest minute with data (an earlier window is empty: nothing fires); never more than
  * {@link MAX_CATCH_UP_MINUTES} before `closedMinute`. Past `closedMinute` when there is nothing
@@ -184,6 +207,11 @@ export interface SpikeState {
   raised: boolean;
   /** The last minute evaluated; undefined before the first. */
   lastMinute?: number;
+  /**
+   * A minute not yet closed whose alert is already out ({@link judgeOpenSpike}): when the closed
+   * minutes reach it, it is the raised spike (no second alert), and minutes before it raise none.
+   */
+  earlyMinute?: number;
 }
 
 export const INITIAL_SPIKE_STATE: SpikeState = Object.freeze({
@@ -234,6 +262,7 @@ export function evaluateSpikes(
   const alpha = ewmaAlpha(rule.halfLifeMinutes);
   const alerts: SpikeAlert[] = [];
   let { mean, variance, minutes, raised } = state;
+  let earlyMinute = state.earlyMinute;
   const first = firstMinute(state.lastMinute, counts, closedMinute);
   let lastMinute = state.lastMinute;
   if (state.lastMinute !== undefined && closedMinute - state.lastMinute > MAX_CATCH_UP_MINUTES)
@@ -242,9 +271,14 @@ export function evaluateSpikes(
   for (let minute = first; minute <= closedMinute; minute++) {
     const count = counts.get(minute) ?? 0;
     const z = spikeScore({ mean, variance }, count);
-    if (raised) {
+    if (earlyMinute !== undefined && minute >= earlyMinute) {
+      // The spike judged while its minute was open: raised, its alert already out.
+      raised = true;
+      earlyMinute = undefined;
+    } else if (raised) {
       if (z < rule.zClear) raised = false;
     } else if (
+      earlyMinute === undefined &&
       minutes >= rule.warmupMinutes &&
       count >= rule.minCount &&
       count >= rule.minRatio * mean &&
@@ -265,7 +299,42 @@ export function evaluateSpikes(
   }
   if (first <= closedMinute) lastMinute = closedMinute;
   return {
-    state: { mean, variance, minutes, raised, ...(lastMinute === undefined ? {} : { lastMinute }) },
+    state: {
+      mean,
+      variance,
+      minutes,
+      raised,
+      ...(lastMinute === undefined ? {} : { lastMinute }),
+      ...(earlyMinute === undefined ? {} : { earlyMinute }),
+    },
     alerts,
   };
+}
+
+/**
+ * Judges the minutes after `closedMinute` up to `currentMinute`, still open, against the baseline
+ * of the closed ones: a minute whose count so far already meets every condition of a spike raises
+ * it now — its count can only grow until it closes, and the score with it — rather than a
+ * lateness bound after its end. At most one alert, none while a spike is raised or already judged;
+ * {@link evaluateSpikes} takes the judged minute as the raised spike when it closes.
+ */
+export function judgeOpenSpike(
+  rule: SpikeRule,
+  state: SpikeState,
+  counts: MinuteTotals,
+  closedMinute: number,
+  currentMinute: number,
+): { state: SpikeState; alert?: SpikeAlert } {
+  if (state.raised || state.earlyMinute !== undefined || state.minutes < rule.warmupMinutes)
+    return { state };
+  for (let minute = closedMinute + 1; minute <= currentMinute; minute++) {
+    const count = counts.get(minute) ?? 0;
+    const z = spikeScore(state, count);
+    if (count >= rule.minCount && count >= rule.minRatio * state.mean && z >= rule.zThreshold)
+      return {
+        state: { ...state, earlyMinute: minute },
+        alert: { minute, count, baseline: state.mean, z },
+      };
+  }
+  return { state };
 }

@@ -4,9 +4,11 @@
  * adapter gets its own small options, never the whole configuration.
  */
 import { join, resolve } from 'node:path';
-import { createEmbeddedMilestoneStore } from './infra/alerts/embedded-milestone-store.ts';
-import type { MilestoneStore } from './infra/alerts/milestone-store.ts';
-import { createRedisMilestoneStore } from './infra/alerts/redis-milestone-store.ts';
+import {
+  type AlertStores,
+  createEmbeddedAlertStores,
+  createRedisAlertStores,
+} from './infra/alerts/alert-stores.ts';
 import { kafkaSecurity, redisSecurity, type TallyConfig } from './infra/config.ts';
 import type { CounterStore } from './infra/counters/counter-store.ts';
 import { createEmbeddedCounterStore } from './infra/counters/embedded-counter-store.ts';
@@ -36,8 +38,8 @@ export interface Backends {
   log?: EventLog;
   counters?: CounterStore;
   sql?: SqlDatabase;
-  /** The alerter's milestone counts (Redis, as the counters, else embedded). */
-  alerts?: MilestoneStore;
+  /** The alerter's milestone counts and rule series (Redis, as the counters, else embedded). */
+  alerts?: AlertStores;
   /** Releases the data directory, when an embedded adapter locked it. */
   releaseDataDir?: () => Promise<void>;
 }
@@ -88,8 +90,8 @@ export async function openBackends(
       const { url, clusterNodes, keyPrefix } = config.redis;
       backends.alerts =
         url || clusterNodes.length > 0
-          ? createRedisMilestoneStore({ url, clusterNodes, security: redisSecurity(config.redis), keyPrefix })
-          : createEmbeddedMilestoneStore({ dataDir: dataDir('alerts') });
+          ? createRedisAlertStores({ url, clusterNodes, security: redisSecurity(config.redis), keyPrefix })
+          : createEmbeddedAlertStores({ dataDir: dataDir('alerts') });
     }
   } catch (error) {
     await closeBackends(backends);

@@ -175,3 +175,87 @@ test('the social scenario with its demo rules: the Alerts panel shows each miles
   for (const message of messages) assert.ok(expected.has(message), `${message} was not reached`);
   assert.deepEqual(errors, []);
 });
+
+test('the social scenario with a spike: the Alerts panel shows the spike alert on the spiked post, and no other', {
+  timeout: 420_000,
+}, async (t) => {
+  const ns = testNamespace(6);
+  const backends = new Backends(ns);
+  // One process, every partition read within a second of the others: a few seconds of lateness
+  // close a minute soon after its end, so the spike rule warms up in about two minutes.
+  const tally = await startTally(['all'], {
+    ...ns.env,
+    TALLY_ALERT_RULES_REFRESH_MS: '200',
+    TALLY_ALERT_LATENESS_MS: '5000',
+  });
+  const browser = await launchChromium();
+  t.after(async () => {
+    await browser.close();
+    await tally.kill('SIGTERM');
+    await backends.cleanup();
+  });
+  const origin = `http://127.0.0.1:${tally.httpPort}`;
+  await ensureDemoRules(origin, 'social');
+  await waitFor(
+    () => tally.lines.some((l) => l.includes('"msg":"alert rules changed"')),
+    () => 'the alerter never took the rules in',
+    10_000,
+  );
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(`${origin}/`);
+  // 100 events a second over 40 posts for 3 minutes; post/3 (about 300 likes a minute) takes
+  // ten times its rate for 30 s from 135 s in, once its baseline has a full minute behind it.
+  const options = parseSimulateArgs([
+    '--scenario',
+    'social',
+    '--duration',
+    '180s',
+    '--rate',
+    '100',
+    '--seed',
+    '5',
+    '--targets',
+    '40',
+    '--spike',
+    'post/3:at=135s:x=10:for=30s',
+    '--target',
+    origin,
+  ]);
+  const quiet = new Writable({ write: (_chunk, _encoding, done) => done() });
+  const started = Date.now();
+  const spikes = () =>
+    page.evaluate(
+      `[...document.querySelectorAll('#alerts .alert .alert-text')].map((e) => e.textContent).filter((text) => / like events in a minute, usually /.test(text))`,
+    ) as Promise<string[]>;
+  let seenAtMs: number | undefined;
+  const watching = (async () => {
+    while (Date.now() - started < 240_000 && seenAtMs === undefined) {
+      if ((await spikes()).length > 0) seenAtMs = Date.now() - started;
+      else await new Promise((r) => setTimeout(r, 500));
+    }
+  })();
+  const summary = await runSimulation(options, { out: quiet, err: quiet });
+  await watching;
+  assert.ok(summary.acknowledged > 15_000, `acknowledged ${summary.acknowledged}`);
+  const shown = await spikes();
+  assert.ok(seenAtMs !== undefined, 'no spike alert appeared');
+  assert.ok(seenAtMs >= 135_000, `a spike alert ${seenAtMs} ms in, before the spike`);
+  t.diagnostic(
+    `the spike alert appeared ${((seenAtMs - 135_000) / 1000).toFixed(1)} s after the spike began`,
+  );
+  assert.equal(shown.length, 1, `one spike alert: ${JSON.stringify(shown)}`);
+  assert.match(shown[0]!, /^post\/3: /);
+  // The store holds the same: one spike notification, on post/3.
+  const listed = (await (
+    await fetch(`${origin}/v1/notifications?recipient=dashboard&pageSize=1000`)
+  ).json()) as {
+    notifications: { kind: string; target: string }[];
+  };
+  assert.deepEqual(
+    listed.notifications.filter((n) => n.kind === 'spike').map((n) => n.target),
+    ['post/3'],
+  );
+  assert.deepEqual(errors, []);
+});

@@ -313,11 +313,13 @@ export const ROLE_TABLE = {
         logger: w.logger,
         refreshMs: w.config.alerts.rulesRefreshMs,
       });
+      const stores = port(w, 'alerter', 'alerts');
       const running = await alerter.start(
         {
           ...deps,
-          milestones: port(w, 'alerter', 'alerts'),
-          rules: () => rules.milestones(),
+          milestones: stores.milestones,
+          series: stores.series,
+          rules: () => rules.inForce(),
           notify: notificationWriter({
             store: createSqlNotificationStore(sql),
             producer: port(w, 'alerter', 'log').producer(),
@@ -325,7 +327,7 @@ export const ROLE_TABLE = {
             metrics: w.metrics,
           }),
         },
-        config,
+        { ...config, latenessMs: w.config.alerts.latenessMs },
       );
       return {
         name: running.name,

@@ -248,6 +248,30 @@ export function overviewDashboard(): Dashboard {
     )
     .withPanel(
       timeSeries({
+        title: 'Alert evaluation: late events and retried evaluations per second',
+        description:
+          'Threshold and spike rules (docs/alerts.md). Late: events that came more than ' +
+          "TALLY_ALERT_LATENESS_MS behind their series' latest event, left out of its windows and " +
+          'baseline — zero when the alerter keeps up; steady while it catches up on a backlog ' +
+          '(raise the bound for a replay). Retried: evaluations not committed because another batch ' +
+          'changed the series since it was read, then read and evaluated again — a few on hot ' +
+          'targets with several alerter replicas is normal.',
+        unit: 'cps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum(rate(tally_alert_late_events_total${sel()}${RATE}))`,
+            legend: 'late events',
+          },
+          {
+            expr: `sum(rate(tally_alert_evaluation_conflicts_total${sel()}${RATE}))`,
+            legend: 'evaluations retried',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
         title: 'Duplicate events per second, by kind',
         description:
           'Events the persister did not accept because their id was stored before, so that no sink ' +

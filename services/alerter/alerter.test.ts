@@ -11,13 +11,15 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { createEmbeddedMilestoneStore } from '../infra/alerts/embedded-milestone-store.ts';
+import { createEmbeddedSeriesStore } from '../infra/alerts/embedded-series-store.ts';
 import type { MilestoneStore } from '../infra/alerts/milestone-store.ts';
 import type { Notification } from '../infra/alerts/notification-store.ts';
 import { createEmbeddedEventLog } from '../infra/log/embedded-event-log.ts';
 import { createLogger } from '../infra/logger.ts';
 import { createMetricsRegistry } from '../infra/metrics.ts';
 import { encodeEvent, newEvent } from '../pipeline/event-codec.ts';
-import { start, type WatchedMilestone, watches } from './alerter.ts';
+import { start } from './alerter.ts';
+import { rulesInForce, type WatchedMilestone, watches } from './watched-rules.ts';
 
 const logger = createLogger('error');
 
@@ -98,7 +100,8 @@ test('milestones raise one notification id each through failed writes, a failed 
         logger,
         metrics: createMetricsRegistry({ defaultMetrics: false }),
         milestones: flaky,
-        rules: () => [LIKES],
+        series: createEmbeddedSeriesStore({ dataDir: join(dataDir, 'series') }),
+        rules: () => rulesInForce({ milestones: [LIKES] }),
         notify: async (notifications) => {
           if (writeFailures-- > 0) throw new Error('Kafka is down (a test failure on purpose)');
           written.push(...notifications);

@@ -6,9 +6,17 @@
  */
 import type { AlertRule, RuleStore } from '../infra/alerts/rule-store.ts';
 import type { Logger } from '../infra/logger.ts';
-import type { WatchedMilestone } from './alerter.ts';
+import {
+  type RulesInForce,
+  rulesInForce,
+  type WatchedMilestone,
+  type WatchedSpike,
+  type WatchedWindow,
+} from './watched-rules.ts';
 
 export interface RuleSource {
+  /** The rules in force now, by event type. */
+  inForce(): RulesInForce;
   /** The milestone rules in force now. */
   milestones(): readonly WatchedMilestone[];
   /** The store's revision the rules are current to. */
@@ -32,6 +40,7 @@ export async function startRuleSource(options: RuleSourceOptions): Promise<RuleS
   const rules = new Map(snapshot.rules.map((r) => [r.id, r]));
   let revision = snapshot.revision;
   let milestones = toMilestones(rules);
+  let inForce = toRulesInForce(rules);
   let failing = false;
   let refreshing: Promise<void> | undefined;
 
@@ -45,6 +54,7 @@ export async function startRuleSource(options: RuleSourceOptions): Promise<RuleS
         for (const id of changes.deleted) rules.delete(id);
         if (changes.changed.length > 0 || changes.deleted.length > 0) {
           milestones = toMilestones(rules);
+          inForce = toRulesInForce(rules);
           logger.info('alert rules changed', {
             revision: changes.revision,
             changed: changes.changed.length,
@@ -74,6 +84,7 @@ export async function startRuleSource(options: RuleSourceOptions): Promise<RuleS
   timer.unref();
   logger.info('alert rules loaded', { revision, enabled: rules.size });
   return {
+    inForce: () => inForce,
     milestones: () => milestones,
     revision: () => revision,
     refresh,
@@ -91,23 +102,68 @@ function toMilestones(rules: ReadonlyMap<string, AlertRule>): WatchedMilestone[]
   return out;
 }
 
+/** Every enabled rule, as the alerter evaluates it, by event type. */
+function toRulesInForce(rules: ReadonlyMap<string, AlertRule>): RulesInForce {
+  const windows: WatchedWindow[] = [];
+  const spikes: WatchedSpike[] = [];
+  for (const rule of rules.values()) {
+    const window = watchedWindow(rule);
+    if (window) windows.push(window);
+    const spike = watchedSpike(rule);
+    if (spike) spikes.push(spike);
+  }
+  return rulesInForce({ milestones: toMilestones(rules), windows, spikes });
+}
+
+/** What every kind shares: the rule's id, type, subject and recipients. */
+function watchedBase(rule: AlertRule) {
+  const { subject } = rule.condition;
+  return {
+    ruleId: rule.id,
+    type: rule.eventType,
+    ...(subject.kind === 'target'
+      ? { target: subject.value }
+      : subject.kind === 'target_prefix'
+        ? { targetPrefix: subject.value }
+        : { userId: subject.value }),
+    recipients: [
+      ...rule.recipients.userIds.map((id) => `user:${id}`),
+      ...rule.recipients.groups.map((name) => `group:${name}`),
+      ...(rule.recipients.dashboard ? ['dashboard'] : []),
+    ],
+    notifyOwner: rule.recipients.targetOwner,
+  };
+}
+
 /** What the alerter needs of a milestone rule; undefined for a rule of another kind. */
 export function watchedMilestone(rule: AlertRule): WatchedMilestone | undefined {
   const { condition } = rule;
   if (condition.kind !== 'milestone') return undefined;
-  const recipients = [
-    ...rule.recipients.userIds.map((id) => `user:${id}`),
-    ...rule.recipients.groups.map((name) => `group:${name}`),
-    ...(rule.recipients.dashboard ? ['dashboard'] : []),
-  ];
+  return { ...watchedBase(rule), thresholds: condition.thresholds };
+}
+
+/** What the alerter needs of a threshold rule; undefined for a rule of another kind. */
+export function watchedWindow(rule: AlertRule): WatchedWindow | undefined {
+  const { condition } = rule;
+  if (condition.kind !== 'threshold') return undefined;
   return {
-    ruleId: rule.id,
-    type: rule.eventType,
-    ...(condition.subject.kind === 'target'
-      ? { target: condition.subject.value }
-      : { targetPrefix: condition.subject.value }),
-    thresholds: condition.thresholds,
-    recipients,
-    notifyOwner: rule.recipients.targetOwner,
+    ...watchedBase(rule),
+    measure: condition.measure,
+    window: {
+      threshold: condition.threshold,
+      windowMinutes: condition.windowMinutes,
+      rearmMinutes: condition.rearmMinutes,
+    },
+  };
+}
+
+/** What the alerter needs of a spike rule; undefined for a rule of another kind. */
+export function watchedSpike(rule: AlertRule): WatchedSpike | undefined {
+  const { condition } = rule;
+  if (condition.kind !== 'spike') return undefined;
+  const { halfLifeMinutes, zThreshold, zClear, minCount, minRatio, warmupMinutes } = condition;
+  return {
+    ...watchedBase(rule),
+    spike: { halfLifeMinutes, zThreshold, zClear, minCount, minRatio, warmupMinutes },
   };
 }

@@ -6,6 +6,8 @@ import {
   evaluateWindow,
   INITIAL_SPIKE_STATE,
   INITIAL_WINDOW_STATE,
+  judgeOpenSpike,
+  judgeOpenWindow,
   lastClosedMinute,
   MAX_CATCH_UP_MINUTES,
   MINUTE_MS,
@@ -264,4 +266,81 @@ describe('spikes', () => {
     assert.equal(fresh.state.minutes, SPIKES.warmupMinutes, 'warm again from the silent minutes');
     assert.ok(fresh.state.mean < 0.01, `mean ${fresh.state.mean}`);
   });
+});
+
+describe('open minutes judged before they close', () => {
+  test('a window that reaches its threshold in an open minute fires then, once, and its closing fires nothing more', () => {
+    const rule: WindowRule = { threshold: 100, windowMinutes: 10, rearmMinutes: 5 };
+    const totals = new Map<number, number>();
+    for (let m = 0; m <= 8; m++) totals.set(m, 15);
+    // Minutes up to 5 closed (90 in the window of minute 5); minutes 6-8 still open.
+    const closed = evaluateWindow(rule, INITIAL_WINDOW_STATE, totals, 5);
+    assert.deepEqual(closed.firings, []);
+    const open = judgeOpenWindow(rule, closed.state, totals, 5, 8);
+    assert.deepEqual(open.firing, { minute: 6, value: 105 }, 'the first open minute to reach it');
+    assert.equal(open.state.armed, false);
+    assert.deepEqual(judgeOpenWindow(rule, open.state, totals, 5, 8).firing, undefined, 'disarmed');
+    // Late events raise minute 4 to 40 before it closes... it is closed already: nothing. The
+    // open minutes then close: no second firing, and no re-arm before the minute it fired in.
+    const later = evaluateWindow(rule, open.state, totals, 8);
+    assert.deepEqual(later.firings, []);
+    assert.equal(later.state.armed, false);
+    assert.deepEqual(
+      judgeOpenWindow(rule, INITIAL_WINDOW_STATE, totals, 8, 8).firing,
+      undefined,
+      'no open minute',
+    );
+  });
+
+  test('a spike whose minute is still open is raised at once; its closing raises no second alert, and earlier minutes none', () => {
+    const rule: SpikeRule = { ...SPIKES, zThreshold: 4, warmupMinutes: 10 };
+    const counts = new Map<number, number>();
+    for (let m = 0; m < 30; m++) counts.set(m, 10);
+    counts.set(30, 25); // high, but not a spike (z ≈ 4.7 ≥ 4, ratio 2.5 < 3)
+    for (const m of [31, 32, 33]) counts.set(m, 90);
+    const base = evaluateSpikes(rule, INITIAL_SPIKE_STATE, counts, 29);
+    assert.deepEqual(base.alerts, []);
+    const early = judgeOpenSpike(rule, base.state, counts, 29, 31);
+    assert.equal(early.alert?.minute, 31);
+    assert.equal(early.alert?.count, 90);
+    assert.equal(early.state.earlyMinute, 31);
+    assert.equal(judgeOpenSpike(rule, early.state, counts, 29, 31).alert, undefined, 'judged once');
+    // Minute 30 grows to a spike by late events before closing: an alert is out already for 31.
+    counts.set(30, 60);
+    const closed = evaluateSpikes(rule, early.state, counts, 33);
+    assert.deepEqual(closed.alerts, []);
+    assert.equal(closed.state.earlyMinute, undefined);
+    assert.equal(closed.state.raised, true, 'minute 31 is the raised spike, lasting to 33');
+    // Without the early judgment the closing would have raised minute 30.
+    assert.deepEqual(
+      evaluateSpikes(rule, base.state, counts, 33).alerts.map((a) => a.minute),
+      [30],
+    );
+  });
+
+  test('an open minute is not judged before the warm-up, nor while a spike is raised', () => {
+    const rule: SpikeRule = { ...SPIKES, zThreshold: 4, warmupMinutes: 50 };
+    const counts = new Map<number, number>();
+    for (let m = 0; m < 30; m++) counts.set(m, 10);
+    counts.set(30, 200);
+    const base = evaluateSpikes(rule, INITIAL_SPIKE_STATE, counts, 29);
+    assert.equal(judgeOpenSpike(rule, base.state, counts, 29, 30).alert, undefined, 'still warming up');
+    const raised = { ...base.state, raised: true, minutes: 50 };
+    assert.equal(judgeOpenSpike(rule, raised, counts, 29, 30).alert, undefined);
+  });
+});
+
+test("a series' first minute, begun part-way through, is not its baseline", () => {
+  const rule: SpikeRule = { ...SPIKES, zThreshold: 4, minRatio: 3, minCount: 20, warmupMinutes: 1 };
+  // The series began 5 s before the end of minute 0: 3 events, then 36 a minute.
+  const counts = new Map([
+    [0, 3],
+    [1, 36],
+    [2, 36],
+  ]);
+  const step = evaluateSpikes(rule, INITIAL_SPIKE_STATE, counts, 2);
+  assert.deepEqual(step.alerts, [], 'minute 1 is judged against nothing (warm-up), minute 2 against minute 1');
+  assert.equal(step.state.mean, 36);
+  assert.equal(step.state.lastMinute, 2);
+  assert.equal(evaluateSpikes(rule, INITIAL_SPIKE_STATE, counts, 0).state.lastMinute, 0, 'skipped, and done');
 });

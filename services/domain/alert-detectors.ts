@@ -247,7 +247,7 @@ export function spikeScore(state: Pick<SpikeState, 'mean' | 'variance'>, count: 
 
 /**
  * Folds the closed minutes after `state.lastMinute` up to `closedMinute` (minutes without events
- * count 0) into the baseline in order, raising at most one alert per spike: a minute raises when
+ * count 0; a series' first minute, partial, is skipped) into the baseline in order, raising at most one alert per spike: a minute raises when
  * the baseline is warm, no spike is raised, and the count is at least `minCount`, at least
  * `minRatio` × the mean and scores at least `zThreshold`; the spike clears once a minute scores
  * below `zClear`. Minutes of a raised spike do not feed the baseline, so a long spike does not
@@ -268,7 +268,10 @@ export function evaluateSpikes(
   if (state.lastMinute !== undefined && closedMinute - state.lastMinute > MAX_CATCH_UP_MINUTES)
     // Silent for days: what the baseline knew has decayed to nothing anyway.
     ({ mean, variance, minutes, raised } = INITIAL_SPIKE_STATE);
-  for (let minute = first; minute <= closedMinute; minute++) {
+  // A series' first minute began when its first event came, part-way through: a partial count
+  // would start the baseline low and make the first full minute look like a rise. It is skipped.
+  const skipFirst = state.lastMinute === undefined;
+  for (let minute = skipFirst ? first + 1 : first; minute <= closedMinute; minute++) {
     const count = counts.get(minute) ?? 0;
     const z = spikeScore({ mean, variance }, count);
     if (earlyMinute !== undefined && minute >= earlyMinute) {
@@ -325,8 +328,7 @@ export function judgeOpenSpike(
   closedMinute: number,
   currentMinute: number,
 ): { state: SpikeState; alert?: SpikeAlert } {
-  if (state.raised || state.earlyMinute !== undefined || state.minutes < rule.warmupMinutes)
-    return { state };
+  if (state.raised || state.earlyMinute !== undefined || state.minutes < rule.warmupMinutes) return { state };
   for (let minute = closedMinute + 1; minute <= currentMinute; minute++) {
     const count = counts.get(minute) ?? 0;
     const z = spikeScore(state, count);

@@ -227,6 +227,32 @@ export function notificationMetrics(registry: Registry): { notifications: Counte
   };
 }
 
+/** How the alerter's threshold and spike rules evaluate (docs/alerts.md). */
+export function alertEvaluationMetrics(registry: Registry): { lateEvents: Counter; conflicts: Counter } {
+  return {
+    lateEvents: once(
+      registry,
+      'tally_alert_late_events_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_alert_late_events_total',
+          help: 'Events a threshold or spike rule watched that came later than the lateness bound (TALLY_ALERT_LATENESS_MS) behind their series: not counted in any window',
+          registers,
+        }),
+    ),
+    conflicts: once(
+      registry,
+      'tally_alert_evaluation_conflicts_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_alert_evaluation_conflicts_total',
+          help: 'Evaluations of a threshold or spike series not committed because another batch changed the series meanwhile (evaluated again)',
+          registers,
+        }),
+    ),
+  };
+}
+
 /** The sink consumers (persister, counter, aggregator, alerter). */
 export interface ConsumerMetrics {
   lag: Gauge<'group' | 'topic' | 'partition'>;

@@ -13,7 +13,15 @@ export interface DemoRule {
   eventType: string;
   recipients: { dashboard?: boolean; targetOwner?: boolean };
   milestone?: { subject: { targetPrefix: string }; thresholds: number[] };
-  spike?: { subject: { targetPrefix: string } };
+  spike?: {
+    subject: { targetPrefix: string };
+    halfLifeMinutes?: number;
+    warmupMinutes?: number;
+    zThreshold?: number;
+    zClear?: number;
+    minCount?: number;
+    minRatio?: number;
+  };
 }
 
 export const DEMO_RULES: Readonly<Partial<Record<ScenarioName, readonly DemoRule[]>>> = Object.freeze({
@@ -28,7 +36,19 @@ export const DEMO_RULES: Readonly<Partial<Record<ScenarioName, readonly DemoRule
       name: 'demo: post like spikes',
       eventType: 'like',
       recipients: { dashboard: true },
-      spike: { subject: { targetPrefix: 'post/' } },
+      // Tuned for a demo that shows a spike minutes after the start: one full minute of history
+      // (the first, partial, is skipped), a baseline of ten minutes, and a spike only when a
+      // minute is at least 20 likes, three times the usual and six deviations above it — which
+      // a steady Zipf-popular post does not reach.
+      spike: {
+        subject: { targetPrefix: 'post/' },
+        halfLifeMinutes: 10,
+        warmupMinutes: 1,
+        zThreshold: 6,
+        zClear: 3,
+        minCount: 20,
+        minRatio: 3,
+      },
     },
   ],
 });

@@ -67,6 +67,11 @@ export function createEmbeddedSeriesStore(options: EmbeddedSeriesStoreOptions): 
     }
     return s;
   };
+  const created = (series: string): StoredSeries => {
+    const s: StoredSeries = { version: 0, latestMs: 0, marks: {}, totals: {}, pending: {}, expiresAtMs: 0 };
+    stored[series] = s;
+    return s;
+  };
   const snapshotOf = (series: string, late: number): SeriesSnapshot => {
     const s = live(series);
     return {
@@ -93,14 +98,7 @@ export function createEmbeddedSeriesStore(options: EmbeddedSeriesStoreOptions): 
         for (const increment of group) {
           const mark = s?.marks[increment.partition];
           if (mark !== undefined && increment.offset <= BigInt(mark)) continue;
-          s ??= stored[series] = {
-            version: 0,
-            latestMs: 0,
-            marks: {},
-            totals: {},
-            pending: {},
-            expiresAtMs: 0,
-          };
+          s ??= created(series);
           if (s.closedMinute !== undefined && increment.minute <= s.closedMinute) late++;
           else {
             s.totals[increment.minute] = (s.totals[increment.minute] ?? 0) + increment.amount;
@@ -127,14 +125,7 @@ export function createEmbeddedSeriesStore(options: EmbeddedSeriesStoreOptions): 
     async commit(commit: SeriesCommit) {
       let s = live(commit.series);
       if ((s?.version ?? 0) !== commit.expectedVersion) return undefined;
-      s ??= stored[commit.series] = {
-        version: 0,
-        latestMs: 0,
-        marks: {},
-        totals: {},
-        pending: {},
-        expiresAtMs: 0,
-      };
+      s ??= created(commit.series);
       s.state = commit.state;
       if (s.closedMinute === undefined || commit.closedMinute > s.closedMinute)
         s.closedMinute = commit.closedMinute;

@@ -132,7 +132,7 @@ describe('safe HTTP: the allow-list and the connect-time check', () => {
     let answers = 0;
     // The first resolution (e.g. when the destination was saved) says public, the next loopback.
     const lookup = ((
-      hostname: string,
+      _hostname: string,
       options: { all?: boolean },
       callback: (...args: unknown[]) => void,
     ) => {

@@ -6,7 +6,13 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Webhook } from 'standardwebhooks';
 import { generateSecret, signWebhook } from '../infra/delivery/webhook-signature.ts';
-import { orderKey, type Receiver, type ReceiverOptions, startReceiver } from './receiver.ts';
+import {
+  orderKey,
+  type Receiver,
+  type ReceiverOptions,
+  type ReceiverStats,
+  startReceiver,
+} from './receiver.ts';
 import { parseReceiverArgs } from './receiver-args.ts';
 import { LINES_PER_SECOND, receiverCommand } from './receiver-command.ts';
 
@@ -227,7 +233,7 @@ describe('tally receiver (a child process)', () => {
     assert.equal(await post(r, 'msg_b', { user_id: 'u1', sequence: 1 }, 'library'), 200);
     assert.equal(await post(r, 'msg_a', { user_id: 'u1', sequence: 2 }), 200);
     assert.equal(await post(r, 'msg_c', { user_id: 'u1', sequence: 3 }, 'ours', generateSecret()), 401);
-    const stats = await (await fetch(`${url}/stats`)).json();
+    const stats = (await (await fetch(`${url}/stats`)).json()) as ReceiverStats;
     assert.deepEqual(
       [stats.received, stats.unique, stats.duplicates, stats.orderViolations, stats.rejected],
       [3, 2, 1, 1, 1],

@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
+import { selfSignedCertificate } from '../../testing/self-signed.ts';
 import { breakerSignalOf, createWebhookClient, type WebhookClientOptions } from './webhook-client.ts';
 import { generateSecret } from './webhook-signature.ts';
 
@@ -200,6 +205,40 @@ describe('webhook client', () => {
       server.received.map((r) => r.headers['webhook-id']),
       Array.from({ length: 20 }, (_, i) => `msg_${i}`),
     );
+  });
+
+  test('over HTTPS: delivered when the certificate is trusted, retried on a TLS failure', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'tally-webhook-tls-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const certFile = await selfSignedCertificate(dir);
+    const ca = readFileSync(certFile, 'utf8');
+    const received: string[] = [];
+    const server = createHttpsServer({ cert: ca, key: readFileSync(join(dir, 'key.pem')) }, (req, res) => {
+      let text = '';
+      req.on('data', (c) => {
+        text += c;
+      });
+      req.on('end', () => {
+        received.push(text);
+        res.writeHead(200).end();
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.after(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    const secrets = [generateSecret()];
+    const trusted = await client(t, { ca }).deliver({ url, secrets, id: 'msg_tls', body });
+    assert.equal(trusted.kind, 'delivered');
+    const untrusted = await client(t).deliver({ url, secrets, id: 'msg_tls', body });
+    assert.equal(untrusted.kind, 'retry');
+    assert.equal(untrusted.kind === 'retry' && untrusted.failure, 'tls');
+    const refused = await client(t, { ca, allowList: [] }).deliver({ url, secrets, id: 'msg_tls', body });
+    assert.equal(refused.kind, 'dead');
+    assert.deepEqual(received, [body]);
   });
 
   test('breaker signals: responses the receiver chose count for it, 5xx and network failures against', () => {

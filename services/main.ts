@@ -1,7 +1,7 @@
 /**
  * `tally <role…>` / `tally all`: runs roles (run-roles.ts, by the table in roles.ts) until
  * SIGTERM/SIGINT, then drains. The other commands — `simulate`, `dlq-replay`, `migrate`, `keys`,
- * `alerts` —
+ * `alerts`, `receiver` —
  * are a table of their own below: each opens only the ports it needs.
  */
 import { resolve } from 'node:path';
@@ -16,6 +16,7 @@ import { createLogger } from './infra/logger.ts';
 import { handleProcessWarnings } from './infra/node-warnings.ts';
 import { migrate } from './infra/sql/migrate.ts';
 import { keysCommand } from './keys/keys-command.ts';
+import { receiverCommand } from './receiver/receiver-command.ts';
 import { ROLES, type Role } from './roles.ts';
 import { type Running, runRoles } from './run-roles.ts';
 import { simulateCommand } from './simulator/simulate-command.ts';
@@ -31,6 +32,8 @@ commands:
   keys create|list|revoke|rotate   administer API keys (keys --help lists the flags)
   alerts create|list|get|update|delete
                                    administer alert rules (alerts --help lists the flags)
+  receiver [--port N] [--secret whsec_...] [--fail-rate R] [--latency 200ms] [--status S] [--seed S]
+                                   a local webhook receiver (receiver --help lists the flags)
 configuration: TALLY_* environment variables (see README.md); with none set, every port
 uses its embedded adapter under TALLY_DATA_DIR (default ./data)`;
 
@@ -49,6 +52,13 @@ function parseRoles(args: readonly string[]): Role[] {
 type Command = (flags: readonly string[], config: TallyConfig) => Promise<number>;
 
 const COMMANDS: Record<string, Command> = {
+  receiver: async (flags) => {
+    const aborter = new AbortController();
+    const onSignal = () => aborter.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    return receiverCommand(flags, { out: process.stdout, err: process.stderr, signal: aborter.signal });
+  },
   simulate: async (flags) => {
     const aborter = new AbortController();
     const onSignal = () => aborter.abort();

@@ -23,7 +23,7 @@ export interface LogDestinationTopicsOptions {
   log: EventLog;
   /** Partitions of each delivery topic (the events topic's count by default in main.ts). */
   partitions: number;
-  /** Put before `deliveries.` (TALLY_GROUP_PREFIX-like isolation for tests); default none. */
+  /** Put before `deliveries.` (TALLY_GROUP_PREFIX: deployments sharing a cluster keep apart); default none. */
   namespace?: string;
 }
 

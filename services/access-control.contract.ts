@@ -17,6 +17,7 @@ import { formatApiKey, type Scope } from './domain/api-keys.ts';
 import { REST_SERVICES } from './gateway/gateway.ts';
 import { LEGACY_ROUTES } from './gateway/route-docs.ts';
 import { AlertService } from './gen/tally/v1/alerts_pb.js';
+import { DestinationService } from './gen/tally/v1/destinations_pb.js';
 import { IngestService } from './gen/tally/v1/ingest_pb.js';
 import { KeysService } from './gen/tally/v1/keys_pb.js';
 import { type AppError, Code } from './infra/app-error.ts';
@@ -204,6 +205,13 @@ const SAMPLE_RULE = {
   milestone: { subject: { target: 'auth/a' }, thresholds: [10, 100] },
 };
 
+/** A valid destination (DestinationService's samples): its topic is deleted after the matrix. */
+const SAMPLE_DESTINATION = {
+  name: 'matrix',
+  webhook: { url: 'https://hooks.example.com/matrix' },
+  filter: { eventTypes: ['like'] },
+};
+
 /** A valid request of each REST route, by route template (`PUT /event_generate/`, `GET /v1/counters`…). */
 const SAMPLES: Record<string, { path?: string; body?: unknown }> = {
   'POST /v1/events': { body: { type: 'like', target: 'auth/a', userId: 'user-1' } },
@@ -222,6 +230,12 @@ const SAMPLES: Record<string, { path?: string; body?: unknown }> = {
   'GET /v1/alert-rules/{id}': { path: '/v1/alert-rules/NOSUCHID' },
   'PUT /v1/alert-rules/{id}': { path: '/v1/alert-rules/NOSUCHID', body: SAMPLE_RULE },
   'DELETE /v1/alert-rules/{id}': { path: '/v1/alert-rules/NOSUCHID' },
+  'POST /v1/destinations': { body: SAMPLE_DESTINATION },
+  'GET /v1/destinations': {},
+  'GET /v1/destinations/{id}': { path: '/v1/destinations/NOSUCHID' },
+  'PUT /v1/destinations/{id}': { path: '/v1/destinations/NOSUCHID', body: SAMPLE_DESTINATION },
+  'DELETE /v1/destinations/{id}': { path: '/v1/destinations/NOSUCHID' },
+  'POST /v1/destinations/{id}:rotate-secret': { path: '/v1/destinations/NOSUCHID:rotate-secret', body: {} },
   'GET /v1/notifications': { path: '/v1/notifications?recipient=dashboard' },
   'POST /v1/notifications:read': { body: { recipient: 'dashboard', ids: ['NOSUCHID'] } },
   'PUT /event_generate/': { body: { type: 'like', url: 'auth/a' } },
@@ -280,6 +294,10 @@ function grpcSample(method: DescMethod): unknown {
       value: { subject: { subject: { case: 'target', value: 'auth/g' } }, thresholds: [10n] },
     },
   };
+  const grpcDestination = {
+    name: 'matrix grpc',
+    endpoint: { case: 'kafka', value: { topic: 'matrix.copy', brokers: ['other-cluster:9092'] } },
+  };
   switch (method.name) {
     case 'Publish':
       return { event };
@@ -316,6 +334,16 @@ function grpcSample(method: DescMethod): unknown {
     case 'ListNotifications':
     case 'WatchNotifications':
       return { recipient: 'dashboard' };
+    case 'GetDestination':
+    case 'DeleteDestination':
+    case 'RotateDestinationSecret':
+      return { id: 'NOSUCHID' };
+    case 'ListDestinations':
+      return {};
+    case 'CreateDestination':
+      return { destination: grpcDestination };
+    case 'UpdateDestination':
+      return { id: 'NOSUCHID', destination: grpcDestination };
     case 'MarkNotificationsRead':
       return { recipient: 'dashboard', ids: ['NOSUCHID'] };
     default:
@@ -577,8 +605,17 @@ export async function runAccessMatrix(target: AccessTarget, keys: MatrixKeys): P
     const answer = await callGrpc(target.grpcPort, service, method, bearer(right[scope!]!));
     const ok =
       answer.code === Code.OK ||
-      (answer.code === Code.NOT_FOUND && (service === KeysService || service === AlertService));
+      (answer.code === Code.NOT_FOUND &&
+        (service === KeysService || service === AlertService || service === DestinationService));
     assert.ok(ok, `gRPC ${method.name} with its scope: ${answer.code} ${answer.reason}`);
+  }
+  // The destinations the samples made, deleted with their topics.
+  const listed = await rest(target.httpPort, 'GET', '/v1/destinations', { headers: bearer(target.adminKey) });
+  for (const { id } of (listed.json.destinations ?? []) as { id: string }[]) {
+    const gone = await rest(target.httpPort, 'DELETE', `/v1/destinations/${id}`, {
+      headers: bearer(target.adminKey),
+    });
+    assert.equal(gone.status, 200, JSON.stringify(gone.json));
   }
   // Basic authentication (the key as user name), the body's api_key, a JWT with its own user.
   const basic = `Basic ${Buffer.from(`${keys.ingest}:`).toString('base64')}`;

@@ -134,6 +134,23 @@ async function openEventLog(config: TallyConfig, logger: Logger, dataDir: string
     : createKafkaEventLog(kafka);
 }
 
+/**
+ * A Kafka event log for topic administration alone (the destinations' topics), for a process
+ * without the log port: it connects at its first use and is no part of readiness. Undefined
+ * without TALLY_KAFKA_BROKERS (the embedded log belongs to the process that opened it).
+ */
+export function openTopicAdmin(config: TallyConfig, logger: Logger): EventLog | undefined {
+  if (!config.kafka.brokers) return undefined;
+  return createKafkaEventLog({
+    brokers: config.kafka.brokers,
+    clientId: `${config.kafka.clientId}-admin`,
+    produceTimeoutMs: config.ingest.produceTimeoutMs,
+    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+    security: kafkaSecurity(config.kafka),
+    logger,
+  });
+}
+
 /** Closes every open adapter (errors ignored: each has logged its own), then releases the data directory. */
 export async function closeBackends(backends: Backends): Promise<void> {
   await Promise.allSettled([

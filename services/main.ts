@@ -1,16 +1,20 @@
 /**
  * `tally <role…>` / `tally all`: runs roles (run-roles.ts, by the table in roles.ts) until
  * SIGTERM/SIGINT, then drains. The other commands — `simulate`, `dlq-replay`, `migrate`, `keys`,
- * `alerts`, `receiver` —
+ * `alerts`, `destinations`, `receiver` —
  * are a table of their own below: each opens only the ports it needs.
  */
 import { resolve } from 'node:path';
 import { alertsCommand } from './alerts/alerts-command.ts';
-import { closeBackends, openBackends } from './backends.ts';
+import { closeBackends, openBackends, type Port } from './backends.ts';
+import { destinationsCommand } from './destinations/destinations-command.ts';
 import { replayDeadLetters } from './dlq/replay.ts';
 import { createSqlRuleStore } from './infra/alerts/sql-rule-store.ts';
 import { ConfigError, loadConfig, type TallyConfig } from './infra/config.ts';
 import { DataDirInUseError } from './infra/data-dir-lock.ts';
+import { createDestinationAdmin } from './infra/delivery/destination-admin.ts';
+import { createLogDestinationTopics } from './infra/delivery/destination-topics.ts';
+import { createSqlDestinationStore } from './infra/delivery/sql-destination-store.ts';
 import { createSqlKeyStore } from './infra/keys/sql-key-store.ts';
 import { createLogger } from './infra/logger.ts';
 import { handleProcessWarnings } from './infra/node-warnings.ts';
@@ -32,6 +36,8 @@ commands:
   keys create|list|revoke|rotate   administer API keys (keys --help lists the flags)
   alerts create|list|get|update|delete
                                    administer alert rules (alerts --help lists the flags)
+  destinations create|list|get|update|delete|rotate-secret
+                                   administer delivery destinations (destinations --help lists the flags)
   receiver [--port N] [--secret whsec_...] [--fail-rate R] [--latency 200ms] [--status S] [--seed S]
                                    a local webhook receiver (receiver --help lists the flags)
 configuration: TALLY_* environment variables (see README.md); with none set, every port
@@ -136,11 +142,32 @@ const COMMANDS: Record<string, Command> = {
       },
       { out: process.stdout, err: process.stderr },
     ),
+  destinations: async (flags, config) =>
+    destinationsCommand(
+      flags,
+      async () => {
+        // The database and the event log, where each destination's topic is made and deleted.
+        const backends = await openMigratedSql(config, ['log']);
+        const topics = createLogDestinationTopics({
+          log: backends.log!,
+          partitions: config.topics.eventsPartitions,
+          namespace: config.groupPrefix,
+        });
+        return {
+          destinations: createDestinationAdmin({
+            store: createSqlDestinationStore({ sql: backends.sql! }),
+            topics,
+          }),
+          close: () => closeBackends(backends),
+        };
+      },
+      { out: process.stdout, err: process.stderr },
+    ),
 };
 
 /** The SQL port alone, migrated; the command's output is its own, so only errors are logged. */
-async function openMigratedSql(config: TallyConfig) {
-  const backends = await openBackends(new Set(['sql']), config, createLogger('error'));
+async function openMigratedSql(config: TallyConfig, more: readonly Port[] = []) {
+  const backends = await openBackends(new Set<Port>(['sql', ...more]), config, createLogger('error'));
   try {
     await migrate(backends.sql!, config.pg.schema);
   } catch (error) {

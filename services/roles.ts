@@ -9,11 +9,12 @@ import * as aggregator from './aggregator/aggregator.ts';
 import * as alerter from './alerter/alerter.ts';
 import { notificationWriter } from './alerter/notification-writer.ts';
 import { startRuleSource } from './alerter/rule-source.ts';
-import type { Backends, Port } from './backends.ts';
+import { type Backends, openTopicAdmin, type Port } from './backends.ts';
 import * as counter from './counter/counter.ts';
 import { defaultEventLimits } from './domain/event-rules.ts';
 import * as gateway from './gateway/gateway.ts';
 import { AlertService } from './gen/tally/v1/alerts_pb.js';
+import { DestinationService } from './gen/tally/v1/destinations_pb.js';
 import { IngestService } from './gen/tally/v1/ingest_pb.js';
 import { KeysService } from './gen/tally/v1/keys_pb.js';
 import { NotificationService } from './gen/tally/v1/notifications_pb.js';
@@ -21,6 +22,9 @@ import { QueryService } from './gen/tally/v1/query_pb.js';
 import { createSqlNotificationStore } from './infra/alerts/sql-notification-store.ts';
 import { createSqlRuleStore } from './infra/alerts/sql-rule-store.ts';
 import type { AuthMode, TallyConfig } from './infra/config.ts';
+import { createDestinationAdmin } from './infra/delivery/destination-admin.ts';
+import { createLogDestinationTopics } from './infra/delivery/destination-topics.ts';
+import { createSqlDestinationStore } from './infra/delivery/sql-destination-store.ts';
 import type { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
 import type { ServiceClient } from './infra/grpc/grpc-service.ts';
 import type { KeyStore } from './infra/keys/key-store.ts';
@@ -35,6 +39,7 @@ import * as persister from './persister/persister.ts';
 import type { RequestLimits } from './pipeline/request-limits.ts';
 import type { SinkRoleConfig, SinkRoleDeps } from './pipeline/sink-role.ts';
 import { registerAlertService } from './query/alert-service.ts';
+import { registerDestinationService } from './query/destination-service.ts';
 import { registerNotificationService } from './query/notification-service.ts';
 import { createNotificationWatches } from './query/notification-watch.ts';
 import * as query from './query/query.ts';
@@ -170,6 +175,7 @@ export const ROLE_TABLE = {
           keys: w.client(KeysService, config.grpc.queryAddr),
           alerts: w.client(AlertService, config.grpc.queryAddr),
           notifications: w.client(NotificationService, config.grpc.queryAddr),
+          destinations: w.client(DestinationService, config.grpc.queryAddr),
           auth: { on: w.auth.on, metricsToken: config.auth.metricsToken },
           logger: w.logger,
           metrics: w.metrics,
@@ -229,11 +235,29 @@ export const ROLE_TABLE = {
   query: {
     kind: 'grpc',
     ports: ['counters', 'sql'],
-    // Also serves tally.v1.KeysService, tally.v1.AlertService and tally.v1.NotificationService:
-    // the gRPC role with the SQL port, where the keys, the alert rules and the notifications are.
+    // Also serves tally.v1.KeysService, tally.v1.AlertService, tally.v1.NotificationService and
+    // tally.v1.DestinationService: the gRPC role with the SQL port, where the keys, the alert
+    // rules, the notifications and the destinations are.
     start: async (w) => {
       const sql = port(w, 'query', 'sql');
       registerAlertService({ rules: createSqlRuleStore({ sql }), grpc: w.grpc, logger: w.logger });
+      // Destination topics: through this process's event log, or a Kafka admin of its own that
+      // connects at the first create or delete (so that Kafka's state never gates query's readiness).
+      const topicLog = w.backends.log ?? openTopicAdmin(w.config, w.logger);
+      registerDestinationService({
+        destinations: createDestinationAdmin({
+          store: createSqlDestinationStore({ sql }),
+          topics:
+            topicLog &&
+            createLogDestinationTopics({
+              log: topicLog,
+              partitions: w.config.topics.eventsPartitions,
+              namespace: w.config.groupPrefix,
+            }),
+        }),
+        grpc: w.grpc,
+        logger: w.logger,
+      });
       const store = createSqlNotificationStore(sql);
       const watches = createNotificationWatches({ store, logger: w.logger, ...w.config.notifications });
       registerNotificationService({
@@ -259,6 +283,7 @@ export const ROLE_TABLE = {
         async stop() {
           watches.stop();
           await running.stop();
+          if (topicLog !== w.backends.log) await topicLog?.close();
         },
       };
     },

@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { create, type DescService } from '@bufbuild/protobuf';
 import { AlertService } from '../gen/tally/v1/alerts_pb.js';
+import { DestinationService } from '../gen/tally/v1/destinations_pb.js';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { KeysService } from '../gen/tally/v1/keys_pb.js';
 import { NotificationService } from '../gen/tally/v1/notifications_pb.js';
@@ -31,6 +32,7 @@ async function startGateway() {
     keys: emptyClient(KeysService),
     alerts: emptyClient(AlertService),
     notifications: emptyClient(NotificationService),
+    destinations: emptyClient(DestinationService),
     logger: createLogger('error'),
   };
   const gateway: Gateway = await start(deps, {

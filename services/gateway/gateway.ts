@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import type { Principal, RateLimitOverrides, Scope } from '../domain/api-keys.ts';
 import { type Cidr, clientAddress, inRanges } from '../domain/client-address.ts';
 import type { AlertService } from '../gen/tally/v1/alerts_pb.js';
+import type { DestinationService } from '../gen/tally/v1/destinations_pb.js';
 import type { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import type { KeysService } from '../gen/tally/v1/keys_pb.js';
 import type { NotificationService } from '../gen/tally/v1/notifications_pb.js';
@@ -90,6 +91,8 @@ export interface GatewayDeps {
   alerts?: ServiceClient<(typeof AlertService)['method']>;
   /** Notifications' REST routes and the stream's channel `notifications` (served by query); absent: UNIMPLEMENTED. */
   notifications?: ServiceClient<(typeof NotificationService)['method']>;
+  /** Destination administration's REST routes (served by query); absent: they answer UNIMPLEMENTED. */
+  destinations?: ServiceClient<(typeof DestinationService)['method']>;
   /** Default: off, no metrics token. */
   auth?: GatewayAuth;
   logger: Logger;
@@ -163,6 +166,7 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
       query: deps.query,
       keys: deps.keys,
       alerts: deps.alerts,
+      destinations: deps.destinations,
       notifications: deps.notifications,
       requestTimeoutMs: config.requestTimeoutMs,
     }),

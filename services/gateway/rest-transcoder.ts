@@ -7,6 +7,7 @@
  */
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import { AlertService } from '../gen/tally/v1/alerts_pb.js';
+import { DestinationService } from '../gen/tally/v1/destinations_pb.js';
 import type { PublishRequest } from '../gen/tally/v1/ingest_pb.js';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { KeysService } from '../gen/tally/v1/keys_pb.js';
@@ -25,6 +26,7 @@ export const REST_SERVICES = [
   KeysService,
   AlertService,
   NotificationService,
+  DestinationService,
 ] as const;
 
 /** Where the transcoded requests go. */
@@ -37,6 +39,8 @@ export interface RestTranscoderOptions {
   alerts?: ServiceClient<(typeof AlertService)['method']>;
   /** Absent: the notification routes answer UNIMPLEMENTED. */
   notifications?: ServiceClient<(typeof NotificationService)['method']>;
+  /** Absent: the destination routes answer UNIMPLEMENTED. */
+  destinations?: ServiceClient<(typeof DestinationService)['method']>;
   /** Each call's deadline. */
   requestTimeoutMs: number;
 }
@@ -62,6 +66,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestHandle
     [KeysService.typeName]: options.keys as never,
     [AlertService.typeName]: options.alerts as never,
     [NotificationService.typeName]: options.notifications as never,
+    [DestinationService.typeName]: options.destinations as never,
   };
   const publishMethod = IngestService.method.publish;
   return async (route, match, ctx, url) => {

@@ -114,7 +114,8 @@ alerter: accepted
 gateway: [kafka]
 {{- /* With access control on, ingest checks keys in PostgreSQL (services/run-roles.ts portsOf). */}}
 ingest: [kafka{{ if .Values.auth.enabled }}, postgres{{ end }}]
-query: [redis, postgres]
+{{- /* Kafka: the destinations' topics, made and deleted with them (docs/delivery.md). */}}
+query: [kafka, redis, postgres]
 persister: [kafka, postgres]
 counter: [kafka, redis]
 aggregator: [kafka, postgres]

@@ -339,7 +339,11 @@ test("a series' first minute, begun part-way through, is not its baseline", () =
     [2, 36],
   ]);
   const step = evaluateSpikes(rule, INITIAL_SPIKE_STATE, counts, 2);
-  assert.deepEqual(step.alerts, [], 'minute 1 is judged against nothing (warm-up), minute 2 against minute 1');
+  assert.deepEqual(
+    step.alerts,
+    [],
+    'minute 1 is judged against nothing (warm-up), minute 2 against minute 1',
+  );
   assert.equal(step.state.mean, 36);
   assert.equal(step.state.lastMinute, 2);
   assert.equal(evaluateSpikes(rule, INITIAL_SPIKE_STATE, counts, 0).state.lastMinute, 0, 'skipped, and done');

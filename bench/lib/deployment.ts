@@ -31,9 +31,13 @@ async function again<T>(read: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The consumer roles of the counting spine: those end to end runs and drains wait for. */
 export const CONSUMER_ROLES = ['persister', 'counter', 'aggregator'] as const;
 export type ConsumerRole = (typeof CONSUMER_ROLES)[number];
-export type Role = 'gateway' | 'ingest' | 'query' | ConsumerRole;
+/** Every sink, the alerter too (it runs alone, on its backlog, with the alert rules the run made). */
+export const SINK_ROLES = [...CONSUMER_ROLES, 'alerter'] as const;
+export type SinkRole = (typeof SINK_ROLES)[number];
+export type Role = 'gateway' | 'ingest' | 'query' | SinkRole;
 
 /** Records at or past the group's committed offset (from the log start when it never committed). */
 function partitionLag(p: PartitionOffsets): number {
@@ -42,10 +46,11 @@ function partitionLag(p: PartitionOffsets): number {
 }
 
 /** The consumer group of each consumer role (without the namespace's prefix). */
-export const GROUP_OF: Record<ConsumerRole, string> = {
+export const GROUP_OF: Record<SinkRole, string> = {
   persister: 'group_persistence',
   counter: 'group_realtimecounter',
   aggregator: 'group_aggregation',
+  alerter: 'group_alerting',
 };
 
 /**
@@ -53,10 +58,11 @@ export const GROUP_OF: Record<ConsumerRole, string> = {
  * aggregator what the persister accepted and forwarded (services/roles.ts). Their backlog exists
  * only once the persister has run, which is why CONSUMER_ROLES lists it first.
  */
-export const TOPIC_OF: Record<ConsumerRole, 'events' | 'accepted'> = {
+export const TOPIC_OF: Record<SinkRole, 'events' | 'accepted'> = {
   persister: 'events',
   counter: 'accepted',
   aggregator: 'accepted',
+  alerter: 'accepted',
 };
 
 export interface Namespace {
@@ -241,26 +247,26 @@ export class Deployment {
 
   async stopAll(): Promise<void> {
     // The gateway first, the consumers last: the order of a drain.
-    for (const role of ['gateway', 'ingest', 'query', ...CONSUMER_ROLES] as Role[]) await this.stop(role);
+    for (const role of ['gateway', 'ingest', 'query', ...SINK_ROLES] as Role[]) await this.stop(role);
   }
 
-  groupId(role: ConsumerRole): string {
+  groupId(role: SinkRole): string {
     return `${this.groupPrefix}${GROUP_OF[role]}`;
   }
 
   /** The topic a consumer role reads, by its name in this namespace. */
-  topicOf(role: ConsumerRole): string {
+  topicOf(role: SinkRole): string {
     return TOPIC_OF[role] === 'events' ? this.ns.eventsTopic : this.ns.acceptedTopic;
   }
 
   /** Records of the topic a consumer role reads that its group has not committed yet. */
-  async lag(role: ConsumerRole): Promise<number> {
+  async lag(role: SinkRole): Promise<number> {
     const offsets = await again(() => this.log.groupOffsets(this.groupId(role), this.topicOf(role)));
     return offsets.reduce((n, p) => n + partitionLag(p), 0);
   }
 
   /** Records the group committed on the topic its role reads, summed over partitions. */
-  async committed(role: ConsumerRole): Promise<number> {
+  async committed(role: SinkRole): Promise<number> {
     const offsets = await again(() => this.log.committedOffsets(this.groupId(role), this.topicOf(role)));
     let total = 0n;
     for (const o of offsets.values()) total += o;
@@ -271,7 +277,7 @@ export class Deployment {
    * Records ever written to the topic a consumer role reads: for the counter and the aggregator,
    * what the persister forwarded so far.
    */
-  async endOffset(role: ConsumerRole): Promise<number> {
+  async endOffset(role: SinkRole): Promise<number> {
     let total = 0n;
     for (const o of (await again(() => this.log.endOffsets(this.topicOf(role)))).values()) total += o;
     return Number(total);
@@ -299,7 +305,7 @@ export class Deployment {
   }
 
   /** Moves a stopped group's committed offsets to the end of the topic it reads (skips the backlog). */
-  async skipToEnd(role: ConsumerRole): Promise<void> {
+  async skipToEnd(role: SinkRole): Promise<void> {
     // Explicit offsets, committed outside any group generation as an admin client does (the broker
     // refuses while the group has members). Not kafkajs's setOffsets: it joins the group with a
     // consumer and waits for a fetch, 5 s a group; nor its resetOffsets, which commits "latest" as

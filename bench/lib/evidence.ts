@@ -13,6 +13,7 @@ const NODE_GROUPS = new Set([
   'persister',
   'counter',
   'aggregator',
+  'alerter',
   'simulator',
   'bare-http',
   'raw-producer',

@@ -44,6 +44,17 @@ export function sinkRows(r: Results, rows: SummaryRow[]): void {
     ratioTarget: '—',
     ratioOk: undefined,
   });
+  const alerter = catchUp('alerter');
+  rows.push({
+    label: 'Alerter alone (milestone, spike and window rules)',
+    measured: alerter ? `${num(alerter.eventsPerSecond)} events/s` : '—',
+    target: '≥ 30,000 events/s',
+    ok: alerter ? alerter.eventsPerSecond >= 30_000 : undefined,
+    baseline: '—',
+    ratio: '—',
+    ratioTarget: '—',
+    ratioOk: undefined,
+  });
 }
 
 /** Phase `sinks`: each consumer catching up alone, PostgreSQL COPY and redis-benchmark. */
@@ -52,7 +63,9 @@ export function renderSinks(r: Results, push: Push): void {
   push(
     'Each consumer role alone (the others stopped) on its backlog, its rate counted from its first commit: the persister first, on ' +
       'the events the ingest phases left in the events topic, forwarding those it accepts to the accepted topic; ' +
-      "then the counter and the aggregator on what it forwarded. Then the servers' own baselines on the same kind of work.",
+      'then the counter, the aggregator and the alerter on what it forwarded — the alerter with three rules a social app ' +
+      "would keep (like milestones on every post, comment spikes on every post, merchants' takings over ten minutes: " +
+      "bench/lib/alert-rules.ts), and a lateness bound of a day, as for any replay. Then the servers' own baselines on the same kind of work.",
     '',
   );
   push(
@@ -67,7 +80,7 @@ export function renderSinks(r: Results, push: Push): void {
             'seconds',
             'events/s',
             'its CPU per event',
-            ...cpuHeader(['persister', 'counter', 'aggregator', 'kafka', 'redis', 'postgres']),
+            ...cpuHeader(['persister', 'counter', 'aggregator', 'alerter', 'kafka', 'redis', 'postgres']),
           ],
           r.catchUp.map((c) => [
             c.role,
@@ -79,7 +92,15 @@ export function renderSinks(r: Results, push: Push): void {
             c.eventsPerSecond > 0
               ? micros(((c.cpu.byGroup[c.role] ?? 0) / 100 / c.eventsPerSecond) * 1e6)
               : '—',
-            ...cpuCells(c.cpu, ['persister', 'counter', 'aggregator', 'kafka', 'redis', 'postgres']),
+            ...cpuCells(c.cpu, [
+              'persister',
+              'counter',
+              'aggregator',
+              'alerter',
+              'kafka',
+              'redis',
+              'postgres',
+            ]),
           ]),
         ),
     '',

@@ -6,13 +6,8 @@
  */
 import { runPgCopy } from '../baselines/pg-copy.ts';
 import { runRedisBenchmark } from '../baselines/redis-bench.ts';
-import {
-  CONSUMER_ROLES,
-  type ConsumerRole,
-  type Deployment,
-  localServers,
-  TOPIC_OF,
-} from '../lib/deployment.ts';
+import { createBenchAlertRules } from '../lib/alert-rules.ts';
+import { CONSUMER_ROLES, type Deployment, localServers, type SinkRole, TOPIC_OF } from '../lib/deployment.ts';
 import { type Bench, describeCpu, fmt, repo, sleep } from '../lib/harness.ts';
 import type { CpuSampler } from '../lib/proc.ts';
 import type { CatchUp } from '../lib/results.ts';
@@ -24,6 +19,15 @@ export async function runSinks(b: Bench): Promise<void> {
     const r = await catchUpAlone(b, role, plan.catchUpSeconds);
     if (r) results.catchUp.push(r);
   }
+  // The alerter, with the rules a social app would have on the mix's likes, comments and
+  // transactions (bench/lib/alert-rules.ts), on everything the persister accepted.
+  progress(`alert rules: ${(await createBenchAlertRules(deployment)).join('; ')}`);
+  // A backlog's partitions are read minutes of event time apart: a lateness bound of a day keeps
+  // every event in its window, as docs/alerts.md says to do for a replay.
+  const alerter = await catchUpAlone(b, 'alerter', plan.catchUpSeconds, {
+    TALLY_ALERT_LATENESS_MS: '86400000',
+  });
+  if (alerter) results.catchUp.push(alerter);
   results.pgCopy = await runPgCopy(deployment.pg, localServers.pgUrl, ns.pgSchema, plan.pgCopyMaxRows);
   if (results.pgCopy)
     progress(
@@ -53,7 +57,7 @@ export async function runSinks(b: Bench): Promise<void> {
  */
 export async function catchUpAlone(
   { deployment, sampler, progress }: Bench,
-  role: ConsumerRole,
+  role: SinkRole,
   seconds: number,
   env: Record<string, string> = {},
   label: string = role,
@@ -71,7 +75,7 @@ export async function catchUpAlone(
   const r = await measureCatchUp(deployment, role, backlog, seconds, sampler);
   await deployment.stop(role);
   progress(
-    `${label} alone: ${fmt(r.eventsPerSecond)} events/s over ${fmt(r.seconds, 1)} s (${fmt(r.events)} of a backlog of ${fmt(backlog)}); cpu: ${describeCpu(r.cpu, [role, role === 'counter' ? 'redis' : 'postgres', 'kafka'])}`,
+    `${label} alone: ${fmt(r.eventsPerSecond)} events/s over ${fmt(r.seconds, 1)} s (${fmt(r.events)} of a backlog of ${fmt(backlog)}); cpu: ${describeCpu(r.cpu, [role, role === 'counter' || role === 'alerter' ? 'redis' : 'postgres', 'kafka'])}`,
   );
   return r;
 }
@@ -79,7 +83,7 @@ export async function catchUpAlone(
 /** Measures a consumer role catching up alone: committed records per second once it started committing. */
 async function measureCatchUp(
   deployment: Deployment,
-  role: ConsumerRole,
+  role: SinkRole,
   backlog: number,
   maxSeconds: number,
   sampler: CpuSampler,

@@ -47,6 +47,7 @@ import { type Bench, children, fmt, repo } from './lib/harness.ts';
 import { machine, versions } from './lib/machine.ts';
 import { CpuSampler, pidListeningOn, processTree } from './lib/proc.ts';
 import type { Results } from './lib/results.ts';
+import { runAlerts } from './phases/alerts.ts';
 import { runAuth } from './phases/auth.ts';
 import { runGrpcStream, runRestBatch } from './phases/batches.ts';
 import { runBookkeeping } from './phases/bookkeeping.ts';
@@ -74,6 +75,7 @@ const PHASES = [
   'bookkeeping',
   'e2e',
   'queries',
+  'alerts',
   'in-process',
   'startup',
   // The last three restart ingest and the gateway (and query) with settings of their own, and stop
@@ -100,6 +102,8 @@ const PHASE_RUNS: Record<Phase, (b: Bench) => Promise<void>> = {
   bookkeeping: runBookkeeping,
   e2e: runE2e,
   queries: runQueries,
+  // The alert rules live under the end-to-end load: notification latency, spike detection, false alarms.
+  alerts: runAlerts,
   // The edge split, then in one process (restored after); then `tally all` on embedded backends.
   'in-process': runInProcess,
   startup: runStartup,

@@ -90,6 +90,22 @@ export interface Plan {
     /** Of each paired step: longer than the searches' steps, each round being one sample. */
     pairedStepSeconds: number;
   };
+  /**
+   * The alert rules live (bench/phases/alerts.ts): the simulators at `backgroundRate` events/s
+   * for `warmupSeconds` + `seconds`, probes every `probeEverySeconds`, spike series at
+   * `perTargetPerMinute`, each spiky one taking `spikeFactor` × its rate for `spikeSeconds`.
+   */
+  alerts: {
+    backgroundRate: number;
+    warmupSeconds: number;
+    seconds: number;
+    probeEverySeconds: number;
+    spikyTargets: number;
+    steadyTargets: number;
+    perTargetPerMinute: number;
+    spikeFactor: number;
+    spikeSeconds: number;
+  };
   /** `tally all` started on a fresh data directory and restarted on it, this many times each. */
   startupRuns: number;
   /** The fixed loads run through the split edge and through one process (bench/phases/edge.ts). */
@@ -141,6 +157,18 @@ export const FULL: Plan = {
     pairedRounds: 6,
     pairedStepSeconds: 30,
   },
+  // About 14 minutes: a warm-up of three and a half, ten measured (the steady series' ten minutes).
+  alerts: {
+    backgroundRate: 5000,
+    warmupSeconds: 210,
+    seconds: 600,
+    probeEverySeconds: 2,
+    spikyTargets: 10,
+    steadyTargets: 10,
+    perTargetPerMinute: 60,
+    spikeFactor: 10,
+    spikeSeconds: 30,
+  },
   startupRuns: 3,
   // Below both shapes' maxima, so CPU per event compares like with like.
   inProcess: { restSingleRate: 800, restBatchEventsRate: 10_000 },
@@ -187,6 +215,17 @@ export const SMOKE: Plan = {
     grpcStream: { start: 1, factor: 2, maxSteps: 1 },
     pairedRounds: 1,
     pairedStepSeconds: 2,
+  },
+  alerts: {
+    backgroundRate: 40,
+    warmupSeconds: 5,
+    seconds: 30,
+    probeEverySeconds: 2,
+    spikyTargets: 1,
+    steadyTargets: 1,
+    perTargetPerMinute: 60,
+    spikeFactor: 10,
+    spikeSeconds: 20,
   },
   startupRuns: 1,
   inProcess: { restSingleRate: 10, restBatchEventsRate: 40 },

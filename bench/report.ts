@@ -8,6 +8,7 @@
 import { met, num, type Push, pct, table } from './lib/format.ts';
 import { KAFKA_LIBRARY, type Results } from './lib/results.ts';
 import type { SummaryRow } from './lib/summary.ts';
+import { alertRows, renderAlerts } from './phases/alerts.report.ts';
 import { authRows, renderAuth } from './phases/auth.report.ts';
 import { ingestRows, renderBatches } from './phases/batches.report.ts';
 import { bookkeepingRows, renderBookkeeping } from './phases/bookkeeping.report.ts';
@@ -35,6 +36,7 @@ export const SECTIONS = [
   'Bookkeeping per event',
   'End to end',
   'Queries',
+  'Alerts',
   'The edge in one process: in-process calls against gRPC',
   'Start-up of `tally all` (embedded, as `npm start`)',
   'Kafka client: kafkajs against @platformatic/kafka',
@@ -58,6 +60,9 @@ export const SUMMARY_ROWS = [
   'CPU per event end to end, at the maximum',
   'GetCounters p99 at 1,000 calls/s',
   'GetReport p99 on ≥ 10 M events',
+  'Notification on the WebSocket, p99, at 5,000 events/s',
+  'Spikes (×10) detected within 60 s',
+  'Spike alerts on steady series, 10 minutes',
   'Persister alone (event rows)',
   'Counter alone (Redis)',
   'Aggregator alone (summaries)',
@@ -76,6 +81,7 @@ function summaryRows(r: Results): SummaryRow[] {
   e2eRows(r, rows);
   e2eCostRows(r, rows);
   queryRows(r, rows);
+  alertRows(r, rows);
   sinkRows(r, rows);
   bookkeepingRows(r, rows);
   kafkaClientRows(r, rows);
@@ -97,6 +103,7 @@ export function renderReport(r: Results): string {
   renderBookkeeping(r, push);
   renderE2e(r, push);
   renderQueries(r, push);
+  renderAlerts(r, push);
   renderInProcess(r, push);
   renderStartup(r, push);
   renderKafkaClients(r, push);

@@ -277,6 +277,30 @@ export interface QueryRun {
   cpu: CpuUse;
 }
 
+/** Phase `alerts`: the alert rules live under the end-to-end load. */
+export interface AlertsResult {
+  /** The simulators' rate asked for, and what ingest acknowledged of it (events/s). */
+  backgroundRate: number;
+  achievedRate: number;
+  seconds: number;
+  /** Probe targets taken to their milestone, and the milestones' arrival on the WebSocket after the acknowledgement (ms). */
+  probes: number;
+  notificationMs: Quantiles;
+  /** Spikes injected (each `spikeFactor` × the series' rate for `spikeSeconds`), and those whose alert arrived within 60 s of their start. */
+  spikes: number;
+  spikeFactor: number;
+  spikeSeconds: number;
+  spikesDetected: number;
+  /** From a spike's start to its alert's arrival (s), for the spikes detected at all. */
+  detectionSeconds: Quantiles;
+  /** Spike alerts on series given no spike (the steady ones, the simulators' posts) or before a spike. */
+  falseSpikeAlerts: number;
+  steadySeries: number;
+  /** Harness requests ingest refused (none expected). */
+  harnessFailures: number;
+  cpu: CpuUse;
+}
+
 export interface Results {
   smoke: boolean;
   startedAt: string;
@@ -326,4 +350,5 @@ export interface Results {
   metrics: { lagGauge: boolean; visibleHistogram: boolean };
   /** Phases that failed, with their error. */
   errors: { phase: string; error: string }[];
+  alerts?: AlertsResult;
 }

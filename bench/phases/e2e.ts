@@ -229,7 +229,7 @@ function reportE2eStep({ progress }: Bench, label: string, step: E2eStep): void 
 }
 
 /** The simulator's scenarios, in the load tests' proportions (pages 50 %, posts 35 %, merchants 15 %). */
-const SCENARIO_SHARES = [
+export const SCENARIO_SHARES = [
   { scenario: 'clickstream', share: 0.5 },
   { scenario: 'social', share: 0.35 },
   { scenario: 'transactions', share: 0.15 },
@@ -242,7 +242,7 @@ interface SimulatorOutcome {
 }
 
 /** Runs `tally simulate` over gRPC batches to ingest; reads its summary. */
-async function runSimulator(
+export async function runSimulator(
   scenario: string,
   rate: number,
   seconds: number,

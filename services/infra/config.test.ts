@@ -268,3 +268,19 @@ test('rate limits: on with generous defaults, per minute, with trusted proxies a
   fails({ TALLY_TRUSTED_PROXIES: '10.0.0.1/8' }, /host bits are set \(did you mean 10.0.0.0\/8\?\)/);
   fails({ TALLY_TRUSTED_PROXIES: 'proxy.local' }, /"proxy.local" is not an IP address or a CIDR range/);
 });
+
+test('two topics of different kinds may not be one topic', () => {
+  assert.throws(
+    () => loadConfig({ TALLY_NOTIFICATIONS_TOPIC: 'events.accepted' }),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      error.message.includes(
+        'TALLY_NOTIFICATIONS_TOPIC: must differ from TALLY_ACCEPTED_TOPIC (both are "events.accepted")',
+      ),
+  );
+  assert.throws(
+    () => loadConfig({ TALLY_DLQ_TOPIC: 'events' }),
+    /TALLY_DLQ_TOPIC: must differ from TALLY_EVENTS_TOPIC/,
+  );
+  assert.equal(loadConfig({ TALLY_NOTIFICATIONS_TOPIC: 'alerts' }).topics.notifications, 'alerts');
+});

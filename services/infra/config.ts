@@ -362,6 +362,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ] as const)
       if (present[k] !== undefined)
         conflicts.push(`${k}: set with TALLY_RATE_LIMITS=off, which checks no limit`);
+  // Each topic has one kind of record: two roles sharing one would read each other's records.
+  const topics = [
+    'TALLY_EVENTS_TOPIC',
+    'TALLY_ACCEPTED_TOPIC',
+    'TALLY_DLQ_TOPIC',
+    'TALLY_NOTIFICATIONS_TOPIC',
+  ] as const;
+  for (const [i, k] of topics.entries())
+    for (const other of topics.slice(0, i))
+      if (e[k] === e[other]) conflicts.push(`${k}: must differ from ${other} (both are "${e[k]}")`);
   if (conflicts.length > 0)
     throw new ConfigError(`invalid configuration:\n${conflicts.map((c) => `  ${c}`).join('\n')}`);
   return deepFreeze({

@@ -90,7 +90,13 @@ export async function openBackends(
       const { url, clusterNodes, keyPrefix } = config.redis;
       backends.alerts =
         url || clusterNodes.length > 0
-          ? createRedisAlertStores({ url, clusterNodes, security: redisSecurity(config.redis), keyPrefix })
+          ? createRedisAlertStores({
+              url,
+              clusterNodes,
+              security: redisSecurity(config.redis),
+              keyPrefix,
+              metrics,
+            })
           : createEmbeddedAlertStores({ dataDir: dataDir('alerts') });
     }
   } catch (error) {

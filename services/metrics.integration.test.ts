@@ -337,6 +337,7 @@ describe('metrics of every role on real Kafka, Redis and PostgreSQL', () => {
     const alerter = await scrape(proc('alerter'));
     assert.equal(alerter.sum('tally_notifications_total'), 2);
     assert.ok(alerter.sum('tally_pg_query_duration_seconds_count', { operation: 'insert' }) >= 1);
+    assert.ok(alerter.sum('tally_redis_operation_duration_seconds_count', { operation: 'milestones' }) >= 1);
 
     // Every sample of a documented metric has exactly the documented labels.
     for (const role of ROLES) {

@@ -371,7 +371,7 @@ export function redisMetrics(registry: Registry): { duration: Histogram<'operati
       (registers) =>
         new Histogram({
           name: 'tally_redis_operation_duration_seconds',
-          help: 'Time of one counter store call on Redis (failures included), by operation (apply, read, top, uniques)',
+          help: 'Time of one counter store or alert store call on Redis (failures included), by operation (apply, read, top, uniques; milestones, series)',
           labelNames: ['operation'],
           buckets: LATENCY_BUCKETS,
           registers,

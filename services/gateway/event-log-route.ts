@@ -52,7 +52,8 @@ export function eventLogRoute(options: EventLogRouteOptions): DedicatedRoute {
     } catch (error) {
       // Fields by the names the client used: its query keys, and the headers it sent.
       const names = new Map([...keys, ['wait_seconds', 'Prefer'], ['known_etag', 'If-None-Match']]);
-      throw error instanceof AppError ? error.renameFields((f) => names.get(f) ?? f) : error;
+      if (!(error instanceof AppError) || error.fieldViolations.length === 0) throw error;
+      throw error.renameFields((f) => names.get(f) ?? f, { reason: error.reason, metadata: error.metadata });
     }
 
     const links = pageLinks(url, request, page);

@@ -238,6 +238,7 @@ const SAMPLES: Record<string, { path?: string; body?: unknown }> = {
   'POST /v1/destinations/{id}:rotate-secret': { path: '/v1/destinations/NOSUCHID:rotate-secret', body: {} },
   'GET /v1/notifications': { path: '/v1/notifications?recipient=dashboard' },
   'POST /v1/notifications:read': { body: { recipient: 'dashboard', ids: ['NOSUCHID'] } },
+  'GET /v1/events': { path: '/v1/events?user=user-1&pageSize=10' },
   'PUT /event_generate/': { body: { type: 'like', url: 'auth/a' } },
   'POST /event_track/': { body: { url: 'auth/a' } },
   'POST /event_report/': { body: { url: 'auth/a', date: '2026-01-01' } },
@@ -346,6 +347,8 @@ function grpcSample(method: DescMethod): unknown {
       return { id: 'NOSUCHID', destination: grpcDestination };
     case 'MarkNotificationsRead':
       return { recipient: 'dashboard', ids: ['NOSUCHID'] };
+    case 'ListEvents':
+      return { target: 'auth/g', pageSize: 10 };
     default:
       assert.fail(`no sample gRPC request for ${method.parent.typeName}/${method.name}: add one`);
   }
@@ -643,6 +646,20 @@ export async function runAccessMatrix(target: AccessTarget, keys: MatrixKeys): P
     (await rest(target.httpPort, 'POST', '/v1/events', { body: event, headers: bearer(token) })).status,
     200,
   );
+  // An end user's token lists its own events only (domain/event-access.ts).
+  for (const [path, status, field] of [
+    ['/v1/events?user=me', 200, undefined],
+    ['/v1/events?user=user-9', 200, undefined],
+    ['/v1/events?user=user-1', 403, 'user'],
+    ['/v1/events?target=auth/ok', 403, 'target'],
+  ] as const) {
+    const answer = await rest(target.httpPort, 'GET', path, { headers: bearer(token) });
+    assert.equal(answer.status, status, `${path}: ${JSON.stringify(answer.json)}`);
+    if (field) {
+      assert.equal(reasonOf(answer.json), 'OTHER_USER', path);
+      assert.equal((answer.json as { error?: { field?: string } }).error?.field, field, path);
+    }
+  }
   const ws = await openStream(target.httpPort, `Bearer ${token}`);
   assert.equal(ws.status, 101);
   assert.ok(ws.hello, 'an accepted socket gets its hello');

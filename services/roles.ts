@@ -15,6 +15,7 @@ import { defaultEventLimits } from './domain/event-rules.ts';
 import * as gateway from './gateway/gateway.ts';
 import { AlertService } from './gen/tally/v1/alerts_pb.js';
 import { DestinationService } from './gen/tally/v1/destinations_pb.js';
+import { EventLogService } from './gen/tally/v1/event_log_pb.js';
 import { IngestService } from './gen/tally/v1/ingest_pb.js';
 import { KeysService } from './gen/tally/v1/keys_pb.js';
 import { NotificationService } from './gen/tally/v1/notifications_pb.js';
@@ -25,6 +26,7 @@ import type { AuthMode, TallyConfig } from './infra/config.ts';
 import { createDestinationAdmin } from './infra/delivery/destination-admin.ts';
 import { createLogDestinationTopics } from './infra/delivery/destination-topics.ts';
 import { createSqlDestinationStore } from './infra/delivery/sql-destination-store.ts';
+import { createAppendWaits } from './infra/events/event-appends.ts';
 import type { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
 import type { ServiceClient } from './infra/grpc/grpc-service.ts';
 import type { KeyStore } from './infra/keys/key-store.ts';
@@ -40,6 +42,7 @@ import type { RequestLimits } from './pipeline/request-limits.ts';
 import type { SinkRoleConfig, SinkRoleDeps } from './pipeline/sink-role.ts';
 import { registerAlertService } from './query/alert-service.ts';
 import { registerDestinationService } from './query/destination-service.ts';
+import { EVENT_LOG_SETTLE_MS, registerEventLogService } from './query/event-log-service.ts';
 import { registerNotificationService } from './query/notification-service.ts';
 import { createNotificationWatches } from './query/notification-watch.ts';
 import * as query from './query/query.ts';
@@ -175,6 +178,7 @@ export const ROLE_TABLE = {
           keys: w.client(KeysService, config.grpc.queryAddr),
           alerts: w.client(AlertService, config.grpc.queryAddr),
           notifications: w.client(NotificationService, config.grpc.queryAddr),
+          events: w.client(EventLogService, config.grpc.queryAddr),
           destinations: w.client(DestinationService, config.grpc.queryAddr),
           auth: { on: w.auth.on, metricsToken: config.auth.metricsToken },
           logger: w.logger,
@@ -235,9 +239,9 @@ export const ROLE_TABLE = {
   query: {
     kind: 'grpc',
     ports: ['counters', 'sql'],
-    // Also serves tally.v1.KeysService, tally.v1.AlertService, tally.v1.NotificationService and
-    // tally.v1.DestinationService: the gRPC role with the SQL port, where the keys, the alert
-    // rules, the notifications and the destinations are.
+    // Also serves tally.v1.KeysService, tally.v1.AlertService, tally.v1.NotificationService,
+    // tally.v1.DestinationService and tally.v1.EventLogService: the gRPC role with the SQL port,
+    // where the keys, the alert rules, the notifications, the destinations and the events are.
     start: async (w) => {
       const sql = port(w, 'query', 'sql');
       registerAlertService({ rules: createSqlRuleStore({ sql }), grpc: w.grpc, logger: w.logger });
@@ -267,6 +271,17 @@ export const ROLE_TABLE = {
         logger: w.logger,
         limits: readLimits(w.limits),
       });
+      const appends = createAppendWaits(sql, w.logger);
+      registerEventLogService(
+        { sql, appends, grpc: w.grpc, logger: w.logger, limits: readLimits(w.limits) },
+        {
+          maxLatenessMs: w.config.ingest.maxLatenessMs,
+          settleMs: EVENT_LOG_SETTLE_MS,
+          maxUserIdChars: defaultEventLimits.maxUserIdChars,
+          maxTargetChars: defaultEventLimits.maxTargetChars,
+          maxTypeChars: defaultEventLimits.maxTypeChars,
+        },
+      );
       const running = await query.start(
         {
           counters: port(w, 'query', 'counters'),
@@ -282,6 +297,7 @@ export const ROLE_TABLE = {
         name: running.name,
         async stop() {
           watches.stop();
+          await appends.stop();
           await running.stop();
           if (topicLog !== w.backends.log) await topicLog?.close();
         },

@@ -11,6 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { create, type DescService } from '@bufbuild/protobuf';
 import { AlertService } from '../gen/tally/v1/alerts_pb.js';
 import { DestinationService } from '../gen/tally/v1/destinations_pb.js';
+import { EventLogService } from '../gen/tally/v1/event_log_pb.js';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { KeysService } from '../gen/tally/v1/keys_pb.js';
 import { NotificationService } from '../gen/tally/v1/notifications_pb.js';
@@ -33,6 +34,7 @@ async function startGateway() {
     alerts: emptyClient(AlertService),
     notifications: emptyClient(NotificationService),
     destinations: emptyClient(DestinationService),
+    events: emptyClient(EventLogService),
     logger: createLogger('error'),
   };
   const gateway: Gateway = await start(deps, {

@@ -13,6 +13,7 @@ import type { Principal, RateLimitOverrides, Scope } from '../domain/api-keys.ts
 import { type Cidr, clientAddress, inRanges } from '../domain/client-address.ts';
 import type { AlertService } from '../gen/tally/v1/alerts_pb.js';
 import type { DestinationService } from '../gen/tally/v1/destinations_pb.js';
+import { EventLogService } from '../gen/tally/v1/event_log_pb.js';
 import type { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import type { KeysService } from '../gen/tally/v1/keys_pb.js';
 import type { NotificationService } from '../gen/tally/v1/notifications_pb.js';
@@ -38,6 +39,7 @@ import type { Tracer } from '../infra/tracing.ts';
 import type { RequestLimits } from '../pipeline/request-limits.ts';
 import { loadApiDocs } from './api-docs.ts';
 import { loadDashboardAssets } from './dashboard-assets.ts';
+import { eventLogRoute } from './event-log-route.ts';
 import { legacyRoutes } from './legacy-routes.ts';
 import type { LiveFeedSource } from './live-feed.ts';
 import { type CoalescerOptions, PublishCoalescer } from './publish-coalescer.ts';
@@ -93,6 +95,8 @@ export interface GatewayDeps {
   notifications?: ServiceClient<(typeof NotificationService)['method']>;
   /** Destination administration's REST routes (served by query); absent: they answer UNIMPLEMENTED. */
   destinations?: ServiceClient<(typeof DestinationService)['method']>;
+  /** The stored events' REST route, GET /v1/events (served by query); absent: UNIMPLEMENTED. */
+  events?: ServiceClient<(typeof EventLogService)['method']>;
   /** Default: off, no metrics token. */
   auth?: GatewayAuth;
   logger: Logger;
@@ -169,6 +173,12 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
       destinations: deps.destinations,
       notifications: deps.notifications,
       requestTimeoutMs: config.requestTimeoutMs,
+      dedicated: new Map([
+        [
+          EventLogService.method.listEvents,
+          eventLogRoute({ events: deps.events, requestTimeoutMs: config.requestTimeoutMs }),
+        ],
+      ]),
     }),
     context: (request, response) => createRequestContext(request, response, contextOptions),
   });

@@ -5,9 +5,10 @@
  * answer goes back as JSON with every field, defaults included. A `Publish` of one event goes
  * through the request's `publish` (the shared `PublishCoalescer`) instead of a call of its own.
  */
-import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
+import { type DescMethod, fromJson, type JsonValue, ScalarType, toJson } from '@bufbuild/protobuf';
 import { AlertService } from '../gen/tally/v1/alerts_pb.js';
 import { DestinationService } from '../gen/tally/v1/destinations_pb.js';
+import { EventLogService } from '../gen/tally/v1/event_log_pb.js';
 import type { PublishRequest } from '../gen/tally/v1/ingest_pb.js';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { KeysService } from '../gen/tally/v1/keys_pb.js';
@@ -27,7 +28,20 @@ export const REST_SERVICES = [
   AlertService,
   NotificationService,
   DestinationService,
+  EventLogService,
 ] as const;
+
+/**
+ * A route that answers in its own way (HAL and caching headers, say) rather than as the method's
+ * JSON: it gets the decoded request, and the request's query keys by field name (`page_token` →
+ * `pageToken` when the client wrote that), to name fields as the client did.
+ */
+export type DedicatedRoute = (
+  request: unknown,
+  ctx: RequestContext,
+  url: URL,
+  keys: ReadonlyMap<string, string>,
+) => Promise<void>;
 
 /** Where the transcoded requests go. */
 export interface RestTranscoderOptions {
@@ -43,6 +57,8 @@ export interface RestTranscoderOptions {
   destinations?: ServiceClient<(typeof DestinationService)['method']>;
   /** Each call's deadline. */
   requestTimeoutMs: number;
+  /** Methods whose routes answer in their own way. */
+  dedicated?: ReadonlyMap<DescMethod, DedicatedRoute>;
 }
 
 /**
@@ -71,6 +87,8 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestHandle
   const publishMethod = IngestService.method.publish;
   return async (route, match, ctx, url) => {
     const request = decodeRequest(route, match, await requestJson(route, ctx, url));
+    const dedicated = options.dedicated?.get(route.method);
+    if (dedicated) return dedicated(request, ctx, url, queryKeys(route, url));
     if (route.method === publishMethod && (request as PublishRequest).event) {
       const id = await ctx.publish((request as PublishRequest).event);
       return sendJson(ctx.response, 200, { id });
@@ -111,6 +129,13 @@ async function requestJson(
     if (field?.fieldKind === 'list') json[key] = values;
     else if (values.length > 1) throw AppError.invalidField(key, 'is given more than once');
     else json[key] = values[0] ?? '';
+    // A query string holds text: `?estimate=true` is the boolean (JSON would need `true`).
+    if (
+      field?.fieldKind === 'scalar' &&
+      field.scalar === ScalarType.BOOL &&
+      /^(true|false)$/.test(values[0] ?? '')
+    )
+      json[key] = values[0] === 'true';
     // protobuf-es's error for an enum name it does not know names the enum, not the field.
     if (field?.fieldKind === 'enum' && !field.enum.values.some((v) => v.name === json[key]))
       throw AppError.invalidField(
@@ -121,6 +146,16 @@ async function requestJson(
   return json;
 }
 
+/** The query keys of `url` by the name of the request field each sets. */
+function queryKeys(route: HttpRoute, url: URL): Map<string, string> {
+  const keys = new Map<string, string>();
+  for (const key of url.searchParams.keys()) {
+    const field = route.method.input.fields.find((f) => f.name === key || f.jsonName === key);
+    if (field) keys.set(field.name, key);
+  }
+  return keys;
+}
+
 /** `json` with the path variables of `match` set (over any field of the same name), as the method's request. */
 function decodeRequest(route: HttpRoute, match: RegExpExecArray, json: Record<string, JsonValue>): unknown {
   route.pathFields.forEach((field, i) => {
@@ -129,8 +164,23 @@ function decodeRequest(route: HttpRoute, match: RegExpExecArray, json: Record<st
   try {
     return fromJson(route.method.input, json, { ignoreUnknownFields: false });
   } catch (error) {
-    throw jsonError(error, route.body);
+    throw jsonError(error, route.body, culprit(route, json));
   }
+}
+
+/**
+ * The first top-level field of `json` that does not decode alone: protobuf-es's message for a
+ * well-known type (a Timestamp's `invalid RFC 3339 string`) does not say which field it was.
+ */
+function culprit(route: HttpRoute, json: Record<string, JsonValue>): string | undefined {
+  return Object.keys(json).find((key) => {
+    try {
+      fromJson(route.method.input, { [key]: json[key]! }, { ignoreUnknownFields: false });
+      return false;
+    } catch {
+      return true;
+    }
+  });
 }
 
 function isObject(value: unknown): value is Record<string, JsonValue> {
@@ -138,11 +188,11 @@ function isObject(value: unknown): value is Record<string, JsonValue> {
 }
 
 /** protobuf-es JSON errors → INVALID_ARGUMENT naming the field where the message allows it. */
-function jsonError(error: unknown, bodyField: string): AppError {
+function jsonError(error: unknown, bodyField: string, culprit?: string): AppError {
   const message = error instanceof Error ? error.message : String(error);
   const unknownKey = /key "([^"]+)" is unknown/.exec(message);
   const badField = /cannot decode field [\w.]*\.(\w+) from JSON/.exec(message);
-  const field = unknownKey?.[1] ?? badField?.[1];
+  const field = unknownKey?.[1] ?? badField?.[1] ?? (bodyField === '' ? culprit : undefined);
   const prefix = bodyField !== '' && bodyField !== '*' ? `${bodyField}.` : '';
   const detail = message.replace(/^cannot decode (message|field) [\w.]+ from JSON: /, '');
   return field

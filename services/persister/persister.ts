@@ -20,11 +20,12 @@
  * only once the forward is acknowledged.
  */
 
+import { signalAppends } from '../infra/events/event-appends.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import { type EventLog, type LogRecord, MAX_WRITE_BYTES, recordBytes } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
 import { duplicateMetrics } from '../infra/metrics.ts';
-import type { SqlExecutor } from '../infra/sql/sql-database.ts';
+import type { SqlDatabase } from '../infra/sql/sql-database.ts';
 import { eventTimeMs, timestampToMs } from '../pipeline/event-codec.ts';
 import { EVENT_OFFSET_HEADER, type EventBatch, type LoggedEvent } from '../pipeline/event-consumer.ts';
 import { type SinkRoleConfig, type SinkRoleDeps, startSinkRole } from '../pipeline/sink-role.ts';
@@ -34,8 +35,11 @@ export interface PersisterConfig extends SinkRoleConfig {
   acceptedTopic: string;
 }
 
+/** What the persister needs of the SQL port: statements, and the signal of stored events. */
+export type PersisterSql = Pick<SqlDatabase, 'query' | 'notify'>;
+
 export interface PersisterDeps extends SinkRoleDeps {
-  sql: SqlExecutor;
+  sql: PersisterSql;
 }
 
 const INSERT_EVENTS = `
@@ -121,10 +125,11 @@ function differingFields(a: LoggedEvent['event'], b: LoggedEvent['event']): stri
 /**
  * Stores the events of batches (of any partitions, each in offset order) in one statement and
  * decides, for each, whether it is accepted (stored now, or stored by an earlier delivery of this
- * very record) or a duplicate. Resolves once PostgreSQL committed.
+ * very record) or a duplicate. Resolves once PostgreSQL committed and the subjects of the events
+ * stored now were signalled (infra/events/event-appends.ts: the event log's long-polls wake on it).
  */
 export async function persistBatches(
-  sql: SqlExecutor,
+  sql: PersisterSql,
   batches: readonly EventBatch[],
 ): Promise<PersistOutcome> {
   const duplicates: Duplicate[] = [];
@@ -181,6 +186,10 @@ export async function persistBatches(
   /** Per id, the sight that is the stored event: inserted now, or stored by an earlier delivery. */
   const kept = new Map<string, LoggedEvent>();
   for (const { id } of inserted) kept.set(id, sights.get(id)![0]!);
+  await signalAppends(
+    sql,
+    [...kept.values()].map((e) => e.event),
+  );
 
   if (kept.size < sights.size) {
     // Ids stored before: each sight against the stored row. The sight at the stored row's

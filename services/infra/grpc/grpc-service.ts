@@ -45,6 +45,10 @@ export interface CallContext {
    * control, as in handler tests).
    */
   principal?: Principal;
+  /** Aborted when the call is cancelled (by the caller, or its deadline); absent where unknown. */
+  signal?: AbortSignal;
+  /** Aborted when the server starts draining: a unary call that waits (a long-poll) answers now. */
+  draining?: AbortSignal;
 }
 
 /** What a streaming handler knows of its call: also when the caller goes away, and when the server drains. */
@@ -255,6 +259,7 @@ export function grpcService<T extends GenServiceMethods>(
     }
     if (method.methodKind !== 'unary' && !clientStreaming)
       throw new Error(`unsupported method kind: ${method.name}`);
+    const unaryDraining = options.draining ?? new AbortController().signal;
     handlers[method.name] = clientStreaming
       ? (call: grpc.ServerReadableStream<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) =>
           respond(call.metadata, unaryAnswer(callback), async () => {
@@ -262,12 +267,19 @@ export function grpcService<T extends GenServiceMethods>(
             const admitted = await admit(call);
             return fn(decodeStream(call, method.input), admitted);
           })
-      : (call: grpc.ServerUnaryCall<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+      : (call: grpc.ServerUnaryCall<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+          const cancelled = new AbortController();
+          call.on('cancelled', () => cancelled.abort());
           respond(call.metadata, unaryAnswer(callback), async () => {
             refuseWhenDraining(options.accepting);
             const admitted = await admit(call);
-            return fn(decode(method.input, call.request, ''), admitted);
+            return fn(decode(method.input, call.request, ''), {
+              ...admitted,
+              signal: cancelled.signal,
+              draining: unaryDraining,
+            });
           });
+        };
   }
   return { definition, handlers };
 }

@@ -97,7 +97,12 @@ export function createInProcessClient<T extends GenServiceMethods>(
       const metadata = new grpc.Metadata();
       for (const [k, v] of Object.entries(callOptions?.metadata ?? {})) metadata.set(k, v);
       const principal = await options.access?.authorizeCall(method, (name) => callOptions?.metadata?.[name]);
-      const running = handler(request, { metadata, peer: IN_PROCESS_PEER, principal });
+      const running = handler(request, {
+        metadata,
+        peer: IN_PROCESS_PEER,
+        principal,
+        ...(options.draining ? { draining: options.draining } : {}),
+      });
       try {
         const answer = await (callOptions?.timeoutMs
           ? withTimeout(

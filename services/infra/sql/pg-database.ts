@@ -5,7 +5,7 @@
 import pg from 'pg';
 import { AppError, Code } from '../app-error.ts';
 import { pgMetrics, type Registry, secondsSince, sqlOperation } from '../metrics.ts';
-import type { SqlDatabase, SqlExecutor } from './sql-database.ts';
+import { NOTIFY_SQL, type SqlDatabase, type SqlExecutor, schemaChannel } from './sql-database.ts';
 
 export interface PgDatabaseOptions {
   url: string;
@@ -34,6 +34,7 @@ export function createPgDatabase(options: PgDatabaseOptions): SqlDatabase {
   const primary = pool(options.url);
   const replicas = options.readUrls.map(pool);
   let next = 0;
+  const listeners = new Set<ReturnType<typeof listenOn>>();
   const duration = options.metrics && pgMetrics(options.metrics).duration;
 
   /** One statement (`script`: a script of several, timed as `script`). */
@@ -108,8 +109,85 @@ export function createPgDatabase(options: PgDatabaseOptions): SqlDatabase {
         throw classify(error);
       }
     },
+    async notify(channel, payloads) {
+      if (payloads.length > 0)
+        await run(primary, NOTIFY_SQL, [schemaChannel(options.schema, channel), payloads]);
+    },
+    async listen(channel, onPayload, onGap) {
+      const listener = listenOn(options.url, schemaChannel(options.schema, channel), onPayload, onGap);
+      listeners.add(listener);
+      await listener.started;
+      return async () => {
+        listeners.delete(listener);
+        await listener.stop();
+      };
+    },
     async close(): Promise<void> {
-      await Promise.all([primary.end(), ...replicas.map((r) => r.end())]);
+      await Promise.all([
+        primary.end(),
+        ...replicas.map((r) => r.end()),
+        ...[...listeners].map((l) => l.stop()),
+      ]);
+    },
+  };
+}
+
+/** Delay before a lost listening connection is opened again. */
+const LISTEN_RETRY_MS = 1_000;
+
+/**
+ * LISTEN on a connection of its own to the primary (a pooled one would be handed to others).
+ * `started` resolves after the first attempt, listening or not: a failed or lost connection is
+ * opened again every LISTEN_RETRY_MS, and `onGap` is called each time listening resumes.
+ */
+function listenOn(
+  url: string,
+  name: string,
+  onPayload: (payload: string) => void,
+  onGap: (() => void) | undefined,
+): { started: Promise<void>; stop(): Promise<void> } {
+  let client: pg.Client | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const lost = (c: pg.Client) => {
+    if (c !== client) return;
+    client = undefined;
+    c.end().catch(() => {});
+    schedule();
+  };
+  const schedule = () => {
+    if (stopped || retry) return;
+    retry = setTimeout(() => {
+      retry = undefined;
+      void attempt().then((ok) => ok && onGap?.());
+    }, LISTEN_RETRY_MS);
+  };
+  const attempt = async (): Promise<boolean> => {
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+    c.on('notification', (n) => {
+      if (n.channel === name) onPayload(n.payload ?? '');
+    });
+    c.on('error', () => lost(c));
+    c.on('end', () => lost(c));
+    client = c;
+    try {
+      await c.connect();
+      await c.query(`LISTEN "${name.replaceAll('"', '""')}"`);
+      if (stopped) await c.end();
+      return !stopped;
+    } catch {
+      lost(c);
+      return false;
+    }
+  };
+  return {
+    started: attempt().then(() => {}),
+    async stop() {
+      stopped = true;
+      clearTimeout(retry);
+      const c = client;
+      client = undefined;
+      await c?.end().catch(() => {});
     },
   };
 }

@@ -6,8 +6,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import type { WorkerInit, WorkerRequest, WorkerResponse } from './pglite-worker.ts';
-import type { SqlDatabase, SqlExecutor } from './sql-database.ts';
+import type { WorkerInit, WorkerNotification, WorkerRequest, WorkerResponse } from './pglite-worker.ts';
+import { NOTIFY_SQL, type SqlDatabase, type SqlExecutor, schemaChannel } from './sql-database.ts';
 
 export interface PgliteDatabaseOptions {
   dataDir: string;
@@ -45,7 +45,14 @@ export async function createPgliteDatabase(options: PgliteDatabaseOptions): Prom
     for (const p of pending.values()) p.reject(error);
     pending.clear();
   };
-  worker.on('message', (response: WorkerResponse) => {
+  /** The listeners of each channel (the worker listens once per channel). */
+  const channels = new Map<string, Set<(payload: string) => void>>();
+  worker.on('message', (response: WorkerResponse | WorkerNotification) => {
+    if ('notification' in response) {
+      for (const listener of channels.get(response.notification.channel) ?? [])
+        listener(response.notification.payload);
+      return;
+    }
     const p = pending.get(response.id);
     if (!p) return;
     pending.delete(response.id);
@@ -97,6 +104,26 @@ export async function createPgliteDatabase(options: PgliteDatabaseOptions): Prom
         }
       }),
     ping: async () => void (await query('SELECT 1')),
+    async notify(channel, payloads) {
+      if (payloads.length > 0) await query(NOTIFY_SQL, [schemaChannel(options.schema, channel), payloads]);
+    },
+    // One session: no connection to lose, so no gap.
+    async listen(channel, onPayload) {
+      const name = schemaChannel(options.schema, channel);
+      let listeners = channels.get(name);
+      if (!listeners) {
+        listeners = new Set();
+        channels.set(name, listeners);
+        await exclusive(() => send({ op: 'listen', channel: name }));
+      }
+      listeners.add(onPayload);
+      return async () => {
+        listeners.delete(onPayload);
+        if (listeners.size > 0 || channels.get(name) !== listeners) return;
+        channels.delete(name);
+        await exclusive(() => send({ op: 'unlisten', channel: name })).catch(() => {});
+      };
+    },
     async close() {
       await exclusive(() => send({ op: 'close' })).catch(() => {});
       await worker.terminate();

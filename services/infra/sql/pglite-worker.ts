@@ -11,12 +11,19 @@ import { PGlite, types } from '@electric-sql/pglite';
 export type WorkerRequest =
   | { id: number; op: 'query'; text: string; params?: unknown[] }
   | { id: number; op: 'exec'; text: string }
+  | { id: number; op: 'listen'; channel: string }
+  | { id: number; op: 'unlisten'; channel: string }
   | { id: number; op: 'close' };
 
 /** The answer to request `id`: rows, or the error in a form that crosses threads. */
 export type WorkerResponse =
   | { id: number; ok: true; rows?: unknown[] }
   | { id: number; ok: false; error: { message: string; code?: string; detail?: string; name?: string } };
+
+/** A notification on a channel the main thread listens to (not an answer: no id). */
+export interface WorkerNotification {
+  notification: { channel: string; payload: string };
+}
 
 export interface WorkerInit {
   dataDir: string;
@@ -35,6 +42,8 @@ if (parentPort) {
     await db.exec(`CREATE SCHEMA IF NOT EXISTS "${schema}"; SET search_path TO "${schema}"`);
   })();
   let queue: Promise<unknown> = opening.catch(() => {});
+  /** The channels listened to, each with the function that stops listening. */
+  const unlisten = new Map<string, () => Promise<void>>();
   port.on('message', (request: WorkerRequest) => {
     queue = queue.then(async () => {
       let response: WorkerResponse;
@@ -44,6 +53,19 @@ if (parentPort) {
           response = { id: request.id, ok: true, rows: (await db.query(request.text, request.params)).rows };
         else if (request.op === 'exec') {
           await db.exec(request.text);
+          response = { id: request.id, ok: true };
+        } else if (request.op === 'listen') {
+          const { channel } = request;
+          unlisten.set(
+            channel,
+            await db.listen(`"${channel.replaceAll('"', '""')}"`, (payload) =>
+              port.postMessage({ notification: { channel, payload } } satisfies WorkerNotification),
+            ),
+          );
+          response = { id: request.id, ok: true };
+        } else if (request.op === 'unlisten') {
+          await unlisten.get(request.channel)?.();
+          unlisten.delete(request.channel);
           response = { id: request.id, ok: true };
         } else {
           await db.close();

@@ -8,6 +8,11 @@ import { describe, test } from 'node:test';
 import { migrate } from './migrate.ts';
 import type { SqlDatabase } from './sql-database.ts';
 
+/** Resolves once `condition` holds (checked every 10 ms; the test's timeout bounds it). */
+async function waitFor(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
 export interface SqlEnvironment {
   schema: string;
   open(): Promise<SqlDatabase>;
@@ -46,6 +51,8 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
           'alert_rule_clock',
           'api_key',
           'consumer_offset',
+          'destination',
+          'destination_clock',
           'event',
           'event_summary',
           'notification',
@@ -163,6 +170,33 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
       const second = await env.open();
       t.after(() => second.close());
       assert.deepEqual(await second.query('SELECT group_id AS id FROM consumer_offset'), [{ id: 'durable' }]);
+    });
+
+    test('notify reaches the listeners of its channel, in order, until they stop', async (t) => {
+      const { db } = await withDb(t);
+      const got: string[] = [];
+      const other: string[] = [];
+      let arrived: () => void = () => {};
+      const stop = await db.listen('appended', (payload) => {
+        got.push(payload);
+        if (got.length === 3) arrived();
+      });
+      const stopOther = await db.listen('elsewhere', (payload) => other.push(payload));
+      t.after(stopOther);
+      const all = new Promise<void>((resolve) => {
+        arrived = resolve;
+      });
+      await db.notify('appended', ['a', 'b']);
+      await db.notify('appended', []);
+      await db.notify('appended', ['x'.repeat(7_900)]);
+      await all;
+      assert.deepEqual(got, ['a', 'b', 'x'.repeat(7_900)]);
+      assert.deepEqual(other, []);
+      await stop();
+      await db.notify('appended', ['late']);
+      await db.notify('elsewhere', ['here']);
+      await waitFor(() => other.length === 1);
+      assert.deepEqual(got.length, 3, 'a stopped listener gets nothing');
     });
 
     test('a bad statement rejects with the database error', async (t) => {

@@ -22,8 +22,34 @@ export interface SqlDatabase extends SqlExecutor {
   readonly reader: SqlExecutor;
   /** Resolves when the primary answers `SELECT 1`; for readiness, untimed. */
   ping(): Promise<void>;
+  /**
+   * Sends each payload (at most 7,900 bytes) on `channel` of this database's schema (PostgreSQL
+   * NOTIFY, delivered on commit to every listener of the channel, on the primary only).
+   */
+  notify(channel: string, payloads: readonly string[]): Promise<void>;
+  /**
+   * Calls `onPayload` with each payload sent on `channel` of this schema from now on, and
+   * `onGap` (if given) whenever notifications may have been missed (the listening connection was
+   * lost and is being opened again). Resolves once listening; the function it resolves with stops.
+   */
+  listen(
+    channel: string,
+    onPayload: (payload: string) => void,
+    onGap?: () => void,
+  ): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
+
+/** The PostgreSQL channel of `channel` in `schema` (channels are per database, not per schema). */
+export function schemaChannel(schema: string, channel: string): string {
+  return `${schema}.${channel}`;
+}
+
+/** Largest payload `notify` sends: PostgreSQL refuses 8,000 bytes and more. */
+export const MAX_NOTIFY_PAYLOAD_BYTES = 7_900;
+
+/** Sends each of `payloads` on `channel` (already the schema's) in one statement. */
+export const NOTIFY_SQL = 'SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p';
 
 /**
  * `db` whose every call first waits for `ready` (say, the schema's migrations), and fails with its
@@ -47,6 +73,8 @@ export function afterReady(db: SqlDatabase, ready: Promise<unknown>): SqlDatabas
     reader: gated(db.reader),
     transaction: gate(db.transaction.bind(db)) as SqlDatabase['transaction'],
     ping: gate(() => db.ping()),
+    notify: gate(db.notify.bind(db)),
+    listen: gate(db.listen.bind(db)),
     close: () => db.close(),
   };
 }

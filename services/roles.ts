@@ -234,7 +234,7 @@ export const ROLE_TABLE = {
   },
   query: {
     kind: 'grpc',
-    ports: ['counters', 'sql'],
+    ports: ['counters', 'sql', 'aggregates'],
     // Also serves tally.v1.KeysService, tally.v1.AlertService, tally.v1.NotificationService and
     // tally.v1.DestinationService: the gRPC role with the SQL port, where the keys, the alert
     // rules, the notifications and the destinations are.
@@ -270,6 +270,7 @@ export const ROLE_TABLE = {
       const running = await query.start(
         {
           counters: port(w, 'query', 'counters'),
+          aggregates: port(w, 'query', 'aggregates'),
           sql,
           keys: w.keys,
           grpc: w.grpc,
@@ -303,12 +304,15 @@ export const ROLE_TABLE = {
   },
   counter: {
     kind: 'consumer',
-    ports: ['log', 'counters'],
+    ports: ['log', 'counters', 'aggregates'],
     group: 'group_realtimecounter',
     topic: 'accepted',
     start: (w) => {
       const { deps, config } = sink(w, 'counter', 'group_realtimecounter', 'accepted');
-      return counter.start({ ...deps, counters: port(w, 'counter', 'counters') }, config);
+      return counter.start(
+        { ...deps, counters: port(w, 'counter', 'counters'), aggregates: port(w, 'counter', 'aggregates') },
+        { ...config, aggregateTypes: w.config.aggregates.types },
+      );
     },
   },
   aggregator: {

@@ -5,6 +5,7 @@
  * of its partial first and last minutes, the minute tiles up to the hours' boundaries, and the
  * hour tiles between. Pure: the caller passes the clock.
  */
+import type { Principal } from './api-keys.ts';
 import type { FieldViolation } from './event-rules.ts';
 
 export const MINUTE_MS = 60_000;
@@ -119,7 +120,10 @@ export interface WindowLength {
 export function parseWindowLength(text: string, field: string): WindowLength | FieldViolation {
   const match = WINDOW_PATTERN.exec(text);
   if (!match)
-    return { field, description: `must be a number and a unit m, h or d (1m to 7d): ${JSON.stringify(text)}` };
+    return {
+      field,
+      description: `must be a number and a unit m, h or d (1m to 7d): ${JSON.stringify(text)}`,
+    };
   const ms = Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
   if (ms < MIN_WINDOW_MS || ms > AGGREGATE_HORIZON_MS)
     return { field, description: `must be from 1m to 7d: ${text}` };
@@ -165,4 +169,16 @@ export function parseWindowsQuery(
       }, would start ${new Date(atMs - longest).toISOString()})`,
     };
   return { windows, atMs };
+}
+
+/**
+ * Why `principal` may not read the aggregates of user `userId`, or undefined. An end user — a JWT
+ * naming a user, without scope admin — reads its own user's only (as it reads its own
+ * notifications); a target's aggregates are read as its counters are, by any caller with scope read.
+ */
+export function userAggregatesDenial(principal: Principal | undefined, userId: string): string | undefined {
+  if (principal?.kind !== 'jwt' || principal.userId === undefined || principal.scopes.has('admin'))
+    return undefined;
+  if (userId === principal.userId) return undefined;
+  return `a token for user ${JSON.stringify(principal.userId)} may read only that user's aggregates`;
 }

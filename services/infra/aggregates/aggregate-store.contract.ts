@@ -51,7 +51,13 @@ interface TestEvent {
 function incrementsOf(events: readonly TestEvent[]): AggregateIncrement[] {
   const out: AggregateIncrement[] = [];
   for (const e of events) {
-    const common = { partition: e.partition, position: e.position, type: e.type, timeMs: e.timeMs, value: e.value };
+    const common = {
+      partition: e.partition,
+      position: e.position,
+      type: e.type,
+      timeMs: e.timeMs,
+      value: e.value,
+    };
     out.push({ ...common, kind: 'target', subject: e.target });
     if (e.userId !== '') out.push({ ...common, kind: 'user', subject: e.userId });
   }
@@ -59,7 +65,12 @@ function incrementsOf(events: readonly TestEvent[]): AggregateIncrement[] {
 }
 
 /** The aggregate of `events` of `series` in [startMs, endMs), by brute force. */
-function bruteForce(events: readonly TestEvent[], series: SeriesName, startMs: number, endMs: number): Aggregate {
+function bruteForce(
+  events: readonly TestEvent[],
+  series: SeriesName,
+  startMs: number,
+  endMs: number,
+): Aggregate {
   const total = emptyAggregate();
   for (const e of events)
     if (
@@ -240,7 +251,10 @@ export function aggregateStoreContract(
         target: fc.constantFrom('t1', 't2'),
         dt: timeArb,
         // Quarters: sums of them are exact in any order, so SQL's order cannot differ from ours.
-        value: fc.option(fc.integer({ min: -40_000, max: 40_000 }).map((q) => q / 4), { nil: undefined }),
+        value: fc.option(
+          fc.integer({ min: -40_000, max: 40_000 }).map((q) => q / 4),
+          { nil: undefined },
+        ),
       });
       const windowArb = fc
         .record({
@@ -289,7 +303,11 @@ export function aggregateStoreContract(
               applied += await store.apply(incrementsOf(batch));
               for (const r of redeliveries) {
                 const again = batches[r % (b + 1)]!;
-                assert.equal(await store.apply(incrementsOf(again)), 0, 'a redelivered batch applies nothing');
+                assert.equal(
+                  await store.apply(incrementsOf(again)),
+                  0,
+                  'a redelivered batch applies nothing',
+                );
               }
             }
             assert.equal(applied, incrementsOf(events).length);
@@ -306,13 +324,14 @@ export function aggregateStoreContract(
               assert.deepEqual(got, expected);
               if (!env.sql) continue;
               for (const [i, w] of spans.entries()) {
-                const [row] = await env.sql.query<Record<string, number | string | null>>(WINDOW_SQL, [
+                const rows: Record<string, number | string | null>[] = await env.sql.query(WINDOW_SQL, [
                   s.type,
                   s.kind,
                   s.subject,
                   String(w.startMs),
                   String(w.endMs),
                 ]);
+                const row = rows[0];
                 const num = (v: number | string | null | undefined) =>
                   v === null || v === undefined ? undefined : Number(v);
                 assert.deepEqual(

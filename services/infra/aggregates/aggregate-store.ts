@@ -89,7 +89,11 @@ export function groupIncrements(
     const id = seriesId(inc);
     let group = groups.get(id);
     if (!group) {
-      group = { series: { kind: inc.kind, subject: inc.subject, type: inc.type }, events: 0, partitions: new Map() };
+      group = {
+        series: { kind: inc.kind, subject: inc.subject, type: inc.type },
+        events: 0,
+        partitions: new Map(),
+      };
       groups.set(id, group);
     }
     group.events++;

@@ -79,7 +79,14 @@ type JournalLine = [
   value: number | null,
 ][];
 
-type RawTile = [index: number, count: number, valued: number, sum: number, min: number | null, max: number | null];
+type RawTile = [
+  index: number,
+  count: number,
+  valued: number,
+  sum: number,
+  min: number | null,
+  max: number | null,
+];
 
 interface Snapshot {
   generation: number;

@@ -30,7 +30,6 @@ import { connectRedis, type RedisConnectionOptions } from '../redis-client.ts';
 import {
   AGGREGATE_MARK_TTL_MS,
   AGGREGATE_RETENTION_MS,
-  type AggregateIncrement,
   type AggregateStore,
   groupIncrements,
   type SeriesName,
@@ -238,7 +237,11 @@ export function createRedisAggregateStore(options: RedisAggregateStoreOptions): 
               );
           }
         }
-        const head = [String(nowMs - AGGREGATE_RETENTION_MS), String(AGGREGATE_RETENTION_MS), String(AGGREGATE_MARK_TTL_MS)];
+        const head = [
+          String(nowMs - AGGREGATE_RETENTION_MS),
+          String(AGGREGATE_RETENTION_MS),
+          String(AGGREGATE_MARK_TTL_MS),
+        ];
         try {
           const applied = await Promise.all(
             [...calls.values()]

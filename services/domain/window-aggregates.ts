@@ -139,7 +139,8 @@ export interface WindowsQuery {
 /**
  * The windows of a request (each entry may hold several, comma-separated: `1h,6h`), ending at
  * `atMs` (undefined: now), or the violation naming the field (`windows[1]`, `at`). A window may
- * end at most MAX_AT_FUTURE_MS after now and must start within the horizon (7 days before now).
+ * end at most MAX_AT_FUTURE_MS after now and must start within the horizon (7 days before now),
+ * give or take the same skew.
  */
 export function parseWindowsQuery(
   entries: readonly string[],
@@ -161,7 +162,9 @@ export function parseWindowsQuery(
   if (atMs > nowMs + MAX_AT_FUTURE_MS)
     return { field: 'at', description: `must be at most ${MAX_AT_FUTURE_MS / 1000} s in the future` };
   const longest = Math.max(...windows.map((w) => w.ms));
-  if (atMs - longest < nowMs - AGGREGATE_HORIZON_MS)
+  // The same skew back: an `at` taken a moment ago with a 7d window is still answered (events are
+  // kept an hour past the horizon: aggregate-store.ts).
+  if (atMs - longest < nowMs - AGGREGATE_HORIZON_MS - MAX_AT_FUTURE_MS)
     return {
       field: 'at',
       description: `is too far back: every window must start within the last 7 days (the longest asked, ${

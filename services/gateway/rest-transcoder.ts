@@ -128,13 +128,27 @@ function decodeRequest(route: HttpRoute, match: RegExpExecArray, json: Record<st
     try {
       json[field] = decodeURIComponent(text);
     } catch {
-      throw AppError.invalidField(field, `is not valid percent-encoding: ${JSON.stringify(text.slice(0, 100))}`);
+      throw AppError.invalidField(
+        field,
+        `is not valid percent-encoding: ${JSON.stringify(text.slice(0, 100))}`,
+      );
     }
   });
   try {
     return fromJson(route.method.input, json, { ignoreUnknownFields: false });
   } catch (error) {
-    throw jsonError(error, route.body);
+    const problem = jsonError(error, route.body);
+    if (problem.fieldViolations[0]?.field !== 'body' || route.body !== '') throw problem;
+    // Some messages name no field (a Timestamp's "invalid RFC 3339 string"): the parameter
+    // that fails alone is the one to name.
+    for (const [key, value] of Object.entries(json)) {
+      try {
+        fromJson(route.method.input, { [key]: value }, { ignoreUnknownFields: false });
+      } catch {
+        throw AppError.invalidField(key, problem.fieldViolations[0].description);
+      }
+    }
+    throw problem;
   }
 }
 

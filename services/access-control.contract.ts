@@ -220,6 +220,8 @@ const SAMPLES: Record<string, { path?: string; body?: unknown }> = {
   'GET /v1/report': { path: '/v1/report?target=auth/a&date=2026-01-01' },
   'GET /v1/top': { path: '/v1/top?limit=3' },
   'GET /v1/uniques': { path: '/v1/uniques?target=auth/a' },
+  'GET /v1/users/{user_id}/aggregates': { path: '/v1/users/user-1/aggregates?type=like&windows=1h' },
+  'GET /v1/targets/{target}/aggregates': { path: '/v1/targets/auth%2Fa/aggregates?type=like&windows=1h,7d' },
   'POST /v1/keys': { body: { name: 'matrix', scopes: ['read'] } },
   'GET /v1/keys': {},
   'POST /v1/keys/{id}:revoke': { path: '/v1/keys/NOSUCHID:revoke' },
@@ -316,6 +318,8 @@ function grpcSample(method: DescMethod): unknown {
       return { limit: 3 };
     case 'GetUniques':
       return { target: 'auth/g' };
+    case 'GetWindows':
+      return { target: 'auth/g', type: 'like', windows: ['1h'] };
     case 'CreateKey':
       return { name: 'matrix grpc', scopes: ['read'] };
     case 'ListKeys':
@@ -660,6 +664,14 @@ export async function runAccessMatrix(target: AccessTarget, keys: MatrixKeys): P
       assert.equal((answer.json as { error?: { field?: string } }).error?.field, field, path);
     }
   }
+  // An end user's token reads its own user's aggregates, not another's; a target's, as its counters.
+  const aggregates = (path: string) =>
+    rest(target.httpPort, 'GET', `${path}/aggregates?type=like&windows=1h`, { headers: bearer(token) });
+  assert.equal((await aggregates('/v1/users/user-9')).status, 200);
+  const otherUser = await aggregates('/v1/users/user-2');
+  assert.equal(otherUser.status, 403, JSON.stringify(otherUser.json));
+  assert.match(JSON.stringify(otherUser.json), /user-9/);
+  assert.equal((await aggregates('/v1/targets/auth%2Fok')).status, 200);
   const ws = await openStream(target.httpPort, `Bearer ${token}`);
   assert.equal(ws.status, 101);
   assert.ok(ws.hello, 'an accepted socket gets its hello');

@@ -4,6 +4,9 @@
  * adapter gets its own small options, never the whole configuration.
  */
 import { join, resolve } from 'node:path';
+import type { AggregateStore } from './infra/aggregates/aggregate-store.ts';
+import { createEmbeddedAggregateStore } from './infra/aggregates/embedded-aggregate-store.ts';
+import { createRedisAggregateStore } from './infra/aggregates/redis-aggregate-store.ts';
 import {
   type AlertStores,
   createEmbeddedAlertStores,
@@ -30,8 +33,8 @@ import type { SqlDatabase } from './infra/sql/sql-database.ts';
 import { createRequestLimits, type RequestLimits } from './pipeline/request-limits.ts';
 
 /** The three ports (DESIGN.md §4). */
-export type Port = 'log' | 'counters' | 'sql' | 'alerts';
-export const PORTS: readonly Port[] = ['log', 'counters', 'sql', 'alerts'];
+export type Port = 'log' | 'counters' | 'sql' | 'alerts' | 'aggregates';
+export const PORTS: readonly Port[] = ['log', 'counters', 'sql', 'alerts', 'aggregates'];
 
 /** The open adapters of a process; a port no role asked for is absent. */
 export interface Backends {
@@ -40,6 +43,8 @@ export interface Backends {
   sql?: SqlDatabase;
   /** The alerter's milestone counts and rule series (Redis, as the counters, else embedded). */
   alerts?: AlertStores;
+  /** The sliding-window aggregates per user and per target (Redis, as the counters, else embedded). */
+  aggregates?: AggregateStore;
   /** Releases the data directory, when an embedded adapter locked it. */
   releaseDataDir?: () => Promise<void>;
 }
@@ -61,13 +66,14 @@ export async function openBackends(
   const backends: Backends = {};
   const embedded =
     (ports.has('log') && !config.kafka.brokers) ||
-    ((ports.has('counters') || ports.has('alerts')) &&
+    ((ports.has('counters') || ports.has('alerts') || ports.has('aggregates')) &&
       !config.redis.url &&
       config.redis.clusterNodes.length === 0) ||
     (ports.has('sql') && !config.pg.url);
   if (embedded)
     backends.releaseDataDir = await lockDataDir(resolve(config.dataDir), logger, { hint: DATA_DIR_HINT });
-  const dataDir = (folder: 'log' | 'counters' | 'pg' | 'alerts') => join(config.dataDir, folder);
+  const dataDir = (folder: 'log' | 'counters' | 'pg' | 'alerts' | 'aggregates') =>
+    join(config.dataDir, folder);
   try {
     if (ports.has('counters')) {
       const { url, clusterNodes, keyPrefix } = config.redis;
@@ -98,6 +104,19 @@ export async function openBackends(
               metrics,
             })
           : createEmbeddedAlertStores({ dataDir: dataDir('alerts') });
+    }
+    if (ports.has('aggregates')) {
+      const { url, clusterNodes, keyPrefix } = config.redis;
+      backends.aggregates =
+        url || clusterNodes.length > 0
+          ? createRedisAggregateStore({
+              url,
+              clusterNodes,
+              security: redisSecurity(config.redis),
+              keyPrefix,
+              metrics,
+            })
+          : createEmbeddedAggregateStore({ dataDir: dataDir('aggregates') });
     }
   } catch (error) {
     await closeBackends(backends);
@@ -164,6 +183,7 @@ export async function closeBackends(backends: Backends): Promise<void> {
     backends.counters?.close(),
     backends.sql?.close(),
     backends.alerts?.close(),
+    backends.aggregates?.close(),
   ]);
   await backends.releaseDataDir?.();
 }
@@ -176,7 +196,7 @@ export async function closeBackends(backends: Backends): Promise<void> {
  */
 export function backendChecks(backends: Backends, eventsTopic: string): BackendCheck[] {
   const checks: BackendCheck[] = [];
-  const { log, counters, sql, alerts } = backends;
+  const { log, counters, sql, alerts, aggregates } = backends;
   if (log)
     checks.push({
       name: 'log',
@@ -202,6 +222,12 @@ export function backendChecks(backends: Backends, eventsTopic: string): BackendC
       name: 'alerts',
       adapter: alerts.description,
       check: () => alerts.ping(),
+    });
+  if (aggregates)
+    checks.push({
+      name: 'aggregates',
+      adapter: aggregates.description,
+      check: () => aggregates.ping(),
     });
   return checks;
 }

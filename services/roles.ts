@@ -238,7 +238,7 @@ export const ROLE_TABLE = {
   },
   query: {
     kind: 'grpc',
-    ports: ['counters', 'sql'],
+    ports: ['counters', 'sql', 'aggregates'],
     // Also serves tally.v1.KeysService, tally.v1.AlertService, tally.v1.NotificationService,
     // tally.v1.DestinationService and tally.v1.EventLogService: the gRPC role with the SQL port,
     // where the keys, the alert rules, the notifications, the destinations and the events are.
@@ -285,6 +285,7 @@ export const ROLE_TABLE = {
       const running = await query.start(
         {
           counters: port(w, 'query', 'counters'),
+          aggregates: port(w, 'query', 'aggregates'),
           sql,
           keys: w.keys,
           grpc: w.grpc,
@@ -319,12 +320,15 @@ export const ROLE_TABLE = {
   },
   counter: {
     kind: 'consumer',
-    ports: ['log', 'counters'],
+    ports: ['log', 'counters', 'aggregates'],
     group: 'group_realtimecounter',
     topic: 'accepted',
     start: (w) => {
       const { deps, config } = sink(w, 'counter', 'group_realtimecounter', 'accepted');
-      return counter.start({ ...deps, counters: port(w, 'counter', 'counters') }, config);
+      return counter.start(
+        { ...deps, counters: port(w, 'counter', 'counters'), aggregates: port(w, 'counter', 'aggregates') },
+        { ...config, aggregateTypes: w.config.aggregates.types },
+      );
     },
   },
   aggregator: {

@@ -222,7 +222,7 @@ export async function runRoles(
       });
     logAuthMode(auth, config, logger);
     backends = await openBackends(portsOf(roles, auth.on), config, logger, metrics);
-    for (const port of ['log', 'counters', 'sql'] as const) {
+    for (const port of ['log', 'counters', 'sql', 'aggregates'] as const) {
       const backend = backends[port];
       if (backend) logger.info('backend', { port, adapter: backend.description });
     }

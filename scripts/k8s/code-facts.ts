@@ -46,6 +46,7 @@ export function roleBackends(): Map<string, Set<Backend>> {
     counters: 'redis',
     sql: 'postgres',
     alerts: 'redis',
+    aggregates: 'redis',
   };
   return new Map(ROLES.map((r) => [r, new Set(ROLE_TABLE[r].ports.map((p) => backends[p]))]));
 }

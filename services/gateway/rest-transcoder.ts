@@ -159,7 +159,15 @@ function queryKeys(route: HttpRoute, url: URL): Map<string, string> {
 /** `json` with the path variables of `match` set (over any field of the same name), as the method's request. */
 function decodeRequest(route: HttpRoute, match: RegExpExecArray, json: Record<string, JsonValue>): unknown {
   route.pathFields.forEach((field, i) => {
-    json[field] = decodeURIComponent(match[i + 1] ?? '');
+    const text = match[i + 1] ?? '';
+    try {
+      json[field] = decodeURIComponent(text);
+    } catch {
+      throw AppError.invalidField(
+        field,
+        `is not valid percent-encoding: ${JSON.stringify(text.slice(0, 100))}`,
+      );
+    }
   });
   try {
     return fromJson(route.method.input, json, { ignoreUnknownFields: false });

@@ -123,6 +123,18 @@ const schema = z.object({
     .default(''),
   TALLY_REDIS_PREFIX: name.default('tally'),
   TALLY_WINDOW_MAX_MEMBERS: int(100, 1_000_000).default(1000),
+  TALLY_AGGREGATE_TYPES: z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== ''),
+    )
+    .refine((types) => !types.includes('none') || types.length === 1, {
+      message: '"none" turns the aggregates off and cannot be listed with types',
+    }),
   TALLY_MAX_LATENESS_MS: int(0).default(defaultEventLimits.maxLatenessMs),
   TALLY_MAX_FUTURE_MS: int(0).default(defaultEventLimits.maxFutureMs),
   TALLY_MAX_BATCH_EVENTS: int(1, 100_000).default(1000),
@@ -198,6 +210,11 @@ export interface TallyConfig {
   };
   /** The counter store, Redis or embedded: members each hour's leaderboard window keeps. */
   counters: { windowMaxMembers: number };
+  /**
+   * The event types whose sliding-window aggregates the counter role keeps per user and per
+   * target (docs/aggregates.md): `all`, or a list, or none (TALLY_AGGREGATE_TYPES: empty, a list, `none`).
+   */
+  aggregates: { types: 'all' | readonly string[] };
   pg: { url: string | undefined; readUrls: string[]; schema: string; poolSize: number; migrate: boolean };
   http: { host: string; port: number; maxBodyBytes: number; requestTimeoutMs: number };
   grpc: {
@@ -401,6 +418,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       tls: redisTls ? { caFile: e.TALLY_REDIS_TLS_CA_FILE } : undefined,
     },
     counters: { windowMaxMembers: e.TALLY_WINDOW_MAX_MEMBERS },
+    aggregates: {
+      types:
+        e.TALLY_AGGREGATE_TYPES.length === 0
+          ? 'all'
+          : e.TALLY_AGGREGATE_TYPES[0] === 'none'
+            ? []
+            : e.TALLY_AGGREGATE_TYPES,
+    },
     pg: {
       url: e.TALLY_PG_URL,
       readUrls: e.TALLY_PG_READ_URLS ?? [],

@@ -4,9 +4,10 @@
  * reports and leaderboards of past dates and months from the hourly summaries (PostgreSQL, read
  * replicas when configured).
  */
-import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import type { FieldViolation } from '../domain/event-rules.ts';
+import { timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
+import { defaultEventLimits, type FieldViolation } from '../domain/event-rules.ts';
 import { buildDayReport, HOUR_MS, type HourTypeTotal, parseReportDate } from '../domain/report.ts';
+import { averageOf, parseWindowsQuery, userAggregatesDenial } from '../domain/window-aggregates.ts';
 import {
   dayHoldingMs,
   type HourSpan,
@@ -17,7 +18,8 @@ import {
   parseTimeZone,
 } from '../domain/windows.ts';
 import { QueryService, type TopTargetsRequest, Window } from '../gen/tally/v1/query_pb.js';
-import { AppError } from '../infra/app-error.ts';
+import type { AggregateStore } from '../infra/aggregates/aggregate-store.ts';
+import { AppError, Code } from '../infra/app-error.ts';
 import {
   type CounterStore,
   type TypeLeaders,
@@ -66,13 +68,15 @@ export interface QueryConfig {
 
 export interface QueryDeps {
   counters: CounterStore;
+  /** The sliding-window aggregates (GetWindows); none: GetWindows answers UNAVAILABLE. */
+  aggregates?: AggregateStore;
   sql: SqlDatabase;
   /** The API keys, administered by tally.v1.KeysService (keys-service.ts), served alongside. */
   keys?: KeyStore;
   grpc: GrpcRegistry;
   logger: Logger;
   /**
-   * The hook for rate limits: called once per read (GetCounters, GetReport, TopTargets, GetUniques) after
+   * The hook for rate limits: called once per read (GetCounters, GetReport, TopTargets, GetUniques, GetWindows) after
    * access control, with the call; a rejection (RESOURCE_EXHAUSTED) refuses it. None: no limits.
    * Key administration is not limited.
    */
@@ -219,6 +223,57 @@ export async function start(deps: QueryDeps, config: QueryConfig): Promise<Stopp
         uniques: uniques.map((u) => ({ type: u.type, day: BigInt(u.day), allTime: BigInt(u.allTime) })),
         approximate: true,
         relativeStandardError: UNIQUES_RELATIVE_STANDARD_ERROR,
+      };
+    },
+
+    async getWindows(request, context) {
+      if (request.userId !== '' && request.target !== '')
+        throw AppError.invalidField('target', 'cannot be given with user_id');
+      if (request.userId === '' && request.target === '')
+        throw AppError.invalidField('user_id', 'is required (or target)');
+      if (request.target !== '') checkTarget(request.target);
+      if (request.userId.length > defaultEventLimits.maxUserIdChars)
+        throw AppError.invalidField(
+          'user_id',
+          `must be at most ${defaultEventLimits.maxUserIdChars} characters`,
+        );
+      if (request.type === '' || request.type.length > defaultEventLimits.maxTypeChars)
+        throw AppError.invalidField('type', `must be 1 to ${defaultEventLimits.maxTypeChars} characters`);
+      const asked = parseWindowsQuery(request.windows, request.at && timestampMs(request.at), now());
+      if ('field' in asked) throw AppError.invalidField(asked.field, asked.description);
+      if (request.userId !== '') {
+        const denial = userAggregatesDenial(context.principal, request.userId);
+        if (denial) throw new AppError(Code.PERMISSION_DENIED, denial);
+      }
+      if (!deps.aggregates)
+        throw new AppError(Code.UNAVAILABLE, 'the aggregate store is not open in this process');
+      await charge(context);
+      const series =
+        request.userId !== ''
+          ? { kind: 'user' as const, subject: request.userId, type: request.type }
+          : { kind: 'target' as const, subject: request.target, type: request.type };
+      const spans = asked.windows.map((w) => ({ startMs: asked.atMs - w.ms, endMs: asked.atMs }));
+      const totals = await deps.aggregates.read(series, spans);
+      return {
+        userId: request.userId,
+        target: request.target,
+        type: request.type,
+        at: timestampFromMs(asked.atMs),
+        windows: asked.windows.map((w, i) => {
+          const total = totals[i]!;
+          const avg = averageOf(total);
+          return {
+            window: w.name,
+            start: timestampFromMs(spans[i]!.startMs),
+            end: timestampFromMs(spans[i]!.endMs),
+            count: BigInt(total.count),
+            valueCount: BigInt(total.valueCount),
+            sum: total.sum,
+            ...(total.min !== undefined && { min: total.min }),
+            ...(total.max !== undefined && { max: total.max }),
+            ...(avg !== undefined && { avg }),
+          };
+        }),
       };
     },
 

@@ -389,6 +389,162 @@ export declare type GetUniquesResponse = Message<"tally.v1.GetUniquesResponse"> 
 export declare const GetUniquesResponseSchema: GenMessage<GetUniquesResponse>;
 
 /**
+ * @generated from message tally.v1.GetWindowsRequest
+ */
+export declare type GetWindowsRequest = Message<"tally.v1.GetWindowsRequest"> & {
+  /**
+   * The user whose events are aggregated; set this or target, not both.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The target whose events are aggregated (percent-encoded in the REST path).
+   *
+   * @generated from field: string target = 2;
+   */
+  target: string;
+
+  /**
+   * The event type.
+   *
+   * @generated from field: string type = 3;
+   */
+  type: string;
+
+  /**
+   * Window lengths, 1m to 7d (a number and a unit m, h or d), at most 10; an
+   * entry may hold several, comma-separated (windows=1h,6h,24h).
+   *
+   * @generated from field: repeated string windows = 4;
+   */
+  windows: string[];
+
+  /**
+   * When the windows end (exclusive); absent means now. At most 5 minutes
+   * ahead of the server's clock, and every window must start within the last
+   * 7 days.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 5;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message tally.v1.GetWindowsRequest.
+ * Use `create(GetWindowsRequestSchema)` to create a new message.
+ */
+export declare const GetWindowsRequestSchema: GenMessage<GetWindowsRequest>;
+
+/**
+ * @generated from message tally.v1.WindowAggregate
+ */
+export declare type WindowAggregate = Message<"tally.v1.WindowAggregate"> & {
+  /**
+   * The window as asked for (6h).
+   *
+   * @generated from field: string window = 1;
+   */
+  window: string;
+
+  /**
+   * Events of the type with a time (occurred_at, else received_at) in
+   * [start, end).
+   *
+   * @generated from field: google.protobuf.Timestamp start = 2;
+   */
+  start?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end = 3;
+   */
+  end?: Timestamp | undefined;
+
+  /**
+   * @generated from field: uint64 count = 4;
+   */
+  count: bigint;
+
+  /**
+   * Of them, the events that carry a value.
+   *
+   * @generated from field: uint64 value_count = 5;
+   */
+  valueCount: bigint;
+
+  /**
+   * Sum of their values (0 when none carries one).
+   *
+   * @generated from field: double sum = 6;
+   */
+  sum: number;
+
+  /**
+   * Smallest, largest and average value: absent when no event carries one.
+   *
+   * @generated from field: optional double min = 7;
+   */
+  min?: number | undefined;
+
+  /**
+   * @generated from field: optional double max = 8;
+   */
+  max?: number | undefined;
+
+  /**
+   * @generated from field: optional double avg = 9;
+   */
+  avg?: number | undefined;
+};
+
+/**
+ * Describes the message tally.v1.WindowAggregate.
+ * Use `create(WindowAggregateSchema)` to create a new message.
+ */
+export declare const WindowAggregateSchema: GenMessage<WindowAggregate>;
+
+/**
+ * @generated from message tally.v1.GetWindowsResponse
+ */
+export declare type GetWindowsResponse = Message<"tally.v1.GetWindowsResponse"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string target = 2;
+   */
+  target: string;
+
+  /**
+   * @generated from field: string type = 3;
+   */
+  type: string;
+
+  /**
+   * When the windows end.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 4;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * One per window asked, in the order asked.
+   *
+   * @generated from field: repeated tally.v1.WindowAggregate windows = 5;
+   */
+  windows: WindowAggregate[];
+};
+
+/**
+ * Describes the message tally.v1.GetWindowsResponse.
+ * Use `create(GetWindowsResponseSchema)` to create a new message.
+ */
+export declare const GetWindowsResponseSchema: GenMessage<GetWindowsResponse>;
+
+/**
  * The counts a leaderboard ranks. Windows count events by their time
  * (occurred_at, else received_at), in whole UTC hours.
  *
@@ -495,6 +651,19 @@ export declare const QueryService: GenService<{
     methodKind: "unary";
     input: typeof GetUniquesRequestSchema;
     output: typeof GetUniquesResponseSchema;
+  },
+  /**
+   * Sliding-window aggregates of one event type for a user or a target: count,
+   * sum, min, max and average over windows of 1 minute to 7 days ending now or
+   * at a given moment, exact to the millisecond of event time. An end user's
+   * token may read its own user only.
+   *
+   * @generated from rpc tally.v1.QueryService.GetWindows
+   */
+  getWindows: {
+    methodKind: "unary";
+    input: typeof GetWindowsRequestSchema;
+    output: typeof GetWindowsResponseSchema;
   },
 }>;
 

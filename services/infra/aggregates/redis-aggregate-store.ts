@@ -1,0 +1,308 @@
+/**
+ * The aggregate store in Redis (standalone or Cluster), through ioredis. Per series, in one hash
+ * slot (hash tag = a digest of the series' name):
+ *   <prefix>:ag:{<tag>}:o          hash partition → offset (events topic) of the last event applied
+ *   <prefix>:ag:{<tag>}:r          sorted set of the raw events: score = time (epoch ms), member =
+ *                                  `<partition>:<offset>:<value>` (value '' when none)
+ *   <prefix>:ag:{<tag>}:m:<hour>   hash minute → tile, the minutes of one hour (hours since the
+ *                                  epoch), expiring the retention after the hour
+ *   <prefix>:ag:{<tag>}:h:<day>    hash hour → tile, the hours of one UTC day (days since the
+ *                                  epoch), expiring the retention after the day
+ * A tile is `count valued sum min max` (min and max `-` when no event carried a value), numbers as
+ * %.17g, which reads back exactly. APPLY adds the events above the marks (many series per call: a
+ * whole batch on a standalone server, a hash slot's series on a Cluster), trims raw events older
+ * than the retention and sets the expiries; READ answers the pieces of a series' windows in one
+ * script, so that a window never sees half of an apply.
+ */
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { Cluster, type Redis } from 'ioredis';
+import {
+  type Aggregate,
+  addAggregate,
+  addEvent,
+  emptyAggregate,
+  windowPieces,
+} from '../../domain/window-aggregates.ts';
+import { AppError, Code } from '../app-error.ts';
+import { type Registry, redisMetrics, secondsSince } from '../metrics.ts';
+import { connectRedis, type RedisConnectionOptions } from '../redis-client.ts';
+import {
+  AGGREGATE_MARK_TTL_MS,
+  AGGREGATE_RETENTION_MS,
+  type AggregateStore,
+  groupIncrements,
+  type SeriesName,
+  seriesId,
+} from './aggregate-store.ts';
+
+// KEYS: per series its marks key (`<base>:o`; the other keys are `<base>` and a suffix, in the
+// same slot by the hash tag). ARGV[1]: the oldest time kept (epoch ms), ARGV[2]: the retention
+// (ms), ARGV[3]: how long marks are kept (ms); then per series: its number of partitions, then per
+// partition: the partition, its number of events, then per event in offset order: offset, time
+// (epoch ms), value ('' when none). An event applies when its offset is above the mark (offsets
+// stay below 2^53, exact as Lua numbers); one older than the oldest time kept only moves the mark.
+// Returns how many applied.
+const APPLY_SCRIPT = `
+local oldest = tonumber(ARGV[1])
+local retention = tonumber(ARGV[2])
+local markTtl = ARGV[3]
+local a = 4
+local applied = 0
+local expiries = {}
+local function fmt(x) return string.format('%.17g', x) end
+local function add(key, field, value)
+  local tile = redis.call('HGET', key, field)
+  local c, n, s, lo, hi = 0, 0, 0, nil, nil
+  if tile then
+    local tc, tn, ts, tlo, thi = string.match(tile, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+    c, n, s = tonumber(tc), tonumber(tn), tonumber(ts)
+    if tlo ~= '-' then lo, hi = tonumber(tlo), tonumber(thi) end
+  end
+  c = c + 1
+  if value then
+    n = n + 1
+    s = s + value
+    if lo == nil or value < lo then lo = value end
+    if hi == nil or value > hi then hi = value end
+  end
+  redis.call('HSET', key, field, string.format('%d %d %s %s %s', c, n, fmt(s), lo and fmt(lo) or '-', hi and fmt(hi) or '-'))
+end
+for k = 1, #KEYS do
+  local marks = KEYS[k]
+  local base = string.sub(marks, 1, -3)
+  local raw = base .. ':r'
+  local partitions = tonumber(ARGV[a])
+  a = a + 1
+  local kept = false
+  local moved = false
+  for p = 1, partitions do
+    local partition = ARGV[a]
+    local n = tonumber(ARGV[a + 1])
+    a = a + 2
+    local last = tonumber(redis.call('HGET', marks, partition) or '-1')
+    local lastArg = nil
+    for e = 1, n do
+      local offset = tonumber(ARGV[a])
+      if offset > last then
+        local t = tonumber(ARGV[a + 1])
+        if t >= oldest then
+          local v = ARGV[a + 2]
+          local value = nil
+          if v ~= '' then value = tonumber(v) end
+          redis.call('ZADD', raw, t, partition .. ':' .. ARGV[a] .. ':' .. v)
+          local minute = math.floor(t / 60000)
+          local hour = math.floor(minute / 60)
+          local day = math.floor(hour / 24)
+          local mkey = base .. ':m:' .. hour
+          local hkey = base .. ':h:' .. day
+          add(mkey, tostring(minute), value)
+          add(hkey, tostring(hour), value)
+          expiries[mkey] = (hour + 1) * 3600000 + retention
+          expiries[hkey] = (day + 1) * 86400000 + retention
+          kept = true
+        end
+        applied = applied + 1
+        last = offset
+        lastArg = ARGV[a]
+      end
+      a = a + 3
+    end
+    if lastArg then
+      redis.call('HSET', marks, partition, lastArg)
+      moved = true
+    end
+  end
+  if kept then
+    redis.call('ZREMRANGEBYSCORE', raw, '-inf', '(' .. ARGV[1])
+    local newest = redis.call('ZRANGE', raw, -1, -1, 'WITHSCORES')
+    if newest[2] then redis.call('PEXPIREAT', raw, tonumber(newest[2]) + retention) end
+  end
+  if moved then redis.call('PEXPIRE', marks, markTtl) end
+end
+for key, at in pairs(expiries) do redis.call('PEXPIREAT', key, string.format('%d', at)) end
+return applied
+`;
+
+// KEYS[1]: the series' marks key (its slot; the other keys are derived). ARGV: the number of
+// spans, then per span: its raw ranges (n, then n × from, to: [from, to) in epoch ms), its
+// minutes (n, then n minute indexes) and its hours (n, then n hour indexes). Returns per span
+// { raw members, tiles (false where none) }.
+const READ_SCRIPT = `
+local base = string.sub(KEYS[1], 1, -3)
+local raw = base .. ':r'
+local out = {}
+local a = 2
+for s = 1, tonumber(ARGV[1]) do
+  local members = {}
+  local tiles = {}
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  for r = 1, n do
+    local found = redis.call('ZRANGE', raw, ARGV[a], '(' .. ARGV[a + 1], 'BYSCORE')
+    for _, m in ipairs(found) do members[#members + 1] = m end
+    a = a + 2
+  end
+  n = tonumber(ARGV[a])
+  a = a + 1
+  for i = 1, n do
+    local minute = tonumber(ARGV[a])
+    tiles[#tiles + 1] = redis.call('HGET', base .. ':m:' .. math.floor(minute / 60), ARGV[a])
+    a = a + 1
+  end
+  n = tonumber(ARGV[a])
+  a = a + 1
+  for i = 1, n do
+    local hour = tonumber(ARGV[a])
+    tiles[#tiles + 1] = redis.call('HGET', base .. ':h:' .. math.floor(hour / 24), ARGV[a])
+    a = a + 1
+  end
+  out[s] = { members, tiles }
+end
+return out
+`;
+
+/** Most events in one script call: a call blocks Redis while it runs. */
+const MAX_EVENTS_PER_CALL = 1000;
+
+/** The hash slot of a key, as Redis Cluster computes it (ioredis's own). */
+const clusterKeySlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
+
+export interface RedisAggregateStoreOptions extends RedisConnectionOptions {
+  keyPrefix: string;
+  /** Times each call (`aggregates_apply`, `aggregates_read`) there when given (docs/metrics.md). */
+  metrics?: Registry;
+  /** The clock that decides which events are still kept (default Date.now). */
+  now?: () => number;
+}
+
+type ClientWithScripts = (Redis | Cluster) & {
+  tallyAggregatesApply(numKeys: number, ...args: string[]): Promise<number>;
+  tallyAggregatesRead(marksKey: string, ...args: string[]): Promise<[string[], (string | null)[]][]>;
+};
+
+export function createRedisAggregateStore(options: RedisAggregateStoreOptions): AggregateStore {
+  const { client, where, connectionError } = connectRedis(options, 'Redis aggregate store');
+  client.defineCommand('tallyAggregatesApply', { lua: APPLY_SCRIPT });
+  client.defineCommand('tallyAggregatesRead', { lua: READ_SCRIPT, numberOfKeys: 1 });
+  const redis = client as ClientWithScripts;
+  const cluster = client instanceof Cluster;
+  const now = options.now ?? Date.now;
+  const marksKey = (series: SeriesName) =>
+    `${options.keyPrefix}:ag:{${createHash('sha256').update(seriesId(series)).digest('base64url').slice(0, 22)}}:o`;
+  const unavailable = (what: string, cause: unknown) =>
+    new AppError(Code.UNAVAILABLE, `Redis ${what} failed`, { cause: connectionError() ?? cause });
+  const duration = options.metrics && redisMetrics(options.metrics).duration;
+  const timed = async <T>(operation: string, work: () => Promise<T>): Promise<T> => {
+    const startMs = performance.now();
+    try {
+      return await work();
+    } finally {
+      duration?.labels({ operation }).observe(secondsSince(startMs));
+    }
+  };
+
+  return {
+    description: `redis (ioredis, ${where})`,
+
+    apply: (increments) =>
+      timed('aggregates_apply', async () => {
+        const nowMs = now();
+        // One call per group of series: on a Cluster those of one hash slot, on a standalone
+        // server any; at most MAX_EVENTS_PER_CALL events each (a larger series goes alone).
+        const calls = new Map<number, { keys: string[]; args: string[]; events: number }[]>();
+        for (const { series, events, partitions } of groupIncrements(increments).values()) {
+          const key = marksKey(series);
+          const slot = cluster ? clusterKeySlot(key) : 0;
+          let list = calls.get(slot);
+          if (!list) {
+            list = [];
+            calls.set(slot, list);
+          }
+          let call = list.at(-1);
+          if (!call || (call.events > 0 && call.events + events > MAX_EVENTS_PER_CALL)) {
+            call = { keys: [], args: [], events: 0 };
+            list.push(call);
+          }
+          call.keys.push(key);
+          call.events += events;
+          call.args.push(String(partitions.size));
+          for (const [partition, incs] of partitions) {
+            call.args.push(String(partition), String(incs.length));
+            for (const inc of incs)
+              call.args.push(
+                inc.position.toString(),
+                String(inc.timeMs),
+                inc.value === undefined ? '' : String(inc.value),
+              );
+          }
+        }
+        const head = [
+          String(nowMs - AGGREGATE_RETENTION_MS),
+          String(AGGREGATE_RETENTION_MS),
+          String(AGGREGATE_MARK_TTL_MS),
+        ];
+        try {
+          const applied = await Promise.all(
+            [...calls.values()]
+              .flat()
+              .map(({ keys, args }) => redis.tallyAggregatesApply(keys.length, ...keys, ...head, ...args)),
+          );
+          return applied.reduce((sum, n) => sum + Number(n), 0);
+        } catch (error) {
+          throw unavailable('aggregates write', error);
+        }
+      }),
+
+    read: (series, spans) =>
+      timed('aggregates_read', async () => {
+        const args: string[] = [String(spans.length)];
+        for (const span of spans) {
+          const pieces = windowPieces(span.startMs, span.endMs);
+          args.push(String(pieces.raw.length));
+          for (const r of pieces.raw) args.push(String(r.fromMs), String(r.toMs));
+          args.push(String(pieces.minutes.length), ...pieces.minutes.map(String));
+          args.push(String(pieces.hours.length), ...pieces.hours.map(String));
+        }
+        let out: [string[], (string | null)[]][];
+        try {
+          out = await redis.tallyAggregatesRead(marksKey(series), ...args);
+        } catch (error) {
+          throw unavailable('aggregates read', error);
+        }
+        return out.map(([members, tiles]) => {
+          const total = emptyAggregate();
+          for (const member of members) {
+            const value = member.slice(member.indexOf(':', member.indexOf(':') + 1) + 1);
+            addEvent(total, value === '' ? undefined : Number(value));
+          }
+          for (const tile of tiles) if (tile) addAggregate(total, tileOf(tile));
+          return total;
+        });
+      }),
+
+    async ping() {
+      try {
+        await redis.ping();
+      } catch (error) {
+        throw unavailable('aggregates ping', error);
+      }
+    },
+
+    async close() {
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+/** A tile as stored (`count valued sum min max`). */
+function tileOf(text: string): Aggregate {
+  const [count, valued, sum, min, max] = text.split(' ');
+  return {
+    count: Number(count),
+    valueCount: Number(valued),
+    sum: Number(sum),
+    min: min === '-' || min === undefined ? undefined : Number(min),
+    max: max === '-' || max === undefined ? undefined : Number(max),
+  };
+}

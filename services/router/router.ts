@@ -87,7 +87,7 @@ export function start(deps: RouterDeps, config: RouterConfig): Promise<Stoppable
     }
     for (const [destination, list] of byDestination) {
       metrics.transformFailures.inc({ destination }, list.length);
-      logger.warn("events not routed to a destination: its transform failed (they stay everywhere else)", {
+      logger.warn('events not routed to a destination: its transform failed (they stay everywhere else)', {
         destination,
         count: list.length,
         reason: list[0]!.reason,

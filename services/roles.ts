@@ -383,10 +383,11 @@ export const ROLE_TABLE = {
         refreshMs: w.config.destinations.refreshMs,
         topicOf: topics.topicOf,
         // Rejects for a missing topic, at once on every adapter.
-        topicExists: (topic) => deps.log.groupOffsets(config.groupId, topic).then(
-          () => true,
-          () => false,
-        ),
+        topicExists: (topic) =>
+          deps.log.groupOffsets(config.groupId, topic).then(
+            () => true,
+            () => false,
+          ),
         // The producer forgets the topics of deleted destinations (deleted by the query role).
         onDeleted: (ids) => deps.log.deleteTopics(ids.map(topics.topicOf)),
       });

@@ -150,8 +150,9 @@ export class TallyPlatform extends Chart {
    * `password`) and the ACLs of every role, KEDA (which reads the groups' lag with the same
    * credentials) and the gateway's live feed (a group per gateway process, `gateway-live-…`).
    * Every role shares the user: ingest writes the events topic, the persister reads it and writes
-   * the accepted topic, the counter, the aggregator and the alerter read the accepted topic, the
-   * alerter writes the notifications topic, and a consumer that meets a poison record writes it
+   * the accepted topic, the counter, the aggregator, the alerter and the router read the accepted
+   * topic, the alerter writes the notifications topic, the router the destinations' topics
+   * (`deliveries.<id>`), and a consumer that meets a poison record writes it
    * to the dead-letter topic.
    */
   private kafkaUser(k: PlatformConfig['kafka'], user: string): void {

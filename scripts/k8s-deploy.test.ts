@@ -305,7 +305,7 @@ describe('PostgreSQL connections', needsHelm, () => {
     assert.notEqual(result.status, 0, 'the HA maxima straight on PostgreSQL (500 connections) are refused');
     assert.match(
       result.stderr,
-      /up to \d+ connections \(postgres\.poolSize 10 × \d+ pods: persister \d+, aggregator \d+, alerter \d+, query \d+/,
+      /up to \d+ connections \(postgres\.poolSize 10 × \d+ pods: persister \d+, aggregator \d+, alerter \d+, router \d+, query \d+/,
     );
     assert.match(result.stderr, /exceed postgres\.maxConnections \(500\)/);
     const dev = helmTemplate(helmBinary(), {
@@ -572,6 +572,7 @@ describe('backends closed to strangers', () => {
     ])
       for (const op of ['Read', 'Write', 'Describe']) assert.ok(allows('topic', topic, op), `${op} ${topic}`);
     assert.ok(allows('topic', 'deliveries.shop', 'Create'), 'Create deliveries.<destination>');
+    assert.ok(allows('topic', 'deliveries.shop', 'Write'), "the router writes the destinations' topics");
     // Each consumer role (and KEDA, for its lag) reads its own topic with its group; the persister
     // writes what it accepted to the accepted topic, which the counter and the aggregator read.
     const consumers = consumerRoles();

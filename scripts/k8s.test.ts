@@ -239,6 +239,7 @@ describe('charts/tally', needsHelm, () => {
     assert.equal(consumers.get('counter')?.topic, 'accepted');
     assert.equal(consumers.get('aggregator')?.topic, 'accepted');
     assert.equal(consumers.get('alerter')?.topic, 'accepted');
+    assert.equal(consumers.get('router')?.topic, 'accepted');
   });
 
   test('each consumer role has a ScaledObject on its own consumer group and topic, as the code names them', () => {

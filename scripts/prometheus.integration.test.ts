@@ -26,6 +26,7 @@ import {
   INGEST_LATENCY_SECONDS,
   SUMMARY_FRESHNESS_SECONDS,
 } from '../observability/slo.ts';
+import { routesTo } from '../services/testing/routing-run.ts';
 import { CONSUMER_GROUPS } from '../services/testing/tally-client.ts';
 import { freePort, startTally, type TallyProcess } from '../services/testing/tally-process.ts';
 
@@ -47,6 +48,7 @@ const MAY_BE_EMPTY: Record<string, string> = {
   tally_auth_failures_total: 'access control is off in this run: nothing is refused',
   tally_rate_limited_total: 'no credential or address of this run reaches a limit',
   tally_rate_limit_backend_errors_total: "the rate limiter's store answers throughout",
+  tally_route_transform_failures_total: "the destination's transform (none: the default body) never fails",
   nodejs_gc_duration_seconds:
     'a series appears with the first collection of its kind: the scraped process need not have collected garbage in the seconds of the test',
 };
@@ -148,8 +150,15 @@ before(async () => {
     TALLY_HTTP_PORT: '0',
     TALLY_GRPC_PORT: '0',
     TALLY_CONSUMER_LAG_INTERVAL_MS: '1000',
+    TALLY_DESTINATIONS_REFRESH_MS: '200',
   });
   target = `127.0.0.1:${tally.httpPort}`;
+  // A destination for every event, in force in the router before the first one.
+  assert.equal(
+    await post('/v1/destinations', { name: 'all', webhook: { url: 'https://hooks.example.com/tally' } }),
+    200,
+  );
+  await waitFor('the router to route to the destination', async () => routesTo(tally.lines, 1));
 
   const configFile = join(promDir, 'prometheus.yml');
   writeFileSync(

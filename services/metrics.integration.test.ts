@@ -17,13 +17,23 @@ import { startTally, type TallyProcess } from './testing/tally-process.ts';
 
 await requireRealServers();
 
-const ROLES = ['gateway', 'ingest', 'query', 'persister', 'counter', 'aggregator', 'alerter'] as const;
+const ROLES = [
+  'gateway',
+  'ingest',
+  'query',
+  'persister',
+  'counter',
+  'aggregator',
+  'alerter',
+  'router',
+] as const;
 type Role = (typeof ROLES)[number];
 const GROUP_OF = {
   persister: CONSUMER_GROUPS[0],
   counter: CONSUMER_GROUPS[1],
   aggregator: CONSUMER_GROUPS[2],
   alerter: CONSUMER_GROUPS[3],
+  router: CONSUMER_GROUPS[4],
 } as const;
 const PARTITIONS = 3;
 
@@ -110,7 +120,7 @@ describe('metrics of every role on real Kafka, Redis and PostgreSQL', () => {
   const proc = (role: Role) => processes.get(role)!;
 
   before(async () => {
-    const backs = ['ingest', 'query', 'persister', 'counter', 'aggregator', 'alerter'] as const;
+    const backs = ['ingest', 'query', 'persister', 'counter', 'aggregator', 'alerter', 'router'] as const;
     const started = await Promise.allSettled(backs.map((role) => startTally([role], env)));
     started.forEach((s, i) => {
       if (s.status === 'fulfilled') processes.set(backs[i]!, s.value);
@@ -270,7 +280,7 @@ describe('metrics of every role on real Kafka, Redis and PostgreSQL', () => {
     assert.ok(qy.sum('tally_pg_query_duration_seconds_count', { operation: 'select' }) >= 1);
 
     // Consumers: every event held by each sink, its visible latency, its batches, the poison record.
-    for (const sink of ['persister', 'counter', 'aggregator', 'alerter'] as const) {
+    for (const sink of ['persister', 'counter', 'aggregator', 'alerter', 'router'] as const) {
       const group = ns.groupPrefix + GROUP_OF[sink];
       await waitFor(
         async () => {

@@ -13,8 +13,11 @@ import { freePort, startTally, type TallyProcess } from './testing/tally-process
 
 await requireRealServers();
 
-/** The groups of the sinks this test starts and reads (not the alerter: it keeps nothing per user). */
-const SINK_GROUPS = CONSUMER_GROUPS.filter((g) => g !== 'group_alerting');
+/**
+ * The groups of the sinks this test starts and reads (not the alerter: it keeps nothing per user;
+ * not the router: router.integration.test.ts checks its order).
+ */
+const SINK_GROUPS = CONSUMER_GROUPS.filter((g) => g !== 'group_alerting' && g !== 'group_routing');
 
 test('one user’s events are stored in ingest order, through a SIGKILL of the consumers', async (t) => {
   const ns = testNamespace(4);

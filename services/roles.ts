@@ -46,6 +46,8 @@ import { EVENT_LOG_SETTLE_MS, registerEventLogService } from './query/event-log-
 import { registerNotificationService } from './query/notification-service.ts';
 import { createNotificationWatches } from './query/notification-watch.ts';
 import * as query from './query/query.ts';
+import { startDestinationSource } from './router/destination-source.ts';
+import * as router from './router/router.ts';
 
 /**
  * When a role starts, and what its readiness means:
@@ -378,6 +380,42 @@ export const ROLE_TABLE = {
         name: running.name,
         async stop() {
           rules.stop();
+          await running.stop();
+        },
+      };
+    },
+  },
+  router: {
+    kind: 'consumer',
+    ports: ['log', 'sql'],
+    group: 'group_routing',
+    topic: 'accepted',
+    start: async (w) => {
+      const { deps, config } = sink(w, 'router', 'group_routing', 'accepted');
+      const topics = createLogDestinationTopics({
+        log: deps.log,
+        partitions: w.config.topics.eventsPartitions,
+        namespace: w.config.groupPrefix,
+      });
+      const destinations = await startDestinationSource({
+        store: createSqlDestinationStore({ sql: port(w, 'router', 'sql') }),
+        logger: w.logger,
+        refreshMs: w.config.destinations.refreshMs,
+        topicOf: topics.topicOf,
+        // Rejects for a missing topic, at once on every adapter.
+        topicExists: (topic) =>
+          deps.log.groupOffsets(config.groupId, topic).then(
+            () => true,
+            () => false,
+          ),
+        // The producer forgets the topics of deleted destinations (deleted by the query role).
+        onDeleted: (ids) => deps.log.deleteTopics(ids.map(topics.topicOf)),
+      });
+      const running = await router.start({ ...deps, destinations }, config);
+      return {
+        name: running.name,
+        async stop() {
+          destinations.stop();
           await running.stop();
         },
       };

@@ -247,6 +247,7 @@ describe('tracing on the real servers', () => {
       group_realtimecounter: 'counter apply',
       group_aggregation: 'aggregator upsert',
       group_alerting: 'alerter evaluate',
+      group_routing: 'router write',
     } as const;
     for (const group of CONSUMER_GROUPS) {
       const consume = spans.find(

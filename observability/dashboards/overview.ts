@@ -272,6 +272,29 @@ export function overviewDashboard(): Dashboard {
     )
     .withPanel(
       timeSeries({
+        title: 'Routed events per second, by destination; transform failures',
+        description:
+          "Records the router wrote to each destination's topic (docs/delivery.md): the accepted events " +
+          "matching the destination's filter, transformed. A batch written again after a redelivery counts " +
+          'again (the senders deliver it once). Transform failures: events a destination wanted whose ' +
+          'transformed body would pass its bound, which that destination never gets (logged with their ' +
+          'ids) — fix the transform. Empty while no destination is enabled.',
+        unit: 'cps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (destination) (rate(tally_routed_events_total${sel()}${RATE}))`,
+            legend: '{{destination}}',
+          },
+          {
+            expr: `sum by (destination) (rate(tally_route_transform_failures_total${sel()}${RATE}))`,
+            legend: '{{destination}} transform failures',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
         title: 'Duplicate events per second, by kind',
         description:
           'Events the persister did not accept because their id was stored before, so that no sink ' +

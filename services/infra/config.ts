@@ -153,6 +153,7 @@ const schema = z.object({
   TALLY_CONSUMER_LAG_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   TALLY_ALERT_RULES_REFRESH_MS: int(100, 3_600_000).default(2_000),
   TALLY_ALERT_LATENESS_MS: int(0, 86_400_000).default(60_000),
+  TALLY_DESTINATIONS_REFRESH_MS: int(100, 3_600_000).default(2_000),
   TALLY_DRAIN_TIMEOUT_MS: int(0).default(15_000),
   TALLY_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   TALLY_NOTIFICATIONS_POLL_MS: int(10, 60_000).default(250),
@@ -271,6 +272,8 @@ export interface TallyConfig {
    * be behind the latest of its series and still count for threshold and spike rules (ms).
    */
   alerts: { rulesRefreshMs: number; latenessMs: number };
+  /** The router: how often it reads the destinations' change feed (ms). */
+  destinations: { refreshMs: number };
   drainTimeoutMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /**
@@ -487,6 +490,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       aggregator: { maxWaitMs: e.TALLY_AGGREGATOR_MAX_WAIT_MS, minBytes: e.TALLY_AGGREGATOR_MIN_BYTES },
     },
     alerts: { rulesRefreshMs: e.TALLY_ALERT_RULES_REFRESH_MS, latenessMs: e.TALLY_ALERT_LATENESS_MS },
+    destinations: { refreshMs: e.TALLY_DESTINATIONS_REFRESH_MS },
     drainTimeoutMs: e.TALLY_DRAIN_TIMEOUT_MS,
     logLevel: e.TALLY_LOG_LEVEL,
     notifications: { pollMs: e.TALLY_NOTIFICATIONS_POLL_MS, replayMax: e.TALLY_NOTIFICATIONS_REPLAY_MAX },

@@ -253,6 +253,41 @@ export function alertEvaluationMetrics(registry: Registry): { lateEvents: Counte
   };
 }
 
+/**
+ * What the router wrote to the destinations' topics (docs/delivery.md): records per destination
+ * (a batch written again after a redelivery counts again), and events a destination's filter let
+ * through whose transform failed (the output over its bound), which that destination never gets.
+ */
+export function routerMetrics(registry: Registry): {
+  routed: Counter<'destination'>;
+  transformFailures: Counter<'destination'>;
+} {
+  return {
+    routed: once(
+      registry,
+      'tally_routed_events_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_routed_events_total',
+          help: "Records the router wrote to a destination's topic (an event matching its filter, transformed)",
+          labelNames: ['destination'],
+          registers,
+        }),
+    ),
+    transformFailures: once(
+      registry,
+      'tally_route_transform_failures_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_route_transform_failures_total',
+          help: "Events matching a destination's filter whose transform failed (output too large): not written for that destination",
+          labelNames: ['destination'],
+          registers,
+        }),
+    ),
+  };
+}
+
 /** The sink consumers (persister, counter, aggregator, alerter). */
 export interface ConsumerMetrics {
   lag: Gauge<'group' | 'topic' | 'partition'>;

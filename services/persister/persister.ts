@@ -22,7 +22,7 @@
 
 import { signalAppends } from '../infra/events/event-appends.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
-import { type EventLog, type LogRecord, MAX_WRITE_BYTES, recordBytes } from '../infra/log/event-log.ts';
+import { type EventLog, type LogRecord, MAX_WRITE_BYTES, recordSlices } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
 import { duplicateMetrics } from '../infra/metrics.ts';
 import type { SqlDatabase } from '../infra/sql/sql-database.ts';
@@ -264,21 +264,7 @@ export const FORWARD_MAX_BYTES = MAX_WRITE_BYTES;
  * larger than that alone in its slice), in their order.
  */
 export function forwardSlices(records: readonly LogRecord[], maxBytes = FORWARD_MAX_BYTES): LogRecord[][] {
-  const slices: LogRecord[][] = [];
-  let slice: LogRecord[] = [];
-  let bytes = 0;
-  for (const r of records) {
-    const size = recordBytes(r);
-    if (slice.length > 0 && bytes + size > maxBytes) {
-      slices.push(slice);
-      slice = [];
-      bytes = 0;
-    }
-    slice.push(r);
-    bytes += size;
-  }
-  if (slice.length > 0) slices.push(slice);
-  return slices;
+  return recordSlices(records, maxBytes);
 }
 
 /** The accepted events as records of the accepted topic: same partition, key, value and headers. */

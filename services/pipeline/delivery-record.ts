@@ -7,8 +7,9 @@
  * - value: the body to deliver, already transformed (UTF-8 JSON);
  * - headers: what the sender needs without decoding the body — the message id (the
  *   `webhook-id`, stable across retries and replays), the event's id, type, user and time, and
- *   where the router read it (the accepted topic's partition and offset), by which a sender
- *   recognises a record the router wrote twice (a redelivered batch) and delivers it once.
+ *   its source position — its partition and offset in the events topic (the `tally-event-offset`
+ *   of the accepted record the router read), by which a sender recognises a record the router wrote
+ *   twice (a redelivered batch, a forward the persister repeated) and delivers it once.
  */
 import { createHash } from 'node:crypto';
 import type { ConsumedRecord, LogRecord } from '../infra/log/event-log.ts';
@@ -31,7 +32,7 @@ export interface DeliveryRecord {
   /** '' when the event names no user. */
   userId: string;
   occurredAtMs: number;
-  /** Where the router read the event: the accepted topic's partition and offset. */
+  /** The event's position: its partition and offset in the events topic (the same partition number in the accepted topic). */
   sourcePartition: number;
   sourceOffset: bigint;
   /** The body to deliver (UTF-8 JSON). */

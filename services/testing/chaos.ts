@@ -33,7 +33,7 @@ import { CONSUMER_GROUPS, ingestClient } from './tally-client.ts';
 import { freePort, startTally, type TallyProcess } from './tally-process.ts';
 
 const TALLY = join(import.meta.dirname, '..', '..', 'bin', 'tally');
-export const CONSUMER_ROLES = ['persister', 'counter', 'aggregator', 'alerter'] as const;
+export const CONSUMER_ROLES = ['persister', 'counter', 'aggregator', 'alerter', 'router'] as const;
 type ConsumerRole = (typeof CONSUMER_ROLES)[number];
 
 export type FaultKind = 'kill' | 'add' | 'remove' | 'restart-kafka' | 'restart-redis' | 'restart-postgres';

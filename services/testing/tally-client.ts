@@ -25,6 +25,7 @@ export const CONSUMER_GROUPS = [
   'group_realtimecounter',
   'group_aggregation',
   'group_alerting',
+  'group_routing',
 ] as const;
 
 /** The topic a sink group reads: the persister the events, the others the accepted events. */

@@ -71,7 +71,7 @@ app.kubernetes.io/component: {{ .role }}
 
 {{/* Every role, in services/main.ts's order. */}}
 {{- define "tally.roles" -}}
-[gateway, ingest, query, persister, counter, aggregator, alerter]
+[gateway, ingest, query, persister, counter, aggregator, alerter, router]
 {{- end }}
 
 {{/* The consumer roles and their consumer groups (before TALLY_GROUP_PREFIX), as in services/main.ts. */}}
@@ -80,18 +80,20 @@ persister: group_persistence
 counter: group_realtimecounter
 aggregator: group_aggregation
 alerter: group_alerting
+router: group_routing
 {{- end }}
 
 {{/*
 The topic each consumer role reads, by its configuration name (the role table's `topic`,
 services/roles.ts): the persister reads the events topic and forwards what it accepts; the counter,
-the aggregator and the alerter read the accepted topic. Their KEDA triggers watch the lag there.
+the aggregator, the alerter and the router read the accepted topic. Their KEDA triggers watch the lag there.
 */}}
 {{- define "tally.consumerTopics" -}}
 persister: events
 counter: accepted
 aggregator: accepted
 alerter: accepted
+router: accepted
 {{- end }}
 
 {{/* A topic's name from its configuration name: (dict "root" $ "topic" "accepted") → kafka.acceptedTopic */}}
@@ -121,6 +123,8 @@ counter: [kafka, redis]
 aggregator: [kafka, postgres]
 {{- /* The alert rules and notifications in PostgreSQL, the milestone counts in Redis. */}}
 alerter: [kafka, redis, postgres]
+{{- /* The destinations in PostgreSQL; their topics in Kafka. */}}
+router: [kafka, postgres]
 {{- end }}
 
 {{/* "true" when an enabled role uses PostgreSQL (then the migration Job runs). */}}
@@ -283,7 +287,7 @@ The root context, or (dict "root" $ "migrate" true) for the migration Job (its o
   value: {{ printf "postgres://$(PGUSER):$(PGPASSWORD)@%s:%d/%s" $pg.readHost (int $pg.port) $pg.database | quote }}
 {{- end }}
 {{- else }}
-{{- fail "postgres: the persister, aggregator, alerter and query roles and the migrations need PostgreSQL: set postgres.credentialsSecret.name (with postgres.host), postgres.url, or postgres.urlSecret.name" }}
+{{- fail "postgres: the persister, aggregator, alerter, router and query roles and the migrations need PostgreSQL: set postgres.credentialsSecret.name (with postgres.host), postgres.url, or postgres.urlSecret.name" }}
 {{- end }}
 - name: TALLY_PG_SCHEMA
   value: {{ $pg.schema | quote }}

@@ -32,6 +32,28 @@ export function recordBytes(record: LogRecord): number {
 /** Bytes of records per write: half the broker's default largest message, leaving room for framing. */
 export const MAX_WRITE_BYTES = 512 * 1024;
 
+/**
+ * `records` in consecutive slices of at most `maxBytes` each by {@link recordBytes} (a record
+ * larger than that alone in its slice), in their order: one send each, one after the other.
+ */
+export function recordSlices(records: readonly LogRecord[], maxBytes = MAX_WRITE_BYTES): LogRecord[][] {
+  const slices: LogRecord[][] = [];
+  let slice: LogRecord[] = [];
+  let bytes = 0;
+  for (const r of records) {
+    const size = recordBytes(r);
+    if (slice.length > 0 && bytes + size > maxBytes) {
+      slices.push(slice);
+      slice = [];
+      bytes = 0;
+    }
+    slice.push(r);
+    bytes += size;
+  }
+  if (slice.length > 0) slices.push(slice);
+  return slices;
+}
+
 /** A record read back, with its position. */
 export interface ConsumedRecord {
   key: string | null;

@@ -104,7 +104,12 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
       const a = await getAdmin();
       const existing = new Set(await a.listTopics());
       const present = names.filter((n) => existing.has(n));
-      if (present.length === 0) return;
+      if (present.length === 0) {
+        // Deleted by another process (a destination's topic, by the query role): a producer that
+        // wrote to one must forget it all the same, or its client would keep asking for it.
+        if (producer?.wroteTo(names)) await producer.reset();
+        return;
+      }
       await a.deleteTopics({ topics: present });
       await producer?.reset();
     },
@@ -186,6 +191,8 @@ function producerConfig() {
 }
 
 class KafkaLogProducer implements LogProducer {
+  /** The topics the current client wrote to (a few: the events topics and the destinations'). */
+  readonly #written = new Set<string>();
   readonly #create: () => Producer;
   #producer: Producer;
   readonly #timeoutMs: number;
@@ -205,6 +212,7 @@ class KafkaLogProducer implements LogProducer {
    * of them is deleted every later send would time out).
    */
   async reset(): Promise<void> {
+    this.#written.clear();
     const old = this.#producer;
     const wasConnected = this.#connecting !== undefined;
     this.#producer = this.#create();
@@ -212,8 +220,14 @@ class KafkaLogProducer implements LogProducer {
     if (wasConnected) await old.disconnect().catch(() => {});
   }
 
+  /** Whether the current client wrote to any of `topics`. */
+  wroteTo(topics: readonly string[]): boolean {
+    return topics.some((t) => this.#written.has(t));
+  }
+
   async send(topic: string, records: readonly LogRecord[]): Promise<void> {
     if (records.length === 0) return;
+    this.#written.add(topic);
     const producer = this.#producer;
     const work = (async () => {
       this.#connecting ??= producer.connect().catch((error: unknown) => {

@@ -181,7 +181,12 @@ export function createPlatformaticEventLog(options: PlatformaticEventLogOptions)
       const a = getAdmin();
       const existing = new Set(await a.listTopics());
       const present = names.filter((n) => existing.has(n));
-      if (present.length === 0) return;
+      if (present.length === 0) {
+        // Deleted by another process (a destination's topic, by the query role): a producer that
+        // wrote to one must forget it all the same, or its client would keep asking for it.
+        if (producer?.wroteTo(names)) await producer.reset();
+        return;
+      }
       await a.deleteTopics({ topics: present });
       // Deletion completes asynchronously: a topic re-created at once must be a new one.
       await settle(
@@ -264,6 +269,8 @@ export function createPlatformaticEventLog(options: PlatformaticEventLogOptions)
 type KafkaProducer = Producer<string, Buffer, string, string>;
 
 class PlatformaticLogProducer implements LogProducer {
+  /** The topics the current client wrote to (a few: the events topics and the destinations'). */
+  readonly #written = new Set<string>();
   readonly #create: () => KafkaProducer;
   readonly #timeoutMs: number;
   readonly #log: Logger;
@@ -280,13 +287,20 @@ class PlatformaticLogProducer implements LogProducer {
    * deletion, and after a send the client gave up on. What the old one was still sending is abandoned.
    */
   async reset(): Promise<void> {
+    this.#written.clear();
     const old = this.#producer;
     this.#producer = undefined;
     await old?.close(true).catch(() => {});
   }
 
+  /** Whether the current client wrote to any of `topics`. */
+  wroteTo(topics: readonly string[]): boolean {
+    return topics.some((t) => this.#written.has(t));
+  }
+
   async send(topic: string, records: readonly LogRecord[]): Promise<void> {
     if (records.length === 0) return;
+    this.#written.add(topic);
     this.#producer ??= this.#create();
     const producer = this.#producer;
     const messages: MessageToProduce<string, Buffer, string, string>[] = records.map((r) => ({

@@ -14,6 +14,9 @@ import type { CounterStore } from './infra/counters/counter-store.ts';
 import { createEmbeddedCounterStore } from './infra/counters/embedded-counter-store.ts';
 import { createRedisCounterStore } from './infra/counters/redis-counter-store.ts';
 import { lockDataDir } from './infra/data-dir-lock.ts';
+import type { BreakerStore } from './infra/delivery/breaker-store.ts';
+import { createEmbeddedBreakerStore } from './infra/delivery/embedded-breaker-store.ts';
+import { createRedisBreakerStore } from './infra/delivery/redis-breaker-store.ts';
 import { createEmbeddedRateLimiter } from './infra/limits/embedded-rate-limiter.ts';
 import { failurePolicy, quotaFailurePolicy } from './infra/limits/rate-limiter.ts';
 import { createRedisRateLimiter } from './infra/limits/redis-rate-limiter.ts';
@@ -30,8 +33,8 @@ import type { SqlDatabase } from './infra/sql/sql-database.ts';
 import { createRequestLimits, type RequestLimits } from './pipeline/request-limits.ts';
 
 /** The three ports (DESIGN.md §4). */
-export type Port = 'log' | 'counters' | 'sql' | 'alerts';
-export const PORTS: readonly Port[] = ['log', 'counters', 'sql', 'alerts'];
+export type Port = 'log' | 'counters' | 'sql' | 'alerts' | 'breakers';
+export const PORTS: readonly Port[] = ['log', 'counters', 'sql', 'alerts', 'breakers'];
 
 /** The open adapters of a process; a port no role asked for is absent. */
 export interface Backends {
@@ -40,6 +43,8 @@ export interface Backends {
   sql?: SqlDatabase;
   /** The alerter's milestone counts and rule series (Redis, as the counters, else embedded). */
   alerts?: AlertStores;
+  /** The webhook destinations' circuit breakers, shared by the senders (Redis, as the counters, else in the process). */
+  breakers?: BreakerStore;
   /** Releases the data directory, when an embedded adapter locked it. */
   releaseDataDir?: () => Promise<void>;
 }
@@ -61,7 +66,7 @@ export async function openBackends(
   const backends: Backends = {};
   const embedded =
     (ports.has('log') && !config.kafka.brokers) ||
-    ((ports.has('counters') || ports.has('alerts')) &&
+    ((ports.has('counters') || ports.has('alerts') || ports.has('breakers')) &&
       !config.redis.url &&
       config.redis.clusterNodes.length === 0) ||
     (ports.has('sql') && !config.pg.url);
@@ -92,6 +97,13 @@ export async function openBackends(
         url || clusterNodes.length > 0
           ? createRedisAlertStores({ url, clusterNodes, security: redisSecurity(config.redis), keyPrefix })
           : createEmbeddedAlertStores({ dataDir: dataDir('alerts') });
+    }
+    if (ports.has('breakers')) {
+      const { url, clusterNodes, keyPrefix } = config.redis;
+      backends.breakers =
+        url || clusterNodes.length > 0
+          ? createRedisBreakerStore({ url, clusterNodes, security: redisSecurity(config.redis), keyPrefix })
+          : createEmbeddedBreakerStore();
     }
   } catch (error) {
     await closeBackends(backends);
@@ -158,6 +170,7 @@ export async function closeBackends(backends: Backends): Promise<void> {
     backends.counters?.close(),
     backends.sql?.close(),
     backends.alerts?.close(),
+    backends.breakers?.close(),
   ]);
   await backends.releaseDataDir?.();
 }
@@ -170,7 +183,7 @@ export async function closeBackends(backends: Backends): Promise<void> {
  */
 export function backendChecks(backends: Backends, eventsTopic: string): BackendCheck[] {
   const checks: BackendCheck[] = [];
-  const { log, counters, sql, alerts } = backends;
+  const { log, counters, sql, alerts, breakers } = backends;
   if (log)
     checks.push({
       name: 'log',
@@ -196,6 +209,12 @@ export function backendChecks(backends: Backends, eventsTopic: string): BackendC
       name: 'alerts',
       adapter: alerts.description,
       check: () => alerts.ping(),
+    });
+  if (breakers)
+    checks.push({
+      name: 'breakers',
+      adapter: breakers.description,
+      check: () => breakers.ping(),
     });
   return checks;
 }

@@ -71,7 +71,7 @@ app.kubernetes.io/component: {{ .role }}
 
 {{/* Every role, in services/main.ts's order. */}}
 {{- define "tally.roles" -}}
-[gateway, ingest, query, persister, counter, aggregator, alerter]
+[gateway, ingest, query, persister, counter, aggregator, alerter, sender]
 {{- end }}
 
 {{/* The consumer roles and their consumer groups (before TALLY_GROUP_PREFIX), as in services/main.ts. */}}
@@ -80,18 +80,23 @@ persister: group_persistence
 counter: group_realtimecounter
 aggregator: group_aggregation
 alerter: group_alerting
+sender: group_sending
 {{- end }}
 
 {{/*
 The topic each consumer role reads, by its configuration name (the role table's `topic`,
 services/roles.ts): the persister reads the events topic and forwards what it accepts; the counter,
 the aggregator and the alerter read the accepted topic. Their KEDA triggers watch the lag there.
+The sender reads every enabled destination's topic (`deliveries`: a set that changes as destinations
+are made and deleted): its trigger names no topic, and KEDA sums the group's lag over every topic the
+group committed on.
 */}}
 {{- define "tally.consumerTopics" -}}
 persister: events
 counter: accepted
 aggregator: accepted
 alerter: accepted
+sender: deliveries
 {{- end }}
 
 {{/* A topic's name from its configuration name: (dict "root" $ "topic" "accepted") → kafka.acceptedTopic */}}
@@ -121,6 +126,8 @@ counter: [kafka, redis]
 aggregator: [kafka, postgres]
 {{- /* The alert rules and notifications in PostgreSQL, the milestone counts in Redis. */}}
 alerter: [kafka, redis, postgres]
+{{- /* The destinations and the parked deliveries in PostgreSQL, the circuit breakers in Redis. */}}
+sender: [kafka, redis, postgres]
 {{- end }}
 
 {{/* "true" when an enabled role uses PostgreSQL (then the migration Job runs). */}}

@@ -272,6 +272,13 @@ export class DestinationLane {
               for (const later of chain.slice(i)) park(later, 'slow');
               return;
             }
+            // The breaker may have opened (or the destination been disabled) while this waited
+            // for its turn: what has not started is parked, not attempted.
+            if (this.#parking || this.#disabled) {
+              release();
+              for (const later of chain.slice(i)) park(later, this.#disabled ? 'disabled' : 'slow');
+              return;
+            }
             const startedMs = now();
             const attempt = this.#attempt(sendableOf(r));
             const raced = await raceDeadline(attempt, deadlineMs - now());

@@ -100,9 +100,9 @@ export async function senderHarness(
     async startSender(config = {}, extra = {}) {
       const webhooks = createWebhookClient({ version: 'test', allowList: ['127.0.0.1/32'] });
       closers.push(() => webhooks.close());
-      const remote: EventLog[] = [];
+      const remote = new Map<string, EventLog>();
       closers.push(async () => {
-        await Promise.all(remote.map((r) => r.close()));
+        await Promise.all([...remote.values()].map((r) => r.close()));
       });
       const sender = await start(
         {
@@ -111,15 +111,19 @@ export async function senderHarness(
           destinations,
           breakers,
           webhooks,
-          // Another cluster's brokers get a client of their own, as `tally sender` does.
+          // Another cluster's brokers get a client of their own, kept per broker list, as in `tally sender`.
           remoteProducer: (brokers) => {
-            const other = createKafkaEventLog({
-              brokers: [...brokers],
-              clientId: 'tally-test-sender-remote',
-              produceTimeoutMs: 10_000,
-              logger,
-            });
-            remote.push(other);
+            const key = [...brokers].sort().join(',');
+            let other = remote.get(key);
+            if (!other) {
+              other = createKafkaEventLog({
+                brokers: [...brokers],
+                clientId: 'tally-test-sender-remote',
+                produceTimeoutMs: 10_000,
+                logger,
+              });
+              remote.set(key, other);
+            }
             return other.producer();
           },
           logger: logger.child({ role: 'sender' }),

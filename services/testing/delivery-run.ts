@@ -69,12 +69,18 @@ export async function writeRecords(
 /** A webhook destination to a receiver on 127.0.0.1 (plain HTTP, allowed by the test's allow-list). */
 export function webhookTo(
   url: string,
-  overrides: Partial<DestinationInput> & { timeoutMs?: number } = {},
+  overrides: Partial<DestinationInput> & { timeoutMs?: number; headers?: Record<string, string> } = {},
 ): DestinationInput {
-  const { timeoutMs, ...rest } = overrides;
+  const { timeoutMs, headers, ...rest } = overrides;
   return {
     name: 'test receiver',
-    endpoint: { kind: 'webhook', url, allowPlainHttp: true, ...(timeoutMs ? { timeoutMs } : {}) },
+    endpoint: {
+      kind: 'webhook',
+      url,
+      allowPlainHttp: true,
+      ...(timeoutMs ? { timeoutMs } : {}),
+      ...(headers ? { headers } : {}),
+    },
     ...rest,
   };
 }

@@ -17,6 +17,9 @@ import type { CounterStore } from './infra/counters/counter-store.ts';
 import { createEmbeddedCounterStore } from './infra/counters/embedded-counter-store.ts';
 import { createRedisCounterStore } from './infra/counters/redis-counter-store.ts';
 import { lockDataDir } from './infra/data-dir-lock.ts';
+import type { BreakerStore } from './infra/delivery/breaker-store.ts';
+import { createEmbeddedBreakerStore } from './infra/delivery/embedded-breaker-store.ts';
+import { createRedisBreakerStore } from './infra/delivery/redis-breaker-store.ts';
 import { createEmbeddedRateLimiter } from './infra/limits/embedded-rate-limiter.ts';
 import { failurePolicy, quotaFailurePolicy } from './infra/limits/rate-limiter.ts';
 import { createRedisRateLimiter } from './infra/limits/redis-rate-limiter.ts';
@@ -33,8 +36,8 @@ import type { SqlDatabase } from './infra/sql/sql-database.ts';
 import { createRequestLimits, type RequestLimits } from './pipeline/request-limits.ts';
 
 /** The three ports (DESIGN.md §4). */
-export type Port = 'log' | 'counters' | 'sql' | 'alerts' | 'aggregates';
-export const PORTS: readonly Port[] = ['log', 'counters', 'sql', 'alerts', 'aggregates'];
+export type Port = 'log' | 'counters' | 'sql' | 'alerts' | 'aggregates' | 'breakers';
+export const PORTS: readonly Port[] = ['log', 'counters', 'sql', 'alerts', 'aggregates', 'breakers'];
 
 /** The open adapters of a process; a port no role asked for is absent. */
 export interface Backends {
@@ -45,6 +48,8 @@ export interface Backends {
   alerts?: AlertStores;
   /** The sliding-window aggregates per user and per target (Redis, as the counters, else embedded). */
   aggregates?: AggregateStore;
+  /** The webhook destinations' circuit breakers, shared by the senders (Redis, as the counters, else in the process). */
+  breakers?: BreakerStore;
   /** Releases the data directory, when an embedded adapter locked it. */
   releaseDataDir?: () => Promise<void>;
 }
@@ -66,7 +71,7 @@ export async function openBackends(
   const backends: Backends = {};
   const embedded =
     (ports.has('log') && !config.kafka.brokers) ||
-    ((ports.has('counters') || ports.has('alerts') || ports.has('aggregates')) &&
+    ((ports.has('counters') || ports.has('alerts') || ports.has('aggregates') || ports.has('breakers')) &&
       !config.redis.url &&
       config.redis.clusterNodes.length === 0) ||
     (ports.has('sql') && !config.pg.url);
@@ -117,6 +122,13 @@ export async function openBackends(
               metrics,
             })
           : createEmbeddedAggregateStore({ dataDir: dataDir('aggregates') });
+    }
+    if (ports.has('breakers')) {
+      const { url, clusterNodes, keyPrefix } = config.redis;
+      backends.breakers =
+        url || clusterNodes.length > 0
+          ? createRedisBreakerStore({ url, clusterNodes, security: redisSecurity(config.redis), keyPrefix })
+          : createEmbeddedBreakerStore();
     }
   } catch (error) {
     await closeBackends(backends);
@@ -184,6 +196,7 @@ export async function closeBackends(backends: Backends): Promise<void> {
     backends.sql?.close(),
     backends.alerts?.close(),
     backends.aggregates?.close(),
+    backends.breakers?.close(),
   ]);
   await backends.releaseDataDir?.();
 }
@@ -196,7 +209,7 @@ export async function closeBackends(backends: Backends): Promise<void> {
  */
 export function backendChecks(backends: Backends, eventsTopic: string): BackendCheck[] {
   const checks: BackendCheck[] = [];
-  const { log, counters, sql, alerts, aggregates } = backends;
+  const { log, counters, sql, alerts, aggregates, breakers } = backends;
   if (log)
     checks.push({
       name: 'log',
@@ -228,6 +241,12 @@ export function backendChecks(backends: Backends, eventsTopic: string): BackendC
       name: 'aggregates',
       adapter: aggregates.description,
       check: () => aggregates.ping(),
+    });
+  if (breakers)
+    checks.push({
+      name: 'breakers',
+      adapter: breakers.description,
+      check: () => breakers.ping(),
     });
   return checks;
 }

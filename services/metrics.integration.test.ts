@@ -28,6 +28,8 @@ const ROLES = [
   'router',
 ] as const;
 type Role = (typeof ROLES)[number];
+/** Roles the table names whose metrics other tests check. */
+const OTHER_ROLES: readonly string[] = ['sender'];
 const GROUP_OF = {
   persister: CONSUMER_GROUPS[0],
   counter: CONSUMER_GROUPS[1],
@@ -58,8 +60,10 @@ function documentedMetrics(): DocumentedMetric[] {
     };
   });
   assert.ok(metrics.length >= 20, `docs/metrics.md lists ${metrics.length} metrics`);
-  for (const m of metrics) for (const r of m.roles) assert.ok(ROLES.includes(r), `${m.name}: role ${r}`);
-  return metrics;
+  for (const m of metrics)
+    for (const r of m.roles) assert.ok(ROLES.includes(r) || OTHER_ROLES.includes(r), `${m.name}: role ${r}`);
+  // The sender's metrics are checked by its own tests (services/sender/), on real receivers.
+  return metrics.map((m) => ({ ...m, roles: m.roles.filter((r) => ROLES.includes(r)) }));
 }
 
 interface Sample {

@@ -11,6 +11,7 @@ import { notificationWriter } from './alerter/notification-writer.ts';
 import { startRuleSource } from './alerter/rule-source.ts';
 import { type Backends, openTopicAdmin, type Port } from './backends.ts';
 import * as counter from './counter/counter.ts';
+import { DELIVERY_TOPIC_PREFIX } from './domain/destinations.ts';
 import { defaultEventLimits } from './domain/event-rules.ts';
 import * as gateway from './gateway/gateway.ts';
 import { AlertService } from './gen/tally/v1/alerts_pb.js';
@@ -25,12 +26,16 @@ import { createSqlRuleStore } from './infra/alerts/sql-rule-store.ts';
 import type { AuthMode, TallyConfig } from './infra/config.ts';
 import { createDestinationAdmin } from './infra/delivery/destination-admin.ts';
 import { createLogDestinationTopics } from './infra/delivery/destination-topics.ts';
+import { createSqlDeliveryStore } from './infra/delivery/sql-delivery-store.ts';
 import { createSqlDestinationStore } from './infra/delivery/sql-destination-store.ts';
+import { createWebhookClient } from './infra/delivery/webhook-client.ts';
 import { createAppendWaits } from './infra/events/event-appends.ts';
 import type { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
 import type { ServiceClient } from './infra/grpc/grpc-service.ts';
 import type { KeyStore } from './infra/keys/key-store.ts';
 import type { Stoppable } from './infra/lifecycle.ts';
+import type { EventLog } from './infra/log/event-log.ts';
+import { createKafkaEventLog } from './infra/log/kafka-event-log.ts';
 import type { Logger } from './infra/logger.ts';
 import type { Registry } from './infra/metrics.ts';
 import type { ReadinessReport } from './infra/readiness.ts';
@@ -48,6 +53,7 @@ import { createNotificationWatches } from './query/notification-watch.ts';
 import * as query from './query/query.ts';
 import { startDestinationSource } from './router/destination-source.ts';
 import * as router from './router/router.ts';
+import * as sender from './sender/sender.ts';
 
 /**
  * When a role starts, and what its readiness means:
@@ -91,8 +97,11 @@ export interface RoleSpec {
   ports: readonly Port[];
   /** A consumer role's group, before TALLY_GROUP_PREFIX. */
   group?: string;
-  /** A consumer role's topic, by its configuration name. */
-  topic?: 'events' | 'accepted';
+  /**
+   * A consumer role's topic, by its configuration name; `deliveries`: every enabled
+   * destination's topic (`<prefix>deliveries.<id>`), a set that changes as destinations do.
+   */
+  topic?: 'events' | 'accepted' | 'deliveries';
   start(wiring: RoleWiring): Promise<Stoppable>;
 }
 
@@ -400,7 +409,7 @@ export const ROLE_TABLE = {
       const destinations = await startDestinationSource({
         store: createSqlDestinationStore({ sql: port(w, 'router', 'sql') }),
         logger: w.logger,
-        refreshMs: w.config.destinations.refreshMs,
+        refreshMs: w.config.delivery.refreshMs,
         topicOf: topics.topicOf,
         // Rejects for a missing topic, at once on every adapter.
         topicExists: (topic) =>
@@ -417,6 +426,66 @@ export const ROLE_TABLE = {
         async stop() {
           destinations.stop();
           await running.stop();
+        },
+      };
+    },
+  },
+  sender: {
+    kind: 'consumer',
+    ports: ['log', 'sql', 'breakers'],
+    group: 'group_sending',
+    topic: 'deliveries',
+    start: async (w) => {
+      const { config } = w;
+      const log = port(w, 'sender', 'log');
+      const sql = port(w, 'sender', 'sql');
+      const { readFile } = await import('node:fs/promises');
+      const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+      const webhooks = createWebhookClient({ version, allowList: config.delivery.allowCidrs });
+      const remote = new Map<string, EventLog>();
+      const running = await sender.start(
+        {
+          log,
+          store: createSqlDeliveryStore({ sql }),
+          destinations: createSqlDestinationStore({ sql }),
+          breakers: port(w, 'sender', 'breakers'),
+          webhooks,
+          remoteProducer: (brokers) => {
+            const key = [...brokers].sort().join(',');
+            let other = remote.get(key);
+            if (!other) {
+              other = createKafkaEventLog({
+                brokers: [...brokers],
+                clientId: `${config.kafka.clientId}-delivery`,
+                produceTimeoutMs: config.ingest.produceTimeoutMs,
+                sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+                logger: w.logger,
+              });
+              remote.set(key, other);
+            }
+            return other.producer();
+          },
+          logger: w.logger.child({ role: 'sender' }),
+          metrics: w.metrics,
+        },
+        {
+          groupId: `${config.groupPrefix}group_sending`,
+          topicPrefix: `${config.groupPrefix}${DELIVERY_TOPIC_PREFIX}`,
+          maxWaitMs: config.consumer.maxWaitMs,
+          refreshMs: config.delivery.refreshMs,
+          inlineMs: config.delivery.inlineMs,
+          pollMs: config.delivery.pollMs,
+          leaseMarginMs: config.delivery.leaseMarginMs,
+          kafkaTimeoutMs: config.ingest.produceTimeoutMs,
+          deliveredRetentionMs: config.delivery.deliveredRetentionMs,
+          deadRetentionMs: config.delivery.deadRetentionMs,
+        },
+      );
+      return {
+        name: running.name,
+        async stop() {
+          await running.stop();
+          await Promise.allSettled([webhooks.close(), ...[...remote.values()].map((r) => r.close())]);
         },
       };
     },

@@ -362,6 +362,110 @@ export function overviewDashboard(): Dashboard {
           },
         ],
       }),
+    )
+    .withRow(new RowBuilder('Delivery'))
+    .withPanel(
+      timeSeries({
+        title: 'Deliveries per second, by destination',
+        description:
+          'Delivered: a 2xx from the webhook, or a Kafka destination’s append acknowledged — at once ' +
+          'or after parking. Failed attempts by outcome: retry (timeouts, connection errors, 5xx, 429), ' +
+          'dead (other 4xx) and gone (410, which disables the destination). docs/delivery.md.',
+        unit: 'cps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (destination) (rate(tally_delivery_delivered_total${sel()}${RATE}))`,
+            legend: '{{destination}} delivered',
+          },
+          {
+            expr: `sum by (destination, outcome) (rate(tally_delivery_failed_attempts_total${sel()}${RATE}))`,
+            legend: '{{destination}} failed ({{outcome}})',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'Retries, dead letters and router duplicates per second, by destination',
+        description:
+          'Retried: failed attempts given another on the destination’s schedule. Dead-lettered: refused ' +
+          'by the receiver or out of attempts, kept with every attempt in PostgreSQL. Duplicates: records ' +
+          'the router wrote twice, skipped by their source position. Invalid: records no router wrote.',
+        unit: 'cps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (destination) (rate(tally_delivery_retries_total${sel()}${RATE}))`,
+            legend: '{{destination}} retried',
+          },
+          {
+            expr: `sum by (destination) (rate(tally_delivery_dead_letters_total${sel()}${RATE}))`,
+            legend: '{{destination}} dead-lettered',
+          },
+          {
+            expr: `sum by (destination) (rate(tally_delivery_duplicates_total${sel()}${RATE}))`,
+            legend: '{{destination}} duplicates',
+          },
+          {
+            expr: `sum(rate(tally_delivery_invalid_records_total${sel()}${RATE}))`,
+            legend: 'invalid records',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'Delivery attempt latency p99, by destination',
+        description:
+          'One attempt, from the call to the end of the response or the failure (timeouts included).',
+        unit: 's',
+        min: 0,
+        queries: [
+          {
+            expr: quantile(0.99, 'tally_delivery_attempt_duration_seconds', sel(), ['destination']),
+            legend: '{{destination}}',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'Parked deliveries and circuit breakers, by destination',
+        description:
+          'Parked: deliveries waiting in PostgreSQL (due retries, records behind their user, a destination ' +
+          'whose breaker is open), sampled; it grows while a destination fails and drains when it ' +
+          'recovers. Breaker: 0 closed, 1 half-open, 2 open, as each sender last saw it.',
+        unit: 'short',
+        min: 0,
+        queries: [
+          {
+            expr: `max by (destination) (tally_delivery_parked${sel()})`,
+            legend: '{{destination}} parked',
+          },
+          {
+            expr: `max by (destination) (tally_delivery_breaker_state${sel()})`,
+            legend: '{{destination}} breaker',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'Records parked by their batch per second, by destination and reason',
+        description:
+          'Why a batch parked a record instead of delivering it at once: retry, user (behind its ' +
+          'user’s parked record), breaker (open), slow (the batch’s time was up, or the destination ' +
+          'parks until its backlog drains), dead, disabled.',
+        unit: 'cps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (destination, reason) (rate(tally_delivery_parked_total${sel()}${RATE}))`,
+            legend: '{{destination}} {{reason}}',
+          },
+        ],
+      }),
     );
   return build(dashboard);
 }

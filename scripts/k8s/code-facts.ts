@@ -20,9 +20,10 @@ export interface ConsumerFacts {
   group: string;
   /**
    * The topic the role consumes, by its name in `config.topics`: `events` (TALLY_EVENTS_TOPIC) or
-   * `accepted` (TALLY_ACCEPTED_TOPIC, what the persister forwards).
+   * `accepted` (TALLY_ACCEPTED_TOPIC, what the persister forwards), or `deliveries` (every enabled
+   * destination's topic, `<prefix>deliveries.<id>`: a set that changes).
    */
-  topic: 'events' | 'accepted';
+  topic: 'events' | 'accepted' | 'deliveries';
 }
 
 /** The consumer roles, their groups and topics, from the role table (services/roles.ts). */
@@ -47,6 +48,7 @@ export function roleBackends(): Map<string, Set<Backend>> {
     sql: 'postgres',
     alerts: 'redis',
     aggregates: 'redis',
+    breakers: 'redis',
   };
   return new Map(ROLES.map((r) => [r, new Set(ROLE_TABLE[r].ports.map((p) => backends[p]))]));
 }

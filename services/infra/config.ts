@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { parseApiKey } from '../domain/api-keys.ts';
 import { type Cidr, parseCidr } from '../domain/client-address.ts';
 import { defaultEventLimits } from '../domain/event-rules.ts';
+import { parseCidr as parseDeliveryCidr } from '../domain/network-address.ts';
 import {
   DEFAULT_JWT_ALGORITHMS,
   type JwtVerifierOptions,
@@ -69,6 +70,15 @@ const cidrList = list.transform((items, ctx) => {
     else ranges.push(parsed);
   }
   return ranges;
+});
+/** CIDR blocks a webhook may reach (network-address.ts's syntax, IPv4 and IPv6), each checked. */
+const deliveryCidrs = list.superRefine((items, ctx) => {
+  for (const item of items)
+    try {
+      parseDeliveryCidr(item);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
+    }
 });
 /** A rate in units per minute: at most 60,000,000 (a unit per microsecond, the limiter's finest). */
 const perMinute = int(1, 60_000_000);
@@ -155,6 +165,12 @@ const schema = z.object({
   TALLY_ALERT_LATENESS_MS: int(0, 86_400_000).default(60_000),
   TALLY_DESTINATIONS_REFRESH_MS: int(100, 3_600_000).default(2_000),
   TALLY_DRAIN_TIMEOUT_MS: int(0).default(15_000),
+  TALLY_DELIVERY_ALLOW_CIDRS: deliveryCidrs.optional(),
+  TALLY_SENDER_INLINE_MS: int(0, 60_000).default(1_000),
+  TALLY_SENDER_POLL_MS: int(50, 60_000).default(1_000),
+  TALLY_SENDER_LEASE_MARGIN_MS: int(1_000, 3_600_000).default(30_000),
+  TALLY_DELIVERY_LOG_RETENTION_HOURS: int(1, 8_760).default(72),
+  TALLY_DEAD_LETTER_RETENTION_DAYS: int(1, 3_650).default(30),
   TALLY_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   TALLY_NOTIFICATIONS_POLL_MS: int(10, 60_000).default(250),
   TALLY_NOTIFICATIONS_REPLAY_MAX: int(1, 100_000).default(1_000),
@@ -272,8 +288,22 @@ export interface TallyConfig {
    * be behind the latest of its series and still count for threshold and spike rules (ms).
    */
   alerts: { rulesRefreshMs: number; latenessMs: number };
-  /** The router: how often it reads the destinations' change feed (ms). */
-  destinations: { refreshMs: number };
+  /**
+   * The senders (docs/delivery.md, "The sender"): how often the destinations' change feed is read
+   * (ms); the CIDR blocks webhooks may reach although not public (TALLY_DELIVERY_ALLOW_CIDRS);
+   * how long a batch delivers before parking the rest (ms); how often parked deliveries are
+   * polled (ms); what a lease adds to an attempt's timeout (ms); how long finished deliveries are
+   * kept in the delivery log (delivered: hours, dead-lettered: days).
+   */
+  delivery: {
+    refreshMs: number;
+    allowCidrs: string[];
+    inlineMs: number;
+    pollMs: number;
+    leaseMarginMs: number;
+    deliveredRetentionMs: number;
+    deadRetentionMs: number;
+  };
   drainTimeoutMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /**
@@ -490,7 +520,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       aggregator: { maxWaitMs: e.TALLY_AGGREGATOR_MAX_WAIT_MS, minBytes: e.TALLY_AGGREGATOR_MIN_BYTES },
     },
     alerts: { rulesRefreshMs: e.TALLY_ALERT_RULES_REFRESH_MS, latenessMs: e.TALLY_ALERT_LATENESS_MS },
-    destinations: { refreshMs: e.TALLY_DESTINATIONS_REFRESH_MS },
+    delivery: {
+      refreshMs: e.TALLY_DESTINATIONS_REFRESH_MS,
+      allowCidrs: e.TALLY_DELIVERY_ALLOW_CIDRS ?? [],
+      inlineMs: e.TALLY_SENDER_INLINE_MS,
+      pollMs: e.TALLY_SENDER_POLL_MS,
+      leaseMarginMs: e.TALLY_SENDER_LEASE_MARGIN_MS,
+      deliveredRetentionMs: e.TALLY_DELIVERY_LOG_RETENTION_HOURS * 3_600_000,
+      deadRetentionMs: e.TALLY_DEAD_LETTER_RETENTION_DAYS * 86_400_000,
+    },
     drainTimeoutMs: e.TALLY_DRAIN_TIMEOUT_MS,
     logLevel: e.TALLY_LOG_LEVEL,
     notifications: { pollMs: e.TALLY_NOTIFICATIONS_POLL_MS, replayMax: e.TALLY_NOTIFICATIONS_REPLAY_MAX },

@@ -288,6 +288,91 @@ export function routerMetrics(registry: Registry): {
   };
 }
 
+/** Seconds: one delivery attempt, 5 ms to 60 s (a webhook's longest timeout). */
+const DELIVERY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** The sender's deliveries, per destination (docs/metrics.md, "Delivery"). */
+export interface DeliveryMetrics {
+  delivered: Counter<'destination'>;
+  failedAttempts: Counter<'destination' | 'outcome'>;
+  retried: Counter<'destination'>;
+  deadLettered: Counter<'destination'>;
+  duplicates: Counter<'destination'>;
+  parkedRecords: Counter<'destination' | 'reason'>;
+  attemptDuration: Histogram<'destination'>;
+  breakerState: Gauge<'destination'>;
+  parked: Gauge<'destination'>;
+  invalidRecords: Counter;
+}
+
+export function deliveryMetrics(registry: Registry): DeliveryMetrics {
+  const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
+    once(registry, name, (registers) => new Counter<L>({ name, help, labelNames, registers }));
+  const gauge = (name: string, help: string) =>
+    once(
+      registry,
+      name,
+      (registers) => new Gauge<'destination'>({ name, help, labelNames: ['destination'], registers }),
+    );
+  return {
+    delivered: counter(
+      'tally_delivery_delivered_total',
+      'Deliveries that succeeded (2xx, or a Kafka append acknowledged), by destination',
+      ['destination'],
+    ),
+    failedAttempts: counter(
+      'tally_delivery_failed_attempts_total',
+      'Delivery attempts that failed, by destination and outcome (retry, dead, gone)',
+      ['destination', 'outcome'],
+    ),
+    retried: counter(
+      'tally_delivery_retries_total',
+      "Failed attempts given another attempt later on the destination's schedule, by destination",
+      ['destination'],
+    ),
+    deadLettered: counter(
+      'tally_delivery_dead_letters_total',
+      'Deliveries dead-lettered (a refusal, or out of attempts), by destination',
+      ['destination'],
+    ),
+    duplicates: counter(
+      'tally_delivery_duplicates_total',
+      'Records the router wrote twice, recognised by their source position and skipped, by destination',
+      ['destination'],
+    ),
+    parkedRecords: counter(
+      'tally_delivery_parked_total',
+      'Records parked in PostgreSQL by the batch that read them, by destination and reason (retry, user, breaker, slow, disabled)',
+      ['destination', 'reason'],
+    ),
+    attemptDuration: once(
+      registry,
+      'tally_delivery_attempt_duration_seconds',
+      (registers) =>
+        new Histogram({
+          name: 'tally_delivery_attempt_duration_seconds',
+          help: 'One delivery attempt, from the call to the end of the response or the failure, by destination',
+          labelNames: ['destination'],
+          buckets: DELIVERY_BUCKETS,
+          registers,
+        }),
+    ),
+    breakerState: gauge(
+      'tally_delivery_breaker_state',
+      "The destination's circuit breaker as this sender last saw it: 0 closed, 1 half-open, 2 open",
+    ),
+    parked: gauge(
+      'tally_delivery_parked',
+      'Deliveries parked and pending (retries, records waiting behind their user, an open breaker), by destination; sampled',
+    ),
+    invalidRecords: counter(
+      'tally_delivery_invalid_records_total',
+      'Records of a destination topic that no router wrote (a header missing or unreadable): skipped',
+      [],
+    ),
+  };
+}
+
 /** The sink consumers (persister, counter, aggregator, alerter). */
 export interface ConsumerMetrics {
   lag: Gauge<'group' | 'topic' | 'partition'>;

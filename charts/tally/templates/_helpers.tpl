@@ -71,7 +71,7 @@ app.kubernetes.io/component: {{ .role }}
 
 {{/* Every role, in services/main.ts's order. */}}
 {{- define "tally.roles" -}}
-[gateway, ingest, query, persister, counter, aggregator, alerter, router]
+[gateway, ingest, query, persister, counter, aggregator, alerter, router, sender]
 {{- end }}
 
 {{/* The consumer roles and their consumer groups (before TALLY_GROUP_PREFIX), as in services/main.ts. */}}
@@ -81,12 +81,16 @@ counter: group_realtimecounter
 aggregator: group_aggregation
 alerter: group_alerting
 router: group_routing
+sender: group_sending
 {{- end }}
 
 {{/*
 The topic each consumer role reads, by its configuration name (the role table's `topic`,
 services/roles.ts): the persister reads the events topic and forwards what it accepts; the counter,
 the aggregator, the alerter and the router read the accepted topic. Their KEDA triggers watch the lag there.
+The sender reads every enabled destination's topic (`deliveries`: a set that changes as destinations
+are made and deleted): its trigger names no topic, and KEDA sums the group's lag over every topic the
+group committed on.
 */}}
 {{- define "tally.consumerTopics" -}}
 persister: events
@@ -94,6 +98,7 @@ counter: accepted
 aggregator: accepted
 alerter: accepted
 router: accepted
+sender: deliveries
 {{- end }}
 
 {{/* A topic's name from its configuration name: (dict "root" $ "topic" "accepted") → kafka.acceptedTopic */}}
@@ -125,6 +130,8 @@ aggregator: [kafka, postgres]
 alerter: [kafka, redis, postgres]
 {{- /* The destinations in PostgreSQL; their topics in Kafka. */}}
 router: [kafka, postgres]
+{{- /* The destinations and the parked deliveries in PostgreSQL, the circuit breakers in Redis. */}}
+sender: [kafka, redis, postgres]
 {{- end }}
 
 {{/* "true" when an enabled role uses PostgreSQL (then the migration Job runs). */}}

@@ -29,7 +29,12 @@ export interface WebhookAttempt {
   /** The JSON body, exactly as signed and sent. */
   body: string;
   allowPlainHttp?: boolean;
-  /** Ends the attempt early (shutdown); answered as `retry`. */
+  /**
+   * The destination's static headers (names lower-case); `content-type`, `user-agent` and the
+   * signature's headers are Tally's and cannot be replaced by them.
+   */
+  headers?: Readonly<Record<string, string>>;
+  /** Ends the attempt early (shutdown, the destination's timeout); answered as `retry`. */
   signal?: AbortSignal;
 }
 
@@ -104,7 +109,12 @@ export function createWebhookClient(options: WebhookClientOptions): WebhookClien
       const result = await http.send({
         url: attempt.url,
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': userAgent, ...signed },
+        headers: {
+          ...attempt.headers,
+          'content-type': 'application/json',
+          'user-agent': userAgent,
+          ...signed,
+        },
         body: attempt.body,
         allowPlainHttp: attempt.allowPlainHttp ?? false,
         ...(attempt.signal ? { signal: attempt.signal } : {}),

@@ -197,5 +197,21 @@ test('dead letters listed and recovered once, exactly what failed; a redelivery 
   );
   assert.equal(endpoint.requests.length, before + 7, 'nothing else was sent');
   await refused(admin.redeliver(create(RedeliverRequestSchema, { id: 'msg_nosuch' })), Code.NOT_FOUND, 'id');
+  // A pending delivery (of a disabled destination: no sender takes it) is not redelivered.
+  const { d: off } = await h.destination(webhookTo(`${endpoint.url}/`, { enabled: false }));
+  const [waiting] = plannedRecords(off.id, 1, 1);
+  const r = waiting!.record;
+  await h.store.settle(
+    off.id,
+    0,
+    [{ ...r, userKey: r.userId, state: 'pending', attempts: 0, nextAttemptAtMs: Date.now(), log: [] }],
+    new Map(),
+    Date.now(),
+  );
+  await refused(
+    admin.redeliver(create(RedeliverRequestSchema, { id: r.messageId })),
+    Code.FAILED_PRECONDITION,
+    'id',
+  );
   await refused(admin.redeliver(create(RedeliverRequestSchema, { id: '' })), Code.INVALID_ARGUMENT, 'id');
 });

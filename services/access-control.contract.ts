@@ -6,11 +6,13 @@
  * event log, and the right credential is let in. Routes and methods are enumerated, so one added
  * without a sample request here, or without a `required_scope`, fails the matrix.
  */
+
 import assert from 'node:assert/strict';
 import { createHmac, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DescMethod } from '@bufbuild/protobuf';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { exportJWK, SignJWT } from 'jose';
 import { WebSocket } from 'ws';
 import { formatApiKey, type Scope } from './domain/api-keys.ts';
@@ -238,6 +240,13 @@ const SAMPLES: Record<string, { path?: string; body?: unknown }> = {
   'PUT /v1/destinations/{id}': { path: '/v1/destinations/NOSUCHID', body: SAMPLE_DESTINATION },
   'DELETE /v1/destinations/{id}': { path: '/v1/destinations/NOSUCHID' },
   'POST /v1/destinations/{id}:rotate-secret': { path: '/v1/destinations/NOSUCHID:rotate-secret', body: {} },
+  'GET /v1/deliveries': { path: '/v1/deliveries?state=dead' },
+  'GET /v1/deliveries/{id}/attempts': { path: '/v1/deliveries/NOSUCHID/attempts' },
+  'POST /v1/deliveries/{id}:redeliver': { path: '/v1/deliveries/NOSUCHID:redeliver', body: {} },
+  'POST /v1/destinations/{id}:recover': {
+    path: '/v1/destinations/NOSUCHID:recover',
+    body: { since: '2026-01-01T00:00:00Z' },
+  },
   'GET /v1/notifications': { path: '/v1/notifications?recipient=dashboard' },
   'POST /v1/notifications:read': { body: { recipient: 'dashboard', ids: ['NOSUCHID'] } },
   'GET /v1/events': { path: '/v1/events?user=user-1&pageSize=10' },
@@ -342,8 +351,13 @@ function grpcSample(method: DescMethod): unknown {
     case 'GetDestination':
     case 'DeleteDestination':
     case 'RotateDestinationSecret':
+    case 'ListAttempts':
+    case 'Redeliver':
       return { id: 'NOSUCHID' };
+    case 'Recover':
+      return { id: 'NOSUCHID', since: timestampFromMs(Date.UTC(2026, 0, 1)) };
     case 'ListDestinations':
+    case 'ListDeliveries':
       return {};
     case 'CreateDestination':
       return { destination: grpcDestination };

@@ -26,6 +26,7 @@ import { createSqlRuleStore } from './infra/alerts/sql-rule-store.ts';
 import type { AuthMode, TallyConfig } from './infra/config.ts';
 import { createDestinationAdmin } from './infra/delivery/destination-admin.ts';
 import { createLogDestinationTopics } from './infra/delivery/destination-topics.ts';
+import { createSqlDeliveryLog } from './infra/delivery/sql-delivery-log.ts';
 import { createSqlDeliveryStore } from './infra/delivery/sql-delivery-store.ts';
 import { createSqlDestinationStore } from './infra/delivery/sql-destination-store.ts';
 import { createWebhookClient } from './infra/delivery/webhook-client.ts';
@@ -270,6 +271,7 @@ export const ROLE_TABLE = {
               namespace: w.config.groupPrefix,
             }),
         }),
+        deliveries: createSqlDeliveryLog({ sql }),
         grpc: w.grpc,
         logger: w.logger,
       });

@@ -87,5 +87,39 @@ test('embedded mode: a destination made over REST gets its topic’s records, si
   assert.equal(stats.duplicates, 0);
   assert.ok(stats.failed > 0, 'the receiver failed some deliveries, retried');
   for (let u = 0; u < 12; u++) assert.equal(stats.users[`user-${u}`]?.last, 10);
+
+  // The delivery log over REST: the retried deliveries, delivered, with their attempts.
+  const port = tally.httpPort!;
+  await waitFor(
+    async () => {
+      const pending = await http(port, 'GET', `/v1/deliveries?destinationId=${destination.id}&state=pending`);
+      return ((pending.body as { deliveries?: unknown[] }).deliveries ?? []).length === 0;
+    },
+    async () =>
+      `deliveries still pending: ${(await http(port, 'GET', `/v1/deliveries?destinationId=${destination.id}&state=pending`)).text}`,
+  );
+  const listed = await http(
+    port,
+    'GET',
+    `/v1/deliveries?destinationId=${destination.id}&state=delivered&pageSize=500`,
+  );
+  assert.equal(listed.status, 200, listed.text);
+  const deliveries = (listed.body as { deliveries: { id: string; state: string; attempts: number }[] })
+    .deliveries;
+  assert.ok(deliveries.length > 0, 'the retried deliveries (and those that waited behind them) are kept');
+  for (const x of deliveries) assert.ok(x.state === 'delivered' && x.attempts >= 1, JSON.stringify(x));
+  const retried = deliveries.find((x) => x.attempts >= 2);
+  assert.ok(retried, 'a delivery that was retried');
+  const attempts = await http(port, 'GET', `/v1/deliveries/${retried.id}/attempts`);
+  assert.equal(attempts.status, 200, attempts.text);
+  const outcomes = (attempts.body as { attempts: { outcome: string; status: number }[] }).attempts;
+  assert.deepEqual(outcomes.at(-1), { ...outcomes.at(-1), outcome: 'delivered', status: 200 });
+  assert.ok(outcomes.slice(0, -1).every((a) => a.outcome === 'retry' && a.status === 503));
+  const missing = await http(port, 'GET', '/v1/deliveries/msg_nosuch/attempts');
+  assert.equal(missing.status, 404);
+  assert.match(missing.text, /"field":"id"/);
+  const bad = await http(port, 'GET', '/v1/deliveries?state=lost');
+  assert.equal(bad.status, 400);
+  assert.match(bad.text, /"field":"state"/);
   assert.equal(await tally.kill('SIGTERM'), 0);
 });

@@ -17,14 +17,18 @@ import {
   DestinationService,
 } from '../gen/tally/v1/destinations_pb.js';
 import { AppError, Code } from '../infra/app-error.ts';
+import type { DeliveryLog } from '../infra/delivery/delivery-log.ts';
 import type { DestinationAdmin } from '../infra/delivery/destination-admin.ts';
 import type { Destination } from '../infra/delivery/destination-store.ts';
 import type { GrpcRegistry } from '../infra/grpc/grpc-registry.ts';
 import type { Logger } from '../infra/logger.ts';
+import { deliveryAdmin } from './delivery-admin.ts';
 
 export interface DestinationServiceDeps {
   /** The store with the topic lifecycle (infra/delivery/destination-admin.ts). */
   destinations: DestinationAdmin;
+  /** The senders' delivery log: listings, attempts, redelivery and recovery. */
+  deliveries: DeliveryLog;
   grpc: GrpcRegistry;
   logger: Logger;
 }
@@ -50,6 +54,7 @@ export function registerDestinationService(deps: DestinationServiceDeps): void {
   const requireId = (id: string) => {
     if (id === '') throw AppError.invalidField('id', 'is required');
   };
+  const deliveries = deliveryAdmin({ log: deps.deliveries, destinations });
 
   deps.grpc.register(DestinationService, {
     async createDestination(request, context) {
@@ -114,6 +119,25 @@ export function registerDestinationService(deps: DestinationServiceDeps): void {
         by: context.principal?.id,
       });
       return { destination: toMessage(rotated), signingSecret: rotated.signingSecrets[0]!.secret };
+    },
+
+    listDeliveries: (request) => deliveries.listDeliveries(request),
+    listAttempts: (request) => deliveries.listAttempts(request),
+
+    async redeliver(request, context) {
+      const answer = await deliveries.redeliver(request);
+      logger.info('delivery redelivered', { id: request.id, by: context.principal?.id });
+      return answer;
+    },
+
+    async recover(request, context) {
+      const answer = await deliveries.recover(request);
+      logger.info('destination recovered', {
+        id: request.id,
+        recovered: answer.recovered,
+        by: context.principal?.id,
+      });
+      return answer;
     },
   });
 }

@@ -166,8 +166,11 @@ export class DestinationLane {
     }
   }
 
-  /** What a finished attempt becomes, after `attemptsBefore` earlier attempts. */
-  #finishOf(result: AttemptResult, attemptsBefore: number, atMs: number): Finish {
+  /**
+   * What a finished attempt becomes, after `attemptsBefore` earlier attempts, `retryFrom` of them
+   * before its current retry schedule (a redelivery starts the schedule again).
+   */
+  #finishOf(result: AttemptResult, attemptsBefore: number, atMs: number, retryFrom = 0): Finish {
     const attempt: AttemptRecord = {
       attempt: attemptsBefore + 1,
       atMs,
@@ -181,7 +184,7 @@ export class DestinationLane {
     if (result.kind === 'gone') return { kind: 'release', nextAttemptAtMs: this.#deps.now(), attempt };
     const next = nextAttempt(
       {
-        attempts: attemptsBefore + 1,
+        attempts: attemptsBefore - retryFrom + 1,
         nowMs: this.#deps.now(),
         retryAfterMs: result.retryAfterMs,
         random: this.#deps.random,
@@ -337,7 +340,7 @@ export class DestinationLane {
       );
     }
     try {
-      await store.settle(d.id, topicPartition, parked, positions);
+      await store.settle(d.id, topicPartition, parked, positions, now());
     } catch (error) {
       failedSettle = true;
       throw error;
@@ -454,7 +457,7 @@ export class DestinationLane {
       release();
     }
     if (this.#deps.stopping.aborted && result.kind === 'retry') return releaseAt(now());
-    const finish = this.#finishOf(result, claim.attempts, startedMs);
+    const finish = this.#finishOf(result, claim.attempts, startedMs, claim.retryFrom);
     this.#counted(finish);
     await store.finish(claim, finish, now());
     return result.kind === 'gone';
@@ -499,6 +502,7 @@ function claimOf(destinationId: string, r: LaneRecord, owner: string): ClaimedDe
     userKey: userKeyOf(r),
     body: r.body,
     attempts: 0,
+    retryFrom: 0,
     leaseOwner: owner,
   };
 }

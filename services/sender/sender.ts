@@ -172,6 +172,7 @@ export async function start(deps: SenderDeps, config: SenderConfig): Promise<Sto
           log: [],
         })),
         positions,
+        now(),
       );
       return;
     }

@@ -57,8 +57,11 @@ export async function deleteDestination(
 
 /** True once a process logged routing to exactly `count` destinations. */
 export function routesTo(lines: readonly string[], count: number): boolean {
+  // The router's lines name how many it routes to; the senders log the same messages without it.
   const last = lines.findLast(
-    (l) => l.includes('"msg":"destinations changed"') || l.includes('"msg":"destinations loaded"'),
+    (l) =>
+      (l.includes('"msg":"destinations changed"') || l.includes('"msg":"destinations loaded"')) &&
+      l.includes('"routed":'),
   );
   return last?.includes(`"routed":${count},`) === true || last?.includes(`"routed":${count}}`) === true;
 }

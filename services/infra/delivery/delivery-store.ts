@@ -52,6 +52,8 @@ export interface ClaimedDelivery {
   body: Uint8Array;
   /** Attempts made before this one. */
   attempts: number;
+  /** How many of them came before its current retry schedule (a redelivery starts it again). */
+  retryFrom: number;
   leaseOwner: string;
 }
 
@@ -88,14 +90,16 @@ export interface DeliveryStore {
   /** Among `userKeys`, those with a pending delivery to `destinationId` (their next records wait behind it). */
   blockedUsers(destinationId: string, userKeys: readonly string[]): Promise<Set<string>>;
   /**
-   * One transaction: parks `parked` (a message id parked before is left as it is), keeps their
-   * attempt logs, and raises the marks of `topicPartition` to `positions` (never lowers them).
+   * One transaction: parks `parked` at `nowMs` (a message id parked before is left as it is),
+   * keeps their attempt logs, and raises the marks of `topicPartition` to `positions` (never
+   * lowers them).
    */
   settle(
     destinationId: string,
     topicPartition: number,
     parked: readonly ParkedDelivery[],
     positions: ReadonlyMap<number, bigint>,
+    nowMs: number,
   ): Promise<void>;
   /** The destinations with a pending delivery due at `nowMs` and not leased. */
   dueDestinations(nowMs: number): Promise<string[]>;

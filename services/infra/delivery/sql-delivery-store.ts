@@ -87,10 +87,10 @@ export function createSqlDeliveryStore(options: SqlDeliveryStoreOptions): Delive
       return new Set(rows.map((r) => r.user_key));
     },
 
-    async settle(destinationId, topicPartition, parked, positions) {
+    async settle(destinationId, topicPartition, parked, positions, nowMs) {
       if (parked.length === 0 && positions.size === 0) return;
       await sql.transaction(async (tx) => {
-        const parkedAt = new Date();
+        const parkedAt = date(nowMs);
         for (let i = 0; i < parked.length; i += INSERT_CHUNK) {
           const chunk = parked.slice(i, i + INSERT_CHUNK);
           const params: unknown[] = [destinationId, topicPartition, parkedAt];
@@ -169,13 +169,14 @@ export function createSqlDeliveryStore(options: SqlDeliveryStoreOptions): Delive
         user_key: string;
         body: unknown;
         attempts: number;
+        retry_from: number;
       }>(
         `WITH due AS (${candidates} ORDER BY next_attempt_at LIMIT $3)
          UPDATE delivery AS d SET lease_owner = $4, lease_until = $5
            FROM due
           WHERE d.destination_id = $1 AND d.message_id = due.message_id AND d.state = 'pending'
             AND (d.lease_until IS NULL OR d.lease_until <= $2)
-         RETURNING d.message_id, d.user_key, d.body, d.attempts`,
+         RETURNING d.message_id, d.user_key, d.body, d.attempts, d.retry_from`,
         [destinationId, now, o.limit, o.owner, date(o.nowMs + o.leaseMs)],
       );
       return rows.map((r) => ({
@@ -184,6 +185,7 @@ export function createSqlDeliveryStore(options: SqlDeliveryStoreOptions): Delive
         userKey: r.user_key,
         body: bytesOf(r.body),
         attempts: Number(r.attempts),
+        retryFrom: Number(r.retry_from),
         leaseOwner: o.owner,
       }));
     },
@@ -199,8 +201,7 @@ export function createSqlDeliveryStore(options: SqlDeliveryStoreOptions): Delive
         if (finish.kind === 'delivered' || finish.kind === 'dead')
           rows = await tx.query(
             `UPDATE delivery SET state = $4, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL,
-                    next_attempt_at = NULL, finished_at = $5, last_status = $6, last_error = $7,
-                    body = CASE WHEN $4 = 'delivered' THEN NULL ELSE body END
+                    next_attempt_at = NULL, finished_at = $5, last_status = $6, last_error = $7
               WHERE destination_id = $1 AND message_id = $2 AND lease_owner = $3 AND state = 'pending'
               RETURNING 1`,
             [...key, finish.kind, date(nowMs), status, error],

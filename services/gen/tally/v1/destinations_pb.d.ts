@@ -616,6 +616,341 @@ export declare type RotateDestinationSecretResponse = Message<"tally.v1.RotateDe
 export declare const RotateDestinationSecretResponseSchema: GenMessage<RotateDestinationSecretResponse>;
 
 /**
+ * A message to a destination, as the delivery log keeps it.
+ *
+ * @generated from message tally.v1.Delivery
+ */
+export declare type Delivery = Message<"tally.v1.Delivery"> & {
+  /**
+   * The message id: the `webhook-id` of every attempt (the header of a Kafka destination's record).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string destination_id = 2;
+   */
+  destinationId: string;
+
+  /**
+   * pending (to be attempted), delivered or dead (dead-lettered).
+   *
+   * @generated from field: string state = 3;
+   */
+  state: string;
+
+  /**
+   * The event's user (or, for an event without one, its id).
+   *
+   * @generated from field: string user_id = 4;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string event_id = 5;
+   */
+  eventId: string;
+
+  /**
+   * @generated from field: string event_type = 6;
+   */
+  eventType: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp occurred_at = 7;
+   */
+  occurredAt?: Timestamp | undefined;
+
+  /**
+   * Attempts made, redeliveries included.
+   *
+   * @generated from field: uint32 attempts = 8;
+   */
+  attempts: number;
+
+  /**
+   * Pending: when it is due.
+   *
+   * @generated from field: google.protobuf.Timestamp next_attempt_at = 9;
+   */
+  nextAttemptAt?: Timestamp | undefined;
+
+  /**
+   * The last attempt's HTTP status (unset when no response came) and error text.
+   *
+   * @generated from field: optional uint32 last_status = 10;
+   */
+  lastStatus?: number | undefined;
+
+  /**
+   * @generated from field: string last_error = 11;
+   */
+  lastError: string;
+
+  /**
+   * When the sender kept it (listings are newest first by this order).
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 12;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Delivered or dead: when.
+   *
+   * @generated from field: google.protobuf.Timestamp finished_at = 13;
+   */
+  finishedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message tally.v1.Delivery.
+ * Use `create(DeliverySchema)` to create a new message.
+ */
+export declare const DeliverySchema: GenMessage<Delivery>;
+
+/**
+ * @generated from message tally.v1.DeliveryAttempt
+ */
+export declare type DeliveryAttempt = Message<"tally.v1.DeliveryAttempt"> & {
+  /**
+   * 1 for the first attempt; numbering goes on across redeliveries.
+   *
+   * @generated from field: uint32 attempt = 1;
+   */
+  attempt: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp attempted_at = 2;
+   */
+  attemptedAt?: Timestamp | undefined;
+
+  /**
+   * delivered, retry, dead or gone (410: the destination was disabled).
+   *
+   * @generated from field: string outcome = 3;
+   */
+  outcome: string;
+
+  /**
+   * The HTTP status, when a response came.
+   *
+   * @generated from field: optional uint32 status = 4;
+   */
+  status?: number | undefined;
+
+  /**
+   * @generated from field: uint32 latency_ms = 5;
+   */
+  latencyMs: number;
+
+  /**
+   * The status and the start of the response, or the network failure; never a secret.
+   *
+   * @generated from field: string error = 6;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message tally.v1.DeliveryAttempt.
+ * Use `create(DeliveryAttemptSchema)` to create a new message.
+ */
+export declare const DeliveryAttemptSchema: GenMessage<DeliveryAttempt>;
+
+/**
+ * @generated from message tally.v1.ListDeliveriesRequest
+ */
+export declare type ListDeliveriesRequest = Message<"tally.v1.ListDeliveriesRequest"> & {
+  /**
+   * Unset: every destination.
+   *
+   * @generated from field: string destination_id = 1;
+   */
+  destinationId: string;
+
+  /**
+   * pending, delivered or dead; unset: any.
+   *
+   * @generated from field: string state = 2;
+   */
+  state: string;
+
+  /**
+   * The event's user.
+   *
+   * @generated from field: string user_id = 3;
+   */
+  userId: string;
+
+  /**
+   * Kept at or after `since`, and before `until`.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 4;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp until = 5;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * 1 to 500; unset: 50.
+   *
+   * @generated from field: optional uint32 page_size = 6;
+   */
+  pageSize?: number | undefined;
+
+  /**
+   * `next_page_token` of the previous page, with the same filters.
+   *
+   * @generated from field: string page_token = 7;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message tally.v1.ListDeliveriesRequest.
+ * Use `create(ListDeliveriesRequestSchema)` to create a new message.
+ */
+export declare const ListDeliveriesRequestSchema: GenMessage<ListDeliveriesRequest>;
+
+/**
+ * @generated from message tally.v1.ListDeliveriesResponse
+ */
+export declare type ListDeliveriesResponse = Message<"tally.v1.ListDeliveriesResponse"> & {
+  /**
+   * @generated from field: repeated tally.v1.Delivery deliveries = 1;
+   */
+  deliveries: Delivery[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message tally.v1.ListDeliveriesResponse.
+ * Use `create(ListDeliveriesResponseSchema)` to create a new message.
+ */
+export declare const ListDeliveriesResponseSchema: GenMessage<ListDeliveriesResponse>;
+
+/**
+ * @generated from message tally.v1.ListAttemptsRequest
+ */
+export declare type ListAttemptsRequest = Message<"tally.v1.ListAttemptsRequest"> & {
+  /**
+   * The delivery's id (its message id).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message tally.v1.ListAttemptsRequest.
+ * Use `create(ListAttemptsRequestSchema)` to create a new message.
+ */
+export declare const ListAttemptsRequestSchema: GenMessage<ListAttemptsRequest>;
+
+/**
+ * @generated from message tally.v1.ListAttemptsResponse
+ */
+export declare type ListAttemptsResponse = Message<"tally.v1.ListAttemptsResponse"> & {
+  /**
+   * @generated from field: repeated tally.v1.DeliveryAttempt attempts = 1;
+   */
+  attempts: DeliveryAttempt[];
+};
+
+/**
+ * Describes the message tally.v1.ListAttemptsResponse.
+ * Use `create(ListAttemptsResponseSchema)` to create a new message.
+ */
+export declare const ListAttemptsResponseSchema: GenMessage<ListAttemptsResponse>;
+
+/**
+ * @generated from message tally.v1.RedeliverRequest
+ */
+export declare type RedeliverRequest = Message<"tally.v1.RedeliverRequest"> & {
+  /**
+   * The delivery's id (its message id).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message tally.v1.RedeliverRequest.
+ * Use `create(RedeliverRequestSchema)` to create a new message.
+ */
+export declare const RedeliverRequestSchema: GenMessage<RedeliverRequest>;
+
+/**
+ * @generated from message tally.v1.RedeliverResponse
+ */
+export declare type RedeliverResponse = Message<"tally.v1.RedeliverResponse"> & {
+  /**
+   * @generated from field: tally.v1.Delivery delivery = 1;
+   */
+  delivery?: Delivery | undefined;
+};
+
+/**
+ * Describes the message tally.v1.RedeliverResponse.
+ * Use `create(RedeliverResponseSchema)` to create a new message.
+ */
+export declare const RedeliverResponseSchema: GenMessage<RedeliverResponse>;
+
+/**
+ * @generated from message tally.v1.RecoverRequest
+ */
+export declare type RecoverRequest = Message<"tally.v1.RecoverRequest"> & {
+  /**
+   * The destination's id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Dead-lettered at or after this time; required.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 2;
+   */
+  since?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message tally.v1.RecoverRequest.
+ * Use `create(RecoverRequestSchema)` to create a new message.
+ */
+export declare const RecoverRequestSchema: GenMessage<RecoverRequest>;
+
+/**
+ * @generated from message tally.v1.RecoverResponse
+ */
+export declare type RecoverResponse = Message<"tally.v1.RecoverResponse"> & {
+  /**
+   * How many dead letters went back to pending.
+   *
+   * @generated from field: uint32 recovered = 1;
+   */
+  recovered: number;
+};
+
+/**
+ * Describes the message tally.v1.RecoverResponse.
+ * Use `create(RecoverResponseSchema)` to create a new message.
+ */
+export declare const RecoverResponseSchema: GenMessage<RecoverResponse>;
+
+/**
  * Delivery destinations administration (scope admin), served by the query role: where events are
  * delivered (an HTTPS webhook or a Kafka topic), which ones, as what, in what order and at what
  * pace. docs/delivery.md describes every field, its default and its limits. An invalid
@@ -691,6 +1026,50 @@ export declare const DestinationService: GenService<{
     methodKind: "unary";
     input: typeof RotateDestinationSecretRequestSchema;
     output: typeof RotateDestinationSecretResponseSchema;
+  },
+  /**
+   * The delivery log: deliveries the senders kept (every one that was retried, waited behind its
+   * user, waited for its destination, or was dead-lettered; one delivered at its first attempt is
+   * counted in the metrics, not kept), newest first, filtered, in pages.
+   *
+   * @generated from rpc tally.v1.DestinationService.ListDeliveries
+   */
+  listDeliveries: {
+    methodKind: "unary";
+    input: typeof ListDeliveriesRequestSchema;
+    output: typeof ListDeliveriesResponseSchema;
+  },
+  /**
+   * A delivery's attempts, first first. NOT_FOUND naming `id` for a delivery not in the log.
+   *
+   * @generated from rpc tally.v1.DestinationService.ListAttempts
+   */
+  listAttempts: {
+    methodKind: "unary";
+    input: typeof ListAttemptsRequestSchema;
+    output: typeof ListAttemptsResponseSchema;
+  },
+  /**
+   * Delivers a dead or delivered message again, under the same webhook-id, with a fresh retry
+   * schedule. FAILED_PRECONDITION naming `id` while it is pending (it will be attempted anyway).
+   *
+   * @generated from rpc tally.v1.DestinationService.Redeliver
+   */
+  redeliver: {
+    methodKind: "unary";
+    input: typeof RedeliverRequestSchema;
+    output: typeof RedeliverResponseSchema;
+  },
+  /**
+   * Sends every message of a destination dead-lettered at or after `since` back to pending, each
+   * once, under its webhook-id, with a fresh retry schedule. NOT_FOUND naming `id`.
+   *
+   * @generated from rpc tally.v1.DestinationService.Recover
+   */
+  recover: {
+    methodKind: "unary";
+    input: typeof RecoverRequestSchema;
+    output: typeof RecoverResponseSchema;
   },
 }>;
 

@@ -7,8 +7,9 @@
 -- in its batch, leaves no row. `seq` orders a destination's deliveries as they were parked: a
 -- user's deliveries are attempted in `seq` order (per-user ordering), and listings page on it.
 -- `lease_owner`/`lease_until` mark an attempt in flight: another sender takes the delivery only
--- once the lease has expired (its owner crashed). `body` is kept while the delivery is pending
--- or dead (to redeliver it), and dropped once delivered.
+-- once the lease has expired (its owner crashed). `body` is kept (to redeliver it) until the row
+-- is pruned. `retry_from` is how many of `attempts` came before the current retry schedule: a
+-- redelivery or a recovery starts the schedule again, and the attempts go on being numbered.
 CREATE TABLE IF NOT EXISTS delivery (
   seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
   destination_id text NOT NULL,
@@ -24,6 +25,7 @@ CREATE TABLE IF NOT EXISTS delivery (
   body bytea,
   state text NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
   attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  retry_from integer NOT NULL DEFAULT 0 CHECK (retry_from >= 0 AND retry_from <= attempts),
   next_attempt_at timestamptz,
   lease_owner text,
   lease_until timestamptz,
@@ -43,6 +45,10 @@ CREATE INDEX IF NOT EXISTS delivery_user_order ON delivery (destination_id, user
 CREATE INDEX IF NOT EXISTS delivery_finished ON delivery (finished_at) WHERE state <> 'pending';
 -- A destination's deliveries newest first, by state (listings).
 CREATE INDEX IF NOT EXISTS delivery_listing ON delivery (destination_id, state, seq);
+-- A delivery by its message id (the admin API's delivery id: a message id names its destination).
+CREATE INDEX IF NOT EXISTS delivery_message ON delivery (message_id);
+-- Dead letters of a destination by when (recovery from a time).
+CREATE INDEX IF NOT EXISTS delivery_dead ON delivery (destination_id, finished_at) WHERE state = 'dead';
 
 -- Every attempt of a parked delivery: when, the outcome, the HTTP status (when a response came),
 -- the latency and the error text (never a secret: webhook-client.ts). At most the schedule's

@@ -49,6 +49,11 @@ const MAY_BE_EMPTY: Record<string, string> = {
   tally_rate_limited_total: 'no credential or address of this run reaches a limit',
   tally_rate_limit_backend_errors_total: "the rate limiter's store answers throughout",
   tally_route_transform_failures_total: "the destination's transform (none: the default body) never fails",
+  tally_delivery_delivered_total:
+    "the destination's host (hooks.example.com) does not resolve here: no delivery succeeds, while its failed attempts and retries have series",
+  tally_delivery_dead_letters_total:
+    'a failing delivery is retried on its schedule for hours before it is dead-lettered',
+  tally_delivery_duplicates_total: 'the router writes each record once in this run: nothing to skip',
   nodejs_gc_duration_seconds:
     'a series appears with the first collection of its kind: the scraped process need not have collected garbage in the seconds of the test',
 };

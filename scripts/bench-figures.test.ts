@@ -291,8 +291,8 @@ function held(
     events,
     redis: {
       usedMemory,
-      keys: { counts: 10, sums: 5, marks: 10, leaderboards: 2, uniques: 0 },
-      bytes: { counts: others, sums: 0, marks, leaderboards: 0, uniques: 0 },
+      keys: { counts: 10, sums: 5, marks: 10, leaderboards: 2, uniques: 0, aggregates: 0 },
+      bytes: { counts: others, sums: 0, marks, leaderboards: 0, uniques: 0, aggregates: 0 },
       markFields: fields,
       counted: events,
     },

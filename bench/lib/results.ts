@@ -80,7 +80,7 @@ export interface CatchUp {
 }
 
 /** The kinds of key the counter writes under its prefix (services/infra/counters/redis-counter-store.ts). */
-export const REDIS_KEY_KINDS = ['counts', 'sums', 'marks', 'leaderboards', 'uniques'] as const;
+export const REDIS_KEY_KINDS = ['counts', 'sums', 'marks', 'leaderboards', 'uniques', 'aggregates'] as const;
 export type RedisKeyKind = (typeof REDIS_KEY_KINDS)[number];
 
 /** What Redis holds at one moment: the whole server's memory, and the counter's keys by kind. */

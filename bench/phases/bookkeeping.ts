@@ -37,7 +37,9 @@ export async function runBookkeeping(b: Bench): Promise<void> {
   // A prefix of the phase's own (`bench-<id>-bk`, deleted with the namespace's), so that every
   // key under it is one the counter wrote for these events.
   const redisPrefix = `${ns.redisPrefix}-bk`;
-  const env = { TALLY_REDIS_PREFIX: redisPrefix };
+  // Without the sliding-window aggregates, which keep each event for 7 days by design
+  // (docs/aggregates.md gives their memory): this phase measures what the counting keeps besides.
+  const env = { TALLY_REDIS_PREFIX: redisPrefix, TALLY_AGGREGATE_TYPES: 'none' };
   // The sinks phase left the consumers stopped; run alone, nothing else is consuming either.
   await Promise.all(CONSUMER_ROLES.map((role) => deployment.stop(role)));
   deployment.groupPrefix = `${ns.groupPrefix}bookkeeping-`;
@@ -126,6 +128,8 @@ export async function usedMemory(redis: Redis): Promise<number> {
 /** The kind of a key of the counter store under `prefix` (redis-counter-store.ts). */
 function kindOf(prefix: string, key: string): RedisKeyKind | undefined {
   const rest = key.slice(prefix.length);
+  // The sliding-window aggregates (infra/aggregates/redis-aggregate-store.ts), their marks too.
+  if (rest.startsWith(':ag:')) return 'aggregates';
   if (rest.startsWith(':top:') || rest === ':types') return 'leaderboards';
   if (/^:\{[^}]*\}:u:/.test(rest)) return 'uniques';
   if (rest.endsWith(':n')) return 'counts';

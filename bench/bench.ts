@@ -19,7 +19,7 @@
  *   --raw-dir   where k6 summaries and outputs go (default: a new temporary directory)
  *   --phases    run only these phases (for working on the harness): seed, bare-http, rest-single,
  *               rest-batch, grpc-stream, raw-producer, sinks, bookkeeping, e2e, queries,
- *               in-process, startup, kafka-clients, overhead, auth
+ *               alerts, windows, delivery, in-process, startup, kafka-clients, overhead, auth
  *   --render    render the report of a previous run's results.json (in its raw directory) and exit
  *
  * The roles use the service's default Kafka client unless TALLY_KAFKA_CLIENT is set in the
@@ -38,6 +38,7 @@ import { requireRealServers } from '../services/testing/real-servers.ts';
 import {
   benchNamespace,
   CONSUMER_ROLES,
+  DELIVERY_ROLES,
   Deployment,
   localServers,
   type Namespace,
@@ -51,6 +52,7 @@ import { runAlerts } from './phases/alerts.ts';
 import { runAuth } from './phases/auth.ts';
 import { runGrpcStream, runRestBatch } from './phases/batches.ts';
 import { runBookkeeping } from './phases/bookkeeping.ts';
+import { runDelivery } from './phases/delivery.ts';
 import { runE2e } from './phases/e2e.ts';
 import { runInProcess, runStartup } from './phases/edge.ts';
 import { runKafkaClients } from './phases/kafka-clients.ts';
@@ -59,6 +61,7 @@ import { runQueries, runSeed } from './phases/queries.ts';
 import { runRawProducer } from './phases/raw-producer.ts';
 import { runBareHttp, runRestSingle } from './phases/rest-single.ts';
 import { runSinks } from './phases/sinks.ts';
+import { runWindows } from './phases/windows.ts';
 import { FULL, type Plan, SMOKE } from './plan.ts';
 import { renderReport } from './report.ts';
 
@@ -76,6 +79,8 @@ const PHASES = [
   'e2e',
   'queries',
   'alerts',
+  'windows',
+  'delivery',
   'in-process',
   'startup',
   // The last three restart ingest and the gateway (and query) with settings of their own, and stop
@@ -104,6 +109,10 @@ const PHASE_RUNS: Record<Phase, (b: Bench) => Promise<void>> = {
   queries: runQueries,
   // The alert rules live under the end-to-end load: notification latency, spike detection, false alarms.
   alerts: runAlerts,
+  // Sliding-window aggregates: 100,000 users' loaded, GetWindows at a fixed rate, then their freshness under load.
+  windows: runWindows,
+  // The router and a sender to local receivers: throughput, acknowledged → delivered, isolation from a dead and a slow destination.
+  delivery: runDelivery,
   // The edge split, then in one process (restored after); then `tally all` on embedded backends.
   'in-process': runInProcess,
   startup: runStartup,
@@ -241,7 +250,7 @@ function startSampler(cores: number, deployment: Deployment, kafkaPid: number | 
   const portOf = (url: string, fallback: number) => Number(new URL(url).port || fallback);
   const redisPid = pidListeningOn(portOf(localServers.redisUrl, 6379));
   const pgPid = pidListeningOn(portOf(localServers.pgUrl, 5432));
-  for (const role of ['gateway', 'ingest', 'query', ...CONSUMER_ROLES] as Role[])
+  for (const role of ['gateway', 'ingest', 'query', ...CONSUMER_ROLES, ...DELIVERY_ROLES] as Role[])
     sampler.add({
       name: role,
       pids: () => {
@@ -260,6 +269,7 @@ function startSampler(cores: number, deployment: Deployment, kafkaPid: number | 
     'redis-benchmark',
     'psql',
     'otlp-sink',
+    'receiver',
   ])
     sampler.add({ name: group, pids: () => [...(children.get(group) ?? [])] });
   sampler.add({ name: 'harness', pids: () => [process.pid] });

@@ -106,6 +106,41 @@ export interface Plan {
     spikeFactor: number;
     spikeSeconds: number;
   };
+  /**
+   * Sliding-window aggregates (bench/phases/windows.ts): `users` users' aggregates loaded through
+   * the aggregate store's apply path (`eventsPerUser` events each over the last 24 h, on `targets`
+   * targets), then GetWindows with `windows` at `rate` calls/s for `seconds`; then freshness: the
+   * simulators at `freshnessRate` events/s for `freshnessSeconds`, probes polled through GetWindows.
+   */
+  windows: {
+    users: number;
+    eventsPerUser: number;
+    targets: number;
+    windows: string[];
+    rate: number;
+    seconds: number;
+    freshnessRate: number;
+    freshnessSeconds: number;
+    drainTimeoutSeconds: number;
+  };
+  /**
+   * Delivery (bench/phases/delivery.ts): the router and a sender to local receivers answering in
+   * `receiverLatencyMs`. Throughput: the simulators stepped (every event to one destination of
+   * `concurrency`); latency: the harness's events at `latencyRate`/s; isolation: at
+   * `isolationRate`/s to three destinations, all healthy, then one dead and one slow
+   * (`slowLatencyMs`) beside the healthy one.
+   */
+  delivery: {
+    throughput: Stepping & { stepSeconds: number; drainTimeoutSeconds: number };
+    concurrency: number;
+    receiverLatencyMs: number;
+    slowLatencyMs: number;
+    latencyRate: number;
+    latencySeconds: number;
+    isolationRate: number;
+    isolationSeconds: number;
+    drainTimeoutSeconds: number;
+  };
   /** `tally all` started on a fresh data directory and restarted on it, this many times each. */
   startupRuns: number;
   /** The fixed loads run through the split edge and through one process (bench/phases/edge.ts). */
@@ -169,6 +204,32 @@ export const FULL: Plan = {
     spikeFactor: 10,
     spikeSeconds: 30,
   },
+  // About 3 minutes: the load (100,000 users, 400,000 events, 800,000 increments), 30 s of queries,
+  // 30 s of freshness.
+  windows: {
+    users: 100_000,
+    eventsPerUser: 4,
+    targets: 500,
+    windows: ['1h', '6h', '24h'],
+    rate: 1000,
+    seconds: 30,
+    freshnessRate: 5000,
+    freshnessSeconds: 30,
+    drainTimeoutSeconds: 30,
+  },
+  // About 5–6 minutes: up to 4 throughput steps of 20 s with their drains, 30 s of latency, two
+  // isolation runs of 30 s.
+  delivery: {
+    throughput: { start: 2000, factor: 1.5, maxSteps: 4, stepSeconds: 20, drainTimeoutSeconds: 30 },
+    concurrency: 100,
+    receiverLatencyMs: 5,
+    slowLatencyMs: 2000,
+    latencyRate: 1000,
+    latencySeconds: 30,
+    isolationRate: 500,
+    isolationSeconds: 30,
+    drainTimeoutSeconds: 30,
+  },
   startupRuns: 3,
   // Below both shapes' maxima, so CPU per event compares like with like.
   inProcess: { restSingleRate: 800, restBatchEventsRate: 10_000 },
@@ -226,6 +287,28 @@ export const SMOKE: Plan = {
     perTargetPerMinute: 60,
     spikeFactor: 10,
     spikeSeconds: 20,
+  },
+  windows: {
+    users: 1000,
+    eventsPerUser: 2,
+    targets: 20,
+    windows: ['1h', '6h', '24h'],
+    rate: 20,
+    seconds: 3,
+    freshnessRate: 40,
+    freshnessSeconds: 4,
+    drainTimeoutSeconds: 20,
+  },
+  delivery: {
+    throughput: { start: 20, factor: 2, maxSteps: 1, stepSeconds: 4, drainTimeoutSeconds: 20 },
+    concurrency: 100,
+    receiverLatencyMs: 5,
+    slowLatencyMs: 2000,
+    latencyRate: 20,
+    latencySeconds: 3,
+    isolationRate: 20,
+    isolationSeconds: 3,
+    drainTimeoutSeconds: 20,
   },
   startupRuns: 1,
   inProcess: { restSingleRate: 10, restBatchEventsRate: 40 },

@@ -12,6 +12,7 @@ import { alertRows, renderAlerts } from './phases/alerts.report.ts';
 import { authRows, renderAuth } from './phases/auth.report.ts';
 import { ingestRows, renderBatches } from './phases/batches.report.ts';
 import { bookkeepingRows, renderBookkeeping } from './phases/bookkeeping.report.ts';
+import { deliveryRows, renderDelivery } from './phases/delivery.report.ts';
 import { e2eCostRows, e2eRows, renderE2e } from './phases/e2e.report.ts';
 import { renderInProcess, renderStartup } from './phases/edge.report.ts';
 import { EVEN_WITHIN, kafkaClientRows, renderKafkaClients } from './phases/kafka-clients.report.ts';
@@ -20,6 +21,7 @@ import { queryRows, renderQueries } from './phases/queries.report.ts';
 import { renderRawProducer } from './phases/raw-producer.report.ts';
 import { renderRestSingle, restSingleRows } from './phases/rest-single.report.ts';
 import { renderSinks, sinkRows } from './phases/sinks.report.ts';
+import { renderWindows, windowsRows } from './phases/windows.report.ts';
 
 // Defined with the summary rows (bench/lib/summary.ts), so that the phases' reports need not import this module.
 export { TARGETS } from './lib/summary.ts';
@@ -37,6 +39,8 @@ export const SECTIONS = [
   'End to end',
   'Queries',
   'Alerts',
+  'Sliding-window aggregates',
+  'Delivery',
   'The edge in one process: in-process calls against gRPC',
   'Start-up of `tally all` (embedded, as `npm start`)',
   'Kafka client: kafkajs against @platformatic/kafka',
@@ -63,6 +67,12 @@ export const SUMMARY_ROWS = [
   'Notification on the WebSocket, p99, at 5,000 events/s',
   'Spikes (×10) detected within 60 s',
   'Spike alerts on steady series, 10 minutes',
+  'GetWindows (3 windows) p99 at 1,000 calls/s, 100,000 active users',
+  'Acknowledged → counted by GetWindows, p99 at 5,000 events/s',
+  'Deliveries/s to a receiver answering in 5 ms, the suite running',
+  'Acknowledged → first delivery attempt, p99 at 1,000 events/s',
+  'Healthy destination beside a dead and a slow one: throughput',
+  'Healthy destination beside a dead and a slow one: p99',
   'Persister alone (event rows)',
   'Counter alone (Redis)',
   'Aggregator alone (summaries)',
@@ -82,6 +92,8 @@ function summaryRows(r: Results): SummaryRow[] {
   e2eCostRows(r, rows);
   queryRows(r, rows);
   alertRows(r, rows);
+  windowsRows(r, rows);
+  deliveryRows(r, rows);
   sinkRows(r, rows);
   bookkeepingRows(r, rows);
   kafkaClientRows(r, rows);
@@ -104,6 +116,8 @@ export function renderReport(r: Results): string {
   renderE2e(r, push);
   renderQueries(r, push);
   renderAlerts(r, push);
+  renderWindows(r, push);
+  renderDelivery(r, push);
   renderInProcess(r, push);
   renderStartup(r, push);
   renderKafkaClients(r, push);

@@ -10,6 +10,7 @@ import { Admin } from '@platformatic/kafka';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
+import { DELIVERY_TOPIC_PREFIX } from '../../services/domain/destinations.ts';
 import type { EventLog, PartitionOffsets } from '../../services/infra/log/event-log.ts';
 import { createKafkaEventLog } from '../../services/infra/log/kafka-event-log.ts';
 import { createLogger } from '../../services/infra/logger.ts';
@@ -37,7 +38,12 @@ export type ConsumerRole = (typeof CONSUMER_ROLES)[number];
 /** Every sink, the alerter too (it runs alone, on its backlog, with the alert rules the run made). */
 export const SINK_ROLES = [...CONSUMER_ROLES, 'alerter'] as const;
 export type SinkRole = (typeof SINK_ROLES)[number];
-export type Role = 'gateway' | 'ingest' | 'query' | SinkRole;
+/** The delivery roles (docs/delivery.md): the router reads the accepted topic, the sender the destinations' topics. */
+export const DELIVERY_ROLES = ['router', 'sender'] as const;
+export type DeliveryRole = (typeof DELIVERY_ROLES)[number];
+/** The roles whose consumer group reads the accepted topic from a committed offset (skipToEnd). */
+export type GroupRole = SinkRole | 'router';
+export type Role = 'gateway' | 'ingest' | 'query' | SinkRole | DeliveryRole;
 
 /** Records at or past the group's committed offset (from the log start when it never committed). */
 function partitionLag(p: PartitionOffsets): number {
@@ -46,11 +52,12 @@ function partitionLag(p: PartitionOffsets): number {
 }
 
 /** The consumer group of each consumer role (without the namespace's prefix). */
-export const GROUP_OF: Record<SinkRole, string> = {
+export const GROUP_OF: Record<GroupRole, string> = {
   persister: 'group_persistence',
   counter: 'group_realtimecounter',
   aggregator: 'group_aggregation',
   alerter: 'group_alerting',
+  router: 'group_routing',
 };
 
 /**
@@ -58,11 +65,12 @@ export const GROUP_OF: Record<SinkRole, string> = {
  * aggregator what the persister accepted and forwarded (services/roles.ts). Their backlog exists
  * only once the persister has run, which is why CONSUMER_ROLES lists it first.
  */
-export const TOPIC_OF: Record<SinkRole, 'events' | 'accepted'> = {
+export const TOPIC_OF: Record<GroupRole, 'events' | 'accepted'> = {
   persister: 'events',
   counter: 'accepted',
   aggregator: 'accepted',
   alerter: 'accepted',
+  router: 'accepted',
 };
 
 export interface Namespace {
@@ -247,26 +255,27 @@ export class Deployment {
 
   async stopAll(): Promise<void> {
     // The gateway first, the consumers last: the order of a drain.
-    for (const role of ['gateway', 'ingest', 'query', ...SINK_ROLES] as Role[]) await this.stop(role);
+    for (const role of ['gateway', 'ingest', 'query', ...SINK_ROLES, ...DELIVERY_ROLES] as Role[])
+      await this.stop(role);
   }
 
-  groupId(role: SinkRole): string {
+  groupId(role: GroupRole): string {
     return `${this.groupPrefix}${GROUP_OF[role]}`;
   }
 
   /** The topic a consumer role reads, by its name in this namespace. */
-  topicOf(role: SinkRole): string {
+  topicOf(role: GroupRole): string {
     return TOPIC_OF[role] === 'events' ? this.ns.eventsTopic : this.ns.acceptedTopic;
   }
 
   /** Records of the topic a consumer role reads that its group has not committed yet. */
-  async lag(role: SinkRole): Promise<number> {
+  async lag(role: GroupRole): Promise<number> {
     const offsets = await again(() => this.log.groupOffsets(this.groupId(role), this.topicOf(role)));
     return offsets.reduce((n, p) => n + partitionLag(p), 0);
   }
 
   /** Records the group committed on the topic its role reads, summed over partitions. */
-  async committed(role: SinkRole): Promise<number> {
+  async committed(role: GroupRole): Promise<number> {
     const offsets = await again(() => this.log.committedOffsets(this.groupId(role), this.topicOf(role)));
     let total = 0n;
     for (const o of offsets.values()) total += o;
@@ -277,7 +286,7 @@ export class Deployment {
    * Records ever written to the topic a consumer role reads: for the counter and the aggregator,
    * what the persister forwarded so far.
    */
-  async endOffset(role: SinkRole): Promise<number> {
+  async endOffset(role: GroupRole): Promise<number> {
     let total = 0n;
     for (const o of (await again(() => this.log.endOffsets(this.topicOf(role)))).values()) total += o;
     return Number(total);
@@ -305,7 +314,7 @@ export class Deployment {
   }
 
   /** Moves a stopped group's committed offsets to the end of the topic it reads (skips the backlog). */
-  async skipToEnd(role: SinkRole): Promise<void> {
+  async skipToEnd(role: GroupRole): Promise<void> {
     // Explicit offsets, committed outside any group generation as an admin client does (the broker
     // refuses while the group has members). Not kafkajs's setOffsets: it joins the group with a
     // consumer and waits for a fetch, 5 s a group; nor its resetOffsets, which commits "latest" as
@@ -355,6 +364,11 @@ export class Deployment {
     const admin = this.kafka.admin();
     try {
       await admin.connect();
+      // The destinations' topics (`<group prefix>deliveries.<id>`) a phase made and did not delete.
+      const left = (await admin.listTopics()).filter(
+        (t) => t.startsWith(ns.groupPrefix) && t.includes(DELIVERY_TOPIC_PREFIX),
+      );
+      if (left.length > 0) await this.log.deleteTopics(left);
       const groups = (await admin.listGroups()).groups
         .map((g) => g.groupId)
         .filter((g) => g.startsWith(ns.groupPrefix));

@@ -277,6 +277,84 @@ export interface QueryRun {
   cpu: CpuUse;
 }
 
+/** Phase `windows`: sliding-window aggregates (GetWindows) of many active users, and how fresh they are. */
+export interface WindowsResult {
+  /** How the users' aggregates were loaded before the queries. */
+  load: {
+    users: number;
+    eventsPerUser: number;
+    /** The targets (merchants) the same events also went to, as the counter applies them. */
+    targets: number;
+    /** Series increments applied (each event to its user's series and its target's). */
+    increments: number;
+    seconds: number;
+    /** Redis `used_memory` growth over the load (the whole server's: other clients' work included). */
+    redisBytes: number | undefined;
+  };
+  /** The windows of each call, as asked (`1h`, `6h`, `24h`). */
+  windows: string[];
+  type: string;
+  query: QueryRun;
+  /** GetCounters at the same rate on the same transport (k6 → gRPC → query → Redis). */
+  baseline: QueryRun & { measuredIn: 'queries' | 'windows' };
+  freshness?: {
+    /** The simulators' rate asked for, and what ingest acknowledged of it (events/s). */
+    rate: number;
+    achievedRate: number;
+    seconds: number;
+    probesPerSecond: number;
+    pollMs: number;
+    /** From the probe's acknowledgement to GetWindows counting it (ms); unseen: never counted in the wait. */
+    ms: Quantiles & { unseen: number; sent: number; failed: number };
+    cpu: CpuUse;
+  };
+}
+
+/** One step of the delivery throughput search: the simulators at `rate`, every event to one healthy destination. */
+export interface DeliveryStep {
+  rate: number;
+  /** What ingest acknowledged of the simulators' events, events/s. */
+  achievedEvents: number;
+  /** Deliveries the receiver answered in the step's measured window, per second. */
+  deliveredPerSecond: number;
+  /** Seconds after the load until the receiver had every acknowledged event; undefined: not within the wait. */
+  drainSeconds: number | undefined;
+  passed: boolean;
+  why: string;
+  cpu: CpuUse;
+}
+
+/** One isolation run: the harness's events to three destinations, the healthy one's figures. */
+export interface IsolationRun {
+  /** What the other two destinations were. */
+  others: string;
+  acknowledged: number;
+  /** The healthy destination: deliveries per second while the events were sent, and ack → arrival. */
+  deliveredPerSecond: number;
+  ms: Quantiles & { unseen: number };
+  /** Requests the slow receiver got meanwhile (none when it is not in the run). */
+  slowRequests: number;
+  cpu: CpuUse;
+}
+
+/** Phase `delivery`: router and sender delivering webhooks to local receivers. */
+export interface DeliveryResult {
+  receiverLatencyMs: number;
+  slowLatencyMs: number;
+  /** The concurrency of the throughput destination (the others: the default). */
+  concurrency: number;
+  throughput: { steps: DeliveryStep[]; best?: DeliveryStep; stepSeconds: number };
+  latency?: {
+    rate: number;
+    seconds: number;
+    acknowledged: number;
+    /** From the event's acknowledgement to its first arrival at the receiver (ms). */
+    ms: Quantiles & { unseen: number };
+    cpu: CpuUse;
+  };
+  isolation?: { rate: number; seconds: number; allHealthy: IsolationRun; withFaults: IsolationRun };
+}
+
 /** Phase `alerts`: the alert rules live under the end-to-end load. */
 export interface AlertsResult {
   /** The simulators' rate asked for, and what ingest acknowledged of it (events/s). */
@@ -351,4 +429,6 @@ export interface Results {
   /** Phases that failed, with their error. */
   errors: { phase: string; error: string }[];
   alerts?: AlertsResult;
+  windows?: WindowsResult;
+  delivery?: DeliveryResult;
 }

@@ -21,6 +21,21 @@ export const TARGETS = {
   getCountersRate: 1_000,
   getReportP99Ms: 10,
   getReportEvents: 10_000_000,
+  /** GetWindows (1h, 6h, 24h in one call) at `windowsRate` calls/s over `windowsUsers` active users. */
+  windowsP99Ms: 5,
+  windowsRate: 1_000,
+  windowsUsers: 100_000,
+  /** Acknowledged → counted by GetWindows, p99, with the simulators at `windowsFreshRate` events/s. */
+  windowsFreshP99Ms: 250,
+  windowsFreshRate: 5_000,
+  /** Deliveries a second to a receiver answering in 5 ms, the rest of the suite running. */
+  deliveriesPerSecond: 3_000,
+  /** Acknowledged → first delivery attempt, p99, at `deliveryRate` events/s. */
+  deliveryP99Ms: 200,
+  deliveryRate: 1_000,
+  /** A healthy destination beside a dead and a slow one, against all healthy: its throughput share, its p99 ratio. */
+  isolationThroughputShare: 0.9,
+  isolationP99Ratio: 1.2,
   gatewayVsBareHttp: 0.4,
   ingestVsRawProducer: 0.5,
   /** What tracing and metrics may cost, as a share of the throughput without them. */

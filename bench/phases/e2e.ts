@@ -162,7 +162,7 @@ async function e2eStep(
  * The step starts when ingest sees the simulators' first batches (they take a second or two to
  * start): waits for them (at most 10 s; 2 s when ingest exports no count) and returns the time.
  */
-async function firstBatches({ deployment }: Bench): Promise<number> {
+export async function firstBatches({ deployment }: Bench): Promise<number> {
   const accepted = async () =>
     sumOf(await scrape(deployment.roles.get('ingest')?.metricsPort), 'tally_ingest_events_total');
   const exported = has(

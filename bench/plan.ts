@@ -300,7 +300,7 @@ export const SMOKE: Plan = {
     drainTimeoutSeconds: 20,
   },
   delivery: {
-    throughput: { start: 20, factor: 2, maxSteps: 1, stepSeconds: 4, drainTimeoutSeconds: 20 },
+    throughput: { start: 20, factor: 2, maxSteps: 1, stepSeconds: 6, drainTimeoutSeconds: 20 },
     concurrency: 100,
     receiverLatencyMs: 5,
     slowLatencyMs: 2000,

@@ -104,8 +104,8 @@ export function renderDelivery(r: Results, push: Push): void {
       '`TALLY_DELIVERY_ALLOW_CIDRS=127.0.0.1/32`, `TALLY_DESTINATIONS_REFRESH_MS=500`) beside the rest of the suite (ingest, query, the gateway, ' +
       "the persister, the counter, the aggregator), delivering webhooks to local receivers in a process of the harness's own " +
       `(\`bench/lib/webhook-sink.ts\`, answering 200 after ${num(d.receiverLatencyMs)} ms, signatures not checked). Destinations are made over ` +
-      '`POST /v1/destinations` (plain http allowed) just before their part and deleted after it; each is warmed up (events sent until its receiver ' +
-      'got one) before anything is measured.',
+      '`POST /v1/destinations` (plain http allowed) just before their part, disabled after it (`PUT`, `enabled: false`) and deleted once the ' +
+      'router and the sender are stopped; each is warmed up (events sent until its receiver got one) before anything is measured.',
     '',
     `**Throughput.** The simulators (clickstream 50 %, social 35 %, transactions 15 %) offer each rate for ${num(d.throughput.stepSeconds)} s; ` +
       `every event goes to one destination (no filter, default per-user order, concurrency ${num(d.concurrency)}). Deliveries/s are the receiver's ` +

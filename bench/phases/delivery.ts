@@ -3,8 +3,8 @@
  * the rest of the suite running (ingest, query, the gateway, the persister, the counter and the
  * aggregator), delivering webhooks to local receivers (bench/lib/webhook-sink.ts, a process of its
  * own) that answer in `receiverLatencyMs`. The destinations are made over `POST /v1/destinations`
- * (plain http to 127.0.0.1, which the sender's TALLY_DELIVERY_ALLOW_CIDRS allows) and deleted
- * after their part.
+ * (plain http to 127.0.0.1, which the sender's TALLY_DELIVERY_ALLOW_CIDRS allows), disabled after
+ * their part, and deleted once the router and the sender are stopped.
  * - Throughput: the simulators stepped (clickstream, social, transactions), every event to one
  *   destination of `concurrency`; a step passes when the receiver got ≥ 95 % of the acknowledged
  *   rate during the step and every acknowledged event within the drain wait after it.
@@ -90,8 +90,12 @@ export async function runDelivery(b: Bench): Promise<void> {
   } finally {
     child.kill('SIGTERM');
     await Promise.all([deployment.stop('router'), deployment.stop('sender')]);
+    await deleteDestinations(b);
   }
 }
+
+/** The destinations each run made, with the body each was made with (to disable it with a PUT). */
+const made = new WeakMap<Bench, Map<string, Record<string, unknown>>>();
 
 /** Makes a webhook destination to `url` over REST; answers its id. */
 async function createDestination(
@@ -100,25 +104,58 @@ async function createDestination(
   url: string,
   extra: Record<string, unknown> = {},
 ): Promise<string> {
-  const response = await fetch(`http://127.0.0.1:${b.deployment.httpPort}/v1/destinations`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ name, webhook: { url, allowPlainHttp: true }, ...extra }),
-  });
-  const text = await response.text();
-  if (!response.ok)
-    throw new Error(`POST /v1/destinations answered ${response.status}: ${text.slice(0, 500)}`);
-  return (JSON.parse(text) as { destination: { id: string } }).destination.id;
+  const body = { name, webhook: { url, allowPlainHttp: true }, ...extra };
+  // UNAVAILABLE: the destination's topic could not be made and nothing was kept; the API says to retry.
+  let text = '';
+  for (let attempt = 1; ; attempt++) {
+    const response = await fetch(`http://127.0.0.1:${b.deployment.httpPort}/v1/destinations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    text = await response.text();
+    if (response.ok) break;
+    if (response.status !== 503 || attempt >= 10)
+      throw new Error(`POST /v1/destinations answered ${response.status}: ${text.slice(0, 500)}`);
+    await sleep(1000);
+  }
+  const id = (JSON.parse(text) as { destination: { id: string } }).destination.id;
+  const bodies = made.get(b) ?? new Map<string, Record<string, unknown>>();
+  made.set(b, bodies.set(id, body));
+  return id;
 }
 
-async function deleteDestination(b: Bench, id: string): Promise<void> {
+/**
+ * Disables a destination after its part (`PUT`, `enabled: false`): the router stops routing to it
+ * and the sender stops reading its topic. The destinations are deleted once the router and the
+ * sender are stopped (`deleteDestinations`): a delete while they run removes a topic the router
+ * may still be writing to.
+ */
+async function disableDestination(b: Bench, id: string): Promise<void> {
+  const body = made.get(b)?.get(id);
   const response = await fetch(`http://127.0.0.1:${b.deployment.httpPort}/v1/destinations/${id}`, {
-    method: 'DELETE',
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...body, enabled: false }),
   });
   if (!response.ok)
     b.progress(
-      `could not delete destination ${id}: ${response.status} ${(await response.text()).slice(0, 200)}`,
+      `could not disable destination ${id}: ${response.status} ${(await response.text()).slice(0, 200)}`,
     );
+}
+
+/** Deletes every destination the run made (their topics with them). */
+async function deleteDestinations(b: Bench): Promise<void> {
+  for (const id of made.get(b)?.keys() ?? []) {
+    const response = await fetch(`http://127.0.0.1:${b.deployment.httpPort}/v1/destinations/${id}`, {
+      method: 'DELETE',
+    });
+    if (!response.ok)
+      b.progress(
+        `could not delete destination ${id}: ${response.status} ${(await response.text()).slice(0, 200)}`,
+      );
+  }
+  made.delete(b);
 }
 
 /**
@@ -196,16 +233,25 @@ async function until(done: () => Promise<boolean>, timeoutMs: number): Promise<n
 }
 
 /** Sends warm-up events of `type` until each of `sinkIds` got one (the router and the sender took the destinations up). */
-async function warmUp(sinks: Sinks, events: Events, type: string, sinkIds: string[]): Promise<void> {
+async function warmUp(
+  b: Bench,
+  sinks: Sinks,
+  events: Events,
+  type: string,
+  sinkIds: string[],
+): Promise<void> {
   const started = Date.now();
   for (;;) {
     await events.one(type);
     const got = await Promise.all(sinkIds.map(async (id) => (await sinks.stats(id)).requests > 0));
     if (got.every(Boolean)) return;
-    if (Date.now() - started > 60_000)
+    if (Date.now() - started > 60_000) {
+      const tail = (role: 'router' | 'sender') =>
+        `${role}:\n${(b.deployment.roles.get(role)?.proc.lines ?? []).slice(-15).join('\n')}`;
       throw new Error(
-        `no warm-up event of ${type} reached the receivers in 60 s: is the router or the sender stuck?`,
+        `no warm-up event of ${type} reached the receivers in 60 s: is the router or the sender stuck?\n${tail('router')}\n${tail('sender')}`,
       );
+    }
     await sleep(500);
   }
 }
@@ -234,7 +280,7 @@ async function throughput(b: Bench, sinks: Sinks): Promise<DeliveryResult['throu
   const id = await createDestination(b, 'bench throughput', sink.url, { concurrency: p.concurrency });
   const events = new Events(b, 'warm');
   try {
-    await warmUp(sinks, events, 'bench_delivery_warmup', [sink.id]);
+    await warmUp(b, sinks, events, 'bench_delivery_warmup', [sink.id]);
     await sleep(1000);
     const base = (await sinks.stats(sink.id)).answered;
     let expected = 0;
@@ -275,7 +321,7 @@ async function throughput(b: Bench, sinks: Sinks): Promise<DeliveryResult['throu
     };
   } finally {
     events.close();
-    await deleteDestination(b, id);
+    await disableDestination(b, id);
     await sinks.close(sink.id);
   }
 }
@@ -338,7 +384,7 @@ async function latency(b: Bench, sinks: Sinks): Promise<NonNullable<DeliveryResu
   const id = await createDestination(b, 'bench latency', sink.url, { filter: { eventTypes: [type] } });
   const events = new Events(b, 'latency');
   try {
-    await warmUp(sinks, events, type, [sink.id]);
+    await warmUp(b, sinks, events, type, [sink.id]);
     await sleep(1000);
     const warm = (await sinks.stats(sink.id)).recorded;
     const cpu = cpuWindow(b, 500, p.latencySeconds * 1000 - 1000);
@@ -358,7 +404,7 @@ async function latency(b: Bench, sinks: Sinks): Promise<NonNullable<DeliveryResu
     };
   } finally {
     events.close();
-    await deleteDestination(b, id);
+    await disableDestination(b, id);
     await sinks.close(sink.id);
   }
 }
@@ -391,7 +437,7 @@ async function isolation(b: Bench, sinks: Sinks, label: string, faults: boolean)
   ];
   const events = new Events(b, label);
   try {
-    await warmUp(sinks, events, type, faults ? [healthy.id] : [healthy.id, second!.id, slowOrThird.id]);
+    await warmUp(b, sinks, events, type, faults ? [healthy.id] : [healthy.id, second!.id, slowOrThird.id]);
     await sleep(1000);
     const warm = (await sinks.stats(healthy.id)).recorded;
     const cpu = cpuWindow(b, 500, p.isolationSeconds * 1000 - 1000);
@@ -424,7 +470,7 @@ async function isolation(b: Bench, sinks: Sinks, label: string, faults: boolean)
     return result;
   } finally {
     events.close();
-    for (const id of ids) await deleteDestination(b, id);
+    for (const id of ids) await disableDestination(b, id);
     for (const s of [healthy, second, slowOrThird]) if (s) await sinks.close(s.id);
   }
 }

@@ -257,7 +257,7 @@ async function warmUp(
 }
 
 /** First arrival − acknowledgement of each acknowledged event the receiver got; how many it never got. */
-function arrivalLatency(
+export function arrivalLatency(
   acked: Map<string, number>,
   arrivals: [string, number][],
 ): Quantiles & { unseen: number } {

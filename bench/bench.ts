@@ -8,7 +8,10 @@
  * before kept), samples every process's CPU, and writes bench/RESULTS.md. Then it compares the
  * two Kafka clients (TALLY_KAFKA_CLIENT: the roles restarted with each), measures what tracing
  * and metrics cost the ingest path, and what access control costs it (TALLY_AUTH off against on,
- * the load sending a key; with the harness's TALLY_RATE_LIMIT* variables, the rate limits too). Each phase is a module of bench/phases/ that fills its part
+ * the load sending a key; with the harness's TALLY_RATE_LIMIT* variables, the rate limits too).
+ * Before those, it measures the alert rules live, GetWindows over 100,000 users' sliding-window
+ * aggregates and how soon an event counts there, and delivery (the router and a sender to local
+ * receivers: throughput, acknowledged → first attempt, isolation). Each phase is a module of bench/phases/ that fills its part
  * of the results; bench/report.ts renders them, each phase's sections by its
  * bench/phases/<phase>.report.ts.
  *

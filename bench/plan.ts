@@ -1,5 +1,6 @@
 /**
- * The run's settings: the full run (`make bench`, about 25–30 minutes on 2 cores) and the smoke
+ * The run's settings: the full run (`make bench`, about 25–30 minutes on 2 cores, and the alerts,
+ * windows and delivery phases' 14, 3 and 6 more) and the smoke
  * variant (`--smoke`: seconds of tiny load on tiny tables, to check the harness end to end).
  */
 import { CONSUMER_ROLES, type ConsumerRole } from './lib/deployment.ts';

@@ -1,7 +1,8 @@
 /**
  * The benchmark harness (bench/bench.ts) in its smoke variant: seconds of tiny load on tiny tables,
  * end to end — the six role processes on the local servers, k6, the simulator and every baseline,
- * then the roles restarted with each Kafka client, with tracing on and under the CPU profiler, and
+ * GetWindows over loaded aggregates, the router and a sender delivering to local receivers, then
+ * the roles restarted with each Kafka client, with tracing on and under the CPU profiler, and
  * with access control off and on —
  * writing its report to a scratch path (never bench/RESULTS.md). Checks that the run succeeds and
  * that the report has every section, a figure on every line of its summary, the Kafka clients'
@@ -154,6 +155,14 @@ test('the benchmark harness runs its smoke variant end to end and reports every 
         `${load} with access control ${state}`,
       );
   assert.match(auth, /TALLY_RATE_LIMIT/, 'says how the rate limits are measured');
+
+  // GetWindows beside its baseline; delivery's isolation runs, all healthy and beside a dead and a slow one.
+  const windows = report.slice(report.indexOf('## Sliding-window aggregates'));
+  for (const call of ['GetWindows', 'GetCounters \\(baseline\\)'])
+    assert.match(windows, new RegExp(`\\| ${call} *\\| \\d`), `no ${call} row`);
+  const delivery = report.slice(report.indexOf('## Delivery'));
+  for (const others of ['two healthy', 'one dead'])
+    assert.match(delivery, new RegExp(`\\| ${others}[^|]*\\| \\d`), `no isolation run beside ${others}`);
 
   if (committedBefore !== undefined)
     assert.equal(statSync(committed).mtimeMs, committedBefore, 'the smoke run touched bench/RESULTS.md');

@@ -295,6 +295,8 @@ export interface AlertsResult {
   detectionSeconds: Quantiles;
   /** Spike alerts on series given no spike (the steady ones, the simulators' posts) or before a spike. */
   falseSpikeAlerts: number;
+  /** The first false alarms, each its series and message. */
+  falseAlarms?: string[];
   steadySeries: number;
   /** Harness requests ingest refused (none expected). */
   harnessFailures: number;

@@ -112,6 +112,7 @@ export async function openBackends(
     }
     if (ports.has('aggregates')) {
       const { url, clusterNodes, keyPrefix } = config.redis;
+      const rankedTypes = config.aggregates.rankings;
       backends.aggregates =
         url || clusterNodes.length > 0
           ? createRedisAggregateStore({
@@ -120,8 +121,9 @@ export async function openBackends(
               security: redisSecurity(config.redis),
               keyPrefix,
               metrics,
+              rankedTypes,
             })
-          : createEmbeddedAggregateStore({ dataDir: dataDir('aggregates') });
+          : createEmbeddedAggregateStore({ dataDir: dataDir('aggregates'), rankedTypes });
     }
     if (ports.has('breakers')) {
       const { url, clusterNodes, keyPrefix } = config.redis;

@@ -42,6 +42,23 @@ const list = z.string().transform((s) =>
 );
 const bool = z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1');
 const name = z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits and . _ - only');
+/** A comma-separated list of event types, or `none` (empty: every type). */
+const typeList = (what: string) =>
+  z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== ''),
+    )
+    .refine((types) => !types.includes('none') || types.length === 1, {
+      message: `"none" turns ${what} off and cannot be listed with types`,
+    });
+/** Every type when the list is empty, none for `none`, else the types listed. */
+const typesSetting = (types: readonly string[]): 'all' | readonly string[] =>
+  types.length === 0 ? 'all' : types[0] === 'none' ? [] : types;
 /** An https URL, or http to a loopback address (a JWKS served on the same host). */
 const secureUrl = z
   .string()
@@ -133,18 +150,8 @@ const schema = z.object({
     .default(''),
   TALLY_REDIS_PREFIX: name.default('tally'),
   TALLY_WINDOW_MAX_MEMBERS: int(100, 1_000_000).default(1000),
-  TALLY_AGGREGATE_TYPES: z
-    .string()
-    .default('')
-    .transform((s) =>
-      s
-        .split(',')
-        .map((x) => x.trim())
-        .filter((x) => x !== ''),
-    )
-    .refine((types) => !types.includes('none') || types.length === 1, {
-      message: '"none" turns the aggregates off and cannot be listed with types',
-    }),
+  TALLY_AGGREGATE_TYPES: typeList('the aggregates'),
+  TALLY_AGGREGATE_RANKINGS: typeList('the rankings'),
   TALLY_MAX_LATENESS_MS: int(0).default(defaultEventLimits.maxLatenessMs),
   TALLY_MAX_FUTURE_MS: int(0).default(defaultEventLimits.maxFutureMs),
   TALLY_MAX_BATCH_EVENTS: int(1, 100_000).default(1000),
@@ -231,7 +238,11 @@ export interface TallyConfig {
    * The event types whose sliding-window aggregates the counter role keeps per user and per
    * target (docs/aggregates.md): `all`, or a list, or none (TALLY_AGGREGATE_TYPES: empty, a list, `none`).
    */
-  aggregates: { types: 'all' | readonly string[] };
+  aggregates: {
+    types: 'all' | readonly string[];
+    /** The types ranked over sliding windows (TALLY_AGGREGATE_RANKINGS, same forms): every aggregated type by default. */
+    rankings: 'all' | readonly string[];
+  };
   pg: { url: string | undefined; readUrls: string[]; schema: string; poolSize: number; migrate: boolean };
   http: { host: string; port: number; maxBodyBytes: number; requestTimeoutMs: number };
   grpc: {
@@ -451,14 +462,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       tls: redisTls ? { caFile: e.TALLY_REDIS_TLS_CA_FILE } : undefined,
     },
     counters: { windowMaxMembers: e.TALLY_WINDOW_MAX_MEMBERS },
-    aggregates: {
-      types:
-        e.TALLY_AGGREGATE_TYPES.length === 0
-          ? 'all'
-          : e.TALLY_AGGREGATE_TYPES[0] === 'none'
-            ? []
-            : e.TALLY_AGGREGATE_TYPES,
-    },
+    aggregates: { types: typesSetting(e.TALLY_AGGREGATE_TYPES), rankings: typesSetting(e.TALLY_AGGREGATE_RANKINGS) },
     pg: {
       url: e.TALLY_PG_URL,
       readUrls: e.TALLY_PG_READ_URLS ?? [],

@@ -536,6 +536,72 @@ function renderAlerts() {
   list.replaceChildren(...items);
 }
 
+// -- scenario views: what the simulator's scenarios are about, from the query APIs
+
+const moneyFormat = new Intl.NumberFormat(LOCALE, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const VIEW_REFRESH_MS = 5_000;
+
+/** The card holders with the highest spend over 6 hours (GET /v1/aggregates/top, docs/aggregates.md). */
+const spenders = { rows: new Map(), error: null };
+
+async function refreshSpenders() {
+  let entries = [];
+  try {
+    const body = await getJson('/v1/aggregates/top?type=transaction&window=6h&limit=8');
+    entries = body.entries ?? [];
+    spenders.error = null;
+  } catch (error) {
+    spenders.error = error.message;
+  }
+  renderSpenders(entries);
+}
+
+function renderSpenders(entries) {
+  const card = $('spenders');
+  card.hidden = entries.length === 0;
+  const max = Math.max(1, ...entries.map((e) => e.sum));
+  const keep = new Set();
+  entries.forEach((entry, index) => {
+    keep.add(entry.userId);
+    let row = spenders.rows.get(entry.userId);
+    if (!row) {
+      row = createRow(entry.userId);
+      row.element.dataset.user = entry.userId;
+      spenders.rows.set(entry.userId, row);
+    }
+    row.rank.textContent = String(index + 1);
+    row.bar.style.setProperty('--share', (Math.max(0, entry.sum) / max).toFixed(4));
+    const count = Number(entry.count);
+    row.count.replaceChildren(
+      moneyFormat.format(entry.sum),
+      el('small', '', `${numberFormat.format(count)} ${count === 1 ? 'payment' : 'payments'}`),
+    );
+    row.count.dataset.sum = String(entry.sum);
+    const list = $('spenders-rows');
+    if (list.children[index] !== row.element) list.insertBefore(row.element, list.children[index] ?? null);
+  });
+  for (const [user, row] of spenders.rows)
+    if (!keep.has(user)) {
+      row.element.remove();
+      spenders.rows.delete(user);
+    }
+  $('spenders-sum').textContent = entries.length > 0 ? 'sum of transaction values' : '';
+  renderViews();
+}
+
+function renderViews() {
+  const shown = !$('spenders').hidden;
+  $('views').hidden = !shown;
+  $('views-note').textContent = spenders.error ?? 'refreshed every 5 s';
+}
+
+function refreshViews() {
+  if (document.hidden) return;
+  refreshSpenders();
+}
+setInterval(refreshViews, VIEW_REFRESH_MS);
+refreshViews();
+
 // -- a target's page: counters, unique users, today's hours, its alerts (REST, docs/alerts.md)
 
 async function getJson(path) {

@@ -410,7 +410,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       conflicts.push('TALLY_BOOTSTRAP_ADMIN_KEY: must be a secret key (tly_sk_…), not an ingest key');
   }
   // An event ingest still accepts must find its day kept: else it is stored and dropped at once.
-  if (e.TALLY_EVENT_RETENTION_DAYS > 0 && e.TALLY_EVENT_RETENTION_DAYS * 86_400_000 <= e.TALLY_MAX_LATENESS_MS)
+  if (
+    e.TALLY_EVENT_RETENTION_DAYS > 0 &&
+    e.TALLY_EVENT_RETENTION_DAYS * 86_400_000 <= e.TALLY_MAX_LATENESS_MS
+  )
     conflicts.push(
       `TALLY_EVENT_RETENTION_DAYS: must keep more than TALLY_MAX_LATENESS_MS (${e.TALLY_MAX_LATENESS_MS} ms), ` +
         'or events ingest accepts would be dropped as soon as stored',

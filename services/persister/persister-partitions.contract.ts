@@ -51,7 +51,13 @@ function batch(partition: number, first: number, specs: Spec[]): EventBatch {
         ...(s.occurredMs === undefined ? {} : { occurredAt: timestampFromMs(s.occurredMs) }),
         receivedAt: timestampFromMs(s.receivedMs),
       });
-      const record: ConsumedRecord = { key: 'u1', value: encodeEvent(event), headers: {}, offset, timestampMs: 0 };
+      const record: ConsumedRecord = {
+        key: 'u1',
+        value: encodeEvent(event),
+        headers: {},
+        offset,
+        timestampMs: 0,
+      };
       return { event, partition, offset, position: offset, record };
     }),
   };
@@ -71,7 +77,10 @@ async function rowsOf(sql: SqlDatabase, ids: string[]) {
   );
 }
 
-export function eventPartitionsContract(adapter: string, environment: () => Promise<PartitionsEnvironment>): void {
+export function eventPartitionsContract(
+  adapter: string,
+  environment: () => Promise<PartitionsEnvironment>,
+): void {
   describe(`event partitions: ${adapter}`, () => {
     const withSql = async (t: { after(fn: () => Promise<void>): void }) => {
       const env = await environment();
@@ -96,7 +105,11 @@ export function eventPartitionsContract(adapter: string, environment: () => Prom
       // The days late and ahead had no partition: made for the batch, each row in its day's.
       assert.deepEqual(
         (await rowsOf(sql, ['a', 'late', 'ahead'])).map((r) => `${r.id} ${r.part}`),
-        [`a ${partitionName(today)}`, `ahead ${partitionName(dayOf(ahead))}`, `late ${partitionName(dayOf(late))}`],
+        [
+          `a ${partitionName(today)}`,
+          `ahead ${partitionName(dayOf(ahead))}`,
+          `late ${partitionName(dayOf(late))}`,
+        ],
       );
       // The same records again (a redelivery): accepted again, stored once.
       const again = await persistBatches(sql, [
@@ -159,7 +172,10 @@ export function eventPartitionsContract(adapter: string, environment: () => Prom
       assert.equal(outcome.ran, true);
       const kept = await eventDays(sql);
       assert.ok(kept.includes(today), 'today is kept');
-      assert.ok(kept.every((d) => d >= keepFrom), `kept ${kept}`);
+      assert.ok(
+        kept.every((d) => d >= keepFrom),
+        `kept ${kept}`,
+      );
       for (const d of [today + 1, today + 2, today + 3]) assert.ok(kept.includes(d), `day ${d} made ahead`);
       assert.deepEqual(
         outcome.dropped,
@@ -214,7 +230,9 @@ export function eventPartitionsContract(adapter: string, environment: () => Prom
       await ensureEventDaysOnce(sql, [dayOf(old)]);
       await maintainEventPartitions(sql, { nowMs: now, retentionDays: 10 });
       assert.ok(!(await eventDays(sql)).includes(dayOf(old)));
-      const outcome = await persistBatches(sql, [batch(0, 0, [{ id: 'o', occurredMs: old, receivedMs: now }])]);
+      const outcome = await persistBatches(sql, [
+        batch(0, 0, [{ id: 'o', occurredMs: old, receivedMs: now }]),
+      ]);
       assert.deepEqual(summary(outcome).accepted, ['o@0:0']);
       assert.deepEqual(
         (await rowsOf(sql, ['o'])).map((r) => r.part),

@@ -394,12 +394,16 @@ function startPartitionMaintenance(
           idsDeleted: outcome.idsDeleted,
         });
       if (outcome.pending.length > 0)
-        deps.logger.warn('event retention could not lock the event table in time; the next run drops these days', {
-          pending: outcome.pending.map(dayText),
-        });
+        deps.logger.warn(
+          'event retention could not lock the event table in time; the next run drops these days',
+          {
+            pending: outcome.pending.map(dayText),
+          },
+        );
     } catch (error) {
       runs.inc({ outcome: 'failed' });
-      if (!stopped) deps.logger.error('event partitions maintenance failed; the next run tries again', { error });
+      if (!stopped)
+        deps.logger.error('event partitions maintenance failed; the next run tries again', { error });
     }
   };
   const tick = () => {

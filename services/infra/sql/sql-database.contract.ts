@@ -105,7 +105,8 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
            FROM event GROUP BY 1 ORDER BY 1`,
       );
       assert.equal(parts.length, 30);
-      for (const p of parts) assert.ok(p.part === `event_p${p.first}` && p.first === p.last, JSON.stringify(p));
+      for (const p of parts)
+        assert.ok(p.part === `event_p${p.first}` && p.first === p.last, JSON.stringify(p));
       // The event log's indexes and the key are on the partitioned table.
       const indexes = await db.query<{ name: string }>(
         `SELECT indexname AS name FROM pg_indexes WHERE schemaname = $1 AND tablename = 'event' ORDER BY 1`,
@@ -113,7 +114,13 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
       );
       assert.deepEqual(
         indexes.map((i) => i.name),
-        ['event_pkey', 'event_target_time_id', 'event_target_type_time_id', 'event_user_time_id', 'event_user_type_time_id'],
+        [
+          'event_pkey',
+          'event_target_time_id',
+          'event_target_type_time_id',
+          'event_user_time_id',
+          'event_user_type_time_id',
+        ],
       );
       // Stored again, an id is refused by event_id whatever its time.
       const [fresh] = await db.query<{ n: number }>(

@@ -172,7 +172,10 @@ const knownDays = new WeakMap<object, Set<number>>();
  */
 export async function ensureEventDaysOnce(sql: SqlQuery, days: Iterable<number>): Promise<void> {
   let known = knownDays.get(sql);
-  if (!known) knownDays.set(sql, (known = new Set()));
+  if (!known) {
+    known = new Set();
+    knownDays.set(sql, known);
+  }
   const missing = [...new Set(days)].filter((d) => !known.has(d));
   if (missing.length === 0) return;
   await ensureEventDays(sql, missing);

@@ -173,6 +173,28 @@ export function backendsDashboard(): Dashboard {
         ],
       }),
     )
+    .withPanel(
+      timeSeries({
+        title: 'Event partitions: maintenance runs by outcome, and days dropped, per hour',
+        description:
+          "The persisters' maintenance of the event table's day partitions (hourly, and at start): " +
+          "'done' by the one that held the lock, 'skipped' by the others, 'failed' logged and tried " +
+          'again at the next run. Days dropped: partitions past TALLY_EVENT_RETENTION_DAYS, zero ' +
+          'without a retention (docs/architecture.md, The event table by day).',
+        unit: 'short',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (outcome) (increase(tally_event_partition_maintenance_runs_total${sel()}[1h]))`,
+            legend: '{{outcome}}',
+          },
+          {
+            expr: `sum(increase(tally_event_partitions_dropped_total${sel()}[1h]))`,
+            legend: 'days dropped',
+          },
+        ],
+      }),
+    )
     .withRow(new RowBuilder('Node.js processes'))
     .withPanel(
       timeSeries({

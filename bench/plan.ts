@@ -175,7 +175,7 @@ export const FULL: Plan = {
     spikeFactor: 10,
     spikeSeconds: 30,
   },
-  // About 10–15 minutes on 2 cores, most of it the load and the index builds.
+  // Not yet timed in a full run: most of it is the load and the index builds (a smoke run's 20,000 take 3 s).
   eventLog: { events: 10_000_000, days: 30, users: 100_000, targets: 10_000, pages: 2_000 },
   startupRuns: 3,
   // Below both shapes' maxima, so CPU per event compares like with like.

@@ -151,7 +151,7 @@ export function backendsDashboard(): Dashboard {
       timeSeries({
         title: 'PostgreSQL statement latency, by operation: p50 and p99',
         description:
-          "Time of one statement, by its first SQL keyword ('insert' for the persister's batches, 'select' " +
+          "Time of one statement, by its first SQL keyword ('with' for the persister's batches, 'select' " +
           "for reports, 'begin'/'commit' around the aggregator's transactions), including the wait for a " +
           'pooled connection: a long wait shows here first. Empty with the embedded PGlite.',
         unit: 's',

@@ -86,3 +86,27 @@ test('the role maintains the partitions from its start: days made ahead, days pa
   const line = infos.find((i) => i.msg === 'event retention dropped the days past it');
   assert.deepEqual(line?.fields, { retentionDays: 10, dropped: [dayText(today - 30)], idsDeleted: 0 });
 });
+
+test('a drop that cannot lock the table in time is left for the next run, and its day keeps its ids', async (t) => {
+  const { sql, cleanup } = await migratedPostgresSchema();
+  t.after(cleanup);
+  const now = Date.now();
+  const today = dayOf(now);
+  await ensureEventDays(sql, [today - 20]);
+  await sql.query(`INSERT INTO event_id (id, occurred_at) VALUES ('old', to_timestamp($1::float8 / 1000))`, [
+    (today - 20) * 86_400_000 + 1,
+  ]);
+  const reader = new pg.Client({ connectionString: realServers.pgUrl });
+  await reader.connect();
+  t.after(() => reader.end());
+  // A long read of the event table holds its lock.
+  const [schema] = await sql.query<{ s: string }>('SELECT current_schema() AS s');
+  await reader.query('BEGIN');
+  await reader.query(`SELECT count(*) FROM "${schema!.s}".event`);
+  const held = await maintainEventPartitions(sql, { nowMs: now, retentionDays: 10 });
+  assert.deepEqual([held.dropped, held.pending, held.idsDeleted], [[], [today - 20], 0]);
+  assert.ok((await eventDays(sql)).includes(today - 20));
+  await reader.query('COMMIT');
+  const next = await maintainEventPartitions(sql, { nowMs: now, retentionDays: 10 });
+  assert.deepEqual([next.dropped, next.pending, next.idsDeleted], [[today - 20], [], 1]);
+});

@@ -1,9 +1,11 @@
 /**
  * The persister role (group `group_persistence`): every raw event into the PostgreSQL `event`
- * table, and the one place that decides what a duplicate is.
+ * table (partitioned by day; it makes the days and runs their retention), and the one place that
+ * decides what a duplicate is.
  *
- * An event id is stored once. A batch is inserted with `ON CONFLICT (id) DO NOTHING`; an event
- * whose id was already stored is then one of three things, told apart by the stored row:
+ * An event id is stored once, across days: a batch's ids go into `event_id` with `ON CONFLICT (id)
+ * DO NOTHING`, and the rows of the ids inserted into `event`, in one statement; an event whose id
+ * was already stored is then one of three things, told apart by the stored row:
  * - **its own earlier insert** (the same partition and offset): this batch was redelivered after
  *   the persister stored it but before it committed, so it is forwarded again;
  * - **a retry** (another position, the same content: type, target, user, value, attributes):

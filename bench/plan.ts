@@ -106,6 +106,12 @@ export interface Plan {
     spikeFactor: number;
     spikeSeconds: number;
   };
+  /**
+   * The event log's pages on a large table (bench/phases/event-log.ts): `events` loaded by COPY
+   * over `days` days, users and targets by Zipf rank among `users` and `targets`, and `pages`
+   * pages read of each shape.
+   */
+  eventLog: { events: number; days: number; users: number; targets: number; pages: number };
   /** `tally all` started on a fresh data directory and restarted on it, this many times each. */
   startupRuns: number;
   /** The fixed loads run through the split edge and through one process (bench/phases/edge.ts). */
@@ -169,6 +175,8 @@ export const FULL: Plan = {
     spikeFactor: 10,
     spikeSeconds: 30,
   },
+  // Not yet timed in a full run: most of it is the load and the index builds (a smoke run's 20,000 take 3 s).
+  eventLog: { events: 10_000_000, days: 30, users: 100_000, targets: 10_000, pages: 2_000 },
   startupRuns: 3,
   // Below both shapes' maxima, so CPU per event compares like with like.
   inProcess: { restSingleRate: 800, restBatchEventsRate: 10_000 },
@@ -227,6 +235,7 @@ export const SMOKE: Plan = {
     spikeFactor: 10,
     spikeSeconds: 20,
   },
+  eventLog: { events: 20_000, days: 3, users: 200, targets: 50, pages: 50 },
   startupRuns: 1,
   inProcess: { restSingleRate: 10, restBatchEventsRate: 40 },
   budgetSeconds: 10 * 60,

@@ -14,6 +14,7 @@ import { ingestRows, renderBatches } from './phases/batches.report.ts';
 import { bookkeepingRows, renderBookkeeping } from './phases/bookkeeping.report.ts';
 import { e2eCostRows, e2eRows, renderE2e } from './phases/e2e.report.ts';
 import { renderInProcess, renderStartup } from './phases/edge.report.ts';
+import { eventLogRows, renderEventLog } from './phases/event-log.report.ts';
 import { EVEN_WITHIN, kafkaClientRows, renderKafkaClients } from './phases/kafka-clients.report.ts';
 import { overheadRows, renderOverhead } from './phases/overhead.report.ts';
 import { queryRows, renderQueries } from './phases/queries.report.ts';
@@ -36,6 +37,7 @@ export const SECTIONS = [
   'Bookkeeping per event',
   'End to end',
   'Queries',
+  'Event log pages',
   'Alerts',
   'The edge in one process: in-process calls against gRPC',
   'Start-up of `tally all` (embedded, as `npm start`)',
@@ -60,6 +62,7 @@ export const SUMMARY_ROWS = [
   'CPU per event end to end, at the maximum',
   'GetCounters p99 at 1,000 calls/s',
   'GetReport p99 on ≥ 10 M events',
+  'Event log page p99 on ≥ 10 M events',
   'Notification on the WebSocket, p99, at 5,000 events/s',
   'Spikes (×10) detected within 60 s',
   'Spike alerts on steady series, 10 minutes',
@@ -81,6 +84,7 @@ function summaryRows(r: Results): SummaryRow[] {
   e2eRows(r, rows);
   e2eCostRows(r, rows);
   queryRows(r, rows);
+  eventLogRows(r, rows);
   alertRows(r, rows);
   sinkRows(r, rows);
   bookkeepingRows(r, rows);
@@ -103,6 +107,7 @@ export function renderReport(r: Results): string {
   renderBookkeeping(r, push);
   renderE2e(r, push);
   renderQueries(r, push);
+  renderEventLog(r, push);
   renderAlerts(r, push);
   renderInProcess(r, push);
   renderStartup(r, push);

@@ -327,7 +327,11 @@ export const ROLE_TABLE = {
       const { deps, config } = sink(w, 'persister', 'group_persistence', 'events');
       return persister.start(
         { ...deps, sql: port(w, 'persister', 'sql') },
-        { ...config, acceptedTopic: w.config.topics.accepted },
+        {
+          ...config,
+          acceptedTopic: w.config.topics.accepted,
+          eventRetentionDays: w.config.eventRetentionDays,
+        },
       );
     },
   },

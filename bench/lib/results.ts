@@ -277,6 +277,30 @@ export interface QueryRun {
   cpu: CpuUse;
 }
 
+/** One shape of event log page (bench/phases/event-log.ts): its latency over the pages read, ms. */
+export interface EventLogPageShape {
+  shape: string;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Events per page, on average (a subject of the long tail has fewer than 100 in a day). */
+  meanEvents: number;
+}
+
+/** Phase `event-log`: the table loaded by COPY, and the pages read from it. */
+export interface EventLogResult {
+  events: number;
+  days: number;
+  users: number;
+  targets: number;
+  pages: number;
+  loadSeconds: number;
+  indexSeconds: number;
+  /** The partitions with their indexes, bytes. */
+  tableBytes: number;
+  shapes: EventLogPageShape[];
+}
+
 /** Phase `alerts`: the alert rules live under the end-to-end load. */
 export interface AlertsResult {
   /** The simulators' rate asked for, and what ingest acknowledged of it (events/s). */
@@ -341,6 +365,7 @@ export interface Results {
   e2e?: E2eSeries;
   getCounters?: QueryRun;
   getReport?: QueryRun & { seed: SeedResult };
+  eventLog?: EventLogResult;
   kafkaClients?: KafkaClientsResult;
   overhead?: OverheadResult;
   auth?: AuthResult;

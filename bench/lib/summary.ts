@@ -21,6 +21,9 @@ export const TARGETS = {
   getCountersRate: 1_000,
   getReportP99Ms: 10,
   getReportEvents: 10_000_000,
+  /** A 100-event page of the event log, p99, on a table of `eventLogEvents`. */
+  eventLogPageP99Ms: 10,
+  eventLogEvents: 10_000_000,
   gatewayVsBareHttp: 0.4,
   ingestVsRawProducer: 0.5,
   /** What tracing and metrics may cost, as a share of the throughput without them. */

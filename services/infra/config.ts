@@ -178,6 +178,7 @@ const schema = z.object({
   TALLY_SENDER_LEASE_MARGIN_MS: int(1_000, 3_600_000).default(30_000),
   TALLY_DELIVERY_LOG_RETENTION_HOURS: int(1, 8_760).default(72),
   TALLY_DEAD_LETTER_RETENTION_DAYS: int(1, 3_650).default(30),
+  TALLY_EVENT_RETENTION_DAYS: int(0, 36_500).default(0),
   TALLY_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   TALLY_NOTIFICATIONS_POLL_MS: int(10, 60_000).default(250),
   TALLY_NOTIFICATIONS_REPLAY_MAX: int(1, 100_000).default(1_000),
@@ -315,6 +316,11 @@ export interface TallyConfig {
     deliveredRetentionMs: number;
     deadRetentionMs: number;
   };
+  /**
+   * Days of stored events (the `event` table) kept before today's, by event time; 0 keeps every
+   * day. Whole days are dropped (docs/architecture.md, "The event table by day").
+   */
+  eventRetentionDays: number;
   drainTimeoutMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /**
@@ -414,6 +420,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     else if (parsed.kind !== 'secret')
       conflicts.push('TALLY_BOOTSTRAP_ADMIN_KEY: must be a secret key (tly_sk_…), not an ingest key');
   }
+  // An event ingest still accepts must find its day kept: else it is stored and dropped at once.
+  if (
+    e.TALLY_EVENT_RETENTION_DAYS > 0 &&
+    e.TALLY_EVENT_RETENTION_DAYS * 86_400_000 <= e.TALLY_MAX_LATENESS_MS
+  )
+    conflicts.push(
+      `TALLY_EVENT_RETENTION_DAYS: must keep more than TALLY_MAX_LATENESS_MS (${e.TALLY_MAX_LATENESS_MS} ms), ` +
+        'or events ingest accepts would be dropped as soon as stored',
+    );
   if (e.TALLY_RATE_LIMITS === 'off')
     for (const k of [
       'TALLY_RATE_LIMIT_INGEST_PER_MIN',
@@ -533,6 +548,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       deliveredRetentionMs: e.TALLY_DELIVERY_LOG_RETENTION_HOURS * 3_600_000,
       deadRetentionMs: e.TALLY_DEAD_LETTER_RETENTION_DAYS * 86_400_000,
     },
+    eventRetentionDays: e.TALLY_EVENT_RETENTION_DAYS,
     drainTimeoutMs: e.TALLY_DRAIN_TIMEOUT_MS,
     logLevel: e.TALLY_LOG_LEVEL,
     notifications: { pollMs: e.TALLY_NOTIFICATIONS_POLL_MS, replayMax: e.TALLY_NOTIFICATIONS_REPLAY_MAX },

@@ -209,6 +209,40 @@ export function duplicateMetrics(registry: Registry): { duplicates: Counter<'kin
 }
 
 /**
+ * The day partitions of `event` (infra/events/event-partitions.ts): partitions dropped by the
+ * retention, and maintenance runs by outcome (`done`; `skipped`: another process held the lock;
+ * `failed`: an error, logged).
+ */
+export function eventPartitionMetrics(registry: Registry): {
+  dropped: Counter;
+  runs: Counter<'outcome'>;
+} {
+  return {
+    dropped: once(
+      registry,
+      'tally_event_partitions_dropped_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_event_partitions_dropped_total',
+          help: 'Day partitions of the event table dropped by the retention (TALLY_EVENT_RETENTION_DAYS)',
+          registers,
+        }),
+    ),
+    runs: once(
+      registry,
+      'tally_event_partition_maintenance_runs_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_event_partition_maintenance_runs_total',
+          help: 'Runs of the event partitions maintenance: outcome="done", "skipped" (another process held the lock) or "failed"',
+          labelNames: ['outcome'],
+          registers,
+        }),
+    ),
+  };
+}
+
+/**
  * Notifications the alert rules raised (docs/alerts.md): kept in the notification store for the
  * first time, so a crossing answered again after a redelivery or a restart is counted once.
  */

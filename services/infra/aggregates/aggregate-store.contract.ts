@@ -16,6 +16,7 @@ import {
   emptyAggregate,
   MAX_AT_FUTURE_MS,
 } from '../../domain/window-aggregates.ts';
+import { dayOf, ensureEventDays } from '../events/event-partitions.ts';
 import type { SqlDatabase } from '../sql/sql-database.ts';
 import {
   AGGREGATE_RETENTION_MS,
@@ -100,9 +101,14 @@ const INSERT_SQL = `INSERT INTO event (id, type, target, user_id, value, occurre
 SELECT id, type, target, user_id, value, 'epoch'::timestamptz + t * interval '1 millisecond', now(), p, o
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::bigint[], $7::int[], $8::bigint[])
        AS e(id, type, target, user_id, value, t, p, o)
-ON CONFLICT (id) DO NOTHING`;
+ON CONFLICT DO NOTHING`;
 
 async function insertRows(sql: SqlDatabase, events: readonly TestEvent[]): Promise<void> {
+  // `event` is partitioned by day: a writer other than the persister makes its days first.
+  await ensureEventDays(
+    sql,
+    events.map((e) => dayOf(e.timeMs)),
+  );
   await sql.query(INSERT_SQL, [
     events.map((e) => e.id),
     events.map((e) => e.type),

@@ -81,7 +81,7 @@ export class Pace {
     if (shared) {
       const answer = await this.#acquireShared(shared, deadlineMs, signal);
       if (answer !== 'failed') {
-        if (answer.kind === 'refused') limit = answer.limit;
+        if (answer.kind !== 'aborted' && answer.limit) limit = answer.limit;
         waited();
         if (answer.kind !== 'granted') {
           release();
@@ -121,11 +121,12 @@ export class Pace {
     deadlineMs: number,
     signal?: AbortSignal,
   ): Promise<
-    | { kind: 'granted'; release: () => Promise<void> }
+    | { kind: 'granted'; release: () => Promise<void>; limit?: LimitKind }
     | { kind: 'refused'; limit: LimitKind }
     | { kind: 'aborted' }
     | 'failed'
   > {
+    let waitedOn: LimitKind | undefined;
     for (;;) {
       if (signal?.aborted) return { kind: 'aborted' };
       let grant: Awaited<ReturnType<DestinationLimiter['acquire']>>;
@@ -136,10 +137,12 @@ export class Pace {
         return 'failed';
       }
       if (grant.granted) {
-        if (!signal?.aborted) return { kind: 'granted', release: grant.release };
+        if (!signal?.aborted)
+          return { kind: 'granted', release: grant.release, ...(waitedOn && { limit: waitedOn }) };
         await grant.release();
         return { kind: 'aborted' };
       }
+      waitedOn = grant.limit;
       const now = this.#now();
       if (now + grant.retryAfterMs > deadlineMs) return { kind: 'refused', limit: grant.limit };
       await sleep(grant.retryAfterMs, signal);

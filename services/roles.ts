@@ -455,6 +455,7 @@ export const ROLE_TABLE = {
           store: createSqlDeliveryStore({ sql }),
           destinations: createSqlDestinationStore({ sql }),
           breakers: port(w, 'sender', 'breakers'),
+          ...(w.backends.destinationLimits && { limiter: w.backends.destinationLimits }),
           webhooks,
           remoteProducer: (brokers) => {
             const key = [...brokers].sort().join(',');

@@ -337,6 +337,8 @@ export interface DeliveryMetrics {
   breakerState: Gauge<'destination'>;
   parked: Gauge<'destination'>;
   invalidRecords: Counter;
+  limitWait: Histogram<'destination' | 'limit'>;
+  limiterErrors: Counter;
 }
 
 export function deliveryMetrics(registry: Registry): DeliveryMetrics {
@@ -402,6 +404,23 @@ export function deliveryMetrics(registry: Registry): DeliveryMetrics {
     invalidRecords: counter(
       'tally_delivery_invalid_records_total',
       'Records of a destination topic that no router wrote (a header missing or unreadable): skipped',
+      [],
+    ),
+    limitWait: once(
+      registry,
+      'tally_delivery_limit_wait_seconds',
+      (registers) =>
+        new Histogram({
+          name: 'tally_delivery_limit_wait_seconds',
+          help: "Time a delivery attempt waited for its destination's concurrency and rate limits before it started (or was parked), by destination and the limit that held it last (local, concurrency, rate)",
+          labelNames: ['destination', 'limit'],
+          buckets: [0, ...DELIVERY_BUCKETS],
+          registers,
+        }),
+    ),
+    limiterErrors: counter(
+      'tally_delivery_limiter_errors_total',
+      "Calls to the senders' shared destination limiter (Redis) that failed: the attempt was paced by this sender's own limits",
       [],
     ),
   };

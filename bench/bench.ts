@@ -21,7 +21,7 @@
  *   --out       the report (default bench/RESULTS.md)
  *   --raw-dir   where k6 summaries and outputs go (default: a new temporary directory)
  *   --phases    run only these phases (for working on the harness): seed, bare-http, rest-single,
- *               rest-batch, grpc-stream, raw-producer, sinks, bookkeeping, e2e, queries,
+ *               rest-batch, grpc-stream, raw-producer, sinks, bookkeeping, e2e, queries, event-log,
  *               alerts, windows, delivery, in-process, startup, kafka-clients, overhead, auth
  *   --render    render the report of a previous run's results.json (in its raw directory) and exit
  *
@@ -58,6 +58,7 @@ import { runBookkeeping } from './phases/bookkeeping.ts';
 import { runDelivery } from './phases/delivery.ts';
 import { runE2e } from './phases/e2e.ts';
 import { runInProcess, runStartup } from './phases/edge.ts';
+import { runEventLog } from './phases/event-log.ts';
 import { runKafkaClients } from './phases/kafka-clients.ts';
 import { runOverhead } from './phases/overhead.ts';
 import { runQueries, runSeed } from './phases/queries.ts';
@@ -81,6 +82,7 @@ const PHASES = [
   'bookkeeping',
   'e2e',
   'queries',
+  'event-log',
   'alerts',
   'windows',
   'delivery',
@@ -110,6 +112,8 @@ const PHASE_RUNS: Record<Phase, (b: Bench) => Promise<void>> = {
   bookkeeping: runBookkeeping,
   e2e: runE2e,
   queries: runQueries,
+  // The event log's pages on a table of its own, loaded by COPY (10 M events in the full run).
+  'event-log': runEventLog,
   // The alert rules live under the end-to-end load: notification latency, spike detection, false alarms.
   alerts: runAlerts,
   // Sliding-window aggregates: 100,000 users' loaded, GetWindows at a fixed rate, then their freshness under load.

@@ -142,6 +142,12 @@ export interface Plan {
     isolationSeconds: number;
     drainTimeoutSeconds: number;
   };
+  /**
+   * The event log's pages on a large table (bench/phases/event-log.ts): `events` loaded by COPY
+   * over `days` days, users and targets by Zipf rank among `users` and `targets`, and `pages`
+   * pages read of each shape.
+   */
+  eventLog: { events: number; days: number; users: number; targets: number; pages: number };
   /** `tally all` started on a fresh data directory and restarted on it, this many times each. */
   startupRuns: number;
   /** The fixed loads run through the split edge and through one process (bench/phases/edge.ts). */
@@ -231,6 +237,8 @@ export const FULL: Plan = {
     isolationSeconds: 30,
     drainTimeoutSeconds: 30,
   },
+  // Not yet timed in a full run: most of it is the load and the index builds (a smoke run's 20,000 take 3 s).
+  eventLog: { events: 10_000_000, days: 30, users: 100_000, targets: 10_000, pages: 2_000 },
   startupRuns: 3,
   // Below both shapes' maxima, so CPU per event compares like with like.
   inProcess: { restSingleRate: 800, restBatchEventsRate: 10_000 },
@@ -311,6 +319,7 @@ export const SMOKE: Plan = {
     isolationSeconds: 3,
     drainTimeoutSeconds: 20,
   },
+  eventLog: { events: 20_000, days: 3, users: 200, targets: 50, pages: 50 },
   startupRuns: 1,
   inProcess: { restSingleRate: 10, restBatchEventsRate: 40 },
   budgetSeconds: 10 * 60,

@@ -15,6 +15,7 @@ import { bookkeepingRows, renderBookkeeping } from './phases/bookkeeping.report.
 import { deliveryRows, renderDelivery } from './phases/delivery.report.ts';
 import { e2eCostRows, e2eRows, renderE2e } from './phases/e2e.report.ts';
 import { renderInProcess, renderStartup } from './phases/edge.report.ts';
+import { eventLogRows, renderEventLog } from './phases/event-log.report.ts';
 import { EVEN_WITHIN, kafkaClientRows, renderKafkaClients } from './phases/kafka-clients.report.ts';
 import { overheadRows, renderOverhead } from './phases/overhead.report.ts';
 import { queryRows, renderQueries } from './phases/queries.report.ts';
@@ -38,6 +39,7 @@ export const SECTIONS = [
   'Bookkeeping per event',
   'End to end',
   'Queries',
+  'Event log pages',
   'Alerts',
   'Sliding-window aggregates',
   'Delivery',
@@ -64,6 +66,7 @@ export const SUMMARY_ROWS = [
   'CPU per event end to end, at the maximum',
   'GetCounters p99 at 1,000 calls/s',
   'GetReport p99 on ≥ 10 M events',
+  'Event log page p99 on ≥ 10 M events',
   'Notification on the WebSocket, p99, at 5,000 events/s',
   'Spikes (×10) detected within 60 s',
   'Spike alerts on steady series, 10 minutes',
@@ -91,6 +94,7 @@ function summaryRows(r: Results): SummaryRow[] {
   e2eRows(r, rows);
   e2eCostRows(r, rows);
   queryRows(r, rows);
+  eventLogRows(r, rows);
   alertRows(r, rows);
   windowsRows(r, rows);
   deliveryRows(r, rows);
@@ -115,6 +119,7 @@ export function renderReport(r: Results): string {
   renderBookkeeping(r, push);
   renderE2e(r, push);
   renderQueries(r, push);
+  renderEventLog(r, push);
   renderAlerts(r, push);
   renderWindows(r, push);
   renderDelivery(r, push);

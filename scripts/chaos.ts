@@ -12,6 +12,7 @@
  *   TALLY_KAFKA_CLIENT  kafkajs | platformatic: the Kafka client of every process (default kafkajs)
  */
 import { writeFileSync } from 'node:fs';
+import { startReceiver } from '../services/receiver/receiver.ts';
 import { CHAOS_DEFAULTS, type ChaosOptions, formatChaosReport, runChaos } from '../services/testing/chaos.ts';
 
 function integer(name: string, fallback: number, min: number): number {
@@ -49,6 +50,7 @@ const options: Omit<ChaosOptions, 'log'> = {
   scenario,
   kafkaClient,
   seed: integer('CHAOS_SEED', Math.floor(Math.random() * 2 ** 31), 0),
+  startReceiver,
 };
 const result = await runChaos({ ...options, log: (line) => process.stderr.write(`${line}\n`) });
 const report = formatChaosReport(result, options);

@@ -224,6 +224,7 @@ const SAMPLES: Record<string, { path?: string; body?: unknown }> = {
   'GET /v1/uniques': { path: '/v1/uniques?target=auth/a' },
   'GET /v1/users/{user_id}/aggregates': { path: '/v1/users/user-1/aggregates?type=like&windows=1h' },
   'GET /v1/targets/{target}/aggregates': { path: '/v1/targets/auth%2Fa/aggregates?type=like&windows=1h,7d' },
+  'GET /v1/aggregates/top': { path: '/v1/aggregates/top?type=like&window=6h&of=target' },
   'POST /v1/keys': { body: { name: 'matrix', scopes: ['read'] } },
   'GET /v1/keys': {},
   'POST /v1/keys/{id}:revoke': { path: '/v1/keys/NOSUCHID:revoke' },
@@ -329,6 +330,8 @@ function grpcSample(method: DescMethod): unknown {
       return { target: 'auth/g' };
     case 'GetWindows':
       return { target: 'auth/g', type: 'like', windows: ['1h'] };
+    case 'TopByWindow':
+      return { type: 'like', window: '1h' };
     case 'CreateKey':
       return { name: 'matrix grpc', scopes: ['read'] };
     case 'ListKeys':
@@ -686,6 +689,15 @@ export async function runAccessMatrix(target: AccessTarget, keys: MatrixKeys): P
   assert.equal(otherUser.status, 403, JSON.stringify(otherUser.json));
   assert.match(JSON.stringify(otherUser.json), /user-9/);
   assert.equal((await aggregates('/v1/targets/auth%2Fok')).status, 200);
+  // It ranks targets, not users.
+  const top = (of: string) =>
+    rest(target.httpPort, 'GET', `/v1/aggregates/top?type=like&window=1h&of=${of}`, {
+      headers: bearer(token),
+    });
+  assert.equal((await top('target')).status, 200);
+  const users = await top('user');
+  assert.equal(users.status, 403, JSON.stringify(users.json));
+  assert.match(JSON.stringify(users.json), /may not rank other users/);
   const ws = await openStream(target.httpPort, `Bearer ${token}`);
   assert.equal(ws.status, 101);
   assert.ok(ws.hello, 'an accepted socket gets its hello');

@@ -157,3 +157,98 @@ test('tally all: the aggregates of a user and of a target over REST equal SQL ov
     assert.match(r.text, new RegExp(`"field":"${field.replace(/[[\]]/g, '\\$&')}"`), `${path}: ${r.text}`);
   }
 });
+
+test('tally all: GET /v1/aggregates/top ranks users and targets over a window as SQL does over the stored rows', async (t) => {
+  const ns = testNamespace(3);
+  const backends = new Backends(ns);
+  const tally = await startTally(['all'], ns.env);
+  t.after(async () => {
+    await tally.kill('SIGKILL');
+    await backends.cleanup();
+  });
+  const port = tally.httpPort!;
+  const nowMs = Date.now();
+  // 40 card holders at 8 merchants over the last 30 hours; some refunds (negative values).
+  const events = Array.from({ length: 400 }, (_, i) => {
+    const holder = (i * 7) % 40;
+    const back = (i * 104_729 * 1_000) % (30 * HOUR_MS);
+    return {
+      id: `${ns.id}-${i}`,
+      type: 'txn',
+      target: `merchant-${ns.id}-${i % 8}`,
+      userId: `holder-${ns.id}-${holder}`,
+      occurredAt: new Date(nowMs - back - 1_000).toISOString(),
+      value: i % 9 === 0 ? -((i * 13) % 50) : ((i * 37) % 200) + holder,
+    };
+  });
+  for (let i = 0; i < events.length; i += 100) {
+    const r = await http(port, 'POST', '/v1/events:batch', { events: events.slice(i, i + 100) });
+    assert.equal(r.status, 200, r.text);
+  }
+  await waitFor(
+    () => backends.caughtUp(),
+    () => 'consumer groups behind',
+    120_000,
+  );
+  const at = new Date(nowMs).toISOString();
+  for (const [of, column] of [
+    ['user', 'user_id'],
+    ['target', 'target'],
+  ] as const)
+    for (const [window, ms] of [
+      ['6h', 6 * HOUR_MS],
+      ['24h', DAY_MS],
+      ['45m', 45 * MINUTE_MS],
+    ] as const)
+      for (const by of ['sum', 'count'] as const) {
+        const r = await http(
+          port,
+          'GET',
+          `/v1/aggregates/top?type=txn&of=${of}&window=${window}&by=${by}&limit=5&at=${encodeURIComponent(at)}`,
+        );
+        assert.equal(r.status, 200, r.text);
+        const answer = r.body as {
+          entries: { userId: string; target: string; count: string; sum: number }[];
+        };
+        const rows = await backends.rows<{ subject: string; count: number; sum: number }>(
+          `SELECT ${column} AS subject, count(*)::int AS count, coalesce(sum(value), 0)::float8 AS sum
+             FROM event
+            WHERE type = 'txn' AND ${column} LIKE $3
+              AND occurred_at >= 'epoch'::timestamptz + $1::bigint * interval '1 millisecond'
+              AND occurred_at < 'epoch'::timestamptz + $2::bigint * interval '1 millisecond'
+            GROUP BY 1 ORDER BY ${by === 'sum' ? 'sum' : 'count'} DESC LIMIT 5`,
+          [nowMs - ms, nowMs, `%-${ns.id}-%`],
+        );
+        const measure = (e: { count: string | number; sum: number }) =>
+          by === 'sum' ? e.sum : Number(e.count);
+        const context = `${of} ${window} ${by}: ${r.text}`;
+        assert.ok(rows.length > 0, context);
+        assert.deepEqual(answer.entries.map(measure), rows.map(measure), context);
+        // Each entry is its subject's own exact figure.
+        for (const e of answer.entries) {
+          const subject = of === 'user' ? e.userId : e.target;
+          const [own] = await backends.rows<{ count: number; sum: number }>(
+            `SELECT count(*)::int AS count, coalesce(sum(value), 0)::float8 AS sum FROM event
+              WHERE type = 'txn' AND ${column} = $3
+                AND occurred_at >= 'epoch'::timestamptz + $1::bigint * interval '1 millisecond'
+                AND occurred_at < 'epoch'::timestamptz + $2::bigint * interval '1 millisecond'`,
+            [nowMs - ms, nowMs, subject],
+          );
+          assert.deepEqual({ count: Number(e.count), sum: e.sum }, own, context);
+        }
+      }
+  const bad = [
+    ['/v1/aggregates/top?window=6h', 'type'],
+    ['/v1/aggregates/top?type=txn', 'window'],
+    ['/v1/aggregates/top?type=txn&window=2d', 'window'],
+    ['/v1/aggregates/top?type=txn&window=6h&of=card', 'of'],
+    ['/v1/aggregates/top?type=txn&window=6h&by=avg', 'by'],
+    ['/v1/aggregates/top?type=txn&window=6h&limit=101', 'limit'],
+    [`/v1/aggregates/top?type=txn&window=6h&at=${new Date(nowMs - 2 * DAY_MS).toISOString()}`, 'at'],
+  ] as const;
+  for (const [path, field] of bad) {
+    const r = await http(port, 'GET', path);
+    assert.equal(r.status, 400, `${path}: ${r.text}`);
+    assert.match(r.text, new RegExp(`"field":"${field}"`), `${path}: ${r.text}`);
+  }
+});

@@ -20,8 +20,11 @@ import { lockDataDir } from './infra/data-dir-lock.ts';
 import type { BreakerStore } from './infra/delivery/breaker-store.ts';
 import { createEmbeddedBreakerStore } from './infra/delivery/embedded-breaker-store.ts';
 import { createRedisBreakerStore } from './infra/delivery/redis-breaker-store.ts';
+import type { DestinationLimiter } from './infra/limits/destination-limiter.ts';
+import { createEmbeddedDestinationLimiter } from './infra/limits/embedded-destination-limiter.ts';
 import { createEmbeddedRateLimiter } from './infra/limits/embedded-rate-limiter.ts';
 import { failurePolicy, quotaFailurePolicy } from './infra/limits/rate-limiter.ts';
+import { createRedisDestinationLimiter } from './infra/limits/redis-destination-limiter.ts';
 import { createRedisRateLimiter } from './infra/limits/redis-rate-limiter.ts';
 import { createEmbeddedEventLog } from './infra/log/embedded-event-log.ts';
 import type { EventLog } from './infra/log/event-log.ts';
@@ -50,6 +53,11 @@ export interface Backends {
   aggregates?: AggregateStore;
   /** The webhook destinations' circuit breakers, shared by the senders (Redis, as the counters, else in the process). */
   breakers?: BreakerStore;
+  /**
+   * The destinations' concurrency and rate limits, shared by the senders: opened with the
+   * breakers, on the same Redis (else in the process). Advisory: no part of readiness.
+   */
+  destinationLimits?: DestinationLimiter;
   /** Releases the data directory, when an embedded adapter locked it. */
   releaseDataDir?: () => Promise<void>;
 }
@@ -112,6 +120,7 @@ export async function openBackends(
     }
     if (ports.has('aggregates')) {
       const { url, clusterNodes, keyPrefix } = config.redis;
+      const rankedTypes = config.aggregates.rankings;
       backends.aggregates =
         url || clusterNodes.length > 0
           ? createRedisAggregateStore({
@@ -120,8 +129,9 @@ export async function openBackends(
               security: redisSecurity(config.redis),
               keyPrefix,
               metrics,
+              rankedTypes,
             })
-          : createEmbeddedAggregateStore({ dataDir: dataDir('aggregates') });
+          : createEmbeddedAggregateStore({ dataDir: dataDir('aggregates'), rankedTypes });
     }
     if (ports.has('breakers')) {
       const { url, clusterNodes, keyPrefix } = config.redis;
@@ -129,6 +139,15 @@ export async function openBackends(
         url || clusterNodes.length > 0
           ? createRedisBreakerStore({ url, clusterNodes, security: redisSecurity(config.redis), keyPrefix })
           : createEmbeddedBreakerStore();
+      backends.destinationLimits =
+        url || clusterNodes.length > 0
+          ? createRedisDestinationLimiter({
+              url,
+              clusterNodes,
+              security: redisSecurity(config.redis),
+              keyPrefix,
+            })
+          : createEmbeddedDestinationLimiter();
     }
   } catch (error) {
     await closeBackends(backends);
@@ -197,6 +216,7 @@ export async function closeBackends(backends: Backends): Promise<void> {
     backends.alerts?.close(),
     backends.aggregates?.close(),
     backends.breakers?.close(),
+    backends.destinationLimits?.close(),
   ]);
   await backends.releaseDataDir?.();
 }

@@ -2,12 +2,15 @@
  * The short chaos run: ≥ 20,000 events while every fault happens at least once (SIGKILLs of
  * consumer processes, a consumer added and one removed, Kafka, Redis and PostgreSQL each
  * restarted), then zero missing and zero duplicated in every sink, sums equal, no probe user ever
- * seen out of order, and the alerter's notifications of the probes' milestones each once (in
- * PostgreSQL, and per recipient on the topic); once with each Kafka client library. `make chaos`
+ * seen out of order, the alerter's notifications of the probes' milestones each once (in
+ * PostgreSQL, and per recipient on the topic), and every probe event delivered to a webhook
+ * receiver (router and sender processes killed, added and removed with the others), again only
+ * under its own webhook-id, each user's in order; once with each Kafka client library. `make chaos`
  * is the long run (100,000 events, 5 kills).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { startReceiver } from './receiver/receiver.ts';
 import { CHAOS_DEFAULTS, faultPlan, formatChaosReport, runChaos } from './testing/chaos.ts';
 
 test('fault plan: every fault at least once, the kills spread among them', () => {
@@ -27,7 +30,7 @@ test('fault plan: every fault at least once, the kills spread among them', () =>
 });
 
 for (const kafkaClient of ['kafkajs', 'platformatic'] as const)
-  test(`short chaos run on ${kafkaClient}: every sink holds each acknowledged event exactly once, in per-user order, and each milestone crossed is one notification`, async () => {
+  test(`short chaos run on ${kafkaClient}: every sink holds each acknowledged event exactly once, in per-user order, each milestone crossed is one notification, and each probe event reaches the webhook`, async () => {
     const options = {
       ...CHAOS_DEFAULTS,
       kafkaClient,
@@ -35,6 +38,7 @@ for (const kafkaClient of ['kafkajs', 'platformatic'] as const)
       rate: 700,
       kills: 2,
       seed: Number(process.env.CHAOS_SEED ?? 20261122),
+      startReceiver,
     };
     const lines: string[] = [];
     const result = await runChaos({
@@ -51,6 +55,8 @@ for (const kafkaClient of ['kafkajs', 'platformatic'] as const)
     assert.ok(result.processes.killed >= 2 && result.processes.removed >= 1, context);
     for (const row of result.rows) {
       if (row.unit === 'events') assert.ok(row.sent >= 20_000, context);
+      else if (row.unit === 'deliveries')
+        assert.ok(row.sent > 1_000, `${row.sink}: the probes' events were routed\n${context}`);
       else assert.ok(row.sent > 0, `${row.sink}: the probes crossed milestones\n${context}`);
       assert.equal(row.missing, 0, `${row.sink}\n${context}`);
       assert.equal(row.duplicated, 0, `${row.sink}\n${context}`);

@@ -262,3 +262,92 @@ test('the social scenario with a spike: the Alerts panel shows the spike alert o
   );
   assert.deepEqual(errors, []);
 });
+
+test('the transactions scenario: the top spenders view shows the holders with the highest 6-hour spend, live', {
+  timeout: 240_000,
+}, async (t) => {
+  const ns = testNamespace(6);
+  const backends = new Backends(ns);
+  const tally = await startTally(['all'], ns.env);
+  const browser = await launchChromium();
+  t.after(async () => {
+    await browser.close();
+    await tally.kill('SIGTERM');
+    await backends.cleanup();
+  });
+  const origin = `http://127.0.0.1:${tally.httpPort}`;
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(`${origin}/`);
+  const shown = () =>
+    page.evaluate(
+      `[...document.querySelectorAll('#spenders .row')].map((r) => [r.dataset.user, Number(r.querySelector('.count').dataset.sum)])`,
+    ) as Promise<[string, number][]>;
+  assert.equal(
+    await page.evaluate(`document.getElementById('views').hidden`),
+    true,
+    'no view before any payment',
+  );
+  const run = (seed: string) =>
+    runSimulation(
+      parseSimulateArgs([
+        '--scenario',
+        'transactions',
+        '--total',
+        '800',
+        '--rate',
+        '400',
+        '--seed',
+        seed,
+        '--users',
+        '30',
+        '--target',
+        origin,
+      ]),
+      {
+        out: new Writable({ write: (_chunk, _encoding, done) => done() }),
+        err: new Writable({ write: (_chunk, _encoding, done) => done() }),
+      },
+    );
+  const api = async () => {
+    const response = await fetch(`${origin}/v1/aggregates/top?type=transaction&window=6h&limit=8`);
+    const body = (await response.json()) as { entries: { userId: string; sum: number }[] };
+    return body.entries.map((e) => [e.userId, e.sum] as [string, number]);
+  };
+  // The page agrees with the ranking the API gives, and changes as more payments come in.
+  const agrees = async () => {
+    const [page, ranked] = await Promise.all([shown(), api()]);
+    return ranked.length === 8 && JSON.stringify(page) === JSON.stringify(ranked) ? page : undefined;
+  };
+  assert.equal((await run('5')).acknowledged, 800);
+  let first: [string, number][] | undefined;
+  await waitFor(
+    async () => {
+      first = await agrees();
+      return first !== undefined;
+    },
+    async () => `the view shows ${JSON.stringify(await shown())}, the API ${JSON.stringify(await api())}`,
+    60_000,
+  );
+  assert.equal((await run('6')).acknowledged, 800);
+  let second: [string, number][] | undefined;
+  await waitFor(
+    async () => {
+      second = await agrees();
+      return second !== undefined && second[0]![1] > first![0]![1];
+    },
+    async () => `the view shows ${JSON.stringify(await shown())}, first ${JSON.stringify(first)}`,
+    60_000,
+  );
+  // The SQL over the stored rows ranks the same sums.
+  const rows = await backends.rows<{ sum: number }>(
+    `SELECT sum(value)::float8 AS sum FROM event WHERE type = 'transaction' AND occurred_at > now() - interval '6 hours'
+      GROUP BY user_id ORDER BY 1 DESC LIMIT 8`,
+  );
+  assert.deepEqual(
+    second!.map(([, sum]) => Math.round(sum * 100)),
+    rows.map((r) => Math.round(r.sum * 100)),
+  );
+  assert.deepEqual(errors, []);
+});

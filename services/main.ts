@@ -1,12 +1,13 @@
 /**
  * `tally <role…>` / `tally all`: runs roles (run-roles.ts, by the table in roles.ts) until
  * SIGTERM/SIGINT, then drains. The other commands — `simulate`, `dlq-replay`, `migrate`, `keys`,
- * `alerts`, `destinations`, `receiver` —
+ * `alerts`, `destinations`, `deliveries`, `receiver` —
  * are a table of their own below: each opens only the ports it needs.
  */
 import { resolve } from 'node:path';
 import { alertsCommand } from './alerts/alerts-command.ts';
 import { closeBackends, openBackends, type Port } from './backends.ts';
+import { deliveriesCommand } from './destinations/deliveries-command.ts';
 import { destinationsCommand } from './destinations/destinations-command.ts';
 import { replayDeadLetters } from './dlq/replay.ts';
 import { createSqlRuleStore } from './infra/alerts/sql-rule-store.ts';
@@ -14,12 +15,14 @@ import { ConfigError, loadConfig, type TallyConfig } from './infra/config.ts';
 import { DataDirInUseError } from './infra/data-dir-lock.ts';
 import { createDestinationAdmin } from './infra/delivery/destination-admin.ts';
 import { createLogDestinationTopics } from './infra/delivery/destination-topics.ts';
+import { createSqlDeliveryLog } from './infra/delivery/sql-delivery-log.ts';
 import { createSqlDestinationStore } from './infra/delivery/sql-destination-store.ts';
 import { createSqlKeyStore } from './infra/keys/sql-key-store.ts';
 import { createLogger } from './infra/logger.ts';
 import { handleProcessWarnings } from './infra/node-warnings.ts';
 import { migrate } from './infra/sql/migrate.ts';
 import { keysCommand } from './keys/keys-command.ts';
+import { deliveryAdmin } from './query/delivery-admin.ts';
 import { receiverCommand } from './receiver/receiver-command.ts';
 import { ROLES, type Role } from './roles.ts';
 import { type Running, runRoles } from './run-roles.ts';
@@ -38,6 +41,8 @@ commands:
                                    administer alert rules (alerts --help lists the flags)
   destinations create|list|get|update|delete|rotate-secret
                                    administer delivery destinations (destinations --help lists the flags)
+  deliveries list|attempts|redeliver|recover
+                                   inspect deliveries, send them again (deliveries --help lists the flags)
   receiver [--port N] [--secret whsec_...] [--fail-rate R] [--latency 200ms] [--status S] [--seed S]
                                    a local webhook receiver (receiver --help lists the flags)
 configuration: TALLY_* environment variables (see README.md); with none set, every port
@@ -157,6 +162,22 @@ const COMMANDS: Record<string, Command> = {
           destinations: createDestinationAdmin({
             store: createSqlDestinationStore({ sql: backends.sql! }),
             topics,
+          }),
+          close: () => closeBackends(backends),
+        };
+      },
+      { out: process.stdout, err: process.stderr },
+    ),
+  deliveries: async (flags, config) =>
+    deliveriesCommand(
+      flags,
+      async () => {
+        const backends = await openMigratedSql(config);
+        const sql = backends.sql!;
+        return {
+          deliveries: deliveryAdmin({
+            log: createSqlDeliveryLog({ sql }),
+            destinations: createSqlDestinationStore({ sql }),
           }),
           close: () => closeBackends(backends),
         };

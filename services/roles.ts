@@ -327,7 +327,11 @@ export const ROLE_TABLE = {
       const { deps, config } = sink(w, 'persister', 'group_persistence', 'events');
       return persister.start(
         { ...deps, sql: port(w, 'persister', 'sql') },
-        { ...config, acceptedTopic: w.config.topics.accepted },
+        {
+          ...config,
+          acceptedTopic: w.config.topics.accepted,
+          eventRetentionDays: w.config.eventRetentionDays,
+        },
       );
     },
   },
@@ -451,6 +455,7 @@ export const ROLE_TABLE = {
           store: createSqlDeliveryStore({ sql }),
           destinations: createSqlDestinationStore({ sql }),
           breakers: port(w, 'sender', 'breakers'),
+          ...(w.backends.destinationLimits && { limiter: w.backends.destinationLimits }),
           webhooks,
           remoteProducer: (brokers) => {
             const key = [...brokers].sort().join(',');

@@ -2,8 +2,9 @@
  * Test support for the sender's integration tests (kept at the top level: a test of the sender
  * role may use it, testing/ may not import a role): a sender in the test's process on the real
  * servers — Kafka, PostgreSQL (a migrated schema of its own), Redis Cluster breakers under a key
- * prefix of its own — with a test clock where a test needs one, and endpoints on 127.0.0.1 (the
- * webhook client's allow-list holds `127.0.0.1/32`). Everything is removed after the test.
+ * prefix of its own, and the destination limits every sender shares there — with a test clock
+ * where a test needs one, and endpoints on 127.0.0.1 (the webhook client's allow-list holds
+ * `127.0.0.1/32`). Everything is removed after the test.
  */
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,6 +19,8 @@ import { createSqlDeliveryStore } from './infra/delivery/sql-delivery-store.ts';
 import { createSqlDestinationStore } from './infra/delivery/sql-destination-store.ts';
 import { createWebhookClient } from './infra/delivery/webhook-client.ts';
 import type { Stoppable } from './infra/lifecycle.ts';
+import type { DestinationLimiter } from './infra/limits/destination-limiter.ts';
+import { createRedisDestinationLimiter } from './infra/limits/redis-destination-limiter.ts';
 import type { EventLog } from './infra/log/event-log.ts';
 import { createKafkaEventLog } from './infra/log/kafka-event-log.ts';
 import { createLogger } from './infra/logger.ts';
@@ -33,6 +36,8 @@ export interface SenderHarness {
   store: DeliveryStore;
   destinations: DestinationStore;
   breakers: BreakerStore;
+  /** The destination limits the senders share (Redis Cluster). */
+  limiter: DestinationLimiter;
   metrics: Registry;
   groupPrefix: string;
   /** Creates a destination and its topic. */
@@ -40,10 +45,13 @@ export interface SenderHarness {
     input: DestinationInput,
     secrets?: readonly string[],
   ): Promise<{ d: Destination; topic: string }>;
-  /** Starts a sender (stopped after the test), on the test's clock and random source if given. */
+  /**
+   * Starts a sender (stopped after the test), on the test's clock and random source if given,
+   * counting in `metrics` (default the harness's).
+   */
   startSender(
     config?: Partial<SenderConfig>,
-    extra?: { now?: () => number; random?: () => number },
+    extra?: { now?: () => number; random?: () => number; metrics?: Registry },
   ): Promise<Stoppable>;
 }
 
@@ -68,6 +76,10 @@ export async function senderHarness(
     keyPrefix: ns.redisPrefix,
     ...(options.breaker ? { config: options.breaker } : {}),
   });
+  const limiter = createRedisDestinationLimiter({
+    clusterNodes: realServers.redisClusterNodes,
+    keyPrefix: ns.redisPrefix,
+  });
   const destinations = createSqlDestinationStore({ sql });
   const store = createSqlDeliveryStore({ sql });
   const metrics = createMetricsRegistry({ defaultMetrics: false });
@@ -80,6 +92,7 @@ export async function senderHarness(
     await log.deleteTopics(topics).catch(() => {});
     await log.close();
     await breakers.close();
+    await limiter.close();
     await cleanup();
   });
   return {
@@ -88,6 +101,7 @@ export async function senderHarness(
     store,
     destinations,
     breakers,
+    limiter,
     metrics,
     groupPrefix: ns.groupPrefix,
     async destination(input, secrets) {
@@ -110,6 +124,7 @@ export async function senderHarness(
           store,
           destinations,
           breakers,
+          limiter,
           webhooks,
           // Another cluster's brokers get a client of their own, kept per broker list, as in `tally sender`.
           remoteProducer: (brokers) => {
@@ -127,7 +142,7 @@ export async function senderHarness(
             return other.producer();
           },
           logger: logger.child({ role: 'sender' }),
-          metrics,
+          metrics: extra.metrics ?? metrics,
           ...(extra.now ? { now: extra.now } : {}),
           ...(extra.random ? { random: extra.random } : {}),
         },

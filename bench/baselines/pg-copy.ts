@@ -1,7 +1,8 @@
 /**
  * Baseline: PostgreSQL's COPY of the very rows the persister wrote to `event`, into a table of
- * the same definition (`LIKE event INCLUDING ALL`: the primary key on id and the (target,
- * occurred_at) index), through psql's \copy (client side, as an application would stream it).
+ * the same definition (`LIKE event INCLUDING ALL`: a plain table with the key (id, occurred_at) and
+ * the event log's four indexes; neither the day partitions nor `event_id`), through psql's \copy
+ * (client side, as an application would stream it).
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';

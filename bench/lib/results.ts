@@ -355,6 +355,30 @@ export interface DeliveryResult {
   isolation?: { rate: number; seconds: number; allHealthy: IsolationRun; withFaults: IsolationRun };
 }
 
+/** One shape of event log page (bench/phases/event-log.ts): its latency over the pages read, ms. */
+export interface EventLogPageShape {
+  shape: string;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Events per page, on average (a subject of the long tail has fewer than 100 in a day). */
+  meanEvents: number;
+}
+
+/** Phase `event-log`: the table loaded by COPY, and the pages read from it. */
+export interface EventLogResult {
+  events: number;
+  days: number;
+  users: number;
+  targets: number;
+  pages: number;
+  loadSeconds: number;
+  indexSeconds: number;
+  /** The partitions with their indexes, bytes. */
+  tableBytes: number;
+  shapes: EventLogPageShape[];
+}
+
 /** Phase `alerts`: the alert rules live under the end-to-end load. */
 export interface AlertsResult {
   /** The simulators' rate asked for, and what ingest acknowledged of it (events/s). */
@@ -373,6 +397,8 @@ export interface AlertsResult {
   detectionSeconds: Quantiles;
   /** Spike alerts on series given no spike (the steady ones, the simulators' posts) or before a spike. */
   falseSpikeAlerts: number;
+  /** The first false alarms, each its series and message. */
+  falseAlarms?: string[];
   steadySeries: number;
   /** Harness requests ingest refused (none expected). */
   harnessFailures: number;
@@ -417,6 +443,7 @@ export interface Results {
   e2e?: E2eSeries;
   getCounters?: QueryRun;
   getReport?: QueryRun & { seed: SeedResult };
+  eventLog?: EventLogResult;
   kafkaClients?: KafkaClientsResult;
   overhead?: OverheadResult;
   auth?: AuthResult;

@@ -36,6 +36,9 @@ export const TARGETS = {
   /** A healthy destination beside a dead and a slow one, against all healthy: its throughput share, its p99 ratio. */
   isolationThroughputShare: 0.9,
   isolationP99Ratio: 1.2,
+  /** A 100-event page of the event log, p99, on a table of `eventLogEvents`. */
+  eventLogPageP99Ms: 10,
+  eventLogEvents: 10_000_000,
   gatewayVsBareHttp: 0.4,
   ingestVsRawProducer: 0.5,
   /** What tracing and metrics may cost, as a share of the throughput without them. */

@@ -65,7 +65,7 @@ export function renderAlerts(r: Results, push: Push): void {
       `p99 ${ms(a.notificationMs.p99)}, max ${ms(a.notificationMs.max)} after the acknowledgement.`,
     `- Spikes: ${a.spikesDetected} of ${a.spikes} (${pct(a.spikes > 0 ? (100 * a.spikesDetected) / a.spikes : 0)}) alerted within 60 s of their start; ` +
       `from the start to the alert p50 ${num(a.detectionSeconds.p50, 1)} s, max ${num(a.detectionSeconds.max, 1)} s.`,
-    `- False alarms: ${a.falseSpikeAlerts} spike alerts on series given no spike.`,
+    `- False alarms: ${a.falseSpikeAlerts} spike alerts on series given no spike${(a.falseAlarms ?? []).length > 0 ? ':' : '.'}${(a.falseAlarms ?? []).map((f) => `\n  - ${f}`).join('')}`,
     `- ${cpuEvidence(a.cpu, 'During the phase')}${a.harnessFailures > 0 ? ` ${num(a.harnessFailures)} harness requests were refused.` : ''}`,
     '',
   );

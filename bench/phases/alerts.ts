@@ -38,6 +38,8 @@ interface Arrival {
   kind: string;
   target: string;
   atMs: number;
+  /** What the notification said (its message), to name a false alarm in the report. */
+  message: string;
 }
 
 export async function runAlerts(b: Bench): Promise<void> {
@@ -215,13 +217,14 @@ async function watchNotifications(url: string, arrivals: Arrival[]): Promise<Web
     const atMs = Date.now();
     const message = JSON.parse(String(data)) as {
       channel?: string;
-      notification?: { kind?: string; target?: string };
+      notification?: { kind?: string; target?: string; message?: string };
     };
     if (message.channel === 'notification' && message.notification)
       arrivals.push({
         kind: message.notification.kind ?? '',
         target: message.notification.target ?? '',
         atMs,
+        message: message.notification.message ?? '',
       });
   });
   socket.send(JSON.stringify({ op: 'subscribe', channel: 'notifications', recipient: 'dashboard' }));
@@ -260,11 +263,12 @@ export function summarizeAlerts(input: {
     if (at - spike.startMs <= input.detectWithinMs) detected++;
   }
   // A false alarm: a spike alert on a series given no spike, or on a spiky one before its spike.
-  let falseSpikeAlerts = 0;
+  const falseAlarms: string[] = [];
   for (const a of input.arrivals) {
     if (a.kind !== 'spike') continue;
     const spike = input.spikes.find((s) => s.target === a.target);
-    if (!spiky.has(a.target) || (spike && a.atMs < spike.startMs)) falseSpikeAlerts++;
+    if (!spiky.has(a.target) || (spike && a.atMs < spike.startMs))
+      falseAlarms.push(`${a.target}: ${a.message}`);
   }
   return {
     probes: input.probes.length,
@@ -272,7 +276,8 @@ export function summarizeAlerts(input: {
     spikes: input.spikes.length,
     spikesDetected: detected,
     detectionSeconds: quantiles(detections),
-    falseSpikeAlerts,
+    falseSpikeAlerts: falseAlarms.length,
+    falseAlarms: falseAlarms.slice(0, 10),
     steadySeries: input.steady,
   };
 }

@@ -179,12 +179,17 @@ async function redisFootprint(redis: Redis, prefix: string): Promise<RedisFootpr
   return { usedMemory: used, keys, bytes, markFields, counted };
 }
 
-/** Every table of `schema` with its rows and pg_total_relation_size. */
+/**
+ * Every table of `schema` with its rows and pg_total_relation_size; a partitioned table (`event`,
+ * by day) as one, the sum of its partitions.
+ */
 async function pgFootprint(pool: pg.Pool, schema: string): Promise<PgTableFootprint[]> {
   const { rows: tables } = await pool.query<{ table: string; bytes: string }>(
-    `SELECT c.relname AS table, pg_total_relation_size(c.oid)::text AS bytes
+    `SELECT c.relname AS table,
+            coalesce((SELECT sum(pg_total_relation_size(t.relid)) FROM pg_partition_tree(c.oid) AS t),
+                     pg_total_relation_size(c.oid))::int8::text AS bytes
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
       ORDER BY c.relname`,
     [schema],
   );

@@ -151,7 +151,7 @@ export function backendsDashboard(): Dashboard {
       timeSeries({
         title: 'PostgreSQL statement latency, by operation: p50 and p99',
         description:
-          "Time of one statement, by its first SQL keyword ('insert' for the persister's batches, 'select' " +
+          "Time of one statement, by its first SQL keyword ('with' for the persister's batches, 'select' " +
           "for reports, 'begin'/'commit' around the aggregator's transactions), including the wait for a " +
           'pooled connection: a long wait shows here first. Empty with the embedded PGlite.',
         unit: 's',
@@ -169,6 +169,28 @@ export function backendsDashboard(): Dashboard {
           {
             expr: `sum by (operation) (rate(tally_pg_query_duration_seconds_count${sel()}${RATE}))`,
             legend: '{{operation}}',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'Event partitions: maintenance runs by outcome, and days dropped, per hour',
+        description:
+          "The persisters' maintenance of the event table's day partitions (hourly, and at start): " +
+          "'done' by the one that held the lock, 'skipped' by the others, 'failed' logged and tried " +
+          'again at the next run. Days dropped: partitions past TALLY_EVENT_RETENTION_DAYS, zero ' +
+          'without a retention (docs/architecture.md, The event table by day).',
+        unit: 'short',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (outcome) (increase(tally_event_partition_maintenance_runs_total${sel()}[1h]))`,
+            legend: '{{outcome}}',
+          },
+          {
+            expr: `sum(increase(tally_event_partitions_dropped_total${sel()}[1h]))`,
+            legend: 'days dropped',
           },
         ],
       }),

@@ -452,6 +452,29 @@ export function overviewDashboard(): Dashboard {
     )
     .withPanel(
       timeSeries({
+        title: 'Time waiting on destination limits, by destination and limit',
+        description:
+          'Seconds per second that starts spent waiting for their destination’s concurrency and ' +
+          'rate_limit_per_second, shared by every sender (about how many starts wait at once); limit ' +
+          'is the one that held them last: local (this sender’s slots), concurrency (every sender’s), ' +
+          'rate. Limiter errors: the shared limiter (Redis) failed and senders paced by their own ' +
+          'limits. docs/delivery.md, "Shared limits".',
+        unit: 'short',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (destination, limit) (rate(tally_delivery_limit_wait_seconds_sum${sel()}${RATE}))`,
+            legend: '{{destination}} {{limit}}',
+          },
+          {
+            expr: `sum(rate(tally_delivery_limiter_errors_total${sel()}${RATE}))`,
+            legend: 'limiter errors',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
         title: 'Records parked by their batch per second, by destination and reason',
         description:
           'Why a batch parked a record instead of delivering it at once: retry, user (behind its ' +

@@ -55,7 +55,7 @@ delivery: [--ordering per_user|none] [--retry 0,5,300,…] [--rate-limit <per se
           [--concurrency 10]
 A webhook created without --secret gets one, printed once. update replaces the filter's and the
 transform's lists when their flags are given (an empty value clears one). docs/delivery.md describes
-destinations; the router and the senders that deliver them are being built.`;
+destinations; tally deliveries lists their deliveries and sends them again.`;
 
 /** A bad command line; `message` names the flag. */
 export class DestinationsArgsError extends Error {

@@ -4,6 +4,7 @@ import {
   crossedMilestones,
   evaluateSpikes,
   evaluateWindow,
+  ewmaAlpha,
   INITIAL_SPIKE_STATE,
   INITIAL_WINDOW_STATE,
   judgeOpenSpike,
@@ -250,9 +251,41 @@ describe('spikes', () => {
     // A rise of 2.5× on a large, steady baseline scores high but is under the ratio of 3.
     const ratio = new Map<number, number>();
     for (let m = 0; m < 100; m++) ratio.set(m, m === 90 ? 2_500 : 1_000);
-    assert.ok(spikeScore({ mean: 1_000, variance: 0 }, 2_500) > SPIKES.zThreshold);
+    assert.ok(
+      spikeScore({ mean: 1_000, variance: 0, minutes: 90 }, 2_500, ewmaAlpha(SPIKES.halfLifeMinutes)) >
+        SPIKES.zThreshold,
+    );
     assert.deepEqual(evaluateSpikes(SPIKES, INITIAL_SPIKE_STATE, ratio, 99).alerts, []);
     assert.equal(evaluateSpikes({ ...SPIKES, minRatio: 2 }, INITIAL_SPIKE_STATE, ratio, 99).alerts.length, 1);
+  });
+
+  test('a baseline of one quiet minute does not make an ordinary minute a spike; a real one still raises', () => {
+    // The demo's rule: warm after one full minute (the first, partial, is skipped).
+    const demo: SpikeRule = {
+      halfLifeMinutes: 10,
+      warmupMinutes: 1,
+      zThreshold: 6,
+      zClear: 3,
+      minCount: 20,
+      minRatio: 3,
+    };
+    // A post averaging ~12 likes a minute whose first full minute had 6: 23 is ordinary for it,
+    // though 6 deviations of a Poisson count of 6 above 6.
+    const likes = [3, 6, 23, 12, 16, 11, 14, 13, 12, 14, 8, 4, 10, 15];
+    const ordinary = new Map(likes.map((c, m) => [m, c]));
+    assert.deepEqual(evaluateSpikes(demo, INITIAL_SPIKE_STATE, ordinary, likes.length - 1).alerts, []);
+    assert.ok(spikeScore({ mean: 6, variance: 0, minutes: 1 }, 23, ewmaAlpha(10)) < 6);
+    // Ten times a steady 60 a minute, right after the warm-up minute, raises at once.
+    const real = new Map([
+      [0, 30],
+      [1, 60],
+      [2, 600],
+      [3, 60],
+    ]);
+    assert.deepEqual(
+      evaluateSpikes(demo, INITIAL_SPIKE_STATE, real, 3).alerts.map((a) => a.minute),
+      [2],
+    );
   });
 
   test('the same minutes evaluated again raise nothing; a series silent for days starts afresh', () => {
@@ -263,7 +296,11 @@ describe('spikes', () => {
     const later = 179 + MAX_CATCH_UP_MINUTES + 10;
     const fresh = evaluateSpikes(SPIKES, once.state, counts, later);
     assert.equal(fresh.state.lastMinute, later);
-    assert.equal(fresh.state.minutes, SPIKES.warmupMinutes, 'warm again from the silent minutes');
+    assert.equal(
+      fresh.state.minutes,
+      Math.max(SPIKES.warmupMinutes, Math.ceil(1 / ewmaAlpha(SPIKES.halfLifeMinutes))),
+      'warm again from the silent minutes',
+    );
     assert.ok(fresh.state.mean < 0.01, `mean ${fresh.state.mean}`);
   });
 });

@@ -201,7 +201,10 @@ export interface SpikeState {
   mean: number;
   /** Exponentially weighted variance of the per-minute count. */
   variance: number;
-  /** Minutes folded into the baseline, counted up to the warm-up (then they stop mattering). */
+  /**
+   * Minutes folded into the baseline, counted up to the warm-up or the running mean's length
+   * (1/α), whichever is longer; past that they stop mattering.
+   */
   minutes: number;
   /** Whether a spike is raised and not yet cleared. */
   raised: boolean;
@@ -236,13 +239,31 @@ export function ewmaAlpha(halfLifeMinutes: number): number {
 }
 
 /**
- * The score of `count` against a baseline: how many standard deviations above its mean, the
- * variance floored at the mean (what a Poisson count of that mean varies by) and at 1, so that a
- * flat history does not make any small rise infinite.
+ * The score of `count` against a baseline: how many standard deviations above its mean a new
+ * minute is. The spread of a minute is the baseline's variance, floored at the mean (what a
+ * Poisson count of that mean varies by) and at 1, so that a flat history does not make any small
+ * rise infinite. The mean is itself an estimate, so a new minute differs from it by that spread
+ * plus the mean's own error: a share of 1/n of it after n minutes of the running mean, and
+ * α/(2 − α) once the mean is exponentially weighted. Without that share a baseline of one quiet
+ * minute (say 6 likes on a post that averages 12) makes an ordinary minute look like a spike.
  */
-export function spikeScore(state: Pick<SpikeState, 'mean' | 'variance'>, count: number): number {
-  const variance = Math.max(state.variance, state.mean, 1);
-  return (count - state.mean) / Math.sqrt(variance);
+export function spikeScore(
+  state: Pick<SpikeState, 'mean' | 'variance' | 'minutes'>,
+  count: number,
+  alpha: number,
+): number {
+  const spread = Math.max(state.variance, state.mean, 1);
+  const meanShare = Math.max(alpha / (2 - alpha), 1 / Math.max(1, state.minutes));
+  return (count - state.mean) / Math.sqrt(spread * (1 + meanShare));
+}
+
+/**
+ * How many minutes a series' baseline counts: the warm-up, and as many as the running mean
+ * weighs before the exponential weight takes over (1/α), since the score's share of the mean's
+ * error depends on them.
+ */
+function minutesCounted(rule: SpikeRule, alpha: number): number {
+  return Math.max(rule.warmupMinutes, Math.ceil(1 / alpha));
 }
 
 /**
@@ -260,6 +281,7 @@ export function evaluateSpikes(
   closedMinute: number,
 ): { state: SpikeState; alerts: SpikeAlert[] } {
   const alpha = ewmaAlpha(rule.halfLifeMinutes);
+  const counted = minutesCounted(rule, alpha);
   const alerts: SpikeAlert[] = [];
   let { mean, variance, minutes, raised } = state;
   let earlyMinute = state.earlyMinute;
@@ -273,7 +295,7 @@ export function evaluateSpikes(
   const skipFirst = state.lastMinute === undefined;
   for (let minute = skipFirst ? first + 1 : first; minute <= closedMinute; minute++) {
     const count = counts.get(minute) ?? 0;
-    const z = spikeScore({ mean, variance }, count);
+    const z = spikeScore({ mean, variance, minutes }, count, alpha);
     if (earlyMinute !== undefined && minute >= earlyMinute) {
       // The spike judged while its minute was open: raised, its alert already out.
       raised = true;
@@ -297,7 +319,7 @@ export function evaluateSpikes(
       const delta = count - mean;
       mean += weight * delta;
       variance = (1 - weight) * (variance + weight * delta * delta);
-      if (minutes < rule.warmupMinutes) minutes++;
+      if (minutes < counted) minutes++;
     }
   }
   if (first <= closedMinute) lastMinute = closedMinute;
@@ -329,9 +351,10 @@ export function judgeOpenSpike(
   currentMinute: number,
 ): { state: SpikeState; alert?: SpikeAlert } {
   if (state.raised || state.earlyMinute !== undefined || state.minutes < rule.warmupMinutes) return { state };
+  const alpha = ewmaAlpha(rule.halfLifeMinutes);
   for (let minute = closedMinute + 1; minute <= currentMinute; minute++) {
     const count = counts.get(minute) ?? 0;
-    const z = spikeScore(state, count);
+    const z = spikeScore(state, count, alpha);
     if (count >= rule.minCount && count >= rule.minRatio * state.mean && z >= rule.zThreshold)
       return {
         state: { ...state, earlyMinute: minute },

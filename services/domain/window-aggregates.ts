@@ -174,6 +174,63 @@ export function parseWindowsQuery(
   return { windows, atMs };
 }
 
+/** The longest window a ranking covers: a day. */
+export const MAX_RANKING_WINDOW_MS = DAY_MS;
+
+/** A ranking as asked for: what is ranked, over which window, by what, how many. */
+export interface RankingQuery {
+  of: 'user' | 'target';
+  window: WindowLength;
+  atMs: number;
+  by: 'sum' | 'count';
+  limit: number;
+}
+
+/**
+ * A ranking request's fields checked (`TopByWindow`): `of` user (default) or target, one window
+ * of 1m to 24h starting within the last day and an hour, `by` sum (default) or count, `limit`
+ * 1 to 100 (default 10).
+ */
+export function parseRankingQuery(
+  input: { of: string; window: string; by: string; limit: number },
+  atMs: number | undefined,
+  nowMs: number,
+): RankingQuery | FieldViolation {
+  const of = input.of === '' ? 'user' : input.of;
+  if (of !== 'user' && of !== 'target')
+    return { field: 'of', description: `must be user or target: ${JSON.stringify(input.of)}` };
+  const by = input.by === '' ? 'sum' : input.by;
+  if (by !== 'sum' && by !== 'count')
+    return { field: 'by', description: `must be sum or count: ${JSON.stringify(input.by)}` };
+  const limit = input.limit === 0 ? 10 : input.limit;
+  if (limit > 100) return { field: 'limit', description: 'must be 1 to 100' };
+  if (input.window === '') return { field: 'window', description: 'is required: 1m to 24h' };
+  const window = parseWindowLength(input.window.trim(), 'window');
+  if ('field' in window) return window;
+  if (window.ms > MAX_RANKING_WINDOW_MS)
+    return { field: 'window', description: `must be at most 24h: ${window.name}` };
+  if (atMs === undefined) return { of, window, atMs: nowMs, by, limit };
+  if (!Number.isFinite(atMs)) return { field: 'at', description: 'must be a valid timestamp' };
+  if (atMs > nowMs + MAX_AT_FUTURE_MS)
+    return { field: 'at', description: `must be at most ${MAX_AT_FUTURE_MS / 1000} s in the future` };
+  if (atMs - window.ms < nowMs - MAX_RANKING_WINDOW_MS - HOUR_MS)
+    return {
+      field: 'at',
+      description: `is too far back: a ranked window must start within the last 25 hours (this one would start ${new Date(atMs - window.ms).toISOString()})`,
+    };
+  return { of, window, atMs, by, limit };
+}
+
+/**
+ * Why `principal` may not rank users, or undefined: an end user — a JWT naming a user, without
+ * scope admin — reads its own user's aggregates only, so not a ranking of everyone's.
+ */
+export function userRankingDenial(principal: Principal | undefined): string | undefined {
+  if (principal?.kind !== 'jwt' || principal.userId === undefined || principal.scopes.has('admin'))
+    return undefined;
+  return `a token for user ${JSON.stringify(principal.userId)} may not rank other users`;
+}
+
 /**
  * Why `principal` may not read the aggregates of user `userId`, or undefined. An end user — a JWT
  * naming a user, without scope admin — reads its own user's only (as it reads its own

@@ -284,3 +284,22 @@ test('two topics of different kinds may not be one topic', () => {
   );
   assert.equal(loadConfig({ TALLY_NOTIFICATIONS_TOPIC: 'alerts' }).topics.notifications, 'alerts');
 });
+
+test('event retention: every day kept by default; when set, more than the lateness ingest accepts', () => {
+  assert.equal(loadConfig({}).eventRetentionDays, 0);
+  assert.equal(loadConfig({ TALLY_EVENT_RETENTION_DAYS: '30' }).eventRetentionDays, 30);
+  assert.equal(
+    loadConfig({ TALLY_EVENT_RETENTION_DAYS: '1', TALLY_MAX_LATENESS_MS: '3600000' }).eventRetentionDays,
+    1,
+  );
+  for (const env of [
+    { TALLY_EVENT_RETENTION_DAYS: '7' }, // the default lateness is 7 days
+    { TALLY_EVENT_RETENTION_DAYS: '-1' },
+    { TALLY_EVENT_RETENTION_DAYS: 'a week' },
+  ])
+    assert.throws(
+      () => loadConfig(env),
+      (error: unknown) => error instanceof ConfigError && /TALLY_EVENT_RETENTION_DAYS/.test(error.message),
+      JSON.stringify(env),
+    );
+});

@@ -42,6 +42,23 @@ const list = z.string().transform((s) =>
 );
 const bool = z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1');
 const name = z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits and . _ - only');
+/** A comma-separated list of event types, or `none` (empty: every type). */
+const typeList = (what: string) =>
+  z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== ''),
+    )
+    .refine((types) => !types.includes('none') || types.length === 1, {
+      message: `"none" turns ${what} off and cannot be listed with types`,
+    });
+/** Every type when the list is empty, none for `none`, else the types listed. */
+const typesSetting = (types: readonly string[]): 'all' | readonly string[] =>
+  types.length === 0 ? 'all' : types[0] === 'none' ? [] : types;
 /** An https URL, or http to a loopback address (a JWKS served on the same host). */
 const secureUrl = z
   .string()
@@ -133,18 +150,8 @@ const schema = z.object({
     .default(''),
   TALLY_REDIS_PREFIX: name.default('tally'),
   TALLY_WINDOW_MAX_MEMBERS: int(100, 1_000_000).default(1000),
-  TALLY_AGGREGATE_TYPES: z
-    .string()
-    .default('')
-    .transform((s) =>
-      s
-        .split(',')
-        .map((x) => x.trim())
-        .filter((x) => x !== ''),
-    )
-    .refine((types) => !types.includes('none') || types.length === 1, {
-      message: '"none" turns the aggregates off and cannot be listed with types',
-    }),
+  TALLY_AGGREGATE_TYPES: typeList('the aggregates'),
+  TALLY_AGGREGATE_RANKINGS: typeList('the rankings'),
   TALLY_MAX_LATENESS_MS: int(0).default(defaultEventLimits.maxLatenessMs),
   TALLY_MAX_FUTURE_MS: int(0).default(defaultEventLimits.maxFutureMs),
   TALLY_MAX_BATCH_EVENTS: int(1, 100_000).default(1000),
@@ -171,6 +178,7 @@ const schema = z.object({
   TALLY_SENDER_LEASE_MARGIN_MS: int(1_000, 3_600_000).default(30_000),
   TALLY_DELIVERY_LOG_RETENTION_HOURS: int(1, 8_760).default(72),
   TALLY_DEAD_LETTER_RETENTION_DAYS: int(1, 3_650).default(30),
+  TALLY_EVENT_RETENTION_DAYS: int(0, 36_500).default(0),
   TALLY_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   TALLY_NOTIFICATIONS_POLL_MS: int(10, 60_000).default(250),
   TALLY_NOTIFICATIONS_REPLAY_MAX: int(1, 100_000).default(1_000),
@@ -231,7 +239,11 @@ export interface TallyConfig {
    * The event types whose sliding-window aggregates the counter role keeps per user and per
    * target (docs/aggregates.md): `all`, or a list, or none (TALLY_AGGREGATE_TYPES: empty, a list, `none`).
    */
-  aggregates: { types: 'all' | readonly string[] };
+  aggregates: {
+    types: 'all' | readonly string[];
+    /** The types ranked over sliding windows (TALLY_AGGREGATE_RANKINGS, same forms): every aggregated type by default. */
+    rankings: 'all' | readonly string[];
+  };
   pg: { url: string | undefined; readUrls: string[]; schema: string; poolSize: number; migrate: boolean };
   http: { host: string; port: number; maxBodyBytes: number; requestTimeoutMs: number };
   grpc: {
@@ -304,6 +316,11 @@ export interface TallyConfig {
     deliveredRetentionMs: number;
     deadRetentionMs: number;
   };
+  /**
+   * Days of stored events (the `event` table) kept before today's, by event time; 0 keeps every
+   * day. Whole days are dropped (docs/architecture.md, "The event table by day").
+   */
+  eventRetentionDays: number;
   drainTimeoutMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /**
@@ -403,6 +420,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     else if (parsed.kind !== 'secret')
       conflicts.push('TALLY_BOOTSTRAP_ADMIN_KEY: must be a secret key (tly_sk_…), not an ingest key');
   }
+  // An event ingest still accepts must find its day kept: else it is stored and dropped at once.
+  if (
+    e.TALLY_EVENT_RETENTION_DAYS > 0 &&
+    e.TALLY_EVENT_RETENTION_DAYS * 86_400_000 <= e.TALLY_MAX_LATENESS_MS
+  )
+    conflicts.push(
+      `TALLY_EVENT_RETENTION_DAYS: must keep more than TALLY_MAX_LATENESS_MS (${e.TALLY_MAX_LATENESS_MS} ms), ` +
+        'or events ingest accepts would be dropped as soon as stored',
+    );
   if (e.TALLY_RATE_LIMITS === 'off')
     for (const k of [
       'TALLY_RATE_LIMIT_INGEST_PER_MIN',
@@ -451,14 +477,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       tls: redisTls ? { caFile: e.TALLY_REDIS_TLS_CA_FILE } : undefined,
     },
     counters: { windowMaxMembers: e.TALLY_WINDOW_MAX_MEMBERS },
-    aggregates: {
-      types:
-        e.TALLY_AGGREGATE_TYPES.length === 0
-          ? 'all'
-          : e.TALLY_AGGREGATE_TYPES[0] === 'none'
-            ? []
-            : e.TALLY_AGGREGATE_TYPES,
-    },
+    aggregates: { types: typesSetting(e.TALLY_AGGREGATE_TYPES), rankings: typesSetting(e.TALLY_AGGREGATE_RANKINGS) },
     pg: {
       url: e.TALLY_PG_URL,
       readUrls: e.TALLY_PG_READ_URLS ?? [],
@@ -529,6 +548,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       deliveredRetentionMs: e.TALLY_DELIVERY_LOG_RETENTION_HOURS * 3_600_000,
       deadRetentionMs: e.TALLY_DEAD_LETTER_RETENTION_DAYS * 86_400_000,
     },
+    eventRetentionDays: e.TALLY_EVENT_RETENTION_DAYS,
     drainTimeoutMs: e.TALLY_DRAIN_TIMEOUT_MS,
     logLevel: e.TALLY_LOG_LEVEL,
     notifications: { pollMs: e.TALLY_NOTIFICATIONS_POLL_MS, replayMax: e.TALLY_NOTIFICATIONS_REPLAY_MAX },

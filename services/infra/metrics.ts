@@ -209,6 +209,40 @@ export function duplicateMetrics(registry: Registry): { duplicates: Counter<'kin
 }
 
 /**
+ * The day partitions of `event` (infra/events/event-partitions.ts): partitions dropped by the
+ * retention, and maintenance runs by outcome (`done`; `skipped`: another process held the lock;
+ * `failed`: an error, logged).
+ */
+export function eventPartitionMetrics(registry: Registry): {
+  dropped: Counter;
+  runs: Counter<'outcome'>;
+} {
+  return {
+    dropped: once(
+      registry,
+      'tally_event_partitions_dropped_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_event_partitions_dropped_total',
+          help: 'Day partitions of the event table dropped by the retention (TALLY_EVENT_RETENTION_DAYS)',
+          registers,
+        }),
+    ),
+    runs: once(
+      registry,
+      'tally_event_partition_maintenance_runs_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_event_partition_maintenance_runs_total',
+          help: 'Runs of the event partitions maintenance: outcome="done", "skipped" (another process held the lock) or "failed"',
+          labelNames: ['outcome'],
+          registers,
+        }),
+    ),
+  };
+}
+
+/**
  * Notifications the alert rules raised (docs/alerts.md): kept in the notification store for the
  * first time, so a crossing answered again after a redelivery or a restart is counted once.
  */
@@ -303,6 +337,8 @@ export interface DeliveryMetrics {
   breakerState: Gauge<'destination'>;
   parked: Gauge<'destination'>;
   invalidRecords: Counter;
+  limitWait: Histogram<'destination' | 'limit'>;
+  limiterErrors: Counter;
 }
 
 export function deliveryMetrics(registry: Registry): DeliveryMetrics {
@@ -368,6 +404,23 @@ export function deliveryMetrics(registry: Registry): DeliveryMetrics {
     invalidRecords: counter(
       'tally_delivery_invalid_records_total',
       'Records of a destination topic that no router wrote (a header missing or unreadable): skipped',
+      [],
+    ),
+    limitWait: once(
+      registry,
+      'tally_delivery_limit_wait_seconds',
+      (registers) =>
+        new Histogram({
+          name: 'tally_delivery_limit_wait_seconds',
+          help: "Time a delivery attempt waited for its destination's concurrency and rate limits before it started (or was parked), by destination and the limit that held it last (local, concurrency, rate)",
+          labelNames: ['destination', 'limit'],
+          buckets: [0, ...DELIVERY_BUCKETS],
+          registers,
+        }),
+    ),
+    limiterErrors: counter(
+      'tally_delivery_limiter_errors_total',
+      "Calls to the senders' shared destination limiter (Redis) that failed: the attempt was paced by this sender's own limits",
       [],
     ),
   };

@@ -1,9 +1,11 @@
 /**
  * The persister role (group `group_persistence`): every raw event into the PostgreSQL `event`
- * table, and the one place that decides what a duplicate is.
+ * table (partitioned by day; it makes the days and runs their retention), and the one place that
+ * decides what a duplicate is.
  *
- * An event id is stored once. A batch is inserted with `ON CONFLICT (id) DO NOTHING`; an event
- * whose id was already stored is then one of three things, told apart by the stored row:
+ * An event id is stored once, across days: a batch's ids go into `event_id` with `ON CONFLICT (id)
+ * DO NOTHING`, and the rows of the ids inserted into `event`, in one statement; an event whose id
+ * was already stored is then one of three things, told apart by the stored row:
  * - **its own earlier insert** (the same partition and offset): this batch was redelivered after
  *   the persister stored it but before it committed, so it is forwarded again;
  * - **a retry** (another position, the same content: type, target, user, value, attributes):
@@ -21,10 +23,18 @@
  */
 
 import { signalAppends } from '../infra/events/event-appends.ts';
+import {
+  dayOf,
+  dayText,
+  ensureEventDaysOnce,
+  forgetEventDays,
+  isMissingPartition,
+  maintainEventPartitions,
+} from '../infra/events/event-partitions.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import { type EventLog, type LogRecord, MAX_WRITE_BYTES, recordSlices } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
-import { duplicateMetrics } from '../infra/metrics.ts';
+import { duplicateMetrics, eventPartitionMetrics } from '../infra/metrics.ts';
 import type { SqlDatabase } from '../infra/sql/sql-database.ts';
 import { eventTimeMs, timestampToMs } from '../pipeline/event-codec.ts';
 import { EVENT_OFFSET_HEADER, type EventBatch, type LoggedEvent } from '../pipeline/event-consumer.ts';
@@ -33,33 +43,55 @@ import { type SinkRoleConfig, type SinkRoleDeps, startSinkRole } from '../pipeli
 export interface PersisterConfig extends SinkRoleConfig {
   /** Where accepted events go, partition for partition; needs at least the events topic's partitions. */
   acceptedTopic: string;
+  /** Days of events kept before today's (TALLY_EVENT_RETENTION_DAYS); 0 keeps them all. */
+  eventRetentionDays: number;
+  /** How often the event table's partitions are maintained, ms (default an hour; a run at start too). */
+  partitionMaintenanceMs?: number;
 }
 
-/** What the persister needs of the SQL port: statements, and the signal of stored events. */
-export type PersisterSql = Pick<SqlDatabase, 'query' | 'notify'>;
+/** What the persister needs of the SQL port: statements, the signal of stored events, transactions. */
+export type PersisterSql = Pick<SqlDatabase, 'query' | 'notify' | 'transaction'>;
 
 export interface PersisterDeps extends SinkRoleDeps {
   sql: PersisterSql;
 }
 
+/**
+ * The batch's events, each inserted into `event` only when its id was inserted into `event_id`
+ * in the same statement: `event` is partitioned by day and unique only by (id, occurred_at), and
+ * `event_id` (unique by id) keeps an id stored once across days, whatever event time a resent
+ * event carries (migration 0015). A concurrent insert of the same id waits for the other's commit
+ * on `event_id`'s key, then does nothing. `ON CONFLICT` on `event` covers an event whose id row
+ * retention deleted while its day's partition stayed (the id row is made again).
+ */
 const INSERT_EVENTS = `
+WITH e AS (
+  SELECT id, type, target, user_id, ip, value, to_timestamp(occurred_ms / 1000.0) AS occurred_at,
+         to_timestamp(received_ms / 1000.0) AS received_at, attributes::jsonb AS attributes, log_partition, log_offset
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::float8[], $8::float8[],
+                $9::text[], $10::int[], $11::int8[])
+         AS e(id, type, target, user_id, ip, value, occurred_ms, received_ms, attributes, log_partition, log_offset)
+), fresh AS (
+  INSERT INTO event_id (id, occurred_at) SELECT id, occurred_at FROM e ON CONFLICT (id) DO NOTHING RETURNING id
+)
 INSERT INTO event (id, type, target, user_id, ip, value, occurred_at, received_at, attributes, log_partition, log_offset)
-SELECT id, type, target, user_id, ip, value, to_timestamp(occurred_ms / 1000.0), to_timestamp(received_ms / 1000.0),
-       attributes::jsonb, log_partition, log_offset
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::float8[], $8::float8[],
-              $9::text[], $10::int[], $11::int8[])
-       AS e(id, type, target, user_id, ip, value, occurred_ms, received_ms, attributes, log_partition, log_offset)
-ON CONFLICT (id) DO NOTHING
+SELECT e.id, type, target, user_id, ip, value, occurred_at, received_at, attributes, log_partition, log_offset
+  FROM e JOIN fresh ON fresh.id = e.id
+ON CONFLICT (id, occurred_at) DO NOTHING
 RETURNING id`;
 
-/** For events whose id was stored before: where the stored one came from, and which fields differ. */
+/**
+ * For events whose id was stored before: where the stored one came from, and which fields differ.
+ * The id's row names the stored event's time, so each lookup reads one day's key.
+ */
 const COMPARE_STORED = `
 SELECT s.at, e.log_partition AS partition, e.log_offset::text AS "offset",
        e.type = s.type AS same_type, e.target = s.target AS same_target, e.user_id = s.user_id AS same_user,
        e.value IS NOT DISTINCT FROM s.value AS same_value, e.attributes = s.attributes::jsonb AS same_attributes
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::int[])
        AS s(id, type, target, user_id, value, attributes, at)
-  JOIN event e ON e.id = s.id`;
+  JOIN event_id i ON i.id = s.id
+  JOIN event e ON e.id = i.id AND e.occurred_at = i.occurred_at`;
 
 interface StoredComparison {
   /** Which of the compared events (its index in the query's arrays). */
@@ -129,7 +161,7 @@ function differingFields(a: LoggedEvent['event'], b: LoggedEvent['event']): stri
  * stored now were signalled (infra/events/event-appends.ts: the event log's long-polls wake on it).
  */
 export async function persistBatches(
-  sql: PersisterSql,
+  sql: Pick<SqlDatabase, 'query' | 'notify'>,
   batches: readonly EventBatch[],
 ): Promise<PersistOutcome> {
   const duplicates: Duplicate[] = [];
@@ -170,7 +202,7 @@ export async function persistBatches(
     cols.partition.push(partition);
     cols.offset.push(offset.toString());
   }
-  const inserted = await sql.query<{ id: string }>(INSERT_EVENTS, [
+  const params = [
     cols.id,
     cols.type,
     cols.target,
@@ -182,7 +214,19 @@ export async function persistBatches(
     cols.attributes,
     cols.partition,
     cols.offset,
-  ]);
+  ];
+  const days = cols.occurred.map(dayOf);
+  await ensureEventDaysOnce(sql, days);
+  let inserted: { id: string }[];
+  try {
+    inserted = await sql.query<{ id: string }>(INSERT_EVENTS, params);
+  } catch (error) {
+    // A day known here was dropped since (retention, by this or another process): made again.
+    if (!isMissingPartition(error)) throw error;
+    forgetEventDays(sql);
+    await ensureEventDaysOnce(sql, days);
+    inserted = await sql.query<{ id: string }>(INSERT_EVENTS, params);
+  }
   /** Per id, the sight that is the stored event: inserted now, or stored by an earlier delivery. */
   const kept = new Map<string, LoggedEvent>();
   for (const { id } of inserted) kept.set(id, sights.get(id)![0]!);
@@ -321,6 +365,66 @@ async function compareTopics(log: EventLog, eventsTopic: string, acceptedTopic: 
 /** At most this many duplicates are named in one batch's log line; the metric counts them all. */
 const LOGGED_DUPLICATES = 5;
 
+/** Default interval of the partitions' maintenance: an hour. */
+export const PARTITION_MAINTENANCE_MS = 3_600_000;
+
+/**
+ * Runs the maintenance of `event`'s day partitions now and then every `intervalMs` (the first
+ * run waits for the migrations like every SQL call): partitions made ahead, and with a retention
+ * the days past it dropped, by whichever persister holds the lock (event-partitions.ts).
+ */
+function startPartitionMaintenance(
+  deps: Pick<PersisterDeps, 'sql' | 'metrics'> & { logger: Logger },
+  retentionDays: number,
+  intervalMs: number,
+): { stop(): Promise<void> } {
+  const { dropped, runs } = eventPartitionMetrics(deps.metrics);
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  const run = async () => {
+    try {
+      const outcome = await maintainEventPartitions(deps.sql, { nowMs: Date.now(), retentionDays });
+      runs.inc({ outcome: outcome.ran ? 'done' : 'skipped' });
+      if (outcome.dropped.length > 0) {
+        forgetEventDays(deps.sql);
+        dropped.inc(outcome.dropped.length);
+      }
+      if (outcome.dropped.length > 0 || outcome.idsDeleted > 0)
+        deps.logger.info('event retention dropped the days past it', {
+          retentionDays,
+          dropped: outcome.dropped.map(dayText),
+          idsDeleted: outcome.idsDeleted,
+        });
+      if (outcome.pending.length > 0)
+        deps.logger.warn(
+          'event retention could not lock the event table in time; the next run drops these days',
+          {
+            pending: outcome.pending.map(dayText),
+          },
+        );
+    } catch (error) {
+      runs.inc({ outcome: 'failed' });
+      if (!stopped)
+        deps.logger.error('event partitions maintenance failed; the next run tries again', { error });
+    }
+  };
+  const tick = () => {
+    running ??= run().finally(() => {
+      running = undefined;
+    });
+  };
+  tick();
+  const timer = setInterval(tick, intervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
+
 export async function start(deps: PersisterDeps, config: PersisterConfig): Promise<Stoppable> {
   const logger = deps.logger.child({ role: 'persister' });
   const { duplicates: duplicateCounter } = duplicateMetrics(deps.metrics);
@@ -328,7 +432,12 @@ export async function start(deps: PersisterDeps, config: PersisterConfig): Promi
   const conflicts = duplicateCounter.labels({ kind: 'conflict' });
   const forward = deps.log.producer();
   await checkAcceptedTopic(deps.log, config.eventsTopic, config.acceptedTopic, logger);
-  return startSinkRole(deps, config, {
+  const maintenance = startPartitionMaintenance(
+    { sql: deps.sql, metrics: deps.metrics, logger },
+    config.eventRetentionDays,
+    config.partitionMaintenanceMs ?? PARTITION_MAINTENANCE_MS,
+  );
+  const sink = await startSinkRole(deps, config, {
     name: 'persister',
     spanName: 'persister insert',
     apply: async (batches) => {
@@ -360,5 +469,15 @@ export async function start(deps: PersisterDeps, config: PersisterConfig): Promi
         );
       }
     },
+  }).catch(async (error: unknown) => {
+    await maintenance.stop();
+    throw error;
   });
+  return {
+    name: sink.name,
+    async stop() {
+      await sink.stop();
+      await maintenance.stop();
+    },
+  };
 }

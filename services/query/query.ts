@@ -7,7 +7,13 @@
 import { timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import { defaultEventLimits, type FieldViolation } from '../domain/event-rules.ts';
 import { buildDayReport, HOUR_MS, type HourTypeTotal, parseReportDate } from '../domain/report.ts';
-import { averageOf, parseWindowsQuery, userAggregatesDenial } from '../domain/window-aggregates.ts';
+import {
+  averageOf,
+  parseRankingQuery,
+  parseWindowsQuery,
+  userAggregatesDenial,
+  userRankingDenial,
+} from '../domain/window-aggregates.ts';
 import {
   dayHoldingMs,
   type HourSpan,
@@ -271,6 +277,43 @@ export async function start(deps: QueryDeps, config: QueryConfig): Promise<Stopp
             sum: total.sum,
             ...(total.min !== undefined && { min: total.min }),
             ...(total.max !== undefined && { max: total.max }),
+            ...(avg !== undefined && { avg }),
+          };
+        }),
+      };
+    },
+
+    async topByWindow(request, context) {
+      if (request.type === '' || request.type.length > defaultEventLimits.maxTypeChars)
+        throw AppError.invalidField('type', `must be 1 to ${defaultEventLimits.maxTypeChars} characters`);
+      const asked = parseRankingQuery(request, request.at && timestampMs(request.at), now());
+      if ('field' in asked) throw AppError.invalidField(asked.field, asked.description);
+      if (asked.of === 'user') {
+        const denial = userRankingDenial(context.principal);
+        if (denial) throw new AppError(Code.PERMISSION_DENIED, denial);
+      }
+      if (!deps.aggregates)
+        throw new AppError(Code.UNAVAILABLE, 'the aggregate store is not open in this process');
+      await charge(context);
+      const span = { startMs: asked.atMs - asked.window.ms, endMs: asked.atMs };
+      const ranked = await deps.aggregates.top(asked.of, request.type, span, asked.by, asked.limit);
+      return {
+        type: request.type,
+        of: asked.of,
+        window: asked.window.name,
+        by: asked.by,
+        start: timestampFromMs(span.startMs),
+        end: timestampFromMs(span.endMs),
+        entries: ranked.map(({ subject, aggregate }) => {
+          const avg = averageOf(aggregate);
+          return {
+            userId: asked.of === 'user' ? subject : '',
+            target: asked.of === 'target' ? subject : '',
+            count: BigInt(aggregate.count),
+            valueCount: BigInt(aggregate.valueCount),
+            sum: aggregate.sum,
+            ...(aggregate.min !== undefined && { min: aggregate.min }),
+            ...(aggregate.max !== undefined && { max: aggregate.max }),
             ...(avg !== undefined && { avg }),
           };
         }),

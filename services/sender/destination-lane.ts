@@ -26,6 +26,7 @@ import type {
   ParkedDelivery,
 } from '../infra/delivery/delivery-store.ts';
 import type { Destination } from '../infra/delivery/destination-store.ts';
+import type { DestinationLimiter } from '../infra/limits/destination-limiter.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { DeliveryMetrics } from '../infra/metrics.ts';
 import type { DeliveryRecord } from '../pipeline/delivery-record.ts';
@@ -46,6 +47,10 @@ export interface LaneDeps {
   random(): number;
   /** Aborted when the sender stops: attempts end early and their deliveries are released. */
   stopping: AbortSignal;
+  /** The concurrency and rate limits every sender shares; without it, limits are this process's. */
+  limiter?: DestinationLimiter;
+  /** The shared limiter failed (logged by the caller, at most so often). */
+  limiterFailed?(error: unknown): void;
 }
 
 export interface LaneTimings {
@@ -80,9 +85,21 @@ export class DestinationLane {
     this.#destination = destination;
     this.#deps = deps;
     this.#timings = timings;
+    const { limiter, metrics } = deps;
     this.pace = new Pace(
       { concurrency: destination.concurrency, ratePerSecond: destination.rateLimitPerSecond },
       deps.now,
+      limiter && {
+        limiter,
+        destination: destination.id,
+        leaseMs: () => this.#attemptTimeoutMs() + this.#timings.leaseMarginMs,
+        waited: (seconds, limit) =>
+          metrics.limitWait.observe({ destination: destination.id, limit }, seconds),
+        failed: (error) => {
+          metrics.limiterErrors.inc();
+          deps.limiterFailed?.(error);
+        },
+      },
     );
   }
 

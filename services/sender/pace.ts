@@ -1,9 +1,15 @@
 /**
- * A destination's pace in this process: at most `concurrency` attempts in flight, and at most
- * `ratePerSecond` started per second (bursts of up to one second's worth), as GCRA spaces them.
- * The inline attempts of the batches in hand and the worker's share it. A wait may be bounded by
- * a deadline: past it the caller parks the delivery instead of waiting.
+ * A destination's pace: at most `concurrency` attempts in flight, and at most `ratePerSecond`
+ * started per second (bursts of up to one second's worth), as GCRA spaces them. The inline
+ * attempts of the batches in hand and the drain's share it. A wait may be bounded by a deadline:
+ * past it the caller parks the delivery instead of waiting.
+ *
+ * With a shared limiter (infra/limits/destination-limiter.ts) the limits hold across every sender
+ * replica: a start takes a slot in this process, then a slot and a unit of the rate from the
+ * shared limiter, trying again after the wait its refusal names. When the shared limiter fails,
+ * starts are paced by this process's limits alone until it answers again.
  */
+import type { DestinationLimiter, LimitKind } from '../infra/limits/destination-limiter.ts';
 
 export interface PaceLimits {
   concurrency: number;
@@ -11,17 +17,31 @@ export interface PaceLimits {
   ratePerSecond: number | undefined;
 }
 
+/** The limiter every sender shares, and what the pace tells of it. */
+export interface SharedPace {
+  limiter: DestinationLimiter;
+  destination: string;
+  /** How long a start's slot is held at most (ms): the attempt's timeout and a margin. */
+  leaseMs(): number;
+  /** A start waited `seconds` (0 included) for its limits; `limit`: the last to refuse it. */
+  waited(seconds: number, limit: LimitKind | 'local'): void;
+  /** The shared limiter failed: this start is paced by the process's limits alone. */
+  failed(error: unknown): void;
+}
+
 export class Pace {
   #limits: PaceLimits;
   readonly #now: () => number;
+  readonly #shared: SharedPace | undefined;
   #inFlight = 0;
   readonly #waiters: { wake: () => void }[] = [];
   /** GCRA's theoretical arrival time of the next start, ms. */
   #tat = 0;
 
-  constructor(limits: PaceLimits, now: () => number = Date.now) {
+  constructor(limits: PaceLimits, now: () => number = Date.now, shared?: SharedPace) {
     this.#limits = { ...limits };
     this.#now = now;
+    this.#shared = shared;
   }
 
   /** Takes the destination's new limits (an update): waiters see them at once. */
@@ -42,8 +62,14 @@ export class Pace {
     deadlineMs = Number.POSITIVE_INFINITY,
     signal?: AbortSignal,
   ): Promise<(() => void) | undefined> {
+    const startedMs = this.#now();
+    let limit: LimitKind | 'local' = 'local';
+    const waited = () => this.#shared?.waited(Math.max(0, this.#now() - startedMs) / 1000, limit);
     while (this.#inFlight >= this.#limits.concurrency) {
-      if (signal?.aborted || this.#now() >= deadlineMs) return undefined;
+      if (signal?.aborted || this.#now() >= deadlineMs) {
+        waited();
+        return undefined;
+      }
       await this.#wait(deadlineMs - this.#now(), signal);
     }
     this.#inFlight++;
@@ -51,6 +77,23 @@ export class Pace {
       this.#inFlight--;
       this.#waiters.shift()?.wake();
     });
+    const shared = this.#shared;
+    if (shared) {
+      const answer = await this.#acquireShared(shared, deadlineMs, signal);
+      if (answer !== 'failed') {
+        if (answer.kind !== 'aborted' && answer.limit) limit = answer.limit;
+        waited();
+        if (answer.kind !== 'granted') {
+          release();
+          return undefined;
+        }
+        const sharedRelease = answer.release;
+        return once(() => {
+          release();
+          void sharedRelease();
+        });
+      }
+    }
     const rate = this.#limits.ratePerSecond;
     if (rate !== undefined) {
       const interval = 1000 / rate;
@@ -68,7 +111,42 @@ export class Pace {
         return undefined;
       }
     }
+    if (shared) waited();
     return release;
+  }
+
+  /** A slot and a start from the shared limiter, waiting as its refusals say until `deadlineMs`. */
+  async #acquireShared(
+    shared: SharedPace,
+    deadlineMs: number,
+    signal?: AbortSignal,
+  ): Promise<
+    | { kind: 'granted'; release: () => Promise<void>; limit?: LimitKind }
+    | { kind: 'refused'; limit: LimitKind }
+    | { kind: 'aborted' }
+    | 'failed'
+  > {
+    let waitedOn: LimitKind | undefined;
+    for (;;) {
+      if (signal?.aborted) return { kind: 'aborted' };
+      let grant: Awaited<ReturnType<DestinationLimiter['acquire']>>;
+      try {
+        grant = await shared.limiter.acquire(shared.destination, this.#limits, shared.leaseMs());
+      } catch (error) {
+        shared.failed(error);
+        return 'failed';
+      }
+      if (grant.granted) {
+        if (!signal?.aborted)
+          return { kind: 'granted', release: grant.release, ...(waitedOn && { limit: waitedOn }) };
+        await grant.release();
+        return { kind: 'aborted' };
+      }
+      waitedOn = grant.limit;
+      const now = this.#now();
+      if (now + grant.retryAfterMs > deadlineMs) return { kind: 'refused', limit: grant.limit };
+      await sleep(grant.retryAfterMs, signal);
+    }
   }
 
   #wait(ms: number, signal?: AbortSignal): Promise<void> {

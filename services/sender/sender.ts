@@ -20,6 +20,7 @@ import type { DeliveryStore } from '../infra/delivery/delivery-store.ts';
 import type { Destination, DestinationStore } from '../infra/delivery/destination-store.ts';
 import type { WebhookClient } from '../infra/delivery/webhook-client.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
+import type { DestinationLimiter } from '../infra/limits/destination-limiter.ts';
 import type { ConsumedBatch, EventLog, LogProducer } from '../infra/log/event-log.ts';
 import type { Logger } from '../infra/logger.ts';
 import { deliveryMetrics, type Registry } from '../infra/metrics.ts';
@@ -34,6 +35,11 @@ export interface SenderDeps {
   store: DeliveryStore;
   destinations: DestinationStore;
   breakers: BreakerStore;
+  /**
+   * Each destination's concurrency and rate limits, shared by every sender (Redis); without it
+   * the limits hold per sender process.
+   */
+  limiter?: DestinationLimiter;
   webhooks: WebhookClient;
   /** A producer on another Kafka cluster, for Kafka destinations with brokers of their own. */
   remoteProducer(brokers: readonly string[]): LogProducer;
@@ -66,6 +72,23 @@ export interface SenderConfig {
 }
 
 const PRUNE_EVERY_MS = 60_000;
+const LIMITER_LOG_EVERY_MS = 60_000;
+
+/** Logs the shared limiter's failures, the first at once and then at most once a minute, with how many. */
+function limiterFailureLog(logger: Logger, now: () => number): (error: unknown) => void {
+  let lastMs = Number.NEGATIVE_INFINITY;
+  let unlogged = 0;
+  return (error) => {
+    unlogged++;
+    if (now() - lastMs < LIMITER_LOG_EVERY_MS) return;
+    lastMs = now();
+    logger.warn("shared destination limiter failed: pacing by this sender's own limits", {
+      failures: unlogged,
+      error: error instanceof Error ? error.message : String(error),
+    });
+    unlogged = 0;
+  };
+}
 const PRUNE_LIMIT = 10_000;
 const PARKED_SAMPLE_MS = 5_000;
 
@@ -94,6 +117,7 @@ export async function start(deps: SenderDeps, config: SenderConfig): Promise<Sto
     now,
     random,
     stopping: stopping.signal,
+    ...(deps.limiter && { limiter: deps.limiter, limiterFailed: limiterFailureLog(logger, now) }),
   };
   const timings = { leaseMarginMs: config.leaseMarginMs, kafkaTimeoutMs: config.kafkaTimeoutMs };
   const idOf = (topic: string) =>

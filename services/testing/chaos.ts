@@ -6,7 +6,11 @@
  * acknowledged: events missing, events counted twice, sums, and per-user order (probe users
  * whose events must appear in every sink as a prefix of their sequence at every moment); and the
  * alerter's notifications of a milestone rule on the probes' targets with the thresholds their
- * acknowledged events crossed, one each in PostgreSQL and once per recipient on the topic.
+ * acknowledged events crossed, one each in PostgreSQL and once per recipient on the topic; and a
+ * webhook destination (`ordering: per_user`) whose filter takes the probes' events, routed and
+ * sent by `router` and `sender` processes to a signed-webhook receiver in this process: each
+ * acknowledged probe event there at least once (again only under its own `webhook-id`), none
+ * else, and no user's events out of order.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -21,9 +25,11 @@ import { hourStart } from '../domain/report.ts';
 import { type AppError, Code } from '../infra/app-error.ts';
 import type { CounterStore } from '../infra/counters/counter-store.ts';
 import { createRedisCounterStore } from '../infra/counters/redis-counter-store.ts';
+import { generateSecret } from '../infra/delivery/webhook-signature.ts';
 import type { EventLog } from '../infra/log/event-log.ts';
 import { createKafkaEventLog } from '../infra/log/kafka-event-log.ts';
 import { createLogger } from '../infra/logger.ts';
+import { messageIdOf } from '../pipeline/delivery-record.ts';
 import { decodeNotification } from '../pipeline/notification-codec.ts';
 import { readTopic } from './milestone-run.ts';
 import { createPrivateKafka, type PrivateKafka } from './private-kafka.ts';
@@ -33,7 +39,7 @@ import { CONSUMER_GROUPS, ingestClient } from './tally-client.ts';
 import { freePort, startTally, type TallyProcess } from './tally-process.ts';
 
 const TALLY = join(import.meta.dirname, '..', '..', 'bin', 'tally');
-export const CONSUMER_ROLES = ['persister', 'counter', 'aggregator', 'alerter', 'router'] as const;
+export const CONSUMER_ROLES = ['persister', 'counter', 'aggregator', 'alerter', 'router', 'sender'] as const;
 type ConsumerRole = (typeof CONSUMER_ROLES)[number];
 
 export type FaultKind = 'kill' | 'add' | 'remove' | 'restart-kafka' | 'restart-redis' | 'restart-postgres';
@@ -54,11 +60,13 @@ export interface ChaosOptions {
   seed: number;
   /** The Kafka client library of every process (TALLY_KAFKA_CLIENT); default kafkajs. */
   kafkaClient?: 'kafkajs' | 'platformatic';
+  /** Starts the webhook receiver the run's destination delivers to (receiver/receiver.ts's `startReceiver`). */
+  startReceiver: StartWebhookReceiver;
   /** Receives progress lines. */
   log: (line: string) => void;
 }
 
-export const CHAOS_DEFAULTS: Omit<ChaosOptions, 'log' | 'seed'> = Object.freeze({
+export const CHAOS_DEFAULTS: Omit<ChaosOptions, 'log' | 'seed' | 'startReceiver'> = Object.freeze({
   events: 100_000,
   rate: 1500,
   replicas: 3,
@@ -69,13 +77,46 @@ export const CHAOS_DEFAULTS: Omit<ChaosOptions, 'log' | 'seed'> = Object.freeze(
 });
 
 /**
+ * A signed-webhook receiver on loopback, as receiver/receiver.ts's `startReceiver` makes one (handed
+ * in: test support imports no role): it verifies each delivery with `secrets` and tells
+ * `onDelivery` what came of it.
+ */
+export type StartWebhookReceiver = (options: {
+  port: number;
+  host: string;
+  secrets: readonly string[];
+  failRate: number;
+  failStatus: number;
+  latencyMs: number;
+  seed: number;
+  toleranceSeconds: number;
+  onDelivery?: (delivery: WebhookDelivery) => void;
+}) => Promise<{ readonly url: string; close(): Promise<void> }>;
+
+/** One delivery the receiver took (status 200) or refused. */
+export interface WebhookDelivery {
+  status: number;
+  webhookId?: string;
+  user?: string;
+  /** The body's `seq`: the probe event's place in its user's order. */
+  place?: number;
+  /** Its `webhook-id` came before. */
+  duplicate: boolean;
+  /** Set when a higher place of its user came first. */
+  outOfOrderAfter?: number;
+}
+
+/**
  * One sink's figures: every key (event id, counter, summary; notification, and notification and
  * recipient) compared with what was acknowledged.
  */
 export interface SinkRow {
   sink: string;
-  /** What the figures count: events, or the alerter's notifications (or their topic records). */
-  unit: 'events' | 'notifications';
+  /**
+   * What the figures count: events, the alerter's notifications (or their topic records), or the
+   * probe events delivered to the webhook receiver.
+   */
+  unit: 'events' | 'notifications' | 'deliveries';
   /** Events acknowledged by Tally, or the notifications they must raise (what the sink should hold). */
   sent: number;
   /** What the sink holds (rows, or the sum of its counts). */
@@ -120,6 +161,8 @@ export interface ChaosResult {
    * and seq, for the same recipient): a batch redelivered after its notifications were published.
    */
   repeatedNotificationRecords: number;
+  /** Webhook deliveries the receiver took again under a `webhook-id` it already held (at least once). */
+  repeatedDeliveries: number;
   /** The simulator's summary. */
   simulatorSummary: string;
   sendSeconds: number;
@@ -428,6 +471,128 @@ async function createProbeRule(env: Record<string, string>, runId: string): Prom
   if (code !== 0) throw new Error(`tally alerts create exited with ${code}:\n${output}`);
 }
 
+/**
+ * Makes the run's webhook destination with `tally destinations create`, as an operator would,
+ * before any router or sender starts: the probes' events, each user's in order, to `url` (plain
+ * HTTP on 127.0.0.1, which TALLY_DELIVERY_ALLOW_CIDRS lets the senders reach), signed with
+ * `secret`, as `{ id, user_id, seq }` (seq: the probe's sequence number). Returns its id.
+ */
+async function createProbeDestination(
+  env: Record<string, string>,
+  runId: string,
+  url: string,
+  secret: string,
+): Promise<string> {
+  // biome-ignore format: the flags read best in pairs
+  const args = [
+    'destinations', 'create',
+    '--name', 'chaos order probes',
+    '--url', url, '--allow-http',
+    '--secret', secret,
+    '--types', 'order_probe',
+    '--prefixes', probePrefix(runId),
+    '--ordering', 'per_user',
+    '--retry', '0,1,1,2,2,5,5,10,10,30',
+    '--field', 'id=from:id',
+    '--field', 'user_id=from:user_id',
+    '--field', 'seq=from:value',
+  ];
+  const child = spawn(TALLY, args, {
+    env: {
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TALLY_'))),
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  for (const stream of [child.stdout!, child.stderr!])
+    stream.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  const id = /^id:\s+(ds_\S+)$/m.exec(output)?.[1];
+  if (code !== 0 || !id) throw new Error(`tally destinations create exited with ${code}:\n${output}`);
+  return id;
+}
+
+/**
+ * What the run's webhook receiver took, by probe event (its user and seq): the `webhook-id`s that
+ * carried each, deliveries taken again under one it held, and the order of each user's first
+ * deliveries (the receiver judges it: a seq lower than one its user had is out of order).
+ */
+class WebhookLedger {
+  readonly #byEvent = new Map<string, Set<string>>();
+  readonly order: OrderRow;
+  readonly violations: string[] = [];
+  repeated = 0;
+  refused = 0;
+
+  constructor(users: number) {
+    this.order = {
+      sink: 'webhook receiver (router, sender)',
+      users,
+      samples: 0,
+      outOfOrder: 0,
+      unavailable: 0,
+    };
+  }
+
+  readonly take = (d: WebhookDelivery): void => {
+    if (d.status !== 200) {
+      this.refused++;
+      if (this.violations.length < 10) this.violations.push(`a delivery refused with ${d.status}`);
+      return;
+    }
+    if (d.duplicate) {
+      this.repeated++;
+      return;
+    }
+    const key = `${d.user}\u0000${d.place}`;
+    let ids = this.#byEvent.get(key);
+    if (!ids) {
+      ids = new Set();
+      this.#byEvent.set(key, ids);
+    }
+    ids.add(d.webhookId ?? '');
+    this.order.samples++;
+    if (d.outOfOrderAfter !== undefined) {
+      this.order.outOfOrder++;
+      if (this.violations.length < 10)
+        this.violations.push(`${d.user} got seq ${d.place} after seq ${d.outOfOrderAfter}`);
+    }
+  };
+
+  /** Probe events acknowledged and not yet taken. */
+  missing(probes: readonly AcknowledgedEvent[]): number {
+    return probes.filter((e) => !this.#byEvent.has(`${e.userId}\u0000${e.value}`)).length;
+  }
+
+  /**
+   * The row: every acknowledged probe event once, under its own `webhook-id` (a second id for one
+   * event, or an event never acknowledged, is a duplicate).
+   */
+  compare(probes: readonly AcknowledgedEvent[], destinationId: string): { row: SinkRow; problems: string[] } {
+    const expected = new Map<string, Tally>();
+    const idOf = new Map<string, string>();
+    for (const e of probes) {
+      const key = `${e.userId}\u0000${e.value}`;
+      add(expected, key, 1, 0);
+      idOf.set(key, messageIdOf(destinationId, e.id));
+    }
+    const held = new Map<string, Tally>();
+    const problems: string[] = [];
+    for (const [key, ids] of this.#byEvent) {
+      add(held, key, ids.size, 0);
+      const want = idOf.get(key);
+      if (want !== undefined && !ids.has(want) && problems.length < 10)
+        problems.push(
+          `webhook receiver: ${key.replace('\u0000', ' seq ')} came under ${[...ids].join(', ')}, not its webhook-id ${want}`,
+        );
+    }
+    return { row: compare(this.order.sink, expected, held, false, 'deliveries'), problems };
+  }
+}
+
 /** Reads each probe user's (count, sum) in each sink every few hundred milliseconds and checks it is a prefix. */
 class OrderSampler {
   readonly rows: OrderRow[];
@@ -520,6 +685,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   let fleet: Fleet | undefined;
   let pool: pg.Pool | undefined;
   let counters: CounterStore | undefined;
+  let receiver: { close(): Promise<void> } | undefined;
   const log = { current: undefined as ReturnType<typeof createKafkaEventLog> | undefined };
   try {
     say('starting Kafka, Redis and PostgreSQL of this run on free loopback ports');
@@ -539,9 +705,26 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       TALLY_HTTP_PORT: '0',
       TALLY_GRPC_PORT: '0',
       TALLY_BIND_HOST: '127.0.0.1',
+      TALLY_DELIVERY_ALLOW_CIDRS: '127.0.0.1/32',
     };
     say('making the alert rule of the run: milestones of the order probes');
     await createProbeRule(env, runId);
+    const webhooks = new WebhookLedger(options.probeUsers);
+    const secret = generateSecret();
+    const started = await options.startReceiver({
+      port: 0,
+      host: '127.0.0.1',
+      secrets: [secret],
+      failRate: 0,
+      failStatus: 503,
+      latencyMs: 0,
+      seed: options.seed,
+      toleranceSeconds: 300,
+      onDelivery: webhooks.take,
+    });
+    receiver = started;
+    const destinationId = await createProbeDestination(env, runId, `${started.url}/hook`, secret);
+    say(`made webhook destination ${destinationId} of the order probes, delivered to ${started.url}/hook`);
     fleet = new Fleet(env, problems, say);
     say('starting ingest, then each consumer role as separate processes');
     await fleet.start('ingest', { TALLY_GRPC_PORT: String(grpcPort) });
@@ -708,6 +891,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       }
       await sleep(500);
     }
+    // The senders deliver from topics of their own: done when the receiver has every probe event.
+    const deliveryDeadline = performance.now() + 5 * 60_000;
+    for (let missing = webhooks.missing(probes.sent); missing > 0; missing = webhooks.missing(probes.sent)) {
+      if (performance.now() > deliveryDeadline) {
+        problems.push(`the webhook receiver still lacks ${missing} probe events after 5 minutes`);
+        break;
+      }
+      if (performance.now() - lastReport > 5000) {
+        lastReport = performance.now();
+        say(`catching up: the webhook receiver lacks ${missing} of ${probes.sent.length} probe events`);
+      }
+      await sleep(250);
+    }
     const catchUpSeconds = seconds(catchUpStarted);
     await sampler.stop();
     say(
@@ -730,6 +926,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const alerts = await compareNotifications(probes.sent, pool, log.current);
     rows.push(...alerts.rows);
     problems.push(...alerts.problems);
+    const delivered = webhooks.compare(probes.sent, destinationId);
+    rows.push(delivered.row);
+    problems.push(...delivered.problems);
+    for (const violation of webhooks.violations) problems.push(`webhook receiver: ${violation}`);
     const finalOrder = new OrderSampler(targets, pool, counters);
     await sleep(300);
     await finalOrder.stop();
@@ -748,10 +948,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const result: ChaosResult = {
       ok: problems.length === 0,
       rows,
-      order: sampler.rows,
+      order: [...sampler.rows, webhooks.order],
       faults,
       problems,
       repeatedNotificationRecords: alerts.repeatedRecords,
+      repeatedDeliveries: webhooks.repeated,
       simulatorSummary: simulator.output(),
       sendSeconds,
       catchUpSeconds,
@@ -761,7 +962,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     return result;
   } finally {
     await fleet?.close();
-    await Promise.allSettled([pool?.end(), counters?.close(), log.current?.close()]);
+    await Promise.allSettled([pool?.end(), counters?.close(), log.current?.close(), receiver?.close()]);
     await Promise.allSettled([kafka?.cleanup(), redis?.cleanup(), postgres?.cleanup()]);
     rmSync(work, { recursive: true, force: true });
   }
@@ -965,6 +1166,8 @@ export function formatChaosReport(result: ChaosResult, options: Omit<ChaosOption
   lines.push(
     '',
     `Notifications topic: ${n(result.repeatedNotificationRecords)} records written again after a redelivery (the same notification, id and seq, for the same recipient; readers keep one).`,
+    '',
+    `Webhook receiver: ${n(result.repeatedDeliveries)} deliveries taken again under a webhook-id it held (at least once; receivers drop them by it).`,
   );
   lines.push(
     '',
@@ -976,7 +1179,7 @@ export function formatChaosReport(result: ChaosResult, options: Omit<ChaosOption
   lines.push('');
   if (result.ok)
     lines.push(
-      'Result: every sink holds exactly the acknowledged events, each once, in per-user order; one notification per milestone crossed, once per recipient.',
+      'Result: every sink holds exactly the acknowledged events, each once, in per-user order; one notification per milestone crossed, once per recipient; every probe event delivered to the webhook, under its own webhook-id, in per-user order.',
     );
   else {
     lines.push(`Result: FAILED (${result.problems.length} problems)`);

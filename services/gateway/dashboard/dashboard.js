@@ -536,6 +536,249 @@ function renderAlerts() {
   list.replaceChildren(...items);
 }
 
+// -- scenario views: what the simulator's scenarios are about, from the query APIs
+
+const moneyFormat = new Intl.NumberFormat(LOCALE, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const VIEW_REFRESH_MS = 5_000;
+
+/** The card holders with the highest spend over 6 hours (GET /v1/aggregates/top, docs/aggregates.md). */
+const spenders = { rows: new Map(), error: null };
+
+async function refreshSpenders() {
+  let entries = [];
+  try {
+    const body = await getJson('/v1/aggregates/top?type=transaction&window=6h&limit=8');
+    entries = body.entries ?? [];
+    spenders.error = null;
+  } catch (error) {
+    spenders.error = error.message; // e.g. transactions not ranked here: the view stays hidden
+  }
+  renderSpenders(entries);
+}
+
+function renderSpenders(entries) {
+  const card = $('spenders');
+  card.hidden = entries.length === 0;
+  const max = Math.max(1, ...entries.map((e) => e.sum));
+  const keep = new Set();
+  entries.forEach((entry, index) => {
+    keep.add(entry.userId);
+    let row = spenders.rows.get(entry.userId);
+    if (!row) {
+      row = createRow(entry.userId);
+      row.element.dataset.user = entry.userId;
+      spenders.rows.set(entry.userId, row);
+    }
+    row.rank.textContent = String(index + 1);
+    row.bar.style.setProperty('--share', (Math.max(0, entry.sum) / max).toFixed(4));
+    const count = Number(entry.count);
+    row.count.replaceChildren(
+      moneyFormat.format(entry.sum),
+      el('small', '', `${numberFormat.format(count)} ${count === 1 ? 'payment' : 'payments'}`),
+    );
+    row.count.dataset.sum = String(entry.sum);
+    const list = $('spenders-rows');
+    if (list.children[index] !== row.element) list.insertBefore(row.element, list.children[index] ?? null);
+  });
+  for (const [user, row] of spenders.rows)
+    if (!keep.has(user)) {
+      row.element.remove();
+      spenders.rows.delete(user);
+    }
+  $('spenders-sum').textContent = entries.length > 0 ? 'sum of transaction values' : '';
+  renderViews();
+}
+
+/**
+ * The orders in progress (the `order` projection, docs/entities.md): live counts by city and by
+ * restaurant, and each city's couriers on the way drawn from their latest positions.
+ */
+const orders = { cities: new Map(), restaurants: new Map(), maps: new Map(), error: null };
+
+async function refreshOrders() {
+  try {
+    const [byCity, byRestaurant, onTheWay] = await Promise.all([
+      getJson('/v1/entities/order/counts?by=city'),
+      getJson('/v1/entities/order/counts?by=restaurant'),
+      getJson('/v1/entities/order?state=picked_up&pageSize=1000'),
+    ]);
+    orders.error = null;
+    renderOrders(byCity.totals ?? {}, byRestaurant.totals ?? {}, onTheWay.entities ?? []);
+  } catch (error) {
+    // No projection of orders here (or no projector): the view stays hidden.
+    orders.error = error.message;
+    $('orders').hidden = true;
+    renderViews();
+  }
+}
+
+/** `{ value: count }` as [value, count] rows, highest first, at most `limit`. */
+function ranked(totals, limit) {
+  return Object.entries(totals)
+    .map(([value, count]) => [value, Number(count)])
+    .filter(([, count]) => count > 0)
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .slice(0, limit);
+}
+
+function renderCounts(listId, rows, store) {
+  const list = $(listId);
+  const max = Math.max(1, ...rows.map(([, count]) => count));
+  const keep = new Set();
+  rows.forEach(([value, count], index) => {
+    keep.add(value);
+    let row = store.get(value);
+    if (!row) {
+      row = createRow(value);
+      store.set(value, row);
+    }
+    row.rank.textContent = String(index + 1);
+    row.bar.style.setProperty('--share', (count / max).toFixed(4));
+    if (setNumber(row.count, count)) flash(row.count);
+    if (list.children[index] !== row.element) list.insertBefore(row.element, list.children[index] ?? null);
+  });
+  for (const [value, row] of store)
+    if (!keep.has(value)) {
+      row.element.remove();
+      store.delete(value);
+    }
+}
+
+function renderOrders(cityTotals, restaurantTotals, onTheWay) {
+  const cities = ranked(cityTotals, 12);
+  $('orders').hidden = cities.length === 0;
+  renderViews();
+  if (cities.length === 0) return;
+  const total = cities.reduce((sum, [, count]) => sum + count, 0);
+  $('orders-total').textContent = `${numberFormat.format(total)} in progress`;
+  renderCounts('orders-city-rows', cities, orders.cities);
+  renderCounts('orders-restaurant-rows', ranked(restaurantTotals, 8), orders.restaurants);
+  // Couriers with a position, per city.
+  const byCity = new Map();
+  for (const entity of onTheWay) {
+    const lat = Number(entity.attributes?.lat);
+    const lon = Number(entity.attributes?.lon);
+    if (!Number.isFinite(lat) || !Number.isFinite(lon)) continue;
+    const city = entity.attributes?.city || 'elsewhere';
+    if (!byCity.has(city)) byCity.set(city, []);
+    byCity.get(city).push({ id: entity.id, lat, lon });
+  }
+  $('orders-map-note').textContent = `${numberFormat.format(onTheWay.length)} picked up`;
+  const container = $('orders-maps');
+  const shown = new Set();
+  for (const [city] of cities) {
+    const points = byCity.get(city) ?? [];
+    shown.add(city);
+    let map = orders.maps.get(city);
+    if (!map) {
+      map = createCityMap(city);
+      orders.maps.set(city, map);
+    }
+    container.append(map.figure); // in the order of the cities' counts
+    drawCityMap(map, points);
+  }
+  for (const [city, map] of orders.maps)
+    if (!shown.has(city)) {
+      map.figure.remove();
+      orders.maps.delete(city);
+    }
+}
+
+const MAP_WIDTH = 240;
+const MAP_HEIGHT = 180;
+
+function createCityMap(city) {
+  const figure = el('figure', 'city-map');
+  figure.dataset.city = city;
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${MAP_WIDTH} ${MAP_HEIGHT}`);
+  svg.setAttribute('role', 'img');
+  const grid = document.createElementNS(SVG_NS, 'g');
+  const dots = document.createElementNS(SVG_NS, 'g');
+  svg.append(grid, dots);
+  const name = el('span', 'city-name', city);
+  const count = el('span', 'city-count');
+  const caption = el('figcaption');
+  caption.append(name, count);
+  figure.append(svg, caption);
+  return { figure, svg, grid, dots, count };
+}
+
+/**
+ * Draws `points` (lat, lon) in an equirectangular projection around their centre (a degree of
+ * longitude shortened by the cosine of the latitude), fitted to the map with a margin; a faint
+ * grid every kilometre gives the scale.
+ */
+function drawCityMap(map, points) {
+  map.count.textContent = `${numberFormat.format(points.length)} on the way`;
+  map.svg.setAttribute('aria-label', `${points.length} couriers on the way in ${map.figure.dataset.city}`);
+  if (points.length === 0) {
+    map.dots.replaceChildren();
+    map.grid.replaceChildren();
+    return;
+  }
+  const KM_PER_DEGREE = 111.32;
+  const lat0 = points.reduce((s, p) => s + p.lat, 0) / points.length;
+  const lon0 = points.reduce((s, p) => s + p.lon, 0) / points.length;
+  const cos = Math.cos((lat0 * Math.PI) / 180);
+  const xy = points.map((p) => ({
+    id: p.id,
+    x: (p.lon - lon0) * KM_PER_DEGREE * cos,
+    y: (lat0 - p.lat) * KM_PER_DEGREE,
+  }));
+  const spanKm = Math.max(
+    2,
+    ...xy.map((p) => Math.max(Math.abs(p.x) * (MAP_HEIGHT / MAP_WIDTH), Math.abs(p.y))),
+  );
+  const scale = (MAP_HEIGHT / 2 - 12) / spanKm; // px per km
+  const lines = [];
+  for (let km = -Math.floor(spanKm * 2); km <= Math.floor(spanKm * 2); km++) {
+    const x = MAP_WIDTH / 2 + km * scale;
+    const y = MAP_HEIGHT / 2 + km * scale;
+    if (x >= 0 && x <= MAP_WIDTH) lines.push(svgLine(x, 0, x, MAP_HEIGHT));
+    if (y >= 0 && y <= MAP_HEIGHT) lines.push(svgLine(0, y, MAP_WIDTH, y));
+  }
+  map.grid.replaceChildren(...lines);
+  map.dots.replaceChildren(
+    ...xy.map((p) => {
+      const dot = document.createElementNS(SVG_NS, 'circle');
+      dot.setAttribute('class', 'courier');
+      dot.setAttribute('cx', (MAP_WIDTH / 2 + p.x * scale).toFixed(1));
+      dot.setAttribute('cy', (MAP_HEIGHT / 2 + p.y * scale).toFixed(1));
+      dot.setAttribute('r', '3.5');
+      dot.dataset.order = p.id;
+      const title = document.createElementNS(SVG_NS, 'title');
+      title.textContent = p.id;
+      dot.append(title);
+      return dot;
+    }),
+  );
+}
+
+function svgLine(x1, y1, x2, y2) {
+  const line = document.createElementNS(SVG_NS, 'line');
+  line.setAttribute('class', 'grid-line');
+  line.setAttribute('x1', x1.toFixed(1));
+  line.setAttribute('y1', y1.toFixed(1));
+  line.setAttribute('x2', x2.toFixed(1));
+  line.setAttribute('y2', y2.toFixed(1));
+  return line;
+}
+
+function renderViews() {
+  const shown = !$('spenders').hidden || !$('orders').hidden;
+  $('views').hidden = !shown;
+  $('views-note').textContent = 'refreshed every 5 s';
+}
+
+function refreshViews() {
+  if (document.hidden) return;
+  refreshSpenders();
+  refreshOrders();
+}
+setInterval(refreshViews, VIEW_REFRESH_MS);
+refreshViews();
+
 // -- a target's page: counters, unique users, today's hours, its alerts (REST, docs/alerts.md)
 
 async function getJson(path) {

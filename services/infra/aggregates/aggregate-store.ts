@@ -9,6 +9,7 @@
  * pass aggregate-store.contract.ts.
  */
 import { AGGREGATE_HORIZON_MS, type Aggregate } from '../../domain/window-aggregates.ts';
+import { AppError } from '../app-error.ts';
 
 /** Whose events a series holds. */
 export type SeriesKind = 'user' | 'target';
@@ -53,6 +54,35 @@ export const AGGREGATE_RETENTION_MS = AGGREGATE_HORIZON_MS + 3_600_000;
  */
 export const AGGREGATE_MARK_TTL_MS = AGGREGATE_RETENTION_MS + 24 * 3_600_000;
 
+/**
+ * The longest window rankings cover ({@link AggregateStore.top}): a day. The Redis adapter keeps
+ * its per-hour rankings this long and an hour more.
+ */
+export const RANKING_HORIZON_MS = 24 * 3_600_000;
+
+/** What a ranking orders by: the window's sum of values, or its count of events. */
+export type RankBy = 'sum' | 'count';
+
+/** One ranked series: its subject and its aggregate over the window. */
+export interface RankedSeries {
+  subject: string;
+  aggregate: Aggregate;
+}
+
+/** Which event types are ranked (TALLY_AGGREGATE_RANKINGS): every aggregated type, or those listed. */
+export type RankedTypes = 'all' | readonly string[];
+
+export function isRanked(types: RankedTypes, type: string): boolean {
+  return types === 'all' || types.includes(type);
+}
+
+/** Refuses a ranking of a type not ranked, naming the setting. */
+export function checkRanked(types: RankedTypes, type: string): void {
+  if (isRanked(types, type)) return;
+  const setting = types === 'all' ? 'all' : types.length === 0 ? 'none' : types.join(',');
+  throw AppError.invalidField('type', `is not ranked here: TALLY_AGGREGATE_RANKINGS is ${setting}`);
+}
+
 export interface AggregateStore {
   /** Which adapter, for the start-up log and readiness. */
   readonly description: string;
@@ -67,6 +97,13 @@ export interface AggregateStore {
    * `apply`). A span must lie within the retention (the query role checks).
    */
   read(series: SeriesName, spans: readonly TimeSpan[]): Promise<Aggregate[]>;
+  /**
+   * The `limit` series of `kind` and `type` with the highest sum (or count) over `span`, highest
+   * first (ties in any order), each with its exact aggregate over the span; series with no event
+   * in it are not ranked. The span must lie within the last {@link RANKING_HORIZON_MS} and an
+   * hour (the query role checks), and the type must be ranked.
+   */
+  top(kind: SeriesKind, type: string, span: TimeSpan, by: RankBy, limit: number): Promise<RankedSeries[]>;
   /** Resolves when the store answers (Redis: PING); for readiness. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -102,4 +139,48 @@ export function groupIncrements(
     else group.partitions.set(inc.partition, [inc]);
   }
   return groups;
+}
+
+/** The measure a ranking orders by. */
+export function measureOf(aggregate: Aggregate, by: RankBy): number {
+  return by === 'sum' ? aggregate.sum : aggregate.count;
+}
+
+/**
+ * The exact top `limit` from candidates ranked by an upper bound of their measure (the threshold
+ * algorithm): candidates come a page at a time, highest bound first; each page's series are read
+ * exactly; the search stops once the `limit`-th best measure read is at least the bound of the
+ * last candidate seen, since no later one can beat it. The bounds must hold: a series' measure
+ * over the window is at most its bound.
+ */
+export async function exactTop(input: {
+  /** Candidates from `start`, at most `count`, by descending bound. */
+  candidates: (start: number, count: number) => Promise<{ subject: string; bound: number }[]>;
+  /** The exact aggregates of the subjects over the window, in order. */
+  read: (subjects: readonly string[]) => Promise<Aggregate[]>;
+  by: RankBy;
+  limit: number;
+}): Promise<RankedSeries[]> {
+  const pageSize = Math.max(50, 2 * input.limit);
+  const best: RankedSeries[] = [];
+  for (let start = 0; ; ) {
+    const page = await input.candidates(start, pageSize);
+    start += page.length;
+    if (page.length === 0) break;
+    const aggregates = await input.read(page.map((c) => c.subject));
+    page.forEach((c, i) => {
+      const aggregate = aggregates[i]!;
+      if (aggregate.count > 0) best.push({ subject: c.subject, aggregate });
+    });
+    best.sort(
+      (a, b) =>
+        measureOf(b.aggregate, input.by) - measureOf(a.aggregate, input.by) ||
+        (a.subject < b.subject ? -1 : 1),
+    );
+    best.length = Math.min(best.length, input.limit);
+    const kth = best[input.limit - 1];
+    if (page.length < pageSize) break;
+    if (kth && measureOf(kth.aggregate, input.by) >= page.at(-1)!.bound) break;
+  }
+  return best;
 }

@@ -35,10 +35,15 @@ import {
   AGGREGATE_RETENTION_MS,
   type AggregateIncrement,
   type AggregateStore,
+  checkRanked,
   groupIncrements,
+  measureOf,
+  type RankedSeries,
+  type RankedTypes,
   type SeriesKind,
   type SeriesName,
   seriesId,
+  type TimeSpan,
 } from './aggregate-store.ts';
 
 export interface EmbeddedAggregateStoreOptions {
@@ -47,6 +52,8 @@ export interface EmbeddedAggregateStoreOptions {
   compactAfterBytes?: number;
   /** The clock that decides which events are still kept (default Date.now). */
   now?: () => number;
+  /** The types {@link AggregateStore.top} ranks (default all). */
+  rankedTypes?: RankedTypes;
 }
 
 interface RawEvent {
@@ -126,6 +133,24 @@ function lowerBound(raw: readonly RawEvent[], timeMs: number): number {
     else hi = mid;
   }
   return lo;
+}
+
+/** A series' aggregate over [startMs, endMs). */
+function spanOf(s: Series, { startMs, endMs }: TimeSpan): Aggregate {
+  const total = emptyAggregate();
+  const pieces = windowPieces(startMs, endMs);
+  for (const { fromMs, toMs } of pieces.raw)
+    for (let i = lowerBound(s.raw, fromMs); i < s.raw.length && s.raw[i]!.timeMs < toMs; i++)
+      addEvent(total, s.raw[i]!.value);
+  for (const m of pieces.minutes) {
+    const tile = s.minutes.get(m);
+    if (tile) addAggregate(total, tile);
+  }
+  for (const h of pieces.hours) {
+    const tile = s.hours.get(h);
+    if (tile) addAggregate(total, tile);
+  }
+  return total;
 }
 
 export function createEmbeddedAggregateStore(options: EmbeddedAggregateStoreOptions): AggregateStore {
@@ -299,23 +324,23 @@ export function createEmbeddedAggregateStore(options: EmbeddedAggregateStoreOpti
 
     async read(series: SeriesName, spans) {
       const s = all.get(seriesId(series));
-      return spans.map(({ startMs, endMs }) => {
-        const total = emptyAggregate();
-        if (!s) return total;
-        const pieces = windowPieces(startMs, endMs);
-        for (const { fromMs, toMs } of pieces.raw)
-          for (let i = lowerBound(s.raw, fromMs); i < s.raw.length && s.raw[i]!.timeMs < toMs; i++)
-            addEvent(total, s.raw[i]!.value);
-        for (const m of pieces.minutes) {
-          const tile = s.minutes.get(m);
-          if (tile) addAggregate(total, tile);
-        }
-        for (const h of pieces.hours) {
-          const tile = s.hours.get(h);
-          if (tile) addAggregate(total, tile);
-        }
-        return total;
-      });
+      return spans.map((span) => (s ? spanOf(s, span) : emptyAggregate()));
+    },
+
+    // Exact by reading every series of the kind and type: the embedded mode's populations are a
+    // laptop's, and the Redis adapter's candidate rankings would only repeat what is here.
+    async top(kind, type, span, by, limit) {
+      checkRanked(options.rankedTypes ?? 'all', type);
+      const ranked: RankedSeries[] = [];
+      for (const s of all.values()) {
+        if (s.name.kind !== kind || s.name.type !== type) continue;
+        const aggregate = spanOf(s, span);
+        if (aggregate.count > 0) ranked.push({ subject: s.name.subject, aggregate });
+      }
+      ranked.sort(
+        (a, b) => measureOf(b.aggregate, by) - measureOf(a.aggregate, by) || (a.subject < b.subject ? -1 : 1),
+      );
+      return ranked.slice(0, limit);
     },
 
     async ping() {},

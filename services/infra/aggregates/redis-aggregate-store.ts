@@ -13,8 +13,18 @@
  * whole batch on a standalone server, a hash slot's series on a Cluster), trims raw events older
  * than the retention and sets the expiries; READ answers the pieces of a series' windows in one
  * script, so that a window never sees half of an apply.
+ *
+ * Rankings, per kind and ranked type, in one hash slot (hash tag = a digest of kind and type):
+ *   <prefix>:ag:rk:{<tag>}:o          hash partition → offset of the last event ranked
+ *   <prefix>:ag:rk:{<tag>}:s:<hour>   sorted set subject → sum of the hour's positive values
+ *   <prefix>:ag:rk:{<tag>}:c:<hour>   sorted set subject → the hour's count of events
+ * each hour's sets expiring a day and an hour after it. They only choose candidates: the sum of a
+ * window's hours bounds every series' measure over the window from above, so `top` reads the
+ * candidates' exact aggregates highest bound first and stops when no later one can enter the top
+ * (exactTop). RANK applies events above its own marks, so a batch redelivered after the series
+ * applied and before the rankings did is ranked then, and never twice.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Cluster, type Redis } from 'ioredis';
 import {
@@ -30,8 +40,15 @@ import { connectRedis, type RedisConnectionOptions } from '../redis-client.ts';
 import {
   AGGREGATE_MARK_TTL_MS,
   AGGREGATE_RETENTION_MS,
+  type AggregateIncrement,
   type AggregateStore,
+  checkRanked,
+  exactTop,
   groupIncrements,
+  isRanked,
+  RANKING_HORIZON_MS,
+  type RankedTypes,
+  type SeriesKind,
   type SeriesName,
   seriesId,
 } from './aggregate-store.ts';
@@ -162,6 +179,67 @@ end
 return out
 `;
 
+// KEYS[1]: a ranking's marks key (`<base>:o`). ARGV[1]: the oldest time ranked (epoch ms),
+// ARGV[2]: how long an hour's sets are kept after it (ms), ARGV[3]: how long marks are kept (ms);
+// then per partition: the partition, its number of events, then per event in offset order:
+// offset, time (epoch ms), subject, value ('' when none). Returns how many it ranked.
+const RANK_SCRIPT = `
+local base = string.sub(KEYS[1], 1, -3)
+local oldest = tonumber(ARGV[1])
+local keep = tonumber(ARGV[2])
+local a = 4
+local ranked = 0
+local expiries = {}
+while a <= #ARGV do
+  local partition = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  a = a + 2
+  local last = tonumber(redis.call('HGET', KEYS[1], partition) or '-1')
+  local lastArg = nil
+  for e = 1, n do
+    local offset = tonumber(ARGV[a])
+    if offset > last then
+      local t = tonumber(ARGV[a + 1])
+      if t >= oldest then
+        local hour = math.floor(t / 3600000)
+        local skey = base .. ':s:' .. hour
+        local ckey = base .. ':c:' .. hour
+        local v = tonumber(ARGV[a + 3])
+        if v == nil or v < 0 then v = 0 end
+        redis.call('ZINCRBY', skey, v, ARGV[a + 2])
+        redis.call('ZINCRBY', ckey, 1, ARGV[a + 2])
+        expiries[skey] = (hour + 1) * 3600000 + keep
+        expiries[ckey] = (hour + 1) * 3600000 + keep
+        ranked = ranked + 1
+      end
+      last = offset
+      lastArg = ARGV[a]
+    end
+    a = a + 4
+  end
+  if lastArg then redis.call('HSET', KEYS[1], partition, lastArg) end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+for key, at in pairs(expiries) do redis.call('PEXPIREAT', key, string.format('%d', at)) end
+return ranked
+`;
+
+// KEYS[1]: a ranking's marks key. ARGV[1]: 's' or 'c', ARGV[2]: a token naming this query's union,
+// ARGV[3]: the first rank wanted (0-based), ARGV[4]: how many, ARGV[5…]: the hours of the window.
+// At rank 0 the union of the hours' sets is made (kept 10 s); answers [subject, bound, …].
+const RANK_PAGE_SCRIPT = `
+local base = string.sub(KEYS[1], 1, -3)
+local union = base .. ':u:' .. ARGV[2]
+local start = tonumber(ARGV[3])
+if start == 0 then
+  local keys = {}
+  for i = 5, #ARGV do keys[#keys + 1] = base .. ':' .. ARGV[1] .. ':' .. ARGV[i] end
+  redis.call('ZUNIONSTORE', union, #keys, unpack(keys))
+  redis.call('PEXPIRE', union, 10000)
+end
+return redis.call('ZRANGE', union, start, start + tonumber(ARGV[4]) - 1, 'REV', 'WITHSCORES')
+`;
+
 /** Most events in one script call: a call blocks Redis while it runs. */
 const MAX_EVENTS_PER_CALL = 1000;
 
@@ -174,22 +252,31 @@ export interface RedisAggregateStoreOptions extends RedisConnectionOptions {
   metrics?: Registry;
   /** The clock that decides which events are still kept (default Date.now). */
   now?: () => number;
+  /** The types ranked for {@link AggregateStore.top} (default all). */
+  rankedTypes?: RankedTypes;
 }
 
 type ClientWithScripts = (Redis | Cluster) & {
   tallyAggregatesApply(numKeys: number, ...args: string[]): Promise<number>;
   tallyAggregatesRead(marksKey: string, ...args: string[]): Promise<[string[], (string | null)[]][]>;
+  tallyAggregatesRank(marksKey: string, ...args: string[]): Promise<number>;
+  tallyAggregatesRankPage(marksKey: string, ...args: string[]): Promise<string[]>;
 };
 
 export function createRedisAggregateStore(options: RedisAggregateStoreOptions): AggregateStore {
   const { client, where, connectionError } = connectRedis(options, 'Redis aggregate store');
   client.defineCommand('tallyAggregatesApply', { lua: APPLY_SCRIPT });
   client.defineCommand('tallyAggregatesRead', { lua: READ_SCRIPT, numberOfKeys: 1 });
+  client.defineCommand('tallyAggregatesRank', { lua: RANK_SCRIPT, numberOfKeys: 1 });
+  client.defineCommand('tallyAggregatesRankPage', { lua: RANK_PAGE_SCRIPT, numberOfKeys: 1 });
+  const rankedTypes = options.rankedTypes ?? 'all';
   const redis = client as ClientWithScripts;
   const cluster = client instanceof Cluster;
   const now = options.now ?? Date.now;
   const marksKey = (series: SeriesName) =>
     `${options.keyPrefix}:ag:{${createHash('sha256').update(seriesId(series)).digest('base64url').slice(0, 22)}}:o`;
+  const rankingKey = (kind: SeriesKind, type: string) =>
+    `${options.keyPrefix}:ag:rk:{${createHash('sha256').update(`${kind}:${type}`).digest('base64url').slice(0, 22)}}:o`;
   const unavailable = (what: string, cause: unknown) =>
     new AppError(Code.UNAVAILABLE, `Redis ${what} failed`, { cause: connectionError() ?? cause });
   const duration = options.metrics && redisMetrics(options.metrics).duration;
@@ -202,7 +289,57 @@ export function createRedisAggregateStore(options: RedisAggregateStoreOptions): 
     }
   };
 
-  return {
+  /**
+   * Ranks the increments of ranked types, per ranking in calls of at most MAX_EVENTS_PER_CALL
+   * events made one after another (a partition's events in offset order across them).
+   */
+  const rank = async (increments: readonly AggregateIncrement[], nowMs: number) => {
+    const rankings = new Map<string, Map<number, AggregateIncrement[]>>();
+    for (const inc of increments) {
+      if (!isRanked(rankedTypes, inc.type)) continue;
+      const key = rankingKey(inc.kind, inc.type);
+      let partitions = rankings.get(key);
+      if (!partitions) {
+        partitions = new Map();
+        rankings.set(key, partitions);
+      }
+      const list = partitions.get(inc.partition);
+      if (list) list.push(inc);
+      else partitions.set(inc.partition, [inc]);
+    }
+    const head = [
+      String(nowMs - RANKING_HORIZON_MS - 3_600_000),
+      String(RANKING_HORIZON_MS + 3_600_000),
+      String(AGGREGATE_MARK_TTL_MS),
+    ];
+    await Promise.all(
+      [...rankings].map(async ([key, partitions]) => {
+        let args: string[] = [];
+        let events = 0;
+        for (const [partition, incs] of partitions)
+          for (let i = 0; i < incs.length; i += MAX_EVENTS_PER_CALL) {
+            const slice = incs.slice(i, i + MAX_EVENTS_PER_CALL);
+            if (events > 0 && events + slice.length > MAX_EVENTS_PER_CALL) {
+              await redis.tallyAggregatesRank(key, ...head, ...args);
+              args = [];
+              events = 0;
+            }
+            args.push(String(partition), String(slice.length));
+            for (const inc of slice)
+              args.push(
+                inc.position.toString(),
+                String(inc.timeMs),
+                inc.subject,
+                inc.value === undefined ? '' : String(inc.value),
+              );
+            events += slice.length;
+          }
+        if (events > 0) await redis.tallyAggregatesRank(key, ...head, ...args);
+      }),
+    );
+  };
+
+  const store: AggregateStore = {
     description: `redis (ioredis, ${where})`,
 
     apply: (increments) =>
@@ -248,6 +385,7 @@ export function createRedisAggregateStore(options: RedisAggregateStoreOptions): 
               .flat()
               .map(({ keys, args }) => redis.tallyAggregatesApply(keys.length, ...keys, ...head, ...args)),
           );
+          await rank(increments, nowMs);
           return applied.reduce((sum, n) => sum + Number(n), 0);
         } catch (error) {
           throw unavailable('aggregates write', error);
@@ -281,6 +419,43 @@ export function createRedisAggregateStore(options: RedisAggregateStoreOptions): 
         });
       }),
 
+    top: (kind, type, span, by, limit) =>
+      timed('aggregates_top', async () => {
+        checkRanked(rankedTypes, type);
+        const key = rankingKey(kind, type);
+        const hours: string[] = [];
+        for (let h = Math.floor(span.startMs / 3_600_000); h * 3_600_000 < span.endMs; h++)
+          hours.push(String(h));
+        const token = randomUUID();
+        try {
+          return await exactTop({
+            by,
+            limit,
+            candidates: async (start, count) => {
+              const flat = await redis.tallyAggregatesRankPage(
+                key,
+                by === 'sum' ? 's' : 'c',
+                token,
+                String(start),
+                String(count),
+                ...hours,
+              );
+              const page: { subject: string; bound: number }[] = [];
+              for (let i = 0; i < flat.length; i += 2)
+                page.push({ subject: flat[i]!, bound: Number(flat[i + 1]) });
+              return page;
+            },
+            read: (subjects) =>
+              Promise.all(
+                subjects.map(async (subject) => (await store.read({ kind, subject, type }, [span]))[0]!),
+              ),
+          });
+        } catch (error) {
+          if (error instanceof AppError) throw error;
+          throw unavailable('aggregates ranking', error);
+        }
+      }),
+
     async ping() {
       try {
         await redis.ping();
@@ -293,6 +468,7 @@ export function createRedisAggregateStore(options: RedisAggregateStoreOptions): 
       await redis.quit().catch(() => redis.disconnect());
     },
   };
+  return store;
 }
 
 /** A tile as stored (`count valued sum min max`). */

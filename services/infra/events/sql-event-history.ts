@@ -67,9 +67,11 @@ function conditions(filter: EventFilter, after?: EventPosition, direction?: 'asc
   if (filter.toUs !== undefined) where.push(`occurred_at < ${AT(param(filter.toUs.toString()))}`);
   if (after) {
     const op = direction === 'desc' ? '<' : '>';
-    where.push(
-      `(occurred_at, id COLLATE "C") ${op} (${AT(param(after.occurredUs.toString()))}, ${param(after.id)} COLLATE "C")`,
-    );
+    const at = AT(param(after.occurredUs.toString()));
+    where.push(`(occurred_at, id COLLATE "C") ${op} (${at}, ${param(after.id)} COLLATE "C")`);
+    // Implied by the row comparison, but only a bound on occurred_at alone lets PostgreSQL leave
+    // out the day partitions already passed (a deep page of a long range descends no newer day).
+    where.push(`occurred_at ${op}= ${at}`);
   }
   return { where: where.join(' AND '), params, param };
 }

@@ -247,17 +247,17 @@ function gcraArgs(policy: GcraPolicy): [string, string] {
   return [String(emissionIntervalUs(policy)), String(burstOf(policy))];
 }
 
-/** The hash tag of (name, key): one slot whatever the key holds. */
-function digest(name: string, key: string): string {
+/** The hash tag of (name, key): one slot whatever the key holds (destination limits share it). */
+export function keyTag(name: string, key: string): string {
   return createHash('sha256').update(name).update('\0').update(key).digest('base64url').slice(0, 22);
 }
 
 /** The bucket of `key` under the policy `name`. */
 export function bucketKey(prefix: string, name: string, key: string): string {
-  return `${prefix}:rl:{${digest(name, key)}}`;
+  return `${prefix}:rl:{${keyTag(name, key)}}`;
 }
 
 /** The counter of `key` under the quota `name` in `month` (`YYYY-MM`). */
 export function quotaKey(prefix: string, name: string, key: string, month: string): string {
-  return `${prefix}:q:{${digest(name, key)}}:${month}`;
+  return `${prefix}:q:{${keyTag(name, key)}}:${month}`;
 }

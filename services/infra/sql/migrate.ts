@@ -8,9 +8,14 @@ import type { SqlDatabase } from './sql-database.ts';
 const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
 const LOCK_KEY = 7_245_001; // arbitrary, constant: "tally migrations"
 
-/** Creates `schema` if needed and applies pending migrations; returns the names applied. */
-export async function migrate(db: SqlDatabase, schema: string): Promise<string[]> {
-  const files = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).sort();
+/**
+ * Creates `schema` if needed and applies pending migrations; returns the names applied. `until`
+ * (a file name) stops after that migration: tests of a later migration's conversion use it.
+ */
+export async function migrate(db: SqlDatabase, schema: string, until?: string): Promise<string[]> {
+  const files = (await readdir(MIGRATIONS_DIR))
+    .filter((f) => f.endsWith('.sql') && (until === undefined || f <= until))
+    .sort();
   return db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
     await tx.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);

@@ -40,8 +40,10 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
     test('migrations create the tables once; running them again applies nothing', async (t) => {
       const { db, env } = await withDb(t);
       assert.deepEqual(await migrate(db, env.schema), []);
+      // Tables, without the day partitions of `event` (migration 0015).
       const tables = await db.query<{ table_name: string }>(
-        `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`,
+        `SELECT c.relname AS table_name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname`,
         [env.schema],
       );
       assert.deepEqual(
@@ -57,12 +59,75 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
           'destination',
           'destination_clock',
           'event',
+          'event_id',
           'event_summary',
           'notification',
           'notification_read',
           'schema_migration',
         ],
       );
+    });
+
+    test('migration 0015 turns an unpartitioned event table with rows into days, keeping every row', async (t) => {
+      const env = await environment();
+      const db = await env.open();
+      t.after(async () => {
+        await db.close();
+        await env.cleanup();
+      });
+      await migrate(db, env.schema, '0012_event_log.sql');
+      // 3,000 events over 30 days (one id twice would have been refused by the old key too).
+      const day = 86_400_000;
+      const base = Date.UTC(2025, 0, 1);
+      await db.query(
+        `INSERT INTO event (id, type, target, user_id, value, occurred_at, received_at, attributes, log_partition, log_offset)
+         SELECT 'e' || i, 'like', 'post/' || (i % 7), 'u' || (i % 11), CASE WHEN i % 3 = 0 THEN NULL ELSE i END,
+                to_timestamp(($1::float8 + (i % 30) * $2::float8 + i * 1000) / 1000), now(),
+                jsonb_build_object('n', i::text), i % 4, i
+           FROM generate_series(1, 3000) AS i`,
+        [base, day],
+      );
+      const before = await db.query<{ digest: string; n: number }>(
+        `SELECT count(*)::int AS n, md5(string_agg(e::text, ',' ORDER BY id)) AS digest FROM event e`,
+      );
+      assert.deepEqual(await migrate(db, env.schema), ['0015_event_partitions.sql']);
+      const after = await db.query<{ digest: string; n: number }>(
+        `SELECT count(*)::int AS n, md5(string_agg(e::text, ',' ORDER BY id)) AS digest FROM event e`,
+      );
+      assert.deepEqual(after, before, 'every row, every column');
+      const [ids] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM event_id');
+      assert.equal(ids?.n, 3000);
+      // Each row in its day's partition, 30 of them for the rows (and the days around today).
+      const parts = await db.query<{ part: string; n: number; first: string; last: string }>(
+        `SELECT tableoid::regclass::text AS part, count(*)::int AS n,
+                to_char(min(occurred_at) AT TIME ZONE 'UTC', 'YYYYMMDD') AS first,
+                to_char(max(occurred_at) AT TIME ZONE 'UTC', 'YYYYMMDD') AS last
+           FROM event GROUP BY 1 ORDER BY 1`,
+      );
+      assert.equal(parts.length, 30);
+      for (const p of parts)
+        assert.ok(p.part === `event_p${p.first}` && p.first === p.last, JSON.stringify(p));
+      // The event log's indexes and the key are on the partitioned table.
+      const indexes = await db.query<{ name: string }>(
+        `SELECT indexname AS name FROM pg_indexes WHERE schemaname = $1 AND tablename = 'event' ORDER BY 1`,
+        [env.schema],
+      );
+      assert.deepEqual(
+        indexes.map((i) => i.name),
+        [
+          'event_pkey',
+          'event_target_time_id',
+          'event_target_type_time_id',
+          'event_user_time_id',
+          'event_user_type_time_id',
+        ],
+      );
+      // Stored again, an id is refused by event_id whatever its time.
+      const [fresh] = await db.query<{ n: number }>(
+        `WITH f AS (INSERT INTO event_id (id, occurred_at) VALUES ('e1', now()) ON CONFLICT (id) DO NOTHING RETURNING 1)
+         SELECT count(*)::int AS n FROM f`,
+      );
+      assert.equal(fresh?.n, 0);
     });
 
     test('array parameters, unnest, upserts and value types round-trip', async (t) => {

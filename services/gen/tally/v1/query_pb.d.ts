@@ -545,6 +545,172 @@ export declare type GetWindowsResponse = Message<"tally.v1.GetWindowsResponse"> 
 export declare const GetWindowsResponseSchema: GenMessage<GetWindowsResponse>;
 
 /**
+ * @generated from message tally.v1.TopByWindowRequest
+ */
+export declare type TopByWindowRequest = Message<"tally.v1.TopByWindowRequest"> & {
+  /**
+   * The event type (one ranked: TALLY_AGGREGATE_RANKINGS).
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * What is ranked: "user" (the default) or "target".
+   *
+   * @generated from field: string of = 2;
+   */
+  of: string;
+
+  /**
+   * The window's length, 1m to 24h (a number and a unit m or h: 6h).
+   *
+   * @generated from field: string window = 3;
+   */
+  window: string;
+
+  /**
+   * "sum" of the events' values (the default) or "count" of events.
+   *
+   * @generated from field: string by = 4;
+   */
+  by: string;
+
+  /**
+   * How many, 1 to 100 (default 10).
+   *
+   * @generated from field: uint32 limit = 5;
+   */
+  limit: number;
+
+  /**
+   * When the window ends (exclusive); absent means now. At most 5 minutes
+   * ahead of the server's clock; the window must start within the last 25
+   * hours.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 6;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message tally.v1.TopByWindowRequest.
+ * Use `create(TopByWindowRequestSchema)` to create a new message.
+ */
+export declare const TopByWindowRequestSchema: GenMessage<TopByWindowRequest>;
+
+/**
+ * One ranked user or target and its aggregate over the window.
+ *
+ * @generated from message tally.v1.RankedAggregate
+ */
+export declare type RankedAggregate = Message<"tally.v1.RankedAggregate"> & {
+  /**
+   * The user (when ranking users) or the target.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string target = 2;
+   */
+  target: string;
+
+  /**
+   * @generated from field: uint64 count = 3;
+   */
+  count: bigint;
+
+  /**
+   * Of them, the events that carry a value.
+   *
+   * @generated from field: uint64 value_count = 4;
+   */
+  valueCount: bigint;
+
+  /**
+   * Sum of their values (0 when none carries one).
+   *
+   * @generated from field: double sum = 5;
+   */
+  sum: number;
+
+  /**
+   * Smallest, largest and average value: absent when no event carries one.
+   *
+   * @generated from field: optional double min = 6;
+   */
+  min?: number | undefined;
+
+  /**
+   * @generated from field: optional double max = 7;
+   */
+  max?: number | undefined;
+
+  /**
+   * @generated from field: optional double avg = 8;
+   */
+  avg?: number | undefined;
+};
+
+/**
+ * Describes the message tally.v1.RankedAggregate.
+ * Use `create(RankedAggregateSchema)` to create a new message.
+ */
+export declare const RankedAggregateSchema: GenMessage<RankedAggregate>;
+
+/**
+ * @generated from message tally.v1.TopByWindowResponse
+ */
+export declare type TopByWindowResponse = Message<"tally.v1.TopByWindowResponse"> & {
+  /**
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * @generated from field: string of = 2;
+   */
+  of: string;
+
+  /**
+   * @generated from field: string window = 3;
+   */
+  window: string;
+
+  /**
+   * @generated from field: string by = 4;
+   */
+  by: string;
+
+  /**
+   * The window: [start, end).
+   *
+   * @generated from field: google.protobuf.Timestamp start = 5;
+   */
+  start?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end = 6;
+   */
+  end?: Timestamp | undefined;
+
+  /**
+   * Highest first; those with no event in the window are not ranked.
+   *
+   * @generated from field: repeated tally.v1.RankedAggregate entries = 7;
+   */
+  entries: RankedAggregate[];
+};
+
+/**
+ * Describes the message tally.v1.TopByWindowResponse.
+ * Use `create(TopByWindowResponseSchema)` to create a new message.
+ */
+export declare const TopByWindowResponseSchema: GenMessage<TopByWindowResponse>;
+
+/**
  * The counts a leaderboard ranks. Windows count events by their time
  * (occurred_at, else received_at), in whole UTC hours.
  *
@@ -664,6 +830,19 @@ export declare const QueryService: GenService<{
     methodKind: "unary";
     input: typeof GetWindowsRequestSchema;
     output: typeof GetWindowsResponseSchema;
+  },
+  /**
+   * The users (or targets) with the highest sum (or count) of one event type
+   * over a sliding window of 1 minute to 24 hours ending now or at a given
+   * moment, highest first (ties in any order), each with its exact aggregate
+   * over the window. An end user's token may rank targets, not users.
+   *
+   * @generated from rpc tally.v1.QueryService.TopByWindow
+   */
+  topByWindow: {
+    methodKind: "unary";
+    input: typeof TopByWindowRequestSchema;
+    output: typeof TopByWindowResponseSchema;
   },
 }>;
 

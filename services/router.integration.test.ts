@@ -86,8 +86,24 @@ test('tally all: each destination gets the events its filter passes, transformed
     () => 'the router is behind',
   );
 
-  const all = [...first, ...second];
+  // A destination made right after a deletion is routed to as any other.
+  const late = await createDestination(port, { ...SHAPED, name: 'made after a deletion' });
+  ids.push(late);
+  await waitFor(
+    () => routesTo(tally.lines, 3),
+    () => 'the router never routed to the destination made after the deletion',
+    30_000,
+  );
+  const third = routedEvents(ns.id, 'c', 100);
+  await sendBatches(port, third);
+  await waitFor(
+    () => backends.caughtUp(['group_persistence', 'group_routing']),
+    () => 'the router is behind',
+  );
+
+  const all = [...first, ...second, ...third];
   const read = (id: string) => readDeliveries(backends.log, topic(id), ns.groupPrefix);
+  assertRouted('made after a deletion', await read(late), third, { exactlyOnce: true });
   assertRouted('purchases', await read(purchases), all.filter(isPurchase), { exactlyOnce: true });
   const shapedRecords = await read(shaped);
   assertRouted('shaped', shapedRecords, all, { exactlyOnce: true });

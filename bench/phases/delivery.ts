@@ -128,9 +128,8 @@ async function createDestination(
 /**
  * Disables a destination after its part (`PUT`, `enabled: false`): the router stops routing to it
  * and the sender stops reading its topic. The destinations are deleted once the router and the
- * sender are stopped (`deleteDestinations`): with a delete while they ran, a destination made a
- * second later got nothing from the router for over a minute (its events read and committed,
- * none routed to it) while the sender had taken it up.
+ * sender are stopped (`deleteDestinations`), so that no part is measured while a topic is being
+ * deleted under them.
  */
 async function disableDestination(b: Bench, id: string): Promise<void> {
   const body = made.get(b)?.get(id);

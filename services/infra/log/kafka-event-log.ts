@@ -75,6 +75,17 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
     });
     return admin;
   };
+  /**
+   * A fresh admin client at the next call: kafkajs keeps every topic an admin asked about in its
+   * metadata requests, so once one of them is deleted each request fails ("does not host this
+   * topic-partition") and so would every later call, whatever topic it is about.
+   */
+  const resetAdmin = async (): Promise<void> => {
+    const old = admin;
+    admin = undefined;
+    const a = await old?.catch(() => undefined);
+    await a?.disconnect().catch(() => undefined);
+  };
 
   let producer: KafkaLogProducer | undefined;
   const consumers = new Set<KafkaLogConsumer>();
@@ -108,10 +119,12 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
         // Deleted by another process (a destination's topic, by the query role): a producer that
         // wrote to one must forget it all the same, or its client would keep asking for it.
         if (producer?.wroteTo(names)) await producer.reset();
+        await resetAdmin();
         return;
       }
       await a.deleteTopics({ topics: present });
       await producer?.reset();
+      await resetAdmin();
     },
 
     producer(): LogProducer {

@@ -7,6 +7,7 @@
 import type { Event } from '../../services/gen/tally/v1/event_pb.js';
 import type { LogRecord } from '../../services/infra/log/event-log.ts';
 import { encodeEvent, msToTimestamp, newEvent, partitionKey } from '../../services/pipeline/event-codec.ts';
+import { createOrders } from '../../services/simulator/orders.ts';
 import { ZipfSampler } from '../../services/simulator/zipf.ts';
 
 /** The mix is not seeded: each run draws afresh. */
@@ -111,4 +112,40 @@ export function mixEvents(
 function gaussian(): number {
   const u = 1 - Math.random();
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * Math.random());
+}
+
+/**
+ * `count` events of the orders scenario (services/simulator/orders.ts: each order's lifecycle from
+ * created to delivered, in order per customer) as ingest writes them, their event times the
+ * model's from an hour ago: the projector's backlog.
+ */
+export function orderRecords(count: number, runId: string): LogRecord[] {
+  const source = createOrders({
+    seed: 17,
+    ratePerSecond: 1000,
+    targets: 200,
+    users: 20_000,
+    idPrefix: runId.replace(/[^A-Za-z0-9]/g, ''),
+  });
+  const now = Date.now();
+  const start = now - 3_600_000;
+  const records: LogRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const e = source.next();
+    records.push(
+      toRecord(
+        newEvent({
+          id: e.id,
+          type: e.type,
+          target: e.target,
+          userId: e.userId,
+          occurredAt: msToTimestamp(start + e.modelTimeMs),
+          receivedAt: msToTimestamp(now),
+          ...(e.value === undefined ? {} : { value: e.value }),
+          attributes: e.attributes,
+        }),
+      ),
+    );
+  }
+  return records;
 }

@@ -477,7 +477,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       tls: redisTls ? { caFile: e.TALLY_REDIS_TLS_CA_FILE } : undefined,
     },
     counters: { windowMaxMembers: e.TALLY_WINDOW_MAX_MEMBERS },
-    aggregates: { types: typesSetting(e.TALLY_AGGREGATE_TYPES), rankings: typesSetting(e.TALLY_AGGREGATE_RANKINGS) },
+    aggregates: {
+      types: typesSetting(e.TALLY_AGGREGATE_TYPES),
+      rankings: typesSetting(e.TALLY_AGGREGATE_RANKINGS),
+    },
     pg: {
       url: e.TALLY_PG_URL,
       readUrls: e.TALLY_PG_READ_URLS ?? [],

@@ -30,6 +30,7 @@ import { createSqlDeliveryLog } from './infra/delivery/sql-delivery-log.ts';
 import { createSqlDeliveryStore } from './infra/delivery/sql-delivery-store.ts';
 import { createSqlDestinationStore } from './infra/delivery/sql-destination-store.ts';
 import { createWebhookClient } from './infra/delivery/webhook-client.ts';
+import { createSqlProjectionStore } from './infra/entities/sql-projection-store.ts';
 import { createAppendWaits } from './infra/events/event-appends.ts';
 import type { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
 import type { ServiceClient } from './infra/grpc/grpc-service.ts';
@@ -46,6 +47,8 @@ import * as ingest from './ingest/ingest.ts';
 import * as persister from './persister/persister.ts';
 import type { RequestLimits } from './pipeline/request-limits.ts';
 import type { SinkRoleConfig, SinkRoleDeps } from './pipeline/sink-role.ts';
+import { startProjectionSource } from './projector/projection-source.ts';
+import * as projector from './projector/projector.ts';
 import { registerAlertService } from './query/alert-service.ts';
 import { registerDestinationService } from './query/destination-service.ts';
 import { EVENT_LOG_SETTLE_MS, registerEventLogService } from './query/event-log-service.ts';
@@ -391,6 +394,32 @@ export const ROLE_TABLE = {
         name: running.name,
         async stop() {
           rules.stop();
+          await running.stop();
+        },
+      };
+    },
+  },
+  projector: {
+    kind: 'consumer',
+    ports: ['log', 'sql'],
+    group: 'group_projection',
+    topic: 'accepted',
+    start: async (w) => {
+      const { deps, config } = sink(w, 'projector', 'group_projection', 'accepted');
+      const sql = port(w, 'projector', 'sql');
+      const projections = await startProjectionSource({
+        store: createSqlProjectionStore({ sql }),
+        logger: w.logger,
+        refreshMs: w.config.projections.refreshMs,
+      });
+      const running = await projector.start(
+        { ...deps, sql, projections: () => projections.byType() },
+        config,
+      );
+      return {
+        name: running.name,
+        async stop() {
+          projections.stop();
           await running.stop();
         },
       };

@@ -70,7 +70,8 @@ export function registerEntityService(deps: EntityServiceDeps): void {
       const attributes: Record<string, string> = {};
       request.attribute.forEach((pair, i) => {
         const at = pair.indexOf(':');
-        if (at <= 0) throw AppError.invalidField(`attribute[${i}]`, `must be name:value, not ${JSON.stringify(pair)}`);
+        if (at <= 0)
+          throw AppError.invalidField(`attribute[${i}]`, `must be name:value, not ${JSON.stringify(pair)}`);
         const name = pair.slice(0, at);
         if (!projection.attributes.some((a) => a.name === name))
           throw AppError.invalidField(
@@ -109,7 +110,9 @@ export function registerEntityService(deps: EntityServiceDeps): void {
         );
       checkStates(projection, request.state, 'state');
       const states =
-        request.state.length > 0 ? request.state : projection.states.filter((s) => !projection.terminalStates.includes(s));
+        request.state.length > 0
+          ? request.state
+          : projection.states.filter((s) => !projection.terminalStates.includes(s));
       const counts = await deps.entities.counts(request.kind, request.by, states);
       const totals: Record<string, bigint> = {};
       for (const c of counts) totals[c.value] = (totals[c.value] ?? 0n) + BigInt(c.count);
@@ -141,7 +144,8 @@ function readToken(token: string, digest: string): string {
   } catch {
     throw bad('is not a page token');
   }
-  if (raw?.v !== 1 || typeof raw.f !== 'string' || typeof raw.a !== 'string') throw bad('is not a page token');
+  if (raw?.v !== 1 || typeof raw.f !== 'string' || typeof raw.a !== 'string')
+    throw bad('is not a page token');
   if (raw.f !== digest) throw bad('was made for another filter (kind, state, attribute)');
   return raw.a;
 }
@@ -151,7 +155,10 @@ export function entityPath(kind: string, id: string): string {
   return `/v1/entities/${encodeURIComponent(kind)}/${encodeURIComponent(id)}`;
 }
 
-export function toMessage(e: StoredEntity, projection: Projection | undefined): MessageInitShape<typeof EntitySchema> {
+export function toMessage(
+  e: StoredEntity,
+  projection: Projection | undefined,
+): MessageInitShape<typeof EntitySchema> {
   // The entity's history: the stored events of its user (or its target), where its events are.
   const byUser = projection?.attributes.find((a) => a.from === 'user_id');
   const byTarget = projection?.attributes.find((a) => a.from === 'target');

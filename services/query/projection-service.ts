@@ -46,7 +46,10 @@ export function registerProjectionService(deps: ProjectionServiceDeps): void {
       requireKind(request.kind);
       if (!request.projection) throw AppError.invalidField('projection', 'is required');
       if (request.projection.kind !== '' && request.projection.kind !== request.kind)
-        throw AppError.invalidField('projection.kind', `must be the path's kind ${JSON.stringify(request.kind)} or empty`);
+        throw AppError.invalidField(
+          'projection.kind',
+          `must be the path's kind ${JSON.stringify(request.kind)} or empty`,
+        );
       let expected: number | undefined;
       if (request.expectedRevision !== undefined) {
         expected = Number(request.expectedRevision);
@@ -58,7 +61,11 @@ export function registerProjectionService(deps: ProjectionServiceDeps): void {
       try {
         result = await deps.projections.put(input, expected);
       } catch (error) {
-        if (error instanceof AppError && error.fieldViolations.length > 0 && error.field !== 'expected_revision')
+        if (
+          error instanceof AppError &&
+          error.fieldViolations.length > 0 &&
+          error.field !== 'expected_revision'
+        )
           throw error.renameFields((f) => `projection.${f}`);
         throw error;
       }

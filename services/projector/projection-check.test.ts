@@ -3,10 +3,10 @@ import { test } from 'node:test';
 import { ORDER_PROJECTION } from '../domain/projections.ts';
 import { msToTimestamp, newEvent } from '../pipeline/event-codec.ts';
 import type { EventBatch } from '../pipeline/event-consumer.ts';
-import { indexByType } from '../projector/projection-source.ts';
-import { projectBatches } from '../projector/projector.ts';
-import { migratedPgliteCopies } from './migrated-sql.ts';
-import { checkProjection, expectedEntities, type LedgerEvent } from './projection-check.ts';
+import { migratedPgliteCopies } from '../testing/migrated-sql.ts';
+import { checkProjection, expectedEntities, type LedgerEvent } from '../testing/projection-check.ts';
+import { indexByType } from './projection-source.ts';
+import { projectBatches } from './projector.ts';
 
 const environment = migratedPgliteCopies('projection-check');
 const T0 = Date.UTC(2026, 0, 15, 12);

@@ -154,7 +154,14 @@ describe('foldEvent', () => {
     assert.equal(foldEvent(P, entity, created).kind, 'unchanged');
   });
 
-  test('ties in event time go to the greater event id', () => {
+  test('ties in event time go to the later offset of one partition', () => {
+    const a = { ...ev('order.created', 5, {}, 'b'), partition: 1, position: 7 };
+    const b = { ...ev('order.assigned', 5, {}, 'a'), partition: 1, position: 8 };
+    assert.equal(run(P, [b, a]).entity?.state, 'assigned');
+    assert.equal(run(P, [a, b]).entity?.state, 'assigned');
+  });
+
+  test('ties in event time across partitions go to the greater event id', () => {
     const a = ev('order.created', 5, {}, 'a');
     const b = ev('order.assigned', 5, {}, 'b');
     assert.equal(run(P, [b, a]).entity?.state, 'assigned');

@@ -225,12 +225,21 @@ export interface FoldEvent {
   /** Event time (occurred_at, else received_at), epoch ms. */
   timeMs: number;
   attributes: Readonly<Record<string, string>>;
+  /** The events topic's partition it was read from and its offset there, when known. */
+  partition?: number;
+  position?: number;
 }
 
-/** The version an event gives what it sets: its time, then its id (code-unit order). */
+/**
+ * The version an event gives what it sets: its event time; at the same millisecond, its offset
+ * when both events are of one partition (the order they were sent in: a user's events keep it),
+ * else its id (code-unit order).
+ */
 export interface Stamp {
   timeMs: number;
   eventId: string;
+  partition?: number;
+  position?: number;
 }
 
 /** An entity's current state, as stored. */
@@ -247,9 +256,21 @@ export interface EntityState {
   last: Stamp;
 }
 
-/** True when `a` is newer than `b`: later event time, ties broken by the greater event id. */
+/**
+ * True when `a` is newer than `b`: a later event time; at the same millisecond, the later offset
+ * of one partition, else the greater event id. The same event is never newer than itself.
+ */
 export function newer(a: Stamp, b: Stamp): boolean {
-  return a.timeMs > b.timeMs || (a.timeMs === b.timeMs && a.eventId > b.eventId);
+  if (a.timeMs !== b.timeMs) return a.timeMs > b.timeMs;
+  if (a.eventId === b.eventId) return false;
+  if (
+    a.partition !== undefined &&
+    a.partition === b.partition &&
+    a.position !== undefined &&
+    b.position !== undefined
+  )
+    return a.position > b.position;
+  return a.eventId > b.eventId;
 }
 
 /** What one event does to an entity. */
@@ -307,7 +328,13 @@ export function foldEvent(
   const id = entityIdOf(projection, event);
   if (id === undefined)
     return { kind: 'refused', reason: `${event.type} event without ${projection.idAttribute}` };
-  const stamp: Stamp = { timeMs: event.timeMs, eventId: event.id };
+  const stamp: Stamp = {
+    timeMs: event.timeMs,
+    eventId: event.id,
+    ...(event.partition === undefined || event.position === undefined
+      ? {}
+      : { partition: event.partition, position: event.position }),
+  };
   if (!Number.isFinite(stamp.timeMs))
     return { kind: 'refused', reason: `${event.type} event without a time` };
 

@@ -50,8 +50,10 @@ export interface ProjectionOutcome {
   refused: Refusal[];
 }
 
-export function toFoldEvent({ event }: LoggedEvent): FoldEvent {
+export function toFoldEvent({ event, partition, position }: LoggedEvent): FoldEvent {
   return {
+    partition,
+    position: Number(position),
     id: event.id,
     type: event.type,
     target: event.target,
@@ -149,15 +151,19 @@ export async function projectBatches(
     }
     if (changed.length > 0)
       await tx.query(
-        `INSERT INTO entity (kind, id, state, attributes, attribute_stamps, version, last_event_id, last_event_at, updated_at)
-         SELECT kind, id, state, attributes::jsonb, stamps::jsonb, version, last_id, to_timestamp(last_ms / 1000.0), now()
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::float8[])
-                AS u(kind, id, state, attributes, stamps, version, last_id, last_ms)
+        `INSERT INTO entity (kind, id, state, attributes, attribute_stamps, version, last_event_id, last_event_at,
+                             last_event_partition, last_event_position, updated_at)
+         SELECT kind, id, state, attributes::jsonb, stamps::jsonb, version, last_id, to_timestamp(last_ms / 1000.0),
+                last_partition, last_position, now()
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::float8[],
+                       $9::int[], $10::int8[])
+                AS u(kind, id, state, attributes, stamps, version, last_id, last_ms, last_partition, last_position)
          ON CONFLICT (kind, id) DO UPDATE
             SET state = EXCLUDED.state, attributes = EXCLUDED.attributes,
                 attribute_stamps = EXCLUDED.attribute_stamps, version = EXCLUDED.version,
                 last_event_id = EXCLUDED.last_event_id, last_event_at = EXCLUDED.last_event_at,
-                updated_at = EXCLUDED.updated_at`,
+                last_event_partition = EXCLUDED.last_event_partition,
+                last_event_position = EXCLUDED.last_event_position, updated_at = EXCLUDED.updated_at`,
         [
           changed.map((e) => e.kind),
           changed.map((e) => e.id),
@@ -167,6 +173,8 @@ export async function projectBatches(
           changed.map((e) => e.version),
           changed.map((e) => e.last.eventId),
           changed.map((e) => e.last.timeMs),
+          changed.map((e) => e.last.partition ?? null),
+          changed.map((e) => (e.last.position === undefined ? null : String(e.last.position))),
         ],
       );
     // One lock order for every writer: concurrent writes cannot deadlock on count rows.

@@ -13,6 +13,7 @@ import {
   entityIdOf,
   type FoldEvent,
   foldEvent,
+  newer,
   type ProjectionSpec,
 } from '../domain/projections.ts';
 
@@ -43,7 +44,8 @@ export interface ProjectionCheck {
   mismatches: string[];
 }
 
-const toFold = (e: LedgerEvent): FoldEvent => ({
+const toFold = (e: LedgerEvent, partition?: number, position?: number): FoldEvent => ({
+  ...(partition === undefined || position === undefined ? {} : { partition, position }),
   id: e.id,
   type: e.type,
   target: e.target,
@@ -53,27 +55,40 @@ const toFold = (e: LedgerEvent): FoldEvent => ({
   attributes: e.attributes ?? {},
 });
 
-/** The expected entity of each id `events` name under `projection`: their fold in stamp order. */
+/**
+ * The expected entity of each id `events` name under `projection`: their fold in stamp order.
+ * The ledger's order stands for the offsets: events of one partition key (the user, else the
+ * target) are in the log in the order they were sent, as the ledger lists them.
+ */
 export function expectedEntities(
   projection: ProjectionSpec,
   events: readonly LedgerEvent[],
 ): Map<string, EntityState> {
   const byEntity = new Map<string, FoldEvent[]>();
   const projected = new Set(projection.events.map((e) => e.type));
-  for (const e of events) {
-    if (!projected.has(e.type)) continue;
-    const fold = toFold(e);
+  const keys = new Map<string, number>();
+  events.forEach((e, index) => {
+    if (!projected.has(e.type)) return;
+    const key = e.userId !== '' ? e.userId : e.target;
+    if (!keys.has(key)) keys.set(key, keys.size);
+    const fold = toFold(e, keys.get(key), index);
     const id = entityIdOf(projection, fold);
-    if (id === undefined) continue;
+    if (id === undefined) return;
     const list = byEntity.get(id) ?? [];
     list.push(fold);
     byEntity.set(id, list);
-  }
+  });
+  const stampOf = (e: FoldEvent) => ({
+    timeMs: e.timeMs,
+    eventId: e.id,
+    partition: e.partition,
+    position: e.position,
+  });
   const expected = new Map<string, EntityState>();
   for (const [id, list] of byEntity) {
-    // One copy of each id (the ledger may hold a retried send twice), oldest first.
-    const unique = [...new Map(list.map((e) => [e.id, e])).values()].sort(
-      (a, b) => a.timeMs - b.timeMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+    // One copy of each id (the ledger may hold a retried send twice: the first), oldest first.
+    const unique = [...new Map([...list].reverse().map((e) => [e.id, e])).values()].sort((a, b) =>
+      newer(stampOf(a), stampOf(b)) ? 1 : newer(stampOf(b), stampOf(a)) ? -1 : 0,
     );
     let entity: EntityState | undefined;
     for (const e of unique) {

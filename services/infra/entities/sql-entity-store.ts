@@ -11,22 +11,39 @@ export interface RawEntity {
   id: string;
   state: string;
   attributes: Record<string, string> | string;
-  attribute_stamps: Record<string, [number, string]> | string;
+  attribute_stamps: Record<string, RawStamp> | string;
   version: string;
   last_event_id: string;
   last_event_ms: string;
+  last_event_partition: number | null;
+  last_event_position: string | null;
   updated_at: Date | string;
 }
 
+/** A stamp as stored: [time_ms, event_id], and [partition, position] when known. */
+type RawStamp = [number, string] | [number, string, number, number];
+
 export const ENTITY_COLUMNS = `kind, id, state, attributes, attribute_stamps, version::text AS version, last_event_id,
-  floor(extract(epoch FROM last_event_at) * 1000)::int8::text AS last_event_ms, updated_at`;
+  floor(extract(epoch FROM last_event_at) * 1000)::int8::text AS last_event_ms, last_event_partition,
+  last_event_position::text AS last_event_position, updated_at`;
+
+const fromRaw = ([timeMs, eventId, partition, position]: readonly (
+  | number
+  | string
+  | undefined
+)[]): Stamp => ({
+  timeMs: Number(timeMs),
+  eventId: String(eventId),
+  ...(partition === undefined || position === undefined
+    ? {}
+    : { partition: Number(partition), position: Number(position) }),
+});
 
 const json = <T>(value: T | string): T => (typeof value === 'string' ? (JSON.parse(value) as T) : value);
 
 export function toEntity(row: RawEntity): StoredEntity {
   const stamps: Record<string, Stamp> = {};
-  for (const [name, [timeMs, eventId]] of Object.entries(json(row.attribute_stamps)))
-    stamps[name] = { timeMs, eventId };
+  for (const [name, raw] of Object.entries(json(row.attribute_stamps))) stamps[name] = fromRaw(raw);
   return {
     kind: row.kind,
     id: row.id,
@@ -34,15 +51,24 @@ export function toEntity(row: RawEntity): StoredEntity {
     attributes: json(row.attributes),
     attributeStamps: stamps,
     version: Number(row.version),
-    last: { timeMs: Number(row.last_event_ms), eventId: row.last_event_id },
+    last: fromRaw([
+      row.last_event_ms,
+      row.last_event_id,
+      row.last_event_partition ?? undefined,
+      row.last_event_position ?? undefined,
+    ]),
     updatedAt: new Date(row.updated_at),
   };
 }
 
-/** The entity's stamps as stored: `{name: [time_ms, event_id]}`. */
+/** The entity's stamps as stored: `{name: [time_ms, event_id, partition?, position?]}`. */
 export function rawStamps(entity: EntityState): string {
-  const raw: Record<string, [number, string]> = {};
-  for (const [name, s] of Object.entries(entity.attributeStamps)) raw[name] = [s.timeMs, s.eventId];
+  const raw: Record<string, RawStamp> = {};
+  for (const [name, s] of Object.entries(entity.attributeStamps))
+    raw[name] =
+      s.partition === undefined || s.position === undefined
+        ? [s.timeMs, s.eventId]
+        : [s.timeMs, s.eventId, s.partition, s.position];
   return JSON.stringify(raw);
 }
 

@@ -14,9 +14,10 @@ CREATE TABLE IF NOT EXISTS projection (
   revision bigint NOT NULL CHECK (revision > 0)
 );
 
--- `last_event_at`, `last_event_id`: the newest accepted event (the version guard: an event older
--- than it by (event time, event id) sets no state). `attribute_stamps`: per attribute, the
--- [time_ms, event_id] of the event that set it.
+-- `last_event_*`: the event that set the state (the version guard: an event older than it by
+-- event time — at the same millisecond, by offset within one partition, else by event id — sets
+-- no state), its partition and offset in the events topic. `attribute_stamps`: per attribute, the
+-- [time_ms, event_id, partition, offset] of the event that set it.
 CREATE TABLE IF NOT EXISTS entity (
   kind text NOT NULL,
   id text NOT NULL,
@@ -26,6 +27,8 @@ CREATE TABLE IF NOT EXISTS entity (
   version bigint NOT NULL CHECK (version > 0),
   last_event_id text NOT NULL,
   last_event_at timestamptz NOT NULL,
+  last_event_partition integer,
+  last_event_position bigint,
   updated_at timestamptz NOT NULL,
   PRIMARY KEY (kind, id)
 );

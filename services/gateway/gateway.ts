@@ -195,6 +195,7 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
   const stream = createStreamServer({
     query: deps.query,
     notifications: deps.notifications,
+    entities: deps.entities,
     live: deps.live,
     logger,
     auth: streamAuth,

@@ -481,7 +481,9 @@ describe('runSimulation over REST', { concurrency: true }, () => {
     for (const entry of entries) {
       const sent = byId.get(entry.id)![0]!;
       assert.equal(entry.occurredAtMs, timestampMs(sent.occurredAt!));
-      assert.deepEqual((entry as { attributes?: Record<string, string> }).attributes ?? {}, { ...sent.attributes });
+      assert.deepEqual((entry as { attributes?: Record<string, string> }).attributes ?? {}, {
+        ...sent.attributes,
+      });
     }
   });
 

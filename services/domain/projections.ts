@@ -422,11 +422,14 @@ export function countKeys(
   return keys;
 }
 
-/** The count changes of an entity going from `before` (undefined: new) to `after`. */
+/**
+ * The count changes of an entity counted under `before` (none: new) and now under `after`. The
+ * keys an entity was counted under are stored with it, so a change of count_by never removes what
+ * was not added.
+ */
 export function countDeltas(
-  projection: ProjectionSpec,
-  before: Pick<EntityState, 'state' | 'attributes'> | undefined,
-  after: Pick<EntityState, 'state' | 'attributes'>,
+  before: readonly CountKey[],
+  after: readonly CountKey[],
 ): Map<string, { key: CountKey; delta: number }> {
   const deltas = new Map<string, { key: CountKey; delta: number }>();
   const add = (key: CountKey, delta: number) => {
@@ -436,7 +439,7 @@ export function countDeltas(
     if (d.delta === 0) deltas.delete(k);
     else deltas.set(k, d);
   };
-  if (before) for (const key of countKeys(projection, before)) add(key, -1);
-  for (const key of countKeys(projection, after)) add(key, 1);
+  for (const key of before) add(key, -1);
+  for (const key of after) add(key, 1);
   return deltas;
 }

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ORDER_PROJECTION, type Projection } from '../domain/projections.ts';
 import { createSqlEntityStore } from '../infra/entities/sql-entity-store.ts';
+import { createSqlProjectionStore } from '../infra/entities/sql-projection-store.ts';
 import type { SqlDatabase } from '../infra/sql/sql-database.ts';
 import { msToTimestamp, newEvent } from '../pipeline/event-codec.ts';
 import type { EventBatch, LoggedEvent } from '../pipeline/event-consumer.ts';
@@ -145,6 +146,49 @@ export function projectorContract(adapter: string, environment: () => Promise<Pr
       const other = { ...logged('y2', 'order.preparing', 0, 'X'), partition: 1 };
       await projectBatches(sql, projections, [batch([other], 1)]);
       assert.equal((await entities.get('order', 'X'))?.state, 'preparing');
+    });
+
+    test('a new count_by counts every entity again; a write under the old one meanwhile keeps the counts their sum', async (t) => {
+      const { sql, entities } = await withSql(t);
+      /** Every non-zero count, and what the entities' stored keys add up to. */
+      const sums = async () => {
+        const counts = await sql.query<{ k: string; n: string }>(
+          `SELECT attribute || '=' || value || '/' || state AS k, count::text AS n FROM entity_count
+            WHERE count <> 0 ORDER BY 1`,
+        );
+        const held = await sql.query<{ k: string; n: string }>(
+          `SELECT (k ->> 0) || '=' || (k ->> 1) || '/' || (k ->> 2) AS k, count(*)::text AS n
+             FROM entity, jsonb_array_elements(counted) AS k GROUP BY 1 ORDER BY 1`,
+        );
+        return { counts, held };
+      };
+      await projectBatches(sql, projections, [
+        batch([
+          logged('p1', 'order.created', 0, 'P', { city: 'berlin' }),
+          logged('p2', 'order.assigned', 1, 'P', { courier: 'c1' }),
+          logged('q1', 'order.created', 0, 'Q', { city: 'paris' }),
+        ]),
+      ]);
+      const store = createSqlProjectionStore({ sql });
+      const { projection: recounted } = await store.put({
+        ...ORDER_PROJECTION,
+        countBy: ['city', 'courier'],
+      });
+      assert.deepEqual(await entities.counts('order', 'courier', ['assigned']), [
+        { value: 'c1', state: 'assigned', count: 1 },
+      ]);
+      assert.deepEqual(await entities.counts('order', 'restaurant'), []);
+      // The projector still on the old projection for a moment, then on the new one.
+      await projectBatches(sql, projections, [batch([logged('p3', 'order.preparing', 2, 'P')])]);
+      let now = await sums();
+      assert.deepEqual(now.counts, now.held);
+      await projectBatches(sql, indexByType([recounted]), [batch([logged('p4', 'order.picked_up', 3, 'P')])]);
+      now = await sums();
+      assert.deepEqual(now.counts, now.held);
+      assert.deepEqual(await entities.counts('order', 'courier', ['picked_up']), [
+        { value: 'c1', state: 'picked_up', count: 1 },
+      ]);
+      assert.deepEqual(await entities.counts('order', 'restaurant'), []);
     });
 
     test('an illegal transition is refused with its reason before the commit, and changes nothing', async (t) => {

@@ -13,13 +13,14 @@
  */
 import {
   countDeltas,
+  countKeys,
   type EntityState,
   entityIdOf,
   type FoldEvent,
   foldEvent,
   type Projection,
 } from '../domain/projections.ts';
-import { lockEntities, rawStamps } from '../infra/entities/sql-entity-store.ts';
+import { lockEntities, rawCounted, rawStamps } from '../infra/entities/sql-entity-store.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import type { LogRecord } from '../infra/log/event-log.ts';
 import { projectorMetrics } from '../infra/metrics.ts';
@@ -114,7 +115,7 @@ export async function projectBatches(
       tx,
       [...work.values()].flatMap(({ projection, items }) => items.map((i) => `${projection.kind}/${i.id}`)),
     );
-    const changed: EntityState[] = [];
+    const changed: (EntityState & { counted: string })[] = [];
     const deltas = new Map<
       string,
       { kind: string; state: string; attribute: string; value: string; delta: number }
@@ -140,8 +141,9 @@ export async function projectBatches(
       for (const [id, after] of current) {
         const was = before.get(id);
         if (was && was.version === after.version) continue;
-        changed.push(after);
-        for (const { key, delta } of countDeltas(projection, was, after).values()) {
+        const counted = countKeys(projection, after);
+        changed.push({ ...after, counted: rawCounted(counted) });
+        for (const { key, delta } of countDeltas(was?.counted ?? [], counted).values()) {
           const k = JSON.stringify([projection.kind, key.attribute, key.value, key.state]);
           const d = deltas.get(k) ?? { kind: projection.kind, ...key, delta: 0 };
           d.delta += delta;
@@ -152,18 +154,19 @@ export async function projectBatches(
     if (changed.length > 0)
       await tx.query(
         `INSERT INTO entity (kind, id, state, attributes, attribute_stamps, version, last_event_id, last_event_at,
-                             last_event_partition, last_event_position, updated_at)
+                             last_event_partition, last_event_position, counted, updated_at)
          SELECT kind, id, state, attributes::jsonb, stamps::jsonb, version, last_id, to_timestamp(last_ms / 1000.0),
-                last_partition, last_position, now()
+                last_partition, last_position, counted::jsonb, now()
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::float8[],
-                       $9::int[], $10::int8[])
-                AS u(kind, id, state, attributes, stamps, version, last_id, last_ms, last_partition, last_position)
+                       $9::int[], $10::int8[], $11::text[])
+                AS u(kind, id, state, attributes, stamps, version, last_id, last_ms, last_partition, last_position, counted)
          ON CONFLICT (kind, id) DO UPDATE
             SET state = EXCLUDED.state, attributes = EXCLUDED.attributes,
                 attribute_stamps = EXCLUDED.attribute_stamps, version = EXCLUDED.version,
                 last_event_id = EXCLUDED.last_event_id, last_event_at = EXCLUDED.last_event_at,
                 last_event_partition = EXCLUDED.last_event_partition,
-                last_event_position = EXCLUDED.last_event_position, updated_at = EXCLUDED.updated_at`,
+                last_event_position = EXCLUDED.last_event_position, counted = EXCLUDED.counted,
+                updated_at = EXCLUDED.updated_at`,
         [
           changed.map((e) => e.kind),
           changed.map((e) => e.id),
@@ -175,6 +178,7 @@ export async function projectBatches(
           changed.map((e) => e.last.timeMs),
           changed.map((e) => e.last.partition ?? null),
           changed.map((e) => (e.last.position === undefined ? null : String(e.last.position))),
+          changed.map((e) => e.counted),
         ],
       );
     // One lock order for every writer: concurrent writes cannot deadlock on count rows.

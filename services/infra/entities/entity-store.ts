@@ -3,10 +3,12 @@
  * attributes in keyset pages, and the live counts. Adapter: sql-entity-store.ts (PostgreSQL or
  * PGlite). The projector writes the same tables (projector/projector.ts).
  */
-import type { EntityState } from '../../domain/projections.ts';
+import type { CountKey, EntityState } from '../../domain/projections.ts';
 
 export interface StoredEntity extends EntityState {
   updatedAt: Date;
+  /** The live count keys it is counted under (its projection's count_by when it was last written). */
+  counted: CountKey[];
 }
 
 export interface EntityListing {

@@ -2,7 +2,7 @@
  * The entity store on the SQL port (PostgreSQL or PGlite): the `entity` and `entity_count` tables
  * of migration 0013, which the projector writes in one transaction per batch.
  */
-import type { EntityState, Stamp } from '../../domain/projections.ts';
+import type { CountKey, EntityState, Stamp } from '../../domain/projections.ts';
 import type { SqlDatabase, SqlExecutor } from '../sql/sql-database.ts';
 import type { EntityStore, LiveCount, StoredEntity } from './entity-store.ts';
 
@@ -17,6 +17,7 @@ export interface RawEntity {
   last_event_ms: string;
   last_event_partition: number | null;
   last_event_position: string | null;
+  counted: [string, string, string][] | string;
   updated_at: Date | string;
 }
 
@@ -25,7 +26,7 @@ type RawStamp = [number, string] | [number, string, number, number];
 
 export const ENTITY_COLUMNS = `kind, id, state, attributes, attribute_stamps, version::text AS version, last_event_id,
   floor(extract(epoch FROM last_event_at) * 1000)::int8::text AS last_event_ms, last_event_partition,
-  last_event_position::text AS last_event_position, updated_at`;
+  last_event_position::text AS last_event_position, counted, updated_at`;
 
 const fromRaw = ([timeMs, eventId, partition, position]: readonly (
   | number
@@ -58,7 +59,37 @@ export function toEntity(row: RawEntity): StoredEntity {
       row.last_event_position ?? undefined,
     ]),
     updatedAt: new Date(row.updated_at),
+    counted: json(row.counted).map(([attribute, value, state]) => ({ attribute, value, state })),
   };
+}
+
+/** Count keys as stored: `[[attribute, value, state], …]`. */
+export function rawCounted(keys: readonly CountKey[]): string {
+  return JSON.stringify(keys.map((k) => [k.attribute, k.value, k.state]));
+}
+
+/**
+ * Counts `kind`'s entities again under `countBy` (a projection's new count_by): every entity's
+ * count keys rewritten, its live counts rebuilt from them. Locks the entity table against the
+ * projector's writes until the transaction ends (a write under the old count_by meanwhile then
+ * removes exactly the keys stored here).
+ */
+export async function recount(tx: SqlExecutor, kind: string, countBy: readonly string[]): Promise<void> {
+  await tx.query('LOCK TABLE entity IN EXCLUSIVE MODE');
+  await tx.query(
+    `UPDATE entity SET counted = jsonb_build_array(jsonb_build_array('', '', state)) || COALESCE(
+       (SELECT jsonb_agg(jsonb_build_array(a, attributes ->> a, state) ORDER BY o)
+          FROM unnest($2::text[]) WITH ORDINALITY AS c(a, o) WHERE attributes ? a), '[]'::jsonb)
+      WHERE kind = $1`,
+    [kind, [...countBy]],
+  );
+  await tx.query('DELETE FROM entity_count WHERE kind = $1', [kind]);
+  await tx.query(
+    `INSERT INTO entity_count (kind, attribute, value, state, count)
+     SELECT $1, k ->> 0, k ->> 1, k ->> 2, count(*) FROM entity, jsonb_array_elements(counted) AS k
+      WHERE kind = $1 GROUP BY 2, 3, 4`,
+    [kind],
+  );
 }
 
 /** The entity's stamps as stored: `{name: [time_ms, event_id, partition?, position?]}`. */

@@ -6,6 +6,7 @@ import { type Projection, type ProjectionSpec, validateProjection } from '../../
 import { AppError, Code } from '../app-error.ts';
 import type { SqlDatabase } from '../sql/sql-database.ts';
 import type { ProjectionStore } from './projection-store.ts';
+import { recount } from './sql-entity-store.ts';
 
 export interface SqlProjectionStoreOptions {
   sql: SqlDatabase;
@@ -66,8 +67,8 @@ export function createSqlProjectionStore(options: SqlProjectionStoreOptions): Pr
       }
       const { spec } = result;
       return sql.transaction(async (tx) => {
-        const [found] = await tx.query<{ revision: string }>(
-          'SELECT revision::text AS revision FROM projection WHERE kind = $1 FOR UPDATE',
+        const [found] = await tx.query<{ revision: string; count_by: string[] | string }>(
+          `SELECT revision::text AS revision, spec -> 'countBy' AS count_by FROM projection WHERE kind = $1 FOR UPDATE`,
           [spec.kind],
         );
         const revision = found ? Number(found.revision) : 0;
@@ -91,6 +92,11 @@ export function createSqlProjectionStore(options: SqlProjectionStoreOptions): Pr
            RETURNING ${COLUMNS}`,
           [spec.kind, JSON.stringify(spec), at],
         );
+        // New count_by: the kind's entities (left by a deleted projection, say) counted again.
+        const countedBy =
+          found && (typeof found.count_by === 'string' ? JSON.parse(found.count_by) : found.count_by);
+        if (JSON.stringify(countedBy ?? null) !== JSON.stringify(spec.countBy))
+          await recount(tx, spec.kind, spec.countBy);
         return { projection: toProjection(row!), created: !found };
       });
     },

@@ -5,7 +5,9 @@
 --
 -- The projector changes an entity and its counts in one transaction, under the entity row's lock:
 -- the counts are exact whatever is redelivered (a redelivered event changes no entity, so no count)
--- and whatever crashes (an uncommitted change moved no count either).
+-- and whatever crashes (an uncommitted change moved no count either). Each entity keeps the count
+-- keys it is counted under (`counted`), so `entity_count` is always their sum, even across a
+-- change of a projection's count_by (which counts the kind's entities again).
 CREATE TABLE IF NOT EXISTS projection (
   kind text PRIMARY KEY CHECK (kind ~ '^[a-z][a-z0-9_]{0,62}$'),
   spec jsonb NOT NULL CHECK (jsonb_typeof(spec) = 'object'),
@@ -29,6 +31,8 @@ CREATE TABLE IF NOT EXISTS entity (
   last_event_at timestamptz NOT NULL,
   last_event_partition integer,
   last_event_position bigint,
+  -- The live count keys it is counted under, [[attribute, value, state], …]: what a change removes.
+  counted jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(counted) = 'array'),
   updated_at timestamptz NOT NULL,
   PRIMARY KEY (kind, id)
 );

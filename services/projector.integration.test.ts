@@ -9,7 +9,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ORDER_PROJECTION } from './domain/projections.ts';
-import { EntityService } from './gen/tally/v1/entities_pb.js';
+import { EntityService, ProjectionService } from './gen/tally/v1/entities_pb.js';
+import { type AppError, Code } from './infra/app-error.ts';
 import { createGrpcClient } from './infra/grpc/grpc-service.ts';
 import type { ConsumedRecord } from './infra/log/event-log.ts';
 import { checkProjection } from './testing/projection-check.ts';
@@ -73,6 +74,33 @@ test('tally all: out-of-order orders end right with exact counts; a move backwar
   assert.equal(entity?.state, 'preparing');
   assert.equal(entity?.attributes.courier, 'courier-1');
   await assert.rejects(grpc.getEntity({ kind: 'order', id: '' }), /id: is required/);
+  await assert.rejects(grpc.countEntities({ kind: 'order', by: 'courier' }), (error: AppError) => {
+    assert.equal(error.code, Code.INVALID_ARGUMENT);
+    assert.equal(error.field, 'by');
+    return true;
+  });
+  const admin = createGrpcClient(ProjectionService, `127.0.0.1:${tally.grpcPort}`, {
+    defaultTimeoutMs: 10_000,
+  });
+  t.after(() => admin.close());
+  await assert.rejects(
+    admin.putProjection({
+      kind: 'parcel',
+      projection: {
+        idAttribute: 'parcel_id',
+        states: ['sent'],
+        events: [{ type: 'parcel.sent', state: 'gone' }],
+      },
+    }),
+    (error: AppError) => {
+      assert.equal(error.code, Code.INVALID_ARGUMENT);
+      assert.deepEqual(
+        error.fieldViolations.map((v) => v.field),
+        ['projection.events[0].state'],
+      );
+      return true;
+    },
+  );
 
   const check = await checkProjection({
     projection: ORDER_PROJECTION,

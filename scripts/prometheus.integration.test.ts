@@ -54,6 +54,8 @@ const MAY_BE_EMPTY: Record<string, string> = {
   tally_delivery_dead_letters_total:
     'a failing delivery is retried on its schedule for hours before it is dead-lettered',
   tally_delivery_duplicates_total: 'the router writes each record once in this run: nothing to skip',
+  tally_projected_events_total: 'no event of this run is of a projected type (order.*): no entity changes',
+  tally_projection_refused_total: 'no event of this run is of a projected type: nothing is refused',
   nodejs_gc_duration_seconds:
     'a series appears with the first collection of its kind: the scraped process need not have collected garbage in the seconds of the test',
 };

@@ -20,6 +20,7 @@ import { REST_SERVICES } from './gateway/gateway.ts';
 import { LEGACY_ROUTES } from './gateway/route-docs.ts';
 import { AlertService } from './gen/tally/v1/alerts_pb.js';
 import { DestinationService } from './gen/tally/v1/destinations_pb.js';
+import { EntityService, ProjectionService } from './gen/tally/v1/entities_pb.js';
 import { IngestService } from './gen/tally/v1/ingest_pb.js';
 import { KeysService } from './gen/tally/v1/keys_pb.js';
 import { type AppError, Code } from './infra/app-error.ts';
@@ -214,6 +215,18 @@ const SAMPLE_DESTINATION = {
   filter: { eventTypes: ['like'] },
 };
 
+/** A valid projection (ProjectionService's samples). */
+const SAMPLE_PROJECTION = {
+  idAttribute: 'matrix_id',
+  states: ['open', 'closed'],
+  events: [
+    { type: 'matrix.opened', state: 'open' },
+    { type: 'matrix.closed', state: 'closed' },
+  ],
+  transitions: [{ from: 'open', to: 'closed' }],
+  terminalStates: ['closed'],
+};
+
 /** A valid request of each REST route, by route template (`PUT /event_generate/`, `GET /v1/counters`…). */
 const SAMPLES: Record<string, { path?: string; body?: unknown }> = {
   'POST /v1/events': { body: { type: 'like', target: 'auth/a', userId: 'user-1' } },
@@ -251,6 +264,13 @@ const SAMPLES: Record<string, { path?: string; body?: unknown }> = {
   'GET /v1/notifications': { path: '/v1/notifications?recipient=dashboard' },
   'POST /v1/notifications:read': { body: { recipient: 'dashboard', ids: ['NOSUCHID'] } },
   'GET /v1/events': { path: '/v1/events?user=user-1&pageSize=10' },
+  'GET /v1/projections': {},
+  'GET /v1/projections/{kind}': { path: '/v1/projections/order' },
+  'PUT /v1/projections/{kind}': { path: '/v1/projections/matrix', body: SAMPLE_PROJECTION },
+  'DELETE /v1/projections/{kind}': { path: '/v1/projections/NOSUCHID' },
+  'GET /v1/entities/{kind}/counts': { path: '/v1/entities/order/counts?by=city' },
+  'GET /v1/entities/{kind}/{id}': { path: '/v1/entities/order/NOSUCHID' },
+  'GET /v1/entities/{kind}': { path: '/v1/entities/order?state=preparing' },
   'PUT /event_generate/': { body: { type: 'like', url: 'auth/a' } },
   'POST /event_track/': { body: { url: 'auth/a' } },
   'POST /event_report/': { body: { url: 'auth/a', date: '2026-01-01' } },
@@ -370,6 +390,19 @@ function grpcSample(method: DescMethod): unknown {
       return { recipient: 'dashboard', ids: ['NOSUCHID'] };
     case 'ListEvents':
       return { target: 'auth/g', pageSize: 10 };
+    case 'ListProjections':
+      return {};
+    case 'GetProjection':
+    case 'ListEntities':
+      return { kind: 'order' };
+    case 'PutProjection':
+      return { kind: 'matrix_grpc', projection: SAMPLE_PROJECTION };
+    case 'DeleteProjection':
+      return { kind: 'NOSUCHID' };
+    case 'GetEntity':
+      return { kind: 'order', id: 'NOSUCHID' };
+    case 'CountEntities':
+      return { kind: 'order', by: 'city' };
     default:
       assert.fail(`no sample gRPC request for ${method.parent.typeName}/${method.name}: add one`);
   }
@@ -630,7 +663,11 @@ export async function runAccessMatrix(target: AccessTarget, keys: MatrixKeys): P
     const ok =
       answer.code === Code.OK ||
       (answer.code === Code.NOT_FOUND &&
-        (service === KeysService || service === AlertService || service === DestinationService));
+        (service === KeysService ||
+          service === AlertService ||
+          service === DestinationService ||
+          service === ProjectionService ||
+          service === EntityService));
     assert.ok(ok, `gRPC ${method.name} with its scope: ${answer.code} ${answer.reason}`);
   }
   // The destinations the samples made, deleted with their topics.

@@ -1,7 +1,7 @@
 /**
  * `tally <role…>` / `tally all`: runs roles (run-roles.ts, by the table in roles.ts) until
  * SIGTERM/SIGINT, then drains. The other commands — `simulate`, `dlq-replay`, `migrate`, `keys`,
- * `alerts`, `destinations`, `deliveries`, `receiver` —
+ * `alerts`, `destinations`, `deliveries`, `projections`, `receiver` —
  * are a table of their own below: each opens only the ports it needs.
  */
 import { resolve } from 'node:path';
@@ -17,11 +17,13 @@ import { createDestinationAdmin } from './infra/delivery/destination-admin.ts';
 import { createLogDestinationTopics } from './infra/delivery/destination-topics.ts';
 import { createSqlDeliveryLog } from './infra/delivery/sql-delivery-log.ts';
 import { createSqlDestinationStore } from './infra/delivery/sql-destination-store.ts';
+import { createSqlProjectionStore } from './infra/entities/sql-projection-store.ts';
 import { createSqlKeyStore } from './infra/keys/sql-key-store.ts';
 import { createLogger } from './infra/logger.ts';
 import { handleProcessWarnings } from './infra/node-warnings.ts';
 import { migrate } from './infra/sql/migrate.ts';
 import { keysCommand } from './keys/keys-command.ts';
+import { projectionsCommand } from './projections/projections-command.ts';
 import { deliveryAdmin } from './query/delivery-admin.ts';
 import { receiverCommand } from './receiver/receiver-command.ts';
 import { ROLES, type Role } from './roles.ts';
@@ -43,6 +45,7 @@ commands:
                                    administer delivery destinations (destinations --help lists the flags)
   deliveries list|attempts|redeliver|recover
                                    inspect deliveries, send them again (deliveries --help lists the flags)
+  projections list|get|put|delete  administer projections, the live entities' model (projections --help)
   receiver [--port N] [--secret whsec_...] [--fail-rate R] [--latency 200ms] [--status S] [--seed S]
                                    a local webhook receiver (receiver --help lists the flags)
 configuration: TALLY_* environment variables (see README.md); with none set, every port
@@ -183,6 +186,26 @@ const COMMANDS: Record<string, Command> = {
         };
       },
       { out: process.stdout, err: process.stderr },
+    ),
+  projections: async (flags, config) =>
+    projectionsCommand(
+      flags,
+      async () => {
+        const backends = await openMigratedSql(config);
+        return {
+          store: createSqlProjectionStore({ sql: backends.sql! }),
+          close: () => closeBackends(backends),
+        };
+      },
+      {
+        out: process.stdout,
+        err: process.stderr,
+        readStdin: async () => {
+          let text = '';
+          for await (const chunk of process.stdin) text += chunk;
+          return text;
+        },
+      },
     ),
 };
 

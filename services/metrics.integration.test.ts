@@ -29,7 +29,7 @@ const ROLES = [
 ] as const;
 type Role = (typeof ROLES)[number];
 /** Roles the table names whose metrics other tests check. */
-const OTHER_ROLES: readonly string[] = ['sender'];
+const OTHER_ROLES: readonly string[] = ['sender', 'projector'];
 const GROUP_OF = {
   persister: CONSUMER_GROUPS[0],
   counter: CONSUMER_GROUPS[1],

@@ -16,6 +16,7 @@ import { defaultEventLimits } from './domain/event-rules.ts';
 import * as gateway from './gateway/gateway.ts';
 import { AlertService } from './gen/tally/v1/alerts_pb.js';
 import { DestinationService } from './gen/tally/v1/destinations_pb.js';
+import { EntityService, ProjectionService } from './gen/tally/v1/entities_pb.js';
 import { EventLogService } from './gen/tally/v1/event_log_pb.js';
 import { IngestService } from './gen/tally/v1/ingest_pb.js';
 import { KeysService } from './gen/tally/v1/keys_pb.js';
@@ -30,6 +31,8 @@ import { createSqlDeliveryLog } from './infra/delivery/sql-delivery-log.ts';
 import { createSqlDeliveryStore } from './infra/delivery/sql-delivery-store.ts';
 import { createSqlDestinationStore } from './infra/delivery/sql-destination-store.ts';
 import { createWebhookClient } from './infra/delivery/webhook-client.ts';
+import { createSqlEntityStore } from './infra/entities/sql-entity-store.ts';
+import { createSqlProjectionStore } from './infra/entities/sql-projection-store.ts';
 import { createAppendWaits } from './infra/events/event-appends.ts';
 import type { GrpcRegistry } from './infra/grpc/grpc-registry.ts';
 import type { ServiceClient } from './infra/grpc/grpc-service.ts';
@@ -46,11 +49,15 @@ import * as ingest from './ingest/ingest.ts';
 import * as persister from './persister/persister.ts';
 import type { RequestLimits } from './pipeline/request-limits.ts';
 import type { SinkRoleConfig, SinkRoleDeps } from './pipeline/sink-role.ts';
+import { startProjectionSource } from './projector/projection-source.ts';
+import * as projector from './projector/projector.ts';
 import { registerAlertService } from './query/alert-service.ts';
 import { registerDestinationService } from './query/destination-service.ts';
+import { registerEntityService } from './query/entity-service.ts';
 import { EVENT_LOG_SETTLE_MS, registerEventLogService } from './query/event-log-service.ts';
 import { registerNotificationService } from './query/notification-service.ts';
 import { createNotificationWatches } from './query/notification-watch.ts';
+import { registerProjectionService } from './query/projection-service.ts';
 import * as query from './query/query.ts';
 import { startDestinationSource } from './router/destination-source.ts';
 import * as router from './router/router.ts';
@@ -192,6 +199,8 @@ export const ROLE_TABLE = {
           notifications: w.client(NotificationService, config.grpc.queryAddr),
           events: w.client(EventLogService, config.grpc.queryAddr),
           destinations: w.client(DestinationService, config.grpc.queryAddr),
+          projections: w.client(ProjectionService, config.grpc.queryAddr),
+          entities: w.client(EntityService, config.grpc.queryAddr),
           auth: { on: w.auth.on, metricsToken: config.auth.metricsToken },
           logger: w.logger,
           metrics: w.metrics,
@@ -252,8 +261,9 @@ export const ROLE_TABLE = {
     kind: 'grpc',
     ports: ['counters', 'sql', 'aggregates'],
     // Also serves tally.v1.KeysService, tally.v1.AlertService, tally.v1.NotificationService,
-    // tally.v1.DestinationService and tally.v1.EventLogService: the gRPC role with the SQL port,
-    // where the keys, the alert rules, the notifications, the destinations and the events are.
+    // tally.v1.DestinationService, tally.v1.EventLogService, tally.v1.ProjectionService and
+    // tally.v1.EntityService: the gRPC role with the SQL port, where the keys, the alert rules, the
+    // notifications, the destinations, the events, the projections and the entities are.
     start: async (w) => {
       const sql = port(w, 'query', 'sql');
       registerAlertService({ rules: createSqlRuleStore({ sql }), grpc: w.grpc, logger: w.logger });
@@ -275,6 +285,9 @@ export const ROLE_TABLE = {
         grpc: w.grpc,
         logger: w.logger,
       });
+      const projections = createSqlProjectionStore({ sql });
+      registerProjectionService({ projections, grpc: w.grpc, logger: w.logger });
+      registerEntityService({ entities: createSqlEntityStore({ sql }), projections, grpc: w.grpc });
       const store = createSqlNotificationStore(sql);
       const watches = createNotificationWatches({ store, logger: w.logger, ...w.config.notifications });
       registerNotificationService({
@@ -395,6 +408,32 @@ export const ROLE_TABLE = {
         name: running.name,
         async stop() {
           rules.stop();
+          await running.stop();
+        },
+      };
+    },
+  },
+  projector: {
+    kind: 'consumer',
+    ports: ['log', 'sql'],
+    group: 'group_projection',
+    topic: 'accepted',
+    start: async (w) => {
+      const { deps, config } = sink(w, 'projector', 'group_projection', 'accepted');
+      const sql = port(w, 'projector', 'sql');
+      const projections = await startProjectionSource({
+        store: createSqlProjectionStore({ sql }),
+        logger: w.logger,
+        refreshMs: w.config.projections.refreshMs,
+      });
+      const running = await projector.start(
+        { ...deps, sql, projections: () => projections.byType() },
+        config,
+      );
+      return {
+        name: running.name,
+        async stop() {
+          projections.stop();
           await running.stop();
         },
       };

@@ -295,6 +295,29 @@ export function overviewDashboard(): Dashboard {
     )
     .withPanel(
       timeSeries({
+        title: 'Projected events per second, by kind and outcome; refused transitions',
+        description:
+          'Events the projector folded into live entities (docs/entities.md): applied (an entity changed), ' +
+          'stale (older than the event that set its state: only its newer attributes kept) and duplicate ' +
+          '(seen before: nothing changed). Refused: events whose transition the projection does not allow ' +
+          "(or without the entity's id), sent to the dead-letter topic with the reason — a client sending " +
+          'events out of lifecycle, or a projection too strict. Empty while no event of a projection comes.',
+        unit: 'cps',
+        min: 0,
+        queries: [
+          {
+            expr: `sum by (kind, outcome) (rate(tally_projected_events_total${sel()}${RATE}))`,
+            legend: '{{kind}} {{outcome}}',
+          },
+          {
+            expr: `sum by (kind) (rate(tally_projection_refused_total${sel()}${RATE}))`,
+            legend: '{{kind}} refused',
+          },
+        ],
+      }),
+    )
+    .withPanel(
+      timeSeries({
         title: 'Duplicate events per second, by kind',
         description:
           'Events the persister did not accept because their id was stored before, so that no sink ' +

@@ -11,6 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { create, type DescService } from '@bufbuild/protobuf';
 import { AlertService } from '../gen/tally/v1/alerts_pb.js';
 import { DestinationService } from '../gen/tally/v1/destinations_pb.js';
+import { EntityService, ProjectionService } from '../gen/tally/v1/entities_pb.js';
 import { EventLogService } from '../gen/tally/v1/event_log_pb.js';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import { KeysService } from '../gen/tally/v1/keys_pb.js';
@@ -34,6 +35,8 @@ async function startGateway() {
     alerts: emptyClient(AlertService),
     notifications: emptyClient(NotificationService),
     destinations: emptyClient(DestinationService),
+    projections: emptyClient(ProjectionService),
+    entities: emptyClient(EntityService),
     events: emptyClient(EventLogService),
     logger: createLogger('error'),
   };

@@ -13,6 +13,7 @@ import type { Principal, RateLimitOverrides, Scope } from '../domain/api-keys.ts
 import { type Cidr, clientAddress, inRanges } from '../domain/client-address.ts';
 import type { AlertService } from '../gen/tally/v1/alerts_pb.js';
 import type { DestinationService } from '../gen/tally/v1/destinations_pb.js';
+import type { EntityService, ProjectionService } from '../gen/tally/v1/entities_pb.js';
 import { EventLogService } from '../gen/tally/v1/event_log_pb.js';
 import type { IngestService } from '../gen/tally/v1/ingest_pb.js';
 import type { KeysService } from '../gen/tally/v1/keys_pb.js';
@@ -95,6 +96,10 @@ export interface GatewayDeps {
   notifications?: ServiceClient<(typeof NotificationService)['method']>;
   /** Destination administration's REST routes (served by query); absent: they answer UNIMPLEMENTED. */
   destinations?: ServiceClient<(typeof DestinationService)['method']>;
+  /** Projection administration's REST routes (served by query); absent: they answer UNIMPLEMENTED. */
+  projections?: ServiceClient<(typeof ProjectionService)['method']>;
+  /** The live entities' REST routes (served by query); absent: they answer UNIMPLEMENTED. */
+  entities?: ServiceClient<(typeof EntityService)['method']>;
   /** The stored events' REST route, GET /v1/events (served by query); absent: UNIMPLEMENTED. */
   events?: ServiceClient<(typeof EventLogService)['method']>;
   /** Default: off, no metrics token. */
@@ -171,6 +176,8 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
       keys: deps.keys,
       alerts: deps.alerts,
       destinations: deps.destinations,
+      projections: deps.projections,
+      entities: deps.entities,
       notifications: deps.notifications,
       requestTimeoutMs: config.requestTimeoutMs,
       dedicated: new Map([
@@ -188,6 +195,7 @@ export async function start(deps: GatewayDeps, config: GatewayConfig): Promise<G
   const stream = createStreamServer({
     query: deps.query,
     notifications: deps.notifications,
+    entities: deps.entities,
     live: deps.live,
     logger,
     auth: streamAuth,

@@ -8,6 +8,7 @@
 import { type DescMethod, fromJson, type JsonValue, ScalarType, toJson } from '@bufbuild/protobuf';
 import { AlertService } from '../gen/tally/v1/alerts_pb.js';
 import { DestinationService } from '../gen/tally/v1/destinations_pb.js';
+import { EntityService, ProjectionService } from '../gen/tally/v1/entities_pb.js';
 import { EventLogService } from '../gen/tally/v1/event_log_pb.js';
 import type { PublishRequest } from '../gen/tally/v1/ingest_pb.js';
 import { IngestService } from '../gen/tally/v1/ingest_pb.js';
@@ -29,6 +30,8 @@ export const REST_SERVICES = [
   NotificationService,
   DestinationService,
   EventLogService,
+  ProjectionService,
+  EntityService,
 ] as const;
 
 /**
@@ -55,6 +58,10 @@ export interface RestTranscoderOptions {
   notifications?: ServiceClient<(typeof NotificationService)['method']>;
   /** Absent: the destination routes answer UNIMPLEMENTED. */
   destinations?: ServiceClient<(typeof DestinationService)['method']>;
+  /** Absent: the projection routes answer UNIMPLEMENTED. */
+  projections?: ServiceClient<(typeof ProjectionService)['method']>;
+  /** Absent: the entity routes answer UNIMPLEMENTED. */
+  entities?: ServiceClient<(typeof EntityService)['method']>;
   /** Each call's deadline. */
   requestTimeoutMs: number;
   /** Methods whose routes answer in their own way. */
@@ -83,6 +90,8 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestHandle
     [AlertService.typeName]: options.alerts as never,
     [NotificationService.typeName]: options.notifications as never,
     [DestinationService.typeName]: options.destinations as never,
+    [ProjectionService.typeName]: options.projections as never,
+    [EntityService.typeName]: options.entities as never,
   };
   const publishMethod = IngestService.method.publish;
   return async (route, match, ctx, url) => {

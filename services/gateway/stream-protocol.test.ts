@@ -43,7 +43,7 @@ test('bad messages are refused with a reason naming the field', () => {
     [
       { op: 'subscribe', channel: 7 },
       'channel',
-      /^channel: must be "dashboard", "counters" or "notifications", not number 7$/,
+      /^channel: must be "dashboard", "counters", "notifications" or "entities", not number 7$/,
     ],
     [{ op: 'subscribe', channel: 'counters' }, 'targets', /^targets: is required with channel "counters"/],
     [{ op: 'subscribe', channel: 'counters', targets: 'a' }, 'targets', /^targets: must be an array/],
@@ -128,5 +128,48 @@ test('notifications subscriptions: a recipient, a target, a seq to resume after'
     const error = parse(message) as { field?: string; message?: string };
     assert.equal(error.field, field, JSON.stringify(message));
     assert.ok(error.message?.startsWith(`${field}: `), error.message);
+  }
+});
+
+test('entities subscriptions name a kind and an entity; unsubscribing may name neither', () => {
+  assert.deepEqual(parse({ op: 'subscribe', channel: 'entities', kind: 'order', entity: 'o1', id: 'x' }), {
+    op: 'subscribe',
+    channel: 'entities',
+    kind: 'order',
+    entity: 'o1',
+    id: 'x',
+  });
+  assert.deepEqual(parse({ op: 'unsubscribe', channel: 'entities' }), {
+    op: 'unsubscribe',
+    channel: 'entities',
+  });
+  const refused: [unknown, string, RegExp][] = [
+    [
+      { op: 'subscribe', channel: 'entities', entity: 'o1' },
+      'kind',
+      /^kind: is required with channel "entities"/,
+    ],
+    [{ op: 'subscribe', channel: 'entities', kind: 'order' }, 'entity', /^entity: is required/],
+    [
+      { op: 'subscribe', channel: 'entities', kind: 'order', entity: 7 },
+      'entity',
+      /^entity: must be a string, not number 7$/,
+    ],
+    [{ op: 'subscribe', channel: 'entities', kind: '', entity: 'o1' }, 'kind', /^kind: must not be empty$/],
+    [
+      { op: 'subscribe', channel: 'counters', targets: ['a'], kind: 'order' },
+      'kind',
+      /^kind: is only allowed with channel "entities"$/,
+    ],
+    [
+      { op: 'subscribe', channel: 'entities', kind: 'order', entity: 'o1', targets: ['a'] },
+      'targets',
+      /^targets: is only allowed/,
+    ],
+  ];
+  for (const [message, field, reason] of refused) {
+    const parsed = parse(message) as { field?: string; message?: string };
+    assert.equal(parsed.field, field, JSON.stringify(message));
+    assert.match(parsed.message ?? '', reason);
   }
 });

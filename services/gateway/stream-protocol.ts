@@ -3,7 +3,13 @@
  * parsing and validation, with a precise reason naming the field at fault.
  */
 
-export type Channel = 'dashboard' | 'counters' | 'notifications';
+export type Channel = 'dashboard' | 'counters' | 'notifications' | 'entities';
+
+/** An entity subscription: its kind and id (docs/entities.md). */
+export interface EntitySelection {
+  kind: string;
+  entity: string;
+}
 
 /** A notifications subscription: a recipient ('': none; "me": the socket's own) and a target ('': none). */
 export interface NotificationsSelection {
@@ -26,7 +32,10 @@ export type ClientMessage =
       id?: string | number;
     } & NotificationsSelection)
   /** Without a recipient or target: every notifications subscription of the socket. */
-  | ({ op: 'unsubscribe'; channel: 'notifications'; id?: string | number } & Partial<NotificationsSelection>);
+  | ({ op: 'unsubscribe'; channel: 'notifications'; id?: string | number } & Partial<NotificationsSelection>)
+  | ({ op: 'subscribe'; channel: 'entities'; id?: string | number } & EntitySelection)
+  /** Without kind and entity: every entities subscription of the socket. */
+  | ({ op: 'unsubscribe'; channel: 'entities'; id?: string | number } & Partial<EntitySelection>);
 
 /** Why a message was refused: `field` is the JSON path at fault, `message` starts with it. */
 export interface ProtocolError {
@@ -43,9 +52,12 @@ export interface ProtocolLimits {
 }
 
 const OPS = ['subscribe', 'unsubscribe'];
-const CHANNELS = ['dashboard', 'counters', 'notifications'];
-const FIELDS = ['op', 'channel', 'targets', 'recipient', 'target', 'afterSeq', 'id'];
-const CHANNEL_NAMES = '"dashboard", "counters" or "notifications"';
+const CHANNELS = ['dashboard', 'counters', 'notifications', 'entities'];
+const FIELDS = ['op', 'channel', 'targets', 'recipient', 'target', 'afterSeq', 'kind', 'entity', 'id'];
+const CHANNEL_NAMES = '"dashboard", "counters", "notifications" or "entities"';
+/** Longest entity kind and entity id. */
+const MAX_KIND_CHARS = 63;
+const MAX_ENTITY_CHARS = 256;
 /** Longest recipient (`user:` or `group:` and a name). */
 const MAX_RECIPIENT_CHARS = 200;
 
@@ -86,6 +98,37 @@ export function parseClientMessage(text: string, limits: ProtocolLimits): Client
   if (channel !== 'notifications')
     for (const field of ['recipient', 'target', 'afterSeq'])
       if (body[field] !== undefined) return failWithId(field, 'is only allowed with channel "notifications"');
+  if (channel !== 'entities')
+    for (const field of ['kind', 'entity'])
+      if (body[field] !== undefined) return failWithId(field, 'is only allowed with channel "entities"');
+
+  if (channel === 'entities') {
+    if (body.targets !== undefined) return failWithId('targets', 'is only allowed with channel "counters"');
+    const text = (field: string, max: number): string | ProtocolError | undefined => {
+      const value = body[field];
+      if (value === undefined) return undefined;
+      if (typeof value !== 'string') return failWithId(field, `must be a string, not ${describe(value)}`);
+      if (value === '') return failWithId(field, 'must not be empty');
+      if (value.length > max) return failWithId(field, `must be at most ${max} characters`);
+      return value;
+    };
+    const kind = text('kind', MAX_KIND_CHARS);
+    if (typeof kind === 'object') return kind;
+    const entity = text('entity', MAX_ENTITY_CHARS);
+    if (typeof entity === 'object') return entity;
+    if (op === 'unsubscribe')
+      return withId({
+        op,
+        channel,
+        ...(kind === undefined ? {} : { kind }),
+        ...(entity === undefined ? {} : { entity }),
+      });
+    if (kind === undefined)
+      return failWithId('kind', 'is required with channel "entities" (the entity kind, "order")');
+    if (entity === undefined)
+      return failWithId('entity', 'is required with channel "entities" (the entity id)');
+    return withId({ op: 'subscribe', channel, kind, entity });
+  }
 
   if (channel === 'dashboard') {
     if (body.targets !== undefined) return failWithId('targets', 'is only allowed with channel "counters"');

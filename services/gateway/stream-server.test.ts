@@ -247,7 +247,7 @@ test('bad messages get an error naming the field; the socket stays usable', asyn
   client.send({ op: 'subscribe', channel: 'countres', id: 'x1' });
   assert.deepEqual(await client.next((m) => m.channel === 'error', 5_000, before), {
     channel: 'error',
-    message: 'channel: must be "dashboard", "counters" or "notifications", not "countres"',
+    message: 'channel: must be "dashboard", "counters", "notifications" or "entities", not "countres"',
     field: 'channel',
     id: 'x1',
   });

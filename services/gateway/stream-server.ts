@@ -9,6 +9,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { defaultEventLimits } from '../domain/event-rules.ts';
+import type { EntityService } from '../gen/tally/v1/entities_pb.js';
 import type { NotificationService } from '../gen/tally/v1/notifications_pb.js';
 import type { QueryService } from '../gen/tally/v1/query_pb.js';
 import { codeName, toAppError } from '../infra/app-error.ts';
@@ -19,6 +20,7 @@ import type { RequestLimits } from '../pipeline/request-limits.ts';
 import { REQUESTS_METADATA } from '../pipeline/request-limits.ts';
 import { CountersWatch } from './counters-watch.ts';
 import { DashboardFeed, type LiveStateView } from './dashboard-feed.ts';
+import { EntitiesWatch } from './entities-watch.ts';
 import { type LiveFeed, type LiveFeedSource, startLiveFeed } from './live-feed.ts';
 import type { LiveEvent } from './live-stats.ts';
 import { NotificationsWatch } from './notifications-watch.ts';
@@ -34,6 +36,10 @@ export interface StreamServerOptions {
   notifications?: ServiceClient<(typeof NotificationService)['method']>;
   /** Most notifications subscriptions per socket (default 10). */
   maxNotificationSubscriptions?: number;
+  /** Channel `entities` (docs/entities.md); absent: its subscriptions are refused (UNIMPLEMENTED). */
+  entities?: ServiceClient<(typeof EntityService)['method']>;
+  /** Most entities per socket (default 100). */
+  maxEntitiesPerSocket?: number;
   /** Where the live feed reads; without it, the dashboard says live data is unavailable. */
   live?: LiveFeedSource;
   logger: Logger;
@@ -114,6 +120,7 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
   let dashboard: DashboardFeed;
   let counters: CountersWatch;
   let notifications: NotificationsWatch | undefined;
+  let entities: EntitiesWatch | undefined;
   const live = createFeedLease(options, logger, {
     started: () => dashboard.reset(now()),
     seen: (events) => {
@@ -146,7 +153,17 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
       const handle = () => {
         if (message.channel === 'dashboard') dashboard.handle(socket, message);
         else if (message.channel === 'counters') counters.handle(socket, message);
-        else if (notifications) notifications.handle(socket, message);
+        else if (message.channel === 'entities') {
+          if (entities) entities.handle(socket, message);
+          else
+            hub.reply(socket, {
+              channel: 'error',
+              field: 'channel',
+              message: 'channel: "entities" is not served by this gateway (it has no entity service)',
+              code: 'UNIMPLEMENTED',
+              ...(message.id === undefined ? {} : { id: message.id }),
+            });
+        } else if (notifications) notifications.handle(socket, message);
         else
           hub.reply(socket, {
             channel: 'error',
@@ -189,6 +206,7 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
       checked.delete(socket);
       counters.closed(socket);
       notifications?.closed(socket);
+      entities?.closed(socket);
       if (hub.sockets.size === 0) live.release();
     },
     auth: options.auth,
@@ -208,6 +226,16 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
     roundMs: Math.max(50, Math.floor(tickMs / 2)),
     maxTargets: limits.maxTargets,
   });
+  if (options.entities)
+    entities = new EntitiesWatch({
+      entities: options.auth
+        ? withAuthorization(options.entities, () => hub.anyAuthorization())
+        : options.entities,
+      hub,
+      logger,
+      roundMs: tickMs,
+      maxEntities: options.maxEntitiesPerSocket ?? 100,
+    });
   if (options.notifications)
     notifications = new NotificationsWatch({
       notifications: options.notifications,
@@ -226,6 +254,7 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
       dashboard.stop();
       counters.stop();
       notifications?.stop();
+      entities?.stop();
       await hub.stop();
       await live.stop();
     },

@@ -171,6 +171,7 @@ const schema = z.object({
   TALLY_ALERT_RULES_REFRESH_MS: int(100, 3_600_000).default(2_000),
   TALLY_ALERT_LATENESS_MS: int(0, 86_400_000).default(60_000),
   TALLY_DESTINATIONS_REFRESH_MS: int(100, 3_600_000).default(2_000),
+  TALLY_PROJECTIONS_REFRESH_MS: int(100, 3_600_000).default(2_000),
   TALLY_DRAIN_TIMEOUT_MS: int(0).default(15_000),
   TALLY_DELIVERY_ALLOW_CIDRS: deliveryCidrs.optional(),
   TALLY_SENDER_INLINE_MS: int(0, 60_000).default(1_000),
@@ -300,6 +301,8 @@ export interface TallyConfig {
    * be behind the latest of its series and still count for threshold and spike rules (ms).
    */
   alerts: { rulesRefreshMs: number; latenessMs: number };
+  /** The projector (docs/entities.md): how often it reads the projections (ms). */
+  projections: { refreshMs: number };
   /**
    * The senders (docs/delivery.md, "The sender"): how often the destinations' change feed is read
    * (ms); the CIDR blocks webhooks may reach although not public (TALLY_DELIVERY_ALLOW_CIDRS);
@@ -542,6 +545,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       aggregator: { maxWaitMs: e.TALLY_AGGREGATOR_MAX_WAIT_MS, minBytes: e.TALLY_AGGREGATOR_MIN_BYTES },
     },
     alerts: { rulesRefreshMs: e.TALLY_ALERT_RULES_REFRESH_MS, latenessMs: e.TALLY_ALERT_LATENESS_MS },
+    projections: { refreshMs: e.TALLY_PROJECTIONS_REFRESH_MS },
     delivery: {
       refreshMs: e.TALLY_DESTINATIONS_REFRESH_MS,
       allowCidrs: e.TALLY_DELIVERY_ALLOW_CIDRS ?? [],

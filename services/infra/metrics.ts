@@ -322,6 +322,41 @@ export function routerMetrics(registry: Registry): {
   };
 }
 
+/**
+ * What the projector did with the events of its projections (docs/entities.md), per kind:
+ * `applied` changed an entity, `stale` came older than the entity's state (its newer attributes
+ * only kept), `duplicate` changed nothing; refused transitions went to the dead-letter topic.
+ */
+export function projectorMetrics(registry: Registry): {
+  projected: Counter<'kind' | 'outcome'>;
+  refused: Counter<'kind'>;
+} {
+  return {
+    projected: once(
+      registry,
+      'tally_projected_events_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_projected_events_total',
+          help: 'Events the projector folded into an entity, by kind and outcome (applied, stale, duplicate)',
+          labelNames: ['kind', 'outcome'],
+          registers,
+        }),
+    ),
+    refused: once(
+      registry,
+      'tally_projection_refused_total',
+      (registers) =>
+        new Counter({
+          name: 'tally_projection_refused_total',
+          help: 'Events the projector refused (a transition not allowed, no entity id) and sent to the dead-letter topic, by kind',
+          labelNames: ['kind'],
+          registers,
+        }),
+    ),
+  };
+}
+
 /** Seconds: one delivery attempt, 5 ms to 60 s (a webhook's longest timeout). */
 const DELIVERY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { defaultEventLimits, validateEvent } from '../domain/event-rules.ts';
 import { CLICKSTREAM } from './clickstream.ts';
-import { ORDER_STAGES, ORDERS } from './orders.ts';
+import { CITIES, cityOfStore, ORDER_LOCATION, ORDER_STAGES, ORDERS } from './orders.ts';
 import {
   createScenario,
   SCENARIO_DEFAULTS,
@@ -346,21 +346,32 @@ describe('orders', () => {
     let earlyCompleted = 0;
     const halfMs = events[N / 2]!.modelTimeMs;
     for (const [id, list] of orders) {
-      // The types seen are a prefix of the lifecycle: in order, nothing skipped.
+      // The stages seen are a prefix of the lifecycle: in order, nothing skipped; the courier's
+      // location updates (two) only between picked_up and delivered.
+      const stages = list.filter((e) => e.type !== ORDER_LOCATION);
       assert.deepEqual(
-        list.map((e) => e.type),
-        ORDER_STAGES.slice(0, list.length),
+        stages.map((e) => e.type),
+        ORDER_STAGES.slice(0, stages.length),
         `order ${id}`,
       );
+      const types = list.map((e) => e.type);
+      const located = types.filter((t) => t === ORDER_LOCATION).length;
+      if (types.includes('order.delivered')) assert.equal(located, 2, `order ${id}: ${types.join(',')}`);
+      if (located > 0)
+        assert.deepEqual(
+          types.slice(types.indexOf('order.picked_up') + 1, types.indexOf('order.picked_up') + 1 + located),
+          Array(located).fill(ORDER_LOCATION),
+          `order ${id}: the updates follow picked_up`,
+        );
       for (let i = 1; i < list.length; i++) {
         assert.ok(list[i]!.modelTimeMs > list[i - 1]!.modelTimeMs, 'each stage later than the one before');
         assert.equal(list[i]!.userId, list[0]!.userId, 'one customer: the partition key keeps the order');
         assert.equal(list[i]!.target, list[0]!.target, 'one store');
       }
-      if (list.length === ORDER_STAGES.length) completed++;
+      if (stages.length === ORDER_STAGES.length) completed++;
       if (list[0]!.modelTimeMs < halfMs) {
         earlyOrders++;
-        if (list.length === ORDER_STAGES.length) earlyCompleted++;
+        if (stages.length === ORDER_STAGES.length) earlyCompleted++;
       }
     }
     assert.ok(completed > 0.8 * orders.size, `${completed} of ${orders.size} orders delivered`);
@@ -381,7 +392,7 @@ describe('orders', () => {
     assert.ok(median > 15 && median < 50, `median delivery ${median.toFixed(1)} minutes`);
   });
 
-  test('the created event carries the total; picked_up and delivered a location near the centre', () => {
+  test("the created event carries the total; picked_up, the updates and delivered a location near the store's city", () => {
     const pickups = new Map<string, string>();
     for (const e of events) {
       assert.match(e.target, /^store\/\d+$/);
@@ -390,19 +401,41 @@ describe('orders', () => {
       else assert.equal(e.value, undefined);
       if (e.type === 'order.created') assert.equal(e.attributes.courier, undefined);
       else assert.match(e.attributes.courier ?? '', /^courier-\d+$/);
-      const located = e.type === 'order.picked_up' || e.type === 'order.delivered';
+      assert.equal(
+        e.attributes.city,
+        cityOfStore(Number(e.target.slice('store/'.length))).name,
+        "the store's city",
+      );
+      const located =
+        e.type === 'order.picked_up' || e.type === ORDER_LOCATION || e.type === 'order.delivered';
       assert.equal('lat' in e.attributes && 'lon' in e.attributes, located, e.type);
       if (!located) continue;
       const lat = Number(e.attributes.lat);
       const lon = Number(e.attributes.lon);
       assert.match(e.attributes.lat!, /^-?\d+\.\d{5}$/);
-      const km = Math.hypot((lat - ORDERS.centre.lat) * 111.32, (lon - ORDERS.centre.lon) * 67.8);
-      assert.ok(km < 30, `${km.toFixed(1)} km from the centre`);
+      const centre = CITIES.find((c) => c.name === e.attributes.city)!;
+      const km = Math.hypot(
+        (lat - centre.lat) * 111.32,
+        (lon - centre.lon) * 111.32 * Math.cos((centre.lat * Math.PI) / 180),
+      );
+      assert.ok(km < 30, `${km.toFixed(1)} km from the centre of ${centre.name}`);
       const where = `${e.attributes.lat},${e.attributes.lon}`;
       if (e.type === 'order.picked_up') pickups.set(e.attributes.order_id!, where);
-      else if (pickups.has(e.attributes.order_id!))
+      else if (e.type === 'order.delivered' && pickups.has(e.attributes.order_id!))
         assert.notEqual(where, pickups.get(e.attributes.order_id!), 'the courier moved');
     }
+  });
+
+  test('every city has orders; each store is in one city', () => {
+    const cities = new Map<string, Set<string>>();
+    for (const e of events) {
+      const stores = cities.get(e.attributes.city!) ?? new Set();
+      stores.add(e.target);
+      cities.set(e.attributes.city!, stores);
+    }
+    assert.deepEqual([...cities.keys()].sort(), CITIES.map((c) => c.name).sort());
+    const all = [...cities.values()].flatMap((s) => [...s]);
+    assert.equal(new Set(all).size, all.length, 'no store in two cities');
   });
 
   test('stores are Zipf-popular', () => {

@@ -131,7 +131,7 @@ flags:
                         time, with backoff, for up to D before it counts as failed (default 0:
                         no retries); Tally counts a retried event once
   --ledger FILE       write every acknowledged event to FILE as a JSON line (id, type,
-                        target, userId, value, occurredAtMs), to check Tally's figures against
+                        target, userId, value, occurredAtMs, attributes), to check Tally's figures against
   --spike SPEC        TARGET:at=TIME:x=FACTOR:for=DURATION, e.g. post/7:at=60s:x=20:for=30s: from
                         TIME into the run, for DURATION, TARGET gets FACTOR times its own rate
                         (each of its events followed by FACTOR − 1 more of the same type from

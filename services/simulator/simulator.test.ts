@@ -478,8 +478,13 @@ describe('runSimulation over REST', { concurrency: true }, () => {
       tally.received.filter((r) => r.status === 200).flatMap((r) => r.events.map((e) => e.id)),
     );
     assert.deepEqual(new Set(entries.map((e) => e.id)), acknowledgedIds);
-    for (const entry of entries)
-      assert.equal(entry.occurredAtMs, timestampMs(byId.get(entry.id)![0]!.occurredAt!));
+    for (const entry of entries) {
+      const sent = byId.get(entry.id)![0]!;
+      assert.equal(entry.occurredAtMs, timestampMs(sent.occurredAt!));
+      assert.deepEqual((entry as { attributes?: Record<string, string> }).attributes ?? {}, {
+        ...sent.attributes,
+      });
+    }
   });
 
   test('--ledger to a path that cannot be written is refused before anything is sent', async () => {

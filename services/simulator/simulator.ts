@@ -691,7 +691,16 @@ function openLedger(path: string): Ledger {
     write(events, occurredAtMs) {
       let text = '';
       for (const e of events)
-        text += `${JSON.stringify({ id: e.id, type: e.type, target: e.target, userId: e.userId, value: e.value ?? 0, occurredAtMs })}\n`;
+        text += `${JSON.stringify({
+          id: e.id,
+          type: e.type,
+          target: e.target,
+          userId: e.userId,
+          value: e.value ?? 0,
+          occurredAtMs,
+          // The attributes too when there are some (an order's id and city: the projector's check).
+          ...(Object.keys(e.attributes).length > 0 ? { attributes: e.attributes } : {}),
+        })}\n`;
       stream.write(text);
     },
     async close() {

@@ -71,7 +71,7 @@ app.kubernetes.io/component: {{ .role }}
 
 {{/* Every role, in services/main.ts's order. */}}
 {{- define "tally.roles" -}}
-[gateway, ingest, query, persister, counter, aggregator, alerter, router, sender]
+[gateway, ingest, query, persister, counter, aggregator, alerter, router, projector, sender]
 {{- end }}
 
 {{/* The consumer roles and their consumer groups (before TALLY_GROUP_PREFIX), as in services/main.ts. */}}
@@ -81,13 +81,14 @@ counter: group_realtimecounter
 aggregator: group_aggregation
 alerter: group_alerting
 router: group_routing
+projector: group_projection
 sender: group_sending
 {{- end }}
 
 {{/*
 The topic each consumer role reads, by its configuration name (the role table's `topic`,
 services/roles.ts): the persister reads the events topic and forwards what it accepts; the counter,
-the aggregator, the alerter and the router read the accepted topic. Their KEDA triggers watch the lag there.
+the aggregator, the alerter, the router and the projector read the accepted topic. Their KEDA triggers watch the lag there.
 The sender reads every enabled destination's topic (`deliveries`: a set that changes as destinations
 are made and deleted): its trigger names no topic, and KEDA sums the group's lag over every topic the
 group committed on.
@@ -98,6 +99,7 @@ counter: accepted
 aggregator: accepted
 alerter: accepted
 router: accepted
+projector: accepted
 sender: deliveries
 {{- end }}
 
@@ -130,6 +132,8 @@ aggregator: [kafka, postgres]
 alerter: [kafka, redis, postgres]
 {{- /* The destinations in PostgreSQL; their topics in Kafka. */}}
 router: [kafka, postgres]
+{{- /* The projections, the entities and their live counts in PostgreSQL. */}}
+projector: [kafka, postgres]
 {{- /* The destinations and the parked deliveries in PostgreSQL, the circuit breakers in Redis. */}}
 sender: [kafka, redis, postgres]
 {{- end }}
@@ -294,7 +298,7 @@ The root context, or (dict "root" $ "migrate" true) for the migration Job (its o
   value: {{ printf "postgres://$(PGUSER):$(PGPASSWORD)@%s:%d/%s" $pg.readHost (int $pg.port) $pg.database | quote }}
 {{- end }}
 {{- else }}
-{{- fail "postgres: the persister, aggregator, alerter, router and query roles and the migrations need PostgreSQL: set postgres.credentialsSecret.name (with postgres.host), postgres.url, or postgres.urlSecret.name" }}
+{{- fail "postgres: the persister, aggregator, alerter, router, projector, sender and query roles and the migrations need PostgreSQL: set postgres.credentialsSecret.name (with postgres.host), postgres.url, or postgres.urlSecret.name" }}
 {{- end }}
 - name: TALLY_PG_SCHEMA
   value: {{ $pg.schema | quote }}

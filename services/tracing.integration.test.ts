@@ -248,6 +248,7 @@ describe('tracing on the real servers', () => {
       group_aggregation: 'aggregator upsert',
       group_alerting: 'alerter evaluate',
       group_routing: 'router write',
+      group_projection: 'projector fold',
     } as const;
     for (const group of CONSUMER_GROUPS) {
       const consume = spans.find(

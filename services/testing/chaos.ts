@@ -21,6 +21,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import pg from 'pg';
+import { ORDER_PROJECTION } from '../domain/projections.ts';
 import { hourStart } from '../domain/report.ts';
 import { type AppError, Code } from '../infra/app-error.ts';
 import type { CounterStore } from '../infra/counters/counter-store.ts';
@@ -35,11 +36,20 @@ import { readTopic } from './milestone-run.ts';
 import { createPrivateKafka, type PrivateKafka } from './private-kafka.ts';
 import { createPrivatePostgres, type PrivatePostgres } from './private-postgres.ts';
 import { createPrivateRedis, type PrivateRedis } from './private-redis.ts';
+import { checkProjection } from './projection-check.ts';
 import { CONSUMER_GROUPS, ingestClient } from './tally-client.ts';
 import { freePort, startTally, type TallyProcess } from './tally-process.ts';
 
 const TALLY = join(import.meta.dirname, '..', '..', 'bin', 'tally');
-export const CONSUMER_ROLES = ['persister', 'counter', 'aggregator', 'alerter', 'router', 'sender'] as const;
+export const CONSUMER_ROLES = [
+  'persister',
+  'counter',
+  'aggregator',
+  'alerter',
+  'router',
+  'projector',
+  'sender',
+] as const;
 type ConsumerRole = (typeof CONSUMER_ROLES)[number];
 
 export type FaultKind = 'kill' | 'add' | 'remove' | 'restart-kafka' | 'restart-redis' | 'restart-postgres';
@@ -113,10 +123,12 @@ export interface WebhookDelivery {
 export interface SinkRow {
   sink: string;
   /**
-   * What the figures count: events, the alerter's notifications (or their topic records), or the
-   * probe events delivered to the webhook receiver.
+   * What the figures count: events, the alerter's notifications (or their topic records), the
+   * probe events delivered to the webhook receiver, or the projector's order entities (an entity
+   * counts as missing when its stored state, attributes or last event differ from the fold of its
+   * acknowledged events, or a live count differs from the stored entities').
    */
-  unit: 'events' | 'notifications' | 'deliveries';
+  unit: 'events' | 'notifications' | 'deliveries' | 'entities';
   /** Events acknowledged by Tally, or the notifications they must raise (what the sink should hold). */
   sent: number;
   /** What the sink holds (rows, or the sum of its counts). */
@@ -206,6 +218,8 @@ interface AcknowledgedEvent {
   userId: string;
   value: number;
   occurredAtMs: number;
+  /** The event's attributes when it has some (an order's id, city and position). */
+  attributes?: Record<string, string>;
 }
 
 interface Member {
@@ -926,6 +940,24 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const alerts = await compareNotifications(probes.sent, pool, log.current);
     rows.push(...alerts.rows);
     problems.push(...alerts.problems);
+    if (options.scenario === 'orders') {
+      // The simulator's events in the ledger's order (which the same-millisecond rule needs).
+      const projected = await checkProjection({
+        projection: ORDER_PROJECTION,
+        acknowledged: acknowledged.slice(0, acknowledged.length - probes.sent.length),
+        pg: pool,
+      });
+      rows.push({
+        sink: 'order entities (projector)',
+        unit: 'entities',
+        sent: projected.checked,
+        counted: projected.checked - projected.mismatches.length,
+        missing: projected.mismatches.length,
+        duplicated: 0,
+        sumsDiffering: undefined,
+      });
+      for (const mismatch of projected.mismatches.slice(0, 20)) problems.push(`projector: ${mismatch}`);
+    }
     const delivered = webhooks.compare(probes.sent, destinationId);
     rows.push(delivered.row);
     problems.push(...delivered.problems);

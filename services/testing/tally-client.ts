@@ -26,6 +26,7 @@ export const CONSUMER_GROUPS = [
   'group_aggregation',
   'group_alerting',
   'group_routing',
+  'group_projection',
 ] as const;
 
 /** The topic a sink group reads: the persister the events, the others the accepted events. */

@@ -351,3 +351,83 @@ test('the transactions scenario: the top spenders view shows the holders with th
   );
   assert.deepEqual(errors, []);
 });
+
+test('the orders scenario: the orders view shows deliveries in progress by city changing while the simulator runs, and couriers on the map', {
+  timeout: 240_000,
+}, async (t) => {
+  const ns = testNamespace(6);
+  const backends = new Backends(ns);
+  const tally = await startTally(['all'], { ...ns.env, TALLY_PROJECTIONS_REFRESH_MS: '500' });
+  const browser = await launchChromium();
+  t.after(async () => {
+    await browser.close();
+    await tally.kill('SIGTERM');
+    await backends.cleanup();
+  });
+  const origin = `http://127.0.0.1:${tally.httpPort}`;
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(`${origin}/`);
+  const cities = () =>
+    page.evaluate(
+      `[...document.querySelectorAll('#orders-city-rows .row')].map((r) => [r.dataset.target, Number(r.querySelector('.count').textContent.replace(/\\D/g, ''))])`,
+    ) as Promise<[string, number][]>;
+  const couriers = () =>
+    page.evaluate(`document.querySelectorAll('#orders-maps circle.courier').length`) as Promise<number>;
+  assert.equal(
+    await page.evaluate(`document.getElementById('orders').hidden`),
+    true,
+    'no orders view before any order',
+  );
+  // One minute of an order's life is a second of the run: orders go from created to delivered in it.
+  const run = runSimulation(
+    parseSimulateArgs([
+      '--scenario',
+      'orders',
+      '--duration',
+      '40s',
+      '--rate',
+      '150',
+      '--seed',
+      '9',
+      '--target',
+      origin,
+    ]),
+    {
+      out: new Writable({ write: (_chunk, _encoding, done) => done() }),
+      err: new Writable({ write: (_chunk, _encoding, done) => done() }),
+    },
+  );
+  const seen = new Set<string>();
+  let maxCouriers = 0;
+  await waitFor(
+    async () => {
+      const shown = await cities();
+      if (shown.length > 0) seen.add(JSON.stringify(shown));
+      maxCouriers = Math.max(maxCouriers, await couriers());
+      return seen.size >= 3 && maxCouriers > 0;
+    },
+    async () => `the view showed ${[...seen].join(' | ')}; couriers at most ${maxCouriers}`,
+    60_000,
+    500,
+  );
+  const summary = await run;
+  assert.ok(summary.acknowledged > 1000, JSON.stringify(summary.errors));
+  // Once the projector has caught up, the page shows what the API counts.
+  const api = async () => {
+    const response = await fetch(`${origin}/v1/entities/order/counts?by=city`);
+    const body = (await response.json()) as { totals: Record<string, string | number> };
+    return Object.entries(body.totals)
+      .map(([city, n]) => [city, Number(n)] as [string, number])
+      .filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  };
+  await waitFor(
+    async () => (await backends.caughtUp()) && JSON.stringify(await cities()) === JSON.stringify(await api()),
+    async () => `the view shows ${JSON.stringify(await cities())}, the API ${JSON.stringify(await api())}`,
+    60_000,
+  );
+  assert.ok((await cities()).length >= 2, 'orders in several cities');
+  assert.deepEqual(errors, []);
+});

@@ -14,7 +14,7 @@ import {
   type Port,
 } from './backends.ts';
 import { apiKeyId } from './domain/api-keys.ts';
-import { AppError } from './infra/app-error.ts';
+import { AppError, Code } from './infra/app-error.ts';
 import { cachedKeyStore, createAccessControl } from './infra/auth/access-control.ts';
 import { createJwtVerifier } from './infra/auth/jwt-verifier.ts';
 import {
@@ -128,6 +128,58 @@ class Drain {
   }
 }
 
+/** How long a consumer role's start is tried again while its backends are unreachable. */
+const CONSUMER_START_RETRY_MS = 120_000;
+
+/**
+ * Whether a start failed because a backend could not be reached (a connection refused or reset,
+ * a timeout, a backend's UNAVAILABLE), which a restart of that backend ends, rather than for a
+ * reason that stays (a wrong setting, a refused credential).
+ */
+export function isUnreachable(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EPIPE')
+      return true;
+    if (e instanceof AppError && e.code === Code.UNAVAILABLE) return true;
+    if (/^KafkaJS(Connection|Request|NumberOfRetriesExceeded|RequestTimeout)Error$/.test(e.name)) return true;
+    if (/ECONNREFUSED|ECONNRESET|ETIMEDOUT/.test(e.message)) return true;
+  }
+  return false;
+}
+
+/**
+ * Starts a consumer role, trying again (1 s, 2 s, … up to 10 s apart, for up to
+ * {@link CONSUMER_START_RETRY_MS}) while its backends are unreachable — a process started while
+ * Kafka or PostgreSQL restarts joins once they are back rather than exiting — and not once the
+ * process drains.
+ */
+export async function startConsumerRole(
+  role: string,
+  start: () => Promise<Stoppable>,
+  logger: Logger,
+  draining: () => boolean,
+  retryForMs = CONSUMER_START_RETRY_MS,
+): Promise<Stoppable> {
+  const began = Date.now();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (error) {
+      if (!isUnreachable(error) || draining() || Date.now() - began > retryForMs) throw error;
+      const waitMs = Math.min(10_000, 1000 * 2 ** (attempt - 1));
+      logger.warn('consumer role could not reach its backends; starting it again', {
+        role,
+        attempt,
+        inMs: waitMs,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      if (draining()) throw error;
+    }
+  }
+}
+
 export interface RunOptions {
   /**
    * Called when a consumer role fails to start in the background (its group cannot be joined, its
@@ -186,7 +238,9 @@ export async function runRoles(
   const joining: Promise<void>[] = [];
 
   const drain = new Drain(logger);
+  let draining = false;
   drain.phase('refuse', async () => {
+    draining = true;
     readiness.draining();
     grpc?.setServing(false); // gRPC health: NOT_SERVING from the first moment of the drain
     for (const role of edge) await stopRole(role, logger);
@@ -329,7 +383,12 @@ export async function runRoles(
     // member may wait out a dead one's session timeout), and readiness lists them until they have.
     for (const role of ofKind('consumer')) {
       const mark = readiness.joining(role);
-      const started = ROLE_TABLE[role].start(wiring).then(
+      const started = startConsumerRole(
+        role,
+        () => ROLE_TABLE[role].start(wiring),
+        logger,
+        () => draining,
+      ).then(
         (stoppable) => {
           consumers.push(stoppable);
           logger.info('role started', { role });

@@ -23,6 +23,8 @@ export interface Plan {
   rawProducerSeconds: number;
   /** Longest a consumer role may catch up alone on the backlog, s. */
   catchUpSeconds: number;
+  /** Events of the orders scenario the projector catches up on alone (0: not measured). */
+  projectorEvents: number;
   pgCopyMaxRows: number;
   redisBench: { requests: number; clients: number; pipeline: number };
   /**
@@ -165,6 +167,7 @@ export const FULL: Plan = {
   grpcStream: { start: 4, factor: 1.6, maxSteps: 7, streamEvents: 500 },
   rawProducerSeconds: 8,
   catchUpSeconds: 25,
+  projectorEvents: 400_000,
   pgCopyMaxRows: 300_000,
   redisBench: { requests: 300_000, clients: 50, pipeline: 16 },
   bookkeeping: { events: [100_000, 400_000], targetsPerFamily: 1000, drainTimeoutSeconds: 180 },
@@ -255,6 +258,7 @@ export const SMOKE: Plan = {
   grpcStream: { start: 1, factor: 2, maxSteps: 1, streamEvents: 10 },
   rawProducerSeconds: 1,
   catchUpSeconds: 3,
+  projectorEvents: 5_000,
   pgCopyMaxRows: 10_000,
   redisBench: { requests: 2000, clients: 4, pipeline: 4 },
   bookkeeping: { events: [2_000, 6_000], targetsPerFamily: 100, drainTimeoutSeconds: 60 },

@@ -80,6 +80,7 @@ export const SUMMARY_ROWS = [
   'Counter alone (Redis)',
   'Aggregator alone (summaries)',
   'Alerter alone (milestone, spike and window rules)',
+  'Projector alone (order entities)',
   "Counter's Redis memory, 24 h at 20,000 events/s",
   'Kafka client, @platformatic/kafka ÷ kafkajs',
   'Tracing and metrics on, cost in throughput',

@@ -42,8 +42,8 @@ export type SinkRole = (typeof SINK_ROLES)[number];
 export const DELIVERY_ROLES = ['router', 'sender'] as const;
 export type DeliveryRole = (typeof DELIVERY_ROLES)[number];
 /** The roles whose consumer group reads the accepted topic from a committed offset (skipToEnd). */
-export type GroupRole = SinkRole | 'router';
-export type Role = 'gateway' | 'ingest' | 'query' | SinkRole | DeliveryRole;
+export type GroupRole = SinkRole | 'router' | 'projector';
+export type Role = 'gateway' | 'ingest' | 'query' | SinkRole | DeliveryRole | 'projector';
 
 /** Records at or past the group's committed offset (from the log start when it never committed). */
 function partitionLag(p: PartitionOffsets): number {
@@ -58,6 +58,7 @@ export const GROUP_OF: Record<GroupRole, string> = {
   aggregator: 'group_aggregation',
   alerter: 'group_alerting',
   router: 'group_routing',
+  projector: 'group_projection',
 };
 
 /**
@@ -71,6 +72,7 @@ export const TOPIC_OF: Record<GroupRole, 'events' | 'accepted'> = {
   aggregator: 'accepted',
   alerter: 'accepted',
   router: 'accepted',
+  projector: 'accepted',
 };
 
 export interface Namespace {

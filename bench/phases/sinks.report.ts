@@ -55,6 +55,17 @@ export function sinkRows(r: Results, rows: SummaryRow[]): void {
     ratioTarget: '—',
     ratioOk: undefined,
   });
+  const projector = catchUp('projector');
+  rows.push({
+    label: 'Projector alone (order entities)',
+    measured: projector ? `${num(projector.eventsPerSecond)} events/s` : '—',
+    target: '≥ 20,000 events/s',
+    ok: projector ? projector.eventsPerSecond >= 20_000 : undefined,
+    baseline: '—',
+    ratio: '—',
+    ratioTarget: '—',
+    ratioOk: undefined,
+  });
 }
 
 /** Phase `sinks`: each consumer catching up alone, PostgreSQL COPY and redis-benchmark. */
@@ -65,7 +76,9 @@ export function renderSinks(r: Results, push: Push): void {
       'the events the ingest phases left in the events topic, forwarding those it accepts to the accepted topic; ' +
       'then the counter, the aggregator and the alerter on what it forwarded — the alerter with three rules a social app ' +
       "would keep (like milestones on every post, comment spikes on every post, merchants' takings over ten minutes: " +
-      "bench/lib/alert-rules.ts), and a lateness bound of a day, as for any replay. Then the servers' own baselines on the same kind of work.",
+      'bench/lib/alert-rules.ts), and a lateness bound of a day, as for any replay. Last the projector, on a backlog of its own: ' +
+      "the orders scenario's lifecycles (created → delivered, with courier positions) written to the events topic and taken in by the persister " +
+      "while the projector's group skipped what came before. Then the servers' own baselines on the same kind of work.",
     '',
   );
   push(
@@ -80,7 +93,16 @@ export function renderSinks(r: Results, push: Push): void {
             'seconds',
             'events/s',
             'its CPU per event',
-            ...cpuHeader(['persister', 'counter', 'aggregator', 'alerter', 'kafka', 'redis', 'postgres']),
+            ...cpuHeader([
+              'persister',
+              'counter',
+              'aggregator',
+              'alerter',
+              'projector',
+              'kafka',
+              'redis',
+              'postgres',
+            ]),
           ],
           r.catchUp.map((c) => [
             c.role,
@@ -97,6 +119,7 @@ export function renderSinks(r: Results, push: Push): void {
               'counter',
               'aggregator',
               'alerter',
+              'projector',
               'kafka',
               'redis',
               'postgres',

@@ -8,6 +8,7 @@ import { runPgCopy } from '../baselines/pg-copy.ts';
 import { runRedisBenchmark } from '../baselines/redis-bench.ts';
 import { createBenchAlertRules } from '../lib/alert-rules.ts';
 import { CONSUMER_ROLES, type Deployment, localServers, type SinkRole, TOPIC_OF } from '../lib/deployment.ts';
+import { orderRecords } from '../lib/event-mix.ts';
 import { type Bench, describeCpu, fmt, repo, sleep } from '../lib/harness.ts';
 import type { CpuSampler } from '../lib/proc.ts';
 import type { CatchUp } from '../lib/results.ts';
@@ -28,6 +29,20 @@ export async function runSinks(b: Bench): Promise<void> {
     TALLY_ALERT_LATENESS_MS: '86400000',
   });
   if (alerter) results.catchUp.push(alerter);
+  // The projector, on the orders scenario's lifecycles (the mix has no order events): its group
+  // skips what the persister forwarded so far, the persister takes in the orders, and the
+  // projector catches up on them alone.
+  if (plan.projectorEvents > 0) {
+    await deployment.skipToEnd('projector');
+    const records = orderRecords(plan.projectorEvents, `${ns.id}o`);
+    const producer = deployment.log.producer();
+    for (let i = 0; i < records.length; i += 5_000)
+      await producer.send(deployment.ns.eventsTopic, records.slice(i, i + 5_000));
+    progress(`wrote ${fmt(records.length)} events of the orders scenario for the projector`);
+    await catchUpAlone(b, 'persister', plan.catchUpSeconds, {}, 'persister (orders, not reported)');
+    const projector = await catchUpAlone(b, 'projector', plan.catchUpSeconds);
+    if (projector) results.catchUp.push(projector);
+  }
   results.pgCopy = await runPgCopy(deployment.pg, localServers.pgUrl, ns.pgSchema, plan.pgCopyMaxRows);
   if (results.pgCopy)
     progress(
@@ -57,7 +72,7 @@ export async function runSinks(b: Bench): Promise<void> {
  */
 export async function catchUpAlone(
   { deployment, sampler, progress }: Bench,
-  role: SinkRole,
+  role: SinkRole | 'projector',
   seconds: number,
   env: Record<string, string> = {},
   label: string = role,
@@ -83,7 +98,7 @@ export async function catchUpAlone(
 /** Measures a consumer role catching up alone: committed records per second once it started committing. */
 async function measureCatchUp(
   deployment: Deployment,
-  role: SinkRole,
+  role: SinkRole | 'projector',
   backlog: number,
   maxSeconds: number,
   sampler: CpuSampler,

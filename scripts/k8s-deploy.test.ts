@@ -305,7 +305,7 @@ describe('PostgreSQL connections', needsHelm, () => {
     assert.notEqual(result.status, 0, 'the HA maxima straight on PostgreSQL (500 connections) are refused');
     assert.match(
       result.stderr,
-      /up to \d+ connections \(postgres\.poolSize 10 × \d+ pods: persister \d+, aggregator \d+, alerter \d+, router \d+, sender \d+, query \d+/,
+      /up to \d+ connections \(postgres\.poolSize 10 × \d+ pods: persister \d+, aggregator \d+, alerter \d+, router \d+, projector \d+, sender \d+, query \d+/,
     );
     assert.match(result.stderr, /exceed postgres\.maxConnections \(500\)/);
     const dev = helmTemplate(helmBinary(), {

@@ -58,11 +58,14 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
           'delivery_position',
           'destination',
           'destination_clock',
+          'entity',
+          'entity_count',
           'event',
           'event_id',
           'event_summary',
           'notification',
           'notification_read',
+          'projection',
           'schema_migration',
         ],
       );
@@ -75,7 +78,7 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
         await db.close();
         await env.cleanup();
       });
-      await migrate(db, env.schema, '0012_event_log.sql');
+      await migrate(db, env.schema, '0014_order_projection.sql');
       // 3,000 events over 30 days (one id twice would have been refused by the old key too).
       const day = 86_400_000;
       const base = Date.UTC(2025, 0, 1);

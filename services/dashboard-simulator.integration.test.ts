@@ -21,7 +21,7 @@ await requireRealServers();
 
 const READ_BOARDS = `(() => {
   const boards = {};
-  for (const board of document.querySelectorAll('.board')) {
+  for (const board of document.querySelectorAll('#boards .board')) {
     boards[board.dataset.type] = [...board.querySelectorAll('.row')].map((row) => [
       row.dataset.target,
       Number((row.querySelector('.count')?.textContent ?? '').replace(/\\D/g, '')),

@@ -31,7 +31,7 @@ test('SIGTERM mid-stream drains ingest and consumers; after restarts nothing is 
 
   let edge = await start(['ingest'], edgeEnv);
   // Every consumer role in one process, as the drain stops them together.
-  const SINKS = ['persister', 'counter', 'aggregator', 'alerter', 'router'];
+  const SINKS = ['persister', 'counter', 'aggregator', 'alerter', 'router', 'projector'];
   let sinks = await start(SINKS, ns.env);
 
   const TOTAL = 6_000;

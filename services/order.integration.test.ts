@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type AppError, Code } from './infra/app-error.ts';
 import { requireRealServers, testNamespace, waitFor } from './testing/real-servers.ts';
-import { Backends, CONSUMER_GROUPS, ingestClient } from './testing/tally-client.ts';
+import { Backends, ingestClient } from './testing/tally-client.ts';
 import { freePort, startTally, type TallyProcess } from './testing/tally-process.ts';
 
 await requireRealServers();
@@ -17,7 +17,7 @@ await requireRealServers();
  * The groups of the sinks this test starts and reads (not the alerter: it keeps nothing per user;
  * not the router: router.integration.test.ts checks its order).
  */
-const SINK_GROUPS = CONSUMER_GROUPS.filter((g) => g !== 'group_alerting' && g !== 'group_routing');
+const SINK_GROUPS = ['group_persistence', 'group_realtimecounter', 'group_aggregation'];
 
 test('one user’s events are stored in ingest order, through a SIGKILL of the consumers', async (t) => {
   const ns = testNamespace(4);

@@ -106,7 +106,7 @@ const READ_PAGE = `(() => {
   const text = (el) => (el ? el.textContent : '');
   const visible = (id) => { const el = document.getElementById(id); return !!el && !el.hidden && el.offsetParent !== null; };
   const boards = {};
-  for (const board of document.querySelectorAll('.board')) {
+  for (const board of document.querySelectorAll('#boards .board')) {
     boards[board.dataset.type] = [...board.querySelectorAll('.row')].map((row) => [
       row.dataset.target,
       Number(text(row.querySelector('.count')).replace(/\\D/g, '')),

@@ -7,7 +7,6 @@
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import * as aggregator from './aggregator/aggregator.ts';
 import * as alerter from './alerter/alerter.ts';
-import { notificationWriter } from './alerter/notification-writer.ts';
 import { startRuleSource } from './alerter/rule-source.ts';
 import { type Backends, openTopicAdmin, type Port } from './backends.ts';
 import * as counter from './counter/counter.ts';
@@ -47,6 +46,7 @@ import type { ReloadingTls } from './infra/tls/tls-reloader.ts';
 import type { Tracer } from './infra/tracing.ts';
 import * as ingest from './ingest/ingest.ts';
 import * as persister from './persister/persister.ts';
+import { notificationWriter } from './pipeline/notification-writer.ts';
 import type { RequestLimits } from './pipeline/request-limits.ts';
 import type { SinkRoleConfig, SinkRoleDeps } from './pipeline/sink-role.ts';
 import { startProjectionSource } from './projector/projection-source.ts';
@@ -513,6 +513,12 @@ export const ROLE_TABLE = {
           },
           logger: w.logger.child({ role: 'sender' }),
           metrics: w.metrics,
+          notify: notificationWriter({
+            store: createSqlNotificationStore(sql),
+            producer: log.producer(),
+            topic: config.topics.notifications,
+            metrics: w.metrics,
+          }),
         },
         {
           groupId: `${config.groupPrefix}group_sending`,

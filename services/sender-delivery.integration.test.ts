@@ -7,9 +7,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { generateSecret } from './infra/delivery/webhook-signature.ts';
 import { handleProcessWarnings } from './infra/node-warnings.ts';
+import { decodeNotification } from './pipeline/notification-codec.ts';
 import { startReceiver } from './receiver/receiver.ts';
 import { metricValue, senderHarness } from './sender-harness.ts';
 import { plannedRecords, webhookTo, writeRecords } from './testing/delivery-run.ts';
+import { readTopic } from './testing/milestone-run.ts';
 import { requireRealServers, waitFor } from './testing/real-servers.ts';
 import { freePort } from './testing/tally-process.ts';
 
@@ -109,6 +111,18 @@ test('isolation: a dead, a slow, a gone and a rate-limited destination beside a 
   );
   const goneNow = await h.destinations.get(made.gone.d.id);
   assert.match(goneNow!.disabledReason, /410/);
+  // Told once to the dashboard, kept and on the notifications topic.
+  const told = await h.notifications.list({ recipient: 'dashboard', limit: 10 });
+  assert.deepEqual(
+    told.notifications.map((n) => [n.id, n.kind, n.target]),
+    [[`destination-disabled:${made.gone.d.id}:${made.gone.d.revision}`, 'destination', made.gone.d.id]],
+  );
+  assert.match(told.notifications[0]!.message, /was disabled: the receiver answered 410 Gone/);
+  const onTopic = await readTopic(h.log, h.notificationsTopic, h.groupPrefix);
+  assert.deepEqual(
+    onTopic.map((r) => decodeNotification(r.value).id),
+    [told.notifications[0]!.id],
+  );
   // Nothing of the failing destinations is lost: parked, pending.
   const counts = await h.store.pendingCounts();
   assert.ok((counts.get(made.dead.d.id) ?? 0) > 0, 'the dead destination’s deliveries are parked');

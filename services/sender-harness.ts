@@ -11,6 +11,8 @@ import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import type { BreakerConfig } from './domain/circuit-breaker.ts';
 import { DELIVERY_TOPIC_PREFIX, type DestinationInput } from './domain/destinations.ts';
+import type { NotificationStore } from './infra/alerts/notification-store.ts';
+import { createSqlNotificationStore } from './infra/alerts/sql-notification-store.ts';
 import type { BreakerStore } from './infra/delivery/breaker-store.ts';
 import type { DeliveryStore } from './infra/delivery/delivery-store.ts';
 import type { Destination, DestinationStore } from './infra/delivery/destination-store.ts';
@@ -26,6 +28,7 @@ import { createKafkaEventLog } from './infra/log/kafka-event-log.ts';
 import { createLogger } from './infra/logger.ts';
 import { createMetricsRegistry, type Registry } from './infra/metrics.ts';
 import type { SqlDatabase } from './infra/sql/sql-database.ts';
+import { notificationWriter } from './pipeline/notification-writer.ts';
 import { type SenderConfig, start } from './sender/sender.ts';
 import { migratedPostgresSchema } from './testing/migrated-sql.ts';
 import { realServers, testNamespace } from './testing/real-servers.ts';
@@ -33,6 +36,9 @@ import { realServers, testNamespace } from './testing/real-servers.ts';
 export interface SenderHarness {
   log: EventLog;
   sql: SqlDatabase;
+  /** Where the sender tells of the destinations it disabled: the store, and the topic. */
+  notifications: NotificationStore;
+  notificationsTopic: string;
   store: DeliveryStore;
   destinations: DestinationStore;
   breakers: BreakerStore;
@@ -82,6 +88,9 @@ export async function senderHarness(
   });
   const destinations = createSqlDestinationStore({ sql });
   const store = createSqlDeliveryStore({ sql });
+  const notifications = createSqlNotificationStore(sql);
+  const notificationsTopic = `${ns.groupPrefix}notifications`;
+  await log.ensureTopics([{ name: notificationsTopic, partitions: 1 }]);
   const metrics = createMetricsRegistry({ defaultMetrics: false });
   const topics: string[] = [];
   const running: Stoppable[] = [];
@@ -89,7 +98,7 @@ export async function senderHarness(
   t.after(async () => {
     for (const s of running) await s.stop().catch(() => {});
     for (const c of closers) await c().catch(() => {});
-    await log.deleteTopics(topics).catch(() => {});
+    await log.deleteTopics([...topics, notificationsTopic]).catch(() => {});
     await log.close();
     await breakers.close();
     await limiter.close();
@@ -99,6 +108,8 @@ export async function senderHarness(
     log,
     sql,
     store,
+    notifications,
+    notificationsTopic,
     destinations,
     breakers,
     limiter,
@@ -143,6 +154,12 @@ export async function senderHarness(
           },
           logger: logger.child({ role: 'sender' }),
           metrics: extra.metrics ?? metrics,
+          notify: notificationWriter({
+            store: notifications,
+            producer: log.producer(),
+            topic: notificationsTopic,
+            metrics: extra.metrics ?? metrics,
+          }),
           ...(extra.now ? { now: extra.now } : {}),
           ...(extra.random ? { random: extra.random } : {}),
         },

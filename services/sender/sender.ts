@@ -14,6 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { DASHBOARD_RECIPIENT, type Notification } from '../infra/alerts/notification-store.ts';
 import { AppError, Code } from '../infra/app-error.ts';
 import type { BreakerStore } from '../infra/delivery/breaker-store.ts';
 import type { DeliveryStore } from '../infra/delivery/delivery-store.ts';
@@ -45,6 +46,11 @@ export interface SenderDeps {
   remoteProducer(brokers: readonly string[]): LogProducer;
   logger: Logger;
   metrics: Registry;
+  /**
+   * Where a destination this sender disabled is told of (the notification store and topic, for
+   * the dashboard's Alerts panel: pipeline/notification-writer.ts); none: only logged.
+   */
+  notify?: (notifications: readonly Notification[]) => Promise<void>;
   /** The clock (ms since the epoch); default the system's. */
   now?: () => number;
   /** Uniform in [0, 1), for the retries' jitter; default Math.random. */
@@ -110,7 +116,15 @@ export async function start(deps: SenderDeps, config: SenderConfig): Promise<Sto
     store,
     breakers: deps.breakers,
     attempt,
-    disable: (d: Destination, reason: string) => disableDestination(deps.destinations, d, reason),
+    disable: async (d: Destination, reason: string) => {
+      if (!(await disableDestination(deps.destinations, d, reason))) return;
+      await deps.notify?.([destinationDisabled(d, reason, now())]).catch((error: unknown) =>
+        logger.warn('the notification of a disabled destination was not sent', {
+          destination: d.id,
+          error: error instanceof Error ? error.message : String(error),
+        }),
+      );
+    },
     logger,
     metrics,
     owner,
@@ -287,14 +301,34 @@ export async function start(deps: SenderDeps, config: SenderConfig): Promise<Sto
 }
 
 /** Disables `d` with `reason`, as an administrator would (the change feed tells every sender). */
+/**
+ * The notification of a destination disabled by a sender, for the dashboard: its id names the
+ * destination and the revision it was disabled from, so one disabling is told once, however
+ * often a sender tries, and a destination enabled again and disabled again is told again.
+ */
+export function destinationDisabled(d: Destination, reason: string, atMs: number): Notification {
+  return {
+    id: `destination-disabled:${d.id}:${d.revision}`,
+    ruleId: '',
+    kind: 'destination',
+    target: d.id,
+    type: '',
+    value: 0,
+    occurredAt: new Date(atMs),
+    recipients: [DASHBOARD_RECIPIENT],
+    message: `destination ${JSON.stringify(d.name)} (${d.id}) was disabled: ${reason}`,
+  };
+}
+
+/** Disables `d` unless it is disabled already; answers whether this call disabled it. */
 export async function disableDestination(
   store: DestinationStore,
   d: Destination,
   reason: string,
-): Promise<void> {
+): Promise<boolean> {
   for (let tries = 0; ; tries++) {
     const current = tries === 0 ? d : await store.get(d.id);
-    if (!current?.enabled) return;
+    if (!current?.enabled) return false;
     try {
       await store.update(
         current.id,
@@ -314,7 +348,7 @@ export async function disableDestination(
         },
         current.revision,
       );
-      return;
+      return true;
     } catch (error) {
       // Changed meanwhile: read it again and decide on what it is now.
       if (!(error instanceof AppError && error.code === Code.ABORTED) || tries >= 3) throw error;

@@ -465,7 +465,12 @@ function createEventRow(event) {
 // -- alerts: the notifications for "dashboard" (channel notifications, docs/stream.md)
 
 const MAX_ALERTS = 30;
-const KIND_TITLE = { milestone: 'Milestone', threshold: 'Threshold', spike: 'Spike' };
+const KIND_TITLE = {
+  milestone: 'Milestone',
+  threshold: 'Threshold',
+  spike: 'Spike',
+  destination: 'Destination',
+};
 
 const alerts = {
   /** id -> notification, the newest MAX_ALERTS kept. */
@@ -517,12 +522,16 @@ function renderAlerts() {
     item = el('li', 'alert');
     item.dataset.id = n.id;
     item.dataset.kind = n.kind;
-    item.dataset.severity = n.kind === 'spike' ? 'warning' : 'info';
+    item.dataset.severity = n.kind === 'spike' || n.kind === 'destination' ? 'warning' : 'info';
     const when = n.createdAt ? timeFormat.format(new Date(n.createdAt)) : '';
-    const title = el('span', 'alert-title', `${KIND_TITLE[n.kind] ?? 'Alert'} · ${n.type}`);
+    const title = el(
+      'span',
+      'alert-title',
+      `${KIND_TITLE[n.kind] ?? 'Alert'}${n.type ? ` · ${n.type}` : ' disabled'}`,
+    );
     const text = el('span', 'alert-text', `${n.message}${when ? ` · ${when}` : ''}`);
     item.append(el('span', 'type-dot'), title, text);
-    if (n.target) {
+    if (n.target && n.kind !== 'destination') {
       const open = el('button', 'alert-target', n.target);
       open.type = 'button';
       open.title = `Open ${n.target}`;

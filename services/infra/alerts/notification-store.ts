@@ -6,8 +6,14 @@
  */
 
 /** What raised a notification: the three kinds of alert rule. */
-export type NotificationKind = 'milestone' | 'threshold' | 'spike';
-export const NOTIFICATION_KINDS: readonly NotificationKind[] = ['milestone', 'threshold', 'spike'];
+/** What raised a notification: an alert rule's kind, or a destination the senders disabled. */
+export type NotificationKind = 'milestone' | 'threshold' | 'spike' | 'destination';
+export const NOTIFICATION_KINDS: readonly NotificationKind[] = [
+  'milestone',
+  'threshold',
+  'spike',
+  'destination',
+];
 
 /** The recipient every notification may also go to: the dashboard's Alerts panel. */
 export const DASHBOARD_RECIPIENT = 'dashboard';

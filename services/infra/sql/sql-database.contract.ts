@@ -93,7 +93,9 @@ export function sqlDatabaseContract(adapter: string, environment: () => Promise<
       const before = await db.query<{ digest: string; n: number }>(
         `SELECT count(*)::int AS n, md5(string_agg(e::text, ',' ORDER BY id)) AS digest FROM event e`,
       );
-      assert.deepEqual(await migrate(db, env.schema), ['0015_event_partitions.sql']);
+      assert.deepEqual(await migrate(db, env.schema, '0015_event_partitions.sql'), [
+        '0015_event_partitions.sql',
+      ]);
       const after = await db.query<{ digest: string; n: number }>(
         `SELECT count(*)::int AS n, md5(string_agg(e::text, ',' ORDER BY id)) AS digest FROM event e`,
       );

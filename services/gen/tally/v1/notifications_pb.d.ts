@@ -255,12 +255,15 @@ export declare type Notification = Message<"tally.v1.Notification"> & {
   seq: bigint;
 
   /**
+   * The alert rule that raised it (empty for a destination's).
+   *
    * @generated from field: string rule_id = 3;
    */
   ruleId: string;
 
   /**
-   * "milestone", "threshold" or "spike".
+   * "milestone", "threshold" or "spike" (an alert rule's), or "destination" (a
+   * destination the senders disabled: `target` is its id, `message` says why).
    *
    * @generated from field: string kind = 4;
    */

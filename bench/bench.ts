@@ -40,12 +40,12 @@ import { handleProcessWarnings } from '../services/infra/node-warnings.ts';
 import { requireRealServers } from '../services/testing/real-servers.ts';
 import {
   benchNamespace,
-  CONSUMER_ROLES,
   DELIVERY_ROLES,
   Deployment,
   localServers,
   type Namespace,
   type Role,
+  SINK_ROLES,
 } from './lib/deployment.ts';
 import { type Bench, children, fmt, repo } from './lib/harness.ts';
 import { machine, versions } from './lib/machine.ts';
@@ -257,7 +257,7 @@ function startSampler(cores: number, deployment: Deployment, kafkaPid: number | 
   const portOf = (url: string, fallback: number) => Number(new URL(url).port || fallback);
   const redisPid = pidListeningOn(portOf(localServers.redisUrl, 6379));
   const pgPid = pidListeningOn(portOf(localServers.pgUrl, 5432));
-  for (const role of ['gateway', 'ingest', 'query', ...CONSUMER_ROLES, ...DELIVERY_ROLES] as Role[])
+  for (const role of ['gateway', 'ingest', 'query', ...SINK_ROLES, 'projector', ...DELIVERY_ROLES] as Role[])
     sampler.add({
       name: role,
       pids: () => {

@@ -14,6 +14,7 @@ const NODE_GROUPS = new Set([
   'counter',
   'aggregator',
   'alerter',
+  'projector',
   'router',
   'sender',
   'receiver',

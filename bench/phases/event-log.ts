@@ -111,7 +111,9 @@ export async function runEventLog(b: Bench): Promise<void> {
     progress(`event-log: loaded in ${fmt(loadSeconds, 1)} s; building the key and ${indexes.length} indexes`);
     const built = performance.now();
     await sql.query('ALTER TABLE event ADD PRIMARY KEY (id, occurred_at)');
-    for (const i of indexes) await sql.query(i.def);
+    // pg_indexes gives a partitioned table's index as `ON ONLY`, which builds no partition's: the
+    // definition is run without it, building each day's index and the parent's over them.
+    for (const i of indexes) await sql.query(i.def.replace(' ON ONLY ', ' ON '));
     await sql.query('ANALYZE event');
     const indexSeconds = (performance.now() - built) / 1000;
     const [size] = await sql.query<{ bytes: string }>(

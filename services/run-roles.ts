@@ -166,7 +166,7 @@ export async function startConsumerRole(
     try {
       return await start();
     } catch (error) {
-      if (!isUnreachable(error) || draining() || Date.now() - began > retryForMs) throw error;
+      if (!isUnreachable(error) || draining() || Date.now() - began >= retryForMs) throw error;
       const waitMs = Math.min(10_000, 1000 * 2 ** (attempt - 1));
       logger.warn('consumer role could not reach its backends; starting it again', {
         role,

@@ -51,6 +51,7 @@ import {
   type SeriesKind,
   type SeriesName,
   seriesId,
+  type TimeSpan,
 } from './aggregate-store.ts';
 
 // KEYS: per series its marks key (`<base>:o`; the other keys are `<base>` and a suffix, in the
@@ -141,42 +142,42 @@ for key, at in pairs(expiries) do redis.call('PEXPIREAT', key, string.format('%d
 return applied
 `;
 
-// KEYS[1]: the series' marks key (its slot; the other keys are derived). ARGV: the number of
-// spans, then per span: its raw ranges (n, then n × from, to: [from, to) in epoch ms), its
-// minutes (n, then n minute indexes) and its hours (n, then n hour indexes). Returns per span
-// { raw members, tiles (false where none) }.
+// KEYS[1]: the series' marks key (its slot; the other keys are derived). ARGV: the raw ranges
+// (n, then n × from, to: [from, to) in epoch ms), the minutes by hour (n hours, then per hour: the
+// hour, its number of runs, then per run: its first minute and the minute after its last) and the
+// hours by day (the same shape). The caller sends each piece once however many windows share it.
+// Returns { the members of each range, the minute tiles in the order of the runs, the hour tiles
+// likewise } (false where none): one HMGET per hash, so a 24 h window costs a handful of calls.
 const READ_SCRIPT = `
 local base = string.sub(KEYS[1], 1, -3)
 local raw = base .. ':r'
-local out = {}
+local ranges = {}
 local a = 2
-for s = 1, tonumber(ARGV[1]) do
-  local members = {}
-  local tiles = {}
-  local n = tonumber(ARGV[a])
-  a = a + 1
-  for r = 1, n do
-    local found = redis.call('ZRANGE', raw, ARGV[a], '(' .. ARGV[a + 1], 'BYSCORE')
-    for _, m in ipairs(found) do members[#members + 1] = m end
-    a = a + 2
-  end
-  n = tonumber(ARGV[a])
-  a = a + 1
-  for i = 1, n do
-    local minute = tonumber(ARGV[a])
-    tiles[#tiles + 1] = redis.call('HGET', base .. ':m:' .. math.floor(minute / 60), ARGV[a])
-    a = a + 1
-  end
-  n = tonumber(ARGV[a])
-  a = a + 1
-  for i = 1, n do
-    local hour = tonumber(ARGV[a])
-    tiles[#tiles + 1] = redis.call('HGET', base .. ':h:' .. math.floor(hour / 24), ARGV[a])
-    a = a + 1
-  end
-  out[s] = { members, tiles }
+for r = 1, tonumber(ARGV[1]) do
+  ranges[r] = redis.call('ZRANGE', raw, ARGV[a], '(' .. ARGV[a + 1], 'BYSCORE')
+  a = a + 2
 end
-return out
+local function tiles(suffix)
+  local out = {}
+  local groups = tonumber(ARGV[a])
+  a = a + 1
+  for g = 1, groups do
+    local key = base .. suffix .. ARGV[a]
+    local fields = {}
+    for r = 1, tonumber(ARGV[a + 1]) do
+      for piece = tonumber(ARGV[a + 2 * r]), tonumber(ARGV[a + 2 * r + 1]) - 1 do
+        fields[#fields + 1] = tostring(piece)
+      end
+    end
+    a = a + 2 + 2 * tonumber(ARGV[a + 1])
+    local found = redis.call('HMGET', key, unpack(fields))
+    for i = 1, #fields do out[#out + 1] = found[i] end
+  end
+  return out
+end
+local minutes = tiles(':m:')
+local hours = tiles(':h:')
+return { ranges, minutes, hours }
 `;
 
 // KEYS[1]: a ranking's marks key (`<base>:o`). ARGV[1]: the oldest time ranked (epoch ms),
@@ -258,7 +259,10 @@ export interface RedisAggregateStoreOptions extends RedisConnectionOptions {
 
 type ClientWithScripts = (Redis | Cluster) & {
   tallyAggregatesApply(numKeys: number, ...args: string[]): Promise<number>;
-  tallyAggregatesRead(marksKey: string, ...args: string[]): Promise<[string[], (string | null)[]][]>;
+  tallyAggregatesRead(
+    marksKey: string,
+    ...args: string[]
+  ): Promise<[string[][], (string | null)[], (string | null)[]]>;
   tallyAggregatesRank(marksKey: string, ...args: string[]): Promise<number>;
   tallyAggregatesRankPage(marksKey: string, ...args: string[]): Promise<string[]>;
 };
@@ -394,27 +398,38 @@ export function createRedisAggregateStore(options: RedisAggregateStoreOptions): 
 
     read: (series, spans) =>
       timed('aggregates_read', async () => {
-        const args: string[] = [String(spans.length)];
-        for (const span of spans) {
-          const pieces = windowPieces(span.startMs, span.endMs);
-          args.push(String(pieces.raw.length));
-          for (const r of pieces.raw) args.push(String(r.fromMs), String(r.toMs));
-          args.push(String(pieces.minutes.length), ...pieces.minutes.map(String));
-          args.push(String(pieces.hours.length), ...pieces.hours.map(String));
-        }
-        let out: [string[], (string | null)[]][];
+        const plan = readPlan(spans);
+        let out: [string[][], (string | null)[], (string | null)[]];
         try {
-          out = await redis.tallyAggregatesRead(marksKey(series), ...args);
+          out = await redis.tallyAggregatesRead(marksKey(series), ...plan.args);
         } catch (error) {
           throw unavailable('aggregates read', error);
         }
-        return out.map(([members, tiles]) => {
+        const [ranges, minuteTiles, hourTiles] = out;
+        const rangeTotals = ranges.map((members) => {
           const total = emptyAggregate();
           for (const member of members) {
             const value = member.slice(member.indexOf(':', member.indexOf(':') + 1) + 1);
             addEvent(total, value === '' ? undefined : Number(value));
           }
-          for (const tile of tiles) if (tile) addAggregate(total, tileOf(tile));
+          return total;
+        });
+        const tiles = (texts: (string | null)[]) => texts.map((text) => (text ? tileOf(text) : undefined));
+        const minuteAggregates = tiles(minuteTiles);
+        const hourAggregates = tiles(hourTiles);
+        return plan.spans.map((span) => {
+          const total = emptyAggregate();
+          for (const r of span.ranges) addAggregate(total, rangeTotals[r]!);
+          for (const [from, to] of span.minutes)
+            for (let i = from; i < to; i++) {
+              const tile = minuteAggregates[i];
+              if (tile) addAggregate(total, tile);
+            }
+          for (const [from, to] of span.hours)
+            for (let i = from; i < to; i++) {
+              const tile = hourAggregates[i];
+              if (tile) addAggregate(total, tile);
+            }
           return total;
         });
       }),
@@ -472,6 +487,96 @@ export function createRedisAggregateStore(options: RedisAggregateStoreOptions): 
 }
 
 /** A tile as stored (`count valued sum min max`). */
+/** Pieces (minutes or hours since the epoch) [from, to). */
+type Run = [from: number, to: number];
+
+/** The runs of consecutive pieces in an ascending list. */
+function runsOf(pieces: readonly number[]): Run[] {
+  const runs: Run[] = [];
+  for (const piece of pieces) {
+    const last = runs[runs.length - 1];
+    if (last && last[1] === piece) last[1] = piece + 1;
+    else runs.push([piece, piece + 1]);
+  }
+  return runs;
+}
+
+/**
+ * The READ script's arguments for `spans`, each raw range, minute and hour once however many spans
+ * share it (windows ending at the same moment share their last minutes and their raw tail), and per
+ * span where its pieces are in the script's answer: indexes of the ranges, [from, to) of the tiles.
+ */
+export function readPlan(spans: readonly TimeSpan[]): {
+  args: string[];
+  spans: { ranges: number[]; minutes: Run[]; hours: Run[] }[];
+} {
+  const ranges = new Map<string, number>();
+  const pieces = spans.map((span) => {
+    const p = windowPieces(span.startMs, span.endMs);
+    return {
+      ranges: p.raw.map((r) => {
+        const key = `${r.fromMs} ${r.toMs}`;
+        const known = ranges.get(key);
+        if (known !== undefined) return known;
+        ranges.set(key, ranges.size);
+        return ranges.size - 1;
+      }),
+      minutes: runsOf(p.minutes),
+      hours: runsOf(p.hours),
+    };
+  });
+  const args: string[] = [String(ranges.size)];
+  for (const range of ranges.keys()) args.push(...range.split(' '));
+  // The union of the spans' runs, ascending, sent per hash (an hour's minutes, a day's hours);
+  // a span's run lies inside one run of the union, at that run's offset in the answer.
+  const send = (spanRuns: Run[][], per: number) => {
+    const union: Run[] = [];
+    for (const run of spanRuns.flat().sort((x, y) => x[0] - y[0])) {
+      const last = union[union.length - 1];
+      if (last && run[0] <= last[1]) last[1] = Math.max(last[1], run[1]);
+      else union.push([run[0], run[1]]);
+    }
+    const offsets: number[] = [];
+    const groups: [key: number, runs: Run[]][] = [];
+    let offset = 0;
+    for (const [from, to] of union) {
+      offsets.push(offset);
+      offset += to - from;
+      for (let start = from; start < to; ) {
+        const key = Math.floor(start / per);
+        const end = Math.min(to, (key + 1) * per);
+        const group = groups[groups.length - 1];
+        if (group && group[0] === key) group[1].push([start, end]);
+        else groups.push([key, [[start, end]]]);
+        start = end;
+      }
+    }
+    args.push(String(groups.length));
+    for (const [key, runs] of groups) {
+      args.push(String(key), String(runs.length));
+      for (const [from, to] of runs) args.push(String(from), String(to));
+    }
+    return (runs: Run[]): Run[] =>
+      runs.map(([from, to]) => {
+        const u = union.findIndex(([f, t]) => f <= from && to <= t);
+        const at = offsets[u]! + from - union[u]![0];
+        return [at, at + to - from];
+      });
+  };
+  const minutes = send(
+    pieces.map((p) => p.minutes),
+    60,
+  );
+  const hours = send(
+    pieces.map((p) => p.hours),
+    24,
+  );
+  return {
+    args,
+    spans: pieces.map((p) => ({ ranges: p.ranges, minutes: minutes(p.minutes), hours: hours(p.hours) })),
+  };
+}
+
 function tileOf(text: string): Aggregate {
   const [count, valued, sum, min, max] = text.split(' ');
   return {

@@ -268,17 +268,30 @@ export function grpcService<T extends GenServiceMethods>(
             return fn(decodeStream(call, method.input), admitted);
           })
       : (call: grpc.ServerUnaryCall<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+          // grpc-js emits 'cancelled' once the status is sent, on every call: only a cancellation
+          // before the answer aborts (an abort makes a DOMException, with its stack, per call).
           const cancelled = new AbortController();
-          call.on('cancelled', () => cancelled.abort());
-          respond(call.metadata, unaryAnswer(callback), async () => {
-            refuseWhenDraining(options.accepting);
-            const admitted = await admit(call);
-            return fn(decode(method.input, call.request, ''), {
-              ...admitted,
-              signal: cancelled.signal,
-              draining: unaryDraining,
-            });
+          let answered = false;
+          call.on('cancelled', () => {
+            if (!answered) cancelled.abort();
           });
+          const answer = unaryAnswer(callback);
+          respond(
+            call.metadata,
+            (status, init) => {
+              answered = true;
+              return answer(status, init);
+            },
+            async () => {
+              refuseWhenDraining(options.accepting);
+              const admitted = await admit(call);
+              return fn(decode(method.input, call.request, ''), {
+                ...admitted,
+                signal: cancelled.signal,
+                draining: unaryDraining,
+              });
+            },
+          );
         };
   }
   return { definition, handlers };

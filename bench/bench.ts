@@ -24,6 +24,8 @@
  *               rest-batch, grpc-stream, raw-producer, sinks, bookkeeping, e2e, queries, event-log,
  *               alerts, windows, delivery, in-process, startup, kafka-clients, overhead, auth
  *   --render    render the report of a previous run's results.json (in its raw directory) and exit
+ *   --cpu-prof  a directory: every role process runs under V8's CPU profiler and writes its
+ *               profile at exit into <dir>/<role>/ (to find where a phase's CPU goes)
  *
  * The roles use the service's default Kafka client unless TALLY_KAFKA_CLIENT is set in the
  * harness's environment. Progress goes to stderr. Exits 1 when a phase failed (the report says
@@ -136,6 +138,7 @@ const { values: args } = parseArgs({
     'raw-dir': { type: 'string' },
     phases: { type: 'string' },
     render: { type: 'string' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const plan: Plan = args.smoke ? SMOKE : FULL;
@@ -201,6 +204,7 @@ async function main(): Promise<number> {
     ),
   );
   const deployment = new Deployment(ns, localServers, passed);
+  deployment.cpuProfileDir = args['cpu-prof'];
   const kafkaPid = pidListeningOn(Number(localServers.kafkaBrokers.split(',')[0]!.split(':')[1]));
   const sampler = startSampler(m.cores, deployment, kafkaPid);
   progress(

@@ -159,6 +159,11 @@ export class Deployment {
    */
   groupPrefix: string;
   readonly #extraEnv: Record<string, string>;
+  /**
+   * Where each role process writes its V8 CPU profile at exit (`<dir>/<role>/`), when set (the
+   * harness's --cpu-prof): NODE_OPTIONS gains --cpu-prof for every role.
+   */
+  cpuProfileDir: string | undefined;
   /** Commits a stopped group's offsets in one request (skipToEnd); opened on first use. */
   #offsetsAdmin: Admin | undefined;
 
@@ -220,7 +225,12 @@ export class Deployment {
       if (role === 'ingest') this.ingestPort = port;
       else this.queryPort = port;
     }
-    const env: Record<string, string> = { NODE_COMPILE_CACHE: COMPILE_CACHE, ...this.env(), ...extraEnv };
+    const env: Record<string, string> = {
+      NODE_COMPILE_CACHE: COMPILE_CACHE,
+      ...this.env(),
+      ...extraEnv,
+      ...this.#profiling(role, extraEnv),
+    };
     if (role === 'ingest') env.TALLY_GRPC_PORT = String(this.ingestPort);
     if (role === 'query') env.TALLY_GRPC_PORT = String(this.queryPort);
     const proc = await startTally([role], env, 120_000);
@@ -236,13 +246,26 @@ export class Deployment {
    * among them, the deployment's HTTP port becomes that process's.
    */
   async startCombined(as: Role, roles: Role[], extraEnv: Record<string, string> = {}): Promise<RoleProcess> {
-    const env: Record<string, string> = { NODE_COMPILE_CACHE: COMPILE_CACHE, ...this.env(), ...extraEnv };
+    const env: Record<string, string> = {
+      NODE_COMPILE_CACHE: COMPILE_CACHE,
+      ...this.env(),
+      ...extraEnv,
+      ...this.#profiling(as, extraEnv),
+    };
     const proc = await startTally(roles, env, 120_000);
     if (roles.includes('gateway')) this.httpPort = proc.httpPort!;
     const metricsPort = roles.includes('gateway') ? proc.httpPort! : proc.metricsPort!;
     const running: RoleProcess = { role: as, proc, pid: proc.child.pid!, metricsPort };
     this.roles.set(as, running);
     return running;
+  }
+
+  /** NODE_OPTIONS with the CPU profiler into `<cpuProfileDir>/<role>/`, when profiling. */
+  #profiling(role: Role, extraEnv: Record<string, string>): Record<string, string> {
+    if (!this.cpuProfileDir) return {};
+    const dir = join(this.cpuProfileDir, role);
+    const options = [extraEnv.NODE_OPTIONS ?? process.env.NODE_OPTIONS, '--cpu-prof', `--cpu-prof-dir=${dir}`];
+    return { NODE_OPTIONS: options.filter(Boolean).join(' ') };
   }
 
   /** SIGTERM (drains: a consumer commits its batch and leaves its group); SIGKILL after 30 s. */

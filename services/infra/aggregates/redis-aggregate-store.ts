@@ -10,8 +10,9 @@
  *                                  epoch), expiring the retention after the day
  * A tile is `count valued sum min max` (min and max `-` when no event carried a value), numbers as
  * %.17g, which reads back exactly. APPLY adds the events above the marks (many series per call: a
- * whole batch on a standalone server, a hash slot's series on a Cluster), trims raw events older
- * than the retention and sets the expiries; READ answers the pieces of a series' windows in one
+ * whole batch on a standalone server, a hash slot's series on a Cluster) — each series' raw events
+ * in one ZADD, each tile read once and each tile hash written once per call — trims raw events
+ * older than the retention and sets the expiries; READ answers the pieces of a series' windows in one
  * script, so that a window never sees half of an apply.
  *
  * Rankings, per kind and ranked type, in one hash slot (hash tag = a digest of kind and type):
@@ -69,22 +70,35 @@ local a = 4
 local applied = 0
 local expiries = {}
 local function fmt(x) return string.format('%.17g', x) end
+-- The tiles this call touches, each read once on first touch and written once at the end (one
+-- HSET per hash), the events added to it in order, as adding them one by one to the stored tile.
+local tiles = {}
+local touched = {}
 local function add(key, field, value)
-  local tile = redis.call('HGET', key, field)
-  local c, n, s, lo, hi = 0, 0, 0, nil, nil
-  if tile then
-    local tc, tn, ts, tlo, thi = string.match(tile, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
-    c, n, s = tonumber(tc), tonumber(tn), tonumber(ts)
-    if tlo ~= '-' then lo, hi = tonumber(tlo), tonumber(thi) end
+  local fields = tiles[key]
+  if not fields then
+    fields = {}
+    tiles[key] = fields
+    touched[#touched + 1] = key
   end
-  c = c + 1
+  local tile = fields[field]
+  if not tile then
+    tile = { c = 0, n = 0, s = 0 }
+    local text = redis.call('HGET', key, field)
+    if text then
+      local tc, tn, ts, tlo, thi = string.match(text, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+      tile.c, tile.n, tile.s = tonumber(tc), tonumber(tn), tonumber(ts)
+      if tlo ~= '-' then tile.lo, tile.hi = tonumber(tlo), tonumber(thi) end
+    end
+    fields[field] = tile
+  end
+  tile.c = tile.c + 1
   if value then
-    n = n + 1
-    s = s + value
-    if lo == nil or value < lo then lo = value end
-    if hi == nil or value > hi then hi = value end
+    tile.n = tile.n + 1
+    tile.s = tile.s + value
+    if tile.lo == nil or value < tile.lo then tile.lo = value end
+    if tile.hi == nil or value > tile.hi then tile.hi = value end
   end
-  redis.call('HSET', key, field, string.format('%d %d %s %s %s', c, n, fmt(s), lo and fmt(lo) or '-', hi and fmt(hi) or '-'))
 end
 for k = 1, #KEYS do
   local marks = KEYS[k]
@@ -92,7 +106,7 @@ for k = 1, #KEYS do
   local raw = base .. ':r'
   local partitions = tonumber(ARGV[a])
   a = a + 1
-  local kept = false
+  local members = {}
   local moved = false
   for p = 1, partitions do
     local partition = ARGV[a]
@@ -108,7 +122,8 @@ for k = 1, #KEYS do
           local v = ARGV[a + 2]
           local value = nil
           if v ~= '' then value = tonumber(v) end
-          redis.call('ZADD', raw, t, partition .. ':' .. ARGV[a] .. ':' .. v)
+          members[#members + 1] = ARGV[a + 1]
+          members[#members + 1] = partition .. ':' .. ARGV[a] .. ':' .. v
           local minute = math.floor(t / 60000)
           local hour = math.floor(minute / 60)
           local day = math.floor(hour / 24)
@@ -118,7 +133,6 @@ for k = 1, #KEYS do
           add(hkey, tostring(hour), value)
           expiries[mkey] = (hour + 1) * 3600000 + retention
           expiries[hkey] = (day + 1) * 86400000 + retention
-          kept = true
         end
         applied = applied + 1
         last = offset
@@ -131,12 +145,24 @@ for k = 1, #KEYS do
       moved = true
     end
   end
-  if kept then
+  if #members > 0 then
+    for i = 1, #members, 2000 do
+      redis.call('ZADD', raw, unpack(members, i, math.min(i + 1999, #members)))
+    end
     redis.call('ZREMRANGEBYSCORE', raw, '-inf', '(' .. ARGV[1])
     local newest = redis.call('ZRANGE', raw, -1, -1, 'WITHSCORES')
     if newest[2] then redis.call('PEXPIREAT', raw, tonumber(newest[2]) + retention) end
   end
   if moved then redis.call('PEXPIRE', marks, markTtl) end
+end
+for _, key in ipairs(touched) do
+  local args = {}
+  for field, tile in pairs(tiles[key]) do
+    args[#args + 1] = field
+    args[#args + 1] = string.format('%d %d %s %s %s', tile.c, tile.n, fmt(tile.s),
+      tile.lo and fmt(tile.lo) or '-', tile.hi and fmt(tile.hi) or '-')
+  end
+  redis.call('HSET', key, unpack(args))
 end
 for key, at in pairs(expiries) do redis.call('PEXPIREAT', key, string.format('%d', at)) end
 return applied
@@ -191,6 +217,18 @@ local keep = tonumber(ARGV[2])
 local a = 4
 local ranked = 0
 local expiries = {}
+-- Each (set, subject) once per call: the increments added up here, one ZINCRBY each at the end.
+local deltas = {}
+local sets = {}
+local function add(key, subject, by)
+  local set = deltas[key]
+  if not set then
+    set = {}
+    deltas[key] = set
+    sets[#sets + 1] = key
+  end
+  set[subject] = (set[subject] or 0) + by
+end
 while a <= #ARGV do
   local partition = ARGV[a]
   local n = tonumber(ARGV[a + 1])
@@ -207,8 +245,8 @@ while a <= #ARGV do
         local ckey = base .. ':c:' .. hour
         local v = tonumber(ARGV[a + 3])
         if v == nil or v < 0 then v = 0 end
-        redis.call('ZINCRBY', skey, v, ARGV[a + 2])
-        redis.call('ZINCRBY', ckey, 1, ARGV[a + 2])
+        add(skey, ARGV[a + 2], v)
+        add(ckey, ARGV[a + 2], 1)
         expiries[skey] = (hour + 1) * 3600000 + keep
         expiries[ckey] = (hour + 1) * 3600000 + keep
         ranked = ranked + 1
@@ -219,6 +257,9 @@ while a <= #ARGV do
     a = a + 4
   end
   if lastArg then redis.call('HSET', KEYS[1], partition, lastArg) end
+end
+for _, key in ipairs(sets) do
+  for subject, by in pairs(deltas[key]) do redis.call('ZINCRBY', key, by, subject) end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 for key, at in pairs(expiries) do redis.call('PEXPIREAT', key, string.format('%d', at)) end
@@ -240,6 +281,9 @@ if start == 0 then
 end
 return redis.call('ZRANGE', union, start, start + tonumber(ARGV[4]) - 1, 'REV', 'WITHSCORES')
 `;
+
+/** How many series' keys a store remembers (marksKey). */
+const MARKS_KEYS_REMEMBERED = 100_000;
 
 /** Most events in one script call: a call blocks Redis while it runs. */
 const MAX_EVENTS_PER_CALL = 1000;
@@ -277,8 +321,19 @@ export function createRedisAggregateStore(options: RedisAggregateStoreOptions): 
   const redis = client as ClientWithScripts;
   const cluster = client instanceof Cluster;
   const now = options.now ?? Date.now;
-  const marksKey = (series: SeriesName) =>
-    `${options.keyPrefix}:ag:{${createHash('sha256').update(seriesId(series)).digest('base64url').slice(0, 22)}}:o`;
+  // A series' key is a digest of its name: remembered for the series seen lately (a batch's users
+  // and targets recur), forgotten all at once when the map is full.
+  const marksKeys = new Map<string, string>();
+  const marksKey = (series: SeriesName) => {
+    const id = seriesId(series);
+    let key = marksKeys.get(id);
+    if (key === undefined) {
+      if (marksKeys.size >= MARKS_KEYS_REMEMBERED) marksKeys.clear();
+      key = `${options.keyPrefix}:ag:{${createHash('sha256').update(id).digest('base64url').slice(0, 22)}}:o`;
+      marksKeys.set(id, key);
+    }
+    return key;
+  };
   const rankingKey = (kind: SeriesKind, type: string) =>
     `${options.keyPrefix}:ag:rk:{${createHash('sha256').update(`${kind}:${type}`).digest('base64url').slice(0, 22)}}:o`;
   const unavailable = (what: string, cause: unknown) =>

@@ -282,7 +282,7 @@ end
 return redis.call('ZRANGE', union, start, start + tonumber(ARGV[4]) - 1, 'REV', 'WITHSCORES')
 `;
 
-/** How many series' keys a store remembers (marksKey). */
+/** How many series' (and rankings') keys a store remembers (marksKey, rankingKey). */
 const MARKS_KEYS_REMEMBERED = 100_000;
 
 /** Most events in one script call: a call blocks Redis while it runs. */
@@ -322,20 +322,30 @@ export function createRedisAggregateStore(options: RedisAggregateStoreOptions): 
   const cluster = client instanceof Cluster;
   const now = options.now ?? Date.now;
   // A series' key is a digest of its name: remembered for the series seen lately (a batch's users
-  // and targets recur), forgotten all at once when the map is full.
+  // and targets recur), in a bounded map, the oldest entry out first.
   const marksKeys = new Map<string, string>();
   const marksKey = (series: SeriesName) => {
     const id = seriesId(series);
     let key = marksKeys.get(id);
     if (key === undefined) {
-      if (marksKeys.size >= MARKS_KEYS_REMEMBERED) marksKeys.clear();
+      if (marksKeys.size >= MARKS_KEYS_REMEMBERED) marksKeys.delete(marksKeys.keys().next().value as string);
       key = `${options.keyPrefix}:ag:{${createHash('sha256').update(id).digest('base64url').slice(0, 22)}}:o`;
       marksKeys.set(id, key);
     }
     return key;
   };
-  const rankingKey = (kind: SeriesKind, type: string) =>
-    `${options.keyPrefix}:ag:rk:{${createHash('sha256').update(`${kind}:${type}`).digest('base64url').slice(0, 22)}}:o`;
+  const rankingKeys = new Map<string, string>();
+  const rankingKey = (kind: SeriesKind, type: string) => {
+    const id = `${kind}:${type}`;
+    let key = rankingKeys.get(id);
+    if (key === undefined) {
+      if (rankingKeys.size >= MARKS_KEYS_REMEMBERED)
+        rankingKeys.delete(rankingKeys.keys().next().value as string);
+      key = `${options.keyPrefix}:ag:rk:{${createHash('sha256').update(id).digest('base64url').slice(0, 22)}}:o`;
+      rankingKeys.set(id, key);
+    }
+    return key;
+  };
   const unavailable = (what: string, cause: unknown) =>
     new AppError(Code.UNAVAILABLE, `Redis ${what} failed`, { cause: connectionError() ?? cause });
   const duration = options.metrics && redisMetrics(options.metrics).duration;

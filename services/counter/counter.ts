@@ -5,7 +5,11 @@
  * topic, where the persister forwards each event id once; both stores apply each event once by
  * its offset in the events topic (docs/guarantees.md), before the batch commits.
  */
-import type { AggregateIncrement, AggregateStore } from '../infra/aggregates/aggregate-store.ts';
+import {
+  type AggregateIncrement,
+  type AggregateStore,
+  yieldToIo,
+} from '../infra/aggregates/aggregate-store.ts';
 import type { CounterIncrement, CounterStore } from '../infra/counters/counter-store.ts';
 import type { Stoppable } from '../infra/lifecycle.ts';
 import { eventTimeMs } from '../pipeline/event-codec.ts';
@@ -49,10 +53,14 @@ export function start(deps: CounterDeps, config: CounterConfig): Promise<Stoppab
           series.push({ ...common, kind: 'target', subject: event.target });
           if (event.userId) series.push({ ...common, kind: 'user', subject: event.userId });
         }
-      await Promise.all([
-        increments.length > 0 && deps.counters.apply(increments),
-        series.length > 0 && aggregates?.apply(series),
-      ]);
+      const counting = increments.length > 0 && deps.counters.apply(increments);
+      if (series.length === 0 || !aggregates) {
+        await counting;
+        return;
+      }
+      // The counters' scripts go out before the aggregates' are built: Redis runs the one while
+      // this process builds the other.
+      await Promise.all([counting, yieldToIo().then(() => aggregates.apply(series))]);
     },
   });
 }

@@ -184,3 +184,10 @@ export async function exactTop(input: {
   }
   return best;
 }
+
+/**
+ * Resolves once this turn of the event loop is over (a setImmediate): what was called on a client
+ * meanwhile has gone out (ioredis sends the calls of one tick together), so that Redis runs them
+ * while the caller builds the next.
+ */
+export const yieldToIo = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

@@ -53,6 +53,7 @@ import {
   type SeriesName,
   seriesId,
   type TimeSpan,
+  yieldToIo,
 } from './aggregate-store.ts';
 
 // KEYS: per series its marks key (`<base>:o`; the other keys are `<base>` and a suffix, in the
@@ -449,12 +450,14 @@ export function createRedisAggregateStore(options: RedisAggregateStoreOptions): 
           String(AGGREGATE_MARK_TTL_MS),
         ];
         try {
-          const applied = await Promise.all(
+          const applying = Promise.all(
             [...calls.values()]
               .flat()
               .map(({ keys, args }) => redis.tallyAggregatesApply(keys.length, ...keys, ...head, ...args)),
           );
-          await rank(increments, nowMs);
+          // The rankings have marks of their own: they are built while Redis runs the series'
+          // scripts, once those are on their way (the client sends what was called in one tick).
+          const [applied] = await Promise.all([applying, yieldToIo().then(() => rank(increments, nowMs))]);
           return applied.reduce((sum, n) => sum + Number(n), 0);
         } catch (error) {
           throw unavailable('aggregates write', error);

@@ -264,7 +264,11 @@ export class Deployment {
   #profiling(role: Role, extraEnv: Record<string, string>): Record<string, string> {
     if (!this.cpuProfileDir) return {};
     const dir = join(this.cpuProfileDir, role);
-    const options = [extraEnv.NODE_OPTIONS ?? process.env.NODE_OPTIONS, '--cpu-prof', `--cpu-prof-dir=${dir}`];
+    const options = [
+      extraEnv.NODE_OPTIONS ?? process.env.NODE_OPTIONS,
+      '--cpu-prof',
+      `--cpu-prof-dir=${dir}`,
+    ];
     return { NODE_OPTIONS: options.filter(Boolean).join(' ') };
   }
 

@@ -524,6 +524,7 @@ export const ROLE_TABLE = {
           groupId: `${config.groupPrefix}group_sending`,
           topicPrefix: `${config.groupPrefix}${DELIVERY_TOPIC_PREFIX}`,
           maxWaitMs: config.consumer.maxWaitMs,
+          minBytes: config.consumer.minBytes,
           refreshMs: config.delivery.refreshMs,
           inlineMs: config.delivery.inlineMs,
           pollMs: config.delivery.pollMs,

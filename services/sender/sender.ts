@@ -62,6 +62,12 @@ export interface SenderConfig {
   /** The destination topics' prefix: TALLY_GROUP_PREFIX and `deliveries.`. */
   topicPrefix: string;
   maxWaitMs: number;
+  /**
+   * What a fetch waits for (bytes), up to `maxWaitMs` (TALLY_CONSUMER_MIN_BYTES): a busy topic's
+   * records come in batches large enough that a batch's bookkeeping (its marks read, its
+   * transaction) is shared by many deliveries. Default: a fetch answers with what is there.
+   */
+  minBytes?: number;
   /** How often the destinations' change feed is read (ms). */
   refreshMs: number;
   /** How long a batch may deliver before parking what is left (ms). */
@@ -221,6 +227,7 @@ export async function start(deps: SenderDeps, config: SenderConfig): Promise<Sto
     log: deps.log,
     groupId: config.groupId,
     maxWaitMs: config.maxWaitMs,
+    ...(config.minBytes === undefined ? {} : { minBytes: config.minBytes }),
     handler,
     logger,
   });

@@ -482,6 +482,8 @@ export async function startGrpcServer(
     // calls in flight, streams included, run to their end, and the client connects again after
     // resolving its target anew, which is how a round_robin client finds pods added since.
     'grpc.max_connection_age_ms': options.maxConnectionAgeMs ?? MAX_CONNECTION_AGE_MS,
+    // No channelz service is served: its per-call and per-session bookkeeping is skipped.
+    'grpc.enable_channelz': 0,
   });
   for (const s of services) server.addService(s.definition, s.handlers);
   const port = await new Promise<number>((resolve, reject) =>
@@ -616,6 +618,7 @@ export function createGrpcClient<T extends GenServiceMethods>(
     'grpc.keepalive_time_ms': keepalive.timeMs,
     'grpc.keepalive_timeout_ms': keepalive.timeoutMs,
     'grpc.keepalive_permit_without_calls': 1,
+    'grpc.enable_channelz': 0,
     'grpc.max_receive_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
     'grpc.max_send_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
   });

@@ -260,7 +260,8 @@ while a <= #ARGV do
   if lastArg then redis.call('HSET', KEYS[1], partition, lastArg) end
 end
 for _, key in ipairs(sets) do
-  for subject, by in pairs(deltas[key]) do redis.call('ZINCRBY', key, by, subject) end
+  -- %.17g: a Lua number passed as it is would be written with 14 digits
+  for subject, by in pairs(deltas[key]) do redis.call('ZINCRBY', key, string.format('%.17g', by), subject) end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 for key, at in pairs(expiries) do redis.call('PEXPIREAT', key, string.format('%d', at)) end

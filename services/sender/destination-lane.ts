@@ -12,9 +12,11 @@
  * - `drain`: the parked deliveries due now, claimed under leases (a user's first pending one
  *   only, with per-user order), attempted at the destination's pace, each finished in the store.
  *
- * A lane that hit its deadline, or whose breaker opened, parks every new record until a drain
- * finds nothing pending for the destination: a slow or failing destination costs a batch one
- * insert, never the deadline again.
+ * A lane whose attempt was still in flight at the deadline after half the batch's time (a slow
+ * destination), or whose breaker opened, parks every new record until a drain finds nothing
+ * pending for the destination: a slow or failing destination costs a batch one insert, never the
+ * deadline again. An attempt that merely started late is parked alone (with its user's later
+ * records), and the next batch goes inline: a busy sender is not taken for a slow destination.
  */
 import { nextAttempt, type RetryPolicy } from '../domain/retry-schedule.ts';
 import type { BreakerStore } from '../infra/delivery/breaker-store.ts';
@@ -235,6 +237,11 @@ export class DestinationLane {
   ): Promise<void> {
     const d = this.#destination;
     const { store, metrics, now } = this.#deps;
+    // An attempt still in flight at the deadline says the destination is slow only when it had
+    // run for half the batch's time: one that started just before the deadline says nothing but
+    // that the batch was long (a busy sender), and parking every record for it would make a busy
+    // sender busier (a parked delivery costs a row written, claimed and finished).
+    const slowAfterMs = Math.max(0, deadlineMs - now()) / 2;
     const parked: ParkedDelivery[] = [];
     const park = (r: LaneRecord, reason: string, extra: Partial<ParkedDelivery> = {}) => {
       metrics.parkedRecords.inc({ ...this.#label(), reason });
@@ -305,7 +312,7 @@ export class DestinationLane {
             if (raced === undefined) {
               // Still in flight at the deadline: parked under this sender's lease, finished when
               // its answer comes (after the batch's transaction, which holds the row).
-              this.#parking = true;
+              if (now() - startedMs >= slowAfterMs) this.#parking = true;
               park(r, 'slow', {
                 lease: {
                   owner: this.#deps.owner,

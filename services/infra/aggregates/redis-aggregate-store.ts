@@ -28,7 +28,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Cluster, type Redis } from 'ioredis';
-import { windowPieces } from '../../domain/window-aggregates.ts';
+import {
+  type Aggregate,
+  addAggregate,
+  addEvent,
+  emptyAggregate,
+  windowPieces,
+} from '../../domain/window-aggregates.ts';
 import { AppError, Code } from '../app-error.ts';
 import { type Registry, redisMetrics, secondsSince } from '../metrics.ts';
 import { connectRedis, type RedisConnectionOptions } from '../redis-client.ts';
@@ -165,43 +171,17 @@ return applied
 
 // KEYS[1]: the series' marks key (its slot; the other keys are derived). ARGV: the raw ranges
 // (n, then n × from, to: [from, to) in epoch ms), the minutes by hour (n hours, then per hour: the
-// hour, its number of runs, then per run: its first minute and the minute after its last), the
-// hours by day (the same shape), then the spans (n, then per span: its ranges (n, then n indexes
-// from 1), its minutes (n runs, then n × from, to: positions from 0 among the minutes read) and
-// its hours (the same)). The caller sends each piece once however many windows share it: one
-// HMGET per tile hash, so a 24 h window costs a handful of calls. Returns per span its aggregate
-// { count, valued, sum, min, max } (numbers as %.17g, false where none), added up in the order
-// the pieces are listed: each range's events, then the range totals, the minute tiles and the
-// hour tiles in turn, as the embedded store does, so that both give the same sums to the bit.
+// hour, its number of runs, then per run: its first minute and the minute after its last) and the
+// hours by day (the same shape). The caller sends each piece once however many windows share it.
+// Returns { the members of each range, the minute tiles in the order of the runs, the hour tiles
+// likewise } (false where none): one HMGET per hash, so a 24 h window costs a handful of calls.
 const READ_SCRIPT = `
 local base = string.sub(KEYS[1], 1, -3)
 local raw = base .. ':r'
-local function empty() return { c = 0, n = 0, s = 0 } end
-local function addValue(t, v)
-  t.c = t.c + 1
-  if v then
-    t.n = t.n + 1
-    t.s = t.s + v
-    if t.lo == nil or v < t.lo then t.lo = v end
-    if t.hi == nil or v > t.hi then t.hi = v end
-  end
-end
-local function addTile(t, p)
-  t.c = t.c + p.c
-  t.n = t.n + p.n
-  t.s = t.s + p.s
-  if p.lo ~= nil and (t.lo == nil or p.lo < t.lo) then t.lo = p.lo end
-  if p.hi ~= nil and (t.hi == nil or p.hi > t.hi) then t.hi = p.hi end
-end
 local ranges = {}
 local a = 2
 for r = 1, tonumber(ARGV[1]) do
-  local total = empty()
-  for _, member in ipairs(redis.call('ZRANGE', raw, ARGV[a], '(' .. ARGV[a + 1], 'BYSCORE')) do
-    local v = string.match(member, '^[^:]*:[^:]*:(.*)$')
-    if v == '' then addValue(total, nil) else addValue(total, tonumber(v)) end
-  end
-  ranges[r] = total
+  ranges[r] = redis.call('ZRANGE', raw, ARGV[a], '(' .. ARGV[a + 1], 'BYSCORE')
   a = a + 2
 end
 local function tiles(suffix)
@@ -218,41 +198,13 @@ local function tiles(suffix)
     end
     a = a + 2 + 2 * tonumber(ARGV[a + 1])
     local found = redis.call('HMGET', key, unpack(fields))
-    for i = 1, #fields do
-      local text = found[i]
-      local tile = false
-      if text then
-        local tc, tn, ts, tlo, thi = string.match(text, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
-        tile = { c = tonumber(tc), n = tonumber(tn), s = tonumber(ts) }
-        if tlo ~= '-' then tile.lo, tile.hi = tonumber(tlo), tonumber(thi) end
-      end
-      out[#out + 1] = tile
-    end
+    for i = 1, #fields do out[#out + 1] = found[i] end
   end
   return out
 end
 local minutes = tiles(':m:')
 local hours = tiles(':h:')
-local function fmt(x) if x == nil then return false end return string.format('%.17g', x) end
-local out = {}
-for s = 1, tonumber(ARGV[a]) do
-  a = a + 1
-  local total = empty()
-  for r = 1, tonumber(ARGV[a]) do addTile(total, ranges[tonumber(ARGV[a + r])]) end
-  a = a + 1 + tonumber(ARGV[a])
-  for _, list in ipairs({ minutes, hours }) do
-    local n = tonumber(ARGV[a])
-    for r = 1, n do
-      for i = tonumber(ARGV[a + 2 * r - 1]) + 1, tonumber(ARGV[a + 2 * r]) do
-        if list[i] then addTile(total, list[i]) end
-      end
-    end
-    a = a + 1 + 2 * n
-  end
-  a = a - 1
-  out[s] = { tostring(total.c), tostring(total.n), fmt(total.s), fmt(total.lo), fmt(total.hi) }
-end
-return out
+return { ranges, minutes, hours }
 `;
 
 // KEYS[1]: a ranking's marks key (`<base>:o`). ARGV[1]: the oldest time ranked (epoch ms),
@@ -356,7 +308,7 @@ type ClientWithScripts = (Redis | Cluster) & {
   tallyAggregatesRead(
     marksKey: string,
     ...args: string[]
-  ): Promise<[count: string, valued: string, sum: string, min: string | null, max: string | null][]>;
+  ): Promise<[string[][], (string | null)[], (string | null)[]]>;
   tallyAggregatesRank(marksKey: string, ...args: string[]): Promise<number>;
   tallyAggregatesRankPage(marksKey: string, ...args: string[]): Promise<string[]>;
 };
@@ -516,19 +468,39 @@ export function createRedisAggregateStore(options: RedisAggregateStoreOptions): 
     read: (series, spans) =>
       timed('aggregates_read', async () => {
         const plan = readPlan(spans);
-        let out: Awaited<ReturnType<ClientWithScripts['tallyAggregatesRead']>>;
+        let out: [string[][], (string | null)[], (string | null)[]];
         try {
           out = await redis.tallyAggregatesRead(marksKey(series), ...plan.args);
         } catch (error) {
           throw unavailable('aggregates read', error);
         }
-        return out.map(([count, valued, sum, min, max]) => ({
-          count: Number(count),
-          valueCount: Number(valued),
-          sum: Number(sum),
-          min: min === null ? undefined : Number(min),
-          max: max === null ? undefined : Number(max),
-        }));
+        const [ranges, minuteTiles, hourTiles] = out;
+        const rangeTotals = ranges.map((members) => {
+          const total = emptyAggregate();
+          for (const member of members) {
+            const value = member.slice(member.indexOf(':', member.indexOf(':') + 1) + 1);
+            addEvent(total, value === '' ? undefined : Number(value));
+          }
+          return total;
+        });
+        const tiles = (texts: (string | null)[]) => texts.map((text) => (text ? tileOf(text) : undefined));
+        const minuteAggregates = tiles(minuteTiles);
+        const hourAggregates = tiles(hourTiles);
+        return plan.spans.map((span) => {
+          const total = emptyAggregate();
+          for (const r of span.ranges) addAggregate(total, rangeTotals[r]!);
+          for (const [from, to] of span.minutes)
+            for (let i = from; i < to; i++) {
+              const tile = minuteAggregates[i];
+              if (tile) addAggregate(total, tile);
+            }
+          for (const [from, to] of span.hours)
+            for (let i = from; i < to; i++) {
+              const tile = hourAggregates[i];
+              if (tile) addAggregate(total, tile);
+            }
+          return total;
+        });
       }),
 
     top: (kind, type, span, by, limit) =>
@@ -600,9 +572,8 @@ function runsOf(pieces: readonly number[]): Run[] {
 
 /**
  * The READ script's arguments for `spans`, each raw range, minute and hour once however many spans
- * share it (windows ending at the same moment share their last minutes and their raw tail), then
- * per span where its pieces are among those read: indexes of the ranges, [from, to) of the tiles
- * (also returned, for the tests).
+ * share it (windows ending at the same moment share their last minutes and their raw tail), and per
+ * span where its pieces are in the script's answer: indexes of the ranges, [from, to) of the tiles.
  */
 export function readPlan(spans: readonly TimeSpan[]): {
   args: string[];
@@ -669,18 +640,19 @@ export function readPlan(spans: readonly TimeSpan[]): {
     pieces.map((p) => p.hours),
     24,
   );
-  const planned = pieces.map((p) => ({
-    ranges: p.ranges,
-    minutes: minutes(p.minutes),
-    hours: hours(p.hours),
-  }));
-  args.push(String(planned.length));
-  for (const span of planned) {
-    args.push(String(span.ranges.length), ...span.ranges.map((r) => String(r + 1)));
-    for (const runs of [span.minutes, span.hours]) {
-      args.push(String(runs.length));
-      for (const [from, to] of runs) args.push(String(from), String(to));
-    }
-  }
-  return { args, spans: planned };
+  return {
+    args,
+    spans: pieces.map((p) => ({ ranges: p.ranges, minutes: minutes(p.minutes), hours: hours(p.hours) })),
+  };
+}
+
+function tileOf(text: string): Aggregate {
+  const [count, valued, sum, min, max] = text.split(' ');
+  return {
+    count: Number(count),
+    valueCount: Number(valued),
+    sum: Number(sum),
+    min: min === '-' || min === undefined ? undefined : Number(min),
+    max: max === '-' || max === undefined ? undefined : Number(max),
+  };
 }
